@@ -1,0 +1,37 @@
+//! recspec: a declarative model-spec compiler for multi-feedback recommendation models.
+//!
+//! The pipeline: [`load`] (text → AST per file, imports) → [`resolve`] (names) →
+//! [`check`] (shapes, dtypes, ranges; lowers to the [`ir::Graph`]) → [`render`] (text, JSON,
+//! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs).
+
+pub mod ast;
+pub mod check;
+pub mod config;
+pub mod diag;
+pub mod diff;
+pub mod dim;
+pub mod ir;
+pub mod load;
+pub mod ops;
+pub mod render;
+pub mod resolve;
+pub mod source;
+pub mod stdlib;
+pub mod syntax;
+pub mod types;
+
+use std::path::Path;
+
+/// Loads and checks a spec file: the front half of the compiler in one call.
+pub fn compile_file(path: &Path, overrides: &[check::Override]) -> Result<(load::Program, check::Checked), String> {
+    let (program, diags) = load::load_file(path)?;
+    let checked = check::check(&program, diags, overrides);
+    Ok((program, checked))
+}
+
+/// Loads and checks spec text held in memory (tests, fuzzing); relative imports are unavailable.
+pub fn compile_str(name: &str, text: &str, overrides: &[check::Override]) -> (load::Program, check::Checked) {
+    let (program, diags) = load::load_str(name, text);
+    let checked = check::check(&program, diags, overrides);
+    (program, checked)
+}

@@ -1,0 +1,147 @@
+//! Loading: reads the root spec and, transitively, its imports into one [`Program`].
+
+use crate::ast;
+use crate::diag::{Code, Diagnostic};
+use crate::source::{FileId, SourceMap, Span};
+use crate::stdlib;
+use crate::syntax;
+use std::path::{Path, PathBuf};
+
+/// A root file and everything it imports, parsed.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub sources: SourceMap,
+    /// Parsed files in load order; the root is first.
+    pub files: Vec<(FileId, ast::File)>,
+}
+
+impl Program {
+    pub fn root(&self) -> Option<&ast::File> {
+        self.files.first().map(|(_, f)| f)
+    }
+
+    /// The model of the root file, if it has exactly one.
+    pub fn model(&self) -> Option<&ast::ModelDef> {
+        self.root().and_then(|f| f.models.first())
+    }
+
+    pub fn blocks(&self) -> impl Iterator<Item = &ast::BlockDef> {
+        self.files.iter().flat_map(|(_, f)| f.blocks.iter())
+    }
+}
+
+/// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.
+pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut loader = Loader::default();
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    loader.load(path.display().to_string(), Some(canonical), text, None);
+    Ok((loader.program, loader.diags))
+}
+
+/// Loads a spec from a string (tests, fuzzing). Relative imports are unavailable.
+pub fn load_str(name: &str, text: &str) -> (Program, Vec<Diagnostic>) {
+    let mut loader = Loader::default();
+    loader.load(name.to_string(), None, text.to_string(), None);
+    (loader.program, loader.diags)
+}
+
+#[derive(Default)]
+struct Loader {
+    program: Program,
+    diags: Vec<Diagnostic>,
+    /// Files being loaded, outermost first, to detect cycles.
+    stack: Vec<FileId>,
+}
+
+impl Loader {
+    fn load(&mut self, name: String, path: Option<PathBuf>, text: String, imported_at: Option<Span>) {
+        let id = self.program.sources.add(name, path.clone(), text);
+        let text = self.program.sources.get(id).text.clone();
+        let file = match syntax::parse(id, &text) {
+            Ok(f) => f,
+            Err(d) => {
+                self.diags.push(d);
+                return;
+            }
+        };
+        if imported_at.is_some() {
+            for m in &file.models {
+                self.diags.push(
+                    Diagnostic::error(Code::ModelCount, format!("imported file defines model `{}`", m.name.name))
+                        .at(m.name.span, "models cannot be imported")
+                        .with_help("move reusable parts into blocks"),
+                );
+            }
+        } else if let Some(extra) = file.models.get(1) {
+            self.diags.push(
+                Diagnostic::error(Code::ModelCount, "a spec file has at most one model")
+                    .at(extra.name.span, "second model")
+                    .with_label(file.models[0].name.span, "first model"),
+            );
+        }
+        let imports = file.imports.clone();
+        self.program.files.push((id, file));
+        self.stack.push(id);
+        for import in imports {
+            self.import(id, path.as_deref(), &import);
+        }
+        self.stack.pop();
+    }
+
+    fn import(&mut self, from: FileId, from_path: Option<&Path>, import: &ast::Import) {
+        let (name, path, text) = if let Some(text) = stdlib::get(&import.path) {
+            (import.path.clone(), None, text.to_string())
+        } else if import.path.starts_with("std/") {
+            self.diags.push(
+                Diagnostic::error(Code::ImportNotFound, format!("\"{}\" is not a standard library file", import.path))
+                    .at(import.span, "unknown standard library file")
+                    .with_help(format!("standard library files: {}", stdlib::names().join(", "))),
+            );
+            return;
+        } else {
+            let Some(base) = from_path.and_then(Path::parent) else {
+                self.diags.push(
+                    Diagnostic::error(Code::ImportNotFound, format!("cannot resolve import \"{}\"", import.path))
+                        .at(import.span, "not a standard library file, and this spec has no directory to search")
+                        .with_help(format!("standard library files: {}", stdlib::names().join(", "))),
+                );
+                return;
+            };
+            let full = base.join(&import.path);
+            let canonical = full.canonicalize().unwrap_or(full.clone());
+            if let Some(existing) = self.program.sources.find_path(&canonical) {
+                self.check_cycle(from, existing, import);
+                return;
+            }
+            match std::fs::read_to_string(&full) {
+                Ok(t) => (full.display().to_string(), Some(canonical), t),
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::error(Code::ImportNotFound, format!("cannot read imported file {}: {e}", full.display()))
+                            .at(import.span, "imported here"),
+                    );
+                    return;
+                }
+            }
+        };
+        if path.is_none() {
+            if let Some(existing) = self.program.sources.find_name(&name) {
+                self.check_cycle(from, existing, import);
+                return;
+            }
+        }
+        self.load(name, path, text, Some(import.span));
+    }
+
+    fn check_cycle(&mut self, from: FileId, target: FileId, import: &ast::Import) {
+        if self.stack.contains(&target) {
+            let target_name = &self.program.sources.get(target).name;
+            let from_name = &self.program.sources.get(from).name;
+            self.diags.push(
+                Diagnostic::error(Code::ImportCycle, format!("import cycle: {from_name} imports {target_name}, which is still being loaded"))
+                    .at(import.span, "this import closes the cycle"),
+            );
+        }
+    }
+}

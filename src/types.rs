@@ -1,0 +1,124 @@
+//! Tensor types as the checker sees them: element type, symbolic shape, vocabulary and value range.
+
+use crate::ast::DType;
+use crate::dim::Dim;
+use serde::Serialize;
+use std::fmt;
+
+/// A closed interval of values a tensor's elements can take; unbounded by default.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Range {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Range {
+    pub const ANY: Range = Range { lo: f64::NEG_INFINITY, hi: f64::INFINITY };
+    pub const UNIT: Range = Range { lo: 0.0, hi: 1.0 };
+
+    pub fn point(v: f64) -> Range {
+        Range { lo: v, hi: v }
+    }
+
+    pub fn is_probability(self) -> bool {
+        self.lo >= 0.0 && self.hi <= 1.0
+    }
+
+    pub fn is_bounded(self) -> bool {
+        self.lo.is_finite() && self.hi.is_finite()
+    }
+
+    pub fn add(self, o: Range) -> Range {
+        Range { lo: self.lo + o.lo, hi: self.hi + o.hi }
+    }
+
+    pub fn neg(self) -> Range {
+        Range { lo: -self.hi, hi: -self.lo }
+    }
+
+    pub fn sub(self, o: Range) -> Range {
+        self.add(o.neg())
+    }
+
+    pub fn mul(self, o: Range) -> Range {
+        if !(self.is_bounded() && o.is_bounded()) {
+            // Sign-aware bounds for the common "non-negative times non-negative" case.
+            if self.lo >= 0.0 && o.lo >= 0.0 {
+                return Range { lo: self.lo * o.lo, hi: f64::INFINITY };
+            }
+            return Range::ANY;
+        }
+        let c = [self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi];
+        Range { lo: c.iter().cloned().fold(f64::INFINITY, f64::min), hi: c.iter().cloned().fold(f64::NEG_INFINITY, f64::max) }
+    }
+
+    pub fn hull(self, o: Range) -> Range {
+        Range { lo: self.lo.min(o.lo), hi: self.hi.max(o.hi) }
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Range::ANY {
+            return write!(f, "unbounded");
+        }
+        let end = |v: f64| if v.is_infinite() { if v > 0.0 { "inf".to_string() } else { "-inf".to_string() } } else { format_float(v) };
+        write!(f, "[{}, {}]", end(self.lo), end(self.hi))
+    }
+}
+
+/// Fixed, locale-free float formatting used by every rendering: shortest round-trip form.
+pub fn format_float(v: f64) -> String {
+    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The static type of a tensor value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+    /// For id tensors: the size of the vocabulary the ids index.
+    pub vocab: Option<Dim>,
+    /// Known bounds of the element values.
+    pub range: Range,
+    /// True when the last axis is a probability distribution (softmax output).
+    pub distribution: bool,
+}
+
+impl TensorType {
+    pub fn float(shape: Vec<Dim>) -> TensorType {
+        TensorType { dtype: DType::Float, shape, vocab: None, range: Range::ANY, distribution: false }
+    }
+
+    pub fn mask(shape: Vec<Dim>) -> TensorType {
+        TensorType { dtype: DType::Mask, shape, vocab: None, range: Range::UNIT, distribution: false }
+    }
+
+    pub fn with_range(mut self, range: Range) -> TensorType {
+        self.range = range;
+        self
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn shape_str(&self) -> String {
+        shape_str(&self.shape)
+    }
+}
+
+pub fn shape_str(shape: &[Dim]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype.name(), self.shape_str())
+    }
+}
