@@ -46,7 +46,13 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
             toml::Value::Float(f) => OverrideValue::Float(*f),
             toml::Value::Boolean(b) => OverrideValue::Bool(*b),
             toml::Value::String(s) => OverrideValue::Str(s.clone()),
-            other => return Err(format!("{origin}: hparam `{}` must be a number, bool or option name, found {}", key.get_ref(), other.type_str())),
+            other => {
+                return Err(format!(
+                    "{origin}: hparam `{}` must be a number, bool or option name, found {}",
+                    key.get_ref(),
+                    other.type_str()
+                ))
+            }
         };
         overrides.push(Override { name: key.into_inner(), value: v, origin });
     }

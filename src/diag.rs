@@ -111,7 +111,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, code, message: message.into(), primary: None, secondary: vec![], help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            primary: None,
+            secondary: vec![],
+            help: None,
+        }
     }
 
     pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
@@ -169,10 +176,16 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic]) -> String {
         let mut cs = CsDiagnostic::new(severity).with_code(d.code.as_str()).with_message(&d.message);
         let mut labels = vec![];
         if let Some(p) = &d.primary {
-            labels.push(Label::primary(p.span.file.0 as usize, p.span.start as usize..p.span.end as usize).with_message(&p.message));
+            labels.push(
+                Label::primary(p.span.file.0 as usize, p.span.start as usize..p.span.end as usize)
+                    .with_message(&p.message),
+            );
         }
         for s in &d.secondary {
-            labels.push(Label::secondary(s.span.file.0 as usize, s.span.start as usize..s.span.end as usize).with_message(&s.message));
+            labels.push(
+                Label::secondary(s.span.file.0 as usize, s.span.start as usize..s.span.end as usize)
+                    .with_message(&s.message),
+            );
         }
         cs = cs.with_labels(labels);
         if let Some(h) = &d.help {
@@ -180,7 +193,12 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic]) -> String {
         }
         let mut buf = codespan_reporting::term::termcolor::NoColor::new(Vec::new());
         if term::emit(&mut buf, &config, &files, &cs).is_err() {
-            out.push_str(&format!("{}[{}]: {}\n", if d.is_error() { "error" } else { "warning" }, d.code.as_str(), d.message));
+            out.push_str(&format!(
+                "{}[{}]: {}\n",
+                if d.is_error() { "error" } else { "warning" },
+                d.code.as_str(),
+                d.message
+            ));
             continue;
         }
         out.push_str(&String::from_utf8_lossy(&buf.into_inner()));

@@ -62,7 +62,12 @@ fn section<T>(
     for x in old {
         let k = key(x);
         match new_map.get(&k) {
-            None => changes.push(Change { kind: ChangeKind::Removed, name: k, details: vec![describe(x)], param_delta: -params(x) }),
+            None => changes.push(Change {
+                kind: ChangeKind::Removed,
+                name: k,
+                details: vec![describe(x)],
+                param_delta: -params(x),
+            }),
             Some(y) => {
                 let details = compare(x, y);
                 let delta = params(y) - params(x);
@@ -75,7 +80,12 @@ fn section<T>(
     for y in new {
         let k = key(y);
         if !old_map.contains_key(&k) {
-            changes.push(Change { kind: ChangeKind::Added, name: k, details: vec![describe(y)], param_delta: params(y) });
+            changes.push(Change {
+                kind: ChangeKind::Added,
+                name: k,
+                details: vec![describe(y)],
+                param_delta: params(y),
+            });
         }
     }
     Section { title: title.to_string(), changes }
@@ -86,7 +96,9 @@ fn field(what: &str, a: &str, b: &str) -> Option<String> {
 }
 
 fn list_changes(what: &str, a: &[String], b: &[String]) -> Vec<String> {
-    let split = |s: &String| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((s.clone(), String::new()));
+    let split = |s: &String| {
+        s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((s.clone(), String::new()))
+    };
     let am: BTreeMap<String, String> = a.iter().map(split).collect();
     let bm: BTreeMap<String, String> = b.iter().map(split).collect();
     let mut out = vec![];
@@ -121,12 +133,24 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         |d| format!("{}{}", d.derived.as_ref().map(|x| format!("{x} = ")).unwrap_or_default(), d.value),
         |x, y| {
             let mut v: Vec<String> = field("value", &x.value.to_string(), &y.value.to_string()).into_iter().collect();
-            v.extend(field("definition", x.derived.as_deref().unwrap_or("free"), y.derived.as_deref().unwrap_or("free")));
+            v.extend(field(
+                "definition",
+                x.derived.as_deref().unwrap_or("free"),
+                y.derived.as_deref().unwrap_or("free"),
+            ));
             v
         },
         |_| 0,
     ));
-    sections.push(section("params", &a.params, &b.params, |p| p.name.clone(), |p| p.value.clone(), |x, y| field("value", &x.value, &y.value).into_iter().collect(), |_| 0));
+    sections.push(section(
+        "params",
+        &a.params,
+        &b.params,
+        |p| p.name.clone(),
+        |p| p.value.clone(),
+        |x, y| field("value", &x.value, &y.value).into_iter().collect(),
+        |_| 0,
+    ));
     sections.push(section(
         "inputs",
         &a.inputs,
@@ -141,8 +165,18 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         },
         |_| 0,
     ));
-    let streams = |v: &GraphView| -> Vec<String> { v.labels.iter().map(|l| format!("label {l}")).chain(v.weights.iter().map(|w| format!("weight {w}"))).collect() };
-    sections.push(section("labels", &streams(&a), &streams(&b), |s| s.clone(), |_| String::new(), |_, _| vec![], |_| 0));
+    let streams = |v: &GraphView| -> Vec<String> {
+        v.labels.iter().map(|l| format!("label {l}")).chain(v.weights.iter().map(|w| format!("weight {w}"))).collect()
+    };
+    sections.push(section(
+        "labels",
+        &streams(&a),
+        &streams(&b),
+        |s| s.clone(),
+        |_| String::new(),
+        |_, _| vec![],
+        |_| 0,
+    ));
     sections.push(section(
         "instances",
         &a.instances,
@@ -152,7 +186,9 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         |x, y| {
             let mut v: Vec<String> = field("kind", &x.op, &y.op).into_iter().collect();
             v.extend(list_changes("config", &x.attrs, &y.attrs));
-            let shapes = |i: &crate::render::InstanceView| i.params.iter().map(|p| format!("{}={}", p.name, p.shape)).collect::<Vec<_>>();
+            let shapes = |i: &crate::render::InstanceView| {
+                i.params.iter().map(|p| format!("{}={}", p.name, p.shape)).collect::<Vec<_>>()
+            };
             v.extend(list_changes("weight", &shapes(x), &shapes(y)));
             v
         },
@@ -170,12 +206,24 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
             v.extend(field("inputs", &node_inputs(x), &node_inputs(y)));
             v.extend(list_changes("attr", &x.attrs, &y.attrs));
             v.extend(field("weights", x.instance.as_deref().unwrap_or("-"), y.instance.as_deref().unwrap_or("-")));
-            v.extend(field("range", if x.range.is_empty() { "unbounded" } else { &x.range }, if y.range.is_empty() { "unbounded" } else { &y.range }));
+            v.extend(field(
+                "range",
+                if x.range.is_empty() { "unbounded" } else { &x.range },
+                if y.range.is_empty() { "unbounded" } else { &y.range },
+            ));
             v
         },
         |n| n.params,
     ));
-    sections.push(section("outputs", &a.outputs, &b.outputs, |o| o.name.clone(), |o| format!("from {}", o.source), |x, y| field("source", &x.source, &y.source).into_iter().collect(), |_| 0));
+    sections.push(section(
+        "outputs",
+        &a.outputs,
+        &b.outputs,
+        |o| o.name.clone(),
+        |o| format!("from {}", o.source),
+        |x, y| field("source", &x.source, &y.source).into_iter().collect(),
+        |_| 0,
+    ));
     sections.push(section(
         "losses",
         &a.losses,

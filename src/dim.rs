@@ -220,7 +220,13 @@ impl fmt::Display for Atom {
         match self {
             Atom::Sym(s) => write!(f, "{s}"),
             Atom::Div(n, d) => {
-                let wrap = |x: &Dim| if x.terms.len() > 1 || x.terms.keys().any(|m| m.len() > 1) { format!("({x})") } else { x.to_string() };
+                let wrap = |x: &Dim| {
+                    if x.terms.len() > 1 || x.terms.keys().any(|m| m.len() > 1) {
+                        format!("({x})")
+                    } else {
+                        x.to_string()
+                    }
+                };
                 write!(f, "{}/{}", wrap(n), wrap(d))
             }
         }

@@ -118,8 +118,11 @@ impl Loader {
                 Ok(t) => (full.display().to_string(), Some(canonical), t),
                 Err(e) => {
                     self.diags.push(
-                        Diagnostic::error(Code::ImportNotFound, format!("cannot read imported file {}: {e}", full.display()))
-                            .at(import.span, "imported here"),
+                        Diagnostic::error(
+                            Code::ImportNotFound,
+                            format!("cannot read imported file {}: {e}", full.display()),
+                        )
+                        .at(import.span, "imported here"),
                     );
                     return;
                 }
@@ -139,8 +142,11 @@ impl Loader {
             let target_name = &self.program.sources.get(target).name;
             let from_name = &self.program.sources.get(from).name;
             self.diags.push(
-                Diagnostic::error(Code::ImportCycle, format!("import cycle: {from_name} imports {target_name}, which is still being loaded"))
-                    .at(import.span, "this import closes the cycle"),
+                Diagnostic::error(
+                    Code::ImportCycle,
+                    format!("import cycle: {from_name} imports {target_name}, which is still being loaded"),
+                )
+                .at(import.span, "this import closes the cycle"),
             );
         }
     }

@@ -128,7 +128,13 @@ fn run(command: Command) -> Result<u8, String> {
                 warnings += w;
             }
             let s = |n: usize| if n == 1 { "" } else { "s" };
-            eprintln!("checked {} file{}: {errors} error{}, {warnings} warning{}", files.len(), s(files.len()), s(errors), s(warnings));
+            eprintln!(
+                "checked {} file{}: {errors} error{}, {warnings} warning{}",
+                files.len(),
+                s(files.len()),
+                s(errors),
+                s(warnings)
+            );
             Ok(if errors > 0 || (deny_warnings && warnings > 0) { USER_ERROR } else { OK })
         }
         Command::Compile { file, hparams, emit, template } => {

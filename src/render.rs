@@ -144,7 +144,10 @@ fn range_view(ty: &TensorType) -> String {
 impl GraphView {
     pub fn new(g: &Graph) -> GraphView {
         let type_of = |source: &str| -> String {
-            g.node(source).map(|n| n.ty.to_string()).or_else(|| g.inputs.iter().find(|i| i.name == source).map(|i| i.ty.to_string())).unwrap_or_default()
+            g.node(source)
+                .map(|n| n.ty.to_string())
+                .or_else(|| g.inputs.iter().find(|i| i.name == source).map(|i| i.ty.to_string()))
+                .unwrap_or_default()
         };
         let mut seen_instances = std::collections::HashSet::new();
         let nodes: Vec<NodeView> = g
@@ -160,7 +163,11 @@ impl GraphView {
                     name: n.name.clone(),
                     op: n.op.name().to_string(),
                     attrs: attrs_view(&n.attrs),
-                    inputs: n.operands.iter().map(|o| OperandView { port: o.port.clone(), source: o.source.clone() }).collect(),
+                    inputs: n
+                        .operands
+                        .iter()
+                        .map(|o| OperandView { port: o.port.clone(), source: o.source.clone() })
+                        .collect(),
                     input_types: n.operands.iter().map(|o| type_of(&o.source)).collect(),
                     ty: n.ty.to_string(),
                     range: range_view(&n.ty),
@@ -181,11 +188,21 @@ impl GraphView {
                 params: i
                     .params
                     .iter()
-                    .map(|p| TensorParamView { name: p.name.clone(), shape: crate::types::shape_str(&p.shape), count: p.count, state: p.state })
+                    .map(|p| TensorParamView {
+                        name: p.name.clone(),
+                        shape: crate::types::shape_str(&p.shape),
+                        count: p.count,
+                        state: p.state,
+                    })
                     .collect(),
                 param_count: i.param_count(),
                 state_count: i.params.iter().filter(|p| p.state).map(|p| p.count).sum(),
-                applied_by: g.nodes.iter().filter(|n| n.instance.as_deref() == Some(i.name.as_str())).map(|n| n.name.clone()).collect(),
+                applied_by: g
+                    .nodes
+                    .iter()
+                    .filter(|n| n.instance.as_deref() == Some(i.name.as_str()))
+                    .map(|n| n.name.clone())
+                    .collect(),
             })
             .collect();
         let losses = g
@@ -193,8 +210,15 @@ impl GraphView {
             .iter()
             .map(|l| {
                 let node = g.node(&l.node);
-                let label = node.and_then(|n| n.attrs.get("label").or_else(|| n.attrs.get("on"))).map(|a| a.to_string());
-                LossView { name: l.name.clone(), op: node.map_or(String::new(), |n| n.op.name().to_string()), weight: format_float(l.weight), node: l.node.clone(), label }
+                let label =
+                    node.and_then(|n| n.attrs.get("label").or_else(|| n.attrs.get("on"))).map(|a| a.to_string());
+                LossView {
+                    name: l.name.clone(),
+                    op: node.map_or(String::new(), |n| n.op.name().to_string()),
+                    weight: format_float(l.weight),
+                    node: l.node.clone(),
+                    label,
+                }
             })
             .collect();
         GraphView {
@@ -202,13 +226,27 @@ impl GraphView {
             dims: g
                 .dims
                 .iter()
-                .map(|d| DimView { name: d.name.clone(), value: d.value, derived: d.derived.as_ref().map(|x| x.to_string()), overridden: d.overridden })
+                .map(|d| DimView {
+                    name: d.name.clone(),
+                    value: d.value,
+                    derived: d.derived.as_ref().map(|x| x.to_string()),
+                    overridden: d.overridden,
+                })
                 .collect(),
-            params: g.params.iter().map(|p| ParamView { name: p.name.clone(), value: p.value.to_string(), overridden: p.overridden }).collect(),
+            params: g
+                .params
+                .iter()
+                .map(|p| ParamView { name: p.name.clone(), value: p.value.to_string(), overridden: p.overridden })
+                .collect(),
             inputs: g
                 .inputs
                 .iter()
-                .map(|i| InputView { name: i.name.clone(), role: i.role.name().to_string(), ty: i.ty.to_string(), vocab: i.ty.vocab.as_ref().map(|v| v.to_string()) })
+                .map(|i| InputView {
+                    name: i.name.clone(),
+                    role: i.role.name().to_string(),
+                    ty: i.ty.to_string(),
+                    vocab: i.ty.vocab.as_ref().map(|v| v.to_string()),
+                })
                 .collect(),
             labels: g.labels.clone(),
             weights: g.weights.clone(),
@@ -216,7 +254,12 @@ impl GraphView {
             nodes,
             outputs: g.outputs.iter().map(|o| OutputView { name: o.name.clone(), source: o.source.clone() }).collect(),
             losses,
-            totals: Totals { nodes: g.nodes.len(), instances: g.instances.len(), params: g.total_params(), state: g.total_state() },
+            totals: Totals {
+                nodes: g.nodes.len(),
+                instances: g.instances.len(),
+                params: g.total_params(),
+                state: g.total_state(),
+            },
         }
     }
 

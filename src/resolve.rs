@@ -63,18 +63,15 @@ impl Signature<'_> {
 
 /// The spec a positional argument binds to; a variadic spec absorbs the rest.
 pub fn positional_spec(specs: &'static [ArgSpec], index: usize) -> Option<&'static ArgSpec> {
-    let mut i = 0;
-    for s in specs {
-        if s.kind == ArgKind::Tensors || i == index {
-            return Some(s);
-        }
-        i += 1;
-    }
-    None
+    specs.iter().enumerate().find(|(i, s)| s.kind == ArgKind::Tensors || *i == index).map(|(_, s)| s)
 }
 
 /// Finds the signature of a call's callee, given which names are local values.
-pub fn signature<'a>(callee: &Expr, is_local: &dyn Fn(&str) -> bool, blocks: &HashMap<&str, &'a BlockDef>) -> Signature<'a> {
+pub fn signature<'a>(
+    callee: &Expr,
+    is_local: &dyn Fn(&str) -> bool,
+    blocks: &HashMap<&str, &'a BlockDef>,
+) -> Signature<'a> {
     match &callee.kind {
         ExprKind::Name(n) if !is_local(n) => {
             if let Some(op) = Op::by_name(n) {
@@ -105,7 +102,6 @@ enum Kind {
     Side,
     Let,
     Output,
-    Loss,
     Weight,
     Port,
     DimVar,
@@ -121,7 +117,6 @@ impl Kind {
             Kind::Side => "side feature",
             Kind::Let => "binding",
             Kind::Output => "output",
-            Kind::Loss => "loss",
             Kind::Weight => "weight stream",
             Kind::Port => "block input",
             Kind::DimVar => "dimension variable",
@@ -141,6 +136,7 @@ struct Def {
 struct Scope<'a> {
     defs: BTreeMap<String, Def>,
     labels: BTreeMap<String, (Span, bool)>,
+    losses: BTreeMap<String, Span>,
     blocks: &'a HashMap<&'a str, &'a BlockDef>,
     diags: Vec<Diagnostic>,
     in_block: bool,
@@ -161,8 +157,11 @@ pub fn resolve(program: &Program) -> Vec<Diagnostic> {
         }
         if Op::by_name(&b.name.name).is_some() {
             diags.push(
-                Diagnostic::error(Code::Duplicate, format!("block `{}` has the name of a built-in component", b.name.name))
-                    .at(b.name.span, "choose another name"),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    format!("block `{}` has the name of a built-in component", b.name.name),
+                )
+                .at(b.name.span, "choose another name"),
             );
         }
         blocks.insert(&b.name.name, b);
@@ -178,7 +177,14 @@ pub fn resolve(program: &Program) -> Vec<Diagnostic> {
 }
 
 fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope { defs: BTreeMap::new(), labels: BTreeMap::new(), blocks, diags: vec![], in_block: false };
+    let mut s = Scope {
+        defs: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        losses: BTreeMap::new(),
+        blocks,
+        diags: vec![],
+        in_block: false,
+    };
     s.define_builtin_batch();
     for (i, stmt) in model.body.iter().enumerate() {
         s.declare(i, stmt);
@@ -198,7 +204,14 @@ fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
 }
 
 fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope { defs: BTreeMap::new(), labels: BTreeMap::new(), blocks, diags: vec![], in_block: true };
+    let mut s = Scope {
+        defs: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        losses: BTreeMap::new(),
+        blocks,
+        diags: vec![],
+        in_block: true,
+    };
     s.define_builtin_batch();
     for p in &block.params {
         s.define(&p.name, Kind::Param, 0, p.kind == ValueKind::Symbol);
@@ -217,7 +230,10 @@ fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
             d.walk(&mut |e| {
                 if let ExprKind::Name(n) = &e.kind {
                     if !s.defs.contains_key(n) {
-                        s.defs.insert(n.clone(), Def { kind: Kind::DimVar, span: e.span, stmt: 0, used: false, symbol: false });
+                        s.defs.insert(
+                            n.clone(),
+                            Def { kind: Kind::DimVar, span: e.span, stmt: 0, used: false, symbol: false },
+                        );
                     }
                 }
             });
@@ -234,7 +250,10 @@ fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
         if let StmtKind::Return { .. } = stmt.kind {
             returns += 1;
             if i + 1 != block.body.len() {
-                s.diags.push(Diagnostic::error(Code::MisplacedStmt, "`return` must be the last statement of a block").at(stmt.span, "statements follow"));
+                s.diags.push(
+                    Diagnostic::error(Code::MisplacedStmt, "`return` must be the last statement of a block")
+                        .at(stmt.span, "statements follow"),
+                );
             }
         }
         s.visit(i + 1, stmt);
@@ -257,40 +276,69 @@ fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
 
 impl Scope<'_> {
     fn define_builtin_batch(&mut self) {
-        self.defs.insert(BATCH.to_string(), Def { kind: Kind::Dim, span: Span::default(), stmt: 0, used: true, symbol: false });
+        self.defs.insert(
+            BATCH.to_string(),
+            Def { kind: Kind::Dim, span: Span::default(), stmt: 0, used: true, symbol: false },
+        );
     }
 
     fn define(&mut self, name: &Ident, kind: Kind, stmt: usize, symbol: bool) {
         if name.name == BATCH {
-            self.diags.push(Diagnostic::error(Code::Duplicate, "`B` is the built-in batch dimension").at(name.span, "choose another name"));
+            self.diags.push(
+                Diagnostic::error(Code::Duplicate, "`B` is the built-in batch dimension")
+                    .at(name.span, "choose another name"),
+            );
             return;
         }
         if let Some(prev) = self.defs.get(&name.name) {
             self.diags.push(
-                Diagnostic::error(Code::Duplicate, format!("`{}` is already defined as a {}", name.name, prev.kind.describe()))
-                    .at(name.span, "defined again here")
-                    .with_label(prev.span, "first defined here"),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    format!("`{}` is already defined as a {}", name.name, prev.kind.describe()),
+                )
+                .at(name.span, "defined again here")
+                .with_label(prev.span, "first defined here"),
             );
             return;
         }
-        let used = matches!(kind, Kind::Output | Kind::Loss);
+        let used = kind == Kind::Output;
         self.defs.insert(name.name.clone(), Def { kind, span: name.span, stmt, used, symbol });
     }
 
     /// First pass over a body: record every definition with its statement index.
     fn declare(&mut self, i: usize, stmt: &Stmt) {
-        let misplaced = |what: &str| Diagnostic::error(Code::MisplacedStmt, format!("`{what}` statements belong in a model, not a block"));
+        let misplaced = |what: &str| {
+            Diagnostic::error(Code::MisplacedStmt, format!("`{what}` statements belong in a model, not a block"))
+        };
         match &stmt.kind {
             StmtKind::Dim { name, .. } | StmtKind::Param { name, .. } if self.in_block => {
-                self.diags.push(misplaced(stmt.keyword()).at(stmt.span, "move it to the model").with_help(format!("blocks take configuration as parameters: `block X({}: int)(...)`", name.name)));
+                self.diags.push(
+                    misplaced(stmt.keyword()).at(stmt.span, "move it to the model").with_help(format!(
+                        "blocks take configuration as parameters: `block X({}: int)(...)`",
+                        name.name
+                    )),
+                );
             }
-            StmtKind::Input { .. } | StmtKind::Seq { .. } | StmtKind::Side { .. } | StmtKind::Label { .. } | StmtKind::Weight { .. } | StmtKind::Output { .. } | StmtKind::Loss { .. }
+            StmtKind::Input { .. }
+            | StmtKind::Seq { .. }
+            | StmtKind::Side { .. }
+            | StmtKind::Label { .. }
+            | StmtKind::Weight { .. }
+            | StmtKind::Output { .. }
+            | StmtKind::Loss { .. }
                 if self.in_block =>
             {
-                self.diags.push(misplaced(stmt.keyword()).at(stmt.span, "not allowed in a block").with_help("blocks receive tensors through their inputs and return one tensor"));
+                self.diags.push(
+                    misplaced(stmt.keyword())
+                        .at(stmt.span, "not allowed in a block")
+                        .with_help("blocks receive tensors through their inputs and return one tensor"),
+                );
             }
             StmtKind::Return { .. } if !self.in_block => {
-                self.diags.push(Diagnostic::error(Code::MisplacedStmt, "`return` belongs in a block").at(stmt.span, "models use `output` and `loss`"));
+                self.diags.push(
+                    Diagnostic::error(Code::MisplacedStmt, "`return` belongs in a block")
+                        .at(stmt.span, "models use `output` and `loss`"),
+                );
             }
             StmtKind::Dim { name, .. } => self.define(name, Kind::Dim, i, false),
             StmtKind::Param { name, kind, .. } => self.define(name, Kind::Param, i, *kind == ValueKind::Symbol),
@@ -316,7 +364,17 @@ impl Scope<'_> {
             StmtKind::Weight { name } => self.define(name, Kind::Weight, i, false),
             StmtKind::Let { name, .. } => self.define(name, Kind::Let, i, false),
             StmtKind::Output { name, .. } => self.define(name, Kind::Output, i, false),
-            StmtKind::Loss { name, .. } => self.define(name, Kind::Loss, i, false),
+            StmtKind::Loss { name, .. } => {
+                // Losses have their own namespace: nothing refers to them, and `loss triplet =
+                // triplet(...)` must not shadow the loss function.
+                if let Some(prev) = self.losses.insert(name.name.clone(), name.span) {
+                    self.diags.push(
+                        Diagnostic::error(Code::Duplicate, format!("loss `{}` is defined twice", name.name))
+                            .at(name.span, "defined again here")
+                            .with_label(prev, "first defined here"),
+                    );
+                }
+            }
             StmtKind::Return { .. } => {}
         }
     }
@@ -352,7 +410,10 @@ impl Scope<'_> {
                 self.ty(ty, i);
             }
             StmtKind::Label { .. } | StmtKind::Weight { .. } => {}
-            StmtKind::Let { value, .. } | StmtKind::Output { value, .. } | StmtKind::Loss { value, .. } | StmtKind::Return { value } => self.expr(value, i),
+            StmtKind::Let { value, .. }
+            | StmtKind::Output { value, .. }
+            | StmtKind::Loss { value, .. }
+            | StmtKind::Return { value } => self.expr(value, i),
         }
     }
 
@@ -417,8 +478,12 @@ impl Scope<'_> {
         match &callee.kind {
             ExprKind::Name(n) if !self.defs.contains_key(n) => {
                 if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) {
-                    let candidates: Vec<String> = Op::callable_names().map(str::to_string).chain(self.blocks.keys().map(|k| k.to_string())).collect();
-                    let mut d = Diagnostic::error(Code::Undefined, format!("unknown component or block `{n}`")).at(callee.span, "not defined");
+                    let candidates: Vec<String> = Op::callable_names()
+                        .map(str::to_string)
+                        .chain(self.blocks.keys().map(|k| k.to_string()))
+                        .collect();
+                    let mut d = Diagnostic::error(Code::Undefined, format!("unknown component or block `{n}`"))
+                        .at(callee.span, "not defined");
                     if let Some(h) = did_you_mean(n, candidates.iter().map(String::as_str)) {
                         d = d.with_help(h);
                     }
@@ -431,10 +496,21 @@ impl Scope<'_> {
 
     fn use_name(&mut self, n: &str, span: Span, i: usize) {
         match self.defs.get_mut(n) {
-            Some(d) if n != BATCH && d.stmt > i || (n != BATCH && d.stmt == i && d.kind != Kind::Port && d.kind != Kind::DimVar && d.kind != Kind::Param) => {
+            Some(d)
+                if n != BATCH && d.stmt > i
+                    || (n != BATCH
+                        && d.stmt == i
+                        && d.kind != Kind::Port
+                        && d.kind != Kind::DimVar
+                        && d.kind != Kind::Param) =>
+            {
                 let (kind, def_span) = (d.kind, d.span);
                 d.used = true;
-                let msg = if d.stmt == i { format!("`{n}` is used in its own definition") } else { format!("`{n}` is used before its definition") };
+                let msg = if d.stmt == i {
+                    format!("`{n}` is used in its own definition")
+                } else {
+                    format!("`{n}` is used before its definition")
+                };
                 self.diags.push(
                     Diagnostic::error(Code::UseBeforeDef, msg)
                         .at(span, "used here")
@@ -454,7 +530,8 @@ impl Scope<'_> {
 
     fn undefined(&mut self, n: &str, span: Span, i: usize) {
         let visible: Vec<&str> = self.defs.iter().filter(|(_, d)| d.stmt <= i).map(|(k, _)| k.as_str()).collect();
-        let mut d = Diagnostic::error(Code::Undefined, format!("`{n}` is not defined")).at(span, "not found in this scope");
+        let mut d =
+            Diagnostic::error(Code::Undefined, format!("`{n}` is not defined")).at(span, "not found in this scope");
         if let Some(h) = did_you_mean(n, visible) {
             d = d.with_help(h);
         } else if self.labels.contains_key(n) {
@@ -467,7 +544,8 @@ impl Scope<'_> {
         match self.labels.get_mut(n) {
             Some(l) => l.1 = true,
             None => {
-                let mut d = Diagnostic::error(Code::UnknownLabel, format!("`{n}` is not a declared label stream")).at(span, "unknown label");
+                let mut d = Diagnostic::error(Code::UnknownLabel, format!("`{n}` is not a declared label stream"))
+                    .at(span, "unknown label");
                 let names: Vec<&str> = self.labels.keys().map(String::as_str).collect();
                 d = match did_you_mean(n, names.iter().copied()) {
                     Some(h) => d.with_help(h),
@@ -486,13 +564,16 @@ impl Scope<'_> {
                 self.diags.push(
                     Diagnostic::warning(Code::Unused, format!("{what} `{name}` is never used"))
                         .at(d.span, "unused")
-                        .with_help(format!("remove it, or prefix the name with `_` to silence this warning")),
+                        .with_help("remove it, or prefix the name with `_` to silence this warning"),
                 );
             }
         }
         for (name, (span, used)) in &self.labels {
             if !used {
-                self.diags.push(Diagnostic::warning(Code::Unused, format!("label stream `{name}` is not used by any loss")).at(*span, "unused"));
+                self.diags.push(
+                    Diagnostic::warning(Code::Unused, format!("label stream `{name}` is not used by any loss"))
+                        .at(*span, "unused"),
+                );
             }
         }
         self.diags
@@ -538,8 +619,11 @@ fn block_cycles(program: &Program, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
                         let mut chain = path.clone();
                         chain.push(start);
                         diags.push(
-                            Diagnostic::error(Code::BlockCycle, format!("block `{start}` instantiates itself: {}", chain.join(" -> ")))
-                                .at(*span, "this call closes the cycle"),
+                            Diagnostic::error(
+                                Code::BlockCycle,
+                                format!("block `{start}` instantiates itself: {}", chain.join(" -> ")),
+                            )
+                            .at(*span, "this call closes the cycle"),
                         );
                     }
                 } else if seen.insert(*next) {

@@ -88,9 +88,15 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         | Rule::output_stmt
         | Rule::loss_stmt
         | Rule::return_stmt => "a statement",
-        Rule::expr | Rule::unary | Rule::postfix | Rule::int | Rule::float | Rule::boolean | Rule::string | Rule::list | Rule::paren_expr => {
-            "an expression"
-        }
+        Rule::expr
+        | Rule::unary
+        | Rule::postfix
+        | Rule::int
+        | Rule::float
+        | Rule::boolean
+        | Rule::string
+        | Rule::list
+        | Rule::paren_expr => "an expression",
         Rule::neg => "an expression",
         Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
         Rule::call_args => "`(`",

@@ -28,19 +28,19 @@ impl Range {
         self.lo.is_finite() && self.hi.is_finite()
     }
 
-    pub fn add(self, o: Range) -> Range {
+    pub fn plus(self, o: Range) -> Range {
         Range { lo: self.lo + o.lo, hi: self.hi + o.hi }
     }
 
-    pub fn neg(self) -> Range {
+    pub fn negate(self) -> Range {
         Range { lo: -self.hi, hi: -self.lo }
     }
 
-    pub fn sub(self, o: Range) -> Range {
-        self.add(o.neg())
+    pub fn minus(self, o: Range) -> Range {
+        self.plus(o.negate())
     }
 
-    pub fn mul(self, o: Range) -> Range {
+    pub fn times(self, o: Range) -> Range {
         if !(self.is_bounded() && o.is_bounded()) {
             // Sign-aware bounds for the common "non-negative times non-negative" case.
             if self.lo >= 0.0 && o.lo >= 0.0 {
@@ -49,7 +49,10 @@ impl Range {
             return Range::ANY;
         }
         let c = [self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi];
-        Range { lo: c.iter().cloned().fold(f64::INFINITY, f64::min), hi: c.iter().cloned().fold(f64::NEG_INFINITY, f64::max) }
+        Range {
+            lo: c.iter().cloned().fold(f64::INFINITY, f64::min),
+            hi: c.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        }
     }
 
     pub fn hull(self, o: Range) -> Range {
@@ -62,7 +65,17 @@ impl fmt::Display for Range {
         if *self == Range::ANY {
             return write!(f, "unbounded");
         }
-        let end = |v: f64| if v.is_infinite() { if v > 0.0 { "inf".to_string() } else { "-inf".to_string() } } else { format_float(v) };
+        let end = |v: f64| {
+            if v.is_infinite() {
+                if v > 0.0 {
+                    "inf".to_string()
+                } else {
+                    "-inf".to_string()
+                }
+            } else {
+                format_float(v)
+            }
+        };
         write!(f, "[{}, {}]", end(self.lo), end(self.hi))
     }
 }

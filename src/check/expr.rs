@@ -44,14 +44,24 @@ impl Checker<'_> {
                 Value::Int(d) => Value::Int(d.neg()),
                 Value::Float(v) => Value::Float(-v),
                 Value::Tensor(t) => {
-                    let ty = TensorType::float(t.ty.shape.clone()).with_range(t.ty.range.neg());
+                    let ty = TensorType::float(t.ty.shape.clone()).with_range(t.ty.range.negate());
                     if t.ty.dtype != DType::Float {
                         return self.dtype_error("-", &t, x.span);
                     }
-                    self.node(e.span, Op::Neg, BTreeMap::new(), vec![Operand { port: "x".into(), source: t.source }], ty, None)
+                    self.node(
+                        e.span,
+                        Op::Neg,
+                        BTreeMap::new(),
+                        vec![Operand { port: "x".into(), source: t.source }],
+                        ty,
+                        None,
+                    )
                 }
                 Value::Poison => Value::Poison,
-                other => self.error(Diagnostic::error(Code::KindMismatch, format!("cannot negate {}", other.describe())).at(x.span, "not a number or tensor")),
+                other => self.error(
+                    Diagnostic::error(Code::KindMismatch, format!("cannot negate {}", other.describe()))
+                        .at(x.span, "not a number or tensor"),
+                ),
             },
             ExprKind::Binary(op, a, b) => {
                 let (va, vb) = (self.eval(scope, a), self.eval(scope, b));
@@ -99,26 +109,39 @@ impl Checker<'_> {
                 })
             }
             (Value::Tensor(x), Value::Tensor(y)) => {
-                let args = [TensorArg { port: "a", ty: x.ty.clone(), span: sa }, TensorArg { port: "b", ty: y.ty.clone(), span: sb }];
+                let args = [
+                    TensorArg { port: "a", ty: x.ty.clone(), span: sa },
+                    TensorArg { port: "b", ty: y.ty.clone(), span: sb },
+                ];
                 let ty = match self.infer_op(ir_op, span, &args, &BTreeMap::new(), &BTreeMap::new(), None) {
                     Some(inferred) => inferred.ty,
                     None => return Value::Poison,
                 };
                 let range = match op {
-                    BinOp::Add => self.convex_range(&x.source, &y.source).unwrap_or(x.ty.range.add(y.ty.range)),
-                    BinOp::Sub => x.ty.range.sub(y.ty.range),
-                    BinOp::Mul => x.ty.range.mul(y.ty.range),
+                    BinOp::Add => self.convex_range(&x.source, &y.source).unwrap_or(x.ty.range.plus(y.ty.range)),
+                    BinOp::Sub => x.ty.range.minus(y.ty.range),
+                    BinOp::Mul => x.ty.range.times(y.ty.range),
                     BinOp::Div => Range::ANY,
                 };
-                let operands = vec![Operand { port: "a".into(), source: x.source }, Operand { port: "b".into(), source: y.source }];
+                let operands = vec![
+                    Operand { port: "a".into(), source: x.source },
+                    Operand { port: "b".into(), source: y.source },
+                ];
                 self.node(span, ir_op, BTreeMap::new(), operands, ty.with_range(range), None)
             }
-            (Value::Tensor(t), s) if matches!(s, Value::Int(_) | Value::Float(_)) => self.scalar_op(span, op, (t, sa), (s, sb), false),
-            (s, Value::Tensor(t)) if matches!(s, Value::Int(_) | Value::Float(_)) => self.scalar_op(span, op, (t, sb), (s, sa), true),
+            (Value::Tensor(t), s) if matches!(s, Value::Int(_) | Value::Float(_)) => {
+                self.scalar_op(span, op, (t, sa), (s, sb), false)
+            }
+            (s, Value::Tensor(t)) if matches!(s, Value::Int(_) | Value::Float(_)) => {
+                self.scalar_op(span, op, (t, sb), (s, sa), true)
+            }
             (Value::Loss(_), _) | (_, Value::Loss(_)) => self.error(
-                Diagnostic::error(Code::NotALoss, "loss terms can only be weighted in a `loss` statement: `loss name = w * term;`")
-                    .at(span, "arithmetic on a loss term")
-                    .with_help("write one `loss` statement per term; the total is their weighted sum"),
+                Diagnostic::error(
+                    Code::NotALoss,
+                    "loss terms can only be weighted in a `loss` statement: `loss name = w * term;`",
+                )
+                .at(span, "arithmetic on a loss term")
+                .with_help("write one `loss` statement per term; the total is their weighted sum"),
             ),
             (x, y) => {
                 let msg = format!("cannot apply `{}` to {} and {}", op.symbol(), x.describe(), y.describe());
@@ -128,18 +151,27 @@ impl Checker<'_> {
     }
 
     /// A tensor combined with a scalar; `scalar_left` for `1 - p`, not `p - 1`.
-    fn scalar_op(&mut self, span: Span, op: BinOp, (t, ts): (Tensor, Span), (s, ss): (Value, Span), scalar_left: bool) -> Value {
-        let Some(c) = self.number(&s, ss) else { return Value::Poison };
+    fn scalar_op(
+        &mut self,
+        span: Span,
+        op: BinOp,
+        (t, ts): (Tensor, Span),
+        (s, ss): (Value, Span),
+        scalar_left: bool,
+    ) -> Value {
+        let Some(c) = self.number(&s, ss) else {
+            return Value::Poison;
+        };
         if t.ty.dtype != DType::Float {
             return self.dtype_error(op.symbol(), &t, ts);
         }
         let p = Range::point(c);
         let range = match (op, scalar_left) {
-            (BinOp::Add, _) => t.ty.range.add(p),
-            (BinOp::Sub, true) => p.sub(t.ty.range),
-            (BinOp::Sub, false) => t.ty.range.sub(p),
-            (BinOp::Mul, _) => t.ty.range.mul(p),
-            (BinOp::Div, false) if c != 0.0 => t.ty.range.mul(Range::point(1.0 / c)),
+            (BinOp::Add, _) => t.ty.range.plus(p),
+            (BinOp::Sub, true) => p.minus(t.ty.range),
+            (BinOp::Sub, false) => t.ty.range.minus(p),
+            (BinOp::Mul, _) => t.ty.range.times(p),
+            (BinOp::Div, false) if c != 0.0 => t.ty.range.times(Range::point(1.0 / c)),
             (BinOp::Div, _) => Range::ANY,
         };
         let ir_op = match op {
@@ -171,7 +203,8 @@ impl Checker<'_> {
     fn convex_range(&self, a: &str, b: &str) -> Option<Range> {
         let mul_parts = |name: &str| -> Option<(String, String)> {
             let n = self.graph.node(name)?;
-            (n.op == Op::Mul && n.operands.len() == 2).then(|| (n.operands[0].source.clone(), n.operands[1].source.clone()))
+            (n.op == Op::Mul && n.operands.len() == 2)
+                .then(|| (n.operands[0].source.clone(), n.operands[1].source.clone()))
         };
         let complement_of = |name: &str| -> Option<String> {
             let n = self.graph.node(name)?;
@@ -209,15 +242,21 @@ impl Checker<'_> {
         let is_seq = self.graph.inputs.iter().any(|i| i.name == t.source && i.role == InputRole::Sequence);
         if !is_seq {
             let msg = format!("`.{}`: only sequence inputs have fields, and `{}` is not one", field.name, t.source);
-            return self.error(Diagnostic::error(Code::BadSide, msg).at(base.span, "not a sequence input").with_help("declare it with `seq name: id[B, T] vocab V;`"));
+            return self.error(
+                Diagnostic::error(Code::BadSide, msg)
+                    .at(base.span, "not a sequence input")
+                    .with_help("declare it with `seq name: id[B, T] vocab V;`"),
+            );
         }
         let full = format!("{}.{}", t.source, field.name);
         if let Some(input) = self.graph.inputs.iter().find(|i| i.name == full) {
             return Value::Tensor(Tensor { ty: input.ty.clone(), source: full });
         }
         let prefix = format!("{}.", t.source);
-        let fields: Vec<String> = self.graph.inputs.iter().filter_map(|i| i.name.strip_prefix(&prefix).map(str::to_string)).collect();
-        let mut d = Diagnostic::error(Code::BadSide, format!("sequence `{}` has no field `{}`", t.source, field.name)).at(field.span, "unknown field");
+        let fields: Vec<String> =
+            self.graph.inputs.iter().filter_map(|i| i.name.strip_prefix(&prefix).map(str::to_string)).collect();
+        let mut d = Diagnostic::error(Code::BadSide, format!("sequence `{}` has no field `{}`", t.source, field.name))
+            .at(field.span, "unknown field");
         d = match did_you_mean(&field.name, fields.iter().map(String::as_str)) {
             Some(h) => d.with_help(h),
             None => d.with_help(format!("fields of `{}`: {}", t.source, fields.join(", "))),
@@ -228,23 +267,37 @@ impl Checker<'_> {
     fn call(&mut self, scope: &Scope, e: &Expr, callee: &Expr, args: &[Arg]) -> Value {
         match self.eval(scope, callee) {
             Value::Callable(Callee::Op(op)) if op.is_constructor() => {
-                let Some(bound) = self.bind(scope, op.name(), op.config(), args, e.span) else { return Value::Poison };
-                Value::Instance(Box::new(Instance { callee: Callee::Op(op), name: None, attrs: bound.attrs, block_args: BTreeMap::new() }))
+                let Some(bound) = self.bind(scope, op.name(), op.config(), args, e.span) else {
+                    return Value::Poison;
+                };
+                Value::Instance(Box::new(Instance {
+                    callee: Callee::Op(op),
+                    name: None,
+                    attrs: bound.attrs,
+                    block_args: BTreeMap::new(),
+                }))
             }
             Value::Callable(Callee::Op(op)) => {
                 if op.is_loss() && !self.in_loss {
                     return self.error(
-                        Diagnostic::error(Code::NotALoss, format!("`{}` is a loss term; it can only be used in a `loss` statement", op.name()))
-                            .at(callee.span, "loss term outside `loss`"),
+                        Diagnostic::error(
+                            Code::NotALoss,
+                            format!("`{}` is a loss term; it can only be used in a `loss` statement", op.name()),
+                        )
+                        .at(callee.span, "loss term outside `loss`"),
                     );
                 }
-                let Some(b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else { return Value::Poison };
+                let Some(b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else {
+                    return Value::Poison;
+                };
                 self.apply_op(e.span, op, b, None)
             }
             Value::Callable(Callee::Block(name)) => self.configure_block(scope, &name, args, e.span),
             Value::Instance(inst) => match inst.callee.clone() {
                 Callee::Op(op) => {
-                    let Some(mut b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else { return Value::Poison };
+                    let Some(mut b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else {
+                        return Value::Poison;
+                    };
                     b.attrs = inst.attrs.clone();
                     self.apply_op(e.span, op, b, Some(*inst))
                 }
@@ -263,7 +316,14 @@ impl Checker<'_> {
     }
 
     /// Binds call arguments to a signature, evaluating each by its declared kind.
-    fn bind(&mut self, scope: &Scope, what: &str, specs: &'static [ArgSpec], args: &[Arg], call_span: Span) -> Option<Bound> {
+    fn bind(
+        &mut self,
+        scope: &Scope,
+        what: &str,
+        specs: &'static [ArgSpec],
+        args: &[Arg],
+        call_span: Span,
+    ) -> Option<Bound> {
         let mut b = Bound::default();
         let mut ok = true;
         let mut given: HashMap<&str, Span> = HashMap::new();
@@ -274,10 +334,15 @@ impl Checker<'_> {
                     Some(s) => s,
                     None => {
                         ok = false;
-                        let mut d = Diagnostic::error(Code::UnknownArgument, format!("`{what}` has no argument `{}`", n.name)).at(n.span, "unknown argument");
+                        let mut d =
+                            Diagnostic::error(Code::UnknownArgument, format!("`{what}` has no argument `{}`", n.name))
+                                .at(n.span, "unknown argument");
                         d = match did_you_mean(&n.name, specs.iter().map(|s| s.name)) {
                             Some(h) => d.with_help(h),
-                            None => d.with_help(format!("arguments of `{what}`: {}", specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", "))),
+                            None => d.with_help(format!(
+                                "arguments of `{what}`: {}",
+                                specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                            )),
                         };
                         self.diags.push(d);
                         continue;
@@ -290,8 +355,11 @@ impl Checker<'_> {
                         None => {
                             ok = false;
                             self.diags.push(
-                                Diagnostic::error(Code::UnknownArgument, format!("`{what}` takes at most {} arguments", specs.len()))
-                                    .at(arg.value.span, "extra argument"),
+                                Diagnostic::error(
+                                    Code::UnknownArgument,
+                                    format!("`{what}` takes at most {} arguments", specs.len()),
+                                )
+                                .at(arg.value.span, "extra argument"),
                             );
                             continue;
                         }
@@ -302,9 +370,12 @@ impl Checker<'_> {
                 if let Some(prev) = given.insert(spec.name, arg.value.span) {
                     ok = false;
                     self.diags.push(
-                        Diagnostic::error(Code::DuplicateArgument, format!("argument `{}` of `{what}` is given twice", spec.name))
-                            .at(arg.value.span, "given again")
-                            .with_label(prev, "first given here"),
+                        Diagnostic::error(
+                            Code::DuplicateArgument,
+                            format!("argument `{}` of `{what}` is given twice", spec.name),
+                        )
+                        .at(arg.value.span, "given again")
+                        .with_label(prev, "first given here"),
                     );
                     continue;
                 }
@@ -313,7 +384,11 @@ impl Checker<'_> {
             }
             ok &= self.bind_one(scope, what, spec, &arg.value, &mut b);
         }
-        let missing: Vec<&str> = specs.iter().filter(|s| matches!(s.default, ops::Default::Required) && !given.contains_key(s.name)).map(|s| s.name).collect();
+        let missing: Vec<&str> = specs
+            .iter()
+            .filter(|s| matches!(s.default, ops::Default::Required) && !given.contains_key(s.name))
+            .map(|s| s.name)
+            .collect();
         if !missing.is_empty() {
             ok = false;
             let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
@@ -340,7 +415,17 @@ impl Checker<'_> {
     }
 
     fn bind_one(&mut self, scope: &Scope, what: &str, spec: &ArgSpec, e: &Expr, b: &mut Bound) -> bool {
-        let wrong = |v: &Value| Diagnostic::error(Code::KindMismatch, format!("argument `{}` of `{what}` must be {}, found {}", spec.name, spec.kind.describe(), v.describe()));
+        let wrong = |v: &Value| {
+            Diagnostic::error(
+                Code::KindMismatch,
+                format!(
+                    "argument `{}` of `{what}` must be {}, found {}",
+                    spec.name,
+                    spec.kind.describe(),
+                    v.describe()
+                ),
+            )
+        };
         match spec.kind {
             ArgKind::Tensor | ArgKind::Tensors => match self.eval(scope, e) {
                 Value::Tensor(t) => {
@@ -363,7 +448,11 @@ impl Checker<'_> {
                 // Unknown labels were reported by the resolver.
                 ExprKind::Name(_) => false,
                 _ => {
-                    let d = Diagnostic::error(Code::KindMismatch, format!("argument `{}` of `{what}` must name a label stream", spec.name)).at(e.span, "not a label name");
+                    let d = Diagnostic::error(
+                        Code::KindMismatch,
+                        format!("argument `{}` of `{what}` must name a label stream", spec.name),
+                    )
+                    .at(e.span, "not a label name");
                     self.diags.push(d);
                     false
                 }
@@ -381,8 +470,11 @@ impl Checker<'_> {
                     }
                 };
                 if !options.contains(&chosen.as_str()) {
-                    let mut d = Diagnostic::error(Code::BadOption, format!("`{chosen}` is not an option of `{}` in `{what}`", spec.name))
-                        .at(e.span, format!("expected one of {}", options.join(", ")));
+                    let mut d = Diagnostic::error(
+                        Code::BadOption,
+                        format!("`{chosen}` is not an option of `{}` in `{what}`", spec.name),
+                    )
+                    .at(e.span, format!("expected one of {}", options.join(", ")));
                     if let Some(h) = did_you_mean(&chosen, options.iter().copied()) {
                         d = d.with_help(h);
                     }
@@ -398,13 +490,22 @@ impl Checker<'_> {
                     let name = inst.name.clone().unwrap_or_default();
                     let vocab = attr_dim(&inst.attrs, "vocab");
                     let dim = attr_dim(&inst.attrs, "dim");
-                    self.register_instance(&name, Op::Embedding, &inst.attrs, vec![("table".into(), vec![vocab.clone(), dim.clone()], false)]);
+                    self.register_instance(
+                        &name,
+                        Op::Embedding,
+                        &inst.attrs,
+                        vec![("table".into(), vec![vocab.clone(), dim.clone()], false)],
+                    );
                     b.table = Some(TableArg { name, vocab, dim, span: e.span });
                     true
                 }
                 Value::Poison => false,
                 v => {
-                    self.diags.push(wrong(&v).at(e.span, "not a named Embedding").with_help("bind the table first: `let items = Embedding(vocab: V, dim: D);`"));
+                    self.diags.push(
+                        wrong(&v)
+                            .at(e.span, "not a named Embedding")
+                            .with_help("bind the table first: `let items = Embedding(vocab: V, dim: D);`"),
+                    );
                     false
                 }
             },
@@ -414,10 +515,16 @@ impl Checker<'_> {
                     (_, Value::Poison) => return false,
                     (ArgKind::Int, Value::Int(d)) => Attr::Int(d.clone()),
                     (ArgKind::Float, Value::Float(f)) => Attr::Float(*f),
-                    (ArgKind::Float, Value::Int(d)) if d.as_constant().is_some() => Attr::Float(d.as_constant().unwrap_or(0) as f64),
+                    (ArgKind::Float, Value::Int(d)) if d.as_constant().is_some() => {
+                        Attr::Float(d.as_constant().unwrap_or(0) as f64)
+                    }
                     (ArgKind::Bool, Value::Bool(x)) => Attr::Bool(*x),
-                    (ArgKind::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => Attr::List(items.iter().filter_map(Value::to_attr).collect()),
-                    (ArgKind::IntList, Value::List(items)) if items.iter().any(|i| matches!(i, Value::Poison)) => return false,
+                    (ArgKind::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => {
+                        Attr::List(items.iter().filter_map(Value::to_attr).collect())
+                    }
+                    (ArgKind::IntList, Value::List(items)) if items.iter().any(|i| matches!(i, Value::Poison)) => {
+                        return false
+                    }
                     _ => {
                         self.diags.push(wrong(&v).at(e.span, format!("expected {}", spec.kind.describe())));
                         return false;
@@ -471,8 +578,13 @@ impl Checker<'_> {
             });
             match self.graph.instance(&owner) {
                 Some(existing) if !same_params(&existing.params, &inferred.params) => {
-                    let before: Vec<String> = existing.params.iter().map(|p| format!("{} {}", p.name, crate::types::shape_str(&p.shape))).collect();
-                    let now: Vec<String> = inferred.params.iter().map(|(n, s, _)| format!("{n} {}", crate::types::shape_str(s))).collect();
+                    let before: Vec<String> = existing
+                        .params
+                        .iter()
+                        .map(|p| format!("{} {}", p.name, crate::types::shape_str(&p.shape)))
+                        .collect();
+                    let now: Vec<String> =
+                        inferred.params.iter().map(|(n, s, _)| format!("{n} {}", crate::types::shape_str(s))).collect();
                     let d = Diagnostic::error(
                         Code::SharedWeightMismatch,
                         format!("`{owner}` shares its weights between applications, but its first application made weights {} and this one needs {}", before.join(", "), now.join(", ")),
@@ -498,21 +610,38 @@ impl Checker<'_> {
         Value::Tensor(Tensor { ty, source: name })
     }
 
-    fn register_instance(&mut self, name: &str, op: Op, attrs: &BTreeMap<String, Attr>, params: Vec<ops::shape::ParamShape>) {
+    fn register_instance(
+        &mut self,
+        name: &str,
+        op: Op,
+        attrs: &BTreeMap<String, Attr>,
+        params: Vec<ops::shape::ParamShape>,
+    ) {
         if self.graph.instance(name).is_some() {
             return;
         }
         let params = params
             .into_iter()
             .map(|(pname, shape, state)| {
-                let count = shape.iter().try_fold(1i64, |acc, d| self.eval_dim(d).ok().and_then(|v| acc.checked_mul(v))).unwrap_or(0);
+                let count = shape
+                    .iter()
+                    .try_fold(1i64, |acc, d| self.eval_dim(d).ok().and_then(|v| acc.checked_mul(v)))
+                    .unwrap_or(0);
                 ParamTensor { name: pname, shape, count, state }
             })
             .collect();
         self.graph.instances.push(ir::Instance { name: name.to_string(), op, attrs: attrs.clone(), params });
     }
 
-    fn node(&mut self, span: Span, op: Op, attrs: BTreeMap<String, Attr>, operands: Vec<Operand>, ty: TensorType, instance: Option<String>) -> Value {
+    fn node(
+        &mut self,
+        span: Span,
+        op: Op,
+        attrs: BTreeMap<String, Attr>,
+        operands: Vec<Operand>,
+        ty: TensorType,
+        instance: Option<String>,
+    ) -> Value {
         let name = self.node_name(span, op.name());
         self.push_node(Node { name: name.clone(), op, attrs, operands, ty: ty.clone(), instance });
         Value::Tensor(Tensor { ty, source: name })
@@ -523,7 +652,9 @@ impl Checker<'_> {
     }
 
     fn configure_block(&mut self, scope: &Scope, name: &str, args: &[Arg], span: Span) -> Value {
-        let Some(block) = self.blocks.get(name).copied() else { return Value::Poison };
+        let Some(block) = self.blocks.get(name).copied() else {
+            return Value::Poison;
+        };
         let mut values = BTreeMap::new();
         let mut ok = true;
         let mut positional = 0;
@@ -538,8 +669,10 @@ impl Checker<'_> {
             let Some(param) = param else {
                 ok = false;
                 let span = arg.name.as_ref().map_or(arg.value.span, |n| n.span);
-                let label = arg.name.as_ref().map_or("extra argument".to_string(), |n| format!("no parameter `{}`", n.name));
-                let mut d = Diagnostic::error(Code::UnknownArgument, format!("block `{name}` has no such parameter")).at(span, label);
+                let label =
+                    arg.name.as_ref().map_or("extra argument".to_string(), |n| format!("no parameter `{}`", n.name));
+                let mut d = Diagnostic::error(Code::UnknownArgument, format!("block `{name}` has no such parameter"))
+                    .at(span, label);
                 let names: Vec<&str> = block.params.iter().map(|p| p.name.name.as_str()).collect();
                 if let Some(h) = arg.name.as_ref().and_then(|n| did_you_mean(&n.name, names.iter().copied())) {
                     d = d.with_help(h);
@@ -551,7 +684,13 @@ impl Checker<'_> {
             };
             if values.contains_key(&param.name.name) {
                 ok = false;
-                self.diags.push(Diagnostic::error(Code::DuplicateArgument, format!("parameter `{}` is given twice", param.name.name)).at(arg.value.span, "given again"));
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::DuplicateArgument,
+                        format!("parameter `{}` is given twice", param.name.name),
+                    )
+                    .at(arg.value.span, "given again"),
+                );
                 continue;
             }
             let v = match (&param.kind, &arg.value.kind) {
@@ -585,9 +724,12 @@ impl Checker<'_> {
                 None => {
                     ok = false;
                     self.diags.push(
-                        Diagnostic::error(Code::MissingArgument, format!("block `{name}` needs parameter `{}`", p.name.name))
-                            .at(span, format!("missing `{}`", p.name.name))
-                            .with_label(p.name.span, "declared here without a default"),
+                        Diagnostic::error(
+                            Code::MissingArgument,
+                            format!("block `{name}` needs parameter `{}`", p.name.name),
+                        )
+                        .at(span, format!("missing `{}`", p.name.name))
+                        .with_label(p.name.span, "declared here without a default"),
                     );
                 }
             }
@@ -595,26 +737,43 @@ impl Checker<'_> {
         if !ok {
             return Value::Poison;
         }
-        Value::Instance(Box::new(Instance { callee: Callee::Block(name.to_string()), name: None, attrs: BTreeMap::new(), block_args: values }))
+        Value::Instance(Box::new(Instance {
+            callee: Callee::Block(name.to_string()),
+            name: None,
+            attrs: BTreeMap::new(),
+            block_args: values,
+        }))
     }
 
     fn fit_param(&mut self, p: &ast::ParamDecl, v: Value, span: Span) -> Option<Value> {
         let fits = match (p.kind, &v) {
             (_, Value::Poison) => return None,
-            (ValueKind::Int, Value::Int(_)) | (ValueKind::Float, Value::Float(_)) | (ValueKind::Bool, Value::Bool(_)) | (ValueKind::Symbol, Value::Sym(_)) | (ValueKind::List, Value::List(_)) => true,
-            (ValueKind::Float, Value::Int(d)) if d.as_constant().is_some() => return Some(Value::Float(d.as_constant().unwrap_or(0) as f64)),
+            (ValueKind::Int, Value::Int(_))
+            | (ValueKind::Float, Value::Float(_))
+            | (ValueKind::Bool, Value::Bool(_))
+            | (ValueKind::Symbol, Value::Sym(_))
+            | (ValueKind::List, Value::List(_)) => true,
+            (ValueKind::Float, Value::Int(d)) if d.as_constant().is_some() => {
+                return Some(Value::Float(d.as_constant().unwrap_or(0) as f64))
+            }
             _ => false,
         };
         if fits {
             return Some(v);
         }
         let msg = format!("parameter `{}` is {} but got {}", p.name.name, p.kind.name(), v.describe());
-        self.error(Diagnostic::error(Code::KindMismatch, msg).at(span, format!("expected {}", p.kind.name())).with_label(p.name.span, "declared here"));
+        self.error(
+            Diagnostic::error(Code::KindMismatch, msg)
+                .at(span, format!("expected {}", p.kind.name()))
+                .with_label(p.name.span, "declared here"),
+        );
         None
     }
 
     fn apply_block(&mut self, scope: &Scope, span: Span, name: &str, inst: Instance, args: &[Arg]) -> Value {
-        let Some(block) = self.blocks.get(name).copied() else { return Value::Poison };
+        let Some(block) = self.blocks.get(name).copied() else {
+            return Value::Poison;
+        };
         if self.block_stack.iter().any(|b| b == name) {
             // The resolver reported the cycle.
             return Value::Poison;
@@ -646,22 +805,45 @@ impl Checker<'_> {
                 Value::Tensor(t) => {
                     if inputs.insert(port.name.name.clone(), (t, arg.value.span)).is_some() {
                         ok = false;
-                        self.diags.push(Diagnostic::error(Code::DuplicateArgument, format!("input `{}` is given twice", port.name.name)).at(arg.value.span, "given again"));
+                        self.diags.push(
+                            Diagnostic::error(
+                                Code::DuplicateArgument,
+                                format!("input `{}` is given twice", port.name.name),
+                            )
+                            .at(arg.value.span, "given again"),
+                        );
                     }
                 }
                 Value::Poison => ok = false,
                 v => {
                     ok = false;
-                    self.diags.push(Diagnostic::error(Code::KindMismatch, format!("input `{}` of block `{name}` must be a tensor, found {}", port.name.name, v.describe())).at(arg.value.span, "not a tensor"));
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::KindMismatch,
+                            format!(
+                                "input `{}` of block `{name}` must be a tensor, found {}",
+                                port.name.name,
+                                v.describe()
+                            ),
+                        )
+                        .at(arg.value.span, "not a tensor"),
+                    );
                 }
             }
         }
         if !ok {
             return Value::Poison;
         }
-        let missing: Vec<&str> = block.ports.iter().filter(|p| !inputs.contains_key(&p.name.name)).map(|p| p.name.name.as_str()).collect();
+        let missing: Vec<&str> =
+            block.ports.iter().filter(|p| !inputs.contains_key(&p.name.name)).map(|p| p.name.name.as_str()).collect();
         if !missing.is_empty() {
-            self.diags.push(Diagnostic::error(Code::MissingArgument, format!("block `{name}` is missing input {}", missing.join(", "))).at(span, "missing inputs"));
+            self.diags.push(
+                Diagnostic::error(
+                    Code::MissingArgument,
+                    format!("block `{name}` is missing input {}", missing.join(", ")),
+                )
+                .at(span, "missing inputs"),
+            );
             return Value::Poison;
         }
         if !ok {
@@ -725,16 +907,32 @@ impl Checker<'_> {
     /// Binds dimension variables of a port type to the argument's dims, or checks them.
     fn match_port(&mut self, inner: &mut Scope, block: &str, port: &ast::Port, t: &Tensor, arg_span: Span) -> bool {
         if port.ty.dtype != t.ty.dtype {
-            let d = Diagnostic::error(Code::DTypeMismatch, format!("input `{}` of block `{block}` must be {}, found {}", port.name.name, port.ty.dtype.name(), t.ty))
-                .at(arg_span, format!("this is {}", t.ty))
-                .with_label(port.ty.span, "declared here");
+            let d = Diagnostic::error(
+                Code::DTypeMismatch,
+                format!(
+                    "input `{}` of block `{block}` must be {}, found {}",
+                    port.name.name,
+                    port.ty.dtype.name(),
+                    t.ty
+                ),
+            )
+            .at(arg_span, format!("this is {}", t.ty))
+            .with_label(port.ty.span, "declared here");
             self.error(d);
             return false;
         }
         if port.ty.dims.len() != t.ty.rank() {
-            let d = Diagnostic::error(Code::RankMismatch, format!("input `{}` of block `{block}` needs {} axes, found {}", port.name.name, port.ty.dims.len(), t.ty))
-                .at(arg_span, format!("{} axes", t.ty.rank()))
-                .with_label(port.ty.span, "declared here");
+            let d = Diagnostic::error(
+                Code::RankMismatch,
+                format!(
+                    "input `{}` of block `{block}` needs {} axes, found {}",
+                    port.name.name,
+                    port.ty.dims.len(),
+                    t.ty
+                ),
+            )
+            .at(arg_span, format!("{} axes", t.ty.rank()))
+            .with_label(port.ty.span, "declared here");
             self.error(d);
             return false;
         }
@@ -750,9 +948,15 @@ impl Checker<'_> {
                 },
             };
             if &expected != actual {
-                let d = Diagnostic::error(Code::ShapeMismatch, format!("axis {i} of input `{}` of block `{block}` must be {expected}, found {actual}", port.name.name))
-                    .at(arg_span, format!("this is {}", t.ty))
-                    .with_label(expr.span, format!("expects {expected}"));
+                let d = Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!(
+                        "axis {i} of input `{}` of block `{block}` must be {expected}, found {actual}",
+                        port.name.name
+                    ),
+                )
+                .at(arg_span, format!("this is {}", t.ty))
+                .with_label(expr.span, format!("expects {expected}"));
                 let d = self.dim_note_diag(d, actual);
                 self.error(d);
                 return false;
@@ -767,15 +971,26 @@ impl Checker<'_> {
             Value::Poison => return Value::Poison,
             other => {
                 let msg = format!("block `{}` must return a tensor, found {}", block.name.name, other.describe());
-                return self.error(Diagnostic::error(Code::ReturnMismatch, msg).at(block.ret.span, "declared return type"));
+                return self
+                    .error(Diagnostic::error(Code::ReturnMismatch, msg).at(block.ret.span, "declared return type"));
             }
         };
-        let Some(expected) = self.tensor_type(inner, &block.ret) else { return Value::Poison };
+        let Some(expected) = self.tensor_type(inner, &block.ret) else {
+            return Value::Poison;
+        };
         if expected.dtype != t.ty.dtype || expected.shape != t.ty.shape {
-            let ret_span = block.body.iter().rev().find(|s| matches!(s.kind, ast::StmtKind::Return { .. })).map_or(block.span, |s| s.span);
-            let d = Diagnostic::error(Code::ReturnMismatch, format!("block `{}` returns {} but declares {}", block.name.name, t.ty, expected))
-                .at(ret_span, format!("returns {}", t.ty))
-                .with_label(block.ret.span, format!("declared {expected}"));
+            let ret_span = block
+                .body
+                .iter()
+                .rev()
+                .find(|s| matches!(s.kind, ast::StmtKind::Return { .. }))
+                .map_or(block.span, |s| s.span);
+            let d = Diagnostic::error(
+                Code::ReturnMismatch,
+                format!("block `{}` returns {} but declares {}", block.name.name, t.ty, expected),
+            )
+            .at(ret_span, format!("returns {}", t.ty))
+            .with_label(block.ret.span, format!("declared {expected}"));
             return self.error(d);
         }
         result

@@ -164,7 +164,11 @@ impl<'p> Checker<'p> {
                 if let Some(t) = self.input_type(scope, ty, vocab.as_ref(), true) {
                     let mask = TensorType::mask(t.shape[..2].to_vec());
                     self.add_input(scope, &name.name, InputRole::Sequence, t);
-                    self.graph.inputs.push(Input { name: format!("{}.mask", name.name), role: InputRole::Mask, ty: mask });
+                    self.graph.inputs.push(Input {
+                        name: format!("{}.mask", name.name),
+                        role: InputRole::Mask,
+                        ty: mask,
+                    });
                 }
             }
             StmtKind::Side { seq, name, ty } => self.side_stmt(scope, seq, name, ty),
@@ -186,7 +190,9 @@ impl<'p> Checker<'p> {
             StmtKind::Output { name, value } => {
                 let v = self.binding(&name.name, value, scope);
                 match &v {
-                    Value::Tensor(t) => self.graph.outputs.push(Output { name: name.name.clone(), source: t.source.clone() }),
+                    Value::Tensor(t) => {
+                        self.graph.outputs.push(Output { name: name.name.clone(), source: t.source.clone() })
+                    }
                     Value::Poison => {}
                     other => {
                         let msg = format!("an output must be a tensor, found {}", other.describe());
@@ -229,7 +235,13 @@ impl<'p> Checker<'p> {
     }
 
     fn unused_overrides(&mut self) {
-        let known: Vec<String> = self.graph.dims.iter().map(|d| d.name.clone()).chain(self.graph.params.iter().map(|p| p.name.clone())).collect();
+        let known: Vec<String> = self
+            .graph
+            .dims
+            .iter()
+            .map(|d| d.name.clone())
+            .chain(self.graph.params.iter().map(|p| p.name.clone()))
+            .collect();
         for o in self.overrides.clone() {
             if !self.used_overrides.contains(&o.name) {
                 let mut msg = format!("`{}` is not a dim or param of model `{}`", o.name, self.graph.model);
@@ -256,7 +268,10 @@ impl<'p> Checker<'p> {
                 }
             }
             if v <= 0 {
-                self.error(Diagnostic::error(Code::BadDim, format!("dim `{}` must be positive, found {v}", name.name)).at(value.span, "not positive"));
+                self.error(
+                    Diagnostic::error(Code::BadDim, format!("dim `{}` must be positive, found {v}", name.name))
+                        .at(value.span, "not positive"),
+                );
             }
             self.dim_decls.insert(name.name.clone(), (name.span, v));
             self.graph.dims.push(DimDecl { name: name.name.clone(), value: v, derived: None, overridden });
@@ -264,7 +279,10 @@ impl<'p> Checker<'p> {
             return;
         }
         if let Some(o) = over {
-            self.bad_override(&o, format!("dim `{}` is derived from other dims and cannot be set; set those instead", name.name));
+            self.bad_override(
+                &o,
+                format!("dim `{}` is derived from other dims and cannot be set; set those instead", name.name),
+            );
         }
         let d = match self.eval(scope, value) {
             Value::Int(d) => d,
@@ -282,15 +300,30 @@ impl<'p> Checker<'p> {
         match self.eval_dim(&d) {
             Ok(v) if v > 0 => {
                 self.dim_decls.insert(name.name.clone(), (name.span, v));
-                self.graph.dims.push(DimDecl { name: name.name.clone(), value: v, derived: Some(d.clone()), overridden: false });
+                self.graph.dims.push(DimDecl {
+                    name: name.name.clone(),
+                    value: v,
+                    derived: Some(d.clone()),
+                    overridden: false,
+                });
                 scope.insert(name.name.clone(), Value::Int(d));
             }
             Ok(v) => {
-                let v = self.error(Diagnostic::error(Code::BadDim, format!("dim `{}` = {d} evaluates to {v}, not a positive size", name.name)).at(value.span, format!("= {v}")));
+                let v = self.error(
+                    Diagnostic::error(
+                        Code::BadDim,
+                        format!("dim `{}` = {d} evaluates to {v}, not a positive size", name.name),
+                    )
+                    .at(value.span, format!("= {v}")),
+                );
                 scope.insert(name.name.clone(), v);
             }
             Err(e) => {
-                let d2 = self.dim_note_diag(Diagnostic::error(Code::BadDim, format!("dim `{}` = {d}: {e}", name.name)).at(value.span, "cannot be evaluated"), &d);
+                let d2 = self.dim_note_diag(
+                    Diagnostic::error(Code::BadDim, format!("dim `{}` = {d}: {e}", name.name))
+                        .at(value.span, "cannot be evaluated"),
+                    &d,
+                );
                 let v = self.error(d2);
                 scope.insert(name.name.clone(), v);
             }
@@ -304,7 +337,10 @@ impl<'p> Checker<'p> {
         };
         let fits = |v: &Value| match (kind, v) {
             (ValueKind::Int, Value::Int(d)) => d.as_constant().is_some(),
-            (ValueKind::Float, Value::Float(_)) | (ValueKind::Bool, Value::Bool(_)) | (ValueKind::Symbol, Value::Sym(_)) | (ValueKind::List, Value::List(_)) => true,
+            (ValueKind::Float, Value::Float(_))
+            | (ValueKind::Bool, Value::Bool(_))
+            | (ValueKind::Symbol, Value::Sym(_))
+            | (ValueKind::List, Value::List(_)) => true,
             (_, Value::Poison) => true,
             _ => false,
         };
@@ -315,7 +351,9 @@ impl<'p> Checker<'p> {
         }
         if !fits(&v) {
             let msg = format!("param `{}` is declared {} but its value is {}", name.name, kind.name(), v.describe());
-            v = self.error(Diagnostic::error(Code::KindMismatch, msg).at(value.span, format!("not a constant {}", kind.name())));
+            v = self.error(
+                Diagnostic::error(Code::KindMismatch, msg).at(value.span, format!("not a constant {}", kind.name())),
+            );
         }
         let mut overridden = false;
         if let Some(o) = self.override_for(&name.name) {
@@ -332,7 +370,9 @@ impl<'p> Checker<'p> {
                     v = n;
                     overridden = true;
                 }
-                None => self.bad_override(&o, format!("param `{}` is {}; the value does not fit", name.name, kind.name())),
+                None => {
+                    self.bad_override(&o, format!("param `{}` is {}; the value does not fit", name.name, kind.name()))
+                }
             }
         }
         if let Some(attr) = v.to_attr() {
@@ -368,17 +408,32 @@ impl<'p> Checker<'p> {
         })
     }
 
-    fn input_type(&mut self, scope: &Scope, ty: &ast::TensorTypeExpr, vocab: Option<&ast::Expr>, seq: bool) -> Option<TensorType> {
+    fn input_type(
+        &mut self,
+        scope: &Scope,
+        ty: &ast::TensorTypeExpr,
+        vocab: Option<&ast::Expr>,
+        seq: bool,
+    ) -> Option<TensorType> {
         let mut t = self.tensor_type(scope, ty)?;
         if t.shape.first() != Some(&Dim::sym(BATCH)) {
             self.error(
-                Diagnostic::error(Code::BadDim, format!("inputs are batched: the first axis must be B, found {}", t.shape_str()))
-                    .at(ty.span, "first axis is not B"),
+                Diagnostic::error(
+                    Code::BadDim,
+                    format!("inputs are batched: the first axis must be B, found {}", t.shape_str()),
+                )
+                .at(ty.span, "first axis is not B"),
             );
             return None;
         }
         if seq && t.rank() < 2 {
-            self.error(Diagnostic::error(Code::RankMismatch, format!("a sequence needs axes [B, T, ...], found {}", t.shape_str())).at(ty.span, "no time axis"));
+            self.error(
+                Diagnostic::error(
+                    Code::RankMismatch,
+                    format!("a sequence needs axes [B, T, ...], found {}", t.shape_str()),
+                )
+                .at(ty.span, "no time axis"),
+            );
             return None;
         }
         match (t.dtype, vocab) {
@@ -400,7 +455,13 @@ impl<'p> Checker<'p> {
                 return None;
             }
             (_, Some(v)) => {
-                self.error(Diagnostic::error(Code::KindMismatch, format!("only id inputs have a vocabulary, this is {}", t.dtype.name())).at(v.span, "remove `vocab`"));
+                self.error(
+                    Diagnostic::error(
+                        Code::KindMismatch,
+                        format!("only id inputs have a vocabulary, this is {}", t.dtype.name()),
+                    )
+                    .at(v.span, "remove `vocab`"),
+                );
                 return None;
             }
             (_, None) => {}
@@ -409,16 +470,29 @@ impl<'p> Checker<'p> {
     }
 
     fn side_stmt(&mut self, scope: &mut Scope, seq: &ast::Ident, name: &ast::Ident, ty: &ast::TensorTypeExpr) {
-        let Some(t) = self.tensor_type(scope, ty) else { return };
-        let Some(Value::Tensor(s)) = scope.get(&seq.name).cloned() else { return };
+        let Some(t) = self.tensor_type(scope, ty) else {
+            return;
+        };
+        let Some(Value::Tensor(s)) = scope.get(&seq.name).cloned() else {
+            return;
+        };
         let is_seq = self.graph.inputs.iter().any(|i| i.name == seq.name && i.role == InputRole::Sequence);
         if !is_seq {
             return;
         }
         if t.rank() < 2 || t.shape[..2] != s.ty.shape[..2] {
-            let d = Diagnostic::error(Code::BadSide, format!("side feature `{}.{}` must start with the sequence's axes {}, found {}", seq.name, name.name, crate::types::shape_str(&s.ty.shape[..2]), t.shape_str()))
-                .at(ty.span, "axes differ")
-                .with_label(seq.span, format!("`{}` is {}", seq.name, s.ty));
+            let d = Diagnostic::error(
+                Code::BadSide,
+                format!(
+                    "side feature `{}.{}` must start with the sequence's axes {}, found {}",
+                    seq.name,
+                    name.name,
+                    crate::types::shape_str(&s.ty.shape[..2]),
+                    t.shape_str()
+                ),
+            )
+            .at(ty.span, "axes differ")
+            .with_label(seq.span, format!("`{}` is {}", seq.name, s.ty));
             self.error(d);
             return;
         }
@@ -426,7 +500,7 @@ impl<'p> Checker<'p> {
         self.graph.inputs.push(Input { name: full, role: InputRole::Side, ty: t });
     }
 
-    fn loss_stmt(&mut self, scope: &mut Scope, name: &ast::Ident, value: &ast::Expr) {
+    fn loss_stmt(&mut self, scope: &Scope, name: &ast::Ident, value: &ast::Expr) {
         // `loss n = w * term;`, `loss n = term * w;` or `loss n = term;`
         let (weight_expr, term_expr) = match &value.kind {
             ExprKind::Binary(ast::BinOp::Mul, a, b) if is_loss_call(b) => (Some(a.as_ref()), b.as_ref()),
@@ -449,17 +523,26 @@ impl<'p> Checker<'p> {
         if let Some(w) = weight {
             if !(w.is_finite() && w >= 0.0) {
                 let span = weight_expr.map_or(value.span, |e| e.span);
-                self.error(Diagnostic::error(Code::BadValue, format!("loss weight must be finite and non-negative, found {w}")).at(span, "bad weight"));
+                self.error(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        format!("loss weight must be finite and non-negative, found {w}"),
+                    )
+                    .at(span, "bad weight"),
+                );
             }
         }
         self.in_loss = true;
-        let v = self.binding(&name.name, term_expr, scope);
+        let v = self.binding(&format!("loss/{}", name.name), term_expr, scope);
         self.in_loss = false;
         match (v, weight) {
             (Value::Loss(node), Some(weight)) => self.graph.losses.push(Loss { name: name.name.clone(), node, weight }),
             (Value::Poison, _) | (_, None) => {}
             (other, _) => {
-                let msg = format!("a loss must be a loss term such as bce(...), optionally times a weight; found {}", other.describe());
+                let msg = format!(
+                    "a loss must be a loss term such as bce(...), optionally times a weight; found {}",
+                    other.describe()
+                );
                 self.error(
                     Diagnostic::error(Code::NotALoss, msg)
                         .at(term_expr.span, "not a loss term")
@@ -467,7 +550,6 @@ impl<'p> Checker<'p> {
                 );
             }
         }
-        scope.insert(name.name.clone(), Value::Poison);
     }
 
     fn eval_dim(&self, d: &Dim) -> Result<i64, crate::dim::EvalError> {
@@ -478,7 +560,11 @@ impl<'p> Checker<'p> {
     fn dim_notes(&self, d: &Dim) -> Vec<SpanLabel> {
         d.symbols()
             .into_iter()
-            .filter_map(|s| self.dim_decls.get(&s).map(|(span, v)| SpanLabel { span: *span, message: format!("{s} bound to {v} here") }))
+            .filter_map(|s| {
+                self.dim_decls
+                    .get(&s)
+                    .map(|(span, v)| SpanLabel { span: *span, message: format!("{s} bound to {v} here") })
+            })
             .collect()
     }
 
@@ -489,7 +575,8 @@ impl<'p> Checker<'p> {
 
     /// A fresh node name: the binding's own name for its root expression, else a sub-path.
     fn node_name(&mut self, span: Span, op: &str) -> String {
-        let base = if span == self.ctx.root { self.ctx.binding.clone() } else { format!("{}/{}", self.ctx.binding, op) };
+        let base =
+            if span == self.ctx.root { self.ctx.binding.clone() } else { format!("{}/{}", self.ctx.binding, op) };
         let mut name = base.clone();
         let mut k = 2;
         while self.node_names.contains(&name) || self.graph.inputs.iter().any(|i| i.name == name) {
@@ -503,7 +590,9 @@ impl<'p> Checker<'p> {
 
 fn is_loss_call(e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Call(callee, _) => matches!(&callee.kind, ExprKind::Name(n) if crate::ops::Op::by_name(n).is_some_and(|op| op.is_loss())),
+        ExprKind::Call(callee, _) => {
+            matches!(&callee.kind, ExprKind::Name(n) if crate::ops::Op::by_name(n).is_some_and(|op| op.is_loss()))
+        }
         _ => false,
     }
 }

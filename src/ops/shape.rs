@@ -80,7 +80,9 @@ impl Call<'_> {
 
     fn dims(&self, name: &str) -> Vec<Dim> {
         match self.attrs.get(name) {
-            Some(Attr::List(items)) => items.iter().map(|a| if let Attr::Int(d) = a { d.clone() } else { Dim::default() }).collect(),
+            Some(Attr::List(items)) => {
+                items.iter().map(|a| if let Attr::Int(d) = a { d.clone() } else { Dim::default() }).collect()
+            }
             _ => vec![],
         }
     }
@@ -174,7 +176,8 @@ impl Call<'_> {
     fn axis(&self, name: &str, rank: usize) -> R<usize> {
         let d = self.dim(name);
         let v = d.as_constant().ok_or_else(|| {
-            self.err(Code::BadAxis, format!("`{name}` must be a constant, found {d}")).at(self.attr_span(name), "not a constant")
+            self.err(Code::BadAxis, format!("`{name}` must be a constant, found {d}"))
+                .at(self.attr_span(name), "not a constant")
         })?;
         let r = rank as i64;
         let idx = if v < 0 { v + r } else { v };
@@ -210,7 +213,13 @@ impl Call<'_> {
         self.rank(mask, 2, "[B, N]")?;
         for i in 0..2 {
             if x.ty.shape[i] != mask.ty.shape[i] {
-                return Err(self.mismatch(&format!("axis {i} of the mask differs"), x, &x.ty.shape[i], mask, &mask.ty.shape[i]));
+                return Err(self.mismatch(
+                    &format!("axis {i} of the mask differs"),
+                    x,
+                    &x.ty.shape[i],
+                    mask,
+                    &mask.ty.shape[i],
+                ));
             }
         }
         Ok(())
@@ -225,7 +234,10 @@ impl Call<'_> {
         };
         if !ok {
             return Err(self
-                .err(Code::ShapeMismatch, format!("`{}` must be one value per example, [B] or [B, 1], found {}", a.port, a.ty))
+                .err(
+                    Code::ShapeMismatch,
+                    format!("`{}` must be one value per example, [B] or [B, 1], found {}", a.port, a.ty),
+                )
                 .at(a.span, format!("this is {}", a.ty)));
         }
         Ok(())
@@ -234,7 +246,9 @@ impl Call<'_> {
     fn positive(&self, name: &str, d: &Dim) -> R<()> {
         if let Some(v) = d.as_constant() {
             if v <= 0 {
-                return Err(self.err(Code::BadValue, format!("`{name}` must be positive, found {v}")).at(self.attr_span(name), "not positive"));
+                return Err(self
+                    .err(Code::BadValue, format!("`{name}` must be positive, found {v}"))
+                    .at(self.attr_span(name), "not positive"));
             }
         }
         Ok(())
@@ -243,7 +257,9 @@ impl Call<'_> {
     fn rate(&self, name: &str) -> R<f64> {
         let v = self.float(name);
         if !(0.0..1.0).contains(&v) {
-            return Err(self.err(Code::BadValue, format!("`{name}` must be in [0, 1), found {v}")).at(self.attr_span(name), "out of range"));
+            return Err(self
+                .err(Code::BadValue, format!("`{name}` must be in [0, 1), found {v}"))
+                .at(self.attr_span(name), "out of range"));
         }
         Ok(v)
     }
@@ -288,7 +304,7 @@ pub fn infer(call: &Call) -> R<Inferred> {
         Neg => {
             let x = call.t("x");
             call.float_arg(x)?;
-            out(TensorType::float(x.ty.shape.clone()).with_range(x.ty.range.neg()))
+            out(TensorType::float(x.ty.shape.clone()).with_range(x.ty.range.negate()))
         }
         Concat => {
             let xs = call.all("xs");
@@ -304,13 +320,22 @@ pub fn infer(call: &Call) -> R<Inferred> {
                 }
                 if x.ty.rank() != first.ty.rank() {
                     return Err(call
-                        .err(Code::RankMismatch, format!("all inputs need {} axes like the first, found {}", first.ty.rank(), x.ty))
+                        .err(
+                            Code::RankMismatch,
+                            format!("all inputs need {} axes like the first, found {}", first.ty.rank(), x.ty),
+                        )
                         .at(x.span, format!("{} axes", x.ty.rank()))
                         .with_label(first.span, format!("{} axes", first.ty.rank())));
                 }
                 for (i, (d0, d)) in first.ty.shape.iter().zip(&x.ty.shape).enumerate() {
                     if i != axis && d0 != d {
-                        return Err(call.mismatch(&format!("inputs must agree on axis {i} (all but the concat axis {axis})"), first, d0, x, d));
+                        return Err(call.mismatch(
+                            &format!("inputs must agree on axis {i} (all but the concat axis {axis})"),
+                            first,
+                            d0,
+                            x,
+                            d,
+                        ));
                     }
                 }
                 total = total.add(&x.ty.shape[axis]);
@@ -342,9 +367,13 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let axis = call.axis("axis", x.ty.rank())?;
             let (start, len) = (call.dim("start"), call.dim("len"));
             call.positive("len", &len)?;
-            if let (Some(s), Some(l), Some(n)) = (start.as_constant(), len.as_constant(), x.ty.shape[axis].as_constant()) {
+            if let (Some(s), Some(l), Some(n)) =
+                (start.as_constant(), len.as_constant(), x.ty.shape[axis].as_constant())
+            {
                 if s < 0 || s + l > n {
-                    return Err(call.err(Code::BadValue, format!("slice {s}..{} is outside axis {axis} of size {n}", s + l)).at(call.span, "out of bounds"));
+                    return Err(call
+                        .err(Code::BadValue, format!("slice {s}..{} is outside axis {axis} of size {n}", s + l))
+                        .at(call.span, "out of bounds"));
                 }
             }
             let mut ty = x.ty.clone();
@@ -358,7 +387,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let i = call.dim("index");
             if let (Some(i), Some(n)) = (i.as_constant(), x.ty.shape[axis].as_constant()) {
                 if i < 0 || i >= n {
-                    return Err(call.err(Code::BadValue, format!("index {i} is outside axis {axis} of size {n}")).at(call.attr_span("index"), "out of bounds"));
+                    return Err(call
+                        .err(Code::BadValue, format!("index {i} is outside axis {axis} of size {n}"))
+                        .at(call.attr_span("index"), "out of bounds"));
                 }
             }
             let mut ty = x.ty.clone();
@@ -457,7 +488,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             shape.remove(1);
             let range = if call.sym("mode") == "sum" { Range::ANY } else { x.ty.range };
             if call.sym("mode") == "max" && call.sym("padding") == "include" {
-                return Err(call.err(Code::BadOption, "max pooling cannot include padding").at(call.attr_span("padding"), "use padding: exclude"));
+                return Err(call
+                    .err(Code::BadOption, "max pooling cannot include padding")
+                    .at(call.attr_span("padding"), "use padding: exclude"));
             }
             out(TensorType::float(shape).with_range(range))
         }
@@ -469,12 +502,20 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.rank(s, 2, "[B, N]")?;
             for i in 0..2 {
                 if v.ty.shape[i] != s.ty.shape[i] {
-                    return Err(call.mismatch(&format!("scores must score every value (axis {i})"), v, &v.ty.shape[i], s, &s.ty.shape[i]));
+                    return Err(call.mismatch(
+                        &format!("scores must score every value (axis {i})"),
+                        v,
+                        &v.ty.shape[i],
+                        s,
+                        &s.ty.shape[i],
+                    ));
                 }
             }
             call.seq_mask(v, mask)?;
             if call.float("temperature") <= 0.0 {
-                return Err(call.err(Code::BadValue, "`temperature` must be positive").at(call.attr_span("temperature"), "not positive"));
+                return Err(call
+                    .err(Code::BadValue, "`temperature` must be positive")
+                    .at(call.attr_span("temperature"), "not positive"));
             }
             let range = if call.sym("norm") == "softmax" { v.ty.range } else { Range::ANY };
             out(TensorType::float(vec![v.ty.shape[0].clone(), v.ty.shape[2].clone()]).with_range(range))
@@ -510,7 +551,8 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let x = call.t("x");
             call.float_arg(x)?;
             call.rank(x, 3, "[B, F, D]")?;
-            let last = if matches!(call.attrs.get("reduce"), Some(Attr::Bool(true))) { c(1) } else { x.ty.shape[2].clone() };
+            let last =
+                if matches!(call.attrs.get("reduce"), Some(Attr::Bool(true))) { c(1) } else { x.ty.shape[2].clone() };
             out(TensorType::float(vec![x.ty.shape[0].clone(), last]))
         }
         ItemLogits | SampledLogits => {
@@ -520,7 +562,13 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let table = call.table.expect("bound table");
             if s.ty.shape[1] != table.dim {
                 let d = call
-                    .err(Code::ShapeMismatch, format!("the user state has {} but the item table `{}` has vectors of {}", s.ty.shape[1], table.name, table.dim))
+                    .err(
+                        Code::ShapeMismatch,
+                        format!(
+                            "the user state has {} but the item table `{}` has vectors of {}",
+                            s.ty.shape[1], table.name, table.dim
+                        ),
+                    )
                     .at(s.span, format!("s is {}", s.ty))
                     .with_label(table.span, format!("`{}` has dim {}", table.name, table.dim));
                 return Err(call.notes(d, &[&s.ty.shape[1], &table.dim]));
@@ -554,7 +602,10 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let (len, dim) = (call.dim("len"), call.dim("dim"));
             if x.ty.shape[1] != len {
                 let d = call
-                    .err(Code::ShapeMismatch, format!("the sequence has {} positions but the table has len {}", x.ty.shape[1], len))
+                    .err(
+                        Code::ShapeMismatch,
+                        format!("the sequence has {} positions but the table has len {}", x.ty.shape[1], len),
+                    )
                     .at(x.span, format!("x is {}", x.ty))
                     .with_label(call.attr_span("len"), format!("len is {len}"));
                 return Err(call.notes(d, &[&x.ty.shape[1], &len]));
@@ -564,7 +615,10 @@ pub fn infer(call: &Call) -> R<Inferred> {
             } else {
                 if x.ty.shape[2] != dim {
                     let d = call
-                        .err(Code::ShapeMismatch, format!("mode add needs dim {} to equal the item dim {}", dim, x.ty.shape[2]))
+                        .err(
+                            Code::ShapeMismatch,
+                            format!("mode add needs dim {} to equal the item dim {}", dim, x.ty.shape[2]),
+                        )
                         .at(call.attr_span("dim"), format!("dim is {dim}"))
                         .with_label(x.span, format!("x is {}", x.ty));
                     return Err(call.notes(d, &[&x.ty.shape[2], &dim]));
@@ -593,7 +647,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.rate("dropout")?;
             let units = call.dims("units");
             if units.is_empty() {
-                return Err(call.err(Code::BadValue, "`units` needs at least one layer").at(call.attr_span("units"), "empty"));
+                return Err(call
+                    .err(Code::BadValue, "`units` needs at least one layer")
+                    .at(call.attr_span("units"), "empty"));
             }
             let mut params = vec![];
             let mut din = x.ty.shape.last().cloned().unwrap_or_default();
@@ -610,7 +666,10 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let x = call.t("x");
             call.float_arg(x)?;
             let d = x.ty.shape.last().cloned().unwrap_or_default();
-            Ok(Inferred { ty: TensorType::float(x.ty.shape.clone()), params: vec![p("gamma", vec![d.clone()]), p("beta", vec![d])] })
+            Ok(Inferred {
+                ty: TensorType::float(x.ty.shape.clone()),
+                params: vec![p("gamma", vec![d.clone()]), p("beta", vec![d])],
+            })
         }
         SelfAttention => {
             let (x, mask) = (call.t("x"), call.t("mask"));
@@ -623,7 +682,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             let d = x.ty.shape[2].clone();
             if let (Some(dv), Some(hv)) = ((call.eval)(&d), (call.eval)(&heads)) {
                 if dv % hv != 0 {
-                    return Err(call.err(Code::BadValue, format!("model dim {dv} is not divisible by {hv} heads")).at(call.attr_span("heads"), "heads"));
+                    return Err(call
+                        .err(Code::BadValue, format!("model dim {dv} is not divisible by {hv} heads"))
+                        .at(call.attr_span("heads"), "heads"));
                 }
             }
             let mut params = vec![];
@@ -677,7 +738,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.positive("experts", &experts)?;
             call.positive("tasks", &tasks)?;
             if units.is_empty() {
-                return Err(call.err(Code::BadValue, "`units` needs at least one layer").at(call.attr_span("units"), "empty"));
+                return Err(call
+                    .err(Code::BadValue, "`units` needs at least one layer")
+                    .at(call.attr_span("units"), "empty"));
             }
             let mut params = vec![];
             let mut din = x.ty.shape[1].clone();
@@ -698,7 +761,13 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.rank(key, 2, "[B, K]")?;
             call.rank(write, 2, "[B, W]")?;
             if key.ty.shape[0] != write.ty.shape[0] {
-                return Err(call.mismatch("key and write must have the same batch", key, &key.ty.shape[0], write, &write.ty.shape[0]));
+                return Err(call.mismatch(
+                    "key and write must have the same batch",
+                    key,
+                    &key.ty.shape[0],
+                    write,
+                    &write.ty.shape[0],
+                ));
             }
             let (slots, dim) = (call.dim("slots"), call.dim("dim"));
             call.positive("slots", &slots)?;
@@ -734,7 +803,13 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.rank(prob, 2, "[B, V]")?;
             if !prob.ty.distribution {
                 return Err(call
-                    .err(Code::NotADistribution, format!("`p` must be a softmax distribution over items, but it is {} with range {}", prob.ty, prob.ty.range))
+                    .err(
+                        Code::NotADistribution,
+                        format!(
+                            "`p` must be a softmax distribution over items, but it is {} with range {}",
+                            prob.ty, prob.ty.range
+                        ),
+                    )
                     .at(prob.span, "not a distribution")
                     .with_help("pass softmax(item_logits(s, table: ...)) or masked_softmax(...)"));
             }
@@ -752,7 +827,9 @@ pub fn infer(call: &Call) -> R<Inferred> {
             call.same_shape(a, pos)?;
             call.same_shape(a, neg)?;
             if call.float("margin") < 0.0 {
-                return Err(call.err(Code::BadValue, "`margin` must not be negative").at(call.attr_span("margin"), "negative"));
+                return Err(call
+                    .err(Code::BadValue, "`margin` must not be negative")
+                    .at(call.attr_span("margin"), "negative"));
             }
             out(TensorType::float(vec![a.ty.shape[0].clone()]).with_range(Range { lo: 0.0, hi: f64::INFINITY }))
         }
@@ -764,19 +841,27 @@ fn check_vocab(call: &Call, ids: &TensorArg, vocab: &Dim, owner: &str, owner_spa
         Some(v) if v == vocab => Ok(()),
         Some(v) => {
             let d = call
-                .err(Code::VocabMismatch, format!("`{}` indexes a vocabulary of {v} but {owner} has {vocab} entries", ids.port))
+                .err(
+                    Code::VocabMismatch,
+                    format!("`{}` indexes a vocabulary of {v} but {owner} has {vocab} entries", ids.port),
+                )
                 .at(ids.span, format!("ids from a vocabulary of {v}"))
                 .with_label(owner_span, format!("{vocab} entries"));
             Err(call.notes(d, &[v, vocab]))
         }
-        None => Err(call.err(Code::VocabMismatch, format!("`{}` has no vocabulary", ids.port)).at(ids.span, "declare it with `vocab N`")),
+        None => Err(call
+            .err(Code::VocabMismatch, format!("`{}` has no vocabulary", ids.port))
+            .at(ids.span, "declare it with `vocab N`")),
     }
 }
 
 fn require_probability(call: &Call, prob: &TensorArg) -> R<()> {
     if !prob.ty.range.is_probability() {
         return Err(call
-            .err(Code::UnboundedProbability, format!("`p` must be a probability in [0, 1], but its values are {}", prob.ty.range))
+            .err(
+                Code::UnboundedProbability,
+                format!("`p` must be a probability in [0, 1], but its values are {}", prob.ty.range),
+            )
             .at(prob.span, format!("values {}", prob.ty.range))
             .with_help("apply sigmoid(...) first, or use bce_logits(...) on the raw logit"));
     }

@@ -1,0 +1,25 @@
+//! The error corpus: every file in tests/data/err must yield at least one error, and its
+//! rendered diagnostics are snapshotted.
+
+use crate::{compile, settings};
+
+#[test]
+fn every_mistake_is_reported() {
+    let settings = settings();
+    let mut files = 0;
+    let mut codes = std::collections::BTreeSet::new();
+    insta::glob!("../data/err", "*.recspec", |path| {
+        files += 1;
+        let (checked, rendered) = compile(path, &[]);
+        assert!(checked.has_errors(), "{} produced no error:\n{rendered}", path.display());
+        assert!(checked.graph.is_none());
+        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
+            assert!(d.primary.is_some(), "error without a location in {}: {}", path.display(), d.message);
+            codes.insert(d.code);
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        settings.bind(|| insta::assert_snapshot!(format!("err_{name}"), rendered));
+    });
+    assert!(files >= 30, "the corpus needs at least 30 mistakes, found {files}");
+    assert!(codes.len() >= 25, "the corpus should exercise most error codes, found {}", codes.len());
+}
