@@ -1,13 +1,23 @@
 //! Run configuration files (TOML) and `--set K=V` overrides.
 //!
-//! A run config is the place for everything a run needs besides the spec. Today it holds
-//! hyperparameter overrides:
+//! A run config is the place for everything a run needs besides the spec and the data:
 //!
 //! ```toml
-//! [hparams]
+//! [hparams]          # dim and param overrides
 //! D = 32
-//! lambda_dislike = 5.0
+//! [train]            # all optional; defaults in `TrainSettings::default()`
+//! optimizer = "adam" # or "adagrad"
+//! lr = 0.001
+//! batch_size = 256
+//! epochs = 2
+//! seed = 1
+//! max_steps = 500    # per epoch
+//! [loss_weights]     # override the weight of named loss terms
+//! dislike = 5.0
 //! ```
+//!
+//! Data sets written by `recspec simulate` carry a `data.toml` in the same format; its
+//! `[simulation]` table is informational and ignored here.
 
 use crate::check::{Override, OverrideValue};
 use serde::Deserialize;
@@ -20,12 +30,65 @@ use toml::Spanned;
 struct RunConfigFile {
     #[serde(default)]
     hparams: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    train: Option<TrainSection>,
+    #[serde(default)]
+    loss_weights: BTreeMap<String, f64>,
+    #[serde(default)]
+    simulation: Option<toml::Table>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct TrainSection {
+    optimizer: Option<String>,
+    lr: Option<f64>,
+    batch_size: Option<usize>,
+    epochs: Option<usize>,
+    seed: Option<u64>,
+    max_steps: Option<usize>,
+}
+
+/// Which optimizer trains the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adagrad,
+}
+
+/// Training settings, from `[train]` with defaults.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainSettings {
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Stop each epoch after this many steps (for quick runs); `None` reads the whole file.
+    pub max_steps: Option<usize>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.001,
+            batch_size: 256,
+            epochs: 2,
+            seed: 1,
+            max_steps: None,
+        }
+    }
 }
 
 /// A parsed run configuration.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RunConfig {
     pub overrides: Vec<Override>,
+    /// Present when the file has a `[train]` table; fields it omits keep their defaults.
+    pub train: Option<TrainSettings>,
+    pub loss_weights: BTreeMap<String, f64>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -39,6 +102,45 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
         format!("{name}{line}: {}", e.message())
     })?;
     let mut overrides = vec![];
+    let _informational = file.simulation;
+    let train = match file.train {
+        None => None,
+        Some(t) => {
+            let mut s = TrainSettings::default();
+            if let Some(o) = t.optimizer {
+                s.optimizer = match o.as_str() {
+                    "adam" => OptimizerKind::Adam,
+                    "adagrad" => OptimizerKind::Adagrad,
+                    other => {
+                        return Err(format!(
+                            "{name}: [train] optimizer must be \"adam\" or \"adagrad\", found \"{other}\""
+                        ))
+                    }
+                };
+            }
+            if let Some(lr) = t.lr {
+                if !(lr.is_finite() && lr > 0.0) {
+                    return Err(format!("{name}: [train] lr must be a positive number, found {lr}"));
+                }
+                s.lr = lr;
+            }
+            for (what, v) in [("batch_size", t.batch_size), ("epochs", t.epochs), ("max_steps", t.max_steps)] {
+                if v == Some(0) {
+                    return Err(format!("{name}: [train] {what} must be at least 1"));
+                }
+            }
+            s.batch_size = t.batch_size.unwrap_or(s.batch_size);
+            s.epochs = t.epochs.unwrap_or(s.epochs);
+            s.seed = t.seed.unwrap_or(s.seed);
+            s.max_steps = t.max_steps.or(s.max_steps);
+            Some(s)
+        }
+    };
+    for (k, w) in &file.loss_weights {
+        if !(w.is_finite() && *w >= 0.0) {
+            return Err(format!("{name}: [loss_weights] {k} must be a non-negative number, found {w}"));
+        }
+    }
     for (key, value) in file.hparams {
         let origin = format!("{name}:{}", line_of(text, key.span().start));
         let v = match value.get_ref() {
@@ -56,7 +158,7 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
         };
         overrides.push(Override { name: key.into_inner(), value: v, origin });
     }
-    Ok(RunConfig { overrides })
+    Ok(RunConfig { overrides, train, loss_weights: file.loss_weights })
 }
 
 /// Reads and parses a run config file.
@@ -96,6 +198,22 @@ mod tests {
         assert!(e.starts_with("run.toml:2"), "{e}");
         let e = parse_run_config("run.toml", "[hparams\n").unwrap_err();
         assert!(e.starts_with("run.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn train_section_and_loss_weights() {
+        let c = parse_run_config(
+            "r.toml",
+            "[train]\nlr = 0.01\noptimizer = \"adagrad\"\n[loss_weights]\ndislike = 5.0\n[simulation]\nseed = 3\n",
+        )
+        .unwrap();
+        let t = c.train.unwrap();
+        assert_eq!((t.optimizer, t.lr, t.batch_size), (OptimizerKind::Adagrad, 0.01, 256));
+        assert_eq!(c.loss_weights["dislike"], 5.0);
+        assert!(parse_run_config("r.toml", "[train]\nlr = -1.0\n").is_err());
+        assert!(parse_run_config("r.toml", "[train]\noptimizer = \"sgd\"\n").is_err());
+        assert!(parse_run_config("r.toml", "[train]\nepochs = 0\n").is_err());
+        assert!(parse_run_config("r.toml", "[train]\nlearning_rate = 0.1\n").unwrap_err().starts_with("r.toml:2"));
     }
 
     #[test]

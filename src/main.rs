@@ -1,4 +1,4 @@
-//! The `recspec` command line: check, compile and diff model specs.
+//! The `recspec` command line: check, compile, diff, simulate, train and evaluate model specs.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use recspec::check::{Checked, Override};
@@ -46,6 +46,87 @@ enum Command {
         hparams: Hparams,
         #[arg(long, value_enum, default_value = "text")]
         format: DiffFormat,
+    },
+    /// Print the on-disk row format (JSON Lines) a spec's inputs expect.
+    Schema {
+        file: PathBuf,
+        #[command(flatten)]
+        hparams: Hparams,
+        /// Apply the data set's data.toml dims first.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Simulate users with latent preferences and write a multi-feedback data set.
+    Simulate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        users: Option<usize>,
+        #[arg(long)]
+        items: Option<usize>,
+        #[arg(long)]
+        impressions: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Max length T of each feedback sequence.
+        #[arg(long)]
+        seq_len: Option<usize>,
+    },
+    /// Train a spec on a data set; checkpoints and metrics go to --out.
+    Train {
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        hparams: Hparams,
+        /// Continue a run that was interrupted, after its last completed epoch.
+        #[arg(long)]
+        resume: bool,
+        /// Skip (and count) malformed rows instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_rows: bool,
+        /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        max_steps: Option<usize>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Seed of initialisation, dropout and sampling.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Extra label streams to report in validation, comma-separated (scored as 1 - p).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate a trained run on a data split; JSON on stdout.
+    Eval {
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Another run to compute RelaImpr against.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Extra label streams to report, comma-separated (scored as 1 - p).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "10,50")]
+        k: Vec<usize>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        skip_bad_rows: bool,
     },
 }
 
@@ -111,6 +192,62 @@ fn compile(path: &Path, overrides: &[Override]) -> Result<Checked, String> {
     Ok(checked)
 }
 
+/// Compiles a spec for training on `data`: the data set's dims, then the run config, then `--set`.
+fn build_graph(
+    file: &Path,
+    data: &Path,
+    hparams: &Hparams,
+    loss_weights: &std::collections::BTreeMap<String, f64>,
+) -> Result<Option<(recspec::load::Program, recspec::ir::Graph)>, String> {
+    let (_, probe) = recspec::compile_file(file, &[])?;
+    let mut all = match &probe.graph {
+        Some(g) => recspec::runtime::run::declared_only(g, recspec::runtime::run::data_overrides(data)?),
+        None => vec![],
+    };
+    all.extend(overrides(hparams)?);
+    let (program, checked) = recspec::compile_file(file, &all)?;
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", diag::render(&program.sources, &checked.diagnostics));
+    }
+    let Some(mut graph) = checked.graph else { return Ok(None) };
+    recspec::runtime::run::apply_loss_weights(&mut graph, loss_weights)?;
+    Ok(Some((program, graph)))
+}
+
+/// Creates the run directory, or checks that a resumed run still has the same graph.
+fn prepare_run_dir(out: &Path, resume: bool, graph: &recspec::ir::Graph) -> Result<(), String> {
+    let started = out.join("state.json").exists();
+    if started && !resume {
+        return Err(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        ));
+    }
+    if started {
+        let saved = std::fs::read_to_string(out.join("graph.txt")).unwrap_or_default();
+        if saved != render::emit(graph, Emit::Graph)? {
+            return Err(format!("the spec or its hyperparameters changed since {} was started; resume needs the same model (compare with {}/graph.txt)", out.display(), out.display()));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))
+}
+
+/// Rebuilds a run's plan from its saved spec and settings.
+fn load_run(dir: &Path) -> Result<(recspec::runtime::plan::Plan, recspec::config::RunConfig), String> {
+    let config = recspec::config::load_run_config(&dir.join("run.toml"))?;
+    let spec = dir.join("spec.recspec");
+    let (program, checked) = recspec::compile_file(&spec, &config.overrides)?;
+    let Some(mut graph) = checked.graph else {
+        return Err(format!(
+            "{} no longer compiles:\n{}",
+            spec.display(),
+            diag::render(&program.sources, &checked.diagnostics)
+        ));
+    };
+    recspec::runtime::run::apply_loss_weights(&mut graph, &config.loss_weights)?;
+    Ok((recspec::runtime::plan::Plan::new(graph)?, config))
+}
+
 fn counts(c: &Checked) -> (usize, usize) {
     let errors = c.diagnostics.iter().filter(|d| d.is_error()).count();
     (errors, c.diagnostics.len() - errors)
@@ -159,6 +296,126 @@ fn run(command: Command) -> Result<u8, String> {
                 )?,
             };
             print!("{text}");
+            Ok(OK)
+        }
+        Command::Schema { file, hparams, data } => {
+            let mut overrides = match &data {
+                Some(d) => recspec::runtime::run::data_overrides(d)?,
+                None => vec![],
+            };
+            let (_, probe) = recspec::compile_file(&file, &[])?;
+            if let Some(g) = &probe.graph {
+                overrides = recspec::runtime::run::declared_only(g, overrides);
+            }
+            overrides.extend(self::overrides(&hparams)?);
+            let checked = compile(&file, &overrides)?;
+            let Some(graph) = checked.graph else { return Ok(USER_ERROR) };
+            print!("{}", recspec::data::Schema::from_graph(&graph)?.describe());
+            Ok(OK)
+        }
+        Command::Simulate { out, users, items, impressions, seed, seq_len } => {
+            let mut cfg = recspec::simulate::SimConfig::default();
+            cfg.users = users.unwrap_or(cfg.users);
+            cfg.items = items.unwrap_or(cfg.items);
+            cfg.impressions_per_user = impressions.unwrap_or(cfg.impressions_per_user);
+            cfg.seed = seed.unwrap_or(cfg.seed);
+            cfg.seq_len = seq_len.unwrap_or(cfg.seq_len);
+            let summary = recspec::simulate::simulate(&cfg, &out)?;
+            eprintln!("{summary}");
+            Ok(OK)
+        }
+        Command::Train {
+            file,
+            data,
+            out,
+            hparams,
+            resume,
+            skip_bad_rows,
+            device,
+            epochs,
+            max_steps,
+            lr,
+            batch_size,
+            seed,
+            labels,
+            quiet,
+        } => {
+            let config = match &hparams.config {
+                Some(p) => recspec::config::load_run_config(p)?,
+                None => Default::default(),
+            };
+            let mut settings = config.train.clone().unwrap_or_default();
+            settings.epochs = epochs.unwrap_or(settings.epochs);
+            settings.max_steps = max_steps.or(settings.max_steps);
+            settings.lr = lr.unwrap_or(settings.lr);
+            settings.batch_size = batch_size.unwrap_or(settings.batch_size);
+            settings.seed = seed.unwrap_or(settings.seed);
+            let Some((program, graph)) = build_graph(&file, &data, &hparams, &config.loss_weights)? else {
+                return Ok(USER_ERROR);
+            };
+            prepare_run_dir(&out, resume, &graph)?;
+            recspec::runtime::run::save_spec(&out, &file, &program)?;
+            let settings_text = recspec::runtime::run::settings_toml(&graph, &settings, &data);
+            recspec::runtime::run::write_atomic(&out.join("run.toml"), settings_text.as_bytes())?;
+            let graph_text = render::emit(&graph, Emit::Graph)?;
+            recspec::runtime::run::write_atomic(&out.join("graph.txt"), graph_text.as_bytes())?;
+            let plan = recspec::runtime::plan::Plan::new(graph)?;
+            eprintln!(
+                "training {} ({} parameters) on {} with {:?}",
+                file.display(),
+                render::thousands(plan.trainable_count() as i64),
+                data.display(),
+                settings
+            );
+            let job = recspec::runtime::train::TrainJob {
+                plan,
+                settings,
+                data: data.clone(),
+                out: out.clone(),
+                device: recspec::runtime::parse_device(&device)?,
+                skip_bad_rows,
+                extra_labels: labels,
+                progress: !quiet,
+            };
+            let report = recspec::runtime::train::train(job)?;
+            eprintln!(
+                "done: {} epochs, {} steps, loss {:.4} -> {:.4}, {:.0} samples/s; run in {}",
+                report.epochs,
+                report.steps,
+                report.first_loss.unwrap_or(f64::NAN),
+                report.last_loss.unwrap_or(f64::NAN),
+                report.samples_per_sec,
+                out.display()
+            );
+            if let Some(v) = &report.valid {
+                println!("{}", recspec::runtime::train::summary(v));
+            }
+            Ok(OK)
+        }
+        Command::Eval { run, data, split, baseline, labels, k, device, skip_bad_rows } => {
+            let device = recspec::runtime::parse_device(&device)?;
+            let file = recspec::runtime::run::data_file(&data, &split)?;
+            let opts =
+                recspec::runtime::eval::EvalOptions { batch_size: 1024, skip_bad_rows, extra_labels: labels, ks: k };
+            let eval_run = |dir: &Path| -> Result<recspec::runtime::eval::EvalReport, String> {
+                let (plan, _) = load_run(dir)?;
+                let weights = recspec::runtime::train::load_weights(&plan, dir, &device)?;
+                recspec::runtime::eval::evaluate(&plan, &weights, &file, &opts, &device)
+            };
+            let report = eval_run(&run)?;
+            let mut json = serde_json::json!({ "run": run.display().to_string(), "data": file.display().to_string(), "report": report });
+            if let Some(b) = baseline {
+                let base = eval_run(&b)?;
+                let mut rela = serde_json::Map::new();
+                for (name, m) in &report.streams {
+                    if let (Some(a), Some(c)) = (m.auc, base.streams.get(name).and_then(|x| x.auc)) {
+                        rela.insert(name.clone(), serde_json::json!(recspec::metrics::rela_impr(a, c)));
+                    }
+                }
+                json["baseline"] = serde_json::json!({ "run": b.display().to_string(), "report": base });
+                json["relaimpr"] = serde_json::Value::Object(rela);
+            }
+            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
             Ok(OK)
         }
         Command::Diff { old, new, hparams, format } => {

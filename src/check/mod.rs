@@ -7,6 +7,8 @@
 //! two applications of one instance share weights. Errors poison the value they produce, so one
 //! mistake is reported once and checking goes on to find the others.
 
+mod args;
+mod blocks;
 mod expr;
 pub mod value;
 

@@ -120,3 +120,202 @@ fn user_templates_render_the_graph_view() {
     assert_eq!(code(&o), 2);
     std::fs::remove_dir_all(dir).ok();
 }
+
+fn tiny_data(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("recspec-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = recspec(&[
+        "simulate",
+        "--out",
+        dir.to_str().unwrap(),
+        "--users",
+        "60",
+        "--items",
+        "50",
+        "--impressions",
+        "20",
+        "--seq-len",
+        "10",
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    dir
+}
+
+#[test]
+fn simulate_schema_train_and_eval() {
+    let data = tiny_data("flow");
+    let o = recspec(&["schema", "specs/dfn.recspec", "--data", data.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("clicks"), "{}", stdout(&o));
+    let run = data.join("run-fm");
+    let o = recspec(&[
+        "train",
+        "specs/fm.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "5",
+        "--batch-size",
+        "32",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("click AUC"), "{}", stdout(&o));
+    for f in [
+        "spec.recspec",
+        "run.toml",
+        "graph.txt",
+        "model.epoch1.bpk",
+        "optimizer.epoch1.bpk",
+        "state.json",
+        "metrics.jsonl",
+    ] {
+        assert!(run.join(f).exists(), "run lacks {f}");
+    }
+    let again =
+        recspec(&["train", "specs/fm.recspec", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert_eq!(code(&again), 2, "an existing run is not overwritten");
+    let o = recspec(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--labels",
+        "dislike",
+        "--baseline",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let streams = &v["report"]["streams"];
+    assert!(streams["click"]["auc"].is_number());
+    assert_eq!(streams["dislike"]["scored_by"], "1 - p");
+    assert_eq!(v["relaimpr"]["click"], 0.0, "a run against itself");
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[test]
+fn corrupt_rows_are_reported_by_file_and_row() {
+    let data = tiny_data("corrupt");
+    let train = data.join("train.jsonl");
+    let mut text = std::fs::read_to_string(&train).unwrap();
+    let good = text.lines().count();
+    text.push_str("{\"user\": 1, \"item\": 99999}\n");
+    text.push_str("not json\n");
+    std::fs::write(&train, text).unwrap();
+    let run = data.join("run");
+    let args = [
+        "train",
+        "specs/fm.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+    ];
+    let o = recspec(&args);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains(&format!("train.jsonl:{}:", good + 1)), "{}", stderr(&o));
+    let mut skip = args.to_vec();
+    skip.push("--skip-bad-rows");
+    std::fs::remove_dir_all(&run).ok();
+    let o = recspec(&skip);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped 2 bad rows"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[test]
+fn a_killed_training_resumes_without_losing_a_completed_epoch() {
+    let data = tiny_data("kill");
+    let run = data.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recspec"))
+        .args([
+            "train",
+            "specs/dfn.recspec",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--epochs",
+            "1000",
+            "--max-steps",
+            "2",
+        ])
+        .args(["--batch-size", "16", "--set", "D=8", "--set", "heads=2", "--quiet"])
+        .current_dir(crate::root())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = run.join("state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = |p: &std::path::Path| -> usize {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epochs_done"].as_u64())
+            .unwrap_or(0) as usize
+    };
+    while done(&state) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = done(&state);
+    assert!(before >= 2, "two epochs completed before the kill");
+    let target = (before + 2).to_string();
+    let o = recspec(&[
+        "train",
+        "specs/dfn.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--resume",
+        "--epochs",
+        &target,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--set",
+        "D=8",
+        "--set",
+        "heads=2",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("resuming {} after epoch {before}", run.display())), "{}", stderr(&o));
+    assert_eq!(done(&state), before + 2);
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let epochs: Vec<u64> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs.last().copied(), Some(before as u64 + 2));
+    // A changed model cannot resume this run.
+    let o = recspec(&[
+        "train",
+        "specs/dfn.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--resume",
+        "--set",
+        "D=16",
+        "--set",
+        "heads=2",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("changed"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -5,9 +5,11 @@ mod cli;
 mod diffs;
 mod errors;
 mod fuzz;
+mod kernels;
 mod mutations;
 mod ok;
 mod specs;
+mod training;
 
 use recspec::check::{Checked, Override};
 use recspec::diag;

@@ -1,0 +1,291 @@
+//! Multi-feedback example files: the JSON Lines format, its schema derived from a compiled graph,
+//! and the streaming loader that turns rows into host-side batches.
+//!
+//! # Format
+//!
+//! One JSON object per line (UTF-8). Keys follow the graph's inputs by name:
+//!
+//! - `"user"`: a non-negative integer, required on every row (per-user GAUC); `"time"`: an
+//!   optional integer, ignored by the loader.
+//! - every `input`, `seq` and `side` declaration gets a key named exactly like it (`item`, `fields`,
+//!   `clicks`, `clicks.dwell`). Masks (`clicks.mask`) are not stored: they follow from the
+//!   sequence lengths.
+//! - Feature `[B]`: a scalar; `[B, K]`: an array of K numbers; more dims: a flat row-major array of
+//!   their product.
+//! - Sequence `[B, T]`: an array of 0..=T ids, most recent last, not padded; the loader pads with
+//!   id 0 and sets the mask true on positions `0..len`. Sequence `[B, T, K...]`: an array of 0..=T
+//!   entries, each an array of prod(K...) numbers.
+//! - Side `seq.name` `[B, T, K...]`: exactly one entry per element of its sequence, each a number
+//!   when prod(K...) == 1 and an array of prod(K...) numbers otherwise; padded with 0.0.
+//! - `"labels": {"click": 1, ...}`: every label stream of the graph, each 0 or 1 (`0.0`/`1.0` too).
+//! - `"weights": {"w": 1.0}`: every weight stream, a finite number >= 0; no default.
+//! - Ids are integers in `0..vocab`; floats are numbers that fit in an `f32`.
+//! - Unknown keys (and unknown labels or weights) are ignored, so one data set serves every spec
+//!   that reads a subset of its streams. Lines holding only whitespace are skipped.
+
+mod loader;
+mod row;
+#[cfg(test)]
+mod tests;
+
+pub use loader::{count_rows, Loader};
+
+use crate::ast::DType;
+use crate::ir::{Graph, InputRole};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Top-level keys the format itself uses; no input may be named like them.
+pub const RESERVED_KEYS: [&str; 4] = ["user", "time", "labels", "weights"];
+
+/// The JSON layout of one data set, derived from a compiled graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schema {
+    /// Stored inputs (features, sequences, side features) in graph order; masks are derived.
+    pub fields: Vec<FieldSchema>,
+    pub labels: Vec<String>,
+    pub weights: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldSchema {
+    pub name: String,
+    pub kind: FieldKind,
+    pub role: InputRole,
+    /// Non-batch dims, evaluated (`[T, K...]` for sequences and side features).
+    pub shape: Vec<usize>,
+    /// For a side feature: its sequence; for a sequence: itself.
+    pub sequence: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Ids { vocab: i64 },
+    Floats,
+}
+
+impl FieldSchema {
+    /// Numbers per example in the padded batch buffer.
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// For sequences and side features: T, the padded length.
+    pub fn max_len(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Numbers per sequence element (prod of the dims after T); 1 for `[B, T]`.
+    pub fn elem_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// The JSON layout of this key, in words.
+    pub fn layout(&self) -> String {
+        let what = match self.kind {
+            FieldKind::Ids { vocab } => format!("ids in 0..{vocab}"),
+            FieldKind::Floats => "numbers".to_string(),
+        };
+        let one = match self.kind {
+            FieldKind::Ids { vocab } => format!("an id in 0..{vocab}"),
+            FieldKind::Floats => "a number".to_string(),
+        };
+        let seq = self.sequence.as_deref().unwrap_or("?");
+        match self.role {
+            InputRole::Sequence if self.elem_len() == 1 => {
+                format!("array of 0..={} {what}, most recent last (mask `{}.mask` derived)", self.max_len(), self.name)
+            }
+            InputRole::Sequence => format!(
+                "array of 0..={} entries, each an array of {} {what}, most recent last (mask `{}.mask` derived)",
+                self.max_len(),
+                self.elem_len(),
+                self.name
+            ),
+            InputRole::Side if self.elem_len() == 1 => format!("array with one {one} per element of `{seq}`"),
+            InputRole::Side => {
+                format!("array with one entry per element of `{seq}`, each an array of {} {what}", self.elem_len())
+            }
+            _ if self.shape.is_empty() => one,
+            _ => format!("array of {} {what} (shape {:?}, row-major)", self.row_len(), self.shape),
+        }
+    }
+}
+
+fn eval_dim(g: &Graph, input: &str, d: &crate::dim::Dim) -> Result<i64, String> {
+    let v = d.eval(&|n| g.dim_value(n)).map_err(|e| format!("input `{input}`: cannot evaluate {d}: {e}"))?;
+    if v < 1 {
+        return Err(format!("input `{input}`: dimension {d} is {v}; the data format needs positive sizes"));
+    }
+    Ok(v)
+}
+
+impl Schema {
+    /// The data layout a compiled graph reads.
+    pub fn from_graph(g: &Graph) -> Result<Schema, String> {
+        let mut fields: Vec<FieldSchema> = vec![];
+        for input in &g.inputs {
+            let role = input.role;
+            if matches!(role, InputRole::Mask | InputRole::Weight) {
+                continue;
+            }
+            let name = &input.name;
+            if RESERVED_KEYS.contains(&name.as_str()) {
+                return Err(format!(
+                    "input `{name}` uses a key the data format reserves ({})",
+                    RESERVED_KEYS.join(", ")
+                ));
+            }
+            let mut shape = vec![];
+            let mut total: usize = 1;
+            for d in input.ty.shape.iter().skip(1) {
+                let v = usize::try_from(eval_dim(g, name, d)?).map_err(|e| format!("input `{name}`: {e}"))?;
+                total = total.checked_mul(v).ok_or_else(|| format!("input `{name}`: shape {shape:?} overflows"))?;
+                shape.push(v);
+            }
+            let kind = match (input.ty.dtype, &input.ty.vocab) {
+                (DType::Id, Some(v)) => FieldKind::Ids { vocab: eval_dim(g, name, v)? },
+                (DType::Id, None) => return Err(format!("input `{name}` holds ids without a vocabulary")),
+                (DType::Float, _) => FieldKind::Floats,
+                (DType::Mask, _) => return Err(format!("input `{name}`: mask-typed inputs cannot be stored")),
+            };
+            let sequence = match role {
+                InputRole::Sequence => Some(name.clone()),
+                InputRole::Side => {
+                    let seq = name.split_once('.').map(|(s, _)| s.to_string()).unwrap_or_default();
+                    let Some(owner) = fields.iter().find(|f| f.name == seq && f.role == InputRole::Sequence) else {
+                        return Err(format!("side feature `{name}` has no sequence `{seq}` before it"));
+                    };
+                    if owner.shape.first() != shape.first() {
+                        return Err(format!("side feature `{name}` and sequence `{seq}` disagree on T"));
+                    }
+                    Some(seq)
+                }
+                _ => None,
+            };
+            if role == InputRole::Sequence && shape.is_empty() {
+                return Err(format!("sequence `{name}` has no time axis"));
+            }
+            fields.push(FieldSchema { name: name.clone(), kind, role, shape, sequence });
+        }
+        Ok(Schema { fields, labels: g.labels.clone(), weights: g.weights.clone() })
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FieldSchema> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Human-readable description of the format (`recspec schema SPEC`): one line per key, then
+    /// an example row.
+    pub fn describe(&self) -> String {
+        let mut rows: Vec<(String, String)> = vec![
+            ("user".into(), "non-negative integer, required (groups rows per user for GAUC)".into()),
+            ("time".into(), "integer, optional (ignored by the loader)".into()),
+        ];
+        for f in &self.fields {
+            rows.push((f.name.clone(), f.layout()));
+        }
+        for l in &self.labels {
+            rows.push((format!("labels.{l}"), "0 or 1, required, in the object \"labels\"".into()));
+        }
+        for w in &self.weights {
+            rows.push((format!("weights.{w}"), "finite number >= 0, required, in the object \"weights\"".into()));
+        }
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(3);
+        let mut out = String::from("JSON Lines: one example per line, UTF-8. Keys:\n");
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:width$}  {v}\n"));
+        }
+        out.push_str("Masks are derived from sequence lengths. Unknown keys, labels and weights are ignored.\n");
+        out.push_str("Example row:\n");
+        out.push_str(&self.example_row());
+        out.push('\n');
+        out
+    }
+
+    /// One valid row (sequences of length min(2, T)), as compact JSON.
+    pub fn example_row(&self) -> String {
+        let num = |kind: FieldKind, i: usize| match kind {
+            FieldKind::Ids { vocab } => ((i as i64 + 1) % vocab).to_string(),
+            FieldKind::Floats => format!("{}", 0.5 * (i as f64 + 1.0)),
+        };
+        let arr = |kind: FieldKind, n: usize| {
+            let v: Vec<String> = (0..n).map(|i| num(kind, i)).collect();
+            format!("[{}]", v.join(","))
+        };
+        let seq_len = |f: &FieldSchema| f.max_len().min(2);
+        let mut parts = vec!["\"user\":42".to_string(), "\"time\":1700000000".to_string()];
+        for f in &self.fields {
+            let value = match f.role {
+                InputRole::Sequence | InputRole::Side => {
+                    let owner = f.sequence.as_deref().and_then(|s| self.field(s)).unwrap_or(f);
+                    let entries: Vec<String> = (0..seq_len(owner))
+                        .map(|i| if f.elem_len() == 1 { num(f.kind, i) } else { arr(f.kind, f.elem_len()) })
+                        .collect();
+                    format!("[{}]", entries.join(","))
+                }
+                _ if f.shape.is_empty() => num(f.kind, 0),
+                _ => arr(f.kind, f.row_len()),
+            };
+            parts.push(format!("{}:{value}", json_str(&f.name)));
+        }
+        let obj = |names: &[String], v: &str| {
+            let kv: Vec<String> = names.iter().map(|n| format!("{}:{v}", json_str(n))).collect();
+            format!("{{{}}}", kv.join(","))
+        };
+        parts.push(format!("\"labels\":{}", obj(&self.labels, "1")));
+        if !self.weights.is_empty() {
+            parts.push(format!("\"weights\":{}", obj(&self.weights, "1.0")));
+        }
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// One host-side batch: row-major flat buffers with their full shapes (batch axis first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostBatch {
+    pub len: usize,
+    pub users: Vec<u64>,
+    /// Id inputs: name -> (data, shape incl. batch).
+    pub ids: BTreeMap<String, (Vec<i64>, Vec<usize>)>,
+    /// Float inputs and side features: name -> (data, shape incl. batch).
+    pub floats: BTreeMap<String, (Vec<f32>, Vec<usize>)>,
+    /// Sequence masks, keyed `seq.mask`: [len, T].
+    pub masks: BTreeMap<String, (Vec<bool>, Vec<usize>)>,
+    pub labels: BTreeMap<String, Vec<f32>>,
+    pub weights: BTreeMap<String, Vec<f32>>,
+}
+
+/// A bad row (or an I/O failure, row 0) in a data file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataError {
+    pub file: PathBuf,
+    /// 1-based line number; 0 when the error is not about one line.
+    pub row: usize,
+    pub message: String,
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.row, self.message)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// What a loader has read so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoaderStats {
+    /// Valid rows delivered in batches (or pending in the next one).
+    pub rows: usize,
+    /// Rows rejected by validation.
+    pub bad_rows: usize,
+    /// The first [`MAX_KEPT_ERRORS`] bad rows.
+    pub first_errors: Vec<DataError>,
+}
+
+pub const MAX_KEPT_ERRORS: usize = 20;

@@ -1,0 +1,301 @@
+//! Unit tests of the data format: schema, round trips, and one test per validation error.
+
+use super::*;
+use std::path::{Path, PathBuf};
+
+const TINY: &str = r#"
+model tiny {
+  dim T = 3;
+  dim V = 10;
+  dim F = 2;
+  dim FV = 20;
+  dim D = 4;
+  input item: id[B] vocab V;
+  input fields: id[B, F] vocab FV;
+  input dense: float[B, 2, 2];
+  input score: float[B];
+  seq clicks: id[B, T] vocab V;
+  side clicks.dwell: float[B, T];
+  side clicks.emb: float[B, T, 2];
+  label click, like;
+  weight w;
+
+  let items = Embedding(vocab: V, dim: D);
+  let c = pool(items(clicks), mask: clicks.mask, mode: mean);
+  let x = concat(items(item), c, flatten(Embedding(vocab: FV, dim: D)(fields), from: 1), flatten(dense, from: 1),
+                 unsqueeze(score, axis: 1), pool(clicks.emb, mask: clicks.mask, mode: mean),
+                 pool(unsqueeze(clicks.dwell, axis: 2), mask: clicks.mask, mode: sum), axis: -1);
+  output p = sigmoid(Linear(out: 1)(x));
+  loss click = bce(p, label: click, weight: w);
+  loss like = nll(p, on: like);
+}
+"#;
+
+fn schema() -> Schema {
+    let (_, checked) = crate::compile_str("tiny.recspec", TINY, &[]);
+    let diags: Vec<String> = checked.diagnostics.iter().map(|d| format!("{d:?}")).collect();
+    let g = checked.graph.unwrap_or_else(|| panic!("tiny spec does not compile: {diags:#?}"));
+    Schema::from_graph(&g).unwrap()
+}
+
+/// A temporary file removed on drop.
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(tag: &str, text: &str) -> Tmp {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("recspec-data-{}-{tag}-{n}.jsonl", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Tmp(path)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const GOOD: &str = r#"{"user":1,"time":5,"item":3,"fields":[1,19],"dense":[1,2,3,4.5],"score":0.25,"clicks":[4,5],"clicks.dwell":[1.5,2],"clicks.emb":[[1,2],[3,4]],"labels":{"click":1,"like":0.0,"other":1},"weights":{"w":2},"extra":"ignored"}"#;
+
+fn good_with(key: &str, value: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    match key.split_once('.') {
+        Some((group @ ("labels" | "weights"), k)) => {
+            let g = obj.get_mut(group).unwrap().as_object_mut().unwrap();
+            if value == "DELETE" {
+                g.remove(k);
+            } else {
+                g.insert(k.to_string(), serde_json::from_str(value).unwrap());
+            }
+        }
+        _ if value == "DELETE" => {
+            obj.remove(key);
+        }
+        _ => {
+            obj.insert(key.to_string(), serde_json::from_str(value).unwrap());
+        }
+    }
+    v.to_string()
+}
+
+fn load_all(path: &Path, batch: usize, skip: bool) -> (Vec<HostBatch>, Result<(), DataError>, LoaderStats) {
+    let mut l = Loader::open(path, &schema(), batch, skip).unwrap();
+    let mut out = vec![];
+    loop {
+        match l.next_batch() {
+            Ok(Some(b)) => out.push(b),
+            Ok(None) => return (out, Ok(()), l.stats().clone()),
+            Err(e) => return (out, Err(e), l.stats().clone()),
+        }
+    }
+}
+
+#[test]
+fn schema_follows_the_graph() {
+    let s = schema();
+    let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["item", "fields", "dense", "score", "clicks", "clicks.dwell", "clicks.emb"]);
+    let clicks = s.field("clicks").unwrap();
+    assert_eq!(clicks.kind, FieldKind::Ids { vocab: 10 });
+    assert_eq!(clicks.shape, vec![3]);
+    assert_eq!(s.field("clicks.emb").unwrap().shape, vec![3, 2]);
+    assert_eq!(s.field("clicks.emb").unwrap().sequence.as_deref(), Some("clicks"));
+    assert_eq!(s.field("dense").unwrap().shape, vec![2, 2]);
+    assert_eq!(s.labels, ["click", "like"]);
+    assert_eq!(s.weights, ["w"]);
+    let d = s.describe();
+    assert!(d.contains("clicks.dwell") && d.contains("labels.click") && d.contains("weights.w"), "{d}");
+    assert!(!d.contains("clicks.mask  "), "{d}");
+}
+
+#[test]
+fn example_row_loads() {
+    let s = schema();
+    let t = Tmp::new("example", &format!("{}\n", s.example_row()));
+    let (batches, r, _) = load_all(&t.0, 4, false);
+    r.unwrap();
+    assert_eq!(batches.len(), 1);
+}
+
+#[test]
+fn rows_round_trip_with_padding_and_masks() {
+    let second = good_with("clicks", "[]");
+    let second = {
+        let mut v: serde_json::Value = serde_json::from_str(&second).unwrap();
+        v["clicks.dwell"] = serde_json::json!([]);
+        v["clicks.emb"] = serde_json::json!([]);
+        v["user"] = serde_json::json!(2);
+        v.to_string()
+    };
+    let text = format!("\u{feff}{GOOD}\n   \n{second}\r\n{GOOD}");
+    let t = Tmp::new("roundtrip", &text);
+    let (batches, r, stats) = load_all(&t.0, 2, false);
+    r.unwrap();
+    assert_eq!(stats.rows, 3);
+    assert_eq!(stats.bad_rows, 0);
+    assert_eq!(batches.len(), 2);
+    let b = &batches[0];
+    assert_eq!(b.len, 2);
+    assert_eq!(b.users, vec![1, 2]);
+    assert_eq!(b.ids["item"], (vec![3, 3], vec![2]));
+    assert_eq!(b.ids["fields"], (vec![1, 19, 1, 19], vec![2, 2]));
+    assert_eq!(b.ids["clicks"], (vec![4, 5, 0, 0, 0, 0], vec![2, 3]));
+    assert_eq!(b.masks["clicks.mask"], (vec![true, true, false, false, false, false], vec![2, 3]));
+    assert_eq!(b.floats["clicks.dwell"], (vec![1.5, 2.0, 0.0, 0.0, 0.0, 0.0], vec![2, 3]));
+    assert_eq!(b.floats["clicks.emb"].1, vec![2, 3, 2]);
+    assert_eq!(&b.floats["clicks.emb"].0[..6], &[1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+    assert_eq!(b.floats["dense"], (vec![1.0, 2.0, 3.0, 4.5, 1.0, 2.0, 3.0, 4.5], vec![2, 2, 2]));
+    assert_eq!(b.floats["score"], (vec![0.25, 0.25], vec![2]));
+    assert_eq!(b.labels["click"], vec![1.0, 1.0]);
+    assert_eq!(b.labels["like"], vec![0.0, 0.0]);
+    assert_eq!(b.weights["w"], vec![2.0, 2.0]);
+    assert_eq!(batches[1].len, 1);
+    assert_eq!(batches[1].ids["clicks"].1, vec![1, 3]);
+    assert!(!b.masks.contains_key("clicks") && !b.ids.contains_key("clicks.mask"));
+}
+
+/// Line 3 is bad (lines 1-2 good); asserts the error names the row and holds `fragment`.
+fn assert_bad(bad: &str, fragment: &str) {
+    let text = format!("{GOOD}\n\n{bad}\n{GOOD}\n");
+    let t = Tmp::new("bad", &text);
+    let (batches, r, stats) = load_all(&t.0, 8, false);
+    let e = r.expect_err(bad);
+    assert_eq!(e.row, 3, "{e}");
+    assert!(e.message.contains(fragment), "`{}` lacks `{fragment}`", e.message);
+    assert!(e.to_string().starts_with(&format!("{}:3: ", t.0.display())), "{e}");
+    assert!(batches.is_empty());
+    assert_eq!((stats.rows, stats.bad_rows), (1, 1));
+}
+
+#[test]
+fn malformed_json() {
+    assert_bad(r#"{"user":1,"#, "malformed JSON");
+    assert_bad("[1, 2]", "expected a JSON object");
+}
+
+#[test]
+fn missing_keys() {
+    assert_bad(&good_with("user", "DELETE"), "missing key `user`");
+    assert_bad(&good_with("fields", "DELETE"), "missing key `fields` (expected array of 2 ids in 0..20");
+    assert_bad(&good_with("labels", "DELETE"), "missing key `labels`");
+    assert_bad(&good_with("weights", "DELETE"), "missing key `weights`");
+}
+
+#[test]
+fn wrong_json_types() {
+    assert_bad(&good_with("item", "\"3\""), "`item`: expected an integer id in 0..10, found a string");
+    assert_bad(&good_with("item", "2.5"), "`item`: expected an integer id in 0..10, found 2.5");
+    assert_bad(&good_with("score", "null"), "`score`: expected a number, found null");
+    assert_bad(&good_with("fields", "3"), "`fields`: expected an array of 2 values");
+    assert_bad(&good_with("clicks", "{}"), "`clicks`: expected array of 0..=3 ids");
+    assert_bad(&good_with("user", "-1"), "`user`: expected a non-negative integer, found -1");
+    assert_bad(&good_with("labels", "[1]"), "`labels`: expected an object");
+    assert_bad(&good_with("clicks.emb", "[1, 2]"), "`clicks.emb[0]`: expected an array of 2 values");
+}
+
+#[test]
+fn sequence_longer_than_t() {
+    assert_bad(&good_with("clicks", "[1,2,3,4]"), "`clicks`: sequence has 4 elements, longer than T = 3");
+}
+
+#[test]
+fn side_feature_length_differs() {
+    assert_bad(&good_with("clicks.dwell", "[1.0]"), "`clicks.dwell`: has 1 entries but its sequence `clicks` has 2");
+}
+
+#[test]
+fn id_out_of_vocabulary() {
+    assert_bad(&good_with("clicks", "[4, 10]"), "`clicks[1]`: id 10 is out of vocabulary (vocab size 10");
+    assert_bad(&good_with("fields", "[1, -1]"), "`fields[1]`: id -1 is out of vocabulary");
+    assert_bad(&good_with("item", "18446744073709551615"), "id 18446744073709551615 is out of vocabulary");
+}
+
+#[test]
+fn labels_must_be_present_and_binary() {
+    assert_bad(&good_with("labels.like", "DELETE"), "missing label `labels.like`");
+    assert_bad(&good_with("labels.click", "0.5"), "`labels.click`: expected 0 or 1, found 0.5");
+    assert_bad(&good_with("labels.click", "true"), "`labels.click`: expected 0 or 1, found `true`");
+}
+
+#[test]
+fn weights_must_be_present_finite_and_non_negative() {
+    assert_bad(&good_with("weights.w", "DELETE"), "missing weight `weights.w`");
+    assert_bad(&good_with("weights.w", "-1"), "`weights.w`: expected a finite number >= 0, found -1");
+    assert_bad(&good_with("weights.w", "1e39"), "`weights.w`: expected a finite number >= 0");
+}
+
+#[test]
+fn floats_must_fit_f32() {
+    assert_bad(&good_with("score", "1e39"), "`score`: 1e+39 is not a finite 32-bit float");
+    assert_bad(&good_with("dense", "[1, 2, 3, -1e300]"), "`dense[3]`: -1e+300 is not a finite 32-bit float");
+    assert_bad(&good_with("clicks.dwell", "[1, \"x\"]"), "`clicks.dwell[1]`: expected a number, found a string");
+}
+
+#[test]
+fn fixed_shape_arrays_need_their_length() {
+    assert_bad(&good_with("dense", "[1, 2, 3]"), "`dense`: expected an array of 4 values, found an array of 3");
+    assert_bad(&good_with("fields", "[1, 2, 3]"), "`fields`: expected an array of 2 values, found an array of 3");
+}
+
+#[test]
+fn invalid_utf8_is_a_bad_row() {
+    let mut bytes = format!("{GOOD}\n\n").into_bytes();
+    bytes.extend([0xff, 0xfe, b'\n']);
+    let t = Tmp::new("utf8", "");
+    std::fs::write(&t.0, bytes).unwrap();
+    let (_, r, _) = load_all(&t.0, 8, false);
+    let e = r.unwrap_err();
+    assert_eq!(e.row, 3);
+    assert!(e.message.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn skip_bad_rows_counts_them() {
+    let bad1 = good_with("item", "99");
+    let bad2 = "not json";
+    let text = format!("{GOOD}\n{bad1}\n{GOOD}\n{bad2}\n{GOOD}\n");
+    let t = Tmp::new("skip", &text);
+    let (batches, r, stats) = load_all(&t.0, 2, true);
+    r.unwrap();
+    assert_eq!(stats.rows, 3);
+    assert_eq!(stats.bad_rows, 2);
+    assert_eq!(stats.first_errors.iter().map(|e| e.row).collect::<Vec<_>>(), vec![2, 4]);
+    assert_eq!(batches.iter().map(|b| b.len).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(count_rows(&t.0).unwrap(), 5);
+}
+
+#[test]
+fn after_an_error_loading_continues_with_the_next_line() {
+    let text = format!("{GOOD}\n{}\n{GOOD}\n", good_with("item", "99"));
+    let t = Tmp::new("continue", &text);
+    let mut l = Loader::open(&t.0, &schema(), 8, false).unwrap();
+    assert_eq!(l.next_batch().unwrap_err().row, 2);
+    assert_eq!(l.next_batch().unwrap().unwrap().len, 2);
+    assert!(l.next_batch().unwrap().is_none());
+}
+
+#[test]
+fn open_errors_are_row_zero() {
+    let e = Loader::open(Path::new("/nonexistent/recspec.jsonl"), &schema(), 4, false).err().unwrap();
+    assert_eq!(e.row, 0);
+    assert!(e.message.contains("cannot open"), "{e}");
+    let t = Tmp::new("zero", "");
+    assert!(Loader::open(&t.0, &schema(), 0, false).is_err());
+    let mut l = Loader::open(&t.0, &schema(), 4, false).unwrap();
+    assert!(l.next_batch().unwrap().is_none());
+}
+
+#[test]
+fn reserved_names_are_rejected() {
+    let (_, checked) = crate::compile_str(
+        "r.recspec",
+        "model r { dim V = 4; input user: id[B] vocab V; label click; output p = sigmoid(reduce_sum(Embedding(vocab: V, dim: 2)(user), axis: 1)); loss click = bce(p, label: click); }",
+        &[],
+    );
+    if let Some(g) = checked.graph {
+        assert!(Schema::from_graph(&g).unwrap_err().contains("reserves"));
+    }
+}

@@ -1,0 +1,279 @@
+//! The training loop: epochs over a streamed data file, validation after each epoch, atomic
+//! checkpoints, resume after a kill, and a clear stop on a non-finite loss.
+
+use super::eval::{evaluate, EvalOptions, EvalReport};
+use super::exec::{forward, DeviceBatch};
+use super::plan::{Plan, Weights};
+use super::run::{self, RunState};
+use crate::config::{OptimizerKind, TrainSettings};
+use crate::data::{Loader, Schema};
+use burn::module::{Module, Param};
+use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams};
+use burn::prelude::*;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a training run needs.
+pub struct TrainJob {
+    pub plan: Plan,
+    pub settings: TrainSettings,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub device: Device,
+    pub skip_bad_rows: bool,
+    /// Extra label streams to report in validation (scored as 1 - the primary output).
+    pub extra_labels: Vec<String>,
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+pub struct TrainReport {
+    pub epochs: usize,
+    pub steps: u64,
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    pub samples_per_sec: f64,
+    pub valid: Option<EvalReport>,
+    pub bad_rows: usize,
+    /// Mean training loss of each epoch run by this call.
+    pub epoch_losses: Vec<f64>,
+    /// The trained weights (inference copy).
+    pub weights: Option<Weights>,
+}
+
+fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
+    match s.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().init(),
+        OptimizerKind::Adagrad => AdaGradConfig::new().init(),
+    }
+}
+
+/// Loads the weights of a run's last completed epoch onto `device`.
+pub fn load_weights(plan: &Plan, dir: &Path, device: &Device) -> Result<Weights, String> {
+    let state =
+        RunState::load(dir)?.ok_or_else(|| format!("{} holds no completed epoch (no state.json)", dir.display()))?;
+    let (path, _) = run::checkpoint_files(dir, state.epochs_done);
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| format!("{}: not a checkpoint: {e:?}", path.display()))?;
+    plan.init(device, 0)
+        .try_load_record(record)
+        .map_err(|e| format!("{}: does not fit this model: {e:?}", path.display()))
+}
+
+fn save_weights(w: &Weights, path: &Path) -> Result<(), String> {
+    let bytes = w.clone().into_record().into_bytes().map_err(|e| format!("cannot serialise weights: {e:?}"))?;
+    run::write_atomic(path, &bytes)
+}
+
+/// Trains (or resumes) a run; writes checkpoints and metrics into `job.out`.
+pub fn train(job: TrainJob) -> Result<TrainReport, String> {
+    let ad = job.device.clone().autodiff();
+    job.device.seed(job.settings.seed);
+    let schema = Schema::from_graph(&job.plan.graph)?;
+    let train_file = run::data_file(&job.data, "train")?;
+    let valid_file = run::data_file(&job.data, "valid")?;
+    let mut state = RunState::load(&job.out)?.unwrap_or_default();
+    let mut optim = optimizer(&job.settings);
+    let mut weights = if state.epochs_done > 0 {
+        let w = load_weights(&job.plan, &job.out, &ad)?;
+        let (_, opt_path) = run::checkpoint_files(&job.out, state.epochs_done);
+        let bytes = std::fs::read(&opt_path).map_err(|e| format!("cannot read {}: {e}", opt_path.display()))?;
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| format!("{}: {e:?}", opt_path.display()))?;
+        eprintln!("resuming {} after epoch {}", job.out.display(), state.epochs_done);
+        w
+    } else {
+        job.plan.init(&ad, job.settings.seed)
+    };
+    let rows_hint = count_lines(&train_file);
+    let mut report = TrainReport {
+        epochs: state.epochs_done,
+        steps: state.steps,
+        first_loss: None,
+        last_loss: None,
+        samples_per_sec: 0.0,
+        valid: None,
+        bad_rows: 0,
+        epoch_losses: vec![],
+        weights: None,
+    };
+    let (mut samples, mut busy) = (0usize, 0f64);
+    for epoch in state.epochs_done + 1..=job.settings.epochs {
+        let mut loader = Loader::open(&train_file, &schema, job.settings.batch_size, job.skip_bad_rows)
+            .map_err(|e| e.to_string())?;
+        let mut epoch_steps = 0usize;
+        let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+        let started = Instant::now();
+        let mut bar = Progress::new(
+            job.progress,
+            epoch,
+            job.settings.epochs,
+            rows_hint,
+            job.settings.max_steps.map(|m| m * job.settings.batch_size),
+        );
+        while let Some(hb) = loader.next_batch().map_err(|e| e.to_string())? {
+            if job.settings.max_steps.is_some_and(|m| epoch_steps >= m) {
+                break;
+            }
+            let t0 = Instant::now();
+            let batch = DeviceBatch::from_host(&hb, &ad);
+            let fwd = forward(&job.plan, &weights, &batch, true, state.steps);
+            let mut step_loss = 0.0;
+            for (name, w, value) in &fwd.losses {
+                let v: f32 = value.clone().into_scalar();
+                if !v.is_finite() {
+                    return Err(format!(
+                        "loss term `{name}` became {v} at epoch {epoch}, step {} (batch of rows ending near row {}); lower the learning rate or check the data",
+                        state.steps + 1,
+                        loader.stats().rows
+                    ));
+                }
+                step_loss += w * v as f64;
+            }
+            let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
+            weights = optim.step(job.settings.lr, weights, grads);
+            for (i, value) in fwd.state {
+                let id = weights.tensors[i].id;
+                weights.tensors[i] = Param::initialized(id, value.detach()).set_require_grad(false);
+            }
+            busy += t0.elapsed().as_secs_f64();
+            samples += hb.len;
+            state.steps += 1;
+            epoch_steps += 1;
+            loss_sum += step_loss;
+            loss_n += 1;
+            report.first_loss.get_or_insert(step_loss);
+            report.last_loss = Some(step_loss);
+            bar.update(loader.stats().rows, loss_sum / loss_n as f64, samples as f64 / busy.max(1e-9));
+        }
+        bar.finish();
+        report.bad_rows += loader.stats().bad_rows;
+        if loader.stats().bad_rows > 0 {
+            eprintln!(
+                "skipped {} bad rows in {}; first: {}",
+                loader.stats().bad_rows,
+                train_file.display(),
+                loader.stats().first_errors.first().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        let opts = EvalOptions {
+            batch_size: 1024,
+            skip_bad_rows: job.skip_bad_rows,
+            extra_labels: job.extra_labels.clone(),
+            ks: vec![10, 50],
+        };
+        let valid = evaluate(&job.plan, &weights.valid(), &valid_file, &opts, &job.device)?;
+        let line = serde_json::json!({
+            "epoch": epoch,
+            "steps": state.steps,
+            "train_loss": loss_sum / loss_n.max(1) as f64,
+            "seconds": started.elapsed().as_secs_f64(),
+            "valid": valid,
+        });
+        eprintln!("epoch {epoch}: train loss {:.4}, {}", loss_sum / loss_n.max(1) as f64, summary(&valid));
+        // Commit order: this epoch's checkpoint files, metrics, then the state file (the commit
+        // point), then the previous epoch's files.
+        let (model_path, opt_path) = run::checkpoint_files(&job.out, epoch);
+        save_weights(&weights, &model_path)?;
+        let opt_bytes = optim.into_bytes().map_err(|e| format!("cannot serialise optimizer: {e:?}"))?;
+        run::write_atomic(&opt_path, &opt_bytes)?;
+        state.history.push(line);
+        let metrics: String = state.history.iter().map(|l| format!("{l}\n")).collect();
+        run::write_atomic(&job.out.join("metrics.jsonl"), metrics.as_bytes())?;
+        state.epochs_done = epoch;
+        state.save(&job.out)?;
+        let (old_model, old_opt) = run::checkpoint_files(&job.out, epoch - 1);
+        let _ = std::fs::remove_file(old_model);
+        let _ = std::fs::remove_file(old_opt);
+        report.epochs = epoch;
+        report.valid = Some(valid);
+        report.epoch_losses.push(loss_sum / loss_n.max(1) as f64);
+    }
+    report.steps = state.steps;
+    report.weights = Some(weights.valid());
+    report.samples_per_sec = samples as f64 / busy.max(1e-9);
+    Ok(report)
+}
+
+/// One line of validation metrics.
+pub fn summary(r: &EvalReport) -> String {
+    let mut parts = vec![];
+    for (name, m) in &r.streams {
+        if let Some(a) = m.auc {
+            parts.push(format!("{name} AUC {a:.4}"));
+        }
+    }
+    for (name, m) in &r.retrieval {
+        if let Some(v) = m.recall.get("@10") {
+            parts.push(format!("{name} recall@10 {v:.4}"));
+        }
+    }
+    format!("valid {}", parts.join(", "))
+}
+
+fn count_lines(path: &Path) -> usize {
+    use std::io::BufRead;
+    std::fs::File::open(path).map(|f| std::io::BufReader::new(f).lines().count()).unwrap_or(0)
+}
+
+/// A progress line on stderr: redrawn in place on a terminal, every 10% otherwise.
+struct Progress {
+    enabled: bool,
+    tty: bool,
+    epoch: usize,
+    epochs: usize,
+    total: usize,
+    last_tenth: usize,
+    started: Instant,
+    last_draw: Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool, epoch: usize, epochs: usize, rows: usize, cap: Option<usize>) -> Progress {
+        let total = cap.map_or(rows, |c| c.min(rows.max(1)));
+        let now = Instant::now();
+        Progress {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            epoch,
+            epochs,
+            total: total.max(1),
+            last_tenth: 0,
+            started: now,
+            last_draw: now,
+        }
+    }
+
+    fn update(&mut self, rows: usize, loss: f64, rate: f64) {
+        if !self.enabled {
+            return;
+        }
+        let frac = (rows as f64 / self.total as f64).min(1.0);
+        let line = format!(
+            "epoch {}/{} [{:<30}] {:>5.1}% loss {loss:.4} {rate:>8.0} samples/s {:>5.0}s",
+            self.epoch,
+            self.epochs,
+            "#".repeat((frac * 30.0) as usize),
+            frac * 100.0,
+            self.started.elapsed().as_secs_f64()
+        );
+        if self.tty {
+            if self.last_draw.elapsed().as_millis() > 200 {
+                eprint!("\r{line}");
+                self.last_draw = Instant::now();
+            }
+        } else if (frac * 10.0) as usize > self.last_tenth {
+            self.last_tenth = (frac * 10.0) as usize;
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.tty {
+            eprintln!();
+        }
+    }
+}

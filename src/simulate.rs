@@ -1,0 +1,392 @@
+//! The multi-feedback data simulator: a synthetic world of users, items and feedback, written as
+//! time-split JSON Lines files in the format of [`crate::data`].
+//!
+//! The world is built so that the feedback sequences carry signal beyond the static fields: a
+//! user's liked and disliked clusters are visible only through their history (the user-id field is
+//! a bucket shared by many users), while demographics, popularity and hour carry weaker signal.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[cfg(test)]
+mod tests;
+mod world;
+
+pub use world::Rng;
+use world::{Event, World};
+
+/// Simulation parameters; [`Default`] is the standard data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    pub users: usize,
+    pub items: usize,
+    pub clusters: usize,
+    pub creators: usize,
+    pub impressions_per_user: usize,
+    /// T: the longest history written per feedback type.
+    pub seq_len: usize,
+    /// F: categorical fields per row (8 base fields, then hashed crosses).
+    pub fields: usize,
+    pub seed: u64,
+    /// Probability that an impression the user would not click is clicked by accident.
+    pub accidental_click_rate: f64,
+    /// Probability that a high-affinity (a > 1) impression drawn as clicked is not clicked.
+    pub liked_unclick_rate: f64,
+    /// Multiplies every user's dislike propensity.
+    pub dislike_rate_scale: f64,
+    /// Standard deviation of the per-impression random walk of cluster preferences.
+    pub drift: f64,
+    /// Days the impressions are spread over.
+    pub days: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            users: 2000,
+            items: 1000,
+            clusters: 20,
+            creators: 100,
+            impressions_per_user: 60,
+            seq_len: 30,
+            fields: 8,
+            seed: 7,
+            accidental_click_rate: 0.03,
+            liked_unclick_rate: 0.05,
+            dislike_rate_scale: 1.0,
+            drift: 0.02,
+            days: 30,
+        }
+    }
+}
+
+impl SimConfig {
+    fn validate(&self) -> Result<(), String> {
+        let counts = [
+            ("users", self.users),
+            ("items", self.items),
+            ("clusters", self.clusters),
+            ("creators", self.creators),
+            ("impressions_per_user", self.impressions_per_user),
+            ("seq_len", self.seq_len),
+            ("fields", self.fields),
+            ("days", self.days),
+        ];
+        for (name, v) in counts {
+            if v == 0 {
+                return Err(format!("simulation: `{name}` must be at least 1"));
+            }
+        }
+        let limits = [("users", self.users, 1 << 31), ("items", self.items, 1 << 31), ("fields", self.fields, 4096)];
+        for (name, v, max) in limits {
+            if v > max {
+                return Err(format!("simulation: `{name}` = {v} is larger than {max}"));
+            }
+        }
+        if self.seq_len > 10_000 || self.days > 100_000 {
+            return Err("simulation: `seq_len` must be at most 10000 and `days` at most 100000".into());
+        }
+        for (name, v) in
+            [("accidental_click_rate", self.accidental_click_rate), ("liked_unclick_rate", self.liked_unclick_rate)]
+        {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("simulation: `{name}` must be in [0, 1], found {v}"));
+            }
+        }
+        for (name, v) in [("dislike_rate_scale", self.dislike_rate_scale), ("drift", self.drift)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("simulation: `{name}` must be a finite number >= 0, found {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Row count and label rates of one split.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SplitSummary {
+    pub name: &'static str,
+    pub rows: usize,
+    /// Rates of the labels click, unclick, like, dislike, skip (in [`LABELS`] order).
+    pub rates: [f64; 5],
+    counts: [usize; 5],
+}
+
+/// The label streams every row carries, in order.
+pub const LABELS: [&str; 5] = ["click", "unclick", "like", "dislike", "skip"];
+
+/// What a simulation wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimSummary {
+    pub out: PathBuf,
+    pub splits: [SplitSummary; 3],
+    /// The `[hparams]` written to data.toml: V, U, F, FV, T.
+    pub hparams: Vec<(&'static str, usize)>,
+}
+
+impl SimSummary {
+    pub fn split(&self, name: &str) -> Option<&SplitSummary> {
+        self.splits.iter().find(|s| s.name == name)
+    }
+}
+
+impl fmt::Display for SimSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "wrote {}/{{train,valid,test,items}}.jsonl and data.toml", self.out.display())?;
+        write!(f, "{:<6} {:>9}", "split", "rows")?;
+        for l in LABELS {
+            write!(f, " {l:>8}")?;
+        }
+        writeln!(f)?;
+        for s in &self.splits {
+            write!(f, "{:<6} {:>9}", s.name, s.rows)?;
+            for r in s.rates {
+                write!(f, " {r:>8.4}")?;
+            }
+            writeln!(f)?;
+        }
+        let hp: Vec<String> = self.hparams.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        write!(f, "hparams: {}", hp.join(" "))
+    }
+}
+
+/// The user's feedback before the current impression, the last `T` of each kind.
+#[derive(Default)]
+struct History {
+    clicks: VecDeque<(u32, f32, bool)>,
+    unclicks: VecDeque<u32>,
+    dislikes: VecDeque<u32>,
+    likes: VecDeque<u32>,
+    skips: VecDeque<u32>,
+}
+
+fn push_capped<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
+    if q.len() == cap {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+impl History {
+    fn record(&mut self, e: &Event, cap: usize) {
+        if e.click {
+            push_capped(&mut self.clicks, (e.item, e.dwell, e.skip), cap);
+        } else {
+            push_capped(&mut self.unclicks, e.item, cap);
+        }
+        if e.dislike {
+            push_capped(&mut self.dislikes, e.item, cap);
+        }
+        if e.like {
+            push_capped(&mut self.likes, e.item, cap);
+        }
+        if e.skip {
+            push_capped(&mut self.skips, e.item, cap);
+        }
+    }
+}
+
+/// Appends a float rounded to `1e-3`, in the shortest form that reads back to it.
+fn push_float(s: &mut String, x: f64) {
+    use fmt::Write as _;
+    let r = (x * 1000.0).round() / 1000.0;
+    let _ = write!(s, "{}", if r == 0.0 { 0.0 } else { r });
+}
+
+fn push_ids<'a>(s: &mut String, key: &str, ids: impl Iterator<Item = &'a u32>) {
+    use fmt::Write as _;
+    let _ = write!(s, ",\"{key}\":[");
+    for (i, id) in ids.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{id}");
+    }
+    s.push(']');
+}
+
+/// One impression as a JSON line (newline included), with the history before it.
+fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
+    use fmt::Write as _;
+    s.clear();
+    let _ = write!(s, "{{\"user\":{},\"time\":{},\"item\":{},\"fields\":[", e.user, e.time, e.item);
+    for (i, id) in world.fields(e).iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{id}");
+    }
+    s.push(']');
+    push_ids(s, "clicks", h.clicks.iter().map(|c| &c.0));
+    s.push_str(",\"clicks.dwell\":[");
+    for (i, c) in h.clicks.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        push_float(s, (c.1 as f64).ln_1p());
+    }
+    s.push_str("],\"clicks.skipped\":[");
+    for (i, c) in h.clicks.iter().enumerate() {
+        s.push_str(if i > 0 { "," } else { "" });
+        s.push(if c.2 { '1' } else { '0' });
+    }
+    s.push(']');
+    push_ids(s, "unclicks", h.unclicks.iter());
+    push_ids(s, "dislikes", h.dislikes.iter());
+    push_ids(s, "likes", h.likes.iter());
+    push_ids(s, "skips", h.skips.iter());
+    let b = |v: bool| u8::from(v);
+    let _ = write!(
+        s,
+        ",\"labels\":{{\"click\":{},\"unclick\":{},\"like\":{},\"dislike\":{},\"skip\":{}}},\"dwell\":",
+        b(e.click),
+        b(!e.click),
+        b(e.like),
+        b(e.dislike),
+        b(e.skip)
+    );
+    push_float(s, e.dwell as f64);
+    s.push_str("}\n");
+}
+
+/// A file written under `name.tmp` and renamed into place by [`Staged::commit`].
+struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Staged {
+    fn create(dir: &Path, name: &str) -> Result<Staged, String> {
+        let dest = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let f = File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        Ok(Staged { tmp, dest, w: BufWriter::with_capacity(1 << 20, f) })
+    }
+
+    fn write(&mut self, s: &str) -> Result<(), String> {
+        self.w.write_all(s.as_bytes()).map_err(|e| format!("cannot write {}: {e}", self.tmp.display()))
+    }
+
+    fn finish(self) -> Result<(PathBuf, PathBuf), String> {
+        let f = self.w.into_inner().map_err(|e| format!("cannot write {}: {}", self.tmp.display(), e.error()))?;
+        f.sync_all().map_err(|e| format!("cannot write {}: {e}", self.tmp.display()))?;
+        Ok((self.tmp, self.dest))
+    }
+}
+
+fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
+    let mut s =
+        String::from("# written by recspec simulate; `recspec train` applies [hparams] automatically\n[hparams]\n");
+    let notes = [
+        ("V", "item vocabulary"),
+        ("U", "users"),
+        ("F", "categorical fields"),
+        ("FV", "field vocabulary size"),
+        ("T", "max sequence length"),
+    ];
+    for ((k, v), (_, note)) in summary.hparams.iter().zip(notes) {
+        s.push_str(&format!(
+            "{k} = {v}{}# {note}\n",
+            " ".repeat(12usize.saturating_sub(k.len() + v.to_string().len()))
+        ));
+    }
+    s.push_str("\n[simulation]\n");
+    s.push_str(&format!("seed = {}\n", cfg.seed));
+    for (k, v) in [
+        ("users", cfg.users),
+        ("items", cfg.items),
+        ("clusters", cfg.clusters),
+        ("creators", cfg.creators),
+        ("impressions_per_user", cfg.impressions_per_user),
+        ("seq_len", cfg.seq_len),
+        ("fields", cfg.fields),
+        ("days", cfg.days),
+    ] {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    for (k, v) in [
+        ("accidental_click_rate", cfg.accidental_click_rate),
+        ("liked_unclick_rate", cfg.liked_unclick_rate),
+        ("dislike_rate_scale", cfg.dislike_rate_scale),
+        ("drift", cfg.drift),
+    ] {
+        s.push_str(&format!("{k} = {v:?}\n"));
+    }
+    for sp in &summary.splits {
+        s.push_str(&format!("{}_rows = {}\n", sp.name, sp.rows));
+        for (l, r) in LABELS.iter().zip(sp.rates) {
+            s.push_str(&format!("{}_{l}_rate = {r:.6}\n", sp.name));
+        }
+    }
+    s
+}
+
+/// Simulates the world of `cfg` and writes `train/valid/test/items.jsonl` and `data.toml` to
+/// `out` (created if missing). Same config, same bytes.
+pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, String> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let world = World::new(cfg);
+    let events = world.events();
+    let n = events.len();
+    let q80 = events[n * 8 / 10].time;
+    let q90 = events[(n * 9 / 10).min(n - 1)].time;
+
+    let result = (|| {
+        let mut staged = vec![];
+        let mut files = [
+            Staged::create(out, "train.jsonl")?,
+            Staged::create(out, "valid.jsonl")?,
+            Staged::create(out, "test.jsonl")?,
+        ];
+        let mut splits = ["train", "valid", "test"].map(|name| SplitSummary { name, ..SplitSummary::default() });
+        let mut histories: Vec<History> = (0..cfg.users).map(|_| History::default()).collect();
+        let mut line = String::with_capacity(4096);
+        for e in &events {
+            let k = if e.time < q80 {
+                0
+            } else if e.time < q90 {
+                1
+            } else {
+                2
+            };
+            let h = &mut histories[e.user as usize];
+            write_row(&mut line, &world, e, h);
+            files[k].write(&line)?;
+            h.record(e, cfg.seq_len);
+            let sp = &mut splits[k];
+            sp.rows += 1;
+            for (c, v) in sp.counts.iter_mut().zip([e.click, !e.click, e.like, e.dislike, e.skip]) {
+                *c += usize::from(v);
+            }
+        }
+        for sp in &mut splits {
+            sp.rates = sp.counts.map(|c| if sp.rows == 0 { 0.0 } else { c as f64 / sp.rows as f64 });
+        }
+        for f in files {
+            staged.push(f.finish()?);
+        }
+        let mut items = Staged::create(out, "items.jsonl")?;
+        items.write(&world.items_jsonl())?;
+        staged.push(items.finish()?);
+        let summary = SimSummary { out: out.to_path_buf(), splits, hparams: world.hparams() };
+        let mut toml = Staged::create(out, "data.toml")?;
+        toml.write(&data_toml(cfg, &summary))?;
+        staged.push(toml.finish()?);
+        for (tmp, dest) in &staged {
+            std::fs::rename(tmp, dest)
+                .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+        }
+        Ok(summary)
+    })();
+    if result.is_err() {
+        for name in ["train.jsonl", "valid.jsonl", "test.jsonl", "items.jsonl", "data.toml"] {
+            let _ = std::fs::remove_file(out.join(format!("{name}.tmp")));
+        }
+    }
+    result
+}

@@ -1,0 +1,323 @@
+//! Runtime kernels on tiny hand-computed inputs, and gradients against finite differences.
+
+use burn::prelude::*;
+use recspec::data::HostBatch;
+use recspec::runtime::exec::{forward, DeviceBatch};
+use recspec::runtime::plan::{Plan, Weights};
+use recspec::runtime::tensor::Val;
+
+fn plan(spec: &str) -> Plan {
+    let (program, checked) = recspec::compile_str("kernel.recspec", spec, &[]);
+    let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    assert!(errors.is_empty(), "{}", recspec::diag::render(&program.sources, &errors));
+    Plan::new(checked.graph.unwrap()).unwrap()
+}
+
+/// A host batch from float inputs `(name, data, shape)`, id inputs, masks and labels.
+#[derive(Default)]
+struct Batch {
+    hb: HostBatch,
+}
+
+impl Batch {
+    fn new(len: usize) -> Batch {
+        Batch { hb: HostBatch { len, users: (0..len as u64).collect(), ..Default::default() } }
+    }
+    fn floats(mut self, name: &str, data: &[f32], shape: &[usize]) -> Batch {
+        self.hb.floats.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self
+    }
+    fn ids(mut self, name: &str, data: &[i64], shape: &[usize]) -> Batch {
+        self.hb.ids.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self
+    }
+    fn mask(mut self, name: &str, data: &[bool], shape: &[usize]) -> Batch {
+        self.hb.masks.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self
+    }
+    fn label(mut self, name: &str, data: &[f32]) -> Batch {
+        self.hb.labels.insert(name.into(), data.to_vec());
+        self
+    }
+    fn device(&self, device: &Device) -> DeviceBatch {
+        DeviceBatch::from_host(&self.hb, device)
+    }
+}
+
+fn values(v: &Val) -> Vec<f32> {
+    match v {
+        Val::F(x) => x.t.clone().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec(),
+        Val::M(m) => values(&Val::F(m.float())),
+        Val::I(i) => {
+            i.t.clone().into_data().convert::<i64>().as_slice::<i64>().unwrap().iter().map(|x| *x as f32).collect()
+        }
+    }
+}
+
+fn run(plan: &Plan, w: &Weights, b: &Batch, node: &str) -> Vec<f32> {
+    let device = Device::flex();
+    let fwd = forward(plan, w, &b.device(&device), false, 0);
+    values(&fwd.values[node])
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{a:?} vs {b:?}");
+    }
+}
+
+/// Replaces the weights of one instance parameter.
+fn set(plan: &Plan, w: &mut Weights, instance: &str, param: &str, data: &[f32]) {
+    let i = plan.index(instance, param);
+    let t = Tensor::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &Device::flex());
+    w.tensors[i] = burn::module::Param::from_tensor(t);
+}
+
+#[test]
+fn orthogonal_projection_removes_the_component() {
+    let p = plan("model m {\n dim D = 2;\n input a: float[B, D];\n input b: float[B, D];\n output o = orthogonal(a, to: b);\n output q = project(a, onto: b);\n}\n");
+    let w = p.init(&Device::flex(), 0);
+    let b = Batch::new(1).floats("a", &[3.0, 4.0], &[1, 2]).floats("b", &[1.0, 0.0], &[1, 2]);
+    close(&run(&p, &w, &b, "o"), &[0.0, 4.0], 1e-5);
+    close(&run(&p, &w, &b, "q"), &[3.0, 0.0], 1e-5);
+}
+
+#[test]
+fn fm_equals_the_explicit_pairwise_sum() {
+    let p = plan("model m {\n dim F = 3;\n dim D = 2;\n input x: float[B, F, D];\n output bi = fm(x);\n output s = fm(x, reduce: true);\n}\n");
+    let w = p.init(&Device::flex(), 0);
+    let x = [1.0, 2.0, 3.0, -1.0, 0.5, 4.0];
+    let b = Batch::new(1).floats("x", &x, &[1, 3, 2]);
+    let v = |i: usize| [x[2 * i], x[2 * i + 1]];
+    let mut pair = [0.0f32; 2];
+    for i in 0..3 {
+        for j in i + 1..3 {
+            for (k, slot) in pair.iter_mut().enumerate() {
+                *slot += v(i)[k] * v(j)[k];
+            }
+        }
+    }
+    close(&run(&p, &w, &b, "bi"), &pair, 1e-5);
+    close(&run(&p, &w, &b, "s"), &[pair[0] + pair[1]], 1e-5);
+}
+
+#[test]
+fn masked_softmax_and_pooling_ignore_padding() {
+    let spec = "model m {\n dim T = 3;\n dim D = 2;\n dim V = 10;\n seq s: id[B, T] vocab V;\n input x: float[B, T];\n input e: float[B, T, D];\n \
+                output p = masked_softmax(x, mask: s.mask);\n output mean = pool(e, mask: s.mask, mode: mean);\n output sum_all = pool(e, mask: s.mask, mode: sum, padding: include);\n \
+                output mx = pool(e, mask: s.mask, mode: max);\n output att = attention_pool(values: e, scores: x, mask: s.mask);\n}\n";
+    let p = plan(spec);
+    let w = p.init(&Device::flex(), 0);
+    let b = Batch::new(1)
+        .ids("s", &[1, 2, 0], &[1, 3])
+        .mask("s.mask", &[true, true, false], &[1, 3])
+        .floats("x", &[0.0, 0.0, 100.0], &[1, 3])
+        .floats("e", &[1.0, 2.0, 3.0, 4.0, 100.0, 100.0], &[1, 3, 2]);
+    close(&run(&p, &w, &b, "p"), &[0.5, 0.5, 0.0], 1e-6);
+    close(&run(&p, &w, &b, "mean"), &[2.0, 3.0], 1e-6);
+    close(&run(&p, &w, &b, "sum_all"), &[104.0, 106.0], 1e-6);
+    close(&run(&p, &w, &b, "mx"), &[3.0, 4.0], 1e-6);
+    close(&run(&p, &w, &b, "att"), &[2.0, 3.0], 1e-6);
+}
+
+#[test]
+fn self_attention_output_does_not_depend_on_padded_items() {
+    let spec =
+        "model m {\n dim T = 4;\n dim D = 4;\n dim V = 10;\n seq s: id[B, T] vocab V;\n input e: float[B, T, D];\n \
+                output h = pool(SelfAttention(heads: 2)(e, s.mask), mask: s.mask, mode: mean);\n}\n";
+    let p = plan(spec);
+    let w = p.init(&Device::flex(), 3);
+    let valid = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8];
+    let mut a = valid.to_vec();
+    a.extend([9.0; 8]);
+    let mut c = valid.to_vec();
+    c.extend([-5.0; 8]);
+    let batch = |e: &[f32]| {
+        Batch::new(1).ids("s", &[1, 2, 0, 0], &[1, 4]).mask("s.mask", &[true, true, false, false], &[1, 4]).floats(
+            "e",
+            e,
+            &[1, 4, 4],
+        )
+    };
+    close(&run(&p, &w, &batch(&a), "h"), &run(&p, &w, &batch(&c), "h"), 1e-6);
+}
+
+#[test]
+fn gru_keeps_the_last_valid_state() {
+    let spec = "model m {\n dim T = 3;\n dim D = 2;\n dim V = 10;\n seq s: id[B, T] vocab V;\n input e: float[B, T, D];\n output h = GRU(hidden: 3)(e, s.mask);\n}\n";
+    let p = plan(spec);
+    let w = p.init(&Device::flex(), 1);
+    let with_pad = Batch::new(1).ids("s", &[1, 2, 0], &[1, 3]).mask("s.mask", &[true, true, false], &[1, 3]).floats(
+        "e",
+        &[0.1, 0.2, 0.3, 0.4, 7.0, 7.0],
+        &[1, 3, 2],
+    );
+    let other_pad = Batch::new(1).ids("s", &[1, 2, 0], &[1, 3]).mask("s.mask", &[true, true, false], &[1, 3]).floats(
+        "e",
+        &[0.1, 0.2, 0.3, 0.4, -3.0, 2.0],
+        &[1, 3, 2],
+    );
+    let a = run(&p, &w, &with_pad, "h");
+    close(&a, &run(&p, &w, &other_pad, "h"), 1e-6);
+    assert!(a.iter().any(|x| x.abs() > 1e-4));
+}
+
+#[test]
+fn losses_have_the_textbook_values() {
+    let spec = "model m {\n dim V = 3;\n input z: float[B, 1];\n input logits: float[B, V];\n input y: id[B] vocab V;\n label click, neg;\n \
+                let p = sigmoid(z);\n let dist = softmax(logits);\n loss a = bce(p, label: click);\n loss b = bce_logits(z, label: click);\n \
+                loss c = nll(1 - p, on: neg);\n loss d = softmax_ce(dist, target: y);\n loss e = not_to_recommend(dist, target: y, on: neg);\n}\n";
+    let p = plan(spec);
+    let w = p.init(&Device::flex(), 0);
+    let b = Batch::new(2)
+        .floats("z", &[0.0, 2.0], &[2, 1])
+        .floats("logits", &[0.0, 0.0, 0.0, 1.0, 2.0, 3.0], &[2, 3])
+        .ids("y", &[1, 2], &[2])
+        .label("click", &[1.0, 0.0])
+        .label("neg", &[0.0, 1.0]);
+    let s2 = 1.0 / (1.0 + (-2.0f32).exp());
+    close(&run(&p, &w, &b, "loss/a"), &[std::f32::consts::LN_2, -(1.0 - s2).ln()], 1e-5);
+    close(&run(&p, &w, &b, "loss/b"), &[std::f32::consts::LN_2, -(1.0 - s2).ln()], 1e-5);
+    close(&run(&p, &w, &b, "loss/c"), &[0.0, -(1.0 - s2).ln()], 1e-5);
+    let soft2 = (3.0f32).exp() / (1.0f32.exp() + 2.0f32.exp() + 3.0f32.exp());
+    close(&run(&p, &w, &b, "loss/d"), &[3.0f32.ln(), -soft2.ln()], 1e-5);
+    close(&run(&p, &w, &b, "loss/e"), &[0.0, -(1.0 - soft2).ln()], 1e-5);
+}
+
+#[test]
+fn not_to_recommend_gradient_stays_finite_as_p_goes_to_zero() {
+    let spec = "model m {\n dim V = 4;\n dim D = 2;\n input s: float[B, D];\n input y: id[B] vocab V;\n label neg;\n \
+                let items = Embedding(vocab: V, dim: D);\n let p = softmax(item_logits(s, table: items));\n loss ntr = not_to_recommend(p, target: y, on: neg);\n}\n";
+    let p = plan(spec);
+    let device = Device::flex().autodiff();
+    let mut w = p.init(&device, 0);
+    // Item 0 is pushed far from the user state: p(0|s) underflows towards 0.
+    let table: Vec<f32> = vec![-50.0, -50.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let i = p.index("items", "table");
+    w.tensors[i] = burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(table, [8]), &device));
+    let b = Batch::new(1).floats("s", &[1.0, 1.0], &[1, 2]).ids("y", &[0], &[1]).label("neg", &[1.0]);
+    let fwd = forward(&p, &w, &b.device(&device), true, 0);
+    let grads = fwd.total.backward();
+    let g = w.tensors[i].val().grad(&grads).unwrap().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
+    assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
+    let loss: f32 = fwd.total.into_scalar();
+    assert!(loss.is_finite() && loss < 1e-6, "-log(1 - p) with p -> 0 is 0, found {loss}");
+}
+
+#[test]
+fn memory_write_erases_and_adds_and_persists_in_training() {
+    let spec = "model m {\n dim K = 2;\n input key: float[B, K];\n input content: float[B, K];\n output r = Memory(slots: 2, dim: 2)(key: key, write: content);\n}\n";
+    let p = plan(spec);
+    let device = Device::flex();
+    let mut w = p.init(&device, 0);
+    let inst = "r";
+    set(&p, &mut w, inst, "slots", &[1.0, 0.0, 0.0, 1.0]);
+    set(&p, &mut w, inst, "key.weight", &[1.0, 0.0, 0.0, 1.0]);
+    set(&p, &mut w, inst, "key.bias", &[0.0, 0.0]);
+    // erase = sigmoid(big) ~ 1 on both dims; add = tanh(0) = 0: the addressed slot is wiped.
+    set(&p, &mut w, inst, "erase.weight", &[0.0, 0.0, 0.0, 0.0]);
+    set(&p, &mut w, inst, "erase.bias", &[30.0, 30.0]);
+    set(&p, &mut w, inst, "add.weight", &[0.0, 0.0, 0.0, 0.0]);
+    set(&p, &mut w, inst, "add.bias", &[0.0, 0.0]);
+    let b = Batch::new(1).floats("key", &[100.0, 0.0], &[1, 2]).floats("content", &[0.0, 0.0], &[1, 2]);
+    let fwd = forward(&p, &w, &b.device(&device), true, 0);
+    assert_eq!(fwd.state.len(), 1, "training updates the memory state");
+    let mem = values(&Val::F(recspec::runtime::tensor::Ft::new(fwd.state[0].1.clone(), vec![4])));
+    // Read weights ~ [e/(e+1), 1/(e+1)] (cosine 1 vs 0); slot 0 keeps 1 - w0 of its value.
+    let w0 = 1.0f32.exp() / (1.0f32.exp() + 1.0);
+    close(&mem, &[1.0 - w0, 0.0, 0.0, w0], 1e-4);
+    let eval = forward(&p, &w, &b.device(&device), false, 0);
+    assert!(eval.state.is_empty(), "evaluation leaves the memory alone");
+}
+
+/// Every op with learnable weights or a differentiable path: autodiff gradients of a random
+/// projection of the output agree with central finite differences.
+#[test]
+fn gradients_match_finite_differences() {
+    let specs = [
+        ("Linear", "output y = tanh(Linear(out: 3)(x));"),
+        ("MLP", "output y = MLP(units: [4, 2], act: tanh, out_act: sigmoid)(x);"),
+        ("LayerNorm", "output y = LayerNorm()(Linear(out: 4)(x));"),
+        ("SelfAttention", "output y = SelfAttention(heads: 2, residual: true, layer_norm: true)(Linear(out: 4)(e), s.mask);"),
+        ("GRU", "output y = GRU(hidden: 3, output: all)(e, s.mask);"),
+        ("PositionEmbedding", "output y = Linear(out: 2)(PositionEmbedding(len: T, dim: 3, mode: concat)(e));"),
+        ("Embedding", "output y = tanh(Embedding(vocab: V, dim: 3)(s));"),
+        ("Wide", "output y = Wide(vocab: V)(s);"),
+        ("MMoE", "output y = MMoE(experts: 2, units: [3], tasks: 2, act: tanh)(x);"),
+        ("Memory", "output y = Memory(slots: 3, dim: 2)(key: x, write: x);"),
+        ("fm", "output y = fm(Linear(out: 3)(e));"),
+        ("attention_pool", "let v = Linear(out: 2)(e);\n output y = attention_pool(values: v, scores: reduce_sum(v, axis: 2), mask: s.mask);"),
+        ("pool", "output y = pool(Linear(out: 2)(e), mask: s.mask, mode: mean);"),
+        ("cosine", "let a = Linear(out: 3)(x);\n output y = cosine(a, Linear(out: 3)(x));"),
+        ("orthogonal", "let a = Linear(out: 3)(x);\n output y = orthogonal(a, to: Linear(out: 3)(x));"),
+        ("masked_softmax", "output y = masked_softmax(reduce_sum(Linear(out: 2)(e), axis: 2), mask: s.mask);"),
+        ("item_logits", "let items = Embedding(vocab: V, dim: K);\n output y = softmax(item_logits(Linear(out: K)(x), table: items));"),
+        ("concat/stack/slice", "let a = Linear(out: 2)(x);\n output y = slice(stack(concat(a, a * a, axis: -1), concat(a * 2.0 - 1.0, a, axis: -1), axis: 1), axis: 2, start: 1, len: 2);"),
+        ("triplet", "let a = Linear(out: 3)(x);\n loss t = triplet(a, Linear(out: 3)(x), Linear(out: 3)(x), margin: 1.0);\n output y = a;"),
+    ];
+    for (name, body) in specs {
+        let spec = format!("model m {{\n dim K = 3;\n dim T = 3;\n dim V = 6;\n input x: float[B, K];\n input e: float[B, T, K];\n seq s: id[B, T] vocab V;\n {body}\n}}\n");
+        let (program, checked) = recspec::compile_str("fd.recspec", &spec, &[]);
+        let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+        assert!(errors.is_empty(), "{name}: {}", recspec::diag::render(&program.sources, &errors));
+        let p = Plan::new(checked.graph.unwrap()).unwrap();
+        check_gradients(name, &p);
+    }
+}
+
+fn check_gradients(name: &str, p: &Plan) {
+    let device = Device::flex().autodiff();
+    let w = p.init(&device, 11);
+    let b = Batch::new(2)
+        .floats("x", &[0.3, -0.7, 0.5, 0.9, 0.1, -0.4], &[2, 3])
+        .floats("e", &(0..18).map(|i| ((i * 7 % 11) as f32 - 5.0) / 7.0).collect::<Vec<_>>(), &[2, 3, 3])
+        .ids("s", &[1, 2, 3, 4, 5, 0], &[2, 3])
+        .mask("s.mask", &[true, true, true, true, true, false], &[2, 3]);
+    let db = b.device(&device);
+    let y_source = p.graph.outputs.iter().find(|o| o.name == "y").expect("output y").source.clone();
+    let objective = |w: &Weights| -> Tensor<1> {
+        let fwd = forward(p, w, &db, false, 0);
+        let y = match &fwd.values[&y_source] {
+            Val::F(x) => x.t.clone(),
+            _ => unreachable!(),
+        };
+        let n = y.dims()[0];
+        let proj: Vec<f32> = (0..n).map(|i| ((i * 5 % 7) as f32 - 3.0) / 3.0).collect();
+        let mut total = (y * Tensor::<1>::from_data(TensorData::new(proj, [n]), &device)).sum();
+        for (_, weight, l) in fwd.losses {
+            total = total + l.mul_scalar(weight);
+        }
+        total
+    };
+    let grads = objective(&w).backward();
+    let mut checked = 0;
+    for (i, info) in p.params.iter().enumerate() {
+        if info.state {
+            continue;
+        }
+        let Some(g) = w.tensors[i].val().grad(&grads) else { continue };
+        let g = g.into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
+        let base = w.tensors[i].val().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
+        for k in [0, base.len() / 2, base.len() - 1] {
+            let h = 1e-2f32;
+            let at = |delta: f32| -> f32 {
+                let mut v = base.clone();
+                v[k] += delta;
+                let mut w2 = w.clone();
+                w2.tensors[i] =
+                    burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v, [base.len()]), &device));
+                objective(&w2).into_scalar()
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (fd - g[k]).abs() <= 2e-2 + 5e-2 * fd.abs(),
+                "{name}: {} [{k}]: autodiff {} vs finite difference {fd}",
+                info.key,
+                g[k]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{name}: no parameter received a gradient");
+}

@@ -1,0 +1,101 @@
+//! End to end on the CPU default: simulate, train a small DFN, validate, reload, resume.
+
+use recspec::config::TrainSettings;
+use recspec::runtime::plan::Plan;
+use recspec::runtime::train::{load_weights, train, TrainJob};
+use recspec::simulate::{simulate, SimConfig};
+use std::path::{Path, PathBuf};
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("recspec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn small_data(dir: &Path) {
+    let cfg =
+        SimConfig { users: 300, items: 300, impressions_per_user: 80, seq_len: 10, seed: 3, ..SimConfig::default() };
+    simulate(&cfg, dir).unwrap();
+}
+
+fn dfn_plan(data: &Path) -> Plan {
+    let spec = crate::root().join("specs/dfn.recspec");
+    let (_, probe) = recspec::compile_file(&spec, &[]).unwrap();
+    let mut overrides = recspec::runtime::run::declared_only(
+        &probe.graph.unwrap(),
+        recspec::runtime::run::data_overrides(data).unwrap(),
+    );
+    overrides.push(recspec::runtime::run::int_override("D", 16, "test"));
+    overrides.push(recspec::runtime::run::int_override("heads", 2, "test"));
+    let (_, checked) = recspec::compile_file(&spec, &overrides).unwrap();
+    Plan::new(checked.graph.expect("dfn compiles on the simulated data")).unwrap()
+}
+
+fn job(plan: Plan, data: &Path, out: &Path, epochs: usize) -> TrainJob {
+    std::fs::create_dir_all(out).unwrap();
+    TrainJob {
+        plan,
+        settings: TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() },
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        device: recspec::runtime::parse_device("cpu").unwrap(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+    }
+}
+
+#[test]
+fn dfn_learns_reloads_bit_identically_and_resumes() {
+    let data = temp("train-data");
+    let out = temp("train-run");
+    small_data(&data);
+    let plan = dfn_plan(&data);
+    let report = train(job(plan.clone(), &data, &out, 3)).unwrap();
+    assert_eq!(report.epochs, 3);
+    assert!(report.steps >= 400, "a few hundred steps: {}", report.steps);
+    let losses = &report.epoch_losses;
+    assert!(losses[2] < losses[1] && losses[1] < losses[0], "training loss fell: {losses:?}");
+    let click = report.valid.as_ref().unwrap().streams["click"].auc.unwrap();
+    assert!(click > 0.6, "validation click AUC {click}");
+
+    // Reloading gives bit-identical predictions on the same backend.
+    let device = recspec::runtime::parse_device("cpu").unwrap();
+    let trained = report.weights.expect("final weights");
+    let reloaded = load_weights(&plan, &out, &device).unwrap();
+    let schema = recspec::data::Schema::from_graph(&plan.graph).unwrap();
+    let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 100, false).unwrap();
+    let hb = loader.next_batch().unwrap().unwrap();
+    let batch = recspec::runtime::exec::DeviceBatch::from_host(&hb, &device);
+    let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.graph.labels);
+    let b = recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.graph.labels);
+    assert_eq!(a, b);
+    assert!(!a["click"].is_empty());
+
+    // A fourth epoch resumes after the three completed ones.
+    let resumed = train(job(plan, &data, &out, 4)).unwrap();
+    assert_eq!(resumed.epochs, 4);
+    assert_eq!(resumed.epoch_losses.len(), 1, "only the missing epoch ran");
+    let state = recspec::runtime::run::RunState::load(&out).unwrap().unwrap();
+    assert_eq!(state.history.len(), 4);
+    std::fs::remove_dir_all(&data).ok();
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_with_the_term_named() {
+    let data = temp("nan-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rows: String =
+        (0..40).map(|i| format!("{{\"user\": {i}, \"x\": [1e30], \"labels\": {{\"click\": {}}}}}\n", i % 2)).collect();
+    std::fs::write(data.join("train.jsonl"), &rows).unwrap();
+    std::fs::write(data.join("valid.jsonl"), &rows).unwrap();
+    let spec = "model m {\n dim K = 1;\n input x: float[B, K];\n label click;\n let big = x * 1e30;\n output p = sigmoid(Linear(out: 1)(big - big));\n loss click_loss = bce(p, label: click);\n}\n";
+    let (_, checked) = recspec::compile_str("nan.recspec", spec, &[]);
+    let plan = Plan::new(checked.graph.unwrap()).unwrap();
+    let out = temp("nan-run");
+    let err = train(job(plan, &data, &out, 1)).err().expect("training must stop");
+    assert!(err.contains("loss term `click_loss`") && err.contains("NaN"), "{err}");
+    std::fs::remove_dir_all(&data).ok();
+    std::fs::remove_dir_all(&out).ok();
+}
