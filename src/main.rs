@@ -71,6 +71,18 @@ enum Command {
         /// Max length T of each feedback sequence.
         #[arg(long)]
         seq_len: Option<usize>,
+        /// Categorical fields per row.
+        #[arg(long)]
+        fields: Option<usize>,
+        /// Probability that an impression the user would not click is clicked by accident.
+        #[arg(long)]
+        accidental_click_rate: Option<f64>,
+        /// Probability that a liked impression is not clicked.
+        #[arg(long)]
+        liked_unclick_rate: Option<f64>,
+        /// Multiplies every user's dislike propensity.
+        #[arg(long)]
+        dislike_rate_scale: Option<f64>,
     },
     /// Train a spec on a data set; checkpoints and metrics go to --out.
     Train {
@@ -313,13 +325,28 @@ fn run(command: Command) -> Result<u8, String> {
             print!("{}", recspec::data::Schema::from_graph(&graph)?.describe());
             Ok(OK)
         }
-        Command::Simulate { out, users, items, impressions, seed, seq_len } => {
+        Command::Simulate {
+            out,
+            users,
+            items,
+            impressions,
+            seed,
+            seq_len,
+            fields,
+            accidental_click_rate,
+            liked_unclick_rate,
+            dislike_rate_scale,
+        } => {
             let mut cfg = recspec::simulate::SimConfig::default();
             cfg.users = users.unwrap_or(cfg.users);
             cfg.items = items.unwrap_or(cfg.items);
             cfg.impressions_per_user = impressions.unwrap_or(cfg.impressions_per_user);
             cfg.seed = seed.unwrap_or(cfg.seed);
             cfg.seq_len = seq_len.unwrap_or(cfg.seq_len);
+            cfg.fields = fields.unwrap_or(cfg.fields);
+            cfg.accidental_click_rate = accidental_click_rate.unwrap_or(cfg.accidental_click_rate);
+            cfg.liked_unclick_rate = liked_unclick_rate.unwrap_or(cfg.liked_unclick_rate);
+            cfg.dislike_rate_scale = dislike_rate_scale.unwrap_or(cfg.dislike_rate_scale);
             let summary = recspec::simulate::simulate(&cfg, &out)?;
             eprintln!("{summary}");
             Ok(OK)

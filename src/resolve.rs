@@ -177,14 +177,7 @@ pub fn resolve(program: &Program) -> Vec<Diagnostic> {
 }
 
 fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope {
-        defs: BTreeMap::new(),
-        labels: BTreeMap::new(),
-        losses: BTreeMap::new(),
-        blocks,
-        diags: vec![],
-        in_block: false,
-    };
+    let mut s = Scope::new(blocks, false);
     s.define_builtin_batch();
     for (i, stmt) in model.body.iter().enumerate() {
         s.declare(i, stmt);
@@ -204,14 +197,7 @@ fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
 }
 
 fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope {
-        defs: BTreeMap::new(),
-        labels: BTreeMap::new(),
-        losses: BTreeMap::new(),
-        blocks,
-        diags: vec![],
-        in_block: true,
-    };
+    let mut s = Scope::new(blocks, true);
     s.define_builtin_batch();
     for p in &block.params {
         s.define(&p.name, Kind::Param, 0, p.kind == ValueKind::Symbol);
@@ -274,7 +260,18 @@ fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
     s.finish()
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    fn new(blocks: &'a HashMap<&'a str, &'a BlockDef>, in_block: bool) -> Scope<'a> {
+        Scope {
+            defs: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            losses: BTreeMap::new(),
+            blocks,
+            diags: vec![],
+            in_block,
+        }
+    }
+
     fn define_builtin_batch(&mut self) {
         self.defs.insert(
             BATCH.to_string(),

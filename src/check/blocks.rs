@@ -16,15 +16,7 @@ impl Checker<'_> {
         };
         let mut values = BTreeMap::new();
         let mut ok = true;
-        let mut positional = 0;
-        for arg in args {
-            let param = match &arg.name {
-                Some(n) => block.params.iter().find(|p| p.name.name == n.name),
-                None => {
-                    positional += 1;
-                    block.params.get(positional - 1)
-                }
-            };
+        for (arg, param) in match_args(args, &block.params, |p| &p.name.name) {
             let Some(param) = param else {
                 ok = false;
                 let span = arg.name.as_ref().map_or(arg.value.span, |n| n.span);
@@ -140,15 +132,7 @@ impl Checker<'_> {
         // Bind ports.
         let mut inputs: BTreeMap<String, (Tensor, Span)> = BTreeMap::new();
         let mut ok = true;
-        let mut positional = 0;
-        for arg in args {
-            let port = match &arg.name {
-                Some(n) => block.ports.iter().find(|p| p.name.name == n.name),
-                None => {
-                    positional += 1;
-                    block.ports.get(positional - 1)
-                }
-            };
+        for (arg, port) in match_args(args, &block.ports, |p| &p.name.name) {
             let Some(port) = port else {
                 ok = false;
                 let label = arg.name.as_ref().map_or("extra input".to_string(), |n| format!("no input `{}`", n.name));
@@ -354,4 +338,21 @@ impl Checker<'_> {
         }
         result
     }
+}
+
+/// Pairs each argument with the declaration it names, or with the next one by position.
+fn match_args<'a, T>(args: &'a [Arg], decls: &'a [T], name: impl Fn(&T) -> &String) -> Vec<(&'a Arg, Option<&'a T>)> {
+    let mut positional = 0;
+    args.iter()
+        .map(|arg| {
+            let decl = match &arg.name {
+                Some(n) => decls.iter().find(|d| name(d) == &n.name),
+                None => {
+                    positional += 1;
+                    decls.get(positional - 1)
+                }
+            };
+            (arg, decl)
+        })
+        .collect()
 }
