@@ -319,3 +319,32 @@ fn a_killed_training_resumes_without_losing_a_completed_epoch() {
     assert!(stderr(&o).contains("changed"), "{}", stderr(&o));
     std::fs::remove_dir_all(&data).ok();
 }
+
+#[test]
+fn retrieval_heads_report_recall_and_ndcg() {
+    let data = tiny_data("retrieval");
+    let run = data.join("run");
+    let o = recspec(&[
+        "train",
+        "tests/data/runtime/retrieval.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap(), "--k", "5,50"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let head = &v["report"]["retrieval"]["loss/next"];
+    assert!(head["examples"].as_u64().unwrap() > 0, "{v}");
+    let (r5, r50) = (head["recall"]["@5"].as_f64().unwrap(), head["recall"]["@50"].as_f64().unwrap());
+    assert!((0.0..=1.0).contains(&r5) && r50 == 1.0, "the corpus has 50 items, so recall@50 is 1: {head}");
+    assert!(head["ndcg"]["@5"].as_f64().unwrap() <= r5);
+    std::fs::remove_dir_all(&data).ok();
+}
