@@ -102,12 +102,13 @@ impl FieldSchema {
                 self.elem_len(),
                 self.name
             ),
-            InputRole::Side if self.elem_len() == 1 => format!("array with one {one} per element of `{seq}`"),
+            InputRole::Side if self.elem_len() == 1 => format!("array with {one} per element of `{seq}`"),
             InputRole::Side => {
                 format!("array with one entry per element of `{seq}`, each an array of {} {what}", self.elem_len())
             }
             _ if self.shape.is_empty() => one,
-            _ => format!("array of {} {what} (shape {:?}, row-major)", self.row_len(), self.shape),
+            _ if self.shape.len() == 1 => format!("array of {} {what}", self.row_len()),
+            _ => format!("flat array of {} {what} (shape {:?}, row-major)", self.row_len(), self.shape),
         }
     }
 }
@@ -229,13 +230,13 @@ impl Schema {
             };
             parts.push(format!("{}:{value}", json_str(&f.name)));
         }
-        let obj = |names: &[String], v: &str| {
-            let kv: Vec<String> = names.iter().map(|n| format!("{}:{v}", json_str(n))).collect();
+        let obj = |names: &[String], v: &dyn Fn(usize) -> &'static str| {
+            let kv: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{}:{}", json_str(n), v(i))).collect();
             format!("{{{}}}", kv.join(","))
         };
-        parts.push(format!("\"labels\":{}", obj(&self.labels, "1")));
+        parts.push(format!("\"labels\":{}", obj(&self.labels, &|i| if i == 0 { "1" } else { "0" })));
         if !self.weights.is_empty() {
-            parts.push(format!("\"weights\":{}", obj(&self.weights, "1.0")));
+            parts.push(format!("\"weights\":{}", obj(&self.weights, &|_| "1.0")));
         }
         format!("{{{}}}", parts.join(","))
     }
