@@ -26,9 +26,12 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
         // Deprecated upstream in favour of flex; kept for the backend comparison benchmark.
         #[allow(deprecated)]
         "ndarray" => Ok(Device::ndarray()),
+        // burn-tch is deprecated upstream; it is the libtorch route this project was asked for.
         #[cfg(feature = "tch")]
+        #[allow(deprecated)]
         "tch-cpu" => Ok(Device::libtorch()),
         #[cfg(feature = "tch")]
+        #[allow(deprecated)]
         "cuda" => Ok(Device::libtorch_cuda(0)),
         #[cfg(not(feature = "tch"))]
         "tch-cpu" | "cuda" => Err(format!(
