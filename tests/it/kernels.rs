@@ -321,3 +321,79 @@ fn check_gradients(name: &str, p: &Plan) {
     }
     assert!(checked > 0, "{name}: no parameter received a gradient");
 }
+
+#[test]
+fn shape_functions_move_values_where_the_shape_rule_says() {
+    let spec = "model m {\n dim K = 2;\n dim T = 3;\n dim V = 10;\n input x: float[B, K];\n input e: float[B, T, K];\n seq s: id[B, T] vocab V;\n \
+                output rep = repeat(x, axis: 1, n: 2);\n output idx = index(e, axis: 1, index: 2);\n output sl = slice(e, axis: 1, start: 1, len: 2);\n \
+                output fl = flatten(e, from: 1);\n output st = stack(x, x * 2.0, axis: 1);\n output cc = concat(x, x * 3.0, axis: -1);\n \
+                output rs = reduce_sum(e, axis: 1);\n output rm = reduce_mean(e, axis: 2);\n output dt = dot(x, x);\n output cs = cosine(x, x * 2.0);\n \
+                output tf = to_float(s.mask);\n output fm_ = to_float(full_mask(e));\n output sm = softmax(x);\n output dr = dropout(x, rate: 0.5);\n}\n";
+    let p = plan(spec);
+    let w = p.init(&Device::flex(), 0);
+    let e: Vec<f32> = (1..=6).map(|i| i as f32).collect();
+    let b = Batch::new(1)
+        .floats("x", &[1.0, 2.0], &[1, 2])
+        .floats("e", &e, &[1, 3, 2])
+        .ids("s", &[1, 2, 0], &[1, 3])
+        .mask("s.mask", &[true, true, false], &[1, 3]);
+    close(&run(&p, &w, &b, "rep"), &[1.0, 2.0, 1.0, 2.0], 0.0);
+    close(&run(&p, &w, &b, "idx"), &[5.0, 6.0], 0.0);
+    close(&run(&p, &w, &b, "sl"), &[3.0, 4.0, 5.0, 6.0], 0.0);
+    close(&run(&p, &w, &b, "fl"), &e, 0.0);
+    close(&run(&p, &w, &b, "st"), &[1.0, 2.0, 2.0, 4.0], 0.0);
+    close(&run(&p, &w, &b, "cc"), &[1.0, 2.0, 3.0, 6.0], 0.0);
+    close(&run(&p, &w, &b, "rs"), &[9.0, 12.0], 0.0);
+    close(&run(&p, &w, &b, "rm"), &[1.5, 3.5, 5.5], 1e-6);
+    close(&run(&p, &w, &b, "dt"), &[5.0], 1e-6);
+    close(&run(&p, &w, &b, "cs"), &[1.0], 1e-5);
+    close(&run(&p, &w, &b, "tf"), &[1.0, 1.0, 0.0], 0.0);
+    close(&run(&p, &w, &b, "fm_"), &[1.0, 1.0, 1.0], 0.0);
+    let e1 = 1.0f32.exp();
+    close(&run(&p, &w, &b, "sm"), &[1.0 / (1.0 + e1), e1 / (1.0 + e1)], 1e-6);
+    close(&run(&p, &w, &b, "dr"), &[1.0, 2.0], 0.0);
+}
+
+#[test]
+fn weighted_components_compute_their_formulas() {
+    let spec = "model m {\n dim F = 2;\n dim V = 4;\n dim T = 2;\n dim K = 2;\n input f: id[B, F] vocab V;\n input e: float[B, T, K];\n input x: float[B, K];\n \
+                output wide = Wide(vocab: V)(f);\n output pos = PositionEmbedding(len: T, dim: K)(e);\n output lin = Linear(out: 1)(x);\n \
+                output moe = MMoE(experts: 2, units: [1], tasks: 1, act: none)(x);\n}\n";
+    let p = plan(spec);
+    let mut w = p.init(&Device::flex(), 0);
+    set(&p, &mut w, "wide", "weight", &[0.1, 0.2, 0.3, 0.4]);
+    set(&p, &mut w, "wide", "bias", &[1.0, 2.0]);
+    set(&p, &mut w, "pos", "table", &[10.0, 20.0, 30.0, 40.0]);
+    set(&p, &mut w, "lin", "weight", &[2.0, -1.0]);
+    set(&p, &mut w, "lin", "bias", &[0.5]);
+    // Expert 0 computes x0, expert 1 computes x1; the gate is uniform (zero weights).
+    set(&p, &mut w, "moe", "experts.layer0.weight", &[1.0, 0.0, 0.0, 1.0]);
+    set(&p, &mut w, "moe", "experts.layer0.bias", &[0.0, 0.0]);
+    set(&p, &mut w, "moe", "gates.weight", &[0.0; 4]);
+    set(&p, &mut w, "moe", "gates.bias", &[0.0, 0.0]);
+    let b = Batch::new(1).ids("f", &[3, 1], &[1, 2]).floats("e", &[1.0, 2.0, 3.0, 4.0], &[1, 2, 2]).floats(
+        "x",
+        &[3.0, 5.0],
+        &[1, 2],
+    );
+    close(&run(&p, &w, &b, "wide"), &[1.4, 2.2], 1e-6);
+    close(&run(&p, &w, &b, "pos"), &[11.0, 22.0, 33.0, 44.0], 1e-6);
+    close(&run(&p, &w, &b, "lin"), &[1.5], 1e-6);
+    close(&run(&p, &w, &b, "moe"), &[4.0], 1e-6);
+}
+
+#[test]
+fn sampled_logits_put_the_target_first_and_mask_accidental_hits() {
+    let spec = "model m {\n dim V = 3;\n dim D = 2;\n input s: float[B, D];\n input y: id[B] vocab V;\n \
+                let items = Embedding(vocab: V, dim: D);\n output z = sampled_logits(s, table: items, target: y, samples: 64, logq: false);\n}\n";
+    let p = plan(spec);
+    let mut w = p.init(&Device::flex(), 0);
+    set(&p, &mut w, "items", "table", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    let b = Batch::new(1).floats("s", &[2.0, 3.0], &[1, 2]).ids("y", &[1], &[1]);
+    let z = run(&p, &w, &b, "z");
+    assert_eq!(z.len(), 65);
+    assert_eq!(z[0], 3.0, "column 0 is s . v_target");
+    // With 64 uniform draws over 3 items the target is drawn too; those columns are masked.
+    assert!(z[1..].iter().any(|v| *v < -1e8), "{z:?}");
+    assert!(z[1..].iter().all(|v| *v < -1e8 || *v == 2.0 || *v == 5.0), "{z:?}");
+}
