@@ -397,3 +397,34 @@ fn sampled_logits_put_the_target_first_and_mask_accidental_hits() {
     assert!(z[1..].iter().any(|v| *v < -1e8), "{z:?}");
     assert!(z[1..].iter().all(|v| *v < -1e8 || *v == 2.0 || *v == 5.0), "{z:?}");
 }
+
+#[test]
+fn mlp_layer_norm_item_logits_activations_and_triplet_values() {
+    let spec = "model m {\n dim K = 2;\n dim V = 3;\n input x: float[B, K];\n input a: float[B, K];\n input pos: float[B, K];\n input neg: float[B, K];\n \
+                let items = Embedding(vocab: V, dim: K);\n output mlp = MLP(units: [2, 1], act: relu, out_act: sigmoid)(x);\n \
+                output ln = LayerNorm()(x);\n output logits = item_logits(x, table: items);\n output r = relu(x - 1.5);\n output t = tanh(x);\n \
+                output sq = squeeze(unsqueeze(x, axis: 1), axis: 1);\n output pool_sum = attention_pool(values: unsqueeze(x, axis: 1), scores: reduce_sum(unsqueeze(x, axis: 1), axis: 2), mask: full_mask(unsqueeze(x, axis: 1)), norm: none);\n \
+                loss trip = triplet(a, pos, neg, margin: 0.5);\n}\n";
+    let p = plan(spec);
+    let mut w = p.init(&Device::flex(), 0);
+    set(&p, &mut w, "mlp", "layer0.weight", &[1.0, -1.0, 1.0, 1.0]);
+    set(&p, &mut w, "mlp", "layer0.bias", &[0.0, 0.0]);
+    set(&p, &mut w, "mlp", "layer1.weight", &[1.0, 1.0]);
+    set(&p, &mut w, "mlp", "layer1.bias", &[-4.0]);
+    set(&p, &mut w, "items", "table", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    let b = Batch::new(1)
+        .floats("x", &[1.0, 2.0], &[1, 2])
+        .floats("a", &[1.0, 0.0], &[1, 2])
+        .floats("pos", &[0.0, 1.0], &[1, 2])
+        .floats("neg", &[1.0, 0.0], &[1, 2]);
+    // hidden = relu([1 + 2, -1 + 2]) = [3, 1]; out = sigmoid(3 + 1 - 4) = 0.5.
+    close(&run(&p, &w, &b, "mlp"), &[0.5], 1e-6);
+    close(&run(&p, &w, &b, "ln"), &[-1.0, 1.0], 1e-4);
+    close(&run(&p, &w, &b, "logits"), &[1.0, 2.0, 3.0], 1e-6);
+    close(&run(&p, &w, &b, "r"), &[0.0, 0.5], 1e-6);
+    close(&run(&p, &w, &b, "t"), &[1.0f32.tanh(), 2.0f32.tanh()], 1e-6);
+    close(&run(&p, &w, &b, "sq"), &[1.0, 2.0], 0.0);
+    close(&run(&p, &w, &b, "pool_sum"), &[3.0, 6.0], 1e-6);
+    // d(a, pos) = 1 - cos 90° = 1, d(a, neg) = 0: max(1 - 0 + 0.5, 0) = 1.5.
+    close(&run(&p, &w, &b, "loss/trip"), &[1.5], 1e-5);
+}
