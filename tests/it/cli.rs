@@ -143,6 +143,13 @@ fn tiny_data(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// `recspec train SPEC --data DATA --out RUN EXTRA...`.
+fn train(spec: &str, data: &std::path::Path, run: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", spec, "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    recspec(&args)
+}
+
 #[test]
 fn simulate_schema_train_and_eval() {
     let data = tiny_data("flow");
@@ -150,21 +157,8 @@ fn simulate_schema_train_and_eval() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("clicks"), "{}", stdout(&o));
     let run = data.join("run-fm");
-    let o = recspec(&[
-        "train",
-        "specs/fm.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "5",
-        "--batch-size",
-        "32",
-        "--quiet",
-    ]);
+    let o =
+        train("specs/fm.recspec", &data, &run, &["--epochs", "1", "--max-steps", "5", "--batch-size", "32", "--quiet"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("click AUC"), "{}", stdout(&o));
     for f in [
@@ -178,8 +172,7 @@ fn simulate_schema_train_and_eval() {
     ] {
         assert!(run.join(f).exists(), "run lacks {f}");
     }
-    let again =
-        recspec(&["train", "specs/fm.recspec", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let again = train("specs/fm.recspec", &data, &run, &[]);
     assert_eq!(code(&again), 2, "an existing run is not overwritten");
     let o = recspec(&[
         "eval",
@@ -272,26 +265,25 @@ fn a_killed_training_resumes_without_losing_a_completed_epoch() {
     let before = done(&state);
     assert!(before >= 2, "two epochs completed before the kill");
     let target = (before + 2).to_string();
-    let o = recspec(&[
-        "train",
+    let o = train(
         "specs/dfn.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--resume",
-        "--epochs",
-        &target,
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "16",
-        "--set",
-        "D=8",
-        "--set",
-        "heads=2",
-        "--quiet",
-    ]);
+        &data,
+        &run,
+        &[
+            "--resume",
+            "--epochs",
+            &target,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--set",
+            "D=8",
+            "--set",
+            "heads=2",
+            "--quiet",
+        ],
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains(&format!("resuming {} after epoch {before}", run.display())), "{}", stderr(&o));
     assert_eq!(done(&state), before + 2);
@@ -302,19 +294,7 @@ fn a_killed_training_resumes_without_losing_a_completed_epoch() {
         .collect();
     assert_eq!(epochs.last().copied(), Some(before as u64 + 2));
     // A changed model cannot resume this run.
-    let o = recspec(&[
-        "train",
-        "specs/dfn.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--resume",
-        "--set",
-        "D=16",
-        "--set",
-        "heads=2",
-    ]);
+    let o = train("specs/dfn.recspec", &data, &run, &["--resume", "--set", "D=16", "--set", "heads=2"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("changed"), "{}", stderr(&o));
     std::fs::remove_dir_all(&data).ok();
@@ -324,19 +304,8 @@ fn a_killed_training_resumes_without_losing_a_completed_epoch() {
 fn retrieval_heads_report_recall_and_ndcg() {
     let data = tiny_data("retrieval");
     let run = data.join("run");
-    let o = recspec(&[
-        "train",
-        "tests/data/runtime/retrieval.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--quiet",
-    ]);
+    let o =
+        train("tests/data/runtime/retrieval.recspec", &data, &run, &["--epochs", "1", "--batch-size", "32", "--quiet"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap(), "--k", "5,50"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
