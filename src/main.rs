@@ -377,6 +377,12 @@ fn run(command: Command) -> Result<u8, String> {
             settings.lr = lr.unwrap_or(settings.lr);
             settings.batch_size = batch_size.unwrap_or(settings.batch_size);
             settings.seed = seed.unwrap_or(settings.seed);
+            if settings.batch_size == 0 || settings.epochs == 0 || settings.max_steps == Some(0) {
+                return Err("--batch-size, --epochs and --max-steps must be at least 1".to_string());
+            }
+            if !(settings.lr.is_finite() && settings.lr > 0.0) {
+                return Err(format!("--lr must be a positive number, found {}", settings.lr));
+            }
             let Some((program, graph)) = build_graph(&file, &data, &hparams, &config.loss_weights)? else {
                 return Ok(USER_ERROR);
             };
