@@ -386,6 +386,12 @@ fn run(command: Command) -> Result<u8, String> {
             let Some((program, graph)) = build_graph(&file, &data, &hparams, &config.loss_weights)? else {
                 return Ok(USER_ERROR);
             };
+            if graph.losses.is_empty() {
+                return Err(format!(
+                    "{}: the model has no `loss` statement; there is nothing to train",
+                    file.display()
+                ));
+            }
             prepare_run_dir(&out, resume, &graph)?;
             recspec::runtime::run::save_spec(&out, &file, &program)?;
             let settings_text = recspec::runtime::run::settings_toml(&graph, &settings, &data);

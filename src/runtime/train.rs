@@ -69,6 +69,9 @@ fn save_weights(w: &Weights, path: &Path) -> Result<(), String> {
 
 /// Trains (or resumes) a run; writes checkpoints and metrics into `job.out`.
 pub fn train(job: TrainJob) -> Result<TrainReport, String> {
+    if job.plan.graph.losses.is_empty() {
+        return Err(format!("model `{}` has no `loss` statement: there is nothing to train", job.plan.graph.model));
+    }
     let ad = job.device.clone().autodiff();
     job.device.seed(job.settings.seed);
     let schema = Schema::from_graph(&job.plan.graph)?;
