@@ -21,12 +21,7 @@ fn data_dir() -> PathBuf {
 
 fn dfn(data: &Path) -> Plan {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/dfn.recspec");
-    let (_, probe) = recspec::compile_file(&spec, &[]).unwrap();
-    let overrides = recspec::runtime::run::declared_only(
-        &probe.graph.unwrap(),
-        recspec::runtime::run::data_overrides(data).unwrap(),
-    );
-    let (_, checked) = recspec::compile_file(&spec, &overrides).unwrap();
+    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &[]).unwrap();
     Plan::new(checked.graph.unwrap()).unwrap()
 }
 

@@ -211,13 +211,7 @@ fn build_graph(
     hparams: &Hparams,
     loss_weights: &std::collections::BTreeMap<String, f64>,
 ) -> Result<Option<(recspec::load::Program, recspec::ir::Graph)>, String> {
-    let (_, probe) = recspec::compile_file(file, &[])?;
-    let mut all = match &probe.graph {
-        Some(g) => recspec::runtime::run::declared_only(g, recspec::runtime::run::data_overrides(data)?),
-        None => vec![],
-    };
-    all.extend(overrides(hparams)?);
-    let (program, checked) = recspec::compile_file(file, &all)?;
+    let (program, checked) = recspec::runtime::run::compile_for_data(file, Some(data), &overrides(hparams)?)?;
     if !checked.diagnostics.is_empty() {
         eprint!("{}", diag::render(&program.sources, &checked.diagnostics));
     }
@@ -311,16 +305,11 @@ fn run(command: Command) -> Result<u8, String> {
             Ok(OK)
         }
         Command::Schema { file, hparams, data } => {
-            let mut overrides = match &data {
-                Some(d) => recspec::runtime::run::data_overrides(d)?,
-                None => vec![],
-            };
-            let (_, probe) = recspec::compile_file(&file, &[])?;
-            if let Some(g) = &probe.graph {
-                overrides = recspec::runtime::run::declared_only(g, overrides);
+            let (program, checked) =
+                recspec::runtime::run::compile_for_data(&file, data.as_deref(), &overrides(&hparams)?)?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", diag::render(&program.sources, &checked.diagnostics));
             }
-            overrides.extend(self::overrides(&hparams)?);
-            let checked = compile(&file, &overrides)?;
             let Some(graph) = checked.graph else { return Ok(USER_ERROR) };
             print!("{}", recspec::data::Schema::from_graph(&graph)?.describe());
             Ok(OK)

@@ -64,8 +64,9 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    fn validate(&self) -> Result<(), String> {
-        let counts = [
+    /// The integer settings by name, as validated and as written to `data.toml`.
+    fn counts(&self) -> [(&'static str, usize); 8] {
+        [
             ("users", self.users),
             ("items", self.items),
             ("clusters", self.clusters),
@@ -74,8 +75,11 @@ impl SimConfig {
             ("seq_len", self.seq_len),
             ("fields", self.fields),
             ("days", self.days),
-        ];
-        for (name, v) in counts {
+        ]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, v) in self.counts() {
             if v == 0 {
                 return Err(format!("simulation: `{name}` must be at least 1"));
             }
@@ -296,16 +300,7 @@ fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
     }
     s.push_str("\n[simulation]\n");
     s.push_str(&format!("seed = {}\n", cfg.seed));
-    for (k, v) in [
-        ("users", cfg.users),
-        ("items", cfg.items),
-        ("clusters", cfg.clusters),
-        ("creators", cfg.creators),
-        ("impressions_per_user", cfg.impressions_per_user),
-        ("seq_len", cfg.seq_len),
-        ("fields", cfg.fields),
-        ("days", cfg.days),
-    ] {
+    for (k, v) in cfg.counts() {
         s.push_str(&format!("{k} = {v}\n"));
     }
     for (k, v) in [

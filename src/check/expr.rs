@@ -70,12 +70,7 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, span: Span, op: BinOp, (a, sa): (Value, Span), (b, sb): (Value, Span)) -> Value {
-        let ir_op = match op {
-            BinOp::Add => Op::Add,
-            BinOp::Sub => Op::Sub,
-            BinOp::Mul => Op::Mul,
-            BinOp::Div => Op::Div,
-        };
+        let ir_op = operator_op(op);
         match (a, b) {
             (Value::Poison, _) | (_, Value::Poison) => Value::Poison,
             (Value::Int(x), Value::Int(y)) => Value::Int(match op {
@@ -164,12 +159,7 @@ impl Checker<'_> {
             (BinOp::Div, false) if c != 0.0 => t.ty.range.times(Range::point(1.0 / c)),
             (BinOp::Div, _) => Range::ANY,
         };
-        let ir_op = match op {
-            BinOp::Add => Op::Add,
-            BinOp::Sub => Op::Sub,
-            BinOp::Mul => Op::Mul,
-            BinOp::Div => Op::Div,
-        };
+        let ir_op = operator_op(op);
         let ty = TensorType::float(t.ty.shape.clone()).with_range(range);
         let attrs = scalar_attr(if scalar_left { "lhs" } else { "rhs" }, c);
         self.node(span, ir_op, attrs, vec![Operand { port: "x".into(), source: t.source }], ty, None)
@@ -422,4 +412,14 @@ impl Checker<'_> {
 
 fn same_params(a: &[ParamTensor], b: &[ops::shape::ParamShape]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, (name, shape, _))| &x.name == name && &x.shape == shape)
+}
+
+/// The IR op an arithmetic operator lowers to.
+fn operator_op(op: BinOp) -> Op {
+    match op {
+        BinOp::Add => Op::Add,
+        BinOp::Sub => Op::Sub,
+        BinOp::Mul => Op::Mul,
+        BinOp::Div => Op::Div,
+    }
 }

@@ -128,9 +128,28 @@ pub fn apply_loss_weights(graph: &mut Graph, weights: &BTreeMap<String, f64>) ->
     Ok(())
 }
 
-/// Keeps the data set's hyperparameters that the spec declares (a data set describes more
-/// dims than any one model uses).
-pub fn declared_only(graph: &Graph, overrides: Vec<Override>) -> Vec<Override> {
+/// Compiles a spec for a data set: the data set's `data.toml` dims that the spec declares
+/// (a data set describes more dims than any one model uses), then `extra` (run config, `--set`).
+pub fn compile_for_data(
+    spec: &Path,
+    data: Option<&Path>,
+    extra: &[Override],
+) -> Result<(Program, crate::check::Checked), String> {
+    let mut all = match data {
+        Some(d) => {
+            let (_, probe) = crate::compile_file(spec, &[])?;
+            match &probe.graph {
+                Some(g) => declared_only(g, data_overrides(d)?),
+                None => vec![],
+            }
+        }
+        None => vec![],
+    };
+    all.extend_from_slice(extra);
+    crate::compile_file(spec, &all)
+}
+
+fn declared_only(graph: &Graph, overrides: Vec<Override>) -> Vec<Override> {
     overrides
         .into_iter()
         .filter(|o| graph.dims.iter().any(|d| d.name == o.name) || graph.params.iter().any(|p| p.name == o.name))
@@ -138,7 +157,7 @@ pub fn declared_only(graph: &Graph, overrides: Vec<Override>) -> Vec<Override> {
 }
 
 /// The data set's `data.toml` hyperparameters, if it has one.
-pub fn data_overrides(data: &Path) -> Result<Vec<Override>, String> {
+fn data_overrides(data: &Path) -> Result<Vec<Override>, String> {
     let p = data.join("data.toml");
     if !p.exists() {
         return Ok(vec![]);

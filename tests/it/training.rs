@@ -20,14 +20,9 @@ fn small_data(dir: &Path) {
 
 fn dfn_plan(data: &Path) -> Plan {
     let spec = crate::root().join("specs/dfn.recspec");
-    let (_, probe) = recspec::compile_file(&spec, &[]).unwrap();
-    let mut overrides = recspec::runtime::run::declared_only(
-        &probe.graph.unwrap(),
-        recspec::runtime::run::data_overrides(data).unwrap(),
-    );
-    overrides.push(recspec::runtime::run::int_override("D", 16, "test"));
-    overrides.push(recspec::runtime::run::int_override("heads", 2, "test"));
-    let (_, checked) = recspec::compile_file(&spec, &overrides).unwrap();
+    let small =
+        [recspec::runtime::run::int_override("D", 16, "test"), recspec::runtime::run::int_override("heads", 2, "test")];
+    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &small).unwrap();
     Plan::new(checked.graph.expect("dfn compiles on the simulated data")).unwrap()
 }
 

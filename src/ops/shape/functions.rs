@@ -5,9 +5,7 @@ use crate::ops::Op::*;
 
 pub(super) fn arithmetic(call: &Call) -> R<Inferred> {
     let (a, b) = (call.t("a"), call.t("b"));
-    call.float_arg(a)?;
-    call.float_arg(b)?;
-    call.same_shape(a, b)?;
+    call.same_float_shapes(a, b)?;
     out(TensorType::float(a.ty.shape.clone()))
 }
 
@@ -257,9 +255,7 @@ pub(super) fn reduce(call: &Call) -> R<Inferred> {
 
 pub(super) fn dot_or_cosine(call: &Call) -> R<Inferred> {
     let (a, b) = (call.t("a"), call.t("b"));
-    call.float_arg(a)?;
-    call.float_arg(b)?;
-    call.same_shape(a, b)?;
+    call.same_float_shapes(a, b)?;
     let mut shape = a.ty.shape.clone();
     shape.pop();
     let range = if call.op == Cosine { Range { lo: -1.0, hi: 1.0 } } else { Range::ANY };
@@ -269,9 +265,7 @@ pub(super) fn dot_or_cosine(call: &Call) -> R<Inferred> {
 pub(super) fn projection(call: &Call) -> R<Inferred> {
     let a = call.t("a");
     let b = call.opt_t("onto").or_else(|| call.opt_t("to")).expect("bound tensor port");
-    call.float_arg(a)?;
-    call.float_arg(b)?;
-    call.same_shape(a, b)?;
+    call.same_float_shapes(a, b)?;
     out(TensorType::float(a.ty.shape.clone()))
 }
 

@@ -193,6 +193,13 @@ impl Call<'_> {
         Ok(idx as usize)
     }
 
+    /// Two float tensors of identical shape (element-wise and vector ops).
+    fn same_float_shapes(&self, a: &TensorArg, b: &TensorArg) -> R<()> {
+        self.float_arg(a)?;
+        self.float_arg(b)?;
+        self.same_shape(a, b)
+    }
+
     fn same_shape(&self, a: &TensorArg, b: &TensorArg) -> R<()> {
         if a.ty.rank() != b.ty.rank() {
             return Err(self
