@@ -113,7 +113,8 @@ enum Command {
         /// Seed of initialisation, dropout and sampling.
         #[arg(long)]
         seed: Option<u64>,
-        /// Extra label streams to report in validation, comma-separated (scored as 1 - p).
+        /// Extra label streams to report in validation, comma-separated: `name` (scored as 1 - p)
+        /// or `name=output`.
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
         /// No progress bar.
@@ -130,7 +131,8 @@ enum Command {
         /// Another run to compute RelaImpr against.
         #[arg(long)]
         baseline: Option<PathBuf>,
-        /// Extra label streams to report, comma-separated (scored as 1 - p).
+        /// Extra label streams to report, comma-separated: `name` (scored as 1 - p) or
+        /// `name=output` (scored by that output, e.g. `positive=p_up`).
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
         #[arg(long, value_delimiter = ',', default_value = "10,50")]
@@ -423,8 +425,7 @@ fn run(command: Command) -> Result<u8, String> {
         Command::Eval { run, data, split, baseline, labels, k, device, skip_bad_rows } => {
             let device = recspec::runtime::parse_device(&device)?;
             let file = recspec::runtime::run::data_file(&data, &split)?;
-            let opts =
-                recspec::runtime::eval::EvalOptions { batch_size: 1024, skip_bad_rows, extra_labels: labels, ks: k };
+            let opts = recspec::runtime::eval::EvalOptions::new(1024, skip_bad_rows, &labels, k)?;
             let eval_run = |dir: &Path| -> Result<recspec::runtime::eval::EvalReport, String> {
                 let (plan, _) = load_run(dir)?;
                 let weights = recspec::runtime::train::load_weights(&plan, dir, &device)?;

@@ -114,20 +114,26 @@ impl SimConfig {
 pub struct SplitSummary {
     pub name: &'static str,
     pub rows: usize,
-    /// Rates of the labels click, unclick, like, dislike, skip (in [`LABELS`] order).
-    pub rates: [f64; 5],
-    counts: [usize; 5],
+    /// Rates of the labels in [`LABELS`] order.
+    pub rates: [f64; 9],
+    counts: [usize; 9],
 }
 
-/// The label streams every row carries, in order.
-pub const LABELS: [&str; 5] = ["click", "unclick", "like", "dislike", "skip"];
+/// The label streams every row carries, in order. `positive` is "any positive interaction"
+/// (click, like, follow, push or comment), DLEN's check for its latent "user prefers" target.
+pub const LABELS: [&str; 9] = ["click", "unclick", "like", "dislike", "skip", "follow", "push", "comment", "positive"];
+
+fn label_values(e: &Event) -> [bool; 9] {
+    let positive = e.click || e.like || e.follow || e.push || e.comment;
+    [e.click, !e.click, e.like, e.dislike, e.skip, e.follow, e.push, e.comment, positive]
+}
 
 /// What a simulation wrote.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimSummary {
     pub out: PathBuf,
     pub splits: [SplitSummary; 3],
-    /// The `[hparams]` written to data.toml: V, U, F, FV, T.
+    /// The `[hparams]` written to data.toml: V, U, F, FV, T, P, PV.
     pub hparams: Vec<(&'static str, usize)>,
 }
 
@@ -223,6 +229,13 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
         }
         let _ = write!(s, "{id}");
     }
+    s.push_str("],\"profile\":[");
+    for (i, id) in world.profile(e.user).iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{id}");
+    }
     s.push(']');
     push_ids(s, "clicks", h.clicks.iter().map(|c| &c.0));
     s.push_str(",\"clicks.dwell\":[");
@@ -242,16 +255,11 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
     push_ids(s, "dislikes", h.dislikes.iter());
     push_ids(s, "likes", h.likes.iter());
     push_ids(s, "skips", h.skips.iter());
-    let b = |v: bool| u8::from(v);
-    let _ = write!(
-        s,
-        ",\"labels\":{{\"click\":{},\"unclick\":{},\"like\":{},\"dislike\":{},\"skip\":{}}},\"dwell\":",
-        b(e.click),
-        b(!e.click),
-        b(e.like),
-        b(e.dislike),
-        b(e.skip)
-    );
+    s.push_str(",\"labels\":{");
+    for (i, (name, v)) in LABELS.iter().zip(label_values(e)).enumerate() {
+        let _ = write!(s, "{}\"{name}\":{}", if i > 0 { "," } else { "" }, u8::from(v));
+    }
+    s.push_str("},\"dwell\":");
     push_float(s, e.dwell as f64);
     s.push_str("}\n");
 }
@@ -291,6 +299,8 @@ fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
         ("F", "categorical fields"),
         ("FV", "field vocabulary size"),
         ("T", "max sequence length"),
+        ("P", "user-profile fields"),
+        ("PV", "user-profile vocabulary size"),
     ];
     for ((k, v), (_, note)) in summary.hparams.iter().zip(notes) {
         s.push_str(&format!(
@@ -355,7 +365,7 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, String> {
             h.record(e, cfg.seq_len);
             let sp = &mut splits[k];
             sp.rows += 1;
-            for (c, v) in sp.counts.iter_mut().zip([e.click, !e.click, e.like, e.dislike, e.skip]) {
+            for (c, v) in sp.counts.iter_mut().zip(label_values(e)) {
                 *c += usize::from(v);
             }
         }

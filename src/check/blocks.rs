@@ -121,6 +121,20 @@ impl Checker<'_> {
         None
     }
 
+    /// The weight owner of an unnamed instance applied by node `node`: the node's name relative to
+    /// the enclosing block application, under that application's owner. Inside a block, the node
+    /// of the `return` value carries the application's own name, which differs between
+    /// applications; its instance is called `return` so that every application of one shared
+    /// block instance finds the same weights.
+    pub(super) fn anonymous_owner(&self, node: &str) -> String {
+        let relative = match node.strip_prefix(&self.ctx.node_prefix) {
+            Some(r) => r,
+            None if !self.ctx.inst_prefix.is_empty() => "return",
+            None => node,
+        };
+        format!("{}{}", self.ctx.inst_prefix, relative)
+    }
+
     pub(super) fn apply_block(&mut self, scope: &Scope, span: Span, name: &str, inst: Instance, args: &[Arg]) -> Value {
         let Some(block) = self.blocks.get(name).copied() else {
             return Value::Poison;
@@ -213,10 +227,7 @@ impl Checker<'_> {
         }
         let app_name = self.node_name(span, name);
         self.node_names.remove(&app_name);
-        let owner = inst.name.clone().unwrap_or_else(|| {
-            let relative = app_name.strip_prefix(&self.ctx.node_prefix).unwrap_or(&app_name).to_string();
-            format!("{}{}", self.ctx.inst_prefix, relative)
-        });
+        let owner = inst.name.clone().unwrap_or_else(|| self.anonymous_owner(&app_name));
         let saved = self.ctx.clone();
         self.ctx.node_prefix = format!("{app_name}/");
         self.ctx.inst_prefix = format!("{owner}/");

@@ -330,10 +330,7 @@ impl Checker<'_> {
         let name = self.node_name(span, op.name());
         let mut instance = None;
         if let Some(inst) = inst {
-            let owner = inst.name.clone().unwrap_or_else(|| {
-                let relative = name.strip_prefix(&self.ctx.node_prefix).unwrap_or(&name).to_string();
-                format!("{}{}", self.ctx.inst_prefix, relative)
-            });
+            let owner = inst.name.clone().unwrap_or_else(|| self.anonymous_owner(&name));
             match self.graph.instance(&owner) {
                 Some(existing) if !same_params(&existing.params, &inferred.params) => {
                     let before: Vec<String> = existing

@@ -151,6 +151,7 @@ ops! {
     Flatten => "flatten", false, false, [], [req("x", T), int("from", 1)], "merges the axes from `from` to the last";
     FullMask => "full_mask", false, false, [], [req("x", T)], "an all-valid mask shaped like x without its last axis";
     ToFloat => "to_float", false, false, [], [req("x", T)], "mask or ids to 0/1 floats";
+    Nonempty => "nonempty", false, false, [], [req("mask", T)], "1.0 where a row of the mask has a valid position, else 0.0";
     // Activations and normalisation.
     Sigmoid => "sigmoid", false, false, [], [req("x", T)], "logistic function, values in [0, 1]";
     Relu => "relu", false, false, [], [req("x", T)], "max(x, 0)";
@@ -161,6 +162,7 @@ ops! {
     // Pooling and attention.
     Pool => "pool", false, false, [], [req("x", T), req("mask", T), sym("mode", &["mean", "sum", "max"]), sym("padding", &["exclude", "include"])], "pools axis 1 over valid positions (padding: include also counts padded ones)";
     AttentionPool => "attention_pool", false, false, [], [req("values", T), req("scores", T), req("mask", T), sym("norm", &["softmax", "sum", "none"]), float("temperature", 1.0)], "sum of values weighted by normalised scores over valid positions";
+    SampleValid => "sample_valid", false, false, [], [req("x", T), req("mask", T)], "one valid position of axis 1 per row: uniform at random in training, the last valid one in evaluation; zeros where none is valid";
     ReduceSum => "reduce_sum", false, false, [], [req("x", T), req("axis", ArgKind::Int)], "sum along an axis";
     ReduceMean => "reduce_mean", false, false, [], [req("x", T), req("axis", ArgKind::Int)], "mean along an axis";
     // Vector geometry.
@@ -179,18 +181,18 @@ ops! {
     Linear => "Linear", true, false, [req("out", ArgKind::Int), boolean("bias", true)], [req("x", T)], "x W + b over the last axis";
     Mlp => "MLP", true, false, [req("units", ArgKind::IntList), sym("act", ACTS), sym("out_act", OUT_ACTS), float("dropout", 0.0)], [req("x", T)], "stacked Linear layers; `act` between layers, `out_act` after the last";
     LayerNorm => "LayerNorm", true, false, [float("eps", 1e-5)], [req("x", T)], "normalises the last axis, learned scale and shift";
-    SelfAttention => "SelfAttention", true, false, [req("heads", ArgKind::Int), sym("scale", &["sqrt_head", "sqrt_model"]), boolean("residual", false), boolean("layer_norm", false), float("dropout", 0.0)], [req("x", T), req("mask", T)], "multi-head scaled dot-product self-attention; padded keys are masked";
+    SelfAttention => "SelfAttention", true, false, [req("heads", ArgKind::Int), sym("scale", &["sqrt_head", "sqrt_model", "sqrt_len"]), boolean("residual", false), boolean("layer_norm", false), float("dropout", 0.0)], [req("x", T), req("mask", T)], "multi-head scaled dot-product self-attention; padded keys are masked";
     Gru => "GRU", true, false, [req("hidden", ArgKind::Int), sym("output", &["last", "all"])], [req("x", T), req("mask", T)], "gated recurrent unit over axis 1; the last valid state or all states";
     Wide => "Wide", true, false, [req("vocab", ArgKind::Int)], [req("ids", T)], "per-field linear: one learned scalar per id plus a per-field bias, [B, F]";
     Mmoe => "MMoE", true, false, [req("experts", ArgKind::Int), req("units", ArgKind::IntList), req("tasks", ArgKind::Int), sym("act", ACTS)], [req("x", T)], "multi-gate mixture of experts: one softmax gate per task";
-    Memory => "Memory", true, false, [req("slots", ArgKind::Int), req("dim", ArgKind::Int), boolean("persist", true)], [req("key", T), req("write", T)], "slot memory: cosine-addressed read, then erase/add write; state persists across batches";
+    Memory => "Memory", true, false, [req("slots", ArgKind::Int), req("dim", ArgKind::Int), boolean("persist", true), sym("output", &["read", "both"])], [req("key", T), req("write", T)], "slot memory: cosine-addressed read r, erase/add write; `both` also returns the write-addressed summary q after the write as [B, 2, dim]; state persists across batches";
     // Losses (per-example values; a `loss` statement averages and weights them).
     Bce => "bce", false, true, [], [req("p", T), req("label", ArgKind::Label), opt("weight", T)], "-(y log p + (1-y) log(1-p)) for a probability p";
     BceLogits => "bce_logits", false, true, [], [req("logit", T), req("label", ArgKind::Label), opt("weight", T)], "binary cross-entropy on an unbounded logit";
     Nll => "nll", false, true, [], [req("p", T), req("on", ArgKind::Label), opt("weight", T)], "-y log p: log loss only on examples whose label is 1";
     SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), req("target", T), opt("on", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution";
     NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), req("target", T), req("on", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution";
-    Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", &["cosine", "euclidean"])], "max(d(a, p) - d(a, n) + margin, 0)";
+    Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", &["cosine", "euclidean"]), opt("weight", T)], "max(d(a, p) - d(a, n) + margin, 0)";
 }
 
 impl Op {

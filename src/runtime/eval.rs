@@ -56,8 +56,9 @@ fn operand<'a>(n: &'a Node, port: &str) -> Option<&'a str> {
     n.operands.iter().find(|o| o.port == port).map(|o| o.source.as_str())
 }
 
-/// Chooses a scorer for every label stream of the schema.
-fn scorers(plan: &Plan, labels: &[String]) -> BTreeMap<String, Scorer> {
+/// Chooses a scorer for every label stream of the schema: the output named in `chosen`, else the
+/// probability of a loss on the stream, else 1 - the primary output.
+fn scorers(plan: &Plan, labels: &[String], chosen: &BTreeMap<String, String>) -> BTreeMap<String, Scorer> {
     let g = &plan.graph;
     let primary = g
         .outputs
@@ -73,7 +74,9 @@ fn scorers(plan: &Plan, labels: &[String]) -> BTreeMap<String, Scorer> {
                     .flatten()
                     .any(|a| a == &Attr::Sym(label.clone()))
         });
+        let named = chosen.get(label).and_then(|o| g.outputs.iter().find(|x| &x.name == o));
         let scorer = match loss_node {
+            _ if named.is_some() => named.map(|o| Scorer::Node(o.source.clone())),
             Some(n) if n.op == Op::BceLogits => operand(n, "logit").map(|s| Scorer::SigmoidOf(s.to_string())),
             Some(n) => operand(n, "p").map(|s| Scorer::Node(s.to_string())),
             None => primary.clone().map(Scorer::OneMinus),
@@ -118,7 +121,7 @@ fn score(s: &Scorer, values: &std::collections::HashMap<String, Val>) -> Vec<f32
 /// Per-example scores of every label stream for one batch (eval mode).
 pub fn predict(plan: &Plan, w: &Weights, batch: &DeviceBatch, labels: &[String]) -> BTreeMap<String, Vec<f32>> {
     let fwd = forward(plan, w, batch, false, 0);
-    scorers(plan, labels).into_iter().map(|(label, s)| (label, score(&s, &fwd.values))).collect()
+    scorers(plan, labels, &BTreeMap::new()).into_iter().map(|(label, s)| (label, score(&s, &fwd.values))).collect()
 }
 
 fn describe(s: &Scorer) -> String {
@@ -134,10 +137,37 @@ fn describe(s: &Scorer) -> String {
 pub struct EvalOptions {
     pub batch_size: usize,
     pub skip_bad_rows: bool,
-    /// Label streams the spec does not declare, scored as 1 - the primary output.
+    /// Label streams the spec does not declare, scored as 1 - the primary output unless
+    /// `scored_by` names an output for them.
     pub extra_labels: Vec<String>,
+    /// Label stream -> the per-example output that scores it (`--labels positive=p_up`).
+    pub scored_by: BTreeMap<String, String>,
     /// Cut-offs for recall@K and NDCG@K of retrieval heads.
     pub ks: Vec<usize>,
+}
+
+impl EvalOptions {
+    /// Options from the command line's `--labels`: `name` reports a stream the spec does not
+    /// declare; `name=output` scores the stream by a per-example output of the model.
+    pub fn new(
+        batch_size: usize,
+        skip_bad_rows: bool,
+        labels: &[String],
+        ks: Vec<usize>,
+    ) -> Result<EvalOptions, String> {
+        let mut extra_labels = vec![];
+        let mut scored_by = BTreeMap::new();
+        for entry in labels {
+            match entry.split_once('=') {
+                Some((label, output)) if !label.trim().is_empty() && !output.trim().is_empty() => {
+                    scored_by.insert(label.trim().to_string(), output.trim().to_string());
+                }
+                Some(_) => return Err(format!("--labels: `{entry}` is not `label` or `label=output`")),
+                None => extra_labels.push(entry.trim().to_string()),
+            }
+        }
+        Ok(EvalOptions { batch_size, skip_bad_rows, extra_labels, scored_by, ks })
+    }
 }
 
 /// Evaluates a model on a data file.
@@ -154,7 +184,21 @@ pub fn evaluate(
             schema.labels.push(l.clone());
         }
     }
-    let chosen = scorers(plan, &schema.labels);
+    for (label, output) in &opts.scored_by {
+        let found = plan.graph.outputs.iter().find(|o| &o.name == output);
+        let node = found.and_then(|o| plan.graph.node(&o.source));
+        if !node.is_some_and(|n| per_example(&n.ty.shape)) {
+            let outputs: Vec<&str> = plan.graph.outputs.iter().map(|o| o.name.as_str()).collect();
+            return Err(format!(
+                "cannot score label `{label}` by `{output}`: the model has no per-example output of that name (outputs: {})",
+                outputs.join(", ")
+            ));
+        }
+        if !schema.labels.contains(label) {
+            schema.labels.push(label.clone());
+        }
+    }
+    let chosen = scorers(plan, &schema.labels, &opts.scored_by);
     let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows).map_err(|e| e.to_string())?;
     let mut scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<f32>> = BTreeMap::new();

@@ -103,6 +103,7 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
         epoch_losses: vec![],
         weights: None,
     };
+    let opts = EvalOptions::new(1024, job.skip_bad_rows, &job.extra_labels, vec![10, 50])?;
     let (mut samples, mut busy) = (0usize, 0f64);
     for epoch in state.epochs_done + 1..=job.settings.epochs {
         let mut loader = Loader::open(&train_file, &schema, job.settings.batch_size, job.skip_bad_rows)
@@ -162,12 +163,6 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
                 loader.stats().first_errors.first().map(|e| e.to_string()).unwrap_or_default()
             );
         }
-        let opts = EvalOptions {
-            batch_size: 1024,
-            skip_bad_rows: job.skip_bad_rows,
-            extra_labels: job.extra_labels.clone(),
-            ks: vec![10, 50],
-        };
         let valid = evaluate(&job.plan, &weights.valid(), &valid_file, &opts, &job.device)?;
         let line = serde_json::json!({
             "epoch": epoch,

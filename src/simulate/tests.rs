@@ -133,6 +133,42 @@ fn label_rates_are_plausible() {
     assert!((0.002..=0.08).contains(&dislike), "dislike rate {dislike}");
     assert!(like > 0.01 && like < click, "like rate {like}");
     assert!(skip > 0.005 && skip < click, "skip rate {skip}");
+    let positive = rate(8);
+    assert!(positive >= click && positive < click + 0.05, "positive rate {positive}");
+}
+
+/// DLEN's premise: the further actions follow the same latent preference as the genuine click,
+/// each user with their own habits; without a preference they are rare noise.
+#[test]
+fn further_actions_follow_preference_with_per_user_habits() {
+    let d = TmpDir::new("habits");
+    simulate(&SimConfig { users: 300, impressions_per_user: 40, ..small() }, &d.0).unwrap();
+    let all: Vec<Value> = SPLITS.iter().flat_map(|s| rows(&d.0, s)).collect();
+    let label = |r: &Value, k: &str| r["labels"][k].as_u64().unwrap() == 1;
+    for action in ["follow", "push", "comment"] {
+        let rate = |clicked: bool| {
+            let group: Vec<&Value> = all.iter().filter(|r| label(r, "click") == clicked).collect();
+            group.iter().filter(|r| label(r, action)).count() as f64 / group.len() as f64
+        };
+        let (with, without) = (rate(true), rate(false));
+        assert!(with > 0.03 && with > 10.0 * without, "{action}: {with} after a click, {without} without");
+        // Per-user habits: the users' action rates among their clicks spread widely.
+        let mut per_user: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+        for r in all.iter().filter(|r| label(r, "click")) {
+            let e = per_user.entry(r["user"].as_u64().unwrap()).or_default();
+            e.0 += 1.0;
+            e.1 += f64::from(u8::from(label(r, action)));
+        }
+        let rates: Vec<f64> = per_user.values().filter(|(n, _)| *n >= 5.0).map(|(n, k)| k / n).collect();
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let sd = (rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rates.len() as f64).sqrt();
+        assert!(sd > 0.5 * mean, "{action}: per-user rates barely vary (mean {mean}, sd {sd})");
+    }
+    for r in &all {
+        let profile: Vec<u64> = r["profile"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(profile[0], r["user"].as_u64().unwrap());
+        assert!(profile.windows(2).all(|w| w[0] < w[1]), "profile fields use disjoint id ranges");
+    }
 }
 
 /// The `[hparams]` of data.toml as overrides (through the run-config reader), keeping those the
@@ -142,9 +178,9 @@ fn overrides(dir: &Path, spec_dims: &[String]) -> Vec<Override> {
     let table: toml::Table = toml::from_str(&text).unwrap();
     assert!(table["simulation"]["train_rows"].as_integer().unwrap() > 0);
     let hp = table["hparams"].as_table().unwrap();
-    assert_eq!(hp.keys().cloned().collect::<Vec<_>>(), ["F", "FV", "T", "U", "V"]);
+    assert_eq!(hp.keys().cloned().collect::<Vec<_>>(), ["F", "FV", "P", "PV", "T", "U", "V"]);
     let config = crate::config::load_run_config(&dir.join("data.toml")).unwrap();
-    assert_eq!(config.overrides.len(), 5);
+    assert_eq!(config.overrides.len(), 7);
     assert!(config.overrides.iter().all(|o| matches!(o.value, OverrideValue::Int(v) if v > 0)));
     config.overrides.into_iter().filter(|o| spec_dims.contains(&o.name)).collect()
 }
@@ -185,6 +221,8 @@ model every_stream {
   dim F = 3;
   dim FV = 100;
   dim D = 4;
+  dim P = 4;
+  dim PV = 100;
   input item: id[B] vocab V;
   input fields: id[B, F] vocab FV;
   input dwell: float[B];
@@ -195,20 +233,26 @@ model every_stream {
   seq dislikes: id[B, T] vocab V;
   seq likes: id[B, T] vocab V;
   seq skips: id[B, T] vocab V;
-  label click, unclick, like, dislike, skip;
+  input profile: id[B, P] vocab PV;
+  label click, unclick, like, dislike, skip, follow, push, comment, positive;
 
   let e = Embedding(vocab: V, dim: D);
   let extra = concat(unsqueeze(clicks.dwell, axis: 2), clicks.skipped, axis: -1);
   let x = concat(e(item), flatten(Embedding(vocab: FV, dim: D)(fields), from: 1), unsqueeze(dwell, axis: 1),
                  pool(e(clicks), mask: clicks.mask, mode: mean), pool(extra, mask: clicks.mask, mode: mean),
                  pool(e(unclicks), mask: unclicks.mask, mode: mean), pool(e(dislikes), mask: dislikes.mask, mode: mean),
-                 pool(e(likes), mask: likes.mask, mode: mean), pool(e(skips), mask: skips.mask, mode: mean), axis: -1);
+                 pool(e(likes), mask: likes.mask, mode: mean), pool(e(skips), mask: skips.mask, mode: mean),
+                 flatten(Embedding(vocab: PV, dim: D)(profile), from: 1), axis: -1);
   output p = sigmoid(Linear(out: 1)(x));
   loss click = bce(p, label: click);
   loss unclick = nll(1 - p, on: unclick);
   loss like = nll(p, on: like);
   loss dislike = nll(1 - p, on: dislike);
   loss skip = nll(1 - p, on: skip);
+  loss follow = nll(p, on: follow);
+  loss push = nll(p, on: push);
+  loss comment = nll(p, on: comment);
+  loss positive = bce(p, label: positive);
 }
 "#;
 

@@ -83,6 +83,8 @@ const POP_BUCKETS: usize = 10;
 const HOURS: usize = 24;
 const DEVICES: usize = 4;
 const CROSS_VOCAB: usize = 1000;
+/// Vocabulary sizes of the profile fields after the user id: age, gender, region.
+const PROFILE_SIZES: [usize; 3] = [AGES, GENDERS, REGIONS];
 /// Crossed base fields for fields 8, 9, ...: user bucket x cluster, age x cluster, ...
 const CROSSES: [(usize, usize); 8] = [(0, 3), (1, 3), (2, 3), (6, 3), (7, 3), (0, 4), (1, 5), (6, 4)];
 
@@ -96,7 +98,11 @@ struct Item {
 struct User {
     age: usize,
     gender: usize,
+    region: usize,
 }
+
+/// Regions of the user profile (a field with no signal of its own).
+pub const REGIONS: usize = 8;
 
 /// One impression and the user's feedback to it.
 #[derive(Clone, Debug)]
@@ -109,6 +115,10 @@ pub struct Event {
     pub like: bool,
     pub dislike: bool,
     pub skip: bool,
+    /// Further positive actions (DLEN's premise: one latent preference, several ways to show it).
+    pub follow: bool,
+    pub push: bool,
+    pub comment: bool,
     /// Seconds; 0 when not clicked.
     pub dwell: f32,
 }
@@ -151,7 +161,8 @@ impl World {
         let users = (0..cfg.users)
             .map(|u| {
                 let mut r = Rng::derive(cfg.seed, 2, u as u64);
-                User { age: r.below(AGES), gender: r.weighted(&[0.1, 0.45, 0.45]) }
+                let (age, gender) = (r.below(AGES), r.weighted(&[0.1, 0.45, 0.45]));
+                User { age, gender, region: r.below(REGIONS) }
             })
             .collect();
         let mut field_sizes =
@@ -162,10 +173,31 @@ impl World {
         World { cfg: cfg.clone(), items, cluster_items, cluster_cum, users, field_sizes, offsets }
     }
 
-    /// V, U, F, FV, T.
+    /// V, U, F, FV, T, P, PV.
     pub fn hparams(&self) -> Vec<(&'static str, usize)> {
         let fv = self.field_sizes.iter().sum();
-        vec![("V", self.cfg.items), ("U", self.cfg.users), ("F", self.cfg.fields), ("FV", fv), ("T", self.cfg.seq_len)]
+        let pv = PROFILE_SIZES.iter().sum::<usize>() + self.cfg.users;
+        vec![
+            ("V", self.cfg.items),
+            ("U", self.cfg.users),
+            ("F", self.cfg.fields),
+            ("FV", fv),
+            ("T", self.cfg.seq_len),
+            ("P", PROFILE_SIZES.len() + 1),
+            ("PV", pv),
+        ]
+    }
+
+    /// The user-profile ids: user id, age, gender, region, offset into one vocabulary of size PV.
+    pub fn profile(&self, user: u32) -> [usize; 4] {
+        let u = &self.users[user as usize];
+        let base = self.cfg.users;
+        [
+            user as usize,
+            base + u.age,
+            base + PROFILE_SIZES[0] + u.gender,
+            base + PROFILE_SIZES[0] + PROFILE_SIZES[1] + u.region,
+        ]
     }
 
     pub fn items_jsonl(&self) -> String {
@@ -267,6 +299,10 @@ impl World {
         let bias = rng.normal(-1.0, 0.5);
         let like_propensity = rng.normal(-1.5, 0.7);
         let dislike_propensity = (0.02 + 0.1 * rng.uniform().powi(2)) * cfg.dislike_rate_scale;
+        // Per-user habits for the further positive actions, from a separate stream so that the
+        // impressions and the older feedback streams do not depend on them.
+        let mut act = Rng::derive(cfg.seed, 4, u as u64);
+        let habits = Habits::draw(&mut act);
 
         let mut times: Vec<u64> = (0..cfg.impressions_per_user)
             .map(|_| {
@@ -317,6 +353,7 @@ impl World {
             let like = genuine && rng.bernoulli(sigmoid(2.0 * a - 2.0 + like_propensity));
             let dislike = rng.bernoulli(dislike_propensity * sigmoid(-2.0 * a - 1.0));
             let device = if rng.bernoulli(0.85) { device } else { rng.below(DEVICES) };
+            let [follow, push, comment] = habits.actions(&mut act, genuine, a, aff);
             out.push(Event {
                 user: u as u32,
                 item: item as u32,
@@ -326,8 +363,43 @@ impl World {
                 like,
                 dislike,
                 skip: click && dwell < 5.0,
+                follow,
+                push,
+                comment,
                 dwell: dwell.min(f32::MAX as f64) as f32,
             });
         }
+    }
+}
+
+/// A user's habits for following the creator, pushing (sharing) and commenting.
+///
+/// An action happens mostly when the user genuinely prefers the item (the latent "user prefers"
+/// state, which also drives the genuine click), at a per-user rate: some users follow, others
+/// comment. Without that preference an action is rare noise at the rate [`Habits::NOISE`].
+struct Habits {
+    follow: f64,
+    push: f64,
+    comment: f64,
+}
+
+impl Habits {
+    /// The probability of an action without a genuine preference.
+    const NOISE: f64 = 0.003;
+
+    fn draw(rng: &mut Rng) -> Habits {
+        Habits { follow: rng.normal(-2.0, 1.0), push: rng.normal(-2.5, 1.0), comment: rng.normal(-2.5, 1.2) }
+    }
+
+    /// follow, push, comment for one impression with affinity `a` and creator affinity `aff`.
+    fn actions(&self, rng: &mut Rng, prefers: bool, a: f64, aff: f64) -> [bool; 3] {
+        if !prefers {
+            return [(); 3].map(|_| rng.bernoulli(Self::NOISE));
+        }
+        [
+            rng.bernoulli(sigmoid(self.follow + 0.5 * a + 1.5 * aff)),
+            rng.bernoulli(sigmoid(self.push + 0.8 * a)),
+            rng.bernoulli(sigmoid(self.comment + 0.3 * a)),
+        ]
     }
 }

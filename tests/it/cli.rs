@@ -193,6 +193,33 @@ fn simulate_schema_train_and_eval() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// DLEN's convergence check: its latent P(UP) output scores the `positive` stream.
+#[test]
+fn eval_scores_a_label_by_a_named_output() {
+    let data = tiny_data("dlen");
+    let run = data.join("run-dlen");
+    let o = train("specs/dlen.recspec", &data, &run, &["--epochs", "1", "--batch-size", "64", "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let eval =
+        |labels: &str| recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap(), "--labels", labels]);
+    let o = eval("positive=p_up");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let streams = &v["report"]["streams"];
+    assert_eq!(streams["positive"]["scored_by"], "p_up");
+    assert!(streams["positive"]["auc"].is_number());
+    for task in ["click", "like", "follow", "push", "comment"] {
+        assert_eq!(streams[task]["scored_by"], format!("p_{task}"), "{task} is scored by its own tower");
+    }
+    let o = eval("positive=p_nope");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("no per-example output") && stderr(&o).contains("p_up"), "{}", stderr(&o));
+    let o = eval("=p_up");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("label=output"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&data).ok();
+}
+
 #[test]
 fn corrupt_rows_are_reported_by_file_and_row() {
     let data = tiny_data("corrupt");

@@ -206,29 +206,59 @@ fn not_to_recommend_gradient_stays_finite_as_p_goes_to_zero() {
 }
 
 #[test]
-fn memory_write_erases_and_adds_and_persists_in_training() {
-    let spec = "model m {\n dim K = 2;\n input key: float[B, K];\n input content: float[B, K];\n output r = Memory(slots: 2, dim: 2)(key: key, write: content);\n}\n";
+fn memory_reads_before_writing_and_returns_the_write_summary() {
+    let spec = "model m {\n dim K = 2;\n input key: float[B, K];\n input content: float[B, K];\n output r = Memory(slots: 2, dim: 2, output: both)(key: key, write: content);\n}\n";
     let p = plan(spec);
     let device = Device::flex();
     let mut w = p.init(&device, 0);
     let inst = "r";
     set(&p, &mut w, inst, "slots", &[1.0, 0.0, 0.0, 1.0]);
-    set(&p, &mut w, inst, "key.weight", &[1.0, 0.0, 0.0, 1.0]);
-    set(&p, &mut w, inst, "key.bias", &[0.0, 0.0]);
-    // erase = sigmoid(big) ~ 1 on both dims; add = tanh(0) = 0: the addressed slot is wiped.
+    for key in ["read_key", "write_key"] {
+        set(&p, &mut w, inst, &format!("{key}.weight"), &[1.0, 0.0, 0.0, 1.0]);
+        set(&p, &mut w, inst, &format!("{key}.bias"), &[0.0, 0.0]);
+    }
+    // erase = sigmoid(30) ~ 1 on both dims; add = tanh(0) = 0: the addressed slots are wiped.
     set(&p, &mut w, inst, "erase.weight", &[0.0, 0.0, 0.0, 0.0]);
     set(&p, &mut w, inst, "erase.bias", &[30.0, 30.0]);
     set(&p, &mut w, inst, "add.weight", &[0.0, 0.0, 0.0, 0.0]);
     set(&p, &mut w, inst, "add.bias", &[0.0, 0.0]);
-    let b = Batch::new(1).floats("key", &[100.0, 0.0], &[1, 2]).floats("content", &[0.0, 0.0], &[1, 2]);
+    // The read key points at slot 0, the write key at slot 1.
+    let b = Batch::new(1).floats("key", &[100.0, 0.0], &[1, 2]).floats("content", &[0.0, 100.0], &[1, 2]);
     let fwd = forward(&p, &w, &b.device(&device), true, 0);
     assert_eq!(fwd.state.len(), 1, "training updates the memory state");
     let mem = values(&Val::F(recspec::runtime::tensor::Ft::new(fwd.state[0].1.clone(), vec![4])));
-    // Read weights ~ [e/(e+1), 1/(e+1)] (cosine 1 vs 0); slot 0 keeps 1 - w0 of its value.
+    // Cosine 1 vs 0 gives weights e/(e+1) and 1/(e+1); each slot keeps 1 - w_write of its value.
     let w0 = 1.0f32.exp() / (1.0f32.exp() + 1.0);
-    close(&mem, &[1.0 - w0, 0.0, 0.0, w0], 1e-4);
+    close(&mem, &[w0, 0.0, 0.0, 1.0 - w0], 1e-4);
+    // r (eq. 11) reads the memory before the write; q (eq. 18) is the write-weighted new memory.
+    let out = values(&fwd.values["r"]);
+    close(&out, &[w0, 1.0 - w0, (1.0 - w0) * w0, w0 * (1.0 - w0)], 1e-4);
     let eval = forward(&p, &w, &b.device(&device), false, 0);
     assert!(eval.state.is_empty(), "evaluation leaves the memory alone");
+}
+
+#[test]
+fn sample_valid_picks_valid_positions_and_nonempty_flags_rows() {
+    let spec = "model m {\n dim T = 4;\n dim V = 9;\n seq s: id[B, T] vocab V;\n input e: float[B, T, 1];\n output y = sample_valid(e, mask: s.mask);\n output any = nonempty(s.mask);\n}\n";
+    let p = plan(spec);
+    let device = Device::flex();
+    let w = p.init(&device, 0);
+    // Row 0 has valid positions 0 and 2 (values 1 and 3); row 1 has none.
+    let b = Batch::new(2)
+        .ids("s", &[1, 0, 3, 0, 0, 0, 0, 0], &[2, 4])
+        .mask("s.mask", &[true, false, true, false, false, false, false, false], &[2, 4])
+        .floats("e", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[2, 4, 1]);
+    let eval = forward(&p, &w, &b.device(&device), false, 0);
+    close(&values(&eval.values["y"]), &[3.0, 0.0], 1e-6);
+    close(&values(&eval.values["any"]), &[1.0, 0.0], 1e-6);
+    let mut seen = std::collections::BTreeSet::new();
+    for step in 0..40 {
+        let v = values(&forward(&p, &w, &b.device(&device), true, step).values["y"]);
+        assert!(v[0] == 1.0 || v[0] == 3.0, "padding was sampled: {v:?}");
+        assert_eq!(v[1], 0.0);
+        seen.insert(v[0] as i32);
+    }
+    assert_eq!(seen.len(), 2, "training samples every valid position");
 }
 
 /// Every op with learnable weights or a differentiable path: autodiff gradients of a random
@@ -245,7 +275,7 @@ fn gradients_match_finite_differences() {
         ("Embedding", "output y = tanh(Embedding(vocab: V, dim: 3)(s));"),
         ("Wide", "output y = Wide(vocab: V)(s);"),
         ("MMoE", "output y = MMoE(experts: 2, units: [3], tasks: 2, act: tanh)(x);"),
-        ("Memory", "output y = Memory(slots: 3, dim: 2)(key: x, write: x);"),
+        ("Memory", "output y = Memory(slots: 3, dim: 2, output: both)(key: x, write: Linear(out: 2)(x));"),
         ("fm", "output y = fm(Linear(out: 3)(e));"),
         ("attention_pool", "let v = Linear(out: 2)(e);\n output y = attention_pool(values: v, scores: reduce_sum(v, axis: 2), mask: s.mask);"),
         ("pool", "output y = pool(Linear(out: 2)(e), mask: s.mask, mode: mean);"),
@@ -255,6 +285,7 @@ fn gradients_match_finite_differences() {
         ("item_logits", "let items = Embedding(vocab: V, dim: K);\n output y = softmax(item_logits(Linear(out: K)(x), table: items));"),
         ("concat/stack/slice", "let a = Linear(out: 2)(x);\n output y = slice(stack(concat(a, a * a, axis: -1), concat(a * 2.0 - 1.0, a, axis: -1), axis: 1), axis: 2, start: 1, len: 2);"),
         ("triplet", "let a = Linear(out: 3)(x);\n loss t = triplet(a, Linear(out: 3)(x), Linear(out: 3)(x), margin: 1.0);\n output y = a;"),
+        ("sample_valid", "output y = sample_valid(Linear(out: 2)(e), mask: s.mask);"),
     ];
     for (name, body) in specs {
         let spec = format!("model m {{\n dim K = 3;\n dim T = 3;\n dim V = 6;\n input x: float[B, K];\n input e: float[B, T, K];\n seq s: id[B, T] vocab V;\n {body}\n}}\n");

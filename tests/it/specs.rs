@@ -63,3 +63,98 @@ fn the_readme_example_compiles_clean() {
     let (program, checked) = recspec::compile_str("README.md", &readme[start..end], &[]);
     assert!(checked.diagnostics.is_empty(), "{}", recspec::diag::render(&program.sources, &checked.diagnostics));
 }
+
+fn graph_of(name: &str, overrides: &[recspec::check::Override]) -> recspec::ir::Graph {
+    let (checked, diags) = compile(&crate::root().join(format!("specs/{name}.recspec")), overrides);
+    checked.graph.unwrap_or_else(|| panic!("{name}: {diags}"))
+}
+
+fn float_override(name: &str, v: f64) -> recspec::check::Override {
+    recspec::check::Override {
+        name: name.into(),
+        value: recspec::check::OverrideValue::Float(v),
+        origin: "test".into(),
+    }
+}
+
+/// Nodes applying `op`, and the distinct weight owners they use.
+fn applications(g: &recspec::ir::Graph, op: recspec::ops::Op) -> (usize, std::collections::BTreeSet<String>) {
+    let nodes: Vec<_> = g.nodes.iter().filter(|n| n.op == op).collect();
+    (nodes.len(), nodes.iter().filter_map(|n| n.instance.clone()).collect())
+}
+
+#[test]
+fn dumn_and_its_ablations_follow_the_paper() {
+    use recspec::ops::Op;
+    let dumn = graph_of("dumn", &[]);
+    // Four sequences, each with its own self-attention scaled by sqrt(T) (eq. 1).
+    let (n, owners) = applications(&dumn, Op::SelfAttention);
+    assert_eq!((n, owners.len()), (4, 4));
+    for n in dumn.nodes.iter().filter(|n| n.op == Op::SelfAttention) {
+        assert_eq!(n.attrs["scale"], recspec::ir::Attr::Sym("sqrt_len".into()));
+    }
+    // Purification of click by dislike and unclick by like only (eqs. 6-7).
+    let purified: Vec<(String, String)> = dumn
+        .nodes
+        .iter()
+        .filter(|n| n.op == Op::Orthogonal)
+        .map(|n| (n.operands[0].source.clone(), n.operands[1].source.clone()))
+        .collect();
+    assert_eq!(purified, [("f_c".to_string(), "f_d".to_string()), ("f_u".into(), "f_l".into())]);
+    // Four memories with their own weights and state (eqs. 8-12), read and write summary.
+    let (n, owners) = applications(&dumn, Op::Memory);
+    assert_eq!((n, owners.len()), (4, 4));
+    assert_eq!(dumn.node("m_c").unwrap().ty.to_string(), "float[B, 2, D]");
+    // L1 + four triplet losses with cosine distance, anchored on the write summaries (eqs. 16-20).
+    let losses: Vec<(&str, f64)> = dumn.losses.iter().map(|l| (l.name.as_str(), l.weight)).collect();
+    assert_eq!(
+        losses,
+        [
+            ("click", 1.0),
+            ("triplet_click", 1.0),
+            ("triplet_unclick", 1.0),
+            ("triplet_like", 1.0),
+            ("triplet_dislike", 1.0)
+        ]
+    );
+    let anchor = dumn.node("loss/triplet_like/index").unwrap();
+    assert_eq!(anchor.operands[0].source, "m_l");
+    assert_eq!(anchor.attrs["index"], recspec::ir::Attr::Int(recspec::dim::Dim::constant(1)));
+
+    // Ablations.
+    assert_eq!(applications(&graph_of("dumn_no_fp", &[]), Op::Orthogonal).0, 0);
+    let no_umn = graph_of("dumn_no_umn", &[]);
+    assert_eq!(applications(&no_umn, Op::Memory).0, 0);
+    assert_eq!(no_umn.losses.len(), 1, "no memory, no triplet loss");
+    let (n, owners) = applications(&graph_of("dumn_one_memory", &[]), Op::Memory);
+    assert_eq!((n, owners.len()), (4, 1), "one memory applied four times shares weights and state: {owners:?}");
+    let no_triplet = graph_of("dumn", &[float_override("lambda_t", 0.0)]);
+    assert!(no_triplet.losses.iter().filter(|l| l.name.starts_with("triplet")).all(|l| l.weight == 0.0));
+}
+
+#[test]
+fn dlen_mixes_bounded_towers_with_the_shared_latent_target() {
+    let dlen = graph_of("dlen", &[]);
+    for (task, alpha) in [("click", 0.13), ("like", 0.05), ("follow", 0.033), ("push", 0.032), ("comment", 0.02)] {
+        let bounded = dlen.node(&format!("p_{task}/given_not")).unwrap();
+        assert_eq!((bounded.ty.range.lo, bounded.ty.range.hi), (0.0, alpha), "P({task}|not UP) <= alpha");
+        let p = dlen.node(&format!("p_{task}")).unwrap();
+        assert!(p.ty.range.is_probability(), "P({task}) is a probability");
+        // Every task's mixture uses the one shared P(UP).
+        let mixed = dlen.node(&format!("p_{task}/mul")).unwrap();
+        assert_eq!(mixed.operands[1].source, "p_up");
+    }
+    assert_eq!(dlen.losses.len(), 5);
+    // An alpha above 1 no longer bounds P(k) by 1: the BCE rejects it before training.
+    let (checked, diags) = compile(&crate::root().join("specs/dlen.recspec"), &[float_override("alpha_like", 1.5)]);
+    assert!(checked.has_errors(), "alpha 1.5 must be rejected");
+    assert!(diags.contains("probability"), "{diags}");
+    // MMoE and PLE have the same tasks and input.
+    for name in ["mmoe", "ple"] {
+        let g = graph_of(name, &[]);
+        assert_eq!(g.labels, dlen.labels);
+        assert_eq!(g.node("x").unwrap().ty, dlen.node("x").unwrap().ty);
+    }
+    let ple = graph_of("ple", &[]);
+    assert_eq!(applications(&ple, recspec::ops::Op::Mlp).1.len(), 15 + 5, "15 experts and 5 towers");
+}

@@ -226,12 +226,19 @@ pub(super) fn memory(call: &Call) -> R<Inferred> {
     let (k, w) = (key.ty.shape[1].clone(), write.ty.shape[1].clone());
     let params = vec![
         ("slots".to_string(), vec![slots, dim.clone()], true),
-        p("key.weight", vec![k, dim.clone()]),
-        p("key.bias", vec![dim.clone()]),
+        p("read_key.weight", vec![k, dim.clone()]),
+        p("read_key.bias", vec![dim.clone()]),
+        p("write_key.weight", vec![w.clone(), dim.clone()]),
+        p("write_key.bias", vec![dim.clone()]),
         p("erase.weight", vec![w.clone(), dim.clone()]),
         p("erase.bias", vec![dim.clone()]),
         p("add.weight", vec![w, dim.clone()]),
         p("add.bias", vec![dim.clone()]),
     ];
-    Ok(Inferred { ty: TensorType::float(vec![key.ty.shape[0].clone(), dim]), params })
+    let shape = if call.sym("output") == "both" {
+        vec![key.ty.shape[0].clone(), c(2), dim]
+    } else {
+        vec![key.ty.shape[0].clone(), dim]
+    };
+    Ok(Inferred { ty: TensorType::float(shape), params })
 }

@@ -156,6 +156,23 @@ pub(super) fn full_mask(call: &Call) -> R<Inferred> {
     out(TensorType::mask(x.ty.shape[..x.ty.rank() - 1].to_vec()))
 }
 
+pub(super) fn nonempty(call: &Call) -> R<Inferred> {
+    let mask = call.t("mask");
+    call.dtype_arg(mask, DType::Mask)?;
+    call.min_rank(mask, 2)?;
+    out(TensorType::float(mask.ty.shape[..mask.ty.rank() - 1].to_vec()).with_range(Range::UNIT))
+}
+
+pub(super) fn sample_valid(call: &Call) -> R<Inferred> {
+    let (x, mask) = (call.t("x"), call.t("mask"));
+    call.float_arg(x)?;
+    call.rank(x, 3, "[B, N, D]")?;
+    call.seq_mask(x, mask)?;
+    // Zeros for rows without a valid position: the range widens to include 0.
+    let range = Range { lo: x.ty.range.lo.min(0.0), hi: x.ty.range.hi.max(0.0) };
+    out(TensorType::float(vec![x.ty.shape[0].clone(), x.ty.shape[2].clone()]).with_range(range))
+}
+
 pub(super) fn to_float(call: &Call) -> R<Inferred> {
     let x = call.t("x");
     let range = if x.ty.dtype == DType::Mask { Range::UNIT } else { Range::ANY };

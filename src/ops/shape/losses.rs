@@ -50,5 +50,5 @@ pub(super) fn triplet(call: &Call) -> R<Inferred> {
     if call.float("margin") < 0.0 {
         return Err(call.err(Code::BadValue, "`margin` must not be negative").at(call.attr_span("margin"), "negative"));
     }
-    out(TensorType::float(vec![a.ty.shape[0].clone()]).with_range(Range { lo: 0.0, hi: f64::INFINITY }))
+    loss_weight(call)
 }

@@ -317,6 +317,8 @@ pub fn infer(call: &Call) -> R<Inferred> {
         Flatten => functions::flatten(call),
         FullMask => functions::full_mask(call),
         ToFloat => functions::to_float(call),
+        Nonempty => functions::nonempty(call),
+        SampleValid => functions::sample_valid(call),
         Sigmoid | Relu | Tanh => functions::activation(call),
         Softmax => functions::softmax(call),
         MaskedSoftmax => functions::masked_softmax(call),

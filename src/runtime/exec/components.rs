@@ -44,7 +44,11 @@ impl Cx<'_> {
             y.reshape([b, len, heads, dh]).swap_dims(1, 2)
         };
         let (q, k, v) = (proj("query"), proj("key"), proj("value"));
-        let scale = if self.sym(n, "scale") == "sqrt_model" { (d as f64).sqrt() } else { (dh as f64).sqrt() };
+        let scale = match self.sym(n, "scale") {
+            "sqrt_model" => (d as f64).sqrt(),
+            "sqrt_len" => (len as f64).sqrt(),
+            _ => (dh as f64).sqrt(),
+        };
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(scale);
         let m: Tensor<4> = self.mp(n, "mask").float().t.reshape([b, 1, 1, len]);
         let bias = m.neg().add_scalar(1.0).mul_scalar(NEG_INF);
@@ -114,30 +118,65 @@ impl Cx<'_> {
         Val::F(Ft::from3(y, out_shape.to_vec()))
     }
 
+    /// DUMN eqs. 8-12 and 18. Read: r = w^r M with w^r = softmax(cosine(k^r, M(j))) over slots.
+    /// Write: w^w from the write key the same way, M' = (1 - w^w (x) erase) . M + w^w (x) add,
+    /// averaged over the batch. `both` also returns q = w^w M', the write-addressed summary of the
+    /// written memory: the only path by which erase/add/write-key weights get gradients (the
+    /// memory itself is state, not a trained weight).
     pub(super) fn memory(&mut self, n: &Node, out_shape: &[usize]) -> Val {
         let key = self.fp(n, "key").r2();
         let write = self.fp(n, "write").r2();
         let b = key.dims()[0];
         let slots_index = self.plan.index(n.instance.as_deref().expect("instance"), "slots");
-        let mem = self.p2(n, "slots").detach();
-        let k = affine(key, self.p2(n, "key.weight"), Some(self.p1(n, "key.bias")));
+        // A memory applied several times in one pass (a shared instance) sees its earlier writes.
+        let mem = match self.state.iter().rev().find(|(i, _)| *i == slots_index) {
+            Some((_, m)) => m.clone().reshape(self.p2(n, "slots").dims()),
+            None => self.p2(n, "slots").detach(),
+        };
+        let mn = mem.clone() / l2(mem.clone());
+        let address = |k: Tensor<2>| activation::softmax((k.clone() / l2(k)).matmul(mn.clone().transpose()), 1);
+        let w_read = address(affine(key, self.p2(n, "read_key.weight"), Some(self.p1(n, "read_key.bias"))));
+        let r = w_read.matmul(mem.clone());
+        let w_write =
+            address(affine(write.clone(), self.p2(n, "write_key.weight"), Some(self.p1(n, "write_key.bias"))));
         let erase =
             activation::sigmoid(affine(write.clone(), self.p2(n, "erase.weight"), Some(self.p1(n, "erase.bias"))));
         let add = activation::tanh(affine(write, self.p2(n, "add.weight"), Some(self.p1(n, "add.bias"))));
-        // Cosine addressing over slots, softmax-normalised.
-        let kn = k.clone() / l2(k);
-        let mn = mem.clone() / l2(mem.clone());
-        let w = activation::softmax(kn.matmul(mn.transpose()), 1);
-        // Batched erase/add write (eq. 12 averaged over the batch), then read from the new memory.
-        let wt = w.clone().transpose();
+        let wt = w_write.clone().transpose();
         let erase_term = wt.clone().matmul(erase).div_scalar(b as f64);
         let add_term = wt.matmul(add).div_scalar(b as f64);
         let new_mem = mem * erase_term.neg().add_scalar(1.0) + add_term;
-        let r = w.matmul(new_mem.clone());
         if self.train && self.flag(n, "persist") {
             let numel_mem: usize = new_mem.dims().iter().product();
-            self.state.push((slots_index, new_mem.detach().reshape([numel_mem])));
+            self.state.retain(|(i, _)| *i != slots_index);
+            self.state.push((slots_index, new_mem.clone().detach().reshape([numel_mem])));
+        }
+        if self.sym(n, "output") == "both" {
+            let q = w_write.matmul(new_mem);
+            let y: Tensor<3> = Tensor::stack(vec![r, q], 1);
+            return Val::F(Ft::from3(y, out_shape.to_vec()));
         }
         Val::F(Ft::from2(r, out_shape.to_vec()))
+    }
+
+    /// A random valid position per row in training, the last valid one in evaluation.
+    pub(super) fn sample_valid(&mut self, n: &Node, out_shape: &[usize]) -> Val {
+        let x = self.fp(n, "x");
+        let [b, len, d] = [x.shape[0], x.shape[1], x.shape[2]];
+        let m: Tensor<2> = self.mp(n, "mask").float().t.reshape([b, len]);
+        let device = m.device();
+        let scores: Vec<f32> = if self.train {
+            (0..b * len).map(|_| 1.0 + self.rng.unit() as f32).collect()
+        } else {
+            (0..b * len).map(|i| 1.0 + (i % len) as f32).collect()
+        };
+        let scores = Tensor::<2>::from_data(TensorData::new(scores, [b, len]), &device);
+        // Padding scores below every valid position; a row with none picks position 0, zeroed.
+        let masked = scores * m.clone() - m.clone().neg().add_scalar(1.0);
+        let pick: Tensor<3, Int> = masked.argmax(1).reshape([b, 1, 1]).repeat_dim(2, d);
+        let x3: Tensor<3> = x.t.reshape([b, len, d]);
+        let any: Tensor<2> = m.sum_dim(1).clamp_max(1.0);
+        let y: Tensor<2> = x3.gather(1, pick).reshape([b, d]) * any;
+        Val::F(Ft::from2(y, out_shape.to_vec()))
     }
 }

@@ -352,6 +352,13 @@ impl Cx<'_> {
             }
             Unsqueeze | Squeeze | Flatten => self.val(operand(n, "x").expect("x")).clone().with_shape(out_shape),
             ToFloat => f(self.fp(n, "x").t),
+            Nonempty => {
+                let m = self.mp(n, "mask").float();
+                let [rows, len, _] = split3(&m.shape, m.shape.len() - 1);
+                let any: Tensor<2> = m.t.reshape([rows, len]).sum_dim(1).clamp_max(1.0);
+                f(any.reshape([rows]))
+            }
+            SampleValid => self.sample_valid(n, &out_shape),
             FullMask => {
                 let device = self.fp(n, "x").t.device();
                 let ones = Tensor::<1>::ones([numel(&out_shape)], &device).greater_elem(0.5);
@@ -548,7 +555,7 @@ impl Cx<'_> {
                 };
                 let margin = self.float(n, "margin");
                 let loss = activation::relu(dist(a.clone(), pos) - dist(a, neg) + margin);
-                f(loss.reshape([b]))
+                f(self.weighted(n, loss.reshape([b])))
             }
         }
     }
