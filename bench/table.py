@@ -53,3 +53,47 @@ table("CTR: DFN vs DUMN and ablations (test split)",
       ["dfn", "dumn", "dumn_no_fp", "dumn_no_umn", "dumn_one_memory", "dumn_no_triplet"], ["click"])
 table("Multi-task: MMoE vs PLE vs DLEN (test split)",
       ["mmoe", "ple", "dlen"], ["click", "like", "follow", "push", "comment", "positive"])
+
+# Retrieval runs (bench/retrieval.sh): eval JSON plus a responsiveness report per run.
+retrieval = {}
+for path in sorted(glob.glob(os.path.join(runs, "*-seed*.resp.json"))):
+    model = re.match(r"(.+)-seed(\d+)\.resp\.json$", os.path.basename(path)).group(1)
+    resp = json.load(open(path))
+    ev = json.load(open(path.replace(".resp.json", ".eval.json")))["report"]["retrieval"]
+    head = next(iter(ev.values()))
+    by = {b["name"]: b for b in resp["branches"]}
+    row = {
+        "recall@10": head["recall"]["@10"], "ndcg@10": head["ndcg"]["@10"],
+        "recall@50": head["recall"]["@50"],
+        "re-rec disliked item": resp["rerecommend"]["disliked_items"],
+        "re-rec disliked creator": resp["rerecommend"]["disliked_creators"],
+        "resp content": by["positive+dislike"]["responsiveness_content"]["value"],
+        "resp creator": by["positive+dislike"]["responsiveness_creator"]["value"],
+        "skip resp content": by["skip"]["responsiveness_content"]["value"] if "skip" in by else None,
+    }
+    for k, v in row.items():
+        if v is not None:
+            retrieval.setdefault(model, {}).setdefault(k, []).append(v)
+
+if retrieval:
+    cols = ["recall@10", "ndcg@10", "recall@50", "re-rec disliked item", "re-rec disliked creator",
+            "resp content", "resp creator", "skip resp content"]
+    print("\nRetrieval: test split, and counterfactual responsiveness (2000 users, k = 50, K = 10)\n")
+    print("| model | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for m in ["retrieval_positive", "retrieval_feature", "retrieval_drop", "retrieval_ntr"]:
+        if m not in retrieval:
+            continue
+        cells = []
+        for c in cols:
+            v = retrieval[m].get(c, [])
+            if not v:
+                cells.append("-")
+                continue
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            pct = c.startswith("resp") or c.startswith("skip") or c.startswith("re-rec")
+            f = (lambda x: f"{100 * x:+.1f}%") if c.startswith(("resp", "skip")) else (lambda x: f"{x:.4f}")
+            if pct and not c.startswith(("resp", "skip")):
+                f = lambda x: f"{100 * x:.2f}%"
+            cells.append(f"{f(statistics.mean(v))} ± {f(sd).lstrip('+')}" + ("" if len(v) == 3 else f" (n={len(v)})"))
+        print(f"| {m} | " + " | ".join(cells) + " |")

@@ -142,6 +142,53 @@ enum Command {
         #[arg(long)]
         skip_bad_rows: bool,
     },
+    /// Top-K items for each history in a JSON Lines file (one object per line holding the inputs
+    /// the model's item scores depend on); JSON Lines on stdout.
+    Recommend {
+        run: PathBuf,
+        #[arg(long = "user-history")]
+        user_history: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Leave out items already in the history's sequences.
+        #[arg(long)]
+        exclude_consumed: bool,
+        /// The output that scores every item, when the model has several.
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Responsiveness to dislikes by counterfactual simulation (NTR paper, section 4), and how
+    /// often disliked items or creators are recommended again on held-out rows; JSON on stdout.
+    Responsiveness {
+        run: PathBuf,
+        /// The simulated data set the run was trained on (items.jsonl, test split).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// k: the step at which the history branches.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// K: length of each recommendation list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also branch into a skip (a short view).
+        #[arg(long)]
+        skip_branch: bool,
+        #[arg(long)]
+        exclude_consumed: bool,
+        /// The history sequence input, with `.dwell` and `.disliked` side features.
+        #[arg(long, default_value = "history")]
+        history: String,
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -238,6 +285,14 @@ fn prepare_run_dir(out: &Path, resume: bool, graph: &recspec::ir::Graph) -> Resu
         }
     }
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))
+}
+
+/// A trained run ready to recommend.
+fn recommender(run: &Path, output: Option<&str>, device: &str) -> Result<recspec::runtime::serve::Recommender, String> {
+    let device = recspec::runtime::parse_device(device)?;
+    let (plan, _) = load_run(run)?;
+    let weights = recspec::runtime::train::load_weights(&plan, run, &device)?;
+    recspec::runtime::serve::Recommender::new(plan, weights, output, device)
 }
 
 /// Rebuilds a run's plan from its saved spec and settings.
@@ -445,6 +500,62 @@ fn run(command: Command) -> Result<u8, String> {
                 json["relaimpr"] = serde_json::Value::Object(rela);
             }
             println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
+            Ok(OK)
+        }
+        Command::Recommend { run, user_history, k, exclude_consumed, output, device } => {
+            let rec = recommender(&run, output.as_deref(), &device)?;
+            let text = std::fs::read_to_string(&user_history)
+                .map_err(|e| format!("cannot read {}: {e}", user_history.display()))?;
+            let mut rows = vec![];
+            let mut lines = vec![];
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line.trim_start_matches('\u{feff}'))
+                    .map_err(|e| format!("{}:{}: malformed JSON: {e}", user_history.display(), i + 1))?;
+                rows.push(v);
+                lines.push(i + 1);
+            }
+            let mut out = String::new();
+            for (chunk, chunk_lines) in rows.chunks(1024).zip(lines.chunks(1024)) {
+                let lists = rec.top_k(chunk, k, exclude_consumed).map_err(|(r, m)| {
+                    format!("{}:{}: {m} (inputs: {})", user_history.display(), chunk_lines[r], rec.inputs().join(", "))
+                })?;
+                for (line, list) in chunk_lines.iter().zip(lists) {
+                    let items: Vec<i64> = list.iter().map(|p| p.item).collect();
+                    let scores: Vec<f32> = list.iter().map(|p| p.score).collect();
+                    out.push_str(&serde_json::json!({ "line": line, "items": items, "scores": scores }).to_string());
+                    out.push('\n');
+                }
+            }
+            print!("{out}");
+            Ok(OK)
+        }
+        Command::Responsiveness {
+            run,
+            data,
+            users,
+            steps,
+            top,
+            seed,
+            skip_branch,
+            exclude_consumed,
+            history,
+            output,
+            device,
+        } => {
+            use recspec::runtime::responsiveness as resp;
+            let rec = recommender(&run, output.as_deref(), &device)?;
+            let max_len = rec.sequence_len(&history).ok_or_else(|| {
+                format!(
+                    "the model's item scores do not read a sequence `{history}` (inputs: {})",
+                    rec.inputs().join(", ")
+                )
+            })?;
+            let items = resp::read_items(&data.join("items.jsonl"))?;
+            let settings = resp::Settings { users, steps, top, seed, skip_branch, history, max_len, exclude_consumed };
+            let mut report = resp::simulate(&rec, &items, &settings)?;
+            let test = recspec::runtime::run::data_file(&data, "test")?;
+            report.rerecommend = Some(resp::rerecommend(&rec, &items, &test, &settings, 5000)?);
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(OK)
         }
         Command::Diff { old, new, hparams, format } => {

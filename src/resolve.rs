@@ -474,7 +474,7 @@ impl<'a> Scope<'a> {
     fn callee(&mut self, callee: &Expr, i: usize) {
         match &callee.kind {
             ExprKind::Name(n) if !self.defs.contains_key(n) => {
-                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) {
+                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) && n != crate::check::SELECT {
                     let candidates: Vec<String> = Op::callable_names()
                         .map(str::to_string)
                         .chain(self.blocks.keys().map(|k| k.to_string()))

@@ -115,17 +115,19 @@ pub struct SplitSummary {
     pub name: &'static str,
     pub rows: usize,
     /// Rates of the labels in [`LABELS`] order.
-    pub rates: [f64; 9],
-    counts: [usize; 9],
+    pub rates: [f64; 10],
+    counts: [usize; 10],
 }
 
 /// The label streams every row carries, in order. `positive` is "any positive interaction"
-/// (click, like, follow, push or comment), DLEN's check for its latent "user prefers" target.
-pub const LABELS: [&str; 9] = ["click", "unclick", "like", "dislike", "skip", "follow", "push", "comment", "positive"];
+/// (click, like, follow, push or comment), DLEN's check for its latent "user prefers" target;
+/// `engaged` is a click that was not skipped (a long view), the retrieval positive.
+pub const LABELS: [&str; 10] =
+    ["click", "unclick", "like", "dislike", "skip", "follow", "push", "comment", "positive", "engaged"];
 
-fn label_values(e: &Event) -> [bool; 9] {
+fn label_values(e: &Event) -> [bool; 10] {
     let positive = e.click || e.like || e.follow || e.push || e.comment;
-    [e.click, !e.click, e.like, e.dislike, e.skip, e.follow, e.push, e.comment, positive]
+    [e.click, !e.click, e.like, e.dislike, e.skip, e.follow, e.push, e.comment, positive, e.click && !e.skip]
 }
 
 /// What a simulation wrote.
@@ -171,6 +173,8 @@ struct History {
     dislikes: VecDeque<u32>,
     likes: VecDeque<u32>,
     skips: VecDeque<u32>,
+    /// Every clicked or disliked item in order: (item, dwell seconds, disliked).
+    interactions: VecDeque<(u32, f32, bool)>,
 }
 
 fn push_capped<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
@@ -195,6 +199,9 @@ impl History {
         }
         if e.skip {
             push_capped(&mut self.skips, e.item, cap);
+        }
+        if e.click || e.dislike {
+            push_capped(&mut self.interactions, (e.item, e.dwell, e.dislike), cap);
         }
     }
 }
@@ -255,6 +262,18 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
     push_ids(s, "dislikes", h.dislikes.iter());
     push_ids(s, "likes", h.likes.iter());
     push_ids(s, "skips", h.skips.iter());
+    push_ids(s, "history", h.interactions.iter().map(|c| &c.0));
+    s.push_str(",\"history.dwell\":[");
+    for (i, c) in h.interactions.iter().enumerate() {
+        s.push_str(if i > 0 { "," } else { "" });
+        push_float(s, (c.1 as f64).ln_1p());
+    }
+    s.push_str("],\"history.disliked\":[");
+    for (i, c) in h.interactions.iter().enumerate() {
+        s.push_str(if i > 0 { "," } else { "" });
+        s.push(if c.2 { '1' } else { '0' });
+    }
+    s.push(']');
     s.push_str(",\"labels\":{");
     for (i, (name, v)) in LABELS.iter().zip(label_values(e)).enumerate() {
         let _ = write!(s, "{}\"{name}\":{}", if i > 0 { "," } else { "" }, u8::from(v));

@@ -100,15 +100,24 @@ pub struct TensorType {
     pub range: Range,
     /// True when the last axis is a probability distribution (softmax output).
     pub distribution: bool,
+    /// True when column 0 of the last axis is each example's own target (sampled_logits).
+    pub target_first: bool,
 }
 
 impl TensorType {
     pub fn float(shape: Vec<Dim>) -> TensorType {
-        TensorType { dtype: DType::Float, shape, vocab: None, range: Range::ANY, distribution: false }
+        TensorType {
+            dtype: DType::Float,
+            shape,
+            vocab: None,
+            range: Range::ANY,
+            distribution: false,
+            target_first: false,
+        }
     }
 
     pub fn mask(shape: Vec<Dim>) -> TensorType {
-        TensorType { dtype: DType::Mask, shape, vocab: None, range: Range::UNIT, distribution: false }
+        TensorType { dtype: DType::Mask, range: Range::UNIT, ..TensorType::float(shape) }
     }
 
     pub fn with_range(mut self, range: Range) -> TensorType {

@@ -13,6 +13,9 @@ use crate::source::Span;
 use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
 
+/// The compile-time branch: `select(option, name: expr, ...)`.
+pub const SELECT: &str = "select";
+
 impl Checker<'_> {
     pub(super) fn eval(&mut self, scope: &Scope, e: &Expr) -> Value {
         match &e.kind {
@@ -245,6 +248,9 @@ impl Checker<'_> {
     }
 
     fn call(&mut self, scope: &Scope, e: &Expr, callee: &Expr, args: &[Arg]) -> Value {
+        if matches!(&callee.kind, ExprKind::Name(n) if n == SELECT && !scope.contains_key(n)) {
+            return self.select(scope, e, args);
+        }
         match self.eval(scope, callee) {
             Value::Callable(Callee::Op(op)) if op.is_constructor() => {
                 let Some(bound) = self.bind(scope, op.name(), op.config(), args, e.span) else {
@@ -293,6 +299,64 @@ impl Checker<'_> {
                 self.error(d)
             }
         }
+    }
+
+    /// `select(option, a: expr, b: expr, ...)`: elaborates only the branch named by the option's
+    /// value, so a symbol parameter switches structure (`--set encoder=attention`). The other
+    /// branches are name-resolved but never built.
+    fn select(&mut self, scope: &Scope, e: &Expr, args: &[Arg]) -> Value {
+        let Some((first, branches)) = args.split_first().filter(|(f, _)| f.name.is_none()) else {
+            return self.error(
+                Diagnostic::error(Code::BadOption, "`select` needs an option value first")
+                    .at(e.span, "write select(option, name: expr, ...)"),
+            );
+        };
+        let mut names: Vec<&str> = vec![];
+        for b in branches {
+            let Some(n) = &b.name else {
+                return self.error(
+                    Diagnostic::error(Code::BadOption, "every branch of `select` is named by an option")
+                        .at(b.value.span, "unnamed branch")
+                        .with_help("write `option_name: expression`"),
+                );
+            };
+            if names.contains(&n.name.as_str()) {
+                return self.error(
+                    Diagnostic::error(Code::BadOption, format!("branch `{}` appears twice", n.name))
+                        .at(n.span, "second branch of this name"),
+                );
+            }
+            names.push(&n.name);
+        }
+        let chosen = match self.eval(scope, &first.value) {
+            Value::Sym(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Poison => return Value::Poison,
+            other => {
+                return self.error(
+                    Diagnostic::error(
+                        Code::BadOption,
+                        format!("`select` chooses by an option or bool, found {}", other.describe()),
+                    )
+                    .at(first.value.span, "not an option"),
+                )
+            }
+        };
+        let Some(branch) = branches.iter().find(|b| b.name.as_ref().is_some_and(|n| n.name == chosen)) else {
+            return self.error(
+                Diagnostic::error(Code::BadOption, format!("`select` has no branch for `{chosen}`"))
+                    .at(first.value.span, format!("is `{chosen}`"))
+                    .with_help(match did_you_mean(&chosen, names.iter().copied()) {
+                        Some(h) => format!("{h} (branches: {})", names.join(", ")),
+                        None => format!("branches: {}", names.join(", ")),
+                    }),
+            );
+        };
+        // The chosen expression takes the place of the whole `select` for node naming.
+        if self.ctx.root == e.span {
+            self.ctx.root = branch.value.span;
+        }
+        self.eval(scope, &branch.value)
     }
 
     fn infer_op(

@@ -10,6 +10,7 @@
 mod args;
 mod blocks;
 mod expr;
+pub use expr::SELECT;
 pub mod value;
 
 use crate::ast::{self, DType, ExprKind, StmtKind, ValueKind};
@@ -590,11 +591,14 @@ impl<'p> Checker<'p> {
     }
 }
 
+/// A loss term call, or a `select` whose branches all are.
 fn is_loss_call(e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Call(callee, _) => {
-            matches!(&callee.kind, ExprKind::Name(n) if crate::ops::Op::by_name(n).is_some_and(|op| op.is_loss()))
-        }
+        ExprKind::Call(callee, args) => match &callee.kind {
+            ExprKind::Name(n) if n == SELECT => args.len() > 1 && args[1..].iter().all(|a| is_loss_call(&a.value)),
+            ExprKind::Name(n) => crate::ops::Op::by_name(n).is_some_and(|op| op.is_loss()),
+            _ => false,
+        },
         _ => false,
     }
 }

@@ -246,6 +246,20 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+/// Builds one batch from rows already parsed (serving): the row's index and the message of the
+/// first invalid row. A row without `user` counts as user 0.
+pub fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Result<HostBatch, (usize, String)> {
+    let mut builder = row::BatchBuilder::new(schema, rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let mut row = row.clone();
+        if let serde_json::Value::Object(obj) = &mut row {
+            obj.entry("user").or_insert(serde_json::Value::from(0));
+        }
+        builder.append(schema, &row).map_err(|m| (i, m))?;
+    }
+    Ok(builder.take(schema))
+}
+
 /// One host-side batch: row-major flat buffers with their full shapes (batch axis first).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostBatch {

@@ -151,6 +151,7 @@ ops! {
     Flatten => "flatten", false, false, [], [req("x", T), int("from", 1)], "merges the axes from `from` to the last";
     FullMask => "full_mask", false, false, [], [req("x", T)], "an all-valid mask shaped like x without its last axis";
     ToFloat => "to_float", false, false, [], [req("x", T)], "mask or ids to 0/1 floats";
+    Keep => "keep", false, false, [], [req("mask", T), req("where", T)], "the mask's valid positions where `where` > 0.5 (drops positions from a sequence)";
     Nonempty => "nonempty", false, false, [], [req("mask", T)], "1.0 where a row of the mask has a valid position, else 0.0";
     // Activations and normalisation.
     Sigmoid => "sigmoid", false, false, [], [req("x", T)], "logistic function, values in [0, 1]";
@@ -190,8 +191,8 @@ ops! {
     Bce => "bce", false, true, [], [req("p", T), req("label", ArgKind::Label), opt("weight", T)], "-(y log p + (1-y) log(1-p)) for a probability p";
     BceLogits => "bce_logits", false, true, [], [req("logit", T), req("label", ArgKind::Label), opt("weight", T)], "binary cross-entropy on an unbounded logit";
     Nll => "nll", false, true, [], [req("p", T), req("on", ArgKind::Label), opt("weight", T)], "-y log p: log loss only on examples whose label is 1";
-    SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), req("target", T), opt("on", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution";
-    NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), req("target", T), req("on", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution";
+    SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), opt("target", T), opt("on", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution (a sampled softmax has its target in column 0: no `target`)";
+    NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), opt("target", T), req("on", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution (sampled: no `target`)";
     Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", &["cosine", "euclidean"]), opt("weight", T)], "max(d(a, p) - d(a, n) + margin, 0)";
 }
 

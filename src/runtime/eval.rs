@@ -56,6 +56,32 @@ fn operand<'a>(n: &'a Node, port: &str) -> Option<&'a str> {
     n.operands.iter().find(|o| o.port == port).map(|o| o.source.as_str())
 }
 
+/// The retrieval heads of a model: each `softmax_ce` loss with the node that scores the whole
+/// corpus and the target input. A full softmax scores with its own distribution; a sampled one
+/// (target in column 0) with an output of `item_logits` over the same table, if the spec has one.
+pub fn retrieval_heads(plan: &Plan) -> Vec<(&Node, String, String)> {
+    let g = &plan.graph;
+    let mut out = vec![];
+    for n in g.losses.iter().filter_map(|l| g.node(&l.node)).filter(|n| n.op == Op::SoftmaxCe) {
+        let Some(p) = operand(n, "p") else { continue };
+        if let Some(target) = operand(n, "target") {
+            out.push((n, p.to_string(), target.to_string()));
+            continue;
+        }
+        let sampled = g.node(p).and_then(|s| operand(s, "x")).and_then(|x| g.node(x));
+        let Some(sampled) = sampled.filter(|s| s.op == Op::SampledLogits) else { continue };
+        let full = g
+            .outputs
+            .iter()
+            .filter_map(|o| g.node(&o.source))
+            .find(|o| o.op == Op::ItemLogits && o.attrs.get("table") == sampled.attrs.get("table"));
+        if let (Some(full), Some(target)) = (full, operand(sampled, "target")) {
+            out.push((n, full.name.clone(), target.to_string()));
+        }
+    }
+    out
+}
+
 /// Chooses a scorer for every label stream of the schema: the output named in `chosen`, else the
 /// probability of a loss on the stream, else 1 - the primary output.
 fn scorers(plan: &Plan, labels: &[String], chosen: &BTreeMap<String, String>) -> BTreeMap<String, Scorer> {
@@ -203,8 +229,7 @@ pub fn evaluate(
     let mut scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut users = vec![];
-    let retrieval_losses: Vec<&Node> =
-        plan.graph.losses.iter().filter_map(|l| plan.graph.node(&l.node)).filter(|n| n.op == Op::SoftmaxCe).collect();
+    let retrieval_losses = retrieval_heads(plan);
     let mut retrieval: BTreeMap<String, RetrievalMetrics> = BTreeMap::new();
     while let Some(hb) = loader.next_batch().map_err(|e| e.to_string())? {
         let batch = DeviceBatch::from_host(&hb, device);
@@ -214,9 +239,8 @@ pub fn evaluate(
             labels.entry(label.clone()).or_default().extend(hb.labels.get(label).cloned().unwrap_or_default());
         }
         users.extend(hb.users.iter().copied());
-        for n in &retrieval_losses {
-            let (Some(p), Some(target)) = (operand(n, "p"), operand(n, "target")) else { continue };
-            let probs = host(&fwd.values[p]);
+        for (n, p, target) in &retrieval_losses {
+            let probs = host(&fwd.values[p.as_str()]);
             let targets = batch.host_ids.get(target).cloned().unwrap_or_default();
             let on = match n.attrs.get("on") {
                 Some(Attr::Sym(l)) => hb.labels.get(l).cloned(),

@@ -9,7 +9,9 @@
 pub mod eval;
 pub mod exec;
 pub mod plan;
+pub mod responsiveness;
 pub mod run;
+pub mod serve;
 pub mod tensor;
 pub mod train;
 

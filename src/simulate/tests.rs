@@ -114,6 +114,17 @@ fn histories_hold_earlier_impressions_of_the_same_user() {
             assert!((dw.as_f64().unwrap() - want).abs() < 2e-3, "dwell {dw} vs {want}");
             assert_eq!(sk, &r["labels"]["skip"]);
         }
+        // The interaction history: clicked or disliked items, with dwell and the dislike flag.
+        let acted: Vec<&&Value> =
+            earlier.iter().filter(|r| r["labels"]["click"] == 1 || r["labels"]["dislike"] == 1).collect();
+        let acted = &acted[acted.len().saturating_sub(t)..];
+        assert_eq!(ids(&row["history"]), acted.iter().map(|r| item(r)).collect::<Vec<_>>());
+        let disliked: Vec<&Value> = row["history.disliked"].as_array().unwrap().iter().collect();
+        let dwell = row["history.dwell"].as_array().unwrap();
+        for ((flag, dw), r) in disliked.iter().zip(dwell).zip(acted) {
+            assert_eq!(*flag, &r["labels"]["dislike"]);
+            assert!((dw.as_f64().unwrap() - r["dwell"].as_f64().unwrap().ln_1p()).abs() < 2e-3);
+        }
         checked_nonempty += usize::from(!clicked.is_empty());
         earlier.push(row);
     }
@@ -233,8 +244,11 @@ model every_stream {
   seq dislikes: id[B, T] vocab V;
   seq likes: id[B, T] vocab V;
   seq skips: id[B, T] vocab V;
+  seq history: id[B, T] vocab V;
+  side history.dwell: float[B, T];
+  side history.disliked: float[B, T];
   input profile: id[B, P] vocab PV;
-  label click, unclick, like, dislike, skip, follow, push, comment, positive;
+  label click, unclick, like, dislike, skip, follow, push, comment, positive, engaged;
 
   let e = Embedding(vocab: V, dim: D);
   let extra = concat(unsqueeze(clicks.dwell, axis: 2), clicks.skipped, axis: -1);
@@ -242,7 +256,9 @@ model every_stream {
                  pool(e(clicks), mask: clicks.mask, mode: mean), pool(extra, mask: clicks.mask, mode: mean),
                  pool(e(unclicks), mask: unclicks.mask, mode: mean), pool(e(dislikes), mask: dislikes.mask, mode: mean),
                  pool(e(likes), mask: likes.mask, mode: mean), pool(e(skips), mask: skips.mask, mode: mean),
-                 flatten(Embedding(vocab: PV, dim: D)(profile), from: 1), axis: -1);
+                 flatten(Embedding(vocab: PV, dim: D)(profile), from: 1),
+                 pool(concat(e(history), unsqueeze(history.dwell, axis: 2), unsqueeze(history.disliked, axis: 2), axis: -1),
+                      mask: history.mask, mode: mean), axis: -1);
   output p = sigmoid(Linear(out: 1)(x));
   loss click = bce(p, label: click);
   loss unclick = nll(1 - p, on: unclick);
@@ -253,6 +269,7 @@ model every_stream {
   loss push = nll(p, on: push);
   loss comment = nll(p, on: comment);
   loss positive = bce(p, label: positive);
+  loss engaged = nll(p, on: engaged);
 }
 "#;
 

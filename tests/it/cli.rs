@@ -344,3 +344,91 @@ fn retrieval_heads_report_recall_and_ndcg() {
     assert!(head["ndcg"]["@5"].as_f64().unwrap() <= r5);
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// The counterfactual branches share the history up to step k and differ only in the action on
+/// the last item.
+#[test]
+fn counterfactual_branches_share_their_history() {
+    use recspec::runtime::responsiveness::{branches, history_row, Step, LONG_VIEW, SKIP_VIEW};
+    let history: Vec<Step> = (0..7).map(|i| Step { item: i * 3, dwell: LONG_VIEW, disliked: i == 2 }).collect();
+    let b = branches(&history, 40, true);
+    let names: Vec<&str> = b.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["positive", "positive+dislike", "skip"]);
+    for (_, h) in &b {
+        assert_eq!(&h[..7], &history[..], "identical history up to step k");
+        assert_eq!(h[7].item, 40);
+    }
+    assert_eq!((b[0].1[7].disliked, b[1].1[7].disliked, b[2].1[7].disliked), (false, true, false));
+    assert_eq!((b[0].1[7].dwell, b[1].1[7].dwell, b[2].1[7].dwell), (LONG_VIEW, LONG_VIEW, SKIP_VIEW));
+    // Rows keep the last T steps, with log1p dwell and 0/1 flags.
+    let row = history_row("history", &b[1].1, 4);
+    assert_eq!(row["history"], serde_json::json!([12, 15, 18, 40]));
+    assert_eq!(row["history.disliked"], serde_json::json!([0, 0, 0, 1]));
+    assert!((row["history.dwell"][3].as_f64().unwrap() - LONG_VIEW.ln_1p()).abs() < 1e-9);
+}
+
+#[test]
+fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
+    let data = tiny_data("serve");
+    let run = data.join("run-ntr");
+    let o = train("specs/retrieval_ntr.recspec", &data, &run, &["--epochs", "1", "--set", "D=8", "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let hist = data.join("history.jsonl");
+    std::fs::write(
+        &hist,
+        "{\"history\": [3, 4, 5], \"history.dwell\": [3.4, 3.4, 1.1], \"history.disliked\": [0, 1, 0]}\n\
+         {\"history\": [], \"history.dwell\": [], \"history.disliked\": []}\n",
+    )
+    .unwrap();
+    let recommend = |extra: &[&str]| {
+        let mut args = vec!["recommend", run.to_str().unwrap(), "--user-history", hist.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        recspec(&args)
+    };
+    let o = recommend(&["--k", "7", "--exclude-consumed"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let items: Vec<i64> = lines[0]["items"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(items.len(), 7);
+    assert!(items.iter().all(|i| ![3, 4, 5].contains(i)), "consumed items are excluded: {items:?}");
+    let scores: Vec<f64> = lines[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    // Without exclusion the consumed items compete again; the lists are still K long.
+    let o = recommend(&["--k", "50"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().next().map(|l| l.matches(',').count()), Some(50 * 2));
+    // A history row without the model's inputs is reported by file and line.
+    std::fs::write(&hist, "{\"history\": [1]}\n{\"history.dwell\": []}\n").unwrap();
+    let o = recommend(&[]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("history.jsonl:1:") && stderr(&o).contains("history.dwell"), "{}", stderr(&o));
+
+    let respond = || {
+        recspec(&[
+            "responsiveness",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--users",
+            "30",
+            "--steps",
+            "6",
+            "--top",
+            "5",
+            "--skip-branch",
+        ])
+    };
+    let (a, b) = (respond(), respond());
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b), "deterministic per seed");
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let branches = v["branches"].as_array().unwrap();
+    assert_eq!(branches.len(), 3);
+    assert!(branches[0]["responsiveness_content"].is_null());
+    let r = &branches[1]["responsiveness_content"];
+    assert!(r["lo"].as_f64().unwrap() <= r["value"].as_f64().unwrap());
+    assert!(r["value"].as_f64().unwrap() <= r["hi"].as_f64().unwrap());
+    assert!(v["rerecommend"]["rows"].as_u64().is_some());
+    std::fs::remove_dir_all(&data).ok();
+}

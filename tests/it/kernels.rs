@@ -429,6 +429,44 @@ fn sampled_logits_put_the_target_first_and_mask_accidental_hits() {
     assert!(z[1..].iter().all(|v| *v < -1e8 || *v == 2.0 || *v == 5.0), "{z:?}");
 }
 
+/// On a small corpus with many uniform samples, the logQ-corrected sampled softmax estimates the
+/// full softmax: both losses agree within the sampling noise, and the sampled form reads the
+/// target from column 0.
+#[test]
+fn sampled_softmax_agrees_with_the_full_softmax_on_a_small_corpus() {
+    let spec = "model m {\n dim V = 5;\n dim D = 2;\n input s: float[B, D];\n input y: id[B] vocab V;\n label pos, neg;\n \
+                let items = Embedding(vocab: V, dim: D);\n \
+                let full = softmax(item_logits(s, table: items));\n \
+                let sampled = softmax(sampled_logits(s, table: items, target: y, samples: 20000));\n \
+                loss full_ce = softmax_ce(full, target: y, on: pos);\n loss sampled_ce = softmax_ce(sampled, on: pos);\n \
+                loss full_ntr = not_to_recommend(full, target: y, on: neg);\n loss sampled_ntr = not_to_recommend(sampled, on: neg);\n}\n";
+    let p = plan(spec);
+    let device = Device::flex();
+    let mut w = p.init(&device, 0);
+    set(&p, &mut w, "items", "table", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.5, 0.3, -0.7]);
+    let b = Batch::new(2)
+        .floats("s", &[0.8, -0.4, 0.2, 1.1], &[2, 2])
+        .ids("y", &[2, 3], &[2])
+        .label("pos", &[1.0, 1.0])
+        .label("neg", &[1.0, 1.0]);
+    let fwd = forward(&p, &w, &b.device(&device), true, 7);
+    let loss =
+        |name: &str| -> f32 { fwd.losses.iter().find(|l| l.0 == name).map(|l| l.2.clone().into_scalar()).unwrap() };
+    // The exact full-softmax values, by hand.
+    let table = [[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5], [0.3, -0.7]];
+    let exact = |s: [f32; 2], y: usize| {
+        let z: Vec<f32> = table.iter().map(|v| v[0] * s[0] + v[1] * s[1]).collect();
+        z[y].exp() / z.iter().map(|x| x.exp()).sum::<f32>()
+    };
+    let (p0, p1) = (exact([0.8, -0.4], 2), exact([0.2, 1.1], 3));
+    close(&[loss("full_ce")], &[-(p0.ln() + p1.ln()) / 2.0], 1e-5);
+    close(&[loss("full_ntr")], &[-((1.0 - p0).ln() + (1.0 - p1).ln()) / 2.0], 1e-5);
+    for (full, sampled) in [("full_ce", "sampled_ce"), ("full_ntr", "sampled_ntr")] {
+        let (a, b) = (loss(full), loss(sampled));
+        assert!((a - b).abs() < 0.03 * a.abs().max(0.1), "{full} {a} vs {sampled} {b}");
+    }
+}
+
 #[test]
 fn mlp_layer_norm_item_logits_activations_and_triplet_values() {
     let spec = "model m {\n dim K = 2;\n dim V = 3;\n input x: float[B, K];\n input a: float[B, K];\n input pos: float[B, K];\n input neg: float[B, K];\n \

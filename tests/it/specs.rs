@@ -158,3 +158,37 @@ fn dlen_mixes_bounded_towers_with_the_shared_latent_target() {
     let ple = graph_of("ple", &[]);
     assert_eq!(applications(&ple, recspec::ops::Op::Mlp).1.len(), 15 + 5, "15 experts and 5 towers");
 }
+
+#[test]
+fn retrieval_specs_switch_encoder_and_corpus_and_differ_only_in_the_dislike_signal() {
+    use recspec::ops::Op;
+    let sym = |name: &str, v: &str| recspec::check::Override {
+        name: name.into(),
+        value: recspec::check::OverrideValue::Str(v.into()),
+        origin: "test".into(),
+    };
+    let ops = |g: &recspec::ir::Graph| g.nodes.iter().map(|n| n.op).collect::<std::collections::BTreeSet<_>>();
+    let ntr = graph_of("retrieval_ntr", &[]);
+    let losses: Vec<(&str, Op)> = ntr.losses.iter().map(|l| (l.name.as_str(), ntr.node(&l.node).unwrap().op)).collect();
+    assert_eq!(losses, [("engaged", Op::SoftmaxCe), ("dislike", Op::NotToRecommend), ("skip", Op::NotToRecommend)]);
+    assert!(ops(&ntr).contains(&Op::Gru) && !ops(&ntr).contains(&Op::SelfAttention));
+    assert!(!ops(&ntr).contains(&Op::SampledLogits));
+    // The switches replace structure; only the chosen branch is built.
+    let attention = graph_of("retrieval_ntr", &[sym("encoder", "attention")]);
+    assert!(ops(&attention).contains(&Op::SelfAttention) && !ops(&attention).contains(&Op::Gru));
+    let sampled = graph_of("retrieval_ntr", &[sym("corpus", "sampled")]);
+    assert!(ops(&sampled).contains(&Op::SampledLogits));
+    for l in &sampled.losses {
+        let n = sampled.node(&l.node).unwrap();
+        assert!(n.operands.iter().all(|o| o.port != "target"), "{}: the sampled target is column 0", l.name);
+    }
+    assert_eq!(sampled.node("s").unwrap().op, Op::Gru, "the select's branch carries the binding's name");
+    // Baselines: positives only; the feature baseline keeps the dislike input, the others drop it.
+    for name in ["retrieval_positive", "retrieval_feature", "retrieval_drop"] {
+        let g = graph_of(name, &[]);
+        assert_eq!(g.losses.len(), 1, "{name} trains on positives only");
+        let has_flag = g.inputs.iter().any(|i| i.name == "history.disliked");
+        assert_eq!(has_flag, name != "retrieval_positive", "{name}");
+    }
+    assert!(ops(&graph_of("retrieval_drop", &[])).contains(&Op::Keep));
+}

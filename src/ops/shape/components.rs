@@ -30,7 +30,9 @@ pub(super) fn item_scores(call: &Call) -> R<Inferred> {
     check_vocab(call, target, &table.vocab, &table.name, table.span)?;
     let n = call.dim("samples");
     call.positive("samples", &n)?;
-    out(TensorType::float(vec![s.ty.shape[0].clone(), c(1).add(&n)]))
+    let mut ty = TensorType::float(vec![s.ty.shape[0].clone(), c(1).add(&n)]);
+    ty.target_first = true;
+    out(ty)
 }
 
 pub(super) fn embedding(call: &Call) -> R<Inferred> {

@@ -88,6 +88,7 @@ pub(super) fn slice(call: &Call) -> R<Inferred> {
     let mut ty = x.ty.clone();
     ty.shape[axis] = len;
     ty.distribution = false;
+    ty.target_first = false;
     out(ty)
 }
 
@@ -105,6 +106,7 @@ pub(super) fn index(call: &Call) -> R<Inferred> {
     let mut ty = x.ty.clone();
     ty.shape.remove(axis);
     ty.distribution &= axis + 1 < x.ty.rank();
+    ty.target_first &= axis + 1 < x.ty.rank();
     out(ty)
 }
 
@@ -156,6 +158,19 @@ pub(super) fn full_mask(call: &Call) -> R<Inferred> {
     out(TensorType::mask(x.ty.shape[..x.ty.rank() - 1].to_vec()))
 }
 
+pub(super) fn keep(call: &Call) -> R<Inferred> {
+    let (mask, keep) = (call.t("mask"), call.t("where"));
+    call.dtype_arg(mask, DType::Mask)?;
+    call.float_arg(keep)?;
+    if mask.ty.shape != keep.ty.shape {
+        return Err(call
+            .err(Code::ShapeMismatch, format!("`mask` is {} but `where` is {}; they must match", mask.ty, keep.ty))
+            .at(keep.span, format!("where is {}", keep.ty))
+            .with_label(mask.span, format!("mask is {}", mask.ty)));
+    }
+    out(TensorType::mask(mask.ty.shape.clone()))
+}
+
 pub(super) fn nonempty(call: &Call) -> R<Inferred> {
     let mask = call.t("mask");
     call.dtype_arg(mask, DType::Mask)?;
@@ -191,6 +206,7 @@ pub(super) fn softmax(call: &Call) -> R<Inferred> {
     let axis = call.axis("axis", x.ty.rank())?;
     let mut ty = TensorType::float(x.ty.shape.clone()).with_range(Range::UNIT);
     ty.distribution = axis + 1 == x.ty.rank();
+    ty.target_first = x.ty.target_first && ty.distribution;
     out(ty)
 }
 

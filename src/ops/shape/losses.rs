@@ -18,7 +18,7 @@ pub(super) fn bce_logits(call: &Call) -> R<Inferred> {
 }
 
 pub(super) fn distribution_loss(call: &Call) -> R<Inferred> {
-    let (prob, target) = (call.t("p"), call.t("target"));
+    let (prob, target) = (call.t("p"), call.opt_t("target"));
     call.float_arg(prob)?;
     call.rank(prob, 2, "[B, V]")?;
     if !prob.ty.distribution {
@@ -33,9 +33,26 @@ pub(super) fn distribution_loss(call: &Call) -> R<Inferred> {
             .at(prob.span, "not a distribution")
             .with_help("pass softmax(item_logits(s, table: ...)) or masked_softmax(...)"));
     }
-    call.dtype_arg(target, DType::Id)?;
-    call.per_example(target)?;
-    check_vocab(call, target, &prob.ty.shape[1], "`p`", prob.span)?;
+    match (target, prob.ty.target_first) {
+        (Some(target), false) => {
+            call.dtype_arg(target, DType::Id)?;
+            call.per_example(target)?;
+            check_vocab(call, target, &prob.ty.shape[1], "`p`", prob.span)?;
+        }
+        (None, true) => {}
+        (Some(target), true) => {
+            return Err(call
+                .err(Code::BadValue, "`p` is a sampled softmax: its column 0 already is each example's target")
+                .at(target.span, "remove `target`")
+                .with_label(prob.span, "softmax over sampled_logits(...)"));
+        }
+        (None, false) => {
+            return Err(call
+                .err(Code::MissingArgument, "a softmax over the full item corpus needs `target`")
+                .at(call.span, "missing `target`")
+                .with_help("only a softmax over sampled_logits(...) holds the target in column 0"));
+        }
+    }
     loss_weight(call)
 }
 

@@ -318,6 +318,7 @@ pub fn infer(call: &Call) -> R<Inferred> {
         FullMask => functions::full_mask(call),
         ToFloat => functions::to_float(call),
         Nonempty => functions::nonempty(call),
+        Keep => functions::keep(call),
         SampleValid => functions::sample_valid(call),
         Sigmoid | Relu | Tanh => functions::activation(call),
         Softmax => functions::softmax(call),

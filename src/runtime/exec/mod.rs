@@ -99,6 +99,42 @@ pub fn forward(plan: &Plan, w: &Weights, batch: &DeviceBatch, train: bool, step:
     Forward { values: cx.values, losses, total, state: cx.state }
 }
 
+/// Evaluates (eval mode) only the nodes `targets` depend on, so that serving needs only their
+/// inputs; returns every value computed, inputs included.
+pub fn forward_to(plan: &Plan, w: &Weights, batch: &DeviceBatch, targets: &[&str]) -> HashMap<String, Val> {
+    let needed = ancestors(plan, targets);
+    let mut cx = Cx {
+        plan,
+        w,
+        batch,
+        values: batch.values.clone(),
+        train: false,
+        state: vec![],
+        rng: SplitMix(0xA5A5_5A5A_0F0F_F0F0),
+    };
+    for node in plan.graph.nodes.iter().filter(|n| needed.contains(n.name.as_str())) {
+        let v = cx.node(node);
+        cx.values.insert(node.name.clone(), v);
+    }
+    cx.values
+}
+
+/// `targets` and every node and input they read, transitively.
+pub fn ancestors<'p>(plan: &'p Plan, targets: &[&str]) -> std::collections::HashSet<&'p str> {
+    let by_name: HashMap<&str, &Node> = plan.graph.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = targets.iter().filter_map(|t| by_name.get(t).map(|n| n.name.as_str())).collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(n) = by_name.get(name) {
+            stack.extend(n.operands.iter().map(|o| o.source.as_str()));
+        }
+    }
+    seen
+}
+
 fn batch_device(b: &DeviceBatch) -> Device {
     match b.values.values().next() {
         Some(Val::F(x)) => x.t.device(),
@@ -359,6 +395,10 @@ impl Cx<'_> {
                 f(any.reshape([rows]))
             }
             SampleValid => self.sample_valid(n, &out_shape),
+            Keep => {
+                let (m, w) = (self.mp(n, "mask"), self.fp(n, "where"));
+                Val::M(Mt { t: m.t.bool_and(w.t.greater_elem(0.5)), shape: out_shape })
+            }
             FullMask => {
                 let device = self.fp(n, "x").t.device();
                 let ones = Tensor::<1>::ones([numel(&out_shape)], &device).greater_elem(0.5);
@@ -530,8 +570,11 @@ impl Cx<'_> {
             }
             SoftmaxCe | NotToRecommend => {
                 let p = self.fp(n, "p").r2();
-                let target = self.ip(n, "target");
-                let picked: Tensor<1> = p.gather(1, target.t.reshape([b, 1])).reshape([b]);
+                // Without `target`, p is a sampled softmax whose column 0 is the target.
+                let picked: Tensor<1> = match operand(n, "target") {
+                    Some(_) => p.gather(1, self.ip(n, "target").t.reshape([b, 1])).reshape([b]),
+                    None => p.narrow(1, 0, 1).reshape([b]),
+                };
                 let mut loss = if n.op == SoftmaxCe {
                     picked.clamp_min(EPS).log().neg()
                 } else {

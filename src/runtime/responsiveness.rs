@@ -1,0 +1,263 @@
+//! Responsiveness to negative feedback by counterfactual simulation (Wang et al., RecSys 2023,
+//! section 4), and the rate at which disliked items or their creators come back.
+//!
+//! Each simulated user consumes `steps - 1` recommended items, one drawn uniformly from each
+//! top-K list, with a long view. At step `steps` the same history branches: a positive
+//! interaction with the drawn item, the same plus a dislike, and optionally a skip (a short
+//! view). The next top-K list of each branch is compared with the last item: the share of
+//! recommendations from its content cluster and from its creator. Responsiveness is the relative
+//! change of that share between a branch and the positive one. Histories use the simulator's
+//! row format: `NAME`, `NAME.dwell` (log1p seconds) and `NAME.disliked`.
+
+use super::serve::Recommender;
+use crate::simulate::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::Path;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub users: usize,
+    /// k: the branching step (the paper: 50).
+    pub steps: usize,
+    /// K: the length of each recommendation list.
+    pub top: usize,
+    pub seed: u64,
+    /// Also branch into a skip (short view) instead of the positive interaction.
+    pub skip_branch: bool,
+    /// The history sequence input (with `.dwell` and `.disliked` side features).
+    pub history: String,
+    /// Longest history kept (the model's T).
+    pub max_len: usize,
+    pub exclude_consumed: bool,
+}
+
+/// One step of a history: item, dwell seconds, disliked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    pub item: i64,
+    pub dwell: f64,
+    pub disliked: bool,
+}
+
+/// Seconds of a long view and of a skip.
+pub const LONG_VIEW: f64 = 30.0;
+pub const SKIP_VIEW: f64 = 2.0;
+
+/// The counterfactual continuations of one history at the branching step: identical up to the
+/// last step, which differs only in the user's action on `last`.
+pub fn branches(history: &[Step], last: i64, skip_branch: bool) -> Vec<(&'static str, Vec<Step>)> {
+    let mut actions = vec![
+        ("positive", Step { item: last, dwell: LONG_VIEW, disliked: false }),
+        ("positive+dislike", Step { item: last, dwell: LONG_VIEW, disliked: true }),
+    ];
+    if skip_branch {
+        actions.push(("skip", Step { item: last, dwell: SKIP_VIEW, disliked: false }));
+    }
+    actions
+        .into_iter()
+        .map(|(name, step)| {
+            let mut h = history.to_vec();
+            h.push(step);
+            (name, h)
+        })
+        .collect()
+}
+
+/// A history as a data row, keeping its last `max_len` steps.
+pub fn history_row(name: &str, history: &[Step], max_len: usize) -> Value {
+    let h = &history[history.len().saturating_sub(max_len)..];
+    json!({
+        name: h.iter().map(|s| s.item).collect::<Vec<_>>(),
+        format!("{name}.dwell"): h.iter().map(|s| s.dwell.ln_1p()).collect::<Vec<_>>(),
+        format!("{name}.disliked"): h.iter().map(|s| u8::from(s.disliked)).collect::<Vec<_>>(),
+    })
+}
+
+/// An estimate with a 95% bootstrap interval.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Estimate {
+    pub value: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Branch {
+    pub name: String,
+    /// Mean share of the next K recommendations from the last item's cluster / creator.
+    pub same_cluster: f64,
+    pub same_creator: f64,
+    /// Relative change of those shares against the positive branch (absent for it).
+    pub responsiveness_content: Option<Estimate>,
+    pub responsiveness_creator: Option<Estimate>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Rerecommend {
+    /// Held-out rows whose history holds a dislike.
+    pub rows: usize,
+    /// Share of the top K that are items the row's history disliked.
+    pub disliked_items: f64,
+    /// Share of the top K from creators of disliked items.
+    pub disliked_creators: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub users: usize,
+    pub steps: usize,
+    pub top: usize,
+    pub seed: u64,
+    pub branches: Vec<Branch>,
+    pub rerecommend: Option<Rerecommend>,
+}
+
+/// Item id -> (cluster, creator), from the simulator's items.jsonl.
+pub fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut items: Vec<(i64, i64)> = vec![];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = |m: String| format!("{}:{}: {m}", path.display(), i + 1);
+        let v: Value = serde_json::from_str(line).map_err(|e| at(format!("malformed JSON: {e}")))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| at(format!("missing integer `{k}`")));
+        let (id, cluster, creator) = (field("item")?, field("cluster")?, field("creator")?);
+        if id != items.len() as i64 {
+            return Err(at(format!("expected item {}, found {id} (items.jsonl lists items in order)", items.len())));
+        }
+        items.push((cluster, creator));
+    }
+    Ok(items)
+}
+
+fn bootstrap(num: &[f64], den: &[f64], rng: &mut Rng) -> Estimate {
+    let ratio = |n: f64, d: f64| if d > 0.0 { n / d - 1.0 } else { 0.0 };
+    let value = ratio(num.iter().sum(), den.iter().sum());
+    let n = num.len();
+    let mut draws: Vec<f64> = (0..1000)
+        .map(|_| {
+            let (mut a, mut b) = (0.0, 0.0);
+            for _ in 0..n {
+                let i = rng.below(n);
+                a += num[i];
+                b += den[i];
+            }
+            ratio(a, b)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    Estimate { value, lo: draws[25], hi: draws[974] }
+}
+
+fn err_at(e: (usize, String)) -> String {
+    format!("simulated history {}: {}", e.0, e.1)
+}
+
+/// Runs the counterfactual simulation.
+pub fn simulate(rec: &Recommender, items: &[(i64, i64)], s: &Settings) -> Result<Report, String> {
+    if s.users == 0 || s.steps == 0 || s.top == 0 {
+        return Err("--users, --steps and --top must be at least 1".into());
+    }
+    let mut rng = Rng::derive(s.seed, 11, 0);
+    let mut histories: Vec<Vec<Step>> = vec![vec![]; s.users];
+    let mut last = vec![0i64; s.users];
+    for step in 0..s.steps {
+        let rows: Vec<Value> = histories.iter().map(|h| history_row(&s.history, h, s.max_len)).collect();
+        let lists = rec.top_k(&rows, s.top, s.exclude_consumed).map_err(err_at)?;
+        for (u, list) in lists.iter().enumerate() {
+            if list.is_empty() {
+                return Err("the model recommended nothing (every item consumed?)".into());
+            }
+            let pick = list[rng.below(list.len())].item;
+            if step + 1 < s.steps {
+                histories[u].push(Step { item: pick, dwell: LONG_VIEW, disliked: false });
+            } else {
+                last[u] = pick;
+            }
+        }
+    }
+    let info = |item: i64| items.get(item as usize).copied().unwrap_or((-1, -1));
+    let mut shares: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![];
+    let names: Vec<&str> = branches(&[], 0, s.skip_branch).into_iter().map(|(n, _)| n).collect();
+    for (b, name) in names.iter().enumerate() {
+        let rows: Vec<Value> = histories
+            .iter()
+            .zip(&last)
+            .map(|(h, l)| history_row(&s.history, &branches(h, *l, s.skip_branch)[b].1, s.max_len))
+            .collect();
+        let lists = rec.top_k(&rows, s.top, s.exclude_consumed).map_err(err_at)?;
+        let (mut cl, mut cr) = (vec![], vec![]);
+        for (list, l) in lists.iter().zip(&last) {
+            let (cluster, creator) = info(*l);
+            let k = list.len().max(1) as f64;
+            cl.push(list.iter().filter(|p| info(p.item).0 == cluster).count() as f64 / k);
+            cr.push(list.iter().filter(|p| info(p.item).1 == creator).count() as f64 / k);
+        }
+        shares.push((name, cl, cr));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let mut out = vec![];
+    for (i, (name, cl, cr)) in shares.iter().enumerate() {
+        let (content, creator) = if i == 0 {
+            (None, None)
+        } else {
+            (Some(bootstrap(cl, &shares[0].1, &mut rng)), Some(bootstrap(cr, &shares[0].2, &mut rng)))
+        };
+        out.push(Branch {
+            name: name.to_string(),
+            same_cluster: mean(cl),
+            same_creator: mean(cr),
+            responsiveness_content: content,
+            responsiveness_creator: creator,
+        });
+    }
+    Ok(Report { users: s.users, steps: s.steps, top: s.top, seed: s.seed, branches: out, rerecommend: None })
+}
+
+/// How often held-out rows with a disliked item in their history get that item, or an item of
+/// its creator, recommended again (at most `max_rows` rows, in file order).
+pub fn rerecommend(
+    rec: &Recommender,
+    items: &[(i64, i64)],
+    file: &Path,
+    s: &Settings,
+    max_rows: usize,
+) -> Result<Rerecommend, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let key = format!("{}.disliked", s.history);
+    let mut rows = vec![];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: malformed JSON: {e}", file.display(), i + 1))?;
+        let flags = v.get(&key).and_then(Value::as_array);
+        if flags.is_some_and(|f| f.iter().any(|x| x.as_f64() == Some(1.0))) {
+            rows.push(v);
+            if rows.len() == max_rows {
+                break;
+            }
+        }
+    }
+    let (mut item_share, mut creator_share) = (0.0, 0.0);
+    for chunk in rows.chunks(1024) {
+        let lists = rec.top_k(chunk, s.top, s.exclude_consumed).map_err(err_at)?;
+        for (row, list) in chunk.iter().zip(lists) {
+            let ids = row.get(&s.history).and_then(Value::as_array).cloned().unwrap_or_default();
+            let flags = row.get(&key).and_then(Value::as_array).cloned().unwrap_or_default();
+            let disliked: Vec<i64> = ids
+                .iter()
+                .zip(&flags)
+                .filter(|(_, f)| f.as_f64() == Some(1.0))
+                .filter_map(|(i, _)| i.as_i64())
+                .collect();
+            let creators: Vec<i64> = disliked.iter().filter_map(|i| items.get(*i as usize).map(|x| x.1)).collect();
+            let k = list.len().max(1) as f64;
+            item_share += list.iter().filter(|p| disliked.contains(&p.item)).count() as f64 / k;
+            creator_share +=
+                list.iter().filter(|p| items.get(p.item as usize).is_some_and(|x| creators.contains(&x.1))).count()
+                    as f64
+                    / k;
+        }
+    }
+    let n = rows.len().max(1) as f64;
+    Ok(Rerecommend { rows: rows.len(), disliked_items: item_share / n, disliked_creators: creator_share / n })
+}
