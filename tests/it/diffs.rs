@@ -60,3 +60,17 @@ fn a_spec_is_the_same_as_itself() {
     assert!(report.same);
     assert_eq!(report.count, 0);
 }
+
+/// docs/diffs.md shows the current output of `recspec diff` for the documented spec pairs.
+#[test]
+fn the_documented_diffs_are_current() {
+    let page = std::fs::read_to_string(root().join("docs/diffs.md")).unwrap();
+    for (old, new) in [("dumn", "dumn_one_memory"), ("dumn", "dumn_no_fp"), ("mmoe", "dlen")] {
+        let spec = |name: &str| graph(&root().join(format!("specs/{name}.recspec")));
+        let text = render(&diff(&spec(old), &spec(new)), false).unwrap();
+        assert!(
+            page.contains(&format!("```text\n{text}```")),
+            "docs/diffs.md is stale for {old} -> {new}: run `bash bench/docs_diffs.sh > docs/diffs.md`"
+        );
+    }
+}
