@@ -225,6 +225,23 @@ fn push_ids<'a>(s: &mut String, key: &str, ids: impl Iterator<Item = &'a u32>) {
     s.push(']');
 }
 
+/// A sequence of (item, dwell, flag) steps as `key`, `key.dwell` (log1p seconds) and `key.flag`.
+fn push_steps(s: &mut String, key: &str, flag: &str, steps: &VecDeque<(u32, f32, bool)>) {
+    use fmt::Write as _;
+    push_ids(s, key, steps.iter().map(|c| &c.0));
+    let _ = write!(s, ",\"{key}.dwell\":[");
+    for (i, c) in steps.iter().enumerate() {
+        s.push_str(if i > 0 { "," } else { "" });
+        push_float(s, (c.1 as f64).ln_1p());
+    }
+    let _ = write!(s, "],\"{key}.{flag}\":[");
+    for (i, c) in steps.iter().enumerate() {
+        s.push_str(if i > 0 { "," } else { "" });
+        s.push(if c.2 { '1' } else { '0' });
+    }
+    s.push(']');
+}
+
 /// One impression as a JSON line (newline included), with the history before it.
 fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
     use fmt::Write as _;
@@ -244,36 +261,12 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
         let _ = write!(s, "{id}");
     }
     s.push(']');
-    push_ids(s, "clicks", h.clicks.iter().map(|c| &c.0));
-    s.push_str(",\"clicks.dwell\":[");
-    for (i, c) in h.clicks.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        push_float(s, (c.1 as f64).ln_1p());
-    }
-    s.push_str("],\"clicks.skipped\":[");
-    for (i, c) in h.clicks.iter().enumerate() {
-        s.push_str(if i > 0 { "," } else { "" });
-        s.push(if c.2 { '1' } else { '0' });
-    }
-    s.push(']');
+    push_steps(s, "clicks", "skipped", &h.clicks);
     push_ids(s, "unclicks", h.unclicks.iter());
     push_ids(s, "dislikes", h.dislikes.iter());
     push_ids(s, "likes", h.likes.iter());
     push_ids(s, "skips", h.skips.iter());
-    push_ids(s, "history", h.interactions.iter().map(|c| &c.0));
-    s.push_str(",\"history.dwell\":[");
-    for (i, c) in h.interactions.iter().enumerate() {
-        s.push_str(if i > 0 { "," } else { "" });
-        push_float(s, (c.1 as f64).ln_1p());
-    }
-    s.push_str("],\"history.disliked\":[");
-    for (i, c) in h.interactions.iter().enumerate() {
-        s.push_str(if i > 0 { "," } else { "" });
-        s.push(if c.2 { '1' } else { '0' });
-    }
-    s.push(']');
+    push_steps(s, "history", "disliked", &h.interactions);
     s.push_str(",\"labels\":{");
     for (i, (name, v)) in LABELS.iter().zip(label_values(e)).enumerate() {
         let _ = write!(s, "{}\"{name}\":{}", if i > 0 { "," } else { "" }, u8::from(v));
