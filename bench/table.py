@@ -54,31 +54,54 @@ table("CTR: DFN vs DUMN and ablations (test split)",
 table("Multi-task: MMoE vs PLE vs DLEN (test split)",
       ["mmoe", "ple", "dlen"], ["click", "like", "follow", "push", "comment", "positive"])
 
-# Retrieval runs (bench/retrieval.sh): eval JSON plus a responsiveness report per run.
+# Retrieval runs (bench/retrieval.sh): eval JSON plus two responsiveness reports per run.
 retrieval = {}
+
+
+def resp_values(path, tag):
+    if not os.path.exists(path):
+        return {}
+    by = {b["name"]: b for b in json.load(open(path))["branches"]}
+    out = {
+        f"{tag} content": by["positive+dislike"]["responsiveness_content"]["value"],
+        f"{tag} creator": by["positive+dislike"]["responsiveness_creator"]["value"],
+    }
+    if "skip" in by:
+        out[f"{tag} skip content"] = by["skip"]["responsiveness_content"]["value"]
+    return out
+
+
 for path in sorted(glob.glob(os.path.join(runs, "*-seed*.resp.json"))):
     model = re.match(r"(.+)-seed(\d+)\.resp\.json$", os.path.basename(path)).group(1)
     resp = json.load(open(path))
     ev = json.load(open(path.replace(".resp.json", ".eval.json")))["report"]["retrieval"]
     head = next(iter(ev.values()))
-    by = {b["name"]: b for b in resp["branches"]}
     row = {
         "recall@10": head["recall"]["@10"], "ndcg@10": head["ndcg"]["@10"],
         "recall@50": head["recall"]["@50"],
         "re-rec disliked item": resp["rerecommend"]["disliked_items"],
         "re-rec disliked creator": resp["rerecommend"]["disliked_creators"],
-        "resp content": by["positive+dislike"]["responsiveness_content"]["value"],
-        "resp creator": by["positive+dislike"]["responsiveness_creator"]["value"],
-        "skip resp content": by["skip"]["responsiveness_content"]["value"] if "skip" in by else None,
     }
+    row.update(resp_values(path, "paper k=50"))
+    row.update(resp_values(path.replace(".resp.json", ".resp_test.json"), "held-out k=5"))
     for k, v in row.items():
-        if v is not None:
-            retrieval.setdefault(model, {}).setdefault(k, []).append(v)
+        retrieval.setdefault(model, {}).setdefault(k, []).append(v)
+
+
+def fmt(col, x):
+    if col.startswith(("paper", "held-out")):
+        return f"{100 * x:+.1f}%"
+    if col.startswith("re-rec"):
+        return f"{100 * x:.2f}%"
+    return f"{x:.4f}"
+
 
 if retrieval:
     cols = ["recall@10", "ndcg@10", "recall@50", "re-rec disliked item", "re-rec disliked creator",
-            "resp content", "resp creator", "skip resp content"]
-    print("\nRetrieval: test split, and counterfactual responsiveness (2000 users, k = 50, K = 10)\n")
+            "paper k=50 content", "paper k=50 creator", "held-out k=5 content", "held-out k=5 creator",
+            "held-out k=5 skip content"]
+    print("\nRetrieval: test split; responsiveness to a dislike (relative change of the share of the next")
+    print("10 recommendations from the last item's cluster / creator), 2000 simulated users\n")
     print("| model | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
     for m in ["retrieval_positive", "retrieval_feature", "retrieval_drop", "retrieval_ntr"]:
@@ -91,9 +114,5 @@ if retrieval:
                 cells.append("-")
                 continue
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
-            pct = c.startswith("resp") or c.startswith("skip") or c.startswith("re-rec")
-            f = (lambda x: f"{100 * x:+.1f}%") if c.startswith(("resp", "skip")) else (lambda x: f"{x:.4f}")
-            if pct and not c.startswith(("resp", "skip")):
-                f = lambda x: f"{100 * x:.2f}%"
-            cells.append(f"{f(statistics.mean(v))} ± {f(sd).lstrip('+')}" + ("" if len(v) == 3 else f" (n={len(v)})"))
+            cells.append(f"{fmt(c, statistics.mean(v))} ± {fmt(c, sd).lstrip('+')}" + ("" if len(v) == 3 else f" (n={len(v)})"))
         print(f"| {m} | " + " | ".join(cells) + " |")

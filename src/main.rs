@@ -184,6 +184,9 @@ enum Command {
         /// The history sequence input, with `.dwell` and `.disliked` side features.
         #[arg(long, default_value = "history")]
         history: String,
+        /// Where trajectories start: `empty` (the paper) or `test` (held-out users' histories).
+        #[arg(long, default_value = "empty", value_parser = ["empty", "test"])]
+        start: String,
         #[arg(long)]
         output: Option<String>,
         #[arg(long, default_value = "cpu")]
@@ -539,6 +542,7 @@ fn run(command: Command) -> Result<u8, String> {
             skip_branch,
             exclude_consumed,
             history,
+            start,
             output,
             device,
         } => {
@@ -552,8 +556,9 @@ fn run(command: Command) -> Result<u8, String> {
             })?;
             let items = resp::read_items(&data.join("items.jsonl"))?;
             let settings = resp::Settings { users, steps, top, seed, skip_branch, history, max_len, exclude_consumed };
-            let mut report = resp::simulate(&rec, &items, &settings)?;
             let test = recspec::runtime::run::data_file(&data, "test")?;
+            let start = if start == "test" { Some(resp::start_histories(&test, &settings)?) } else { None };
+            let mut report = resp::simulate(&rec, &items, &settings, start)?;
             report.rerecommend = Some(resp::rerecommend(&rec, &items, &test, &settings, 5000)?);
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(OK)

@@ -7,7 +7,9 @@
 //! view). The next top-K list of each branch is compared with the last item: the share of
 //! recommendations from its content cluster and from its creator. Responsiveness is the relative
 //! change of that share between a branch and the positive one. Histories use the simulator's
-//! row format: `NAME`, `NAME.dwell` (log1p seconds) and `NAME.disliked`.
+//! row format: `NAME`, `NAME.dwell` (log1p seconds) and `NAME.disliked`. Histories start empty
+//! (the paper), or from held-out users' histories (`start_histories`), which keeps the lists
+//! diverse when a model's own trajectories collapse into one cluster.
 
 use super::serve::Recommender;
 use crate::simulate::Rng;
@@ -105,6 +107,8 @@ pub struct Rerecommend {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// `empty` or `test`: where the trajectories started.
+    pub start: String,
     pub users: usize,
     pub steps: usize,
     pub top: usize,
@@ -153,13 +157,57 @@ fn err_at(e: (usize, String)) -> String {
     format!("simulated history {}: {}", e.0, e.1)
 }
 
-/// Runs the counterfactual simulation.
-pub fn simulate(rec: &Recommender, items: &[(i64, i64)], s: &Settings) -> Result<Report, String> {
+/// Starting histories from held-out rows: the non-empty histories of `file` in order, cycled to
+/// `users` (dwell read back from log1p seconds).
+pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut found = vec![];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = |m: &str| format!("{}:{}: {m}", file.display(), i + 1);
+        let v: Value = serde_json::from_str(line).map_err(|e| at(&format!("malformed JSON: {e}")))?;
+        let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let (ids, dwell, flags) =
+            (list(&s.history), list(&format!("{}.dwell", s.history)), list(&format!("{}.disliked", s.history)));
+        if ids.is_empty() {
+            continue;
+        }
+        if dwell.len() != ids.len() || flags.len() != ids.len() {
+            return Err(at(&format!("`{0}`, `{0}.dwell` and `{0}.disliked` differ in length", s.history)));
+        }
+        let steps = (0..ids.len())
+            .map(|j| {
+                Some(Step {
+                    item: ids[j].as_i64()?,
+                    dwell: dwell[j].as_f64()?.exp_m1(),
+                    disliked: flags[j].as_f64()? == 1.0,
+                })
+            })
+            .collect::<Option<Vec<Step>>>()
+            .ok_or_else(|| at("history values must be numbers"))?;
+        found.push(steps);
+        if found.len() == s.users {
+            break;
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("{} has no row with a non-empty `{}`", file.display(), s.history));
+    }
+    Ok((0..s.users).map(|u| found[u % found.len()].clone()).collect())
+}
+
+/// Runs the counterfactual simulation from `start` histories (one per user; empty by default).
+pub fn simulate(
+    rec: &Recommender,
+    items: &[(i64, i64)],
+    s: &Settings,
+    start: Option<Vec<Vec<Step>>>,
+) -> Result<Report, String> {
     if s.users == 0 || s.steps == 0 || s.top == 0 {
         return Err("--users, --steps and --top must be at least 1".into());
     }
     let mut rng = Rng::derive(s.seed, 11, 0);
-    let mut histories: Vec<Vec<Step>> = vec![vec![]; s.users];
+    let start_name = if start.is_some() { "test" } else { "empty" };
+    let mut histories: Vec<Vec<Step>> = start.unwrap_or_else(|| vec![vec![]; s.users]);
     let mut last = vec![0i64; s.users];
     for step in 0..s.steps {
         let rows: Vec<Value> = histories.iter().map(|h| history_row(&s.history, h, s.max_len)).collect();
@@ -211,7 +259,15 @@ pub fn simulate(rec: &Recommender, items: &[(i64, i64)], s: &Settings) -> Result
             responsiveness_creator: creator,
         });
     }
-    Ok(Report { users: s.users, steps: s.steps, top: s.top, seed: s.seed, branches: out, rerecommend: None })
+    Ok(Report {
+        start: start_name.into(),
+        users: s.users,
+        steps: s.steps,
+        top: s.top,
+        seed: s.seed,
+        branches: out,
+        rerecommend: None,
+    })
 }
 
 /// How often held-out rows with a disliked item in their history get that item, or an item of

@@ -430,5 +430,22 @@ fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
     assert!(r["lo"].as_f64().unwrap() <= r["value"].as_f64().unwrap());
     assert!(r["value"].as_f64().unwrap() <= r["hi"].as_f64().unwrap());
     assert!(v["rerecommend"]["rows"].as_u64().is_some());
+    assert_eq!(v["start"], "empty");
+    // Trajectories may start from held-out users' histories instead.
+    let o = recspec(&[
+        "responsiveness",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--users",
+        "10",
+        "--steps",
+        "2",
+        "--start",
+        "test",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["start"].as_str(), v["branches"].as_array().unwrap().len()), (Some("test"), 2));
     std::fs::remove_dir_all(&data).ok();
 }
