@@ -104,7 +104,8 @@ if retrieval:
     print("10 recommendations from the last item's cluster / creator), 2000 simulated users\n")
     print("| model | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
-    for m in ["retrieval_positive", "retrieval_feature", "retrieval_drop", "retrieval_ntr"]:
+    known = ["retrieval_positive", "retrieval_feature", "retrieval_drop", "retrieval_ntr"]
+    for m in known + sorted(set(retrieval) - set(known)):
         if m not in retrieval:
             continue
         cells = []
