@@ -157,19 +157,35 @@ fn err_at(e: (usize, String)) -> String {
     format!("simulated history {}: {}", e.0, e.1)
 }
 
+/// Streams the JSON rows of `file` to `f` with their 1-based line numbers until `f` says stop.
+fn for_each_row(file: &Path, mut f: impl FnMut(usize, Value) -> Result<bool, String>) -> Result<(), String> {
+    use std::io::BufRead;
+    let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    for (i, line) in std::io::BufReader::new(reader).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}:{}: cannot read: {e}", file.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(&line).map_err(|e| format!("{}:{}: malformed JSON: {e}", file.display(), i + 1))?;
+        if !f(i + 1, v)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Starting histories from held-out rows: the non-empty histories of `file` in order, cycled to
 /// `users` (dwell read back from log1p seconds).
 pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let mut found = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let at = |m: &str| format!("{}:{}: {m}", file.display(), i + 1);
-        let v: Value = serde_json::from_str(line).map_err(|e| at(&format!("malformed JSON: {e}")))?;
+    for_each_row(file, |line, v| {
+        let at = |m: &str| format!("{}:{line}: {m}", file.display());
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
             (list(&s.history), list(&format!("{}.dwell", s.history)), list(&format!("{}.disliked", s.history)));
         if ids.is_empty() {
-            continue;
+            return Ok(true);
         }
         if dwell.len() != ids.len() || flags.len() != ids.len() {
             return Err(at(&format!("`{0}`, `{0}.dwell` and `{0}.disliked` differ in length", s.history)));
@@ -185,10 +201,8 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, Stri
             .collect::<Option<Vec<Step>>>()
             .ok_or_else(|| at("history values must be numbers"))?;
         found.push(steps);
-        if found.len() == s.users {
-            break;
-        }
-    }
+        Ok(found.len() < s.users)
+    })?;
     if found.is_empty() {
         return Err(format!("{} has no row with a non-empty `{}`", file.display(), s.history));
     }
@@ -279,20 +293,15 @@ pub fn rerecommend(
     s: &Settings,
     max_rows: usize,
 ) -> Result<Rerecommend, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let key = format!("{}.disliked", s.history);
     let mut rows = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: Value =
-            serde_json::from_str(line).map_err(|e| format!("{}:{}: malformed JSON: {e}", file.display(), i + 1))?;
+    for_each_row(file, |_, v| {
         let flags = v.get(&key).and_then(Value::as_array);
         if flags.is_some_and(|f| f.iter().any(|x| x.as_f64() == Some(1.0))) {
             rows.push(v);
-            if rows.len() == max_rows {
-                break;
-            }
         }
-    }
+        Ok(rows.len() < max_rows)
+    })?;
     let (mut item_share, mut creator_share) = (0.0, 0.0);
     for chunk in rows.chunks(1024) {
         let lists = rec.top_k(chunk, s.top, s.exclude_consumed).map_err(err_at)?;
