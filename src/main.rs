@@ -507,16 +507,13 @@ fn run(command: Command) -> Result<u8, String> {
         }
         Command::Recommend { run, user_history, k, exclude_consumed, output, device } => {
             let rec = recommender(&run, output.as_deref(), &device)?;
-            let text = std::fs::read_to_string(&user_history)
-                .map_err(|e| format!("cannot read {}: {e}", user_history.display()))?;
             let mut rows = vec![];
             let mut lines = vec![];
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line.trim_start_matches('\u{feff}'))
-                    .map_err(|e| format!("{}:{}: malformed JSON: {e}", user_history.display(), i + 1))?;
+            recspec::data::for_each_json_row(&user_history, |line, v| {
                 rows.push(v);
-                lines.push(i + 1);
-            }
+                lines.push(line);
+                Ok(true)
+            })?;
             let mut out = String::new();
             for (chunk, chunk_lines) in rows.chunks(1024).zip(lines.chunks(1024)) {
                 let lists = rec.top_k(chunk, k, exclude_consumed).map_err(|(r, m)| {

@@ -246,6 +246,29 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+/// Streams the JSON rows of a JSON Lines file to `f` with their 1-based line numbers, until `f`
+/// says stop; blank lines and a leading byte-order mark are skipped, a malformed line is an
+/// error naming `file:line`.
+pub fn for_each_json_row(
+    path: &std::path::Path,
+    mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}:{}: cannot read: {e}", path.display(), i + 1))?;
+        let text = if i == 0 { line.trim_start_matches('\u{feff}') } else { &line };
+        if text.trim().is_empty() {
+            continue;
+        }
+        let v = serde_json::from_str(text).map_err(|e| format!("{}:{}: malformed JSON: {e}", path.display(), i + 1))?;
+        if !f(i + 1, v)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Builds one batch from rows already parsed (serving): the row's index and the message of the
 /// first invalid row. A row without `user` counts as user 0.
 pub fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Result<HostBatch, (usize, String)> {

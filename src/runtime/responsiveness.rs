@@ -12,6 +12,7 @@
 //! diverse when a model's own trajectories collapse into one cluster.
 
 use super::serve::Recommender;
+use crate::data::for_each_json_row;
 use crate::simulate::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -119,18 +120,17 @@ pub struct Report {
 
 /// Item id -> (cluster, creator), from the simulator's items.jsonl.
 pub fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut items: Vec<(i64, i64)> = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let at = |m: String| format!("{}:{}: {m}", path.display(), i + 1);
-        let v: Value = serde_json::from_str(line).map_err(|e| at(format!("malformed JSON: {e}")))?;
+    for_each_json_row(path, |line, v| {
+        let at = |m: String| format!("{}:{line}: {m}", path.display());
         let field = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| at(format!("missing integer `{k}`")));
         let (id, cluster, creator) = (field("item")?, field("cluster")?, field("creator")?);
         if id != items.len() as i64 {
             return Err(at(format!("expected item {}, found {id} (items.jsonl lists items in order)", items.len())));
         }
         items.push((cluster, creator));
-    }
+        Ok(true)
+    })?;
     Ok(items)
 }
 
@@ -157,29 +157,11 @@ fn err_at(e: (usize, String)) -> String {
     format!("simulated history {}: {}", e.0, e.1)
 }
 
-/// Streams the JSON rows of `file` to `f` with their 1-based line numbers until `f` says stop.
-fn for_each_row(file: &Path, mut f: impl FnMut(usize, Value) -> Result<bool, String>) -> Result<(), String> {
-    use std::io::BufRead;
-    let reader = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    for (i, line) in std::io::BufReader::new(reader).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: cannot read: {e}", file.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value =
-            serde_json::from_str(&line).map_err(|e| format!("{}:{}: malformed JSON: {e}", file.display(), i + 1))?;
-        if !f(i + 1, v)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// Starting histories from held-out rows: the non-empty histories of `file` in order, cycled to
 /// `users` (dwell read back from log1p seconds).
 pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, String> {
     let mut found = vec![];
-    for_each_row(file, |line, v| {
+    for_each_json_row(file, |line, v| {
         let at = |m: &str| format!("{}:{line}: {m}", file.display());
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
@@ -295,7 +277,7 @@ pub fn rerecommend(
 ) -> Result<Rerecommend, String> {
     let key = format!("{}.disliked", s.history);
     let mut rows = vec![];
-    for_each_row(file, |_, v| {
+    for_each_json_row(file, |_, v| {
         let flags = v.get(&key).and_then(Value::as_array);
         if flags.is_some_and(|f| f.iter().any(|x| x.as_f64() == Some(1.0))) {
             rows.push(v);

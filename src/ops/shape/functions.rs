@@ -162,12 +162,7 @@ pub(super) fn keep(call: &Call) -> R<Inferred> {
     let (mask, keep) = (call.t("mask"), call.t("where"));
     call.dtype_arg(mask, DType::Mask)?;
     call.float_arg(keep)?;
-    if mask.ty.shape != keep.ty.shape {
-        return Err(call
-            .err(Code::ShapeMismatch, format!("`mask` is {} but `where` is {}; they must match", mask.ty, keep.ty))
-            .at(keep.span, format!("where is {}", keep.ty))
-            .with_label(mask.span, format!("mask is {}", mask.ty)));
-    }
+    call.same_shape(mask, keep)?;
     out(TensorType::mask(mask.ty.shape.clone()))
 }
 

@@ -74,15 +74,7 @@ pub struct Forward {
 
 /// Runs the graph on one batch. `train` enables dropout and state updates; `step` seeds sampling.
 pub fn forward(plan: &Plan, w: &Weights, batch: &DeviceBatch, train: bool, step: u64) -> Forward {
-    let mut cx = Cx {
-        plan,
-        w,
-        batch,
-        values: batch.values.clone(),
-        train,
-        state: vec![],
-        rng: SplitMix(step ^ 0xA5A5_5A5A_0F0F_F0F0),
-    };
+    let mut cx = Cx::new(plan, w, batch, train, step);
     for node in &plan.graph.nodes {
         let v = cx.node(node);
         cx.values.insert(node.name.clone(), v);
@@ -103,15 +95,7 @@ pub fn forward(plan: &Plan, w: &Weights, batch: &DeviceBatch, train: bool, step:
 /// inputs; returns every value computed, inputs included.
 pub fn forward_to(plan: &Plan, w: &Weights, batch: &DeviceBatch, targets: &[&str]) -> HashMap<String, Val> {
     let needed = ancestors(plan, targets);
-    let mut cx = Cx {
-        plan,
-        w,
-        batch,
-        values: batch.values.clone(),
-        train: false,
-        state: vec![],
-        rng: SplitMix(0xA5A5_5A5A_0F0F_F0F0),
-    };
+    let mut cx = Cx::new(plan, w, batch, false, 0);
     for node in plan.graph.nodes.iter().filter(|n| needed.contains(n.name.as_str())) {
         let v = cx.node(node);
         cx.values.insert(node.name.clone(), v);
@@ -152,6 +136,14 @@ struct Cx<'a> {
     train: bool,
     state: Vec<(usize, Tensor<1>)>,
     rng: SplitMix,
+}
+
+impl<'a> Cx<'a> {
+    /// A pass over `batch` whose values start as the batch's inputs; `step` seeds sampling.
+    fn new(plan: &'a Plan, w: &'a Weights, batch: &'a DeviceBatch, train: bool, step: u64) -> Cx<'a> {
+        let rng = SplitMix(step ^ 0xA5A5_5A5A_0F0F_F0F0);
+        Cx { plan, w, batch, values: batch.values.clone(), train, state: vec![], rng }
+    }
 }
 
 fn operand<'n>(node: &'n Node, port: &str) -> Option<&'n str> {
