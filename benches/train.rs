@@ -4,8 +4,9 @@
 //! `cargo bench --bench train` measures burn-flex and burn-ndarray; add `--features tch` (with libtorch set up, see README) for libtorch on the CPU.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use recspec::runtime::exec::{forward, DeviceBatch};
-use recspec::runtime::plan::Plan;
+use recspec::lower::{lower, Bindings, Program};
+use recspec::runtime::exec::{forward, DeviceBatch, Mode};
+use recspec::runtime::weights::Weights;
 use std::path::{Path, PathBuf};
 
 const BATCH: usize = 256;
@@ -19,10 +20,11 @@ fn data_dir() -> PathBuf {
     dir
 }
 
-fn dfn(data: &Path) -> Plan {
+fn dfn(data: &Path) -> Program {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/dfn.recspec");
     let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &[]).unwrap();
-    Plan::new(checked.graph.unwrap()).unwrap()
+    let graph = checked.graph.unwrap();
+    lower(&graph, &Bindings::of(&graph)).unwrap()
 }
 
 fn devices() -> Vec<&'static str> {
@@ -36,7 +38,7 @@ fn devices() -> Vec<&'static str> {
 fn bench(c: &mut Criterion) {
     let data = data_dir();
     let plan = dfn(&data);
-    let schema = recspec::data::Schema::from_graph(&plan.graph).unwrap();
+    let schema = recspec::data::Schema::from_program(&plan).unwrap();
     let mut loader = recspec::data::Loader::open(&data.join("train.jsonl"), &schema, BATCH, false).unwrap();
     let host = loader.next_batch().unwrap().unwrap();
     let mut group = c.benchmark_group("dfn batch 256");
@@ -45,24 +47,23 @@ fn bench(c: &mut Criterion) {
     for name in devices() {
         let device = recspec::runtime::parse_device(name).unwrap();
         let ad = device.clone().autodiff();
-        let mut weights = plan.init(&ad, 1);
+        let mut weights = Weights::init(&plan, &ad, 1);
         let mut optim = burn::optim::AdamConfig::new().init();
         let batch = DeviceBatch::from_host(&host, &ad);
         group.bench_function(format!("train step {name}"), |b| {
             b.iter(|| {
-                let fwd = forward(&plan, &weights, &batch, true, 0);
+                let fwd = forward(&plan, &weights, &batch, Mode::Train, 0);
                 let grads = burn::optim::GradientsParams::from_grads(fwd.total.backward(), &weights);
                 weights = optim.step(1e-3, weights.clone(), grads);
             })
         });
-        let eval_weights = plan.init(&device, 1);
+        let eval_weights = Weights::init(&plan, &device, 1);
         let eval_batch = DeviceBatch::from_host(&host, &device);
         group.bench_function(format!("inference {name}"), |b| {
             b.iter(|| {
-                let fwd = forward(&plan, &eval_weights, &eval_batch, false, 0);
-                let p = &fwd.values["p"];
-                if let recspec::runtime::tensor::Val::F(x) = p {
-                    x.t.clone().into_data();
+                let fwd = forward(&plan, &eval_weights, &eval_batch, Mode::Eval, 0);
+                if let Some(recspec::runtime::tensor::Value::Float(x)) = fwd.named(&plan, "p") {
+                    x.flat.clone().into_data();
                 }
             })
         });

@@ -75,23 +75,7 @@ pub struct Port {
     pub ty: TensorTypeExpr,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    Id,
-    Float,
-    Mask,
-}
-
-impl DType {
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::Id => "id",
-            DType::Float => "float",
-            DType::Mask => "mask",
-        }
-    }
-}
+pub use crate::types::DType;
 
 /// A written tensor type such as `float[B, T + 1, D]`.
 #[derive(Clone, Debug)]

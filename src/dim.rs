@@ -8,6 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+/// The batch dimension: bound by every spec, sized by each batch at run time.
+pub const BATCH: &str = "B";
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Atom {
     Sym(String),
@@ -49,6 +52,11 @@ impl Dim {
             terms.insert(vec![], c);
         }
         Dim { terms }
+    }
+
+    /// The batch dimension `B`.
+    pub fn batch() -> Dim {
+        Dim::sym(BATCH)
     }
 
     pub fn sym(name: &str) -> Dim {

@@ -113,6 +113,23 @@ pub struct ParamTensor {
     pub count: i64,
     /// Persistent state updated by the forward pass (memory slots), not by the optimizer.
     pub state: bool,
+    pub init: Init,
+}
+
+/// How a parameter tensor is initialised; chosen by the op's shape rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    /// Normal with mean 0.
+    Normal {
+        std: f64,
+    },
+    /// Uniform in ±1/sqrt(fan_in), fan_in being the second-to-last axis (the only axis of a
+    /// vector): the default of PyTorch's `nn.Linear`.
+    FanIn,
+    /// Uniform in ±1/sqrt(d) for the dim d (PyTorch's recurrent layers: d = hidden).
+    UniformInvSqrt(Dim),
 }
 
 /// A component instance that owns weights; nodes applying it share them.
@@ -166,7 +183,7 @@ pub struct Loss {
 
 impl Graph {
     pub fn dim_value(&self, name: &str) -> Option<i64> {
-        if name == "B" {
+        if name == crate::dim::BATCH {
             return None;
         }
         self.dims.iter().find(|d| d.name == name).map(|d| d.value)

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod dim;
 pub mod ir;
 pub mod load;
+pub mod lower;
 pub mod metrics;
 pub mod ops;
 pub mod render;

@@ -295,11 +295,11 @@ fn recommender(run: &Path, output: Option<&str>, device: &str) -> Result<recspec
     let device = recspec::runtime::parse_device(device)?;
     let (plan, _) = load_run(run)?;
     let weights = recspec::runtime::train::load_weights(&plan, run, &device)?;
-    recspec::runtime::serve::Recommender::new(plan, weights, output, device)
+    recspec::runtime::serve::Recommender::new(plan, weights, output, device).map_err(|e| e.to_string())
 }
 
 /// Rebuilds a run's plan from its saved spec and settings.
-fn load_run(dir: &Path) -> Result<(recspec::runtime::plan::Plan, recspec::config::RunConfig), String> {
+fn load_run(dir: &Path) -> Result<(recspec::lower::Program, recspec::config::RunConfig), String> {
     let config = recspec::config::load_run_config(&dir.join("run.toml"))?;
     let spec = dir.join("spec.recspec");
     let (program, checked) = recspec::compile_file(&spec, &config.overrides)?;
@@ -311,7 +311,12 @@ fn load_run(dir: &Path) -> Result<(recspec::runtime::plan::Plan, recspec::config
         ));
     };
     recspec::runtime::run::apply_loss_weights(&mut graph, &config.loss_weights)?;
-    Ok((recspec::runtime::plan::Plan::new(graph)?, config))
+    Ok((lower_graph(&graph)?, config))
+}
+
+/// Lowers a checked graph for the runtime.
+fn lower_graph(graph: &recspec::ir::Graph) -> Result<recspec::lower::Program, String> {
+    recspec::lower::lower(graph, &recspec::lower::Bindings::of(graph)).map_err(|e| format!("internal error: {e}"))
 }
 
 fn counts(c: &Checked) -> (usize, usize) {
@@ -447,7 +452,7 @@ fn run(command: Command) -> Result<u8, String> {
             recspec::runtime::run::write_atomic(&out.join("run.toml"), settings_text.as_bytes())?;
             let graph_text = render::emit(&graph, Emit::Graph)?;
             recspec::runtime::run::write_atomic(&out.join("graph.txt"), graph_text.as_bytes())?;
-            let plan = recspec::runtime::plan::Plan::new(graph)?;
+            let plan = lower_graph(&graph)?;
             eprintln!(
                 "training {} ({} parameters) on {} with {:?}",
                 file.display(),
@@ -456,7 +461,7 @@ fn run(command: Command) -> Result<u8, String> {
                 settings
             );
             let job = recspec::runtime::train::TrainJob {
-                plan,
+                program: plan,
                 settings,
                 data: data.clone(),
                 out: out.clone(),
@@ -487,7 +492,7 @@ fn run(command: Command) -> Result<u8, String> {
             let eval_run = |dir: &Path| -> Result<recspec::runtime::eval::EvalReport, String> {
                 let (plan, _) = load_run(dir)?;
                 let weights = recspec::runtime::train::load_weights(&plan, dir, &device)?;
-                recspec::runtime::eval::evaluate(&plan, &weights, &file, &opts, &device)
+                recspec::runtime::eval::evaluate(&plan, &weights, &file, &opts, &device).map_err(|e| e.to_string())
             };
             let report = eval_run(&run)?;
             let mut json = serde_json::json!({ "run": run.display().to_string(), "data": file.display().to_string(), "report": report });

@@ -3,13 +3,11 @@
 
 use crate::ast::*;
 use crate::diag::{did_you_mean, Code, Diagnostic};
+use crate::dim::BATCH;
 use crate::load::Program;
-use crate::ops::{ArgKind, ArgSpec, Op};
+use crate::ops::{ArgKind, ArgSpec, Op, SELECT};
 use crate::source::Span;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// The built-in batch dimension.
-pub const BATCH: &str = "B";
 
 /// What an argument position of a call expects, as far as names are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,7 +472,7 @@ impl<'a> Scope<'a> {
     fn callee(&mut self, callee: &Expr, i: usize) {
         match &callee.kind {
             ExprKind::Name(n) if !self.defs.contains_key(n) => {
-                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) && n != crate::check::SELECT {
+                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) && n != SELECT {
                     let candidates: Vec<String> = Op::callable_names()
                         .map(str::to_string)
                         .chain(self.blocks.keys().map(|k| k.to_string()))

@@ -1,9 +1,27 @@
 //! Tensor types as the checker sees them: element type, symbolic shape, vocabulary and value range.
 
-use crate::ast::DType;
 use crate::dim::Dim;
 use serde::Serialize;
 use std::fmt;
+
+/// The element type of a tensor: ids (with a vocabulary), floats, or a validity mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    Id,
+    Float,
+    Mask,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Id => "id",
+            DType::Float => "float",
+            DType::Mask => "mask",
+        }
+    }
+}
 
 /// A closed interval of values a tensor's elements can take; unbounded by default.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -203,7 +203,7 @@ impl Checker<'_> {
                         &name,
                         Op::Embedding,
                         &inst.attrs,
-                        vec![("table".into(), vec![vocab.clone(), dim.clone()], false)],
+                        crate::ops::shape::embedding_params(vocab.clone(), dim.clone()),
                     );
                     b.table = Some(TableArg { name, vocab, dim, span: e.span });
                     true

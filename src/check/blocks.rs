@@ -208,7 +208,7 @@ impl Checker<'_> {
         }
         // The block's own scope: parameters, then dimension variables bound by matching ports.
         let mut inner = Scope::new();
-        inner.insert(crate::resolve::BATCH.to_string(), Value::Int(Dim::sym(crate::resolve::BATCH)));
+        inner.insert(crate::dim::BATCH.to_string(), Value::Int(Dim::batch()));
         for (k, v) in &inst.block_args {
             inner.insert(k.clone(), v.clone());
         }

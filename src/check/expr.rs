@@ -8,13 +8,10 @@ use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::Dim;
 use crate::ir::{self, Attr, InputRole, Node, Operand, ParamTensor};
 use crate::ops::shape::{infer, Call, TableArg, TensorArg};
-use crate::ops::{self, Op};
+use crate::ops::{self, Op, SELECT};
 use crate::source::Span;
 use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
-
-/// The compile-time branch: `select(option, name: expr, ...)`.
-pub const SELECT: &str = "select";
 
 impl Checker<'_> {
     pub(super) fn eval(&mut self, scope: &Scope, e: &Expr) -> Value {
@@ -402,8 +399,11 @@ impl Checker<'_> {
                         .iter()
                         .map(|p| format!("{} {}", p.name, crate::types::shape_str(&p.shape)))
                         .collect();
-                    let now: Vec<String> =
-                        inferred.params.iter().map(|(n, s, _)| format!("{n} {}", crate::types::shape_str(s))).collect();
+                    let now: Vec<String> = inferred
+                        .params
+                        .iter()
+                        .map(|p| format!("{} {}", p.name, crate::types::shape_str(&p.shape)))
+                        .collect();
                     let d = Diagnostic::error(
                         Code::SharedWeightMismatch,
                         format!("`{owner}` shares its weights between applications, but its first application made weights {} and this one needs {}", before.join(", "), now.join(", ")),
@@ -434,19 +434,20 @@ impl Checker<'_> {
         name: &str,
         op: Op,
         attrs: &BTreeMap<String, Attr>,
-        params: Vec<ops::shape::ParamShape>,
+        params: Vec<ops::shape::ParamSpec>,
     ) {
         if self.graph.instance(name).is_some() {
             return;
         }
         let params = params
             .into_iter()
-            .map(|(pname, shape, state)| {
-                let count = shape
+            .map(|p| {
+                let count = p
+                    .shape
                     .iter()
                     .try_fold(1i64, |acc, d| self.eval_dim(d).ok().and_then(|v| acc.checked_mul(v)))
                     .unwrap_or(0);
-                ParamTensor { name: pname, shape, count, state }
+                ParamTensor { name: p.name, shape: p.shape, count, state: p.state, init: p.init }
             })
             .collect();
         self.graph.instances.push(ir::Instance { name: name.to_string(), op, attrs: attrs.clone(), params });
@@ -471,8 +472,8 @@ impl Checker<'_> {
     }
 }
 
-fn same_params(a: &[ParamTensor], b: &[ops::shape::ParamShape]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, (name, shape, _))| &x.name == name && &x.shape == shape)
+fn same_params(a: &[ParamTensor], b: &[ops::shape::ParamSpec]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name && x.shape == y.shape)
 }
 
 /// The IR op an arithmetic operator lowers to.

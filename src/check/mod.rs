@@ -10,15 +10,16 @@
 mod args;
 mod blocks;
 mod expr;
-pub use expr::SELECT;
 pub mod value;
 
 use crate::ast::{self, DType, ExprKind, StmtKind, ValueKind};
 use crate::diag::{self, did_you_mean, Code, Diagnostic, SpanLabel};
 use crate::dim::Dim;
+use crate::dim::BATCH;
 use crate::ir::{Attr, DimDecl, Graph, Input, InputRole, Loss, Output, ParamDecl};
 use crate::load::Program;
-use crate::resolve::{self, BATCH};
+use crate::ops::SELECT;
+use crate::resolve;
 use crate::source::Span;
 use crate::types::TensorType;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -30,8 +30,9 @@ mod tests;
 
 pub use loader::{count_rows, Loader};
 
-use crate::ast::DType;
 use crate::ir::{Graph, InputRole};
+use crate::lower::{lower, Bindings, Program};
+use crate::types::DType;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -113,20 +114,17 @@ impl FieldSchema {
     }
 }
 
-fn eval_dim(g: &Graph, input: &str, d: &crate::dim::Dim) -> Result<i64, String> {
-    let v = d.eval(&|n| g.dim_value(n)).map_err(|e| format!("input `{input}`: cannot evaluate {d}: {e}"))?;
-    if v < 1 {
-        return Err(format!("input `{input}`: dimension {d} is {v}; the data format needs positive sizes"));
-    }
-    Ok(v)
-}
-
 impl Schema {
-    /// The data layout a compiled graph reads.
+    /// The data layout a compiled graph reads (lowered at its own hyperparameters).
     pub fn from_graph(g: &Graph) -> Result<Schema, String> {
+        Schema::from_program(&lower(g, &Bindings::of(g)).map_err(|e| e.to_string())?)
+    }
+
+    /// The data layout a lowered program reads.
+    pub fn from_program(program: &Program) -> Result<Schema, String> {
         let mut fields: Vec<FieldSchema> = vec![];
-        for input in &g.inputs {
-            let role = input.role;
+        for input in program.inputs() {
+            let role = input.role.unwrap_or(InputRole::Feature);
             if matches!(role, InputRole::Mask | InputRole::Weight) {
                 continue;
             }
@@ -139,13 +137,15 @@ impl Schema {
             }
             let mut shape = vec![];
             let mut total: usize = 1;
-            for d in input.ty.shape.iter().skip(1) {
-                let v = usize::try_from(eval_dim(g, name, d)?).map_err(|e| format!("input `{name}`: {e}"))?;
+            for e in input.shape.iter().skip(1) {
+                let v = e.constant().filter(|v| *v >= 1).ok_or_else(|| {
+                    format!("input `{name}`: dimension {e} must be a positive size for the data format")
+                })?;
                 total = total.checked_mul(v).ok_or_else(|| format!("input `{name}`: shape {shape:?} overflows"))?;
                 shape.push(v);
             }
-            let kind = match (input.ty.dtype, &input.ty.vocab) {
-                (DType::Id, Some(v)) => FieldKind::Ids { vocab: eval_dim(g, name, v)? },
+            let kind = match (input.dtype, input.vocab) {
+                (DType::Id, Some(v)) => FieldKind::Ids { vocab: v as i64 },
                 (DType::Id, None) => return Err(format!("input `{name}` holds ids without a vocabulary")),
                 (DType::Float, _) => FieldKind::Floats,
                 (DType::Mask, _) => return Err(format!("input `{name}`: mask-typed inputs cannot be stored")),
@@ -169,7 +169,7 @@ impl Schema {
             }
             fields.push(FieldSchema { name: name.clone(), kind, role, shape, sequence });
         }
-        Ok(Schema { fields, labels: g.labels.clone(), weights: g.weights.clone() })
+        Ok(Schema { fields, labels: program.labels.clone(), weights: program.weight_streams.clone() })
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {

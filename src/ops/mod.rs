@@ -6,7 +6,10 @@
 //! `Linear(out: D)(x)`, makes a node. Binding the instance with `let` shares its weights between
 //! applications.
 
+pub mod options;
 pub mod shape;
+
+use options::*;
 
 use serde::Serialize;
 
@@ -88,8 +91,8 @@ const fn sym(name: &'static str, opts: &'static [&'static str]) -> ArgSpec {
 }
 
 const T: ArgKind = ArgKind::Tensor;
-const ACTS: &[&str] = &["relu", "sigmoid", "tanh", "gelu", "none"];
-const OUT_ACTS: &[&str] = &["none", "relu", "sigmoid", "tanh", "gelu"];
+const ACTS: &[&str] = Activation::NAMES;
+const OUT_ACTS: &[&str] = OUTPUT_ACTIVATIONS;
 
 macro_rules! ops {
     ($( $variant:ident => $name:literal, $ctor:literal, $loss:literal, [$($c:expr),*], [$($i:expr),*], $doc:literal; )*) => {
@@ -161,8 +164,8 @@ ops! {
     MaskedSoftmax => "masked_softmax", false, false, [], [req("x", T), req("mask", T)], "softmax over the last axis where mask is set; padding gets 0";
     Dropout => "dropout", false, false, [], [req("x", T), req("rate", ArgKind::Float)], "inverted dropout during training";
     // Pooling and attention.
-    Pool => "pool", false, false, [], [req("x", T), req("mask", T), sym("mode", &["mean", "sum", "max"]), sym("padding", &["exclude", "include"])], "pools axis 1 over valid positions (padding: include also counts padded ones)";
-    AttentionPool => "attention_pool", false, false, [], [req("values", T), req("scores", T), req("mask", T), sym("norm", &["softmax", "sum", "none"]), float("temperature", 1.0)], "sum of values weighted by normalised scores over valid positions";
+    Pool => "pool", false, false, [], [req("x", T), req("mask", T), sym("mode", PoolMode::NAMES), sym("padding", Padding::NAMES)], "pools axis 1 over valid positions (padding: include also counts padded ones)";
+    AttentionPool => "attention_pool", false, false, [], [req("values", T), req("scores", T), req("mask", T), sym("norm", AttentionNorm::NAMES), float("temperature", 1.0)], "sum of values weighted by normalised scores over valid positions";
     SampleValid => "sample_valid", false, false, [], [req("x", T), req("mask", T)], "one valid position of axis 1 per row: uniform at random in training, the last valid one in evaluation; zeros where none is valid";
     ReduceSum => "reduce_sum", false, false, [], [req("x", T), req("axis", ArgKind::Int)], "sum along an axis";
     ReduceMean => "reduce_mean", false, false, [], [req("x", T), req("axis", ArgKind::Int)], "mean along an axis";
@@ -178,23 +181,26 @@ ops! {
     SampledLogits => "sampled_logits", false, false, [], [req("s", T), req("table", ArgKind::Table), req("target", T), req("samples", ArgKind::Int), boolean("logq", true)], "logits of the target (column 0) and uniformly sampled negatives, with logQ correction";
     // Weighted components.
     Embedding => "Embedding", true, false, [req("vocab", ArgKind::Int), req("dim", ArgKind::Int)], [req("ids", T)], "a learnable table of vocab x dim vectors";
-    PositionEmbedding => "PositionEmbedding", true, false, [req("len", ArgKind::Int), req("dim", ArgKind::Int), sym("mode", &["add", "concat"])], [req("x", T)], "learned position vectors added to or concatenated with axis-1 items";
+    PositionEmbedding => "PositionEmbedding", true, false, [req("len", ArgKind::Int), req("dim", ArgKind::Int), sym("mode", PositionMode::NAMES)], [req("x", T)], "learned position vectors added to or concatenated with axis-1 items";
     Linear => "Linear", true, false, [req("out", ArgKind::Int), boolean("bias", true)], [req("x", T)], "x W + b over the last axis";
     Mlp => "MLP", true, false, [req("units", ArgKind::IntList), sym("act", ACTS), sym("out_act", OUT_ACTS), float("dropout", 0.0)], [req("x", T)], "stacked Linear layers; `act` between layers, `out_act` after the last";
     LayerNorm => "LayerNorm", true, false, [float("eps", 1e-5)], [req("x", T)], "normalises the last axis, learned scale and shift";
-    SelfAttention => "SelfAttention", true, false, [req("heads", ArgKind::Int), sym("scale", &["sqrt_head", "sqrt_model", "sqrt_len"]), boolean("residual", false), boolean("layer_norm", false), float("dropout", 0.0)], [req("x", T), req("mask", T)], "multi-head scaled dot-product self-attention; padded keys are masked";
-    Gru => "GRU", true, false, [req("hidden", ArgKind::Int), sym("output", &["last", "all"])], [req("x", T), req("mask", T)], "gated recurrent unit over axis 1; the last valid state or all states";
+    SelfAttention => "SelfAttention", true, false, [req("heads", ArgKind::Int), sym("scale", AttentionScale::NAMES), boolean("residual", false), boolean("layer_norm", false), float("dropout", 0.0)], [req("x", T), req("mask", T)], "multi-head scaled dot-product self-attention; padded keys are masked";
+    Gru => "GRU", true, false, [req("hidden", ArgKind::Int), sym("output", GruOutput::NAMES)], [req("x", T), req("mask", T)], "gated recurrent unit over axis 1; the last valid state or all states";
     Wide => "Wide", true, false, [req("vocab", ArgKind::Int)], [req("ids", T)], "per-field linear: one learned scalar per id plus a per-field bias, [B, F]";
     Mmoe => "MMoE", true, false, [req("experts", ArgKind::Int), req("units", ArgKind::IntList), req("tasks", ArgKind::Int), sym("act", ACTS)], [req("x", T)], "multi-gate mixture of experts: one softmax gate per task";
-    Memory => "Memory", true, false, [req("slots", ArgKind::Int), req("dim", ArgKind::Int), boolean("persist", true), sym("output", &["read", "both"])], [req("key", T), req("write", T)], "slot memory: cosine-addressed read r of the memory before the write, then an erase/add write; `both` also returns the write-addressed summary q of the written memory as [B, 2, dim], the only path that trains the write weights; state persists across batches";
+    Memory => "Memory", true, false, [req("slots", ArgKind::Int), req("dim", ArgKind::Int), boolean("persist", true), sym("output", MemoryOutput::NAMES)], [req("key", T), req("write", T)], "slot memory: cosine-addressed read r of the memory before the write, then an erase/add write; `both` also returns the write-addressed summary q of the written memory as [B, 2, dim], the only path that trains the write weights; state persists across batches";
     // Losses (per-example values; a `loss` statement averages and weights them).
     Bce => "bce", false, true, [], [req("p", T), req("label", ArgKind::Label), opt("weight", T)], "-(y log p + (1-y) log(1-p)) for a probability p";
     BceLogits => "bce_logits", false, true, [], [req("logit", T), req("label", ArgKind::Label), opt("weight", T)], "binary cross-entropy on an unbounded logit";
     Nll => "nll", false, true, [], [req("p", T), req("on", ArgKind::Label), opt("weight", T)], "-y log p: log loss only on examples whose label is 1";
     SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), opt("target", T), opt("on", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution (a sampled softmax has its target in column 0: no `target`)";
     NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), opt("target", T), req("on", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution (sampled: no `target`)";
-    Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", &["cosine", "euclidean"]), opt("weight", T)], "max(d(a, p) - d(a, n) + margin, 0)";
+    Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", Distance::NAMES), opt("weight", T)], "max(d(a, p) - d(a, n) + margin, 0)";
 }
+
+/// The built-in `select(option, name: expr, ...)`: picks one branch by an option's value.
+pub const SELECT: &str = "select";
 
 impl Op {
     /// Looks an op up by its spelling. Operator-only ops (`add`...) are not callable by name.

@@ -1,12 +1,13 @@
 //! Evaluation: streams a data file through a model and computes per-stream metrics.
 
-use super::exec::{forward, DeviceBatch};
-use super::plan::{Plan, Weights};
-use super::tensor::Val;
+use super::exec::{forward, DeviceBatch, Forward, Mode};
+use super::tensor::Value;
+use super::weights::Weights;
+use super::RuntimeError;
 use crate::data::{Loader, Schema};
-use crate::ir::{Attr, Node};
+use crate::lower::kernel::DistributionLoss;
+use crate::lower::{Extent, Kernel, LabelId, Program, Step, ValueId};
 use crate::metrics;
-use crate::ops::Op;
 use burn::prelude::*;
 use burn::tensor::activation;
 use serde::Serialize;
@@ -16,12 +17,12 @@ use std::path::Path;
 /// How a label stream is scored.
 #[derive(Clone, Debug, PartialEq)]
 enum Scorer {
-    /// The probability a loss term on this stream uses (node name).
-    Node(String),
-    /// sigmoid of a logit node (`bce_logits`).
-    SigmoidOf(String),
+    /// The probability a loss term on this stream uses, or a chosen output.
+    Value(ValueId),
+    /// sigmoid of a logit (`bce_logits`).
+    SigmoidOf(ValueId),
     /// 1 - the primary output: streams without a loss, e.g. dislike for a click-only model.
-    OneMinus(String),
+    OneMinus(ValueId),
 }
 
 /// Metrics of one label stream.
@@ -52,31 +53,38 @@ pub struct EvalReport {
     pub retrieval: BTreeMap<String, RetrievalMetrics>,
 }
 
-fn operand<'a>(n: &'a Node, port: &str) -> Option<&'a str> {
-    n.operands.iter().find(|o| o.port == port).map(|o| o.source.as_str())
+/// A retrieval head: a `softmax_ce` loss over the item corpus, the value that scores the whole
+/// corpus, and the target ids.
+pub struct RetrievalHead<'p> {
+    pub loss: &'p Step,
+    pub scores: ValueId,
+    pub target: ValueId,
+    pub label: Option<LabelId>,
 }
 
-/// The retrieval heads of a model: each `softmax_ce` loss with the node that scores the whole
-/// corpus and the target input. A full softmax scores with its own distribution; a sampled one
-/// (target in column 0) with an output of `item_logits` over the same table, if the spec has one.
-pub fn retrieval_heads(plan: &Plan) -> Vec<(&Node, String, String)> {
-    let g = &plan.graph;
+/// The retrieval heads of a model. A full softmax scores with its own distribution; a sampled
+/// one (target in column 0) with an output of `item_logits` over the same table, if the spec
+/// has one.
+pub fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
     let mut out = vec![];
-    for n in g.losses.iter().filter_map(|l| g.node(&l.node)).filter(|n| n.op == Op::SoftmaxCe) {
-        let Some(p) = operand(n, "p") else { continue };
-        if let Some(target) = operand(n, "target") {
-            out.push((n, p.to_string(), target.to_string()));
+    for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
+        let Kernel::Distribution { p, target, label, loss: DistributionLoss::CrossEntropy, .. } = &step.kernel else {
+            continue;
+        };
+        if let Some(target) = target {
+            out.push(RetrievalHead { loss: step, scores: *p, target: *target, label: *label });
             continue;
         }
-        let sampled = g.node(p).and_then(|s| operand(s, "x")).and_then(|x| g.node(x));
-        let Some(sampled) = sampled.filter(|s| s.op == Op::SampledLogits) else { continue };
-        let full = g
-            .outputs
-            .iter()
-            .filter_map(|o| g.node(&o.source))
-            .find(|o| o.op == Op::ItemLogits && o.attrs.get("table") == sampled.attrs.get("table"));
-        if let (Some(full), Some(target)) = (full, operand(sampled, "target")) {
-            out.push((n, full.name.clone(), target.to_string()));
+        let sampled = match program.producer(*p).map(|s| &s.kernel) {
+            Some(Kernel::Softmax { x, .. }) => program.producer(*x).map(|s| &s.kernel),
+            _ => None,
+        };
+        let Some(Kernel::SampledLogits { table, target, .. }) = sampled else { continue };
+        let full = program.outputs.iter().find(|o| {
+            matches!(program.producer(o.value).map(|s| &s.kernel), Some(Kernel::ItemLogits { table: t, .. }) if t == table)
+        });
+        if let Some(full) = full {
+            out.push(RetrievalHead { loss: step, scores: full.value, target: *target, label: *label });
         }
     }
     out
@@ -84,28 +92,24 @@ pub fn retrieval_heads(plan: &Plan) -> Vec<(&Node, String, String)> {
 
 /// Chooses a scorer for every label stream of the schema: the output named in `chosen`, else the
 /// probability of a loss on the stream, else 1 - the primary output.
-fn scorers(plan: &Plan, labels: &[String], chosen: &BTreeMap<String, String>) -> BTreeMap<String, Scorer> {
-    let g = &plan.graph;
-    let primary = g
-        .outputs
-        .iter()
-        .find(|o| g.node(&o.source).is_some_and(|n| per_example(&n.ty.shape)))
-        .map(|o| o.source.clone());
+fn scorers(program: &Program, labels: &[String], chosen: &BTreeMap<String, String>) -> BTreeMap<String, Scorer> {
+    let primary = program.outputs.iter().find(|o| per_example(&program.value(o.value).shape)).map(|o| o.value);
     let mut out = BTreeMap::new();
     for label in labels {
-        let loss_node = g.losses.iter().filter_map(|l| g.node(&l.node)).find(|n| {
-            matches!(n.op, Op::Bce | Op::Nll | Op::BceLogits)
-                && [n.attrs.get("label"), n.attrs.get("on")]
-                    .into_iter()
-                    .flatten()
-                    .any(|a| a == &Attr::Sym(label.clone()))
-        });
-        let named = chosen.get(label).and_then(|o| g.outputs.iter().find(|x| &x.name == o));
-        let scorer = match loss_node {
-            _ if named.is_some() => named.map(|o| Scorer::Node(o.source.clone())),
-            Some(n) if n.op == Op::BceLogits => operand(n, "logit").map(|s| Scorer::SigmoidOf(s.to_string())),
-            Some(n) => operand(n, "p").map(|s| Scorer::Node(s.to_string())),
-            None => primary.clone().map(Scorer::OneMinus),
+        let on_label = |l: &LabelId| &program.labels[l.0] == label;
+        let loss_kernel =
+            program.losses.iter().filter_map(|l| program.producer(l.value)).find_map(|s| match &s.kernel {
+                k @ (Kernel::ProbabilityLoss { label: l, .. } | Kernel::BceLogits { label: l, .. }) if on_label(l) => {
+                    Some(k)
+                }
+                _ => None,
+            });
+        let named = chosen.get(label).and_then(|o| program.output(o));
+        let scorer = match (named, loss_kernel) {
+            (Some(v), _) => Some(Scorer::Value(v)),
+            (None, Some(Kernel::BceLogits { logit, .. })) => Some(Scorer::SigmoidOf(*logit)),
+            (None, Some(Kernel::ProbabilityLoss { p, .. })) => Some(Scorer::Value(*p)),
+            _ => primary.map(Scorer::OneMinus),
         };
         if let Some(s) = scorer {
             out.insert(label.clone(), s);
@@ -114,47 +118,38 @@ fn scorers(plan: &Plan, labels: &[String], chosen: &BTreeMap<String, String>) ->
     out
 }
 
-fn per_example(shape: &[crate::dim::Dim]) -> bool {
-    shape.len() == 1 || (shape.len() == 2 && shape[1].as_constant() == Some(1))
+fn per_example(shape: &[Extent]) -> bool {
+    shape.len() == 1 || (shape.len() == 2 && shape[1].constant() == Some(1))
 }
 
-fn host(v: &Val) -> Vec<f32> {
-    match v {
-        Val::F(x) => x.t.clone().into_data().convert::<f32>().as_slice::<f32>().map(|s| s.to_vec()).unwrap_or_default(),
-        Val::M(m) => host(&Val::F(m.float())),
-        Val::I(i) => {
-            i.t.clone()
-                .into_data()
-                .convert::<i64>()
-                .as_slice::<i64>()
-                .map(|s| s.iter().map(|x| *x as f32).collect())
-                .unwrap_or_default()
-        }
-    }
-}
-
-fn score(s: &Scorer, values: &std::collections::HashMap<String, Val>) -> Vec<f32> {
+fn score(s: &Scorer, pass: &Forward) -> Vec<f32> {
+    let value = |id: &ValueId| pass.value(*id).expect("scored values are computed by a full pass");
     match s {
-        Scorer::Node(n) => host(&values[n]),
-        Scorer::SigmoidOf(n) => match &values[n] {
-            Val::F(x) => host(&Val::F(x.clone().map(activation::sigmoid))),
-            other => host(other),
+        Scorer::Value(v) => value(v).to_host(),
+        Scorer::SigmoidOf(v) => match value(v) {
+            Value::Float(x) => Value::Float(x.clone().map(activation::sigmoid)).to_host(),
+            other => other.to_host(),
         },
-        Scorer::OneMinus(n) => host(&values[n]).into_iter().map(|p| 1.0 - p).collect(),
+        Scorer::OneMinus(v) => value(v).to_host().into_iter().map(|p| 1.0 - p).collect(),
     }
 }
 
 /// Per-example scores of every label stream for one batch (eval mode).
-pub fn predict(plan: &Plan, w: &Weights, batch: &DeviceBatch, labels: &[String]) -> BTreeMap<String, Vec<f32>> {
-    let fwd = forward(plan, w, batch, false, 0);
-    scorers(plan, labels, &BTreeMap::new()).into_iter().map(|(label, s)| (label, score(&s, &fwd.values))).collect()
+pub fn predict(
+    program: &Program,
+    weights: &Weights,
+    batch: &DeviceBatch,
+    labels: &[String],
+) -> BTreeMap<String, Vec<f32>> {
+    let pass = forward(program, weights, batch, Mode::Eval, 0);
+    scorers(program, labels, &BTreeMap::new()).into_iter().map(|(label, s)| (label, score(&s, &pass))).collect()
 }
 
-fn describe(s: &Scorer) -> String {
+fn describe(program: &Program, s: &Scorer) -> String {
     match s {
-        Scorer::Node(n) => n.clone(),
-        Scorer::SigmoidOf(n) => format!("sigmoid({n})"),
-        Scorer::OneMinus(n) => format!("1 - {n}"),
+        Scorer::Value(v) => program.value(*v).name.clone(),
+        Scorer::SigmoidOf(v) => format!("sigmoid({})", program.value(*v).name),
+        Scorer::OneMinus(v) => format!("1 - {}", program.value(*v).name),
     }
 }
 
@@ -198,56 +193,52 @@ impl EvalOptions {
 
 /// Evaluates a model on a data file.
 pub fn evaluate(
-    plan: &Plan,
-    w: &Weights,
+    program: &Program,
+    weights: &Weights,
     file: &Path,
     opts: &EvalOptions,
     device: &Device,
-) -> Result<EvalReport, String> {
-    let mut schema = Schema::from_graph(&plan.graph)?;
+) -> Result<EvalReport, RuntimeError> {
+    let mut schema = Schema::from_program(program).map_err(RuntimeError::Data)?;
     for l in &opts.extra_labels {
         if !schema.labels.contains(l) {
             schema.labels.push(l.clone());
         }
     }
     for (label, output) in &opts.scored_by {
-        let found = plan.graph.outputs.iter().find(|o| &o.name == output);
-        let node = found.and_then(|o| plan.graph.node(&o.source));
-        if !node.is_some_and(|n| per_example(&n.ty.shape)) {
-            let outputs: Vec<&str> = plan.graph.outputs.iter().map(|o| o.name.as_str()).collect();
-            return Err(format!(
+        if !program.output(output).is_some_and(|v| per_example(&program.value(v).shape)) {
+            let outputs: Vec<&str> = program.outputs.iter().map(|o| o.name.as_str()).collect();
+            return Err(RuntimeError::Model(format!(
                 "cannot score label `{label}` by `{output}`: the model has no per-example output of that name (outputs: {})",
                 outputs.join(", ")
-            ));
+            )));
         }
         if !schema.labels.contains(label) {
             schema.labels.push(label.clone());
         }
     }
-    let chosen = scorers(plan, &schema.labels, &opts.scored_by);
-    let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows).map_err(|e| e.to_string())?;
+    let chosen = scorers(program, &schema.labels, &opts.scored_by);
+    let data_error = |e: crate::data::DataError| RuntimeError::Data(e.to_string());
+    let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows).map_err(data_error)?;
     let mut scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut users = vec![];
-    let retrieval_losses = retrieval_heads(plan);
+    let heads = retrieval_heads(program);
     let mut retrieval: BTreeMap<String, RetrievalMetrics> = BTreeMap::new();
-    while let Some(hb) = loader.next_batch().map_err(|e| e.to_string())? {
+    while let Some(hb) = loader.next_batch().map_err(data_error)? {
         let batch = DeviceBatch::from_host(&hb, device);
-        let fwd = forward(plan, w, &batch, false, 0);
+        let pass = forward(program, weights, &batch, Mode::Eval, 0);
         for (label, s) in &chosen {
-            scores.entry(label.clone()).or_default().extend(score(s, &fwd.values));
+            scores.entry(label.clone()).or_default().extend(score(s, &pass));
             labels.entry(label.clone()).or_default().extend(hb.labels.get(label).cloned().unwrap_or_default());
         }
         users.extend(hb.users.iter().copied());
-        for (n, p, target) in &retrieval_losses {
-            let probs = host(&fwd.values[p.as_str()]);
-            let targets = batch.host_ids.get(target).cloned().unwrap_or_default();
-            let on = match n.attrs.get("on") {
-                Some(Attr::Sym(l)) => hb.labels.get(l).cloned(),
-                _ => None,
-            };
+        for head in &heads {
+            let probs = pass.value(head.scores).map(Value::to_host).unwrap_or_default();
+            let targets = batch.host_ids.get(&program.value(head.target).name).cloned().unwrap_or_default();
+            let on = head.label.and_then(|l| hb.labels.get(&program.labels[l.0]).cloned());
             let vocab = probs.len() / hb.len.max(1);
-            let entry = retrieval.entry(n.name.clone()).or_default();
+            let entry = retrieval.entry(head.loss.name.clone()).or_default();
             for (i, t) in targets.iter().enumerate() {
                 if on.as_ref().is_some_and(|o| o[i] < 0.5) {
                     continue;
@@ -268,7 +259,7 @@ pub fn evaluate(
         report.streams.insert(
             label.clone(),
             StreamMetrics {
-                scored_by: describe(s),
+                scored_by: describe(program, s),
                 examples: sc.len(),
                 positives: lb.iter().filter(|y| **y > 0.5).count(),
                 auc: metrics::auc(&sc, &lb),

@@ -1,21 +1,47 @@
-//! The burn runtime: compiled graphs become trainable models.
+//! The burn back end: executes a lowered [`Program`](crate::lower::Program).
 //!
-//! [`plan`] evaluates a graph's shapes and owns parameter layout and initialisation, [`exec`]
-//! runs the forward pass, [`train`] and [`eval`] drive the data, and [`run`] keeps a run
-//! directory (spec copy, settings, checkpoints) on disk. The backend is picked at run time by
-//! the `Device`: `flex` (pure-Rust CPU, the default), `ndarray`, or libtorch with the `tch`
-//! feature.
+//! [`weights`] holds a program's parameters as a burn `Module` and initialises them, [`exec`]
+//! interprets the program's kernels, [`train`] and [`eval`] drive the data, [`serve`] ranks a
+//! corpus, and [`run`] keeps a run directory (spec copy, settings, checkpoints) on disk. The
+//! backend is picked at run time by the `Device`: `flex` (pure-Rust CPU, the default),
+//! `ndarray`, or libtorch with the `tch` feature.
 
 pub mod eval;
 pub mod exec;
-pub mod plan;
 pub mod responsiveness;
 pub mod run;
 pub mod serve;
 pub mod tensor;
 pub mod train;
+pub mod weights;
 
 use burn::prelude::Device;
+use std::fmt;
+
+/// Why the runtime could not do what was asked. Messages name the file (and row) involved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuntimeError {
+    /// A data file is missing, unreadable or malformed, or does not fit the model.
+    Data(String),
+    /// The model cannot do what was asked (no loss to train, no output scoring items...).
+    Model(String),
+    /// Reading or writing a checkpoint or run file failed.
+    Io(String),
+    /// A loss became NaN or infinite during training.
+    Diverged(String),
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Data(m) | RuntimeError::Model(m) | RuntimeError::Io(m) | RuntimeError::Diverged(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
 
 /// The devices a user can ask for with `--device`.
 pub const DEVICES: &[&str] = &["cpu", "ndarray", "tch-cpu", "cuda"];

@@ -4,20 +4,23 @@
 //! nodes that output depends on run, so a history file needs only their inputs (no target item,
 //! no labels).
 
-use super::exec::{ancestors, forward_to, DeviceBatch};
-use super::plan::{Plan, Weights};
-use super::tensor::Val;
+use super::exec::{forward_to, DeviceBatch};
+use super::tensor::Value as TensorValue;
+use super::weights::Weights;
+use super::RuntimeError;
 use crate::data::{batch_from_rows, FieldKind, Schema};
 use crate::ir::InputRole;
+use crate::lower::{OutputSlot, Program, ValueId};
 use burn::prelude::*;
 use serde_json::Value;
 
 pub struct Recommender {
-    plan: Plan,
+    program: Program,
     weights: Weights,
     device: Device,
-    /// The node scoring every item, and its output name.
-    scores: String,
+    /// The value scoring every item.
+    scores: ValueId,
+    /// The output name of `scores`.
     pub output: String,
     /// The inputs the scores depend on.
     schema: Schema,
@@ -35,37 +38,53 @@ pub struct Pick {
 impl Recommender {
     /// `output` names the corpus-scoring output; without it the model must have exactly one
     /// output of shape [B, N] with N > 1.
-    pub fn new(plan: Plan, weights: Weights, output: Option<&str>, device: Device) -> Result<Recommender, String> {
-        let g = &plan.graph;
-        let candidates: Vec<&crate::ir::Output> = g
-            .outputs
-            .iter()
-            .filter(|o| g.node(&o.source).is_some_and(|n| n.ty.rank() == 2 && n.ty.shape[1].as_constant() != Some(1)))
-            .collect();
+    pub fn new(
+        program: Program,
+        weights: Weights,
+        output: Option<&str>,
+        device: Device,
+    ) -> Result<Recommender, RuntimeError> {
+        let scores_items = |o: &&OutputSlot| {
+            let shape = &program.value(o.value).shape;
+            shape.len() == 2 && shape[1].constant() != Some(1)
+        };
+        let candidates: Vec<&OutputSlot> = program.outputs.iter().filter(scores_items).collect();
         let names = || candidates.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ");
         let chosen = match output {
             Some(name) => candidates.iter().find(|o| o.name == name).ok_or_else(|| {
-                format!("`{name}` is not an output scoring items ([B, N]); such outputs: {}", names())
+                RuntimeError::Model(format!(
+                    "`{name}` is not an output scoring items ([B, N]); such outputs: {}",
+                    names()
+                ))
             })?,
             None => match candidates.as_slice() {
                 [one] => one,
                 [] => {
-                    return Err(format!(
+                    return Err(RuntimeError::Model(format!(
                         "model `{}` has no output scoring items: add `output scores = item_logits(s, table: ...)`",
-                        g.model
-                    ))
+                        program.model
+                    )))
                 }
-                _ => return Err(format!("several outputs score items ({}); choose one with --output", names())),
+                _ => {
+                    return Err(RuntimeError::Model(format!(
+                        "several outputs score items ({}); choose one with --output",
+                        names()
+                    )))
+                }
             },
         };
-        let scores = chosen.source.clone();
+        let scores = chosen.value;
         let output = chosen.name.clone();
-        let needed = ancestors(&plan, &[scores.as_str()]);
-        let mut schema = Schema::from_graph(g)?;
-        schema.fields.retain(|f| needed.contains(f.name.as_str()));
+        let needed = program.needed_steps(&[scores]);
+        let reads = |name: &str| {
+            let Some(input) = program.find(name) else { return false };
+            program.steps.iter().zip(&needed).any(|(s, n)| *n && s.kernel.operands().contains(&input))
+        };
+        let mut schema = Schema::from_program(&program).map_err(RuntimeError::Data)?;
+        schema.fields.retain(|f| reads(&f.name));
         schema.labels.clear();
         schema.weights.clear();
-        let vocab = g.node(&scores).map(|n| plan.dim(&n.ty.shape[1], 1) as i64);
+        let vocab = program.value(scores).shape[1].constant().map(|v| v as i64);
         let consumed = schema
             .fields
             .iter()
@@ -74,7 +93,7 @@ impl Recommender {
             })
             .map(|f| f.name.clone())
             .collect();
-        Ok(Recommender { plan, weights, device, scores, output, schema, consumed })
+        Ok(Recommender { program, weights, device, scores, output, schema, consumed })
     }
 
     /// T of a sequence input the scores read.
@@ -91,9 +110,9 @@ impl Recommender {
     pub fn scores(&self, rows: &[Value]) -> Result<(Vec<f32>, usize), (usize, String)> {
         let hb = batch_from_rows(&self.schema, rows)?;
         let batch = DeviceBatch::from_host(&hb, &self.device);
-        let values = forward_to(&self.plan, &self.weights, &batch, &[self.scores.as_str()]);
-        let Some(Val::F(x)) = values.get(&self.scores) else { unreachable!("scores are a float node") };
-        let data = x.t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let pass = forward_to(&self.program, &self.weights, &batch, &[self.scores]);
+        let Some(TensorValue::Float(x)) = pass.value(self.scores) else { unreachable!("scores are a float value") };
+        let data = x.flat.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         let vocab = data.len() / rows.len().max(1);
         Ok((data, vocab))
     }

@@ -1,125 +1,141 @@
-//! Dynamic-rank tensor values for the graph interpreter.
+//! Dynamic-rank tensor values for the interpreter.
 //!
-//! burn tensors carry their rank in the type; graph values have ranks known only at run time.
+//! burn tensors carry their rank in the type; program values have ranks known only at run time.
 //! Every runtime value is stored flat (rank 1) with its logical shape, and viewed at the rank an
-//! operation needs (`r2`, `r3`). Reshapes of contiguous tensors are free in burn.
+//! operation needs (`rows_by_last`, `around`). Reshapes of contiguous tensors are free in burn.
 
 use burn::prelude::*;
 
-/// A float tensor with a dynamic shape.
+/// A float tensor stored flat, with its logical shape.
 #[derive(Clone, Debug)]
-pub struct Ft {
-    pub t: Tensor<1>,
+pub struct FloatTensor {
+    pub flat: Tensor<1>,
     pub shape: Vec<usize>,
 }
 
-/// An id tensor with a dynamic shape.
+/// An id tensor stored flat, with its logical shape.
 #[derive(Clone, Debug)]
-pub struct It {
-    pub t: Tensor<1, Int>,
+pub struct IdTensor {
+    pub flat: Tensor<1, Int>,
     pub shape: Vec<usize>,
 }
 
-/// A mask with a dynamic shape.
+/// A validity mask stored flat, with its logical shape.
 #[derive(Clone, Debug)]
-pub struct Mt {
-    pub t: Tensor<1, Bool>,
+pub struct MaskTensor {
+    pub flat: Tensor<1, Bool>,
     pub shape: Vec<usize>,
 }
 
 /// Any runtime value.
 #[derive(Clone, Debug)]
-pub enum Val {
-    F(Ft),
-    I(It),
-    M(Mt),
+pub enum Value {
+    Float(FloatTensor),
+    Ids(IdTensor),
+    Mask(MaskTensor),
 }
 
+/// The number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
-/// `[prod(before axis), shape[axis], prod(after axis)]`.
+/// `[prod(axes before axis), shape[axis], prod(axes after axis)]`.
 pub fn split3(shape: &[usize], axis: usize) -> [usize; 3] {
     [numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..])]
 }
 
-impl Ft {
-    pub fn new(t: Tensor<1>, shape: Vec<usize>) -> Ft {
-        Ft { t, shape }
+impl FloatTensor {
+    pub fn new(flat: Tensor<1>, shape: Vec<usize>) -> FloatTensor {
+        FloatTensor { flat, shape }
     }
 
-    pub fn from2(t: Tensor<2>, shape: Vec<usize>) -> Ft {
+    /// Flattens a tensor of any rank whose elements make up `shape`.
+    pub fn from_tensor<const D: usize>(t: Tensor<D>, shape: Vec<usize>) -> FloatTensor {
         let n = numel(&shape);
-        Ft { t: t.reshape([n]), shape }
-    }
-
-    pub fn from3(t: Tensor<3>, shape: Vec<usize>) -> Ft {
-        let n = numel(&shape);
-        Ft { t: t.reshape([n]), shape }
-    }
-
-    pub fn from4(t: Tensor<4>, shape: Vec<usize>) -> Ft {
-        let n = numel(&shape);
-        Ft { t: t.reshape([n]), shape }
+        FloatTensor { flat: t.reshape([n]), shape }
     }
 
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
 
+    /// The size of the last axis (1 for a scalar).
     pub fn last(&self) -> usize {
         self.shape.last().copied().unwrap_or(1)
     }
 
     /// `[rows, last]`: every axis but the last merged.
-    pub fn r2(&self) -> Tensor<2> {
+    pub fn rows_by_last(&self) -> Tensor<2> {
         let last = self.last();
-        self.t.clone().reshape([numel(&self.shape) / last.max(1), last])
+        self.flat.clone().reshape([numel(&self.shape) / last.max(1), last])
     }
 
     /// `[before, shape[axis], after]`.
-    pub fn r3(&self, axis: usize) -> Tensor<3> {
-        self.t.clone().reshape(split3(&self.shape, axis))
+    pub fn around(&self, axis: usize) -> Tensor<3> {
+        self.flat.clone().reshape(split3(&self.shape, axis))
     }
 
-    pub fn reshape(self, shape: Vec<usize>) -> Ft {
-        Ft { t: self.t, shape }
+    /// The same shape with `f` applied to the elements.
+    pub fn map(self, f: impl FnOnce(Tensor<1>) -> Tensor<1>) -> FloatTensor {
+        FloatTensor { flat: f(self.flat), shape: self.shape }
     }
 
-    pub fn map(self, f: impl FnOnce(Tensor<1>) -> Tensor<1>) -> Ft {
-        Ft { t: f(self.t), shape: self.shape }
-    }
-}
-
-impl It {
-    pub fn r2(&self) -> Tensor<2, Int> {
-        let last = self.shape.last().copied().unwrap_or(1);
-        self.t.clone().reshape([numel(&self.shape) / last.max(1), last])
+    /// Viewed as [B, N, D] (the caller knows the value has rank 3).
+    pub fn rank3(&self) -> Tensor<3> {
+        self.flat.clone().reshape([self.shape[0], self.shape[1], self.shape[2]])
     }
 }
 
-impl Mt {
+impl MaskTensor {
     /// The mask as 0/1 floats with the same shape.
-    pub fn float(&self) -> Ft {
-        Ft { t: self.t.clone().float(), shape: self.shape.clone() }
+    pub fn float(&self) -> FloatTensor {
+        FloatTensor { flat: self.flat.clone().float(), shape: self.shape.clone() }
     }
 }
 
-impl Val {
+impl Value {
     pub fn shape(&self) -> &[usize] {
         match self {
-            Val::F(x) => &x.shape,
-            Val::I(x) => &x.shape,
-            Val::M(x) => &x.shape,
+            Value::Float(x) => &x.shape,
+            Value::Ids(x) => &x.shape,
+            Value::Mask(x) => &x.shape,
         }
     }
 
-    pub fn with_shape(self, shape: Vec<usize>) -> Val {
+    /// The same elements with another logical shape of the same size.
+    pub fn with_shape(self, shape: Vec<usize>) -> Value {
         match self {
-            Val::F(x) => Val::F(Ft { t: x.t, shape }),
-            Val::I(x) => Val::I(It { t: x.t, shape }),
-            Val::M(x) => Val::M(Mt { t: x.t, shape }),
+            Value::Float(x) => Value::Float(FloatTensor { flat: x.flat, shape }),
+            Value::Ids(x) => Value::Ids(IdTensor { flat: x.flat, shape }),
+            Value::Mask(x) => Value::Mask(MaskTensor { flat: x.flat, shape }),
+        }
+    }
+
+    /// The value as floats: masks become 0/1, ids their numbers.
+    pub fn float(&self) -> FloatTensor {
+        match self {
+            Value::Float(x) => x.clone(),
+            Value::Mask(m) => m.float(),
+            Value::Ids(i) => FloatTensor::new(i.flat.clone().float(), i.shape.clone()),
+        }
+    }
+
+    /// The value's elements on the host, as floats.
+    pub fn to_host(&self) -> Vec<f32> {
+        match self {
+            Value::Float(x) => {
+                x.flat.clone().into_data().convert::<f32>().as_slice::<f32>().map(|s| s.to_vec()).unwrap_or_default()
+            }
+            Value::Mask(m) => Value::Float(m.float()).to_host(),
+            Value::Ids(i) => i
+                .flat
+                .clone()
+                .into_data()
+                .convert::<i64>()
+                .as_slice::<i64>()
+                .map(|s| s.iter().map(|x| *x as f32).collect())
+                .unwrap_or_default(),
         }
     }
 }

@@ -2,11 +2,12 @@
 //! checkpoints, resume after a kill, and a clear stop on a non-finite loss.
 
 use super::eval::{evaluate, EvalOptions, EvalReport};
-use super::exec::{forward, DeviceBatch};
-use super::plan::{Plan, Weights};
+use super::exec::{forward, DeviceBatch, Mode};
 use super::run::{self, RunState};
+use super::weights::Weights;
 use crate::config::{OptimizerKind, TrainSettings};
 use crate::data::{Loader, Schema};
+use crate::lower::Program;
 use burn::module::{Module, Param};
 use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 /// Everything a training run needs.
 pub struct TrainJob {
-    pub plan: Plan,
+    pub program: Program,
     pub settings: TrainSettings,
     pub data: PathBuf,
     pub out: PathBuf,
@@ -50,14 +51,14 @@ fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
 }
 
 /// Loads the weights of a run's last completed epoch onto `device`.
-pub fn load_weights(plan: &Plan, dir: &Path, device: &Device) -> Result<Weights, String> {
+pub fn load_weights(program: &Program, dir: &Path, device: &Device) -> Result<Weights, String> {
     let state =
         RunState::load(dir)?.ok_or_else(|| format!("{} holds no completed epoch (no state.json)", dir.display()))?;
     let (path, _) = run::checkpoint_files(dir, state.epochs_done);
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| format!("{}: not a checkpoint: {e:?}", path.display()))?;
-    plan.init(device, 0)
+    Weights::init(program, device, 0)
         .try_load_record(record)
         .map_err(|e| format!("{}: does not fit this model: {e:?}", path.display()))
 }
@@ -69,18 +70,18 @@ fn save_weights(w: &Weights, path: &Path) -> Result<(), String> {
 
 /// Trains (or resumes) a run; writes checkpoints and metrics into `job.out`.
 pub fn train(job: TrainJob) -> Result<TrainReport, String> {
-    if job.plan.graph.losses.is_empty() {
-        return Err(format!("model `{}` has no `loss` statement: there is nothing to train", job.plan.graph.model));
+    if job.program.losses.is_empty() {
+        return Err(format!("model `{}` has no `loss` statement: there is nothing to train", job.program.model));
     }
     let ad = job.device.clone().autodiff();
     job.device.seed(job.settings.seed);
-    let schema = Schema::from_graph(&job.plan.graph)?;
+    let schema = Schema::from_program(&job.program)?;
     let train_file = run::data_file(&job.data, "train")?;
     let valid_file = run::data_file(&job.data, "valid")?;
     let mut state = RunState::load(&job.out)?.unwrap_or_default();
     let mut optim = optimizer(&job.settings);
     let mut weights = if state.epochs_done > 0 {
-        let w = load_weights(&job.plan, &job.out, &ad)?;
+        let w = load_weights(&job.program, &job.out, &ad)?;
         let (_, opt_path) = run::checkpoint_files(&job.out, state.epochs_done);
         let bytes = std::fs::read(&opt_path).map_err(|e| format!("cannot read {}: {e}", opt_path.display()))?;
         optim = optim
@@ -89,7 +90,7 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
         eprintln!("resuming {} after epoch {}", job.out.display(), state.epochs_done);
         w
     } else {
-        job.plan.init(&ad, job.settings.seed)
+        Weights::init(&job.program, &ad, job.settings.seed)
     };
     let rows_hint = count_lines(&train_file);
     let mut report = TrainReport {
@@ -124,7 +125,7 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
             }
             let t0 = Instant::now();
             let batch = DeviceBatch::from_host(&hb, &ad);
-            let fwd = forward(&job.plan, &weights, &batch, true, state.steps);
+            let fwd = forward(&job.program, &weights, &batch, Mode::Train, state.steps);
             let mut step_loss = 0.0;
             for (name, w, value) in &fwd.losses {
                 let v: f32 = value.clone().into_scalar();
@@ -139,9 +140,9 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
             }
             let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
             weights = optim.step(job.settings.lr, weights, grads);
-            for (i, value) in fwd.state {
-                let id = weights.tensors[i].id;
-                weights.tensors[i] = Param::initialized(id, value.detach()).set_require_grad(false);
+            for (param, value) in fwd.state {
+                let id = weights.tensors[param.0].id;
+                weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
             }
             busy += t0.elapsed().as_secs_f64();
             samples += hb.len;
@@ -163,7 +164,8 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
                 loader.stats().first_errors.first().map(|e| e.to_string()).unwrap_or_default()
             );
         }
-        let valid = evaluate(&job.plan, &weights.valid(), &valid_file, &opts, &job.device)?;
+        let valid =
+            evaluate(&job.program, &weights.valid(), &valid_file, &opts, &job.device).map_err(|e| e.to_string())?;
         let line = serde_json::json!({
             "epoch": epoch,
             "steps": state.steps,

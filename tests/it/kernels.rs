@@ -2,15 +2,18 @@
 
 use burn::prelude::*;
 use recspec::data::HostBatch;
-use recspec::runtime::exec::{forward, DeviceBatch};
-use recspec::runtime::plan::{Plan, Weights};
-use recspec::runtime::tensor::Val;
+use recspec::lower::{lower, Bindings, Program};
+use recspec::runtime::exec::{forward, DeviceBatch, Mode};
+use recspec::runtime::tensor::Value;
+use recspec::runtime::weights::Weights;
 
-fn plan(spec: &str) -> Plan {
+/// Compiles and lowers a spec that must be valid.
+fn plan(spec: &str) -> Program {
     let (program, checked) = recspec::compile_str("kernel.recspec", spec, &[]);
     let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
     assert!(errors.is_empty(), "{}", recspec::diag::render(&program.sources, &errors));
-    Plan::new(checked.graph.unwrap()).unwrap()
+    let graph = checked.graph.unwrap();
+    lower(&graph, &Bindings::of(&graph)).unwrap()
 }
 
 /// A host batch from float inputs `(name, data, shape)`, id inputs, masks and labels.
@@ -44,20 +47,14 @@ impl Batch {
     }
 }
 
-fn values(v: &Val) -> Vec<f32> {
-    match v {
-        Val::F(x) => x.t.clone().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec(),
-        Val::M(m) => values(&Val::F(m.float())),
-        Val::I(i) => {
-            i.t.clone().into_data().convert::<i64>().as_slice::<i64>().unwrap().iter().map(|x| *x as f32).collect()
-        }
-    }
+fn values(v: &Value) -> Vec<f32> {
+    v.to_host()
 }
 
-fn run(plan: &Plan, w: &Weights, b: &Batch, node: &str) -> Vec<f32> {
+fn run(plan: &Program, w: &Weights, b: &Batch, node: &str) -> Vec<f32> {
     let device = Device::flex();
-    let fwd = forward(plan, w, &b.device(&device), false, 0);
-    values(&fwd.values[node])
+    let fwd = forward(plan, w, &b.device(&device), Mode::Eval, 0);
+    values(fwd.named(plan, node).unwrap())
 }
 
 fn close(a: &[f32], b: &[f32], tol: f32) {
@@ -68,8 +65,8 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 }
 
 /// Replaces the weights of one instance parameter.
-fn set(plan: &Plan, w: &mut Weights, instance: &str, param: &str, data: &[f32]) {
-    let i = plan.index(instance, param);
+fn set(plan: &Program, w: &mut Weights, instance: &str, param: &str, data: &[f32]) {
+    let i = plan.param(instance, param).unwrap().0;
     let t = Tensor::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &Device::flex());
     w.tensors[i] = burn::module::Param::from_tensor(t);
 }
@@ -77,7 +74,7 @@ fn set(plan: &Plan, w: &mut Weights, instance: &str, param: &str, data: &[f32]) 
 #[test]
 fn orthogonal_projection_removes_the_component() {
     let p = plan("model m {\n dim D = 2;\n input a: float[B, D];\n input b: float[B, D];\n output o = orthogonal(a, to: b);\n output q = project(a, onto: b);\n}\n");
-    let w = p.init(&Device::flex(), 0);
+    let w = Weights::init(&p, &Device::flex(), 0);
     let b = Batch::new(1).floats("a", &[3.0, 4.0], &[1, 2]).floats("b", &[1.0, 0.0], &[1, 2]);
     close(&run(&p, &w, &b, "o"), &[0.0, 4.0], 1e-5);
     close(&run(&p, &w, &b, "q"), &[3.0, 0.0], 1e-5);
@@ -86,7 +83,7 @@ fn orthogonal_projection_removes_the_component() {
 #[test]
 fn fm_equals_the_explicit_pairwise_sum() {
     let p = plan("model m {\n dim F = 3;\n dim D = 2;\n input x: float[B, F, D];\n output bi = fm(x);\n output s = fm(x, reduce: true);\n}\n");
-    let w = p.init(&Device::flex(), 0);
+    let w = Weights::init(&p, &Device::flex(), 0);
     let x = [1.0, 2.0, 3.0, -1.0, 0.5, 4.0];
     let b = Batch::new(1).floats("x", &x, &[1, 3, 2]);
     let v = |i: usize| [x[2 * i], x[2 * i + 1]];
@@ -108,7 +105,7 @@ fn masked_softmax_and_pooling_ignore_padding() {
                 output p = masked_softmax(x, mask: s.mask);\n output mean = pool(e, mask: s.mask, mode: mean);\n output sum_all = pool(e, mask: s.mask, mode: sum, padding: include);\n \
                 output mx = pool(e, mask: s.mask, mode: max);\n output att = attention_pool(values: e, scores: x, mask: s.mask);\n}\n";
     let p = plan(spec);
-    let w = p.init(&Device::flex(), 0);
+    let w = Weights::init(&p, &Device::flex(), 0);
     let b = Batch::new(1)
         .ids("s", &[1, 2, 0], &[1, 3])
         .mask("s.mask", &[true, true, false], &[1, 3])
@@ -127,7 +124,7 @@ fn self_attention_output_does_not_depend_on_padded_items() {
         "model m {\n dim T = 4;\n dim D = 4;\n dim V = 10;\n seq s: id[B, T] vocab V;\n input e: float[B, T, D];\n \
                 output h = pool(SelfAttention(heads: 2)(e, s.mask), mask: s.mask, mode: mean);\n}\n";
     let p = plan(spec);
-    let w = p.init(&Device::flex(), 3);
+    let w = Weights::init(&p, &Device::flex(), 3);
     let valid = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8];
     let mut a = valid.to_vec();
     a.extend([9.0; 8]);
@@ -147,7 +144,7 @@ fn self_attention_output_does_not_depend_on_padded_items() {
 fn gru_keeps_the_last_valid_state() {
     let spec = "model m {\n dim T = 3;\n dim D = 2;\n dim V = 10;\n seq s: id[B, T] vocab V;\n input e: float[B, T, D];\n output h = GRU(hidden: 3)(e, s.mask);\n}\n";
     let p = plan(spec);
-    let w = p.init(&Device::flex(), 1);
+    let w = Weights::init(&p, &Device::flex(), 1);
     let with_pad = Batch::new(1).ids("s", &[1, 2, 0], &[1, 3]).mask("s.mask", &[true, true, false], &[1, 3]).floats(
         "e",
         &[0.1, 0.2, 0.3, 0.4, 7.0, 7.0],
@@ -169,7 +166,7 @@ fn losses_have_the_textbook_values() {
                 let p = sigmoid(z);\n let dist = softmax(logits);\n loss a = bce(p, label: click);\n loss b = bce_logits(z, label: click);\n \
                 loss c = nll(1 - p, on: neg);\n loss d = softmax_ce(dist, target: y);\n loss e = not_to_recommend(dist, target: y, on: neg);\n}\n";
     let p = plan(spec);
-    let w = p.init(&Device::flex(), 0);
+    let w = Weights::init(&p, &Device::flex(), 0);
     let b = Batch::new(2)
         .floats("z", &[0.0, 2.0], &[2, 1])
         .floats("logits", &[0.0, 0.0, 0.0, 1.0, 2.0, 3.0], &[2, 3])
@@ -191,13 +188,13 @@ fn not_to_recommend_gradient_stays_finite_as_p_goes_to_zero() {
                 let items = Embedding(vocab: V, dim: D);\n let p = softmax(item_logits(s, table: items));\n loss ntr = not_to_recommend(p, target: y, on: neg);\n}\n";
     let p = plan(spec);
     let device = Device::flex().autodiff();
-    let mut w = p.init(&device, 0);
+    let mut w = Weights::init(&p, &device, 0);
     // Item 0 is pushed far from the user state: p(0|s) underflows towards 0.
     let table: Vec<f32> = vec![-50.0, -50.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-    let i = p.index("items", "table");
+    let i = p.param("items", "table").unwrap().0;
     w.tensors[i] = burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(table, [8]), &device));
     let b = Batch::new(1).floats("s", &[1.0, 1.0], &[1, 2]).ids("y", &[0], &[1]).label("neg", &[1.0]);
-    let fwd = forward(&p, &w, &b.device(&device), true, 0);
+    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 0);
     let grads = fwd.total.backward();
     let g = w.tensors[i].val().grad(&grads).unwrap().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
     assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
@@ -210,7 +207,7 @@ fn memory_reads_before_writing_and_returns_the_write_summary() {
     let spec = "model m {\n dim K = 2;\n input key: float[B, K];\n input content: float[B, K];\n output r = Memory(slots: 2, dim: 2, output: both)(key: key, write: content);\n}\n";
     let p = plan(spec);
     let device = Device::flex();
-    let mut w = p.init(&device, 0);
+    let mut w = Weights::init(&p, &device, 0);
     let inst = "r";
     set(&p, &mut w, inst, "slots", &[1.0, 0.0, 0.0, 1.0]);
     for key in ["read_key", "write_key"] {
@@ -224,16 +221,16 @@ fn memory_reads_before_writing_and_returns_the_write_summary() {
     set(&p, &mut w, inst, "add.bias", &[0.0, 0.0]);
     // The read key points at slot 0, the write key at slot 1.
     let b = Batch::new(1).floats("key", &[100.0, 0.0], &[1, 2]).floats("content", &[0.0, 100.0], &[1, 2]);
-    let fwd = forward(&p, &w, &b.device(&device), true, 0);
+    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 0);
     assert_eq!(fwd.state.len(), 1, "training updates the memory state");
-    let mem = values(&Val::F(recspec::runtime::tensor::Ft::new(fwd.state[0].1.clone(), vec![4])));
+    let mem = fwd.state[0].1.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     // Cosine 1 vs 0 gives weights e/(e+1) and 1/(e+1); each slot keeps 1 - w_write of its value.
     let w0 = 1.0f32.exp() / (1.0f32.exp() + 1.0);
     close(&mem, &[w0, 0.0, 0.0, 1.0 - w0], 1e-4);
     // r (eq. 11) reads the memory before the write; q (eq. 18) is the write-weighted new memory.
-    let out = values(&fwd.values["r"]);
+    let out = values(fwd.named(&p, "r").unwrap());
     close(&out, &[w0, 1.0 - w0, (1.0 - w0) * w0, w0 * (1.0 - w0)], 1e-4);
-    let eval = forward(&p, &w, &b.device(&device), false, 0);
+    let eval = forward(&p, &w, &b.device(&device), Mode::Eval, 0);
     assert!(eval.state.is_empty(), "evaluation leaves the memory alone");
 }
 
@@ -242,18 +239,18 @@ fn sample_valid_picks_valid_positions_and_nonempty_flags_rows() {
     let spec = "model m {\n dim T = 4;\n dim V = 9;\n seq s: id[B, T] vocab V;\n input e: float[B, T, 1];\n output y = sample_valid(e, mask: s.mask);\n output any = nonempty(s.mask);\n}\n";
     let p = plan(spec);
     let device = Device::flex();
-    let w = p.init(&device, 0);
+    let w = Weights::init(&p, &device, 0);
     // Row 0 has valid positions 0 and 2 (values 1 and 3); row 1 has none.
     let b = Batch::new(2)
         .ids("s", &[1, 0, 3, 0, 0, 0, 0, 0], &[2, 4])
         .mask("s.mask", &[true, false, true, false, false, false, false, false], &[2, 4])
         .floats("e", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[2, 4, 1]);
-    let eval = forward(&p, &w, &b.device(&device), false, 0);
-    close(&values(&eval.values["y"]), &[3.0, 0.0], 1e-6);
-    close(&values(&eval.values["any"]), &[1.0, 0.0], 1e-6);
+    let eval = forward(&p, &w, &b.device(&device), Mode::Eval, 0);
+    close(&values(eval.named(&p, "y").unwrap()), &[3.0, 0.0], 1e-6);
+    close(&values(eval.named(&p, "any").unwrap()), &[1.0, 0.0], 1e-6);
     let mut seen = std::collections::BTreeSet::new();
     for step in 0..40 {
-        let v = values(&forward(&p, &w, &b.device(&device), true, step).values["y"]);
+        let v = values(forward(&p, &w, &b.device(&device), Mode::Train, step).named(&p, "y").unwrap());
         assert!(v[0] == 1.0 || v[0] == 3.0, "padding was sampled: {v:?}");
         assert_eq!(v[1], 0.0);
         seen.insert(v[0] as i32);
@@ -292,25 +289,26 @@ fn gradients_match_finite_differences() {
         let (program, checked) = recspec::compile_str("fd.recspec", &spec, &[]);
         let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         assert!(errors.is_empty(), "{name}: {}", recspec::diag::render(&program.sources, &errors));
-        let p = Plan::new(checked.graph.unwrap()).unwrap();
+        let graph = checked.graph.unwrap();
+        let p = lower(&graph, &Bindings::of(&graph)).unwrap();
         check_gradients(name, &p);
     }
 }
 
-fn check_gradients(name: &str, p: &Plan) {
+fn check_gradients(name: &str, p: &Program) {
     let device = Device::flex().autodiff();
-    let w = p.init(&device, 11);
+    let w = Weights::init(p, &device, 11);
     let b = Batch::new(2)
         .floats("x", &[0.3, -0.7, 0.5, 0.9, 0.1, -0.4], &[2, 3])
         .floats("e", &(0..18).map(|i| ((i * 7 % 11) as f32 - 5.0) / 7.0).collect::<Vec<_>>(), &[2, 3, 3])
         .ids("s", &[1, 2, 3, 4, 5, 0], &[2, 3])
         .mask("s.mask", &[true, true, true, true, true, false], &[2, 3]);
     let db = b.device(&device);
-    let y_source = p.graph.outputs.iter().find(|o| o.name == "y").expect("output y").source.clone();
+    let y_slot = p.output("y").expect("output y");
     let objective = |w: &Weights| -> Tensor<1> {
-        let fwd = forward(p, w, &db, false, 0);
-        let y = match &fwd.values[&y_source] {
-            Val::F(x) => x.t.clone(),
+        let fwd = forward(p, w, &db, Mode::Eval, 0);
+        let y = match fwd.value(y_slot) {
+            Some(Value::Float(x)) => x.flat.clone(),
             _ => unreachable!(),
         };
         let n = y.dims()[0];
@@ -324,7 +322,7 @@ fn check_gradients(name: &str, p: &Plan) {
     let grads = objective(&w).backward();
     let mut checked = 0;
     for (i, info) in p.params.iter().enumerate() {
-        if info.state {
+        if info.role == recspec::lower::ParamRole::State {
             continue;
         }
         let Some(g) = w.tensors[i].val().grad(&grads) else { continue };
@@ -344,7 +342,7 @@ fn check_gradients(name: &str, p: &Plan) {
             assert!(
                 (fd - g[k]).abs() <= 2e-2 + 5e-2 * fd.abs(),
                 "{name}: {} [{k}]: autodiff {} vs finite difference {fd}",
-                info.key,
+                info.key(),
                 g[k]
             );
             checked += 1;
@@ -361,7 +359,7 @@ fn shape_functions_move_values_where_the_shape_rule_says() {
                 output rs = reduce_sum(e, axis: 1);\n output rm = reduce_mean(e, axis: 2);\n output dt = dot(x, x);\n output cs = cosine(x, x * 2.0);\n \
                 output tf = to_float(s.mask);\n output fm_ = to_float(full_mask(e));\n output sm = softmax(x);\n output dr = dropout(x, rate: 0.5);\n}\n";
     let p = plan(spec);
-    let w = p.init(&Device::flex(), 0);
+    let w = Weights::init(&p, &Device::flex(), 0);
     let e: Vec<f32> = (1..=6).map(|i| i as f32).collect();
     let b = Batch::new(1)
         .floats("x", &[1.0, 2.0], &[1, 2])
@@ -391,7 +389,7 @@ fn weighted_components_compute_their_formulas() {
                 output wide = Wide(vocab: V)(f);\n output pos = PositionEmbedding(len: T, dim: K)(e);\n output lin = Linear(out: 1)(x);\n \
                 output moe = MMoE(experts: 2, units: [1], tasks: 1, act: none)(x);\n}\n";
     let p = plan(spec);
-    let mut w = p.init(&Device::flex(), 0);
+    let mut w = Weights::init(&p, &Device::flex(), 0);
     set(&p, &mut w, "wide", "weight", &[0.1, 0.2, 0.3, 0.4]);
     set(&p, &mut w, "wide", "bias", &[1.0, 2.0]);
     set(&p, &mut w, "pos", "table", &[10.0, 20.0, 30.0, 40.0]);
@@ -418,7 +416,7 @@ fn sampled_logits_put_the_target_first_and_mask_accidental_hits() {
     let spec = "model m {\n dim V = 3;\n dim D = 2;\n input s: float[B, D];\n input y: id[B] vocab V;\n \
                 let items = Embedding(vocab: V, dim: D);\n output z = sampled_logits(s, table: items, target: y, samples: 64, logq: false);\n}\n";
     let p = plan(spec);
-    let mut w = p.init(&Device::flex(), 0);
+    let mut w = Weights::init(&p, &Device::flex(), 0);
     set(&p, &mut w, "items", "table", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
     let b = Batch::new(1).floats("s", &[2.0, 3.0], &[1, 2]).ids("y", &[1], &[1]);
     let z = run(&p, &w, &b, "z");
@@ -442,14 +440,14 @@ fn sampled_softmax_agrees_with_the_full_softmax_on_a_small_corpus() {
                 loss full_ntr = not_to_recommend(full, target: y, on: neg);\n loss sampled_ntr = not_to_recommend(sampled, on: neg);\n}\n";
     let p = plan(spec);
     let device = Device::flex();
-    let mut w = p.init(&device, 0);
+    let mut w = Weights::init(&p, &device, 0);
     set(&p, &mut w, "items", "table", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.5, 0.3, -0.7]);
     let b = Batch::new(2)
         .floats("s", &[0.8, -0.4, 0.2, 1.1], &[2, 2])
         .ids("y", &[2, 3], &[2])
         .label("pos", &[1.0, 1.0])
         .label("neg", &[1.0, 1.0]);
-    let fwd = forward(&p, &w, &b.device(&device), true, 7);
+    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 7);
     let loss =
         |name: &str| -> f32 { fwd.losses.iter().find(|l| l.0 == name).map(|l| l.2.clone().into_scalar()).unwrap() };
     // The exact full-softmax values, by hand.
@@ -475,7 +473,7 @@ fn mlp_layer_norm_item_logits_activations_and_triplet_values() {
                 output sq = squeeze(unsqueeze(x, axis: 1), axis: 1);\n output pool_sum = attention_pool(values: unsqueeze(x, axis: 1), scores: reduce_sum(unsqueeze(x, axis: 1), axis: 2), mask: full_mask(unsqueeze(x, axis: 1)), norm: none);\n \
                 loss trip = triplet(a, pos, neg, margin: 0.5);\n}\n";
     let p = plan(spec);
-    let mut w = p.init(&Device::flex(), 0);
+    let mut w = Weights::init(&p, &Device::flex(), 0);
     set(&p, &mut w, "mlp", "layer0.weight", &[1.0, -1.0, 1.0, 1.0]);
     set(&p, &mut w, "mlp", "layer0.bias", &[0.0, 0.0]);
     set(&p, &mut w, "mlp", "layer1.weight", &[1.0, 1.0]);

@@ -1,8 +1,9 @@
 //! End to end on the CPU default: simulate, train a small DFN, validate, reload, resume.
 
 use recspec::config::TrainSettings;
-use recspec::runtime::plan::Plan;
+use recspec::lower::{lower, Bindings, Program};
 use recspec::runtime::train::{load_weights, train, TrainJob};
+use recspec::runtime::weights::Weights;
 use recspec::simulate::{simulate, SimConfig};
 use std::path::{Path, PathBuf};
 
@@ -18,18 +19,22 @@ fn small_data(dir: &Path) {
     simulate(&cfg, dir).unwrap();
 }
 
-fn dfn_plan(data: &Path) -> Plan {
+fn dfn_plan(data: &Path) -> Program {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
         [recspec::runtime::run::int_override("D", 16, "test"), recspec::runtime::run::int_override("heads", 2, "test")];
     let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &small).unwrap();
-    Plan::new(checked.graph.expect("dfn compiles on the simulated data")).unwrap()
+    lowered(checked.graph.expect("dfn compiles on the simulated data"))
 }
 
-fn job(plan: Plan, data: &Path, out: &Path, epochs: usize) -> TrainJob {
+fn lowered(graph: recspec::ir::Graph) -> Program {
+    lower(&graph, &Bindings::of(&graph)).unwrap()
+}
+
+fn job(program: Program, data: &Path, out: &Path, epochs: usize) -> TrainJob {
     std::fs::create_dir_all(out).unwrap();
     TrainJob {
-        plan,
+        program,
         settings: TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() },
         data: data.to_path_buf(),
         out: out.to_path_buf(),
@@ -58,12 +63,12 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let trained = report.weights.expect("final weights");
     let reloaded = load_weights(&plan, &out, &device).unwrap();
-    let schema = recspec::data::Schema::from_graph(&plan.graph).unwrap();
+    let schema = recspec::data::Schema::from_program(&plan).unwrap();
     let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 100, false).unwrap();
     let hb = loader.next_batch().unwrap().unwrap();
     let batch = recspec::runtime::exec::DeviceBatch::from_host(&hb, &device);
-    let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.graph.labels);
-    let b = recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.graph.labels);
+    let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.labels);
+    let b = recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.labels);
     assert_eq!(a, b);
     assert!(!a["click"].is_empty());
 
@@ -87,7 +92,7 @@ fn a_non_finite_loss_stops_training_with_the_term_named() {
     std::fs::write(data.join("valid.jsonl"), &rows).unwrap();
     let spec = "model m {\n dim K = 1;\n input x: float[B, K];\n label click;\n let big = x * 1e30;\n output p = sigmoid(Linear(out: 1)(big - big));\n loss click_loss = bce(p, label: click);\n}\n";
     let (_, checked) = recspec::compile_str("nan.recspec", spec, &[]);
-    let plan = Plan::new(checked.graph.unwrap()).unwrap();
+    let plan = lowered(checked.graph.unwrap());
     let out = temp("nan-run");
     let err = train(job(plan, &data, &out, 1)).err().expect("training must stop");
     assert!(err.contains("loss term `click_loss`") && err.contains("NaN"), "{err}");
@@ -109,25 +114,25 @@ fn dumn_trains_and_checkpoints_its_memories() {
         .map(|(k, v)| recspec::runtime::run::int_override(k, v, "test"))
         .collect::<Vec<_>>();
     let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(&data), &small).unwrap();
-    let plan = Plan::new(checked.graph.expect("dumn compiles on the simulated data")).unwrap();
+    let plan = lowered(checked.graph.expect("dumn compiles on the simulated data"));
     let device = recspec::runtime::parse_device("cpu").unwrap();
-    let initial = plan.init(&device, 1);
+    let initial = Weights::init(&plan, &device, 1);
     let report = train(job(plan.clone(), &data, &out, 2)).unwrap();
     let losses = &report.epoch_losses;
     assert!(losses.iter().all(|l| l.is_finite()) && losses[1] < losses[0], "training loss fell: {losses:?}");
     let trained = report.weights.expect("final weights");
     let reloaded = load_weights(&plan, &out, &device).unwrap();
     for m in ["m_c/return", "m_u/return", "m_l/return", "m_d/return"] {
-        let i = plan.index(m, "slots");
-        let host = |w: &recspec::runtime::plan::Weights| w.tensors[i].val().into_data().try_to_vec::<f32>().unwrap();
+        let i = plan.param(m, "slots").unwrap().0;
+        let host = |w: &Weights| w.tensors[i].val().into_data().try_to_vec::<f32>().unwrap();
         assert_ne!(host(&initial), host(&trained), "{m} was written during training");
         assert_eq!(host(&trained), host(&reloaded), "{m} is restored from the checkpoint");
     }
-    let schema = recspec::data::Schema::from_graph(&plan.graph).unwrap();
+    let schema = recspec::data::Schema::from_program(&plan).unwrap();
     let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 100, false).unwrap();
     let batch = recspec::runtime::exec::DeviceBatch::from_host(&loader.next_batch().unwrap().unwrap(), &device);
-    let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.graph.labels);
-    assert_eq!(a, recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.graph.labels));
+    let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.labels);
+    assert_eq!(a, recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.labels));
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&out).ok();
 }

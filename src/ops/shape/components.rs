@@ -44,7 +44,7 @@ pub(super) fn embedding(call: &Call) -> R<Inferred> {
     check_vocab(call, ids, &vocab, "this Embedding", call.attr_span("vocab"))?;
     let mut shape = ids.ty.shape.clone();
     shape.push(dim.clone());
-    Ok(Inferred { ty: TensorType::float(shape), params: vec![p("table", vec![vocab, dim])] })
+    Ok(Inferred { ty: TensorType::float(shape), params: embedding_params(vocab, dim) })
 }
 
 pub(super) fn position_embedding(call: &Call) -> R<Inferred> {
@@ -75,7 +75,10 @@ pub(super) fn position_embedding(call: &Call) -> R<Inferred> {
         dim.clone()
     };
     let shape = vec![x.ty.shape[0].clone(), x.ty.shape[1].clone(), last];
-    Ok(Inferred { ty: TensorType::float(shape), params: vec![p("table", vec![len, dim])] })
+    Ok(Inferred {
+        ty: TensorType::float(shape),
+        params: vec![param("table", vec![len, dim], Init::Normal { std: TABLE_STD })],
+    })
 }
 
 pub(super) fn linear(call: &Call) -> R<Inferred> {
@@ -84,9 +87,9 @@ pub(super) fn linear(call: &Call) -> R<Inferred> {
     call.min_rank(x, 2)?;
     let (din, o) = (x.ty.shape.last().cloned().unwrap_or_default(), call.dim("out"));
     call.positive("out", &o)?;
-    let mut params = vec![p("weight", vec![din, o.clone()])];
+    let mut params = vec![param("weight", vec![din, o.clone()], Init::FanIn)];
     if matches!(call.attrs.get("bias"), Some(Attr::Bool(true))) {
-        params.push(p("bias", vec![o.clone()]));
+        params.push(param("bias", vec![o.clone()], Init::Zeros));
     }
     Ok(Inferred { ty: TensorType::float(with_last(&x.ty.shape, o)), params })
 }
@@ -104,8 +107,7 @@ pub(super) fn mlp(call: &Call) -> R<Inferred> {
     let mut din = x.ty.shape.last().cloned().unwrap_or_default();
     for (i, u) in units.iter().enumerate() {
         call.positive("units", u)?;
-        params.push(p(&format!("layer{i}.weight"), vec![din.clone(), u.clone()]));
-        params.push(p(&format!("layer{i}.bias"), vec![u.clone()]));
+        params.extend(dense(&format!("layer{i}"), din.clone(), u.clone()));
         din = u.clone();
     }
     let ty = TensorType::float(with_last(&x.ty.shape, din)).with_range(act_range(call.sym("out_act")));
@@ -118,7 +120,7 @@ pub(super) fn layer_norm(call: &Call) -> R<Inferred> {
     let d = x.ty.shape.last().cloned().unwrap_or_default();
     Ok(Inferred {
         ty: TensorType::float(x.ty.shape.clone()),
-        params: vec![p("gamma", vec![d.clone()]), p("beta", vec![d])],
+        params: vec![param("gamma", vec![d.clone()], Init::Ones), param("beta", vec![d], Init::Zeros)],
     })
 }
 
@@ -140,12 +142,11 @@ pub(super) fn self_attention(call: &Call) -> R<Inferred> {
     }
     let mut params = vec![];
     for w in ["query", "key", "value", "out"] {
-        params.push(p(&format!("{w}.weight"), vec![d.clone(), d.clone()]));
-        params.push(p(&format!("{w}.bias"), vec![d.clone()]));
+        params.extend(dense(w, d.clone(), d.clone()));
     }
     if matches!(call.attrs.get("layer_norm"), Some(Attr::Bool(true))) {
-        params.push(p("norm.gamma", vec![d.clone()]));
-        params.push(p("norm.beta", vec![d.clone()]));
+        params.push(param("norm.gamma", vec![d.clone()], Init::Ones));
+        params.push(param("norm.beta", vec![d.clone()], Init::Zeros));
     }
     Ok(Inferred { ty: TensorType::float(x.ty.shape.clone()), params })
 }
@@ -159,11 +160,13 @@ pub(super) fn gru(call: &Call) -> R<Inferred> {
     call.positive("hidden", &h)?;
     let din = x.ty.shape[2].clone();
     let h3 = c(3).mul(&h);
+    // PyTorch's GRU initialisation: every tensor uniform in ±1/sqrt(hidden).
+    let init = Init::UniformInvSqrt(h.clone());
     let params = vec![
-        p("input.weight", vec![din, h3.clone()]),
-        p("hidden.weight", vec![h.clone(), h3.clone()]),
-        p("input.bias", vec![h3.clone()]),
-        p("hidden.bias", vec![h3]),
+        param("input.weight", vec![din, h3.clone()], init.clone()),
+        param("hidden.weight", vec![h.clone(), h3.clone()], init.clone()),
+        param("input.bias", vec![h3.clone()], init.clone()),
+        param("hidden.bias", vec![h3], init),
     ];
     let shape = if call.sym("output") == "all" {
         vec![x.ty.shape[0].clone(), x.ty.shape[1].clone(), h]
@@ -180,7 +183,10 @@ pub(super) fn wide(call: &Call) -> R<Inferred> {
     let vocab = call.dim("vocab");
     call.positive("vocab", &vocab)?;
     check_vocab(call, ids, &vocab, "this Wide", call.attr_span("vocab"))?;
-    let params = vec![p("weight", vec![vocab, c(1)]), p("bias", vec![ids.ty.shape[1].clone()])];
+    let params = vec![
+        param("weight", vec![vocab, c(1)], Init::Zeros),
+        param("bias", vec![ids.ty.shape[1].clone()], Init::Zeros),
+    ];
     Ok(Inferred { ty: TensorType::float(ids.ty.shape.clone()), params })
 }
 
@@ -197,12 +203,16 @@ pub(super) fn mmoe(call: &Call) -> R<Inferred> {
     let mut params = vec![];
     let mut din = x.ty.shape[1].clone();
     for (i, u) in units.iter().enumerate() {
-        params.push(p(&format!("experts.layer{i}.weight"), vec![experts.clone(), din.clone(), u.clone()]));
-        params.push(p(&format!("experts.layer{i}.bias"), vec![experts.clone(), u.clone()]));
+        params.push(param(
+            &format!("experts.layer{i}.weight"),
+            vec![experts.clone(), din.clone(), u.clone()],
+            Init::FanIn,
+        ));
+        params.push(param(&format!("experts.layer{i}.bias"), vec![experts.clone(), u.clone()], Init::Zeros));
         din = u.clone();
     }
-    params.push(p("gates.weight", vec![tasks.clone(), x.ty.shape[1].clone(), experts.clone()]));
-    params.push(p("gates.bias", vec![tasks.clone(), experts]));
+    params.push(param("gates.weight", vec![tasks.clone(), x.ty.shape[1].clone(), experts.clone()], Init::FanIn));
+    params.push(param("gates.bias", vec![tasks.clone(), experts], Init::Zeros));
     let ty = TensorType::float(vec![x.ty.shape[0].clone(), tasks, din]).with_range(act_range(call.sym("act")));
     Ok(Inferred { ty, params })
 }
@@ -226,17 +236,16 @@ pub(super) fn memory(call: &Call) -> R<Inferred> {
     call.positive("slots", &slots)?;
     call.positive("dim", &dim)?;
     let (k, w) = (key.ty.shape[1].clone(), write.ty.shape[1].clone());
-    let params = vec![
-        ("slots".to_string(), vec![slots, dim.clone()], true),
-        p("read_key.weight", vec![k, dim.clone()]),
-        p("read_key.bias", vec![dim.clone()]),
-        p("write_key.weight", vec![w.clone(), dim.clone()]),
-        p("write_key.bias", vec![dim.clone()]),
-        p("erase.weight", vec![w.clone(), dim.clone()]),
-        p("erase.bias", vec![dim.clone()]),
-        p("add.weight", vec![w, dim.clone()]),
-        p("add.bias", vec![dim.clone()]),
-    ];
+    let mut params = vec![ParamSpec {
+        name: "slots".into(),
+        shape: vec![slots, dim.clone()],
+        state: true,
+        init: Init::Normal { std: 0.1 },
+    }];
+    params.extend(dense("read_key", k, dim.clone()));
+    params.extend(dense("write_key", w.clone(), dim.clone()));
+    params.extend(dense("erase", w.clone(), dim.clone()));
+    params.extend(dense("add", w, dim.clone()));
     let shape = if call.sym("output") == "both" {
         vec![key.ty.shape[0].clone(), c(2), dim]
     } else {

@@ -6,7 +6,7 @@ use super::Op;
 use crate::ast::DType;
 use crate::diag::{Code, Diagnostic, SpanLabel};
 use crate::dim::Dim;
-use crate::ir::Attr;
+use crate::ir::{Attr, Init};
 use crate::source::Span;
 use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
@@ -46,13 +46,20 @@ pub struct Call<'a> {
     pub eval: &'a dyn Fn(&Dim) -> Option<i64>,
 }
 
-/// A parameter tensor: name, shape, and whether it is persistent state rather than trained.
-pub type ParamShape = (String, Vec<Dim>, bool);
+/// A parameter tensor an op owns: its name within the instance, its shape, whether it is
+/// persistent state rather than trained, and how it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<Dim>,
+    pub state: bool,
+    pub init: Init,
+}
 
 /// The result of a shape rule.
 pub struct Inferred {
     pub ty: TensorType,
-    pub params: Vec<ParamShape>,
+    pub params: Vec<ParamSpec>,
 }
 
 type R<T> = Result<T, Diagnostic>;
@@ -239,8 +246,8 @@ impl Call<'_> {
     /// A per-example column: [B] or [B, 1].
     fn per_example(&self, a: &TensorArg) -> R<()> {
         let ok = match a.ty.shape.as_slice() {
-            [b] => *b == Dim::sym("B"),
-            [b, one] => *b == Dim::sym("B") && *one == c(1),
+            [b] => *b == Dim::batch(),
+            [b, one] => *b == Dim::batch() && *one == c(1),
             _ => false,
         };
         if !ok {
@@ -280,8 +287,25 @@ fn out(ty: TensorType) -> R<Inferred> {
     Ok(Inferred { ty, params: vec![] })
 }
 
-fn p(name: &str, shape: Vec<Dim>) -> ParamShape {
-    (name.to_string(), shape, false)
+/// A trained parameter.
+fn param(name: &str, shape: Vec<Dim>, init: Init) -> ParamSpec {
+    ParamSpec { name: name.to_string(), shape, state: false, init }
+}
+
+/// `{prefix}.weight` [din, dout] (uniform in ±1/sqrt(din)) and `{prefix}.bias` [dout] (zeros).
+fn dense(prefix: &str, din: Dim, dout: Dim) -> [ParamSpec; 2] {
+    [
+        param(&format!("{prefix}.weight"), vec![din, dout.clone()], Init::FanIn),
+        param(&format!("{prefix}.bias"), vec![dout], Init::Zeros),
+    ]
+}
+
+/// The standard deviation of embedding tables at initialisation.
+const TABLE_STD: f64 = 0.05;
+
+/// The parameters of an `Embedding` of `vocab` vectors of `dim`: its table.
+pub fn embedding_params(vocab: Dim, dim: Dim) -> Vec<ParamSpec> {
+    vec![param("table", vec![vocab, dim], Init::Normal { std: TABLE_STD })]
 }
 
 fn with_last(shape: &[Dim], last: Dim) -> Vec<Dim> {
@@ -385,5 +409,5 @@ fn loss_weight(call: &Call) -> R<Inferred> {
         call.float_arg(w)?;
         call.per_example(w)?;
     }
-    out(TensorType::float(vec![Dim::sym("B")]).with_range(Range { lo: 0.0, hi: f64::INFINITY }))
+    out(TensorType::float(vec![Dim::batch()]).with_range(Range { lo: 0.0, hi: f64::INFINITY }))
 }

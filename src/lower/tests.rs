@@ -1,0 +1,88 @@
+//! Lowering reads every attribute strictly: a missing, mistyped or misspelt attribute is an
+//! error naming the node, never a default.
+
+use super::*;
+use crate::ir::Attr;
+
+fn graph(spec: &str) -> Graph {
+    let (_, checked) = crate::compile_str("lower.recspec", spec, &[]);
+    checked.graph.expect("the spec compiles")
+}
+
+const SPEC: &str = "model m {\n dim T = 3;\n dim V = 5;\n dim D = 4;\n seq s: id[B, T] vocab V;\n \
+                    let e = Embedding(vocab: V, dim: D)(s);\n let h = MLP(units: [D, 2], act: relu)(pool(e, mask: s.mask, mode: mean));\n \
+                    output y = h;\n}\n";
+
+fn node_mut(g: &mut Graph, op: Op) -> &mut crate::ir::Node {
+    g.nodes.iter_mut().find(|n| n.op == op).expect("the spec has the op")
+}
+
+#[test]
+fn the_spec_lowers_with_typed_kernels() {
+    let g = graph(SPEC);
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let pool = p.steps.iter().find(|s| s.op == Op::Pool).unwrap();
+    assert!(matches!(
+        pool.kernel,
+        Kernel::Pool { mode: crate::ops::options::PoolMode::Mean, include_padding: false, .. }
+    ));
+    let mlp = p.steps.iter().find(|s| s.op == Op::Mlp).unwrap();
+    let Kernel::Mlp { layers, act, .. } = &mlp.kernel else { panic!("MLP lowers to Kernel::Mlp") };
+    assert_eq!(layers.len(), 2);
+    assert_eq!(*act, crate::ops::options::Activation::Relu);
+    assert_eq!(p.params[layers[1].weight.0].shape, vec![4, 2]);
+    assert_eq!(p.value(p.output("y").unwrap()).shape, vec![Extent { per_batch: 1, fixed: 0 }, Extent::fixed(2)]);
+}
+
+#[test]
+fn a_missing_attribute_is_an_error() {
+    let mut g = graph(SPEC);
+    node_mut(&mut g, Op::Pool).attrs.remove("mode");
+    let err = lower(&g, &Bindings::of(&g)).unwrap_err();
+    assert!(matches!(&err, LowerError::Attribute { attr, .. } if attr == "mode"), "{err}");
+    assert!(err.to_string().contains("attribute `mode` is missing"), "{err}");
+}
+
+#[test]
+fn a_misspelt_option_is_an_error() {
+    let mut g = graph(SPEC);
+    node_mut(&mut g, Op::Mlp).attrs.insert("act".into(), Attr::Sym("rleu".into()));
+    let err = lower(&g, &Bindings::of(&g)).unwrap_err();
+    assert!(err.to_string().contains("`rleu` is not one of relu, sigmoid, tanh, gelu, none"), "{err}");
+}
+
+#[test]
+fn a_mistyped_attribute_is_an_error() {
+    let mut g = graph(SPEC);
+    node_mut(&mut g, Op::Mlp).attrs.insert("dropout".into(), Attr::Bool(true));
+    let err = lower(&g, &Bindings::of(&g)).unwrap_err();
+    assert!(matches!(&err, LowerError::Attribute { attr, .. } if attr == "dropout"), "{err}");
+}
+
+#[test]
+fn a_missing_parameter_is_an_error() {
+    let mut g = graph(SPEC);
+    let mlp = g.instances.iter_mut().find(|i| i.op == Op::Mlp).unwrap();
+    mlp.params.retain(|p| p.name != "layer1.bias");
+    let err = lower(&g, &Bindings::of(&g)).unwrap_err();
+    assert!(matches!(&err, LowerError::Param { param, .. } if param == "layer1.bias"), "{err}");
+}
+
+#[test]
+fn init_rules_come_from_the_shape_rules() {
+    let g = graph(SPEC);
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let rule = |name: &str| p.params.iter().find(|s| s.key().ends_with(name)).unwrap().init;
+    assert_eq!(rule("table"), InitRule::Normal { std: 0.05 });
+    assert_eq!(rule("layer0.weight"), InitRule::Uniform { bound: 0.5 });
+    assert_eq!(rule("layer0.bias"), InitRule::Constant(0.0));
+}
+
+#[test]
+fn extents_are_linear_in_the_batch() {
+    let b = Bindings { dims: [("T".to_string(), 3)].into_iter().collect() };
+    let d = Dim::batch().mul(&Dim::sym("T")).add(&Dim::constant(2));
+    assert_eq!(b.extent(&d).unwrap(), Extent { per_batch: 3, fixed: 2 });
+    assert!(b.extent(&Dim::batch().mul(&Dim::batch())).is_err());
+    assert!(b.extent(&Dim::sym("Q")).is_err());
+}
