@@ -19,7 +19,7 @@
 //! Data sets written by `recspec simulate` carry a `data.toml` in the same format; its
 //! `[simulation]` table is informational and ignored here.
 
-use crate::check::{Override, OverrideValue};
+use crate::overrides::{Override, OverrideValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -156,7 +156,7 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
                 ))
             }
         };
-        overrides.push(Override { name: key.into_inner(), value: v, origin });
+        overrides.push(Override::new(key.get_ref(), v, &origin));
     }
     Ok(RunConfig { overrides, train, loss_weights: file.loss_weights })
 }
@@ -174,7 +174,7 @@ pub fn parse_set(s: &str) -> Result<Override, String> {
     if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("--set {s}: `{k}` is not a name"));
     }
-    Ok(Override { name: k.to_string(), value: OverrideValue::parse(v.trim()), origin: format!("--set {s}") })
+    Ok(Override::new(k, OverrideValue::parse(v.trim()), &format!("--set {s}")))
 }
 
 #[cfg(test)]

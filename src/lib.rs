@@ -15,6 +15,7 @@ pub mod ir;
 pub mod load;
 pub mod metrics;
 pub mod ops;
+pub mod overrides;
 pub mod render;
 pub mod resolve;
 pub mod runtime;
@@ -27,14 +28,14 @@ pub mod types;
 use std::path::Path;
 
 /// Loads and checks a spec file: the front half of the compiler in one call.
-pub fn compile_file(path: &Path, overrides: &[check::Override]) -> Result<(load::Program, check::Checked), String> {
+pub fn compile_file(path: &Path, overrides: &[overrides::Override]) -> Result<(load::Program, check::Checked), String> {
     let (program, diags) = load::load_file(path)?;
     let checked = check::check(&program, diags, overrides);
     Ok((program, checked))
 }
 
 /// Loads and checks spec text held in memory (tests, fuzzing); relative imports are unavailable.
-pub fn compile_str(name: &str, text: &str, overrides: &[check::Override]) -> (load::Program, check::Checked) {
+pub fn compile_str(name: &str, text: &str, overrides: &[overrides::Override]) -> (load::Program, check::Checked) {
     let (program, diags) = load::load_str(name, text);
     let checked = check::check(&program, diags, overrides);
     (program, checked)

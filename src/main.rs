@@ -1,8 +1,9 @@
 //! The `recspec` command line: check, compile, diff, simulate, train and evaluate model specs.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use recspec::check::{Checked, Override};
+use recspec::check::Checked;
 use recspec::diag;
+use recspec::overrides::Override;
 use recspec::render::{self, Emit};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

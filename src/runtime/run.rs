@@ -7,10 +7,10 @@
 //! and renamed, and `state.json` is written last: a run killed at any point resumes from its
 //! last completed epoch.
 
-use crate::check::{Override, OverrideValue};
 use crate::config::{OptimizerKind, TrainSettings};
 use crate::ir::{Attr, Graph};
 use crate::load::Program;
+use crate::overrides::Override;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,41 +128,29 @@ pub fn apply_loss_weights(graph: &mut Graph, weights: &BTreeMap<String, f64>) ->
     Ok(())
 }
 
-/// Compiles a spec for a data set: the data set's `data.toml` dims that the spec declares
-/// (a data set describes more dims than any one model uses), then `extra` (run config, `--set`).
+/// Compiles a spec for a data set: the data set's `data.toml` dims, applied only where the spec
+/// declares them (a data set describes more dims than any one model uses), then `extra` (run
+/// config, `--set`), which wins.
 pub fn compile_for_data(
     spec: &Path,
     data: Option<&Path>,
     extra: &[Override],
 ) -> Result<(Program, crate::check::Checked), String> {
     let mut all = match data {
-        Some(d) => {
-            let (_, probe) = crate::compile_file(spec, &[])?;
-            match &probe.graph {
-                Some(g) => declared_only(g, data_overrides(d)?),
-                None => vec![],
-            }
-        }
+        Some(d) => data_overrides(d)?,
         None => vec![],
     };
     all.extend_from_slice(extra);
     crate::compile_file(spec, &all)
 }
 
-fn declared_only(graph: &Graph, overrides: Vec<Override>) -> Vec<Override> {
-    overrides
-        .into_iter()
-        .filter(|o| graph.dims.iter().any(|d| d.name == o.name) || graph.params.iter().any(|p| p.name == o.name))
-        .collect()
-}
-
-/// The data set's `data.toml` hyperparameters, if it has one.
+/// The data set's `data.toml` hyperparameters, if it has one, as optional overrides.
 fn data_overrides(data: &Path) -> Result<Vec<Override>, String> {
     let p = data.join("data.toml");
     if !p.exists() {
         return Ok(vec![]);
     }
-    Ok(crate::config::load_run_config(&p)?.overrides)
+    Ok(crate::config::load_run_config(&p)?.overrides.into_iter().map(Override::optional).collect())
 }
 
 /// A file of the data set, which must exist.
@@ -176,9 +164,4 @@ pub fn data_file(data: &Path, split: &str) -> Result<PathBuf, String> {
             p.display()
         ))
     }
-}
-
-/// Integer override helper used by tests and tools.
-pub fn int_override(name: &str, v: i64, origin: &str) -> Override {
-    Override { name: name.to_string(), value: OverrideValue::Int(v), origin: origin.to_string() }
 }

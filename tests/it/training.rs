@@ -21,7 +21,7 @@ fn small_data(dir: &Path) {
 fn dfn_plan(data: &Path) -> Plan {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
-        [recspec::runtime::run::int_override("D", 16, "test"), recspec::runtime::run::int_override("heads", 2, "test")];
+        [recspec::overrides::Override::int("D", 16, "test"), recspec::overrides::Override::int("heads", 2, "test")];
     let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &small).unwrap();
     Plan::new(checked.graph.expect("dfn compiles on the simulated data")).unwrap()
 }
@@ -106,7 +106,7 @@ fn dumn_trains_and_checkpoints_its_memories() {
     let small = ["D", "heads", "slots", "ffn"]
         .into_iter()
         .zip([16, 2, 16, 32])
-        .map(|(k, v)| recspec::runtime::run::int_override(k, v, "test"))
+        .map(|(k, v)| recspec::overrides::Override::int(k, v, "test"))
         .collect::<Vec<_>>();
     let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(&data), &small).unwrap();
     let plan = Plan::new(checked.graph.expect("dumn compiles on the simulated data")).unwrap();
