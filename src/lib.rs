@@ -2,8 +2,11 @@
 //!
 //! The pipeline: [`load`] (text → AST per file, imports) → [`resolve`] (names) →
 //! [`check`] (shapes, dtypes, ranges; lowers to the [`ir::Graph`]) → [`render`] (text, JSON,
-//! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs).
+//! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs). The [`runtime`]
+//! trains and runs compiled graphs with burn; the [`app`] layer above it keeps run directories
+//! and does what the commands do.
 
+pub mod app;
 pub mod ast;
 pub mod check;
 pub mod config;

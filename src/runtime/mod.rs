@@ -1,16 +1,14 @@
 //! The burn runtime: compiled graphs become trainable models.
 //!
 //! [`plan`] evaluates a graph's shapes and owns parameter layout and initialisation, [`exec`]
-//! runs the forward pass, [`train`] and [`eval`] drive the data, and [`run`] keeps a run
-//! directory (spec copy, settings, checkpoints) on disk. The backend is picked at run time by
-//! the `Device`: `flex` (pure-Rust CPU, the default), `ndarray`, or libtorch with the `tch`
-//! feature.
+//! runs the forward pass, [`train`] and [`eval`] drive the data, and [`serve`] ranks items. The
+//! runtime knows no run directories: the training loop hands checkpoints to a sink (see
+//! `crate::app`). The backend is picked at run time by the `Device`: `flex` (pure-Rust CPU, the
+//! default), `ndarray`, or libtorch with the `tch` feature.
 
 pub mod eval;
 pub mod exec;
 pub mod plan;
-pub mod responsiveness;
-pub mod run;
 pub mod serve;
 pub mod tensor;
 pub mod train;

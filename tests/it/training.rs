@@ -1,8 +1,11 @@
-//! End to end on the CPU default: simulate, train a small DFN, validate, reload, resume.
+//! End to end on the CPU default: simulate, train a small DFN into a run directory, validate,
+//! reload, resume.
 
+use recspec::app::train::{train, TrainOptions};
+use recspec::app::{AppError, RunDir};
 use recspec::config::TrainSettings;
 use recspec::runtime::plan::Plan;
-use recspec::runtime::train::{load_weights, train, TrainJob};
+use recspec::runtime::train::TrainReport;
 use recspec::simulate::{simulate, SimConfig};
 use std::path::{Path, PathBuf};
 
@@ -22,22 +25,21 @@ fn dfn_plan(data: &Path) -> Plan {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
         [recspec::overrides::Override::int("D", 16, "test"), recspec::overrides::Override::int("heads", 2, "test")];
-    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
     Plan::new(checked.graph.expect("dfn compiles on the simulated data")).unwrap()
 }
 
-fn job(plan: Plan, data: &Path, out: &Path, epochs: usize) -> TrainJob {
+/// Trains `plan` into the run directory `out` (continuing the run there, if any).
+fn train_run(plan: Plan, data: &Path, out: &Path, epochs: usize) -> Result<TrainReport, AppError> {
     std::fs::create_dir_all(out).unwrap();
-    TrainJob {
-        plan,
-        settings: TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() },
-        data: data.to_path_buf(),
-        out: out.to_path_buf(),
+    let settings = TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() };
+    let options = TrainOptions {
         device: recspec::runtime::parse_device("cpu").unwrap(),
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
-    }
+    };
+    train(&RunDir::open(out), plan, settings, data, options)
 }
 
 #[test]
@@ -46,7 +48,7 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     let out = temp("train-run");
     small_data(&data);
     let plan = dfn_plan(&data);
-    let report = train(job(plan.clone(), &data, &out, 3)).unwrap();
+    let report = train_run(plan.clone(), &data, &out, 3).unwrap();
     assert_eq!(report.epochs, 3);
     assert!(report.steps >= 400, "a few hundred steps: {}", report.steps);
     let losses = &report.epoch_losses;
@@ -57,7 +59,7 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     // Reloading gives bit-identical predictions on the same backend.
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let trained = report.weights.expect("final weights");
-    let reloaded = load_weights(&plan, &out, &device).unwrap();
+    let reloaded = RunDir::open(&out).load_weights(&plan, &device).unwrap();
     let schema = recspec::data::Schema::from_graph(&plan.graph).unwrap();
     let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 100, false).unwrap();
     let hb = loader.next_batch().unwrap().unwrap();
@@ -68,10 +70,10 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     assert!(!a["click"].is_empty());
 
     // A fourth epoch resumes after the three completed ones.
-    let resumed = train(job(plan, &data, &out, 4)).unwrap();
+    let resumed = train_run(plan, &data, &out, 4).unwrap();
     assert_eq!(resumed.epochs, 4);
     assert_eq!(resumed.epoch_losses.len(), 1, "only the missing epoch ran");
-    let state = recspec::runtime::run::RunState::load(&out).unwrap().unwrap();
+    let state = RunDir::open(&out).load_state().unwrap().unwrap();
     assert_eq!(state.history.len(), 4);
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&out).ok();
@@ -89,7 +91,7 @@ fn a_non_finite_loss_stops_training_with_the_term_named() {
     let (_, checked) = recspec::compile_str("nan.recspec", spec, &[]);
     let plan = Plan::new(checked.graph.unwrap()).unwrap();
     let out = temp("nan-run");
-    let err = train(job(plan, &data, &out, 1)).err().expect("training must stop");
+    let err = train_run(plan, &data, &out, 1).err().expect("training must stop").to_string();
     assert!(err.contains("loss term `click_loss`") && err.contains("NaN"), "{err}");
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&out).ok();
@@ -108,15 +110,15 @@ fn dumn_trains_and_checkpoints_its_memories() {
         .zip([16, 2, 16, 32])
         .map(|(k, v)| recspec::overrides::Override::int(k, v, "test"))
         .collect::<Vec<_>>();
-    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(&data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), &small).unwrap();
     let plan = Plan::new(checked.graph.expect("dumn compiles on the simulated data")).unwrap();
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let initial = plan.init(&device, 1);
-    let report = train(job(plan.clone(), &data, &out, 2)).unwrap();
+    let report = train_run(plan.clone(), &data, &out, 2).unwrap();
     let losses = &report.epoch_losses;
     assert!(losses.iter().all(|l| l.is_finite()) && losses[1] < losses[0], "training loss fell: {losses:?}");
     let trained = report.weights.expect("final weights");
-    let reloaded = load_weights(&plan, &out, &device).unwrap();
+    let reloaded = RunDir::open(&out).load_weights(&plan, &device).unwrap();
     for m in ["m_c/return", "m_u/return", "m_l/return", "m_d/return"] {
         let i = plan.index(m, "slots");
         let host = |w: &recspec::runtime::plan::Weights| w.tensors[i].val().into_data().try_to_vec::<f32>().unwrap();
