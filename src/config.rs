@@ -19,11 +19,87 @@
 //! Data sets written by `recspec simulate` carry a `data.toml` in the same format; its
 //! `[simulation]` table is informational and ignored here.
 
-use crate::check::{Override, OverrideValue};
+use crate::overrides::{Override, OverrideValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use toml::Spanned;
+
+/// Why a run config or a `--set` could not be read. `file` is the name messages use.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Malformed TOML or an unknown key; `line` when the parser knows it.
+    Syntax {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
+    BadOptimizer {
+        file: String,
+        found: String,
+    },
+    BadLearningRate {
+        file: String,
+        found: f64,
+    },
+    /// A `[train]` count (`batch_size`, `epochs`, `max_steps`) of zero.
+    ZeroCount {
+        file: String,
+        key: &'static str,
+    },
+    BadLossWeight {
+        file: String,
+        loss: String,
+        found: f64,
+    },
+    /// An `[hparams]` value that is not a number, bool or option name; `origin` is `file:line`.
+    BadHparam {
+        origin: String,
+        name: String,
+        found: String,
+    },
+    /// `--set` without `=`.
+    SetSyntax {
+        arg: String,
+    },
+    /// `--set` whose left side is not a name.
+    SetName {
+        arg: String,
+        name: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            ConfigError::Syntax { file, line: Some(line), message } => write!(f, "{file}:{line}: {message}"),
+            ConfigError::Syntax { file, line: None, message } => write!(f, "{file}: {message}"),
+            ConfigError::BadOptimizer { file, found } => {
+                write!(f, "{file}: [train] optimizer must be \"adam\" or \"adagrad\", found \"{found}\"")
+            }
+            ConfigError::BadLearningRate { file, found } => {
+                write!(f, "{file}: [train] lr must be a positive number, found {found}")
+            }
+            ConfigError::ZeroCount { file, key } => write!(f, "{file}: [train] {key} must be at least 1"),
+            ConfigError::BadLossWeight { file, loss, found } => {
+                write!(f, "{file}: [loss_weights] {loss} must be a non-negative number, found {found}")
+            }
+            ConfigError::BadHparam { origin, name, found } => {
+                write!(f, "{origin}: hparam `{name}` must be a number, bool or option name, found {found}")
+            }
+            ConfigError::SetSyntax { arg } => write!(f, "--set {arg}: expected NAME=VALUE"),
+            ConfigError::SetName { arg, name } => write!(f, "--set {arg}: `{name}` is not a name"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -96,10 +172,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Parses run-config text; errors name the file and line.
-pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
-    let file: RunConfigFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| format!(":{}", line_of(text, s.start))).unwrap_or_default();
-        format!("{name}{line}: {}", e.message())
+pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, ConfigError> {
+    let file: RunConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: name.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().to_string(),
     })?;
     let mut overrides = vec![];
     let _informational = file.simulation;
@@ -112,21 +189,19 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
                     "adam" => OptimizerKind::Adam,
                     "adagrad" => OptimizerKind::Adagrad,
                     other => {
-                        return Err(format!(
-                            "{name}: [train] optimizer must be \"adam\" or \"adagrad\", found \"{other}\""
-                        ))
+                        return Err(ConfigError::BadOptimizer { file: name.to_string(), found: other.to_string() })
                     }
                 };
             }
             if let Some(lr) = t.lr {
                 if !(lr.is_finite() && lr > 0.0) {
-                    return Err(format!("{name}: [train] lr must be a positive number, found {lr}"));
+                    return Err(ConfigError::BadLearningRate { file: name.to_string(), found: lr });
                 }
                 s.lr = lr;
             }
-            for (what, v) in [("batch_size", t.batch_size), ("epochs", t.epochs), ("max_steps", t.max_steps)] {
+            for (key, v) in [("batch_size", t.batch_size), ("epochs", t.epochs), ("max_steps", t.max_steps)] {
                 if v == Some(0) {
-                    return Err(format!("{name}: [train] {what} must be at least 1"));
+                    return Err(ConfigError::ZeroCount { file: name.to_string(), key });
                 }
             }
             s.batch_size = t.batch_size.unwrap_or(s.batch_size);
@@ -138,7 +213,7 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
     };
     for (k, w) in &file.loss_weights {
         if !(w.is_finite() && *w >= 0.0) {
-            return Err(format!("{name}: [loss_weights] {k} must be a non-negative number, found {w}"));
+            return Err(ConfigError::BadLossWeight { file: name.to_string(), loss: k.clone(), found: *w });
         }
     }
     for (key, value) in file.hparams {
@@ -149,32 +224,33 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, String> {
             toml::Value::Boolean(b) => OverrideValue::Bool(*b),
             toml::Value::String(s) => OverrideValue::Str(s.clone()),
             other => {
-                return Err(format!(
-                    "{origin}: hparam `{}` must be a number, bool or option name, found {}",
-                    key.get_ref(),
-                    other.type_str()
-                ))
+                return Err(ConfigError::BadHparam {
+                    origin,
+                    name: key.get_ref().clone(),
+                    found: other.type_str().to_string(),
+                })
             }
         };
-        overrides.push(Override { name: key.into_inner(), value: v, origin });
+        overrides.push(Override::new(key.get_ref(), v, &origin));
     }
     Ok(RunConfig { overrides, train, loss_weights: file.loss_weights })
 }
 
 /// Reads and parses a run config file.
-pub fn load_run_config(path: &Path) -> Result<RunConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn load_run_config(path: &Path) -> Result<RunConfig, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse_run_config(&path.display().to_string(), &text)
 }
 
 /// Parses `K=V` from the command line.
-pub fn parse_set(s: &str) -> Result<Override, String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected NAME=VALUE"))?;
+pub fn parse_set(s: &str) -> Result<Override, ConfigError> {
+    let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::SetSyntax { arg: s.to_string() })?;
     let k = k.trim();
     if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("--set {s}: `{k}` is not a name"));
+        return Err(ConfigError::SetName { arg: s.to_string(), name: k.to_string() });
     }
-    Ok(Override { name: k.to_string(), value: OverrideValue::parse(v.trim()), origin: format!("--set {s}") })
+    Ok(Override::new(k, OverrideValue::parse(v.trim()), &format!("--set {s}")))
 }
 
 #[cfg(test)]
@@ -192,11 +268,11 @@ mod tests {
 
     #[test]
     fn unknown_sections_and_bad_values_name_the_line() {
-        let e = parse_run_config("run.toml", "[hparams]\nD = 1\n[trian]\nx = 1\n").unwrap_err();
+        let e = parse_run_config("run.toml", "[hparams]\nD = 1\n[trian]\nx = 1\n").unwrap_err().to_string();
         assert!(e.starts_with("run.toml:3"), "{e}");
-        let e = parse_run_config("run.toml", "[hparams]\nD = [1, 2]\n").unwrap_err();
+        let e = parse_run_config("run.toml", "[hparams]\nD = [1, 2]\n").unwrap_err().to_string();
         assert!(e.starts_with("run.toml:2"), "{e}");
-        let e = parse_run_config("run.toml", "[hparams\n").unwrap_err();
+        let e = parse_run_config("run.toml", "[hparams\n").unwrap_err().to_string();
         assert!(e.starts_with("run.toml:1"), "{e}");
     }
 
@@ -213,7 +289,10 @@ mod tests {
         assert!(parse_run_config("r.toml", "[train]\nlr = -1.0\n").is_err());
         assert!(parse_run_config("r.toml", "[train]\noptimizer = \"sgd\"\n").is_err());
         assert!(parse_run_config("r.toml", "[train]\nepochs = 0\n").is_err());
-        assert!(parse_run_config("r.toml", "[train]\nlearning_rate = 0.1\n").unwrap_err().starts_with("r.toml:2"));
+        assert!(parse_run_config("r.toml", "[train]\nlearning_rate = 0.1\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("r.toml:2"));
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! The pipeline: [`load`] (text → AST per file, imports) → [`resolve`] (names) →
 //! [`check`] (shapes, dtypes, ranges; lowers to the [`ir::Graph`]) → [`render`] (text, JSON,
-//! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs).
+//! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs). The [`runtime`]
+//! trains and runs compiled graphs with burn; the [`app`] layer above it keeps run directories
+//! and does what the commands do.
 
+pub mod app;
 pub mod ast;
 pub mod check;
 pub mod config;
@@ -16,6 +19,7 @@ pub mod load;
 pub mod lower;
 pub mod metrics;
 pub mod ops;
+pub mod overrides;
 pub mod render;
 pub mod resolve;
 pub mod runtime;
@@ -28,14 +32,17 @@ pub mod types;
 use std::path::Path;
 
 /// Loads and checks a spec file: the front half of the compiler in one call.
-pub fn compile_file(path: &Path, overrides: &[check::Override]) -> Result<(load::Program, check::Checked), String> {
+pub fn compile_file(
+    path: &Path,
+    overrides: &[overrides::Override],
+) -> Result<(load::LoadedSpec, check::Checked), String> {
     let (program, diags) = load::load_file(path)?;
     let checked = check::check(&program, diags, overrides);
     Ok((program, checked))
 }
 
 /// Loads and checks spec text held in memory (tests, fuzzing); relative imports are unavailable.
-pub fn compile_str(name: &str, text: &str, overrides: &[check::Override]) -> (load::Program, check::Checked) {
+pub fn compile_str(name: &str, text: &str, overrides: &[overrides::Override]) -> (load::LoadedSpec, check::Checked) {
     let (program, diags) = load::load_str(name, text);
     let checked = check::check(&program, diags, overrides);
     (program, checked)

@@ -1,4 +1,4 @@
-//! Loading: reads the root spec and, transitively, its imports into one [`Program`].
+//! Loading: reads the root spec and, transitively, its imports into one [`LoadedSpec`].
 
 use crate::ast;
 use crate::diag::{Code, Diagnostic};
@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 /// A root file and everything it imports, parsed.
 #[derive(Debug, Default)]
-pub struct Program {
+pub struct LoadedSpec {
     pub sources: SourceMap,
     /// Parsed files in load order; the root is first.
     pub files: Vec<(FileId, ast::File)>,
 }
 
-impl Program {
+impl LoadedSpec {
     pub fn root(&self) -> Option<&ast::File> {
         self.files.first().map(|(_, f)| f)
     }
@@ -31,7 +31,7 @@ impl Program {
 }
 
 /// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.
-pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), String> {
+pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut loader = Loader::default();
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -40,7 +40,7 @@ pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), String> {
 }
 
 /// Loads a spec from a string (tests, fuzzing). Relative imports are unavailable.
-pub fn load_str(name: &str, text: &str) -> (Program, Vec<Diagnostic>) {
+pub fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
     let mut loader = Loader::default();
     loader.load(name.to_string(), None, text.to_string(), None);
     (loader.program, loader.diags)
@@ -48,7 +48,7 @@ pub fn load_str(name: &str, text: &str) -> (Program, Vec<Diagnostic>) {
 
 #[derive(Default)]
 struct Loader {
-    program: Program,
+    program: LoadedSpec,
     diags: Vec<Diagnostic>,
     /// Files being loaded, outermost first, to detect cycles.
     stack: Vec<FileId>,

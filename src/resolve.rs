@@ -4,7 +4,7 @@
 use crate::ast::*;
 use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::BATCH;
-use crate::load::Program;
+use crate::load::LoadedSpec;
 use crate::ops::{ArgKind, ArgSpec, Op, SELECT};
 use crate::source::Span;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -141,7 +141,7 @@ struct Scope<'a> {
 }
 
 /// Resolves every name of a program; returns diagnostics (errors and warnings).
-pub fn resolve(program: &Program) -> Vec<Diagnostic> {
+pub fn resolve(program: &LoadedSpec) -> Vec<Diagnostic> {
     let mut diags = vec![];
     let mut blocks: HashMap<&str, &BlockDef> = HashMap::new();
     for b in program.blocks() {
@@ -576,7 +576,7 @@ impl<'a> Scope<'a> {
 }
 
 /// Blocks that instantiate themselves, directly or through other blocks.
-fn block_cycles(program: &Program, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
+fn block_cycles(program: &LoadedSpec, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
     let mut edges: HashMap<&str, Vec<(&str, Span)>> = HashMap::new();
     for b in program.blocks() {
         let mut out = vec![];

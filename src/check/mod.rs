@@ -17,45 +17,14 @@ use crate::diag::{self, did_you_mean, Code, Diagnostic, SpanLabel};
 use crate::dim::Dim;
 use crate::dim::BATCH;
 use crate::ir::{Attr, DimDecl, Graph, Input, InputRole, Loss, Output, ParamDecl};
-use crate::load::Program;
+use crate::load::LoadedSpec;
 use crate::ops::SELECT;
+use crate::overrides::{Override, OverrideValue};
 use crate::resolve;
 use crate::source::Span;
 use crate::types::TensorType;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use value::{Tensor, Value};
-
-/// A hyperparameter override from `--set` or a run config.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Override {
-    pub name: String,
-    pub value: OverrideValue,
-    /// Where it came from, for messages: `--set D=32`, `run.toml:4`.
-    pub origin: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum OverrideValue {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Str(String),
-}
-
-impl OverrideValue {
-    /// Parses a command-line value: int, float, bool, or a bare option name.
-    pub fn parse(s: &str) -> OverrideValue {
-        if let Ok(v) = s.parse::<i64>() {
-            OverrideValue::Int(v)
-        } else if let Ok(v) = s.parse::<f64>() {
-            OverrideValue::Float(v)
-        } else if s == "true" || s == "false" {
-            OverrideValue::Bool(s == "true")
-        } else {
-            OverrideValue::Str(s.to_string())
-        }
-    }
-}
 
 /// The result of checking: the graph when there are no errors, and all diagnostics.
 pub struct Checked {
@@ -70,7 +39,7 @@ impl Checked {
 }
 
 /// Resolves and shape-checks a loaded program. `load_diags` are the loader's diagnostics.
-pub fn check(program: &Program, load_diags: Vec<Diagnostic>, overrides: &[Override]) -> Checked {
+pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Override]) -> Checked {
     let mut diagnostics = load_diags;
     diagnostics.extend(resolve::resolve(program));
     let mut graph = None;
@@ -120,7 +89,7 @@ struct Checker<'p> {
 }
 
 impl<'p> Checker<'p> {
-    fn new(program: &'p Program, overrides: &[Override]) -> Checker<'p> {
+    fn new(program: &'p LoadedSpec, overrides: &[Override]) -> Checker<'p> {
         let mut blocks = HashMap::new();
         for b in program.blocks() {
             blocks.entry(b.name.name.as_str()).or_insert(b);
@@ -247,7 +216,7 @@ impl<'p> Checker<'p> {
             .chain(self.graph.params.iter().map(|p| p.name.clone()))
             .collect();
         for o in self.overrides.clone() {
-            if !self.used_overrides.contains(&o.name) {
+            if o.required && !self.used_overrides.contains(&o.name) {
                 let mut msg = format!("`{}` is not a dim or param of model `{}`", o.name, self.graph.model);
                 if let Some(h) = did_you_mean(&o.name, known.iter().map(String::as_str)) {
                     msg.push_str(&format!("; {h}"));

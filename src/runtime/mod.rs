@@ -1,15 +1,13 @@
 //! The burn back end: executes a lowered [`Program`](crate::lower::Program).
 //!
 //! [`weights`] holds a program's parameters as a burn `Module` and initialises them, [`exec`]
-//! interprets the program's kernels, [`train`] and [`eval`] drive the data, [`serve`] ranks a
-//! corpus, and [`run`] keeps a run directory (spec copy, settings, checkpoints) on disk. The
-//! backend is picked at run time by the `Device`: `flex` (pure-Rust CPU, the default),
-//! `ndarray`, or libtorch with the `tch` feature.
+//! interprets the program's kernels, [`train`] and [`eval`] drive the data, and [`serve`] ranks
+//! a corpus. The runtime knows no run directories: the training loop hands checkpoints to a sink
+//! (see `crate::app`). The backend is picked at run time by the `Device`: `flex` (pure-Rust CPU,
+//! the default), `ndarray`, or libtorch with the `tch` feature.
 
 pub mod eval;
 pub mod exec;
-pub mod responsiveness;
-pub mod run;
 pub mod serve;
 pub mod tensor;
 pub mod train;

@@ -1,9 +1,12 @@
-//! The training loop: epochs over a streamed data file, validation after each epoch, atomic
-//! checkpoints, resume after a kill, and a clear stop on a non-finite loss.
+//! The training loop: epochs over a streamed data file, validation after each epoch, a
+//! checkpoint handed to an [`EpochSink`] after each epoch, resume from a [`Checkpoint`], and a
+//! clear stop on a non-finite loss.
+//!
+//! The loop knows no files besides the data it reads: where checkpoints go, and how a run is
+//! resumed, is the sink's business (the application's run directory).
 
 use super::eval::{evaluate, EvalOptions, EvalReport};
 use super::exec::{forward, DeviceBatch, Mode};
-use super::run::{self, RunState};
 use super::weights::Weights;
 use crate::config::{OptimizerKind, TrainSettings};
 use crate::data::{Loader, Schema};
@@ -13,14 +16,19 @@ use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams};
 use burn::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+
+/// Rows per batch when validating after an epoch.
+pub const VALID_BATCH_SIZE: usize = 1024;
 use std::time::Instant;
 
 /// Everything a training run needs.
 pub struct TrainJob {
     pub program: Program,
     pub settings: TrainSettings,
-    pub data: PathBuf,
-    pub out: PathBuf,
+    /// The training rows, read once per epoch.
+    pub train_file: PathBuf,
+    /// The validation rows, evaluated after every epoch.
+    pub valid_file: PathBuf,
     pub device: Device,
     pub skip_bad_rows: bool,
     /// Extra label streams to report in validation (scored as 1 - the primary output).
@@ -50,49 +58,66 @@ fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
     }
 }
 
-/// Loads the weights of a run's last completed epoch onto `device`.
-pub fn load_weights(program: &Program, dir: &Path, device: &Device) -> Result<Weights, String> {
-    let state =
-        RunState::load(dir)?.ok_or_else(|| format!("{} holds no completed epoch (no state.json)", dir.display()))?;
-    let (path, _) = run::checkpoint_files(dir, state.epochs_done);
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// How far a run has come: completed epochs and optimizer steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub epochs_done: usize,
+    pub steps: u64,
+}
+
+/// The state of training after a completed epoch: where it stands and the serialised weights
+/// and optimizer state (burnpack bytes). Resuming from it continues exactly where it stopped.
+pub struct Checkpoint {
+    pub position: Position,
+    pub model: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
+
+/// Receives every completed epoch, in order. An implementation must make the checkpoint
+/// durable before it returns: a run killed afterwards resumes from it.
+pub trait EpochSink {
+    /// `metrics` is the epoch's metrics line (`epoch`, `steps`, `train_loss`, `seconds`, `valid`).
+    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), String>;
+}
+
+/// Serialises weights to burnpack bytes.
+pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, String> {
+    let bytes = w.clone().into_record().into_bytes().map_err(|e| format!("cannot serialise weights: {e}"))?;
+    Ok(bytes.to_vec())
+}
+
+/// Weights for `program` on `device` from burnpack bytes written by [`weights_to_bytes`].
+pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, String> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("{}: not a checkpoint: {e:?}", path.display()))?;
-    Weights::init(program, device, 0)
-        .try_load_record(record)
-        .map_err(|e| format!("{}: does not fit this model: {e:?}", path.display()))
+        .map_err(|e| format!("not a checkpoint: {e}"))?;
+    Weights::init(program, device, 0).try_load_record(record).map_err(|e| format!("does not fit this model: {e}"))
 }
 
-fn save_weights(w: &Weights, path: &Path) -> Result<(), String> {
-    let bytes = w.clone().into_record().into_bytes().map_err(|e| format!("cannot serialise weights: {e:?}"))?;
-    run::write_atomic(path, &bytes)
-}
-
-/// Trains (or resumes) a run; writes checkpoints and metrics into `job.out`.
-pub fn train(job: TrainJob) -> Result<TrainReport, String> {
+/// Trains a model from scratch, or from `start`, up to `job.settings.epochs`; hands every
+/// completed epoch to `sink`.
+pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink) -> Result<TrainReport, String> {
     if job.program.losses.is_empty() {
         return Err(format!("model `{}` has no `loss` statement: there is nothing to train", job.program.model));
     }
     let ad = job.device.clone().autodiff();
     job.device.seed(job.settings.seed);
     let schema = Schema::from_program(&job.program)?;
-    let train_file = run::data_file(&job.data, "train")?;
-    let valid_file = run::data_file(&job.data, "valid")?;
-    let mut state = RunState::load(&job.out)?.unwrap_or_default();
+    let (train_file, valid_file) = (&job.train_file, &job.valid_file);
+    let mut state = start.as_ref().map(|c| c.position).unwrap_or_default();
     let mut optim = optimizer(&job.settings);
-    let mut weights = if state.epochs_done > 0 {
-        let w = load_weights(&job.program, &job.out, &ad)?;
-        let (_, opt_path) = run::checkpoint_files(&job.out, state.epochs_done);
-        let bytes = std::fs::read(&opt_path).map_err(|e| format!("cannot read {}: {e}", opt_path.display()))?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("{}: {e:?}", opt_path.display()))?;
-        eprintln!("resuming {} after epoch {}", job.out.display(), state.epochs_done);
-        w
-    } else {
-        Weights::init(&job.program, &ad, job.settings.seed)
+    let mut weights = match start {
+        Some(c) => {
+            let epoch = c.position.epochs_done;
+            let w = weights_from_bytes(&job.program, c.model, &ad)
+                .map_err(|e| format!("the model checkpoint of epoch {epoch}: {e}"))?;
+            optim = optim
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(c.optimizer))
+                .map_err(|e| format!("the optimizer checkpoint of epoch {epoch}: {e}"))?;
+            w
+        }
+        None => Weights::init(&job.program, &ad, job.settings.seed),
     };
-    let rows_hint = count_lines(&train_file);
+    let rows_hint = count_lines(train_file);
     let mut report = TrainReport {
         epochs: state.epochs_done,
         steps: state.steps,
@@ -104,11 +129,11 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
         epoch_losses: vec![],
         weights: None,
     };
-    let opts = EvalOptions::new(1024, job.skip_bad_rows, &job.extra_labels, vec![10, 50])?;
+    let opts = EvalOptions::new(VALID_BATCH_SIZE, job.skip_bad_rows, &job.extra_labels, vec![10, 50])?;
     let (mut samples, mut busy) = (0usize, 0f64);
     for epoch in state.epochs_done + 1..=job.settings.epochs {
-        let mut loader = Loader::open(&train_file, &schema, job.settings.batch_size, job.skip_bad_rows)
-            .map_err(|e| e.to_string())?;
+        let mut loader =
+            Loader::open(train_file, &schema, job.settings.batch_size, job.skip_bad_rows).map_err(|e| e.to_string())?;
         let mut epoch_steps = 0usize;
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let started = Instant::now();
@@ -165,7 +190,7 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
             );
         }
         let valid =
-            evaluate(&job.program, &weights.valid(), &valid_file, &opts, &job.device).map_err(|e| e.to_string())?;
+            evaluate(&job.program, &weights.valid(), valid_file, &opts, &job.device).map_err(|e| e.to_string())?;
         let line = serde_json::json!({
             "epoch": epoch,
             "steps": state.steps,
@@ -174,20 +199,13 @@ pub fn train(job: TrainJob) -> Result<TrainReport, String> {
             "valid": valid,
         });
         eprintln!("epoch {epoch}: train loss {:.4}, {}", loss_sum / loss_n.max(1) as f64, summary(&valid));
-        // Commit order: this epoch's checkpoint files, metrics, then the state file (the commit
-        // point), then the previous epoch's files.
-        let (model_path, opt_path) = run::checkpoint_files(&job.out, epoch);
-        save_weights(&weights, &model_path)?;
-        let opt_bytes = optim.into_bytes().map_err(|e| format!("cannot serialise optimizer: {e:?}"))?;
-        run::write_atomic(&opt_path, &opt_bytes)?;
-        state.history.push(line);
-        let metrics: String = state.history.iter().map(|l| format!("{l}\n")).collect();
-        run::write_atomic(&job.out.join("metrics.jsonl"), metrics.as_bytes())?;
         state.epochs_done = epoch;
-        state.save(&job.out)?;
-        let (old_model, old_opt) = run::checkpoint_files(&job.out, epoch - 1);
-        let _ = std::fs::remove_file(old_model);
-        let _ = std::fs::remove_file(old_opt);
+        let checkpoint = Checkpoint {
+            position: state,
+            model: weights_to_bytes(&weights)?,
+            optimizer: optim.into_bytes().map_err(|e| format!("cannot serialise optimizer: {e}"))?.to_vec(),
+        };
+        sink.epoch_done(checkpoint, line)?;
         report.epochs = epoch;
         report.valid = Some(valid);
         report.epoch_losses.push(loss_sum / loss_n.max(1) as f64);

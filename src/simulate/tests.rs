@@ -1,8 +1,8 @@
 //! Unit tests of the simulator: determinism, time split, histories, label rates, loadability.
 
 use super::*;
-use crate::check::{Override, OverrideValue};
 use crate::data::{Loader, Schema};
+use crate::overrides::{Override, OverrideValue};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

@@ -349,7 +349,7 @@ fn retrieval_heads_report_recall_and_ndcg() {
 /// the last item.
 #[test]
 fn counterfactual_branches_share_their_history() {
-    use recspec::runtime::responsiveness::{branches, history_row, Step, LONG_VIEW, SKIP_VIEW};
+    use recspec::app::responsiveness::{branches, history_row, Step, LONG_VIEW, SKIP_VIEW};
     let history: Vec<Step> = (0..7).map(|i| Step { item: i * 3, dwell: LONG_VIEW, disliked: i == 2 }).collect();
     let b = branches(&history, 40, true);
     let names: Vec<&str> = b.iter().map(|(n, _)| *n).collect();

@@ -11,8 +11,9 @@ mod ok;
 mod specs;
 mod training;
 
-use recspec::check::{Checked, Override};
+use recspec::check::Checked;
 use recspec::diag;
+use recspec::overrides::Override;
 use std::path::{Path, PathBuf};
 
 /// The repository root.

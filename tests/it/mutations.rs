@@ -101,8 +101,8 @@ fn attending_with_another_sequence_mask_names_both_locations() {
 
 #[test]
 fn overrides_change_shapes_and_are_validated() {
-    use recspec::check::{Override, OverrideValue};
-    let set = |name: &str, value: OverrideValue| Override { name: name.into(), value, origin: format!("--set {name}") };
+    use recspec::overrides::{Override, OverrideValue};
+    let set = |name: &str, value: OverrideValue| Override::new(name, value, &format!("--set {name}"));
     let (_, checked) = recspec::compile_str(
         "dfn.recspec",
         &dfn(),

@@ -1,6 +1,7 @@
 //! Every spec in specs/ compiles without diagnostics; its graph and model card are snapshotted.
 
 use crate::{compile, settings};
+use recspec::overrides::{Override, OverrideValue};
 use recspec::render::{emit, Emit};
 
 #[test]
@@ -64,17 +65,13 @@ fn the_readme_example_compiles_clean() {
     assert!(checked.diagnostics.is_empty(), "{}", recspec::diag::render(&program.sources, &checked.diagnostics));
 }
 
-fn graph_of(name: &str, overrides: &[recspec::check::Override]) -> recspec::ir::Graph {
+fn graph_of(name: &str, overrides: &[Override]) -> recspec::ir::Graph {
     let (checked, diags) = compile(&crate::root().join(format!("specs/{name}.recspec")), overrides);
     checked.graph.unwrap_or_else(|| panic!("{name}: {diags}"))
 }
 
-fn float_override(name: &str, v: f64) -> recspec::check::Override {
-    recspec::check::Override {
-        name: name.into(),
-        value: recspec::check::OverrideValue::Float(v),
-        origin: "test".into(),
-    }
+fn float_override(name: &str, v: f64) -> Override {
+    Override::new(name, OverrideValue::Float(v), "test")
 }
 
 /// Nodes applying `op`, and the distinct weight owners they use.
@@ -162,11 +159,7 @@ fn dlen_mixes_bounded_towers_with_the_shared_latent_target() {
 #[test]
 fn retrieval_specs_switch_encoder_and_corpus_and_differ_only_in_the_dislike_signal() {
     use recspec::ops::Op;
-    let sym = |name: &str, v: &str| recspec::check::Override {
-        name: name.into(),
-        value: recspec::check::OverrideValue::Str(v.into()),
-        origin: "test".into(),
-    };
+    let sym = |name: &str, v: &str| Override::new(name, OverrideValue::Str(v.into()), "test");
     let ops = |g: &recspec::ir::Graph| g.nodes.iter().map(|n| n.op).collect::<std::collections::BTreeSet<_>>();
     let ntr = graph_of("retrieval_ntr", &[]);
     let losses: Vec<(&str, Op)> = ntr.losses.iter().map(|l| (l.name.as_str(), ntr.node(&l.node).unwrap().op)).collect();

@@ -1,8 +1,11 @@
-//! End to end on the CPU default: simulate, train a small DFN, validate, reload, resume.
+//! End to end on the CPU default: simulate, train a small DFN into a run directory, validate,
+//! reload, resume.
 
+use recspec::app::train::{train, TrainOptions};
+use recspec::app::{AppError, RunDir};
 use recspec::config::TrainSettings;
 use recspec::lower::{lower, Bindings, Program};
-use recspec::runtime::train::{load_weights, train, TrainJob};
+use recspec::runtime::train::TrainReport;
 use recspec::runtime::weights::Weights;
 use recspec::simulate::{simulate, SimConfig};
 use std::path::{Path, PathBuf};
@@ -22,8 +25,8 @@ fn small_data(dir: &Path) {
 fn dfn_plan(data: &Path) -> Program {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
-        [recspec::runtime::run::int_override("D", 16, "test"), recspec::runtime::run::int_override("heads", 2, "test")];
-    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(data), &small).unwrap();
+        [recspec::overrides::Override::int("D", 16, "test"), recspec::overrides::Override::int("heads", 2, "test")];
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
     lowered(checked.graph.expect("dfn compiles on the simulated data"))
 }
 
@@ -31,18 +34,17 @@ fn lowered(graph: recspec::ir::Graph) -> Program {
     lower(&graph, &Bindings::of(&graph)).unwrap()
 }
 
-fn job(program: Program, data: &Path, out: &Path, epochs: usize) -> TrainJob {
+/// Trains `plan` into the run directory `out` (continuing the run there, if any).
+fn train_run(plan: Program, data: &Path, out: &Path, epochs: usize) -> Result<TrainReport, AppError> {
     std::fs::create_dir_all(out).unwrap();
-    TrainJob {
-        program,
-        settings: TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() },
-        data: data.to_path_buf(),
-        out: out.to_path_buf(),
+    let settings = TrainSettings { lr: 0.005, batch_size: 128, epochs, max_steps: None, ..TrainSettings::default() };
+    let options = TrainOptions {
         device: recspec::runtime::parse_device("cpu").unwrap(),
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
-    }
+    };
+    train(&RunDir::open(out), plan, settings, data, options)
 }
 
 #[test]
@@ -51,7 +53,7 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     let out = temp("train-run");
     small_data(&data);
     let plan = dfn_plan(&data);
-    let report = train(job(plan.clone(), &data, &out, 3)).unwrap();
+    let report = train_run(plan.clone(), &data, &out, 3).unwrap();
     assert_eq!(report.epochs, 3);
     assert!(report.steps >= 400, "a few hundred steps: {}", report.steps);
     let losses = &report.epoch_losses;
@@ -62,7 +64,7 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     // Reloading gives bit-identical predictions on the same backend.
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let trained = report.weights.expect("final weights");
-    let reloaded = load_weights(&plan, &out, &device).unwrap();
+    let reloaded = RunDir::open(&out).load_weights(&plan, &device).unwrap();
     let schema = recspec::data::Schema::from_program(&plan).unwrap();
     let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 100, false).unwrap();
     let hb = loader.next_batch().unwrap().unwrap();
@@ -73,10 +75,10 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     assert!(!a["click"].is_empty());
 
     // A fourth epoch resumes after the three completed ones.
-    let resumed = train(job(plan, &data, &out, 4)).unwrap();
+    let resumed = train_run(plan, &data, &out, 4).unwrap();
     assert_eq!(resumed.epochs, 4);
     assert_eq!(resumed.epoch_losses.len(), 1, "only the missing epoch ran");
-    let state = recspec::runtime::run::RunState::load(&out).unwrap().unwrap();
+    let state = RunDir::open(&out).load_state().unwrap().unwrap();
     assert_eq!(state.history.len(), 4);
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&out).ok();
@@ -94,7 +96,7 @@ fn a_non_finite_loss_stops_training_with_the_term_named() {
     let (_, checked) = recspec::compile_str("nan.recspec", spec, &[]);
     let plan = lowered(checked.graph.unwrap());
     let out = temp("nan-run");
-    let err = train(job(plan, &data, &out, 1)).err().expect("training must stop");
+    let err = train_run(plan, &data, &out, 1).err().expect("training must stop").to_string();
     assert!(err.contains("loss term `click_loss`") && err.contains("NaN"), "{err}");
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&out).ok();
@@ -111,17 +113,17 @@ fn dumn_trains_and_checkpoints_its_memories() {
     let small = ["D", "heads", "slots", "ffn"]
         .into_iter()
         .zip([16, 2, 16, 32])
-        .map(|(k, v)| recspec::runtime::run::int_override(k, v, "test"))
+        .map(|(k, v)| recspec::overrides::Override::int(k, v, "test"))
         .collect::<Vec<_>>();
-    let (_, checked) = recspec::runtime::run::compile_for_data(&spec, Some(&data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), &small).unwrap();
     let plan = lowered(checked.graph.expect("dumn compiles on the simulated data"));
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let initial = Weights::init(&plan, &device, 1);
-    let report = train(job(plan.clone(), &data, &out, 2)).unwrap();
+    let report = train_run(plan.clone(), &data, &out, 2).unwrap();
     let losses = &report.epoch_losses;
     assert!(losses.iter().all(|l| l.is_finite()) && losses[1] < losses[0], "training loss fell: {losses:?}");
     let trained = report.weights.expect("final weights");
-    let reloaded = load_weights(&plan, &out, &device).unwrap();
+    let reloaded = RunDir::open(&out).load_weights(&plan, &device).unwrap();
     for m in ["m_c/return", "m_u/return", "m_l/return", "m_d/return"] {
         let i = plan.param(m, "slots").unwrap().0;
         let host = |w: &Weights| w.tensors[i].val().into_data().try_to_vec::<f32>().unwrap();

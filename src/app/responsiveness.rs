@@ -11,8 +11,10 @@
 //! (the paper), or from held-out users' histories (`start_histories`), which keeps the lists
 //! diverse when a model's own trajectories collapse into one cluster.
 
-use super::serve::Recommender;
+use super::dataset::split_file;
+use super::{AppError, RECOMMEND_CHUNK, RERECOMMEND_ROWS};
 use crate::data::for_each_json_row;
+use crate::runtime::serve::Recommender;
 use crate::simulate::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -285,7 +287,7 @@ pub fn rerecommend(
         Ok(rows.len() < max_rows)
     })?;
     let (mut item_share, mut creator_share) = (0.0, 0.0);
-    for chunk in rows.chunks(1024) {
+    for chunk in rows.chunks(RECOMMEND_CHUNK) {
         let lists = rec.top_k(chunk, s.top, s.exclude_consumed).map_err(err_at)?;
         for (row, list) in chunk.iter().zip(lists) {
             let ids = row.get(&s.history).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -307,4 +309,23 @@ pub fn rerecommend(
     }
     let n = rows.len().max(1) as f64;
     Ok(Rerecommend { rows: rows.len(), disliked_items: item_share / n, disliked_creators: creator_share / n })
+}
+
+/// The longest history the model reads through its sequence input `history` (its T).
+pub fn history_len(rec: &Recommender, history: &str) -> Result<usize, AppError> {
+    rec.sequence_len(history)
+        .ok_or_else(|| AppError::NotAHistory { history: history.to_string(), inputs: rec.inputs() })
+}
+
+/// The whole measurement of `recspec responsiveness` on a simulated data set (`items.jsonl`
+/// and the test split): the counterfactual simulation, starting from empty histories or with
+/// `start_from_test` from held-out ones, and the re-recommendation rate on the first
+/// [`RERECOMMEND_ROWS`] held-out rows with a dislike.
+pub fn measure(rec: &Recommender, data: &Path, s: &Settings, start_from_test: bool) -> Result<Report, AppError> {
+    let items = read_items(&data.join("items.jsonl"))?;
+    let test = split_file(data, "test")?;
+    let start = if start_from_test { Some(start_histories(&test, s)?) } else { None };
+    let mut report = simulate(rec, &items, s, start)?;
+    report.rerecommend = Some(rerecommend(rec, &items, &test, s, RERECOMMEND_ROWS)?);
+    Ok(report)
 }

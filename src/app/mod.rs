@@ -1,0 +1,203 @@
+//! The application layer: what the commands do with the compiler and the runtime.
+//!
+//! It sits above both and is the only library layer that sees files besides specs and data:
+//! [`dataset`] compiles a spec for a data set (its `data.toml` dims) and names its splits,
+//! [`run_dir`] is the run directory (spec copy, settings, checkpoints, resume), [`settings`]
+//! merges and validates training settings, [`train`], [`eval`], [`recommend`] and
+//! [`responsiveness`] run a trained model. Errors are [`AppError`]; the command line renders
+//! them once.
+
+pub mod dataset;
+pub mod eval;
+pub mod recommend;
+pub mod responsiveness;
+pub mod run_dir;
+pub mod settings;
+pub mod train;
+
+pub use dataset::compile_for_data;
+pub use run_dir::RunDir;
+
+use crate::config::ConfigError;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Rows per batch when `recspec eval` reads a split.
+pub const EVAL_BATCH_SIZE: usize = 1024;
+
+/// Histories scored per forward pass when recommending (recommend, responsiveness).
+pub const RECOMMEND_CHUNK: usize = 1024;
+
+/// Held-out rows with a dislike read when measuring re-recommendation (the first ones in file
+/// order).
+pub const RERECOMMEND_ROWS: usize = 5000;
+
+/// Why a command could not do its work. Spec diagnostics are not errors here: they are
+/// reported by the compiler and make a command exit with 1.
+#[derive(Debug)]
+pub enum AppError {
+    Config(ConfigError),
+    /// A file could not be read or written; `action` is "read", "write" or "create".
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+    /// The spec or one of its imports could not be loaded (the loader reports text).
+    Load(String),
+    /// A template or a rendering failed (the renderer reports text).
+    Render(String),
+    /// The data reader or the simulator failed (they report text for now).
+    Runtime(String),
+    /// The runtime failed: bad data, a model that cannot do what was asked, a diverged loss.
+    Backend(crate::runtime::RuntimeError),
+    /// A checked graph did not lower: a compiler bug, reported as such.
+    Lower(crate::lower::LowerError),
+    /// `train --out` names a started run and `--resume` was not given.
+    RunExists(PathBuf),
+    /// `train --resume` on a run whose compiled graph differs from the new one.
+    GraphChanged(PathBuf),
+    /// A run directory without `state.json`.
+    NoCompletedEpoch(PathBuf),
+    CorruptState {
+        path: PathBuf,
+        message: String,
+    },
+    /// A checkpoint file that cannot be decoded or does not fit the model.
+    BadCheckpoint {
+        path: PathBuf,
+        message: String,
+    },
+    /// A run's saved spec no longer compiles; `diagnostics` are rendered.
+    SpecNoLongerCompiles {
+        spec: PathBuf,
+        diagnostics: String,
+    },
+    ImportOutsideSpecDir {
+        spec: PathBuf,
+        import: PathBuf,
+    },
+    /// A data set without `SPLIT.jsonl`.
+    MissingSplit {
+        path: PathBuf,
+        split: String,
+    },
+    UnknownLossWeight {
+        name: String,
+        losses: Vec<String>,
+    },
+    NoLoss(PathBuf),
+    /// `--batch-size`, `--epochs` or `--max-steps` of zero.
+    ZeroCount,
+    BadLearningRate(f64),
+    /// `responsiveness --history` names no sequence the item scores read.
+    NotAHistory {
+        history: String,
+        inputs: Vec<String>,
+    },
+    /// A history row the recommender cannot read: `file:line: message`.
+    BadHistoryRow {
+        file: PathBuf,
+        line: usize,
+        message: String,
+        inputs: Vec<String>,
+    },
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Config(e) => e.fmt(f),
+            AppError::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
+            AppError::Rename { from, to, source } => {
+                write!(f, "cannot rename {} to {}: {source}", from.display(), to.display())
+            }
+            AppError::Load(m) | AppError::Render(m) | AppError::Runtime(m) => f.write_str(m),
+            AppError::Backend(e) => e.fmt(f),
+            AppError::Lower(e) => write!(f, "internal error: {e}"),
+            AppError::RunExists(dir) => write!(
+                f,
+                "{} already holds a run; pass --resume to continue it or choose another --out",
+                dir.display()
+            ),
+            AppError::GraphChanged(dir) => write!(
+                f,
+                "the spec or its hyperparameters changed since {} was started; resume needs the same model (compare with {}/graph.txt)",
+                dir.display(),
+                dir.display()
+            ),
+            AppError::NoCompletedEpoch(dir) => {
+                write!(f, "{} holds no completed epoch (no state.json)", dir.display())
+            }
+            AppError::CorruptState { path, message } => write!(f, "{}: corrupt run state: {message}", path.display()),
+            AppError::BadCheckpoint { path, message } => write!(f, "{}: {message}", path.display()),
+            AppError::SpecNoLongerCompiles { spec, diagnostics } => {
+                write!(f, "{} no longer compiles:\n{diagnostics}", spec.display())
+            }
+            AppError::ImportOutsideSpecDir { spec, import } => write!(
+                f,
+                "{} imports {}, outside the spec's directory; runs support imports below it",
+                spec.display(),
+                import.display()
+            ),
+            AppError::MissingSplit { path, split } => write!(
+                f,
+                "{} not found (expected {split}.jsonl in the data directory; `recspec simulate --out DIR` writes one)",
+                path.display()
+            ),
+            AppError::UnknownLossWeight { name, losses } => {
+                write!(f, "[loss_weights] names `{name}`, but the model's losses are {}", losses.join(", "))
+            }
+            AppError::NoLoss(spec) => {
+                write!(f, "{}: the model has no `loss` statement; there is nothing to train", spec.display())
+            }
+            AppError::ZeroCount => f.write_str("--batch-size, --epochs and --max-steps must be at least 1"),
+            AppError::BadLearningRate(lr) => write!(f, "--lr must be a positive number, found {lr}"),
+            AppError::NotAHistory { history, inputs } => write!(
+                f,
+                "the model's item scores do not read a sequence `{history}` (inputs: {})",
+                inputs.join(", ")
+            ),
+            AppError::BadHistoryRow { file, line, message, inputs } => {
+                write!(f, "{}:{line}: {message} (inputs: {})", file.display(), inputs.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> AppError {
+        AppError::Config(e)
+    }
+}
+
+/// Lower layers that still report text (runtime, data, simulate) map through this.
+impl From<crate::runtime::RuntimeError> for AppError {
+    fn from(e: crate::runtime::RuntimeError) -> AppError {
+        AppError::Backend(e)
+    }
+}
+
+impl From<crate::lower::LowerError> for AppError {
+    fn from(e: crate::lower::LowerError) -> AppError {
+        AppError::Lower(e)
+    }
+}
+
+/// Lowers a checked graph at its own hyperparameters for the runtime.
+pub fn lower_graph(graph: &crate::ir::Graph) -> Result<crate::lower::Program, AppError> {
+    Ok(crate::lower::lower(graph, &crate::lower::Bindings::of(graph))?)
+}
+
+impl From<String> for AppError {
+    fn from(message: String) -> AppError {
+        AppError::Runtime(message)
+    }
+}

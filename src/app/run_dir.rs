@@ -1,0 +1,201 @@
+//! The run directory: everything a training run leaves on disk, and how a run is loaded back.
+//!
+//! Layout of `RUN/`: `spec.recspec` (and relatively imported files), `run.toml` (resolved
+//! hyperparameters, training settings, loss weights), `graph.txt` (the compiled graph),
+//! `model.epochN.bpk` and `optimizer.epochN.bpk` (burnpack checkpoints of the last completed
+//! epoch N), `state.json` (completed epochs and history) and `metrics.jsonl` (one line per
+//! epoch). Every file is written to a temporary name and renamed, and `state.json` is written
+//! last: a run killed at any point resumes from its last completed epoch.
+
+use super::settings::{apply_loss_weights, settings_toml};
+use super::AppError;
+use crate::config::{RunConfig, TrainSettings};
+use crate::ir::Graph;
+use crate::load::LoadedSpec;
+use crate::lower::Program;
+use crate::render::{self, Emit};
+use crate::runtime::train::{self as runtime_train, Checkpoint, EpochSink, Position};
+use crate::runtime::weights::Weights;
+use burn::prelude::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).map_err(|source| AppError::Io { action: "write", path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| AppError::Rename { from: tmp, to: path.to_path_buf(), source })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, AppError> {
+    std::fs::read(path).map_err(|source| AppError::Io { action: "read", path: path.to_path_buf(), source })
+}
+
+fn create_dir(path: &Path) -> Result<(), AppError> {
+    std::fs::create_dir_all(path).map_err(|source| AppError::Io { action: "create", path: path.to_path_buf(), source })
+}
+
+/// Progress of a run (`state.json`), committed after every completed epoch.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RunState {
+    pub epochs_done: usize,
+    pub steps: u64,
+    /// The metrics line of every completed epoch (also written to `metrics.jsonl`).
+    pub history: Vec<serde_json::Value>,
+}
+
+/// A run directory on disk.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// An existing run, to load back (nothing is read yet).
+    pub fn open(path: &Path) -> RunDir {
+        RunDir { path: path.to_path_buf() }
+    }
+
+    /// The directory for a new run of `graph`, created if needed. A directory that already
+    /// holds a run is accepted only with `resume`, and only when the run compiled to the same
+    /// graph.
+    pub fn prepare(path: &Path, resume: bool, graph: &Graph) -> Result<RunDir, AppError> {
+        let dir = RunDir::open(path);
+        let started = dir.state_file().exists();
+        if started && !resume {
+            return Err(AppError::RunExists(path.to_path_buf()));
+        }
+        if started {
+            let saved = std::fs::read_to_string(path.join("graph.txt")).unwrap_or_default();
+            if saved != render::emit(graph, Emit::Graph).map_err(AppError::Render)? {
+                return Err(AppError::GraphChanged(path.to_path_buf()));
+            }
+        }
+        create_dir(path)?;
+        Ok(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+
+    /// The checkpoint files of a completed epoch: the model, then the optimizer. Each epoch
+    /// writes new files; the state file then points at them, so a kill between the two leaves
+    /// the previous checkpoint intact.
+    pub fn checkpoint_files(&self, epoch: usize) -> (PathBuf, PathBuf) {
+        (self.path.join(format!("model.epoch{epoch}.bpk")), self.path.join(format!("optimizer.epoch{epoch}.bpk")))
+    }
+
+    /// Copies the spec (and the files it imports by relative path) into the run directory.
+    pub fn save_spec(&self, spec: &Path, loaded: &LoadedSpec) -> Result<(), AppError> {
+        let root_dir = spec.parent().unwrap_or(Path::new("."));
+        let root_dir = root_dir.canonicalize().unwrap_or(root_dir.to_path_buf());
+        for (i, f) in loaded.sources.files().iter().enumerate() {
+            let Some(path) = &f.path else { continue }; // standard library files are built in
+            let target = if i == 0 {
+                self.path.join("spec.recspec")
+            } else {
+                let rel = path
+                    .strip_prefix(&root_dir)
+                    .map_err(|_| AppError::ImportOutsideSpecDir { spec: spec.to_path_buf(), import: path.clone() })?;
+                self.path.join(rel)
+            };
+            if let Some(parent) = target.parent() {
+                create_dir(parent)?;
+            }
+            write_atomic(&target, f.text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Writes `run.toml` (the resolved settings) and `graph.txt` (the compiled graph).
+    pub fn save_settings(&self, graph: &Graph, train: &TrainSettings, data: &Path) -> Result<(), AppError> {
+        write_atomic(&self.path.join("run.toml"), settings_toml(graph, train, data).as_bytes())?;
+        let graph_text = render::emit(graph, Emit::Graph).map_err(AppError::Render)?;
+        write_atomic(&self.path.join("graph.txt"), graph_text.as_bytes())
+    }
+
+    /// The run's progress; `None` before its first completed epoch.
+    pub fn load_state(&self) -> Result<Option<RunState>, AppError> {
+        let p = self.state_file();
+        if !p.exists() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&p).map_err(|source| AppError::Io { action: "read", path: p.clone(), source })?;
+        serde_json::from_str(&text).map(Some).map_err(|e| AppError::CorruptState { path: p, message: e.to_string() })
+    }
+
+    fn save_state(&self, state: &RunState) -> Result<(), AppError> {
+        let text = serde_json::to_string_pretty(state).map_err(|e| AppError::Runtime(e.to_string()))?;
+        write_atomic(&self.state_file(), text.as_bytes())
+    }
+
+    /// The checkpoint of the last completed epoch of `state`, to resume training from.
+    pub fn checkpoint(&self, state: &RunState) -> Result<Checkpoint, AppError> {
+        let (model, optimizer) = self.checkpoint_files(state.epochs_done);
+        Ok(Checkpoint {
+            position: Position { epochs_done: state.epochs_done, steps: state.steps },
+            model: read(&model)?,
+            optimizer: read(&optimizer)?,
+        })
+    }
+
+    /// Rebuilds the run's program from its saved spec and `run.toml`: the compiled graph with the
+    /// run's loss weights, lowered.
+    pub fn load_program(&self) -> Result<(Program, RunConfig), AppError> {
+        let config = crate::config::load_run_config(&self.path.join("run.toml"))?;
+        let spec = self.path.join("spec.recspec");
+        let (program, checked) = crate::compile_file(&spec, &config.overrides).map_err(AppError::Load)?;
+        let Some(mut graph) = checked.graph else {
+            let diagnostics = crate::diag::render(&program.sources, &checked.diagnostics);
+            return Err(AppError::SpecNoLongerCompiles { spec, diagnostics });
+        };
+        apply_loss_weights(&mut graph, &config.loss_weights)?;
+        Ok((super::lower_graph(&graph)?, config))
+    }
+
+    /// The weights of the run's last completed epoch, on `device`.
+    pub fn load_weights(&self, program: &Program, device: &Device) -> Result<Weights, AppError> {
+        let state = self.load_state()?.ok_or_else(|| AppError::NoCompletedEpoch(self.path.clone()))?;
+        let (path, _) = self.checkpoint_files(state.epochs_done);
+        let bytes = read(&path)?;
+        runtime_train::weights_from_bytes(program, bytes, device)
+            .map_err(|message| AppError::BadCheckpoint { path, message })
+    }
+
+    /// Commits one completed epoch, in this order: its checkpoint files, `metrics.jsonl`, then
+    /// `state.json` (the commit point), then the previous epoch's checkpoint files.
+    fn commit(&self, state: &mut RunState, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), AppError> {
+        let epoch = checkpoint.position.epochs_done;
+        let (model_path, optimizer_path) = self.checkpoint_files(epoch);
+        write_atomic(&model_path, &checkpoint.model)?;
+        write_atomic(&optimizer_path, &checkpoint.optimizer)?;
+        state.history.push(metrics);
+        let lines: String = state.history.iter().map(|l| format!("{l}\n")).collect();
+        write_atomic(&self.path.join("metrics.jsonl"), lines.as_bytes())?;
+        state.epochs_done = epoch;
+        state.steps = checkpoint.position.steps;
+        self.save_state(state)?;
+        let (old_model, old_optimizer) = self.checkpoint_files(epoch - 1);
+        let _ = std::fs::remove_file(old_model);
+        let _ = std::fs::remove_file(old_optimizer);
+        Ok(())
+    }
+}
+
+/// The training loop's [`EpochSink`] for a run directory: commits every completed epoch.
+pub struct EpochWriter<'a> {
+    pub dir: &'a RunDir,
+    pub state: RunState,
+}
+
+impl EpochSink for EpochWriter<'_> {
+    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), String> {
+        self.dir.commit(&mut self.state, checkpoint, metrics).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,85 @@
+//! Training a run: a compiled graph becomes a run directory, and the runtime's training loop
+//! fills it epoch by epoch (or continues it after a kill).
+
+use super::dataset::split_file;
+use super::run_dir::{EpochWriter, RunDir};
+use super::settings::apply_loss_weights;
+use super::AppError;
+use crate::config::TrainSettings;
+use crate::ir::Graph;
+use crate::load::LoadedSpec;
+use crate::lower::Program;
+use crate::runtime::train::{TrainJob, TrainReport};
+use burn::prelude::Device;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The graph a run trains: `graph` with the run config's loss weights, which must have a loss.
+pub fn trainable_graph(spec: &Path, mut graph: Graph, loss_weights: &BTreeMap<String, f64>) -> Result<Graph, AppError> {
+    apply_loss_weights(&mut graph, loss_weights)?;
+    if graph.losses.is_empty() {
+        return Err(AppError::NoLoss(spec.to_path_buf()));
+    }
+    Ok(graph)
+}
+
+/// Prepares `out` for a run of `graph` (a new run, or with `resume` the same run continued) and
+/// saves the spec, its settings and the compiled graph there.
+pub fn start_run(
+    out: &Path,
+    resume: bool,
+    spec: &Path,
+    loaded: &LoadedSpec,
+    graph: &Graph,
+    settings: &TrainSettings,
+    data: &Path,
+) -> Result<RunDir, AppError> {
+    let dir = RunDir::prepare(out, resume, graph)?;
+    dir.save_spec(spec, loaded)?;
+    dir.save_settings(graph, settings, data)?;
+    Ok(dir)
+}
+
+/// How to train, besides the model and its settings.
+pub struct TrainOptions {
+    pub device: Device,
+    /// Skip (and count) malformed rows instead of stopping at the first.
+    pub skip_bad_rows: bool,
+    /// Extra label streams to report in validation (`name` or `name=output`).
+    pub extra_labels: Vec<String>,
+    /// Draw a progress line.
+    pub progress: bool,
+}
+
+/// Trains `program` on the data set's train split, validating on its valid split, and commits
+/// every epoch into `dir`; a run with completed epochs continues after the last one.
+pub fn train(
+    dir: &RunDir,
+    program: Program,
+    settings: TrainSettings,
+    data: &Path,
+    options: TrainOptions,
+) -> Result<TrainReport, AppError> {
+    let train_file = split_file(data, "train")?;
+    let valid_file = split_file(data, "valid")?;
+    let state = dir.load_state()?.unwrap_or_default();
+    let start = if state.epochs_done > 0 {
+        let checkpoint = dir.checkpoint(&state)?;
+        eprintln!("resuming {} after epoch {}", dir.path().display(), state.epochs_done);
+        Some(checkpoint)
+    } else {
+        None
+    };
+    let job = TrainJob {
+        program,
+        settings,
+        train_file,
+        valid_file,
+        device: options.device,
+        skip_bad_rows: options.skip_bad_rows,
+        extra_labels: options.extra_labels,
+        progress: options.progress,
+    };
+    let mut writer = EpochWriter { dir, state };
+    Ok(crate::runtime::train::train(job, start, &mut writer)?)
+}

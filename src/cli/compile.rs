@@ -1,0 +1,54 @@
+//! `recspec compile`: print a spec's graph as text, JSON, Graphviz, a model card, or through a
+//! user template.
+
+use super::{compile, Exit, Hparams};
+use clap::ValueEnum;
+use recspec::app::AppError;
+use recspec::render::{self, Emit};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    file: PathBuf,
+    #[command(flatten)]
+    hparams: Hparams,
+    #[arg(long, value_enum, default_value = "graph")]
+    emit: EmitArg,
+    /// Render with this minijinja template instead (it receives `g`, the graph view).
+    #[arg(long)]
+    template: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EmitArg {
+    Graph,
+    Json,
+    Dot,
+    Summary,
+}
+
+pub fn run(args: Args) -> Result<Exit, AppError> {
+    let (_, checked) = compile(&args.file, None, &args.hparams.overrides()?)?;
+    let Some(graph) = checked.graph else {
+        if !checked.has_errors() {
+            eprintln!("error: {} has no model to compile", args.file.display());
+            return Ok(Exit::Error);
+        }
+        return Ok(Exit::Findings);
+    };
+    let text = match args.template {
+        Some(t) => render::render_user(&t, minijinja::context! { g => render::GraphView::new(&graph) }),
+        None => render::emit(
+            &graph,
+            match args.emit {
+                EmitArg::Graph => Emit::Graph,
+                EmitArg::Json => Emit::Json,
+                EmitArg::Dot => Emit::Dot,
+                EmitArg::Summary => Emit::Summary,
+            },
+        ),
+    }
+    .map_err(AppError::Render)?;
+    print!("{text}");
+    Ok(Exit::Ok)
+}

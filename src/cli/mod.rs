@@ -1,0 +1,72 @@
+//! The commands of the `recspec` binary, one module each, and what they share: the
+//! hyperparameter flags, compiling with diagnostics on stderr, and exit codes.
+//!
+//! Each command module has its clap `Args` and a `run(args) -> Result<Exit, AppError>`; the
+//! error is rendered once, by `main`.
+
+pub mod check;
+pub mod compile;
+pub mod diff;
+pub mod eval;
+pub mod recommend;
+pub mod responsiveness;
+pub mod schema;
+pub mod simulate;
+pub mod train;
+
+use recspec::app::AppError;
+use recspec::check::Checked;
+use recspec::load::LoadedSpec;
+use recspec::overrides::Override;
+use std::path::{Path, PathBuf};
+
+/// How a command ended: the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// Spec errors, or a diff found changes.
+    Findings = 1,
+    /// Usage, I/O, data and run errors (also every `Err`).
+    Error = 2,
+}
+
+/// The flags that override a spec's dims and params.
+#[derive(clap::Args)]
+pub struct Hparams {
+    /// Override a dim or param: `--set D=32` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// A TOML run config whose [hparams] table overrides dims and params.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl Hparams {
+    /// The overrides in the order they apply: the run config first, so that `--set` wins.
+    pub fn overrides(&self) -> Result<Vec<Override>, AppError> {
+        let mut out = match &self.config {
+            Some(p) => recspec::config::load_run_config(p)?.overrides,
+            None => vec![],
+        };
+        for s in &self.set {
+            out.push(recspec::config::parse_set(s)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Compiles a spec (for the data set `data`, when given) and prints its diagnostics to stderr.
+pub fn compile(spec: &Path, data: Option<&Path>, overrides: &[Override]) -> Result<(LoadedSpec, Checked), AppError> {
+    let (program, checked) = recspec::app::compile_for_data(spec, data, overrides)?;
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", recspec::diag::render(&program.sources, &checked.diagnostics));
+    }
+    Ok((program, checked))
+}
+
+/// Prints a JSON document to stdout, pretty.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), AppError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Render(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

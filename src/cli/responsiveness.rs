@@ -1,0 +1,58 @@
+//! `recspec responsiveness`: responsiveness to dislikes by counterfactual simulation, and the
+//! re-recommendation rate of disliked items and creators.
+
+use super::{print_json, Exit};
+use recspec::app::recommend::recommender;
+use recspec::app::responsiveness::{history_len, measure, Settings};
+use recspec::app::AppError;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    run: PathBuf,
+    /// The simulated data set the run was trained on (items.jsonl, test split).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// k: the step at which the history branches.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// K: length of each recommendation list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also branch into a skip (a short view).
+    #[arg(long)]
+    skip_branch: bool,
+    #[arg(long)]
+    exclude_consumed: bool,
+    /// The history sequence input, with `.dwell` and `.disliked` side features.
+    #[arg(long, default_value = "history")]
+    history: String,
+    /// Where trajectories start: `empty` (the paper) or `test` (held-out users' histories).
+    #[arg(long, default_value = "empty", value_parser = ["empty", "test"])]
+    start: String,
+    #[arg(long)]
+    output: Option<String>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(args: Args) -> Result<Exit, AppError> {
+    let device = recspec::runtime::parse_device(&args.device)?;
+    let rec = recommender(&args.run, args.output.as_deref(), device)?;
+    let settings = Settings {
+        users: args.users,
+        steps: args.steps,
+        top: args.top,
+        seed: args.seed,
+        skip_branch: args.skip_branch,
+        max_len: history_len(&rec, &args.history)?,
+        history: args.history,
+        exclude_consumed: args.exclude_consumed,
+    };
+    print_json(&measure(&rec, &args.data, &settings, args.start == "test")?)?;
+    Ok(Exit::Ok)
+}
