@@ -255,7 +255,7 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
 }
 
 /// Renders a diff as plain text (`markdown = false`) or as a pull-request comment.
-pub fn render(report: &DiffReport, markdown: bool) -> Result<String, String> {
+pub fn render(report: &DiffReport, markdown: bool) -> Result<String, crate::render::RenderError> {
     let name = if markdown { "diff.md" } else { "diff.txt" };
     crate::render::render_builtin(name, minijinja::context! { d => report })
 }

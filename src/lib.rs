@@ -35,7 +35,7 @@ use std::path::Path;
 pub fn compile_file(
     path: &Path,
     overrides: &[overrides::Override],
-) -> Result<(load::LoadedSpec, check::Checked), String> {
+) -> Result<(load::LoadedSpec, check::Checked), load::LoadError> {
     let (program, diags) = load::load_file(path)?;
     let checked = check::check(&program, diags, overrides);
     Ok((program, checked))

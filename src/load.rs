@@ -30,9 +30,25 @@ impl LoadedSpec {
     }
 }
 
+/// The root spec file could not be read. (Problems inside specs, imports included, are
+/// diagnostics.)
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
 /// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.
-pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
     let mut loader = Loader::default();
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     loader.load(path.display().to_string(), Some(canonical), text, None);

@@ -302,11 +302,40 @@ pub fn thousands(v: i64) -> String {
     }
 }
 
+/// A rendering failed: a template did not load or render, or JSON did not serialise.
+#[derive(Debug)]
+pub enum RenderError {
+    /// A built-in template (`graph.txt`...) or a user template file.
+    Template {
+        name: String,
+        source: minijinja::Error,
+    },
+    /// A user template file could not be read.
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    Json(serde_json::Error),
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RenderError::Template { name, source } => write!(f, "template {name}: {source}"),
+            RenderError::Io { path, source } => write!(f, "cannot read template {}: {source}", path.display()),
+            RenderError::Json(e) => write!(f, "cannot write JSON: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
 /// Renders a built-in template by name.
-pub fn render_builtin(name: &str, ctx: impl Serialize) -> Result<String, String> {
+pub fn render_builtin(name: &str, ctx: impl Serialize) -> Result<String, RenderError> {
     let env = environment();
-    let t = env.get_template(name).map_err(|e| e.to_string())?;
-    let mut out = t.render(ctx).map_err(|e| format!("template {name}: {e}"))?;
+    let template_error = |source| RenderError::Template { name: name.to_string(), source };
+    let t = env.get_template(name).map_err(template_error)?;
+    let mut out = t.render(ctx).map_err(template_error)?;
     if !out.ends_with('\n') {
         out.push('\n');
     }
@@ -314,12 +343,14 @@ pub fn render_builtin(name: &str, ctx: impl Serialize) -> Result<String, String>
 }
 
 /// Renders a user template file with the same helpers.
-pub fn render_user(path: &std::path::Path, ctx: impl Serialize) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+pub fn render_user(path: &std::path::Path, ctx: impl Serialize) -> Result<String, RenderError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RenderError::Io { path: path.to_path_buf(), source })?;
+    let name = path.display().to_string();
+    let template_error = |source| RenderError::Template { name: name.clone(), source };
     let mut env = environment();
-    env.add_template_owned(path.display().to_string(), text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let t = env.get_template(&path.display().to_string()).map_err(|e| e.to_string())?;
-    t.render(ctx).map_err(|e| format!("{}: {e}", path.display()))
+    env.add_template_owned(name.clone(), text).map_err(template_error)?;
+    let t = env.get_template(&name).map_err(template_error)?;
+    t.render(ctx).map_err(template_error)
 }
 
 /// What `compile --emit` can produce.
@@ -332,10 +363,10 @@ pub enum Emit {
 }
 
 /// Renders a graph in one of the built-in formats.
-pub fn emit(g: &Graph, what: Emit) -> Result<String, String> {
+pub fn emit(g: &Graph, what: Emit) -> Result<String, RenderError> {
     let view = GraphView::new(g);
     match what {
-        Emit::Json => serde_json::to_string_pretty(&view).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Emit::Json => serde_json::to_string_pretty(&view).map(|s| s + "\n").map_err(RenderError::Json),
         Emit::Graph => render_builtin("graph.txt", minijinja::context! { g => view }),
         Emit::Dot => render_builtin("graph.dot", minijinja::context! { g => view }),
         Emit::Summary => {

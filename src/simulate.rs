@@ -78,31 +78,35 @@ impl SimConfig {
         ]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SimulateError> {
         for (name, v) in self.counts() {
             if v == 0 {
-                return Err(format!("simulation: `{name}` must be at least 1"));
+                return Err(SimulateError::Settings(format!("simulation: `{name}` must be at least 1")));
             }
         }
         let limits = [("users", self.users, 1 << 31), ("items", self.items, 1 << 31), ("fields", self.fields, 4096)];
         for (name, v, max) in limits {
             if v > max {
-                return Err(format!("simulation: `{name}` = {v} is larger than {max}"));
+                return Err(SimulateError::Settings(format!("simulation: `{name}` = {v} is larger than {max}")));
             }
         }
         if self.seq_len > 10_000 || self.days > 100_000 {
-            return Err("simulation: `seq_len` must be at most 10000 and `days` at most 100000".into());
+            return Err(SimulateError::Settings(
+                "simulation: `seq_len` must be at most 10000 and `days` at most 100000".into(),
+            ));
         }
         for (name, v) in
             [("accidental_click_rate", self.accidental_click_rate), ("liked_unclick_rate", self.liked_unclick_rate)]
         {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("simulation: `{name}` must be in [0, 1], found {v}"));
+                return Err(SimulateError::Settings(format!("simulation: `{name}` must be in [0, 1], found {v}")));
             }
         }
         for (name, v) in [("dislike_rate_scale", self.dislike_rate_scale), ("drift", self.drift)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("simulation: `{name}` must be a finite number >= 0, found {v}"));
+                return Err(SimulateError::Settings(format!(
+                    "simulation: `{name}` must be a finite number >= 0, found {v}"
+                )));
             }
         }
         Ok(())
@@ -277,6 +281,37 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
 }
 
 /// A file written under `name.tmp` and renamed into place by [`Staged::commit`].
+/// Why a data set could not be simulated.
+#[derive(Debug)]
+pub enum SimulateError {
+    /// A simulation setting is out of range.
+    Settings(String),
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for SimulateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimulateError::Settings(m) => f.write_str(m),
+            SimulateError::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
+            SimulateError::Rename { from, to, source } => {
+                write!(f, "cannot rename {} to {}: {source}", from.display(), to.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SimulateError {}
+
 struct Staged {
     tmp: PathBuf,
     dest: PathBuf,
@@ -284,20 +319,31 @@ struct Staged {
 }
 
 impl Staged {
-    fn create(dir: &Path, name: &str) -> Result<Staged, String> {
+    fn create(dir: &Path, name: &str) -> Result<Staged, SimulateError> {
         let dest = dir.join(name);
         let tmp = dir.join(format!("{name}.tmp"));
-        let f = File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        let f =
+            File::create(&tmp).map_err(|source| SimulateError::Io { action: "create", path: tmp.clone(), source })?;
         Ok(Staged { tmp, dest, w: BufWriter::with_capacity(1 << 20, f) })
     }
 
-    fn write(&mut self, s: &str) -> Result<(), String> {
-        self.w.write_all(s.as_bytes()).map_err(|e| format!("cannot write {}: {e}", self.tmp.display()))
+    fn write(&mut self, s: &str) -> Result<(), SimulateError> {
+        let path = &self.tmp;
+        self.w.write_all(s.as_bytes()).map_err(|source| SimulateError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })
     }
 
-    fn finish(self) -> Result<(PathBuf, PathBuf), String> {
-        let f = self.w.into_inner().map_err(|e| format!("cannot write {}: {}", self.tmp.display(), e.error()))?;
-        f.sync_all().map_err(|e| format!("cannot write {}: {e}", self.tmp.display()))?;
+    fn finish(self) -> Result<(PathBuf, PathBuf), SimulateError> {
+        let path = self.tmp.clone();
+        let f = self.w.into_inner().map_err(|e| SimulateError::Io {
+            action: "write",
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        f.sync_all().map_err(|source| SimulateError::Io { action: "write", path, source })?;
         Ok((self.tmp, self.dest))
     }
 }
@@ -344,9 +390,13 @@ fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
 
 /// Simulates the world of `cfg` and writes `train/valid/test/items.jsonl` and `data.toml` to
 /// `out` (created if missing). Same config, same bytes.
-pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, String> {
+pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, SimulateError> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(|source| SimulateError::Io {
+        action: "create",
+        path: out.to_path_buf(),
+        source,
+    })?;
     let world = World::new(cfg);
     let events = world.events();
     let n = events.len();
@@ -395,8 +445,11 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, String> {
         toml.write(&data_toml(cfg, &summary))?;
         staged.push(toml.finish()?);
         for (tmp, dest) in &staged {
-            std::fs::rename(tmp, dest)
-                .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+            std::fs::rename(tmp, dest).map_err(|source| SimulateError::Rename {
+                from: tmp.clone(),
+                to: dest.clone(),
+                source,
+            })?;
         }
         Ok(summary)
     })();

@@ -20,7 +20,7 @@ pub fn compile_for_data(
         None => vec![],
     };
     all.extend_from_slice(extra);
-    crate::compile_file(spec, &all).map_err(AppError::Load)
+    Ok(crate::compile_file(spec, &all)?)
 }
 
 /// The data set's `data.toml` hyperparameters, if it has one, as optional overrides.

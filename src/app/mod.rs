@@ -48,12 +48,19 @@ pub enum AppError {
         to: PathBuf,
         source: std::io::Error,
     },
-    /// The spec or one of its imports could not be loaded (the loader reports text).
-    Load(String),
-    /// A template or a rendering failed (the renderer reports text).
-    Render(String),
-    /// The data reader or the simulator failed (they report text for now).
-    Runtime(String),
+    /// The root spec file could not be read.
+    Load(crate::load::LoadError),
+    /// A template or a rendering failed.
+    Render(crate::render::RenderError),
+    /// A data file is unreadable or holds a bad row.
+    Data(crate::data::DataError),
+    /// A model's inputs have no data layout.
+    Schema(crate::data::SchemaError),
+    Simulate(crate::simulate::SimulateError),
+    /// The counterfactual simulation of `responsiveness` cannot run.
+    Responsiveness(String),
+    /// A report or `state.json` could not be serialised.
+    Json(serde_json::Error),
     /// The runtime failed: bad data, a model that cannot do what was asked, a diverged loss.
     Backend(crate::runtime::RuntimeError),
     /// A checked graph did not lower: a compiler bug, reported as such.
@@ -117,7 +124,13 @@ impl fmt::Display for AppError {
             AppError::Rename { from, to, source } => {
                 write!(f, "cannot rename {} to {}: {source}", from.display(), to.display())
             }
-            AppError::Load(m) | AppError::Render(m) | AppError::Runtime(m) => f.write_str(m),
+            AppError::Load(e) => e.fmt(f),
+            AppError::Render(e) => e.fmt(f),
+            AppError::Data(e) => e.fmt(f),
+            AppError::Schema(e) => e.fmt(f),
+            AppError::Simulate(e) => e.fmt(f),
+            AppError::Responsiveness(m) => f.write_str(m),
+            AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
             AppError::Lower(e) => write!(f, "internal error: {e}"),
             AppError::RunExists(dir) => write!(
@@ -196,8 +209,20 @@ pub fn lower_graph(graph: &crate::ir::Graph) -> Result<crate::lower::Program, Ap
     Ok(crate::lower::lower(graph, &crate::lower::Bindings::of(graph))?)
 }
 
-impl From<String> for AppError {
-    fn from(message: String) -> AppError {
-        AppError::Runtime(message)
-    }
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(impl From<$ty> for AppError {
+            fn from(e: $ty) -> AppError {
+                AppError::$variant(e)
+            }
+        })*
+    };
 }
+
+from_error!(
+    Load(crate::load::LoadError),
+    Render(crate::render::RenderError),
+    Data(crate::data::DataError),
+    Schema(crate::data::SchemaError),
+    Simulate(crate::simulate::SimulateError),
+);

@@ -121,14 +121,13 @@ pub struct Report {
 }
 
 /// Item id -> (cluster, creator), from the simulator's items.jsonl.
-pub fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, String> {
+pub fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, AppError> {
     let mut items: Vec<(i64, i64)> = vec![];
-    for_each_json_row(path, |line, v| {
-        let at = |m: String| format!("{}:{line}: {m}", path.display());
-        let field = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| at(format!("missing integer `{k}`")));
+    for_each_json_row(path, |_, v| {
+        let field = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| format!("missing integer `{k}`"));
         let (id, cluster, creator) = (field("item")?, field("cluster")?, field("creator")?);
         if id != items.len() as i64 {
-            return Err(at(format!("expected item {}, found {id} (items.jsonl lists items in order)", items.len())));
+            return Err(format!("expected item {}, found {id} (items.jsonl lists items in order)", items.len()));
         }
         items.push((cluster, creator));
         Ok(true)
@@ -155,16 +154,15 @@ fn bootstrap(num: &[f64], den: &[f64], rng: &mut Rng) -> Estimate {
     Estimate { value, lo: draws[25], hi: draws[974] }
 }
 
-fn err_at(e: (usize, String)) -> String {
-    format!("simulated history {}: {}", e.0, e.1)
+fn err_at(e: (usize, String)) -> AppError {
+    AppError::Responsiveness(format!("simulated history {}: {}", e.0, e.1))
 }
 
 /// Starting histories from held-out rows: the non-empty histories of `file` in order, cycled to
 /// `users` (dwell read back from log1p seconds).
-pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, String> {
+pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppError> {
     let mut found = vec![];
-    for_each_json_row(file, |line, v| {
-        let at = |m: &str| format!("{}:{line}: {m}", file.display());
+    for_each_json_row(file, |_, v| {
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
             (list(&s.history), list(&format!("{}.dwell", s.history)), list(&format!("{}.disliked", s.history)));
@@ -172,7 +170,7 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, Stri
             return Ok(true);
         }
         if dwell.len() != ids.len() || flags.len() != ids.len() {
-            return Err(at(&format!("`{0}`, `{0}.dwell` and `{0}.disliked` differ in length", s.history)));
+            return Err(format!("`{0}`, `{0}.dwell` and `{0}.disliked` differ in length", s.history));
         }
         let steps = (0..ids.len())
             .map(|j| {
@@ -183,12 +181,16 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, Stri
                 })
             })
             .collect::<Option<Vec<Step>>>()
-            .ok_or_else(|| at("history values must be numbers"))?;
+            .ok_or_else(|| "history values must be numbers".to_string())?;
         found.push(steps);
         Ok(found.len() < s.users)
     })?;
     if found.is_empty() {
-        return Err(format!("{} has no row with a non-empty `{}`", file.display(), s.history));
+        return Err(AppError::Responsiveness(format!(
+            "{} has no row with a non-empty `{}`",
+            file.display(),
+            s.history
+        )));
     }
     Ok((0..s.users).map(|u| found[u % found.len()].clone()).collect())
 }
@@ -199,9 +201,9 @@ pub fn simulate(
     items: &[(i64, i64)],
     s: &Settings,
     start: Option<Vec<Vec<Step>>>,
-) -> Result<Report, String> {
+) -> Result<Report, AppError> {
     if s.users == 0 || s.steps == 0 || s.top == 0 {
-        return Err("--users, --steps and --top must be at least 1".into());
+        return Err(AppError::Responsiveness("--users, --steps and --top must be at least 1".into()));
     }
     let mut rng = Rng::derive(s.seed, 11, 0);
     let start_name = if start.is_some() { "test" } else { "empty" };
@@ -212,7 +214,7 @@ pub fn simulate(
         let lists = rec.top_k(&rows, s.top, s.exclude_consumed).map_err(err_at)?;
         for (u, list) in lists.iter().enumerate() {
             if list.is_empty() {
-                return Err("the model recommended nothing (every item consumed?)".into());
+                return Err(AppError::Responsiveness("the model recommended nothing (every item consumed?)".into()));
             }
             let pick = list[rng.below(list.len())].item;
             if step + 1 < s.steps {
@@ -276,7 +278,7 @@ pub fn rerecommend(
     file: &Path,
     s: &Settings,
     max_rows: usize,
-) -> Result<Rerecommend, String> {
+) -> Result<Rerecommend, AppError> {
     let key = format!("{}.disliked", s.history);
     let mut rows = vec![];
     for_each_json_row(file, |_, v| {

@@ -67,7 +67,7 @@ impl RunDir {
         }
         if started {
             let saved = std::fs::read_to_string(path.join("graph.txt")).unwrap_or_default();
-            if saved != render::emit(graph, Emit::Graph).map_err(AppError::Render)? {
+            if saved != render::emit(graph, Emit::Graph)? {
                 return Err(AppError::GraphChanged(path.to_path_buf()));
             }
         }
@@ -115,7 +115,7 @@ impl RunDir {
     /// Writes `run.toml` (the resolved settings) and `graph.txt` (the compiled graph).
     pub fn save_settings(&self, graph: &Graph, train: &TrainSettings, data: &Path) -> Result<(), AppError> {
         write_atomic(&self.path.join("run.toml"), settings_toml(graph, train, data).as_bytes())?;
-        let graph_text = render::emit(graph, Emit::Graph).map_err(AppError::Render)?;
+        let graph_text = render::emit(graph, Emit::Graph)?;
         write_atomic(&self.path.join("graph.txt"), graph_text.as_bytes())
     }
 
@@ -131,7 +131,7 @@ impl RunDir {
     }
 
     fn save_state(&self, state: &RunState) -> Result<(), AppError> {
-        let text = serde_json::to_string_pretty(state).map_err(|e| AppError::Runtime(e.to_string()))?;
+        let text = serde_json::to_string_pretty(state).map_err(AppError::Json)?;
         write_atomic(&self.state_file(), text.as_bytes())
     }
 
@@ -150,7 +150,7 @@ impl RunDir {
     pub fn load_program(&self) -> Result<(Program, RunConfig), AppError> {
         let config = crate::config::load_run_config(&self.path.join("run.toml"))?;
         let spec = self.path.join("spec.recspec");
-        let (program, checked) = crate::compile_file(&spec, &config.overrides).map_err(AppError::Load)?;
+        let (program, checked) = crate::compile_file(&spec, &config.overrides)?;
         let Some(mut graph) = checked.graph else {
             let diagnostics = crate::diag::render(&program.sources, &checked.diagnostics);
             return Err(AppError::SpecNoLongerCompiles { spec, diagnostics });
@@ -165,7 +165,7 @@ impl RunDir {
         let (path, _) = self.checkpoint_files(state.epochs_done);
         let bytes = read(&path)?;
         runtime_train::weights_from_bytes(program, bytes, device)
-            .map_err(|message| AppError::BadCheckpoint { path, message })
+            .map_err(|message| AppError::BadCheckpoint { path, message: message.to_string() })
     }
 
     /// Commits one completed epoch, in this order: its checkpoint files, `metrics.jsonl`, then
@@ -195,7 +195,9 @@ pub struct EpochWriter<'a> {
 }
 
 impl EpochSink for EpochWriter<'_> {
-    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), String> {
-        self.dir.commit(&mut self.state, checkpoint, metrics).map_err(|e| e.to_string())
+    type Error = AppError;
+
+    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), AppError> {
+        self.dir.commit(&mut self.state, checkpoint, metrics)
     }
 }

@@ -81,5 +81,5 @@ pub fn train(
         progress: options.progress,
     };
     let mut writer = EpochWriter { dir, state };
-    Ok(crate::runtime::train::train(job, start, &mut writer)?)
+    crate::runtime::train::train(job, start, &mut writer)
 }

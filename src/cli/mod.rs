@@ -66,7 +66,7 @@ pub fn compile(spec: &Path, data: Option<&Path>, overrides: &[Override]) -> Resu
 
 /// Prints a JSON document to stdout, pretty.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), AppError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Render(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value).map_err(AppError::Json)?;
     println!("{text}");
     Ok(())
 }

@@ -114,14 +114,68 @@ impl FieldSchema {
     }
 }
 
+/// Why a model's inputs have no on-disk layout.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchemaError {
+    /// An input is named like a key the format itself uses.
+    ReservedKey(String),
+    /// A non-batch axis of an input is not a positive constant.
+    NotASize {
+        input: String,
+        extent: String,
+    },
+    /// An input's row length overflows.
+    Overflow(String),
+    IdsWithoutVocab(String),
+    /// A mask-typed model input (masks are derived from sequences, never stored).
+    MaskInput(String),
+    SideWithoutSequence {
+        side: String,
+        sequence: String,
+    },
+    SideLengthMismatch {
+        side: String,
+        sequence: String,
+    },
+    NoTimeAxis(String),
+    /// The graph did not lower (a compiler bug).
+    Lower(crate::lower::LowerError),
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::ReservedKey(name) => {
+                write!(f, "input `{name}` uses a key the data format reserves ({})", RESERVED_KEYS.join(", "))
+            }
+            SchemaError::NotASize { input, extent } => {
+                write!(f, "input `{input}`: dimension {extent} must be a positive size for the data format")
+            }
+            SchemaError::Overflow(name) => write!(f, "input `{name}`: its row length overflows"),
+            SchemaError::IdsWithoutVocab(name) => write!(f, "input `{name}` holds ids without a vocabulary"),
+            SchemaError::MaskInput(name) => write!(f, "input `{name}`: mask-typed inputs cannot be stored"),
+            SchemaError::SideWithoutSequence { side, sequence } => {
+                write!(f, "side feature `{side}` has no sequence `{sequence}` before it")
+            }
+            SchemaError::SideLengthMismatch { side, sequence } => {
+                write!(f, "side feature `{side}` and sequence `{sequence}` disagree on T")
+            }
+            SchemaError::NoTimeAxis(name) => write!(f, "sequence `{name}` has no time axis"),
+            SchemaError::Lower(e) => write!(f, "internal error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
 impl Schema {
     /// The data layout a compiled graph reads (lowered at its own hyperparameters).
-    pub fn from_graph(g: &Graph) -> Result<Schema, String> {
-        Schema::from_program(&lower(g, &Bindings::of(g)).map_err(|e| e.to_string())?)
+    pub fn from_graph(g: &Graph) -> Result<Schema, SchemaError> {
+        Schema::from_program(&lower(g, &Bindings::of(g)).map_err(SchemaError::Lower)?)
     }
 
     /// The data layout a lowered program reads.
-    pub fn from_program(program: &Program) -> Result<Schema, String> {
+    pub fn from_program(program: &Program) -> Result<Schema, SchemaError> {
         let mut fields: Vec<FieldSchema> = vec![];
         for input in program.inputs() {
             let role = input.role.unwrap_or(InputRole::Feature);
@@ -130,42 +184,40 @@ impl Schema {
             }
             let name = &input.name;
             if RESERVED_KEYS.contains(&name.as_str()) {
-                return Err(format!(
-                    "input `{name}` uses a key the data format reserves ({})",
-                    RESERVED_KEYS.join(", ")
-                ));
+                return Err(SchemaError::ReservedKey(name.clone()));
             }
             let mut shape = vec![];
             let mut total: usize = 1;
             for e in input.shape.iter().skip(1) {
-                let v = e.constant().filter(|v| *v >= 1).ok_or_else(|| {
-                    format!("input `{name}`: dimension {e} must be a positive size for the data format")
-                })?;
-                total = total.checked_mul(v).ok_or_else(|| format!("input `{name}`: shape {shape:?} overflows"))?;
+                let v = e
+                    .constant()
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| SchemaError::NotASize { input: name.clone(), extent: e.to_string() })?;
+                total = total.checked_mul(v).ok_or_else(|| SchemaError::Overflow(name.clone()))?;
                 shape.push(v);
             }
             let kind = match (input.dtype, input.vocab) {
                 (DType::Id, Some(v)) => FieldKind::Ids { vocab: v as i64 },
-                (DType::Id, None) => return Err(format!("input `{name}` holds ids without a vocabulary")),
+                (DType::Id, None) => return Err(SchemaError::IdsWithoutVocab(name.clone())),
                 (DType::Float, _) => FieldKind::Floats,
-                (DType::Mask, _) => return Err(format!("input `{name}`: mask-typed inputs cannot be stored")),
+                (DType::Mask, _) => return Err(SchemaError::MaskInput(name.clone())),
             };
             let sequence = match role {
                 InputRole::Sequence => Some(name.clone()),
                 InputRole::Side => {
                     let seq = name.split_once('.').map(|(s, _)| s.to_string()).unwrap_or_default();
                     let Some(owner) = fields.iter().find(|f| f.name == seq && f.role == InputRole::Sequence) else {
-                        return Err(format!("side feature `{name}` has no sequence `{seq}` before it"));
+                        return Err(SchemaError::SideWithoutSequence { side: name.clone(), sequence: seq });
                     };
                     if owner.shape.first() != shape.first() {
-                        return Err(format!("side feature `{name}` and sequence `{seq}` disagree on T"));
+                        return Err(SchemaError::SideLengthMismatch { side: name.clone(), sequence: seq });
                     }
                     Some(seq)
                 }
                 _ => None,
             };
             if role == InputRole::Sequence && shape.is_empty() {
-                return Err(format!("sequence `{name}` has no time axis"));
+                return Err(SchemaError::NoTimeAxis(name.clone()));
             }
             fields.push(FieldSchema { name: name.clone(), kind, role, shape, sequence });
         }
@@ -247,22 +299,23 @@ fn json_str(s: &str) -> String {
 }
 
 /// Streams the JSON rows of a JSON Lines file to `f` with their 1-based line numbers, until `f`
-/// says stop; blank lines and a leading byte-order mark are skipped, a malformed line is an
-/// error naming `file:line`.
+/// says stop; blank lines and a leading byte-order mark are skipped. A malformed line, or a
+/// message `f` returns about a row, is a [`DataError`] naming `file:line`.
 pub fn for_each_json_row(
     path: &std::path::Path,
     mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
-) -> Result<(), String> {
+) -> Result<(), DataError> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let error = |row: usize, message: String| DataError { file: path.to_path_buf(), row, message };
+    let file = std::fs::File::open(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: cannot read: {e}", path.display(), i + 1))?;
+        let line = line.map_err(|e| error(i + 1, format!("cannot read: {e}")))?;
         let text = if i == 0 { line.trim_start_matches('\u{feff}') } else { &line };
         if text.trim().is_empty() {
             continue;
         }
-        let v = serde_json::from_str(text).map_err(|e| format!("{}:{}: malformed JSON: {e}", path.display(), i + 1))?;
-        if !f(i + 1, v)? {
+        let v = serde_json::from_str(text).map_err(|e| error(i + 1, format!("malformed JSON: {e}")))?;
+        if !f(i + 1, v).map_err(|message| error(i + 1, message))? {
             break;
         }
     }
@@ -309,7 +362,10 @@ pub struct DataError {
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.row, self.message)
+        match self.row {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            row => write!(f, "{}:{row}: {}", self.file.display(), self.message),
+        }
     }
 }
 

@@ -175,7 +175,7 @@ impl EvalOptions {
         skip_bad_rows: bool,
         labels: &[String],
         ks: Vec<usize>,
-    ) -> Result<EvalOptions, String> {
+    ) -> Result<EvalOptions, RuntimeError> {
         let mut extra_labels = vec![];
         let mut scored_by = BTreeMap::new();
         for entry in labels {
@@ -183,7 +183,9 @@ impl EvalOptions {
                 Some((label, output)) if !label.trim().is_empty() && !output.trim().is_empty() => {
                     scored_by.insert(label.trim().to_string(), output.trim().to_string());
                 }
-                Some(_) => return Err(format!("--labels: `{entry}` is not `label` or `label=output`")),
+                Some(_) => {
+                    return Err(RuntimeError::Options(format!("--labels: `{entry}` is not `label` or `label=output`")))
+                }
                 None => extra_labels.push(entry.trim().to_string()),
             }
         }
@@ -199,7 +201,7 @@ pub fn evaluate(
     opts: &EvalOptions,
     device: &Device,
 ) -> Result<EvalReport, RuntimeError> {
-    let mut schema = Schema::from_program(program).map_err(RuntimeError::Data)?;
+    let mut schema = Schema::from_program(program)?;
     for l in &opts.extra_labels {
         if !schema.labels.contains(l) {
             schema.labels.push(l.clone());
@@ -218,14 +220,13 @@ pub fn evaluate(
         }
     }
     let chosen = scorers(program, &schema.labels, &opts.scored_by);
-    let data_error = |e: crate::data::DataError| RuntimeError::Data(e.to_string());
-    let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows).map_err(data_error)?;
+    let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows)?;
     let mut scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut users = vec![];
     let heads = retrieval_heads(program);
     let mut retrieval: BTreeMap<String, RetrievalMetrics> = BTreeMap::new();
-    while let Some(hb) = loader.next_batch().map_err(data_error)? {
+    while let Some(hb) = loader.next_batch()? {
         let batch = DeviceBatch::from_host(&hb, device);
         let pass = forward(program, weights, &batch, Mode::Eval, 0);
         for (label, s) in &chosen {

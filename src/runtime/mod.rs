@@ -13,29 +13,50 @@ pub mod tensor;
 pub mod train;
 pub mod weights;
 
+use crate::data::{DataError, SchemaError};
 use burn::prelude::Device;
 use std::fmt;
 
-/// Why the runtime could not do what was asked. Messages name the file (and row) involved.
+/// Why the runtime could not do what was asked.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuntimeError {
-    /// A data file is missing, unreadable or malformed, or does not fit the model.
-    Data(String),
+    /// A data file is missing, unreadable or holds a bad row (`file:row`).
+    Data(DataError),
+    /// The model's inputs have no data layout.
+    Schema(SchemaError),
     /// The model cannot do what was asked (no loss to train, no output scoring items...).
     Model(String),
-    /// Reading or writing a checkpoint or run file failed.
-    Io(String),
-    /// A loss became NaN or infinite during training.
-    Diverged(String),
+    /// A setting passed by the caller is malformed (`--labels`, `--device`...).
+    Options(String),
+    /// A checkpoint could not be written or decoded, or does not fit the model.
+    Checkpoint(String),
+    /// A loss term became NaN or infinite.
+    Diverged { loss: String, value: f32, epoch: usize, step: u64, row: usize },
 }
 
 impl fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RuntimeError::Data(m) | RuntimeError::Model(m) | RuntimeError::Io(m) | RuntimeError::Diverged(m) => {
-                f.write_str(m)
-            }
+            RuntimeError::Data(e) => e.fmt(f),
+            RuntimeError::Schema(e) => e.fmt(f),
+            RuntimeError::Model(m) | RuntimeError::Options(m) | RuntimeError::Checkpoint(m) => f.write_str(m),
+            RuntimeError::Diverged { loss, value, epoch, step, row } => write!(
+                f,
+                "loss term `{loss}` became {value} at epoch {epoch}, step {step} (batch of rows ending near row {row}); lower the learning rate or check the data"
+            ),
         }
+    }
+}
+
+impl From<DataError> for RuntimeError {
+    fn from(e: DataError) -> RuntimeError {
+        RuntimeError::Data(e)
+    }
+}
+
+impl From<SchemaError> for RuntimeError {
+    fn from(e: SchemaError) -> RuntimeError {
+        RuntimeError::Schema(e)
     }
 }
 
@@ -46,7 +67,7 @@ pub const DEVICES: &[&str] = &["cpu", "ndarray", "tch-cpu", "cuda"];
 
 /// Parses `--device`: `cpu` (burn-flex), `ndarray`, and with the `tch` feature `tch-cpu` and
 /// `cuda` (libtorch).
-pub fn parse_device(name: &str) -> Result<Device, String> {
+pub fn parse_device(name: &str) -> Result<Device, RuntimeError> {
     match name {
         "cpu" | "flex" => Ok(Device::flex()),
         // Deprecated upstream in favour of flex; kept for the backend comparison benchmark.
@@ -60,9 +81,9 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
         #[allow(deprecated)]
         "cuda" => Ok(Device::libtorch_cuda(0)),
         #[cfg(not(feature = "tch"))]
-        "tch-cpu" | "cuda" => Err(format!(
+        "tch-cpu" | "cuda" => Err(RuntimeError::Options(format!(
             "--device {name} needs libtorch: rebuild with `cargo build --release --features tch` (see README)"
-        )),
-        other => Err(format!("unknown device `{other}`; choose one of {}", DEVICES.join(", "))),
+        ))),
+        other => Err(RuntimeError::Options(format!("unknown device `{other}`; choose one of {}", DEVICES.join(", ")))),
     }
 }

@@ -80,7 +80,7 @@ impl Recommender {
             let Some(input) = program.find(name) else { return false };
             program.steps.iter().zip(&needed).any(|(s, n)| *n && s.kernel.operands().contains(&input))
         };
-        let mut schema = Schema::from_program(&program).map_err(RuntimeError::Data)?;
+        let mut schema = Schema::from_program(&program)?;
         schema.fields.retain(|f| reads(&f.name));
         schema.labels.clear();
         schema.weights.clear();

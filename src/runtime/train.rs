@@ -8,6 +8,7 @@
 use super::eval::{evaluate, EvalOptions, EvalReport};
 use super::exec::{forward, DeviceBatch, Mode};
 use super::weights::Weights;
+use super::RuntimeError;
 use crate::config::{OptimizerKind, TrainSettings};
 use crate::data::{Loader, Schema};
 use crate::lower::Program;
@@ -76,32 +77,44 @@ pub struct Checkpoint {
 /// Receives every completed epoch, in order. An implementation must make the checkpoint
 /// durable before it returns: a run killed afterwards resumes from it.
 pub trait EpochSink {
+    /// What the sink fails with; runtime failures of the loop convert into it.
+    type Error: From<RuntimeError>;
+
     /// `metrics` is the epoch's metrics line (`epoch`, `steps`, `train_loss`, `seconds`, `valid`).
-    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), String>;
+    fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), Self::Error>;
 }
 
 /// Serialises weights to burnpack bytes.
-pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, String> {
-    let bytes = w.clone().into_record().into_bytes().map_err(|e| format!("cannot serialise weights: {e}"))?;
+pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, RuntimeError> {
+    let bytes = w
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| RuntimeError::Checkpoint(format!("cannot serialise weights: {e}")))?;
     Ok(bytes.to_vec())
 }
 
 /// Weights for `program` on `device` from burnpack bytes written by [`weights_to_bytes`].
-pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, String> {
+pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, RuntimeError> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("not a checkpoint: {e}"))?;
-    Weights::init(program, device, 0).try_load_record(record).map_err(|e| format!("does not fit this model: {e}"))
+        .map_err(|e| RuntimeError::Checkpoint(format!("not a checkpoint: {e}")))?;
+    Weights::init(program, device, 0)
+        .try_load_record(record)
+        .map_err(|e| RuntimeError::Checkpoint(format!("does not fit this model: {e}")))
 }
 
 /// Trains a model from scratch, or from `start`, up to `job.settings.epochs`; hands every
 /// completed epoch to `sink`.
-pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink) -> Result<TrainReport, String> {
+pub fn train<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut S) -> Result<TrainReport, S::Error> {
     if job.program.losses.is_empty() {
-        return Err(format!("model `{}` has no `loss` statement: there is nothing to train", job.program.model));
+        let model = &job.program.model;
+        return Err(
+            RuntimeError::Model(format!("model `{model}` has no `loss` statement: there is nothing to train")).into()
+        );
     }
     let ad = job.device.clone().autodiff();
     job.device.seed(job.settings.seed);
-    let schema = Schema::from_program(&job.program)?;
+    let schema = Schema::from_program(&job.program).map_err(RuntimeError::from)?;
     let (train_file, valid_file) = (&job.train_file, &job.valid_file);
     let mut state = start.as_ref().map(|c| c.position).unwrap_or_default();
     let mut optim = optimizer(&job.settings);
@@ -109,10 +122,10 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
         Some(c) => {
             let epoch = c.position.epochs_done;
             let w = weights_from_bytes(&job.program, c.model, &ad)
-                .map_err(|e| format!("the model checkpoint of epoch {epoch}: {e}"))?;
+                .map_err(|e| RuntimeError::Checkpoint(format!("the model checkpoint of epoch {epoch}: {e}")))?;
             optim = optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(c.optimizer))
-                .map_err(|e| format!("the optimizer checkpoint of epoch {epoch}: {e}"))?;
+                .map_err(|e| RuntimeError::Checkpoint(format!("the optimizer checkpoint of epoch {epoch}: {e}")))?;
             w
         }
         None => Weights::init(&job.program, &ad, job.settings.seed),
@@ -132,8 +145,8 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
     let opts = EvalOptions::new(VALID_BATCH_SIZE, job.skip_bad_rows, &job.extra_labels, vec![10, 50])?;
     let (mut samples, mut busy) = (0usize, 0f64);
     for epoch in state.epochs_done + 1..=job.settings.epochs {
-        let mut loader =
-            Loader::open(train_file, &schema, job.settings.batch_size, job.skip_bad_rows).map_err(|e| e.to_string())?;
+        let mut loader = Loader::open(train_file, &schema, job.settings.batch_size, job.skip_bad_rows)
+            .map_err(RuntimeError::from)?;
         let mut epoch_steps = 0usize;
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let started = Instant::now();
@@ -144,7 +157,7 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
             rows_hint,
             job.settings.max_steps.map(|m| m * job.settings.batch_size),
         );
-        while let Some(hb) = loader.next_batch().map_err(|e| e.to_string())? {
+        while let Some(hb) = loader.next_batch().map_err(RuntimeError::from)? {
             if job.settings.max_steps.is_some_and(|m| epoch_steps >= m) {
                 break;
             }
@@ -155,11 +168,14 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
             for (name, w, value) in &fwd.losses {
                 let v: f32 = value.clone().into_scalar();
                 if !v.is_finite() {
-                    return Err(format!(
-                        "loss term `{name}` became {v} at epoch {epoch}, step {} (batch of rows ending near row {}); lower the learning rate or check the data",
-                        state.steps + 1,
-                        loader.stats().rows
-                    ));
+                    return Err(RuntimeError::Diverged {
+                        loss: name.clone(),
+                        value: v,
+                        epoch,
+                        step: state.steps + 1,
+                        row: loader.stats().rows,
+                    }
+                    .into());
                 }
                 step_loss += w * v as f64;
             }
@@ -189,8 +205,7 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
                 loader.stats().first_errors.first().map(|e| e.to_string()).unwrap_or_default()
             );
         }
-        let valid =
-            evaluate(&job.program, &weights.valid(), valid_file, &opts, &job.device).map_err(|e| e.to_string())?;
+        let valid = evaluate(&job.program, &weights.valid(), valid_file, &opts, &job.device)?;
         let line = serde_json::json!({
             "epoch": epoch,
             "steps": state.steps,
@@ -203,7 +218,10 @@ pub fn train(job: TrainJob, start: Option<Checkpoint>, sink: &mut dyn EpochSink)
         let checkpoint = Checkpoint {
             position: state,
             model: weights_to_bytes(&weights)?,
-            optimizer: optim.into_bytes().map_err(|e| format!("cannot serialise optimizer: {e}"))?.to_vec(),
+            optimizer: optim
+                .into_bytes()
+                .map_err(|e| RuntimeError::Checkpoint(format!("cannot serialise optimizer: {e}")))?
+                .to_vec(),
         };
         sink.epoch_done(checkpoint, line)?;
         report.epochs = epoch;

@@ -283,7 +283,7 @@ fn rows_load_with_every_stream() {
 #[test]
 fn bad_configs_are_errors() {
     let d = TmpDir::new("bad");
-    assert!(simulate(&SimConfig { users: 0, ..small() }, &d.0).unwrap_err().contains("users"));
+    assert!(simulate(&SimConfig { users: 0, ..small() }, &d.0).unwrap_err().to_string().contains("users"));
     assert!(simulate(&SimConfig { accidental_click_rate: 1.5, ..small() }, &d.0).is_err());
     assert!(simulate(&SimConfig { drift: f64::NAN, ..small() }, &d.0).is_err());
     // A world smaller than its clusters and creators still simulates.
