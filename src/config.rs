@@ -133,6 +133,16 @@ pub enum OptimizerKind {
     Adagrad,
 }
 
+impl OptimizerKind {
+    /// The spelling in run configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adagrad => "adagrad",
+        }
+    }
+}
+
 /// Training settings, from `[train]` with defaults.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainSettings {
@@ -143,6 +153,23 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Stop each epoch after this many steps (for quick runs); `None` reads the whole file.
     pub max_steps: Option<usize>,
+}
+
+impl std::fmt::Display for TrainSettings {
+    /// `adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let optimizer = self.optimizer.name();
+        let epochs = if self.epochs == 1 { "epoch" } else { "epochs" };
+        write!(
+            f,
+            "{optimizer}, lr {}, batch {}, {} {epochs}, seed {}",
+            self.lr, self.batch_size, self.epochs, self.seed
+        )?;
+        if let Some(m) = self.max_steps {
+            write!(f, ", at most {m} steps per epoch")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainSettings {

@@ -2,7 +2,7 @@
 //! `run.toml` a run is saved with, and loss weights applied to a compiled graph.
 
 use super::AppError;
-use crate::config::{OptimizerKind, TrainSettings};
+use crate::config::TrainSettings;
 use crate::ir::{Attr, Graph};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,10 +51,7 @@ pub fn settings_toml(graph: &Graph, train: &TrainSettings, data: &Path) -> Strin
         };
         out.push_str(&format!("{} = {v}\n", p.name));
     }
-    let opt = match train.optimizer {
-        OptimizerKind::Adam => "adam",
-        OptimizerKind::Adagrad => "adagrad",
-    };
+    let opt = train.optimizer.name();
     out.push_str(&format!(
         "\n[train]\noptimizer = \"{opt}\"\nlr = {:?}\nbatch_size = {}\nepochs = {}\nseed = {}\n",
         train.lr, train.batch_size, train.epochs, train.seed

@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let dir = start_run(&args.out, args.resume, &args.file, &program, &graph, &settings, &args.data)?;
     let plan = recspec::app::lower_graph(&graph)?;
     eprintln!(
-        "training {} ({} parameters) on {} with {:?}",
+        "training {} ({} parameters) on {} with {}",
         args.file.display(),
         recspec::render::thousands(plan.trainable_count() as i64),
         args.data.display(),
