@@ -78,6 +78,9 @@ pub enum Code {
     BadSide = 30,
     /// A value is called that is not a component or block.
     NotCallable = 31,
+    /// A weight shape that depends on the batch, or a size that grows faster than linearly
+    /// with it.
+    BatchDependentSize = 32,
     /// Warning: a binding, input, parameter or label that nothing uses.
     Unused = 100,
 }

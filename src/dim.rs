@@ -79,6 +79,21 @@ impl Dim {
     }
 
     /// The names this dim mentions, sorted and deduplicated.
+    /// Whether the dim is at most linear in `sym`: no monomial holds it twice and no
+    /// unsimplified quotient holds it at all.
+    pub fn linear_in(&self, sym: &str) -> bool {
+        self.terms.keys().all(|mono| {
+            let mut count = 0;
+            mono.iter().all(|atom| match atom {
+                Atom::Sym(s) => {
+                    count += usize::from(s == sym);
+                    count <= 1
+                }
+                Atom::Div(n, d) => !n.symbols().iter().chain(&d.symbols()).any(|s| s == sym),
+            })
+        })
+    }
+
     pub fn symbols(&self) -> Vec<String> {
         let mut out = vec![];
         for mono in self.terms.keys() {

@@ -134,7 +134,7 @@ fn attrs_view(attrs: &BTreeMap<String, Attr>) -> Vec<String> {
 }
 
 fn range_view(ty: &TensorType) -> String {
-    if ty.range == Range::ANY || ty.dtype != crate::ast::DType::Float {
+    if ty.range == Range::ANY || ty.dtype != crate::types::DType::Float {
         String::new()
     } else {
         ty.range.to_string()

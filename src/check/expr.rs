@@ -383,6 +383,9 @@ impl Checker<'_> {
             Some(i) => i,
             None => return Value::Poison,
         };
+        if let Some(d) = batch_dependent(op, span, &inferred) {
+            return self.error(d);
+        }
         let mut attrs = b.attrs;
         let mut operands = b.operands;
         if let Some(t) = &b.table {
@@ -474,6 +477,37 @@ impl Checker<'_> {
 
 fn same_params(a: &[ParamTensor], b: &[ops::shape::ParamSpec]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name && x.shape == y.shape)
+}
+
+/// A weight whose shape depends on the batch, or an output that grows faster than linearly
+/// with it: neither can be laid out before a batch arrives.
+fn batch_dependent(op: Op, span: Span, inferred: &ops::shape::Inferred) -> Option<Diagnostic> {
+    use crate::dim::BATCH;
+    if let Some(p) = inferred.params.iter().find(|p| p.shape.iter().any(|d| d.symbols().iter().any(|s| s == BATCH))) {
+        let shape = crate::types::shape_str(&p.shape);
+        return Some(
+            Diagnostic::error(
+                Code::BatchDependentSize,
+                format!("{}: weight `{}` would be {shape}, which depends on the batch size {BATCH}", op.name(), p.name),
+            )
+            .at(span, "weights are sized before any batch arrives")
+            .with_help("size weights with dims (`dim D = 64;`), never with B"),
+        );
+    }
+    if inferred.ty.shape.iter().any(|d| !d.linear_in(BATCH)) {
+        return Some(
+            Diagnostic::error(
+                Code::BatchDependentSize,
+                format!(
+                    "{}: the result {} grows faster than linearly with the batch size {BATCH}",
+                    op.name(),
+                    inferred.ty
+                ),
+            )
+            .at(span, "this size is not of the form a*B + c"),
+        );
+    }
+    None
 }
 
 /// The IR op an arithmetic operator lowers to.

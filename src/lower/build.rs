@@ -277,7 +277,24 @@ impl NodeReader<'_, '_> {
         }
     }
 
+    /// The kernel of the node: the match on `Op` is exhaustive, so a new op does not compile
+    /// until it lowers.
     fn kernel(&self) -> R<Kernel> {
+        use Op::*;
+        match self.node.op {
+            Add | Sub | Mul | Div | Neg | Concat | Stack | Slice | Index | Repeat | Unsqueeze | Squeeze | Flatten
+            | FullMask | ToFloat | Keep | Nonempty | SampleValid | Sigmoid | Relu | Tanh | Softmax | MaskedSoftmax
+            | Dropout | Pool | AttentionPool | ReduceSum | ReduceMean | Dot | Cosine | Project | Orthogonal | Fm
+            | ItemLogits | SampledLogits => self.function(),
+            Embedding | PositionEmbedding | Linear | Mlp | LayerNorm | SelfAttention | Gru | Wide | Mmoe | Memory => {
+                self.component()
+            }
+            Bce | Nll | BceLogits | SoftmaxCe | NotToRecommend | Triplet => self.loss(),
+        }
+    }
+
+    /// Functions: ops without weights, and item scoring over a shared table.
+    fn function(&self) -> R<Kernel> {
         use Op::*;
         let n = self.node;
         Ok(match n.op {
@@ -386,6 +403,15 @@ impl NodeReader<'_, '_> {
                 samples: self.count("samples")?,
                 logq: self.flag("logq")?,
             },
+            _ => unreachable!("function does not lower {:?}", n.op),
+        })
+    }
+
+    /// Weighted components: every parameter by its instance slot.
+    fn component(&self) -> R<Kernel> {
+        use Op::*;
+        let n = self.node;
+        Ok(match n.op {
             Embedding => Kernel::Embedding { ids: self.value("ids")?, table: self.param("table")? },
             PositionEmbedding => Kernel::PositionEmbedding {
                 x: self.value("x")?,
@@ -455,6 +481,15 @@ impl NodeReader<'_, '_> {
                 persist: self.flag("persist")?,
                 output: self.option("output", MemoryOutput::parse, MemoryOutput::NAMES)?,
             },
+            _ => unreachable!("component does not lower {:?}", n.op),
+        })
+    }
+
+    /// Loss terms: label streams by index, optional weights.
+    fn loss(&self) -> R<Kernel> {
+        use Op::*;
+        let n = self.node;
+        Ok(match n.op {
             Bce => Kernel::ProbabilityLoss {
                 p: self.value("p")?,
                 label: self.label("label")?,
@@ -487,6 +522,7 @@ impl NodeReader<'_, '_> {
                 distance: self.option("distance", Distance::parse, Distance::NAMES)?,
                 weight: self.opt_value("weight")?,
             },
+            _ => unreachable!("loss does not lower {:?}", n.op),
         })
     }
 }

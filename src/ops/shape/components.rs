@@ -62,7 +62,7 @@ pub(super) fn position_embedding(call: &Call) -> R<Inferred> {
             .with_label(call.attr_span("len"), format!("len is {len}"));
         return Err(call.notes(d, &[&x.ty.shape[1], &len]));
     }
-    let last = if call.sym("mode") == "concat" {
+    let last = if call.option("mode", PositionMode::parse) == Some(PositionMode::Concat) {
         x.ty.shape[2].add(&dim)
     } else {
         if x.ty.shape[2] != dim {
@@ -110,7 +110,8 @@ pub(super) fn mlp(call: &Call) -> R<Inferred> {
         params.extend(dense(&format!("layer{i}"), din.clone(), u.clone()));
         din = u.clone();
     }
-    let ty = TensorType::float(with_last(&x.ty.shape, din)).with_range(act_range(call.sym("out_act")));
+    let ty =
+        TensorType::float(with_last(&x.ty.shape, din)).with_range(act_range(call.option("out_act", Activation::parse)));
     Ok(Inferred { ty, params })
 }
 
@@ -168,7 +169,7 @@ pub(super) fn gru(call: &Call) -> R<Inferred> {
         param("input.bias", vec![h3.clone()], init.clone()),
         param("hidden.bias", vec![h3], init),
     ];
-    let shape = if call.sym("output") == "all" {
+    let shape = if call.option("output", GruOutput::parse) == Some(GruOutput::All) {
         vec![x.ty.shape[0].clone(), x.ty.shape[1].clone(), h]
     } else {
         vec![x.ty.shape[0].clone(), h]
@@ -213,7 +214,8 @@ pub(super) fn mmoe(call: &Call) -> R<Inferred> {
     }
     params.push(param("gates.weight", vec![tasks.clone(), x.ty.shape[1].clone(), experts.clone()], Init::FanIn));
     params.push(param("gates.bias", vec![tasks.clone(), experts], Init::Zeros));
-    let ty = TensorType::float(vec![x.ty.shape[0].clone(), tasks, din]).with_range(act_range(call.sym("act")));
+    let ty = TensorType::float(vec![x.ty.shape[0].clone(), tasks, din])
+        .with_range(act_range(call.option("act", Activation::parse)));
     Ok(Inferred { ty, params })
 }
 
@@ -246,7 +248,7 @@ pub(super) fn memory(call: &Call) -> R<Inferred> {
     params.extend(dense("write_key", w.clone(), dim.clone()));
     params.extend(dense("erase", w.clone(), dim.clone()));
     params.extend(dense("add", w, dim.clone()));
-    let shape = if call.sym("output") == "both" {
+    let shape = if call.option("output", MemoryOutput::parse) == Some(MemoryOutput::Both) {
         vec![key.ty.shape[0].clone(), c(2), dim]
     } else {
         vec![key.ty.shape[0].clone(), dim]

@@ -192,7 +192,11 @@ pub(super) fn to_float(call: &Call) -> R<Inferred> {
 pub(super) fn activation(call: &Call) -> R<Inferred> {
     let x = call.t("x");
     call.float_arg(x)?;
-    out(TensorType::float(x.ty.shape.clone()).with_range(act_range(&call.op.name().to_ascii_lowercase())))
+    out(TensorType::float(x.ty.shape.clone()).with_range(act_range(Some(match call.op {
+        Op::Sigmoid => Activation::Sigmoid,
+        Op::Relu => Activation::Relu,
+        _ => Activation::Tanh,
+    }))))
 }
 
 pub(super) fn softmax(call: &Call) -> R<Inferred> {
@@ -235,8 +239,9 @@ pub(super) fn pool(call: &Call) -> R<Inferred> {
     call.seq_mask(x, mask)?;
     let mut shape = x.ty.shape.clone();
     shape.remove(1);
-    let range = if call.sym("mode") == "sum" { Range::ANY } else { x.ty.range };
-    if call.sym("mode") == "max" && call.sym("padding") == "include" {
+    let mode = call.option("mode", PoolMode::parse);
+    let range = if mode == Some(PoolMode::Sum) { Range::ANY } else { x.ty.range };
+    if mode == Some(PoolMode::Max) && call.option("padding", Padding::parse) == Some(Padding::Include) {
         return Err(call
             .err(Code::BadOption, "max pooling cannot include padding")
             .at(call.attr_span("padding"), "use padding: exclude"));
@@ -267,7 +272,8 @@ pub(super) fn attention_pool(call: &Call) -> R<Inferred> {
             .err(Code::BadValue, "`temperature` must be positive")
             .at(call.attr_span("temperature"), "not positive"));
     }
-    let range = if call.sym("norm") == "softmax" { v.ty.range } else { Range::ANY };
+    let range =
+        if call.option("norm", AttentionNorm::parse) == Some(AttentionNorm::Softmax) { v.ty.range } else { Range::ANY };
     out(TensorType::float(vec![v.ty.shape[0].clone(), v.ty.shape[2].clone()]).with_range(range))
 }
 

@@ -2,12 +2,13 @@
 //! parameter tensors the op owns. The graph builder calls [`infer`] for every node, so a graph
 //! with inconsistent shapes cannot be built.
 
+use super::options::*;
 use super::Op;
-use crate::ast::DType;
 use crate::diag::{Code, Diagnostic, SpanLabel};
 use crate::dim::Dim;
 use crate::ir::{Attr, Init};
 use crate::source::Span;
+use crate::types::DType;
 use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
 
@@ -96,6 +97,11 @@ impl Call<'_> {
             }
             _ => vec![],
         }
+    }
+
+    /// An option argument as its enum (argument binding has checked the spelling).
+    fn option<T>(&self, name: &str, parse: fn(&str) -> Option<T>) -> Option<T> {
+        parse(self.sym(name))
     }
 
     fn sym(&self, name: &str) -> &str {
@@ -316,11 +322,11 @@ fn with_last(shape: &[Dim], last: Dim) -> Vec<Dim> {
     s
 }
 
-fn act_range(act: &str) -> Range {
+fn act_range(act: Option<Activation>) -> Range {
     match act {
-        "sigmoid" => Range::UNIT,
-        "relu" => Range { lo: 0.0, hi: f64::INFINITY },
-        "tanh" => Range { lo: -1.0, hi: 1.0 },
+        Some(Activation::Sigmoid) => Range::UNIT,
+        Some(Activation::Relu) => Range { lo: 0.0, hi: f64::INFINITY },
+        Some(Activation::Tanh) => Range { lo: -1.0, hi: 1.0 },
         _ => Range::ANY,
     }
 }

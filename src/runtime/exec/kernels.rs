@@ -53,8 +53,8 @@ fn cosine(x: Tensor<2>, y: Tensor<2>) -> Tensor<2> {
 }
 
 impl Interpreter<'_> {
-    /// Every kernel without internal steps.
-    pub(super) fn simple(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    /// Element-wise arithmetic and layout: joins, slices, reshapes and masks.
+    pub(super) fn arithmetic_and_layout(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
         let b = self.batch.len;
         let n_out = numel(&out_shape);
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
@@ -106,6 +106,15 @@ impl Interpreter<'_> {
                 let ones = Tensor::<1>::ones([n_out], &device).greater_elem(0.5);
                 Value::Mask(MaskTensor { flat: ones, shape: out_shape })
             }
+            _ => unreachable!("arithmetic_and_layout does not run {kernel:?}"),
+        }
+    }
+
+    /// Activations, softmaxes, dropout, pooling and reductions.
+    pub(super) fn activation_and_pooling(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+        let n_out = numel(&out_shape);
+        let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
+        match kernel {
             Kernel::Activation { x, act: a } => float(act(self.float(*x).flat, *a)),
             Kernel::Softmax { x, axis } => float(activation::softmax(self.float(*x).around(*axis), 1).reshape([n_out])),
             Kernel::MaskedSoftmax { x, mask } => {
@@ -154,6 +163,15 @@ impl Interpreter<'_> {
                 };
                 float(y.reshape([n_out]))
             }
+            _ => unreachable!("activation_and_pooling does not run {kernel:?}"),
+        }
+    }
+
+    /// Vector geometry: dot products, cosines, projections, FM and item scores.
+    pub(super) fn geometry(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+        let n_out = numel(&out_shape);
+        let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
+        match kernel {
             Kernel::Dot { a, b } => {
                 let (a, b) = (self.float(*a).rows_by_last(), self.float(*b).rows_by_last());
                 float((a * b).sum_dim(1).reshape([n_out]))
@@ -189,6 +207,15 @@ impl Interpreter<'_> {
                 let s = self.float(*s).rows_by_last();
                 float(s.matmul(self.matrix(*table).transpose()).reshape([n_out]))
             }
+            _ => unreachable!("geometry does not run {kernel:?}"),
+        }
+    }
+
+    /// The weighted layers without internal steps.
+    pub(super) fn layers(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+        let n_out = numel(&out_shape);
+        let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
+        match kernel {
             Kernel::Embedding { ids, table } => {
                 let ids = self.ids(*ids);
                 float(self.matrix(*table).select(0, ids.flat).reshape([n_out]))
@@ -228,6 +255,15 @@ impl Interpreter<'_> {
                 let w: Tensor<2> = self.matrix(*weight).select(0, ids.flat).reshape([batch, fields]);
                 float((w + self.param(*bias).unsqueeze_dim::<2>(0)).reshape([batch * fields]))
             }
+            _ => unreachable!("layers does not run {kernel:?}"),
+        }
+    }
+
+    /// The per-example loss terms, [B].
+    pub(super) fn losses(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+        let b = self.batch.len;
+        let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
+        match kernel {
             Kernel::ProbabilityLoss { p, label, weight, positives_only } => {
                 let y = self.label(*label);
                 let p = self.float(*p).flat.clamp(EPS, 1.0 - EPS);
@@ -272,12 +308,7 @@ impl Interpreter<'_> {
                 let loss = activation::relu(dist(a.clone(), pos) - dist(a, neg) + *margin);
                 float(self.weighted(*weight, loss.reshape([b])))
             }
-            Kernel::SampledLogits { .. }
-            | Kernel::SampleValid { .. }
-            | Kernel::SelfAttention { .. }
-            | Kernel::Gru { .. }
-            | Kernel::Mmoe { .. }
-            | Kernel::Memory { .. } => unreachable!("multi-step kernels run in components.rs"),
+            _ => unreachable!("losses does not run {kernel:?}"),
         }
     }
 

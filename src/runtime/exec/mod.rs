@@ -233,7 +233,41 @@ impl<'a> Interpreter<'a> {
                 self.mmoe(*x, *experts, *tasks, layers, *gates, *act, out_shape)
             }
             Kernel::Memory { .. } => self.memory(kernel, out_shape),
-            _ => self.simple(kernel, out_shape),
+            Kernel::Binary { .. }
+            | Kernel::Scalar { .. }
+            | Kernel::Neg { .. }
+            | Kernel::Concat { .. }
+            | Kernel::Stack { .. }
+            | Kernel::Slice { .. }
+            | Kernel::Index { .. }
+            | Kernel::Repeat { .. }
+            | Kernel::Reshape { .. }
+            | Kernel::ToFloat { .. }
+            | Kernel::Nonempty { .. }
+            | Kernel::Keep { .. }
+            | Kernel::FullMask { .. } => self.arithmetic_and_layout(kernel, out_shape),
+            Kernel::Activation { .. }
+            | Kernel::Softmax { .. }
+            | Kernel::MaskedSoftmax { .. }
+            | Kernel::Dropout { .. }
+            | Kernel::Pool { .. }
+            | Kernel::AttentionPool { .. }
+            | Kernel::Reduce { .. } => self.activation_and_pooling(kernel, out_shape),
+            Kernel::Dot { .. }
+            | Kernel::Cosine { .. }
+            | Kernel::Project { .. }
+            | Kernel::Fm { .. }
+            | Kernel::ItemLogits { .. } => self.geometry(kernel, out_shape),
+            Kernel::Embedding { .. }
+            | Kernel::PositionEmbedding { .. }
+            | Kernel::Linear { .. }
+            | Kernel::Mlp { .. }
+            | Kernel::LayerNorm { .. }
+            | Kernel::Wide { .. } => self.layers(kernel, out_shape),
+            Kernel::ProbabilityLoss { .. }
+            | Kernel::BceLogits { .. }
+            | Kernel::Distribution { .. }
+            | Kernel::Triplet { .. } => self.losses(kernel, out_shape),
         }
     }
 }
