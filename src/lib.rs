@@ -14,6 +14,7 @@ pub mod data;
 pub mod diag;
 pub mod diff;
 pub mod dim;
+pub mod files;
 pub mod ir;
 pub mod load;
 pub mod lower;

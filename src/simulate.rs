@@ -5,6 +5,7 @@
 //! user's liked and disliked clusters are visible only through their history (the user-id field is
 //! a bucket shared by many users), while demographics, popularity and hour carry weaker signal.
 
+use crate::files::FileError;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
@@ -286,31 +287,25 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
 pub enum SimulateError {
     /// A simulation setting is out of range.
     Settings(String),
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    Rename {
-        from: PathBuf,
-        to: PathBuf,
-        source: std::io::Error,
-    },
+    File(FileError),
 }
 
 impl fmt::Display for SimulateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SimulateError::Settings(m) => f.write_str(m),
-            SimulateError::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
-            SimulateError::Rename { from, to, source } => {
-                write!(f, "cannot rename {} to {}: {source}", from.display(), to.display())
-            }
+            SimulateError::File(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for SimulateError {}
+
+impl From<FileError> for SimulateError {
+    fn from(e: FileError) -> SimulateError {
+        SimulateError::File(e)
+    }
+}
 
 struct Staged {
     tmp: PathBuf,
@@ -322,28 +317,17 @@ impl Staged {
     fn create(dir: &Path, name: &str) -> Result<Staged, SimulateError> {
         let dest = dir.join(name);
         let tmp = dir.join(format!("{name}.tmp"));
-        let f =
-            File::create(&tmp).map_err(|source| SimulateError::Io { action: "create", path: tmp.clone(), source })?;
+        let f = File::create(&tmp).map_err(FileError::at("create", &tmp))?;
         Ok(Staged { tmp, dest, w: BufWriter::with_capacity(1 << 20, f) })
     }
 
     fn write(&mut self, s: &str) -> Result<(), SimulateError> {
-        let path = &self.tmp;
-        self.w.write_all(s.as_bytes()).map_err(|source| SimulateError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        })
+        Ok(self.w.write_all(s.as_bytes()).map_err(FileError::at("write", &self.tmp))?)
     }
 
     fn finish(self) -> Result<(PathBuf, PathBuf), SimulateError> {
-        let path = self.tmp.clone();
-        let f = self.w.into_inner().map_err(|e| SimulateError::Io {
-            action: "write",
-            path: path.clone(),
-            source: e.into_error(),
-        })?;
-        f.sync_all().map_err(|source| SimulateError::Io { action: "write", path, source })?;
+        let f = self.w.into_inner().map_err(|e| FileError::at("write", &self.tmp)(e.into_error()))?;
+        f.sync_all().map_err(FileError::at("write", &self.tmp))?;
         Ok((self.tmp, self.dest))
     }
 }
@@ -392,11 +376,7 @@ fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
 /// `out` (created if missing). Same config, same bytes.
 pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, SimulateError> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(|source| SimulateError::Io {
-        action: "create",
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(FileError::at("create", out))?;
     let world = World::new(cfg);
     let events = world.events();
     let n = events.len();
@@ -445,11 +425,7 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, SimulateError
         toml.write(&data_toml(cfg, &summary))?;
         staged.push(toml.finish()?);
         for (tmp, dest) in &staged {
-            std::fs::rename(tmp, dest).map_err(|source| SimulateError::Rename {
-                from: tmp.clone(),
-                to: dest.clone(),
-                source,
-            })?;
+            std::fs::rename(tmp, dest).map_err(FileError::renaming(tmp, dest))?;
         }
         Ok(summary)
     })();

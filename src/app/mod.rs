@@ -37,17 +37,7 @@ pub const RERECOMMEND_ROWS: usize = 5000;
 #[derive(Debug)]
 pub enum AppError {
     Config(ConfigError),
-    /// A file could not be read or written; `action` is "read", "write" or "create".
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    Rename {
-        from: PathBuf,
-        to: PathBuf,
-        source: std::io::Error,
-    },
+    File(crate::files::FileError),
     /// The root spec file could not be read.
     Load(crate::load::LoadError),
     /// A template or a rendering failed.
@@ -120,10 +110,7 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::Config(e) => e.fmt(f),
-            AppError::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
-            AppError::Rename { from, to, source } => {
-                write!(f, "cannot rename {} to {}: {source}", from.display(), to.display())
-            }
+            AppError::File(e) => e.fmt(f),
             AppError::Load(e) => e.fmt(f),
             AppError::Render(e) => e.fmt(f),
             AppError::Data(e) => e.fmt(f),
@@ -220,6 +207,7 @@ macro_rules! from_error {
 }
 
 from_error!(
+    File(crate::files::FileError),
     Load(crate::load::LoadError),
     Render(crate::render::RenderError),
     Data(crate::data::DataError),

@@ -10,6 +10,7 @@
 use super::settings::{apply_loss_weights, settings_toml};
 use super::AppError;
 use crate::config::{RunConfig, TrainSettings};
+use crate::files::FileError;
 use crate::ir::Graph;
 use crate::load::LoadedSpec;
 use crate::lower::Program;
@@ -23,16 +24,16 @@ use std::path::{Path, PathBuf};
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).map_err(|source| AppError::Io { action: "write", path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| AppError::Rename { from: tmp, to: path.to_path_buf(), source })
+    std::fs::write(&tmp, bytes).map_err(FileError::at("write", &tmp))?;
+    Ok(std::fs::rename(&tmp, path).map_err(FileError::renaming(&tmp, path))?)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, AppError> {
-    std::fs::read(path).map_err(|source| AppError::Io { action: "read", path: path.to_path_buf(), source })
+    Ok(std::fs::read(path).map_err(FileError::at("read", path))?)
 }
 
 fn create_dir(path: &Path) -> Result<(), AppError> {
-    std::fs::create_dir_all(path).map_err(|source| AppError::Io { action: "create", path: path.to_path_buf(), source })
+    Ok(std::fs::create_dir_all(path).map_err(FileError::at("create", path))?)
 }
 
 /// Progress of a run (`state.json`), committed after every completed epoch.
@@ -125,8 +126,7 @@ impl RunDir {
         if !p.exists() {
             return Ok(None);
         }
-        let text =
-            std::fs::read_to_string(&p).map_err(|source| AppError::Io { action: "read", path: p.clone(), source })?;
+        let text = std::fs::read_to_string(&p).map_err(FileError::at("read", &p))?;
         serde_json::from_str(&text).map(Some).map_err(|e| AppError::CorruptState { path: p, message: e.to_string() })
     }
 
