@@ -28,7 +28,6 @@ impl Interpreter<'_> {
         out_shape: Vec<usize>,
     ) -> Value {
         let s = self.float(s).rows_by_last();
-        let target_name = &self.program.value(target).name;
         let target = self.ids(target);
         let table = self.matrix(table);
         let [vocab, _] = table.dims();
@@ -42,8 +41,10 @@ impl Interpreter<'_> {
         if logq {
             neg = neg.sub_scalar((samples as f64 / vocab as f64).ln());
         }
-        // A sampled negative equal to the example's own target is not a negative.
-        let targets = self.batch.host_ids.get(target_name).cloned().unwrap_or_default();
+        // A sampled negative equal to the example's own target is not a negative (the target may
+        // be an input or computed by a step, so it is read back from the device).
+        let targets: Vec<i64> =
+            target.flat.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
         let hits: Vec<f32> =
             targets.iter().flat_map(|t| ids.iter().map(move |i| if i == t { 1.0 } else { 0.0 })).collect();
         if hits.iter().any(|h| *h > 0.0) {
