@@ -21,6 +21,7 @@ pub mod lower;
 pub mod metrics;
 pub mod ops;
 pub mod overrides;
+pub mod pytorch;
 pub mod render;
 pub mod resolve;
 pub mod runtime;

@@ -1,5 +1,5 @@
-//! `recspec compile`: print a spec's graph as text, JSON, Graphviz, a model card, or through a
-//! user template.
+//! `recspec compile`: print a spec's graph as text, JSON, Graphviz, a model card, a PyTorch
+//! module, or through a user template.
 
 use super::{compile, Exit, Hparams};
 use clap::ValueEnum;
@@ -25,6 +25,8 @@ enum EmitArg {
     Json,
     Dot,
     Summary,
+    /// A self-contained PyTorch module (imports the `recspec_torch` package in python/).
+    Pytorch,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -36,19 +38,21 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         }
         return Ok(Exit::Findings);
     };
+    let emit = match args.emit {
+        EmitArg::Graph => Emit::Graph,
+        EmitArg::Json => Emit::Json,
+        EmitArg::Dot => Emit::Dot,
+        EmitArg::Summary => Emit::Summary,
+        EmitArg::Pytorch => {
+            let program = recspec::app::lower_graph(&graph)?;
+            print!("{}", recspec::pytorch::render(&program)?);
+            return Ok(Exit::Ok);
+        }
+    };
     let text = match args.template {
         Some(t) => render::render_user(&t, minijinja::context! { g => render::GraphView::new(&graph) }),
-        None => render::emit(
-            &graph,
-            match args.emit {
-                EmitArg::Graph => Emit::Graph,
-                EmitArg::Json => Emit::Json,
-                EmitArg::Dot => Emit::Dot,
-                EmitArg::Summary => Emit::Summary,
-            },
-        ),
-    }
-    .map_err(AppError::Render)?;
+        None => render::emit(&graph, emit),
+    }?;
     print!("{text}");
     Ok(Exit::Ok)
 }

@@ -1,6 +1,7 @@
 //! The weights a program runs with: one flat burn parameter per parameter slot, initialised on
 //! the host from a seeded generator so that every backend starts from the same values.
 
+use super::RuntimeError;
 use crate::lower::{InitRule, ParamRole, Program};
 use burn::module::Param;
 use burn::prelude::*;
@@ -68,5 +69,71 @@ impl SplitMix {
 
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// Weight files in the safetensors format, keyed by recspec parameter keys
+/// (`f_c/attended/query.weight`) with the program's shapes: how weights move to and from the
+/// generated PyTorch module (`recspec_torch`).
+impl Weights {
+    /// Every parameter and state tensor as float32 safetensors bytes.
+    pub fn to_safetensors(&self, program: &Program) -> Result<Vec<u8>, RuntimeError> {
+        let mut tensors = vec![];
+        for (slot, tensor) in program.params.iter().zip(&self.tensors) {
+            let values = tensor
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|_| RuntimeError::Checkpoint(format!("cannot read {} as float32", slot.key())))?;
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((slot.key(), slot.shape.clone(), bytes));
+        }
+        let views = tensors
+            .iter()
+            .map(|(key, shape, bytes)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (key.clone(), v))
+                    .map_err(|e| RuntimeError::Checkpoint(format!("{key}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        safetensors::serialize(views, None).map_err(|e| RuntimeError::Checkpoint(format!("cannot write weights: {e}")))
+    }
+
+    /// Weights for `program` from safetensors bytes: every parameter key present with its shape
+    /// as float32, nothing else.
+    pub fn from_safetensors(program: &Program, bytes: &[u8], device: &Device) -> Result<Weights, RuntimeError> {
+        let file = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| RuntimeError::Checkpoint(format!("not a safetensors file: {e}")))?;
+        let known: std::collections::HashSet<String> = program.params.iter().map(|p| p.key()).collect();
+        if let Some(unknown) = file.names().into_iter().find(|n| !known.contains(*n)) {
+            return Err(RuntimeError::Checkpoint(format!(
+                "`{unknown}` is not a parameter of model `{}`",
+                program.model
+            )));
+        }
+        let mut weights = Weights::init(program, device, 0);
+        for (i, slot) in program.params.iter().enumerate() {
+            let key = slot.key();
+            let view = file.tensor(&key).map_err(|_| RuntimeError::Checkpoint(format!("`{key}` is missing")))?;
+            if view.dtype() != safetensors::Dtype::F32 || view.shape() != slot.shape.as_slice() {
+                let list = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+                return Err(RuntimeError::Checkpoint(format!(
+                    "`{key}` is {} [{}]; the model needs F32 [{}]",
+                    view.dtype(),
+                    list(view.shape()),
+                    list(&slot.shape)
+                )));
+            }
+            let values: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let tensor = Tensor::<1>::from_data(TensorData::new(values, [slot.numel()]), device);
+            let param = Param::initialized(weights.tensors[i].id, tensor);
+            weights.tensors[i] = match slot.role {
+                ParamRole::State => param.set_require_grad(false),
+                ParamRole::Trained => param,
+            };
+        }
+        Ok(weights)
     }
 }

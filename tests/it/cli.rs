@@ -45,11 +45,13 @@ fn check_exit_codes() {
 
 #[test]
 fn compile_emits_every_format() {
-    for emit in ["graph", "json", "dot", "summary"] {
+    for emit in ["graph", "json", "dot", "summary", "pytorch"] {
         let o = recspec(&["compile", "specs/dfn.recspec", "--emit", emit]);
         assert_eq!(code(&o), 0, "{emit}: {}", stderr(&o));
         assert!(!stdout(&o).is_empty());
     }
+    let module = stdout(&recspec(&["compile", "specs/dfn.recspec", "--emit", "pytorch"]));
+    assert!(module.contains("class Dfn(nn.Module):") && module.contains("\"f_c/attended/query.weight\": ("));
     let o = recspec(&["compile", "tests/data/err/vocab_mismatch.recspec"]);
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).is_empty());

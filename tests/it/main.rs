@@ -8,6 +8,7 @@ mod fuzz;
 mod kernels;
 mod mutations;
 mod ok;
+mod pytorch;
 mod specs;
 mod training;
 

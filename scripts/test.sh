@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command (README): sets up the Python side once (PyTorch for the generated modules'
+# equivalence tests, in .venv), then runs the Python package's tests and every Rust test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
+  echo "setting up .venv (PyTorch from the Python package index, a few minutes the first time)" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet torch==2.9.0 safetensors==0.8.0 numpy
+fi
+.venv/bin/python -m unittest discover -s python/tests
+RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked

@@ -1,0 +1,408 @@
+//! The PyTorch back end: renders a lowered [`Program`] as a self-contained Python module (one
+//! `nn.Module`) through `templates/pytorch.py.j2`.
+//!
+//! Every step becomes one call into the hand-written package `python/recspec_torch` (one
+//! function per [`Kernel`], reproducing the burn kernels), so the generated file stays a readable
+//! list of the model's steps. Parameters keep their recspec keys (`f_c/attended/query.weight`)
+//! in `PARAMS`, which is how weights move between the two back ends (safetensors). Memory slots
+//! are buffers, written back after a training pass.
+//!
+//! Architecture invariant: this module reads a `Program` only, like the burn runtime; the two
+//! back ends never import each other.
+
+use crate::lower::kernel::*;
+use crate::lower::{Extent, InitRule, LabelId, ParamId, ParamRole, Program, ValueId};
+use crate::render::{render_builtin, RenderError};
+use crate::types::DType;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// The template's view of a program.
+#[derive(Serialize)]
+struct ModuleView {
+    model: String,
+    class_name: String,
+    params: Vec<ParamView>,
+    inputs: Vec<InputView>,
+    labels: Vec<String>,
+    steps: Vec<StepView>,
+    outputs: Vec<(String, String)>,
+    losses: Vec<LossView>,
+}
+
+#[derive(Serialize)]
+struct ParamView {
+    key: String,
+    attr: String,
+    shape: String,
+    state: bool,
+    init: String,
+}
+
+#[derive(Serialize)]
+struct InputView {
+    name: String,
+    var: String,
+    dtype: &'static str,
+    shape: String,
+    vocab: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct StepView {
+    /// The node name, as a comment.
+    name: String,
+    /// The Python statement.
+    code: String,
+}
+
+#[derive(Serialize)]
+struct LossView {
+    name: String,
+    var: String,
+    weight: String,
+}
+
+/// Renders `program` as a Python module.
+pub fn render(program: &Program) -> Result<String, RenderError> {
+    let names = Names::new(program);
+    let params = program
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ParamView {
+            key: p.key(),
+            attr: names.param(ParamId(i)),
+            shape: tuple(p.shape.iter().map(|d| d.to_string())),
+            state: p.role == ParamRole::State,
+            init: match p.init {
+                InitRule::Constant(v) => format!("(\"constant\", {})", float(v as f64)),
+                InitRule::Normal { std } => format!("(\"normal\", {})", float(std)),
+                InitRule::Uniform { bound } => format!("(\"uniform\", {})", float(bound)),
+            },
+        })
+        .collect();
+    let inputs = program
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| InputView {
+            name: v.name.clone(),
+            var: names.value(ValueId(i)),
+            dtype: dtype(v.dtype),
+            shape: tuple(v.shape.iter().map(|e| extent(*e))),
+            vocab: v.vocab,
+        })
+        .collect();
+    let steps = program
+        .steps
+        .iter()
+        .map(|s| StepView { name: s.name.clone(), code: statement(program, &names, &s.kernel, s.out) })
+        .collect();
+    let outputs = program.outputs.iter().map(|o| (o.name.clone(), names.value(o.value))).collect();
+    let losses = program
+        .losses
+        .iter()
+        .map(|l| LossView { name: l.name.clone(), var: names.value(l.value), weight: float(l.weight) })
+        .collect();
+    let view = ModuleView {
+        model: program.model.clone(),
+        class_name: class_name(&program.model),
+        params,
+        inputs,
+        labels: program.labels.clone(),
+        steps,
+        outputs,
+        losses,
+    };
+    render_builtin("pytorch.py", minijinja::context! { m => view })
+}
+
+/// Python identifiers for values and parameters: the name with every other character made `_`,
+/// made unique with a numeric suffix.
+struct Names {
+    values: Vec<String>,
+    params: Vec<String>,
+}
+
+impl Names {
+    fn new(program: &Program) -> Names {
+        let mut taken = HashSet::new();
+        let mut unique = |base: String| {
+            let mut name = base.clone();
+            let mut n = 1;
+            while !taken.insert(name.clone()) {
+                n += 1;
+                name = format!("{base}_{n}");
+            }
+            name
+        };
+        let values = program.values.iter().map(|v| unique(identifier(&v.name))).collect();
+        let params = program.params.iter().map(|p| unique(format!("w_{}", identifier(&p.key())))).collect();
+        Names { values, params }
+    }
+
+    fn value(&self, id: ValueId) -> String {
+        self.values[id.0].clone()
+    }
+
+    fn param(&self, id: ParamId) -> String {
+        self.params[id.0].clone()
+    }
+}
+
+fn identifier(name: &str) -> String {
+    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) || is_keyword(&s) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+fn is_keyword(s: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
+        "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
+        "not", "or", "pass", "raise", "return", "try", "while", "with", "yield", "B", "rng", "train", "self", "inputs",
+        "labels", "step", "ops", "torch", "nn", "w",
+    ];
+    KEYWORDS.contains(&s)
+}
+
+fn class_name(model: &str) -> String {
+    let mut out = String::new();
+    for part in model.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "Model");
+    }
+    out
+}
+
+fn dtype(d: DType) -> &'static str {
+    match d {
+        DType::Float => "float",
+        DType::Id => "id",
+        DType::Mask => "mask",
+    }
+}
+
+/// A float literal Python reads back exactly.
+fn float(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else if v > 0.0 {
+        "float(\"inf\")".into()
+    } else if v < 0.0 {
+        "float(\"-inf\")".into()
+    } else {
+        "float(\"nan\")".into()
+    }
+}
+
+fn extent(e: Extent) -> String {
+    match (e.per_batch, e.fixed) {
+        (0, c) => c.to_string(),
+        (1, 0) => "B".into(),
+        (a, 0) => format!("{a} * B"),
+        (1, c) => format!("B + {c}"),
+        (a, c) => format!("{a} * B + {c}"),
+    }
+}
+
+fn tuple(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    match items.len() {
+        1 => format!("({},)", items[0]),
+        _ => format!("({})", items.join(", ")),
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn boolean(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// The Python statement of one step.
+fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) -> String {
+    let v = |id: &ValueId| names.value(*id);
+    let p = |id: &ParamId| format!("self.{}", names.param(*id));
+    let opt_v = |id: &Option<ValueId>| id.as_ref().map_or("None".to_string(), v);
+    let dense = |d: &Dense| format!("({}, {})", p(&d.weight), p(&d.bias));
+    let label = |l: &LabelId| format!("labels[{}]", quoted(&program.labels[l.0]));
+    let list = |xs: &[ValueId]| format!("[{}]", xs.iter().map(v).collect::<Vec<_>>().join(", "));
+    let target = names.value(out);
+    let call = match kernel {
+        Kernel::Binary { op, a, b } => format!("ops.binary({}, {}, {})", quoted(arithmetic(*op)), v(a), v(b)),
+        Kernel::Scalar { op, x, scalar, side } => format!(
+            "ops.scalar({}, {}, {}, left={})",
+            quoted(arithmetic(*op)),
+            v(x),
+            float(*scalar),
+            boolean(*side == ScalarSide::Left)
+        ),
+        Kernel::Neg { x } => format!("ops.neg({})", v(x)),
+        Kernel::Concat { xs, axis } => format!("ops.concat({}, {axis})", list(xs)),
+        Kernel::Stack { xs, axis } => format!("ops.stack({}, {axis})", list(xs)),
+        Kernel::Slice { x, axis, start, len } => {
+            format!("ops.slice_({}, {axis}, {}, {})", v(x), extent(*start), extent(*len))
+        }
+        Kernel::Index { x, axis, index } => format!("ops.index({}, {axis}, {})", v(x), extent(*index)),
+        Kernel::Repeat { x, axis, times } => format!("ops.repeat({}, {axis}, {})", v(x), extent(*times)),
+        Kernel::Reshape { x } => {
+            let shape = tuple(program.value(out).shape.iter().map(|e| extent(*e)));
+            format!("ops.reshape({}, {shape})", v(x))
+        }
+        Kernel::FullMask { x } => format!("ops.full_mask({})", v(x)),
+        Kernel::ToFloat { x } => format!("ops.to_float({})", v(x)),
+        Kernel::Keep { mask, where_ } => format!("ops.keep({}, {})", v(mask), v(where_)),
+        Kernel::Nonempty { mask } => format!("ops.nonempty({})", v(mask)),
+        Kernel::SampleValid { x, mask } => format!("ops.sample_valid({}, {}, train, rng)", v(x), v(mask)),
+        Kernel::Activation { x, act } => format!("ops.activation({}, {})", v(x), quoted(act.name())),
+        Kernel::Softmax { x, axis } => format!("ops.softmax({}, {axis})", v(x)),
+        Kernel::MaskedSoftmax { x, mask } => format!("ops.masked_softmax({}, {})", v(x), v(mask)),
+        Kernel::Dropout { x, rate } => format!("ops.dropout({}, {}, train)", v(x), float(*rate)),
+        Kernel::Pool { x, mask, mode, include_padding } => format!(
+            "ops.pool({}, {}, {}, include_padding={})",
+            v(x),
+            v(mask),
+            quoted(mode.name()),
+            boolean(*include_padding)
+        ),
+        Kernel::AttentionPool { values, scores, mask, norm, temperature } => format!(
+            "ops.attention_pool({}, {}, {}, {}, {})",
+            v(values),
+            v(scores),
+            v(mask),
+            quoted(norm.name()),
+            float(*temperature)
+        ),
+        Kernel::Reduce { x, axis, reduction } => {
+            let r = match reduction {
+                Reduction::Sum => "sum",
+                Reduction::Mean => "mean",
+            };
+            format!("ops.reduce({}, {axis}, {})", v(x), quoted(r))
+        }
+        Kernel::Dot { a, b } => format!("ops.dot({}, {})", v(a), v(b)),
+        Kernel::Cosine { a, b } => format!("ops.cosine({}, {})", v(a), v(b)),
+        Kernel::Project { a, onto, keep } => {
+            format!("ops.project({}, {}, along={})", v(a), v(onto), boolean(*keep == Projection::Along))
+        }
+        Kernel::Fm { x, reduce } => format!("ops.fm({}, {})", v(x), boolean(*reduce)),
+        Kernel::ItemLogits { s, table } => format!("ops.item_logits({}, {})", v(s), p(table)),
+        Kernel::SampledLogits { s, target, table, samples, logq } => {
+            format!("ops.sampled_logits({}, {}, {}, {samples}, {}, rng)", v(s), v(target), p(table), boolean(*logq))
+        }
+        Kernel::Embedding { ids, table } => format!("ops.embedding({}, {})", v(ids), p(table)),
+        Kernel::PositionEmbedding { x, table, mode } => {
+            format!("ops.position_embedding({}, {}, {})", v(x), p(table), quoted(mode.name()))
+        }
+        Kernel::Linear { x, weight, bias } => {
+            format!("ops.linear({}, {}, {})", v(x), p(weight), bias.as_ref().map_or("None".into(), p))
+        }
+        Kernel::Mlp { x, layers, act, out_act, dropout } => format!(
+            "ops.mlp({}, [{}], {}, {}, {}, train)",
+            v(x),
+            layers.iter().map(dense).collect::<Vec<_>>().join(", "),
+            quoted(act.name()),
+            quoted(out_act.name()),
+            float(*dropout)
+        ),
+        Kernel::LayerNorm { x, norm, eps } => {
+            format!("ops.layer_norm({}, {}, {}, {})", v(x), p(&norm.gamma), p(&norm.beta), float(*eps))
+        }
+        Kernel::SelfAttention { x, mask, heads, scale, residual, dropout, query, key, value, out: o, norm } => {
+            format!(
+                "ops.self_attention({}, {}, {heads}, {}, {}, {}, train, {}, {}, {}, {}, {})",
+                v(x),
+                v(mask),
+                quoted(scale.name()),
+                boolean(*residual),
+                float(*dropout),
+                dense(query),
+                dense(key),
+                dense(value),
+                dense(o),
+                norm.as_ref().map_or("None".into(), |n| format!("({}, {})", p(&n.gamma), p(&n.beta)))
+            )
+        }
+        Kernel::Gru { x, mask, input, hidden, output } => {
+            format!("ops.gru({}, {}, {}, {}, {})", v(x), v(mask), dense(input), dense(hidden), quoted(output.name()))
+        }
+        Kernel::Wide { ids, weight, bias } => format!("ops.wide({}, {}, {})", v(ids), p(weight), p(bias)),
+        Kernel::Mmoe { x, experts, tasks, layers, gates, act } => format!(
+            "ops.mmoe({}, {experts}, {tasks}, [{}], {}, {})",
+            v(x),
+            layers.iter().map(dense).collect::<Vec<_>>().join(", "),
+            dense(gates),
+            quoted(act.name())
+        ),
+        Kernel::Memory { key, write, slots, read_key, write_key, erase, add, persist, output } => {
+            // The slots are read from `state` (this pass's newest write) and written back to it.
+            let slot = quoted(&program.params[slots.0].key());
+            return format!(
+                "{target}, new_slots = ops.memory({}, {}, state[{slot}], {}, {}, {}, {}, {}, {}, train)\n        if new_slots is not None:\n            state[{slot}] = new_slots",
+                v(key),
+                v(write),
+                dense(read_key),
+                dense(write_key),
+                dense(erase),
+                dense(add),
+                boolean(*persist),
+                quoted(output.name())
+            );
+        }
+        Kernel::ProbabilityLoss { p: prob, label: l, weight, positives_only } => {
+            format!("ops.probability_loss({}, {}, {}, {})", v(prob), label(l), opt_v(weight), boolean(*positives_only))
+        }
+        Kernel::BceLogits { logit, label: l, weight } => {
+            format!("ops.bce_logits({}, {}, {})", v(logit), label(l), opt_v(weight))
+        }
+        Kernel::Distribution { p: prob, target: t, label: l, weight, loss } => {
+            let kind = match loss {
+                DistributionLoss::CrossEntropy => "cross_entropy",
+                DistributionLoss::NotToRecommend => "not_to_recommend",
+            };
+            format!(
+                "ops.distribution_loss({}, {}, {}, {}, {})",
+                v(prob),
+                opt_v(t),
+                l.as_ref().map_or("None".into(), label),
+                opt_v(weight),
+                quoted(kind)
+            )
+        }
+        Kernel::Triplet { anchor, positive, negative, margin, distance, weight } => format!(
+            "ops.triplet({}, {}, {}, {}, {}, {})",
+            v(anchor),
+            v(positive),
+            v(negative),
+            float(*margin),
+            quoted(distance.name()),
+            opt_v(weight)
+        ),
+    };
+    format!("{target} = {call}")
+}
+
+fn arithmetic(op: Arithmetic) -> &'static str {
+    match op {
+        Arithmetic::Add => "add",
+        Arithmetic::Sub => "sub",
+        Arithmetic::Mul => "mul",
+        Arithmetic::Div => "div",
+    }
+}

@@ -1,0 +1,211 @@
+//! The generated PyTorch module against the burn runtime, for every shipped spec: the same
+//! weights and batch give the same outputs and loss terms (eval mode), and the same gradients.
+//!
+//! Needs a Python with torch and safetensors: `RECSPEC_PYTHON`, or `.venv/bin/python` as the
+//! README's test command sets it up.
+
+use burn::prelude::*;
+use recspec::data::HostBatch;
+use recspec::lower::{ParamRole, Program};
+use recspec::overrides::Override;
+use recspec::runtime::exec::{forward, DeviceBatch, Mode};
+use recspec::runtime::weights::Weights;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Relative error allowed for outputs and loss terms, and for gradients.
+const VALUE_TOLERANCE: f32 = 1e-5;
+const GRADIENT_TOLERANCE: f32 = 1e-4;
+
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("RECSPEC_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = crate::root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the PyTorch tests need a Python with torch: set RECSPEC_PYTHON, or run the README's test command (scripts/test.sh), which creates .venv"
+    );
+    venv
+}
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("recspec-torch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// A batch file for `recspec_torch.check`: every input the program reads, and the labels.
+fn batch_file(program: &Program, hb: &HostBatch) -> Vec<u8> {
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
+    for input in program.inputs() {
+        let name = &input.name;
+        let key = format!("input:{name}");
+        if let Some((data, shape)) = hb.ids.get(name) {
+            tensors.push((key, Dtype::I64, shape.clone(), data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        } else if let Some((data, shape)) = hb.floats.get(name) {
+            tensors.push((key, Dtype::F32, shape.clone(), data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        } else if let Some((data, shape)) = hb.masks.get(name) {
+            tensors.push((key, Dtype::BOOL, shape.clone(), data.iter().map(|b| u8::from(*b)).collect()));
+        } else if let Some(data) = hb.weights.get(name) {
+            tensors.push((key, Dtype::F32, vec![data.len()], data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        }
+    }
+    for (name, data) in &hb.labels {
+        let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((format!("label:{name}"), Dtype::F32, vec![data.len()], bytes));
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(k, dtype, shape, bytes)| (k.clone(), TensorView::new(*dtype, shape.clone(), bytes).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// `max |a - b| / max(max |b|, floor)`: the error relative to the reference's scale. A gradient
+/// that is zero in exact arithmetic (a bias under a softmax) is float32 noise on both sides, so
+/// gradients use as floor 1e-3 of the model's largest gradient.
+fn relative_error(a: &[f32], reference: &[f32], floor: f32) -> f32 {
+    assert_eq!(a.len(), reference.len());
+    let scale = max_abs(reference).max(floor).max(1e-12);
+    a.iter().zip(reference).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// What burn computed for one spec: outputs, loss means and gradients, by the check file's keys.
+fn burn_results(program: &Program, weights: &Weights, batch: &DeviceBatch) -> BTreeMap<String, Vec<f32>> {
+    let pass = forward(program, weights, batch, Mode::Eval, 0);
+    let mut out = BTreeMap::new();
+    for o in &program.outputs {
+        out.insert(format!("output:{}", o.name), pass.value(o.value).unwrap().to_host());
+    }
+    for (name, _, mean) in &pass.losses {
+        out.insert(format!("loss:{name}"), floats(mean.clone()));
+    }
+    if !pass.losses.is_empty() {
+        let grads = pass.total.backward();
+        for (slot, tensor) in program.params.iter().zip(&weights.tensors) {
+            if slot.role == ParamRole::Trained {
+                if let Some(g) = tensor.val().grad(&grads) {
+                    out.insert(format!("grad:{}", slot.key()), floats(g));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Compares burn's results with the generated module's; returns the failures.
+fn compare(spec: &str, ours: &BTreeMap<String, Vec<f32>>, torch: &SafeTensors) -> Vec<String> {
+    let mut failures = vec![];
+    let theirs: BTreeMap<String, Vec<f32>> = torch
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        .collect();
+    let largest_gradient =
+        ours.iter().filter(|(k, _)| k.starts_with("grad:")).fold(0f32, |m, (_, v)| m.max(max_abs(v)));
+    for (key, value) in ours {
+        let (tolerance, floor) = if key.starts_with("grad:") {
+            (GRADIENT_TOLERANCE, 1e-3 * largest_gradient)
+        } else {
+            (VALUE_TOLERANCE, 0.0)
+        };
+        match theirs.get(key) {
+            // A gradient PyTorch leaves as None is zero.
+            None if key.starts_with("grad:") && value.iter().all(|v| *v == 0.0) => {}
+            None => failures.push(format!("{spec}: `{key}` missing from the PyTorch results")),
+            Some(t) if t.len() != value.len() => {
+                failures.push(format!("{spec}: `{key}` has {} values in PyTorch, {} in burn", t.len(), value.len()))
+            }
+            Some(t) => {
+                let e = relative_error(value, t, floor);
+                if e.is_nan() || e > tolerance {
+                    failures.push(format!("{spec}: `{key}` relative error {e:.2e} > {tolerance:.0e}"));
+                }
+            }
+        }
+    }
+    for key in theirs.keys().filter(|k| !ours.contains_key(*k)) {
+        let zero = theirs[key].iter().all(|v| *v == 0.0);
+        if !(key.starts_with("grad:") && zero) {
+            failures.push(format!("{spec}: PyTorch has `{key}`, burn does not"));
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_spec_matches_its_generated_pytorch_module() {
+    let python = python();
+    let data = temp("data");
+    let cfg = recspec::simulate::SimConfig {
+        users: 120,
+        items: 200,
+        impressions_per_user: 10,
+        seq_len: 8,
+        seed: 5,
+        ..Default::default()
+    };
+    recspec::simulate::simulate(&cfg, &data).unwrap();
+    // Small widths keep the gradients of every spec quick; the data set's dims come from data.toml.
+    let small: Vec<Override> = [("D", 16), ("heads", 2), ("slots", 8), ("ffn", 32)]
+        .into_iter()
+        .map(|(k, v)| Override::int(k, v, "test").optional())
+        .collect();
+    let device = Device::flex().autodiff();
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(crate::root().join("specs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "recspec"))
+        .collect();
+    specs.sort();
+    let mut failures = vec![];
+    for spec in &specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().to_string();
+        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), &small).unwrap();
+        let graph = checked.graph.unwrap_or_else(|| panic!("{name} compiles on the simulated data"));
+        let program = recspec::app::lower_graph(&graph).unwrap();
+        let weights = Weights::init(&program, &device, 7);
+        let schema = recspec::data::Schema::from_program(&program).unwrap();
+        let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 16, false).unwrap();
+        let hb = loader.next_batch().unwrap().unwrap();
+        let dir = temp(&name);
+        std::fs::write(dir.join("model.py"), recspec::pytorch::render(&program).unwrap()).unwrap();
+        std::fs::write(dir.join("weights.safetensors"), weights.to_safetensors(&program).unwrap()).unwrap();
+        std::fs::write(dir.join("batch.safetensors"), batch_file(&program, &hb)).unwrap();
+        let ours = burn_results(&program, &weights, &DeviceBatch::from_host(&hb, &device));
+        let run = Command::new(&python)
+            .args(["-m", "recspec_torch.check", "--model"])
+            .arg(dir.join("model.py"))
+            .arg("--weights")
+            .arg(dir.join("weights.safetensors"))
+            .arg("--batch")
+            .arg(dir.join("batch.safetensors"))
+            .arg("--out")
+            .arg(dir.join("out.safetensors"))
+            .env("PYTHONPATH", crate::root().join("python"))
+            .output()
+            .expect("python runs");
+        assert!(run.status.success(), "{name}: the generated module failed:\n{}", String::from_utf8_lossy(&run.stderr));
+        let bytes = std::fs::read(dir.join("out.safetensors")).unwrap();
+        let theirs = SafeTensors::deserialize(&bytes).unwrap();
+        assert!(ours.keys().any(|k| k.starts_with("grad:")) || graph.losses.is_empty(), "{name}: gradients compared");
+        failures.extend(compare(&name, &ours, &theirs));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    std::fs::remove_dir_all(&data).ok();
+    assert!(specs.len() >= 15, "{} specs", specs.len());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
