@@ -28,6 +28,11 @@ enum Command {
     Simulate(cli::simulate::Args),
     /// Train a spec on a data set; checkpoints and metrics go to --out.
     Train(cli::train::Args),
+    /// Prepare a run directory for training with the generated PyTorch module (model.py) under
+    /// `python -m recspec_torch.train` or torchrun.
+    Pytorch(cli::pytorch::Args),
+    /// Write a run's weights (and memory state) as safetensors keyed by recspec parameter keys.
+    Export(cli::export::Args),
     /// Evaluate a trained run on a data split; JSON on stdout.
     Eval(cli::eval::Args),
     /// Top-K items for each history in a JSON Lines file (one object per line holding the inputs
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         Command::Schema(args) => cli::schema::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Pytorch(args) => cli::pytorch::run(args),
+        Command::Export(args) => cli::export::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Recommend(args) => cli::recommend::run(args),
         Command::Responsiveness(args) => cli::responsiveness::run(args),

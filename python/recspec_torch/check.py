@@ -46,7 +46,7 @@ def main(argv=None):
     inputs = {k[len("input:"):]: v for k, v in batch.items() if k.startswith("input:")}
     labels = {k[len("label:"):]: v for k, v in batch.items() if k.startswith("label:")}
 
-    outputs, losses = model(inputs, labels, step=args.step)
+    outputs, losses, _ = model(inputs, labels, step=args.step)
     result = {f"output:{name}": v.detach().to(torch.float32).contiguous() for name, v in outputs.items()}
     for name, (_, mean) in losses.items():
         result[f"loss:{name}"] = mean.detach().reshape(1)

@@ -3,6 +3,7 @@ interpreter's per-pass sampling generator, bit for bit (Python ints masked to 64
 
 import math
 
+import numpy as np
 import torch
 
 MASK64 = (1 << 64) - 1
@@ -55,24 +56,81 @@ def slot_rng(seed, index):
     return SplitMix((int(seed) & MASK64) ^ ((GOLDEN * (int(index) + 1)) & MASK64))
 
 
+#: Values drawn per vectorised chunk by `init_values` (bounds its scratch memory).
+INIT_CHUNK = 1 << 20
+
+_M1 = np.uint64(0xBF58_476D_1CE4_E5B9)
+_M2 = np.uint64(0x94D0_49BB_1331_11EB)
+
+
+def raw_draws(state, start, count):
+    """Raw outputs `start .. start + count` (0-based) of `SplitMix(state)`, as a uint64 array.
+
+    SplitMix64 is counter-based: the i-th output mixes `state + (i + 1)·golden` (mod 2**64), so
+    any stretch of the stream is computed without stepping through the ones before it.
+    """
+    counters = np.arange(start + 1, start + count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = counters * np.uint64(GOLDEN) + np.uint64(int(state) & MASK64)
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _units(raw):
+    """`unit()` of raw outputs: the top 53 bits over 2**53, exact in f64."""
+    return (raw >> np.uint64(11)).astype(np.float64) / TWO_POW_53
+
+
+def _normals(state, start, n, std):
+    """`normal() * std` for values `start .. start + n`, rounded to float32, bit for bit.
+
+    numpy's `log` is not libm's (it differs in the last ulp for a fraction of inputs), so the
+    rare values whose f64 result lies within 1e-12 (relative) of a float32 rounding boundary are
+    redrawn with `math`, which is what the scalar `SplitMix.normal` (and Rust) use; elsewhere an
+    ulp of f64 cannot change the float32.
+    """
+    u = _units(raw_draws(state, 2 * start, 2 * n))
+    u1 = np.maximum(u[0::2], 1e-12)
+    u2 = u[1::2]
+    values = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2) * std
+    out = values.astype(np.float32)
+    near = (values * (1.0 + 1e-12)).astype(np.float32) != (values * (1.0 - 1e-12)).astype(np.float32)
+    for k in np.flatnonzero(near):
+        a, b = max(float(u[2 * k]), 1e-12), float(u[2 * k + 1])
+        out[k] = np.float32(math.sqrt(-2.0 * math.log(a)) * math.cos(2.0 * math.pi * b) * std)
+    return out
+
+
+def _uniforms(state, start, n, bound):
+    """`uniform(-bound, bound)` for values `start .. start + n`, rounded to float32 (plain IEEE
+    arithmetic: identical to the scalar path)."""
+    lo, hi = -bound, bound
+    return (lo + (hi - lo) * _units(raw_draws(state, start, n))).astype(np.float32)
+
+
 def init_values(rule, shape, seed, index):
     """Initial float32 tensor of `shape` for parameter slot `index`, as `Weights::init` draws it.
 
     `rule` is ("constant", v) | ("normal", std) | ("uniform", bound); values are drawn in
-    row-major order in f64 and then rounded to float32.
+    row-major order in f64 and then rounded to float32. Vectorised over the counter-based
+    stream (in chunks of `INIT_CHUNK` values), equal bit for bit to drawing one value at a time
+    from `slot_rng(seed, index)`.
     """
     shape = tuple(int(d) for d in shape)
     n = math.prod(shape)
     kind, arg = rule
     if kind == "constant":
         return torch.full(shape, float(arg), dtype=torch.float32)
-    rng = slot_rng(seed, index)
     if kind == "normal":
-        std = float(arg)
-        values = [rng.normal() * std for _ in range(n)]
+        draw = _normals
     elif kind == "uniform":
-        bound = float(arg)
-        values = [rng.uniform(-bound, bound) for _ in range(n)]
+        draw = _uniforms
     else:
         raise ValueError(f"unknown init rule {kind!r}")
-    return torch.tensor(values, dtype=torch.float32).reshape(shape)
+    state = slot_rng(seed, index).state
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n, INIT_CHUNK):
+        count = min(INIT_CHUNK, n - start)
+        out[start:start + count] = draw(state, start, count, float(arg))
+    return torch.from_numpy(out).reshape(shape)

@@ -132,7 +132,7 @@ impl fmt::Display for AppError {
                 dir.display()
             ),
             AppError::NoCompletedEpoch(dir) => {
-                write!(f, "{} holds no completed epoch (no state.json)", dir.display())
+                write!(f, "{} holds no completed epoch (no state.json) and no model.safetensors", dir.display())
             }
             AppError::CorruptState { path, message } => write!(f, "{}: corrupt run state: {message}", path.display()),
             AppError::BadCheckpoint { path, message } => write!(f, "{}: {message}", path.display()),

@@ -6,6 +6,10 @@
 //! epoch N), `state.json` (completed epochs and history) and `metrics.jsonl` (one line per
 //! epoch). Every file is written to a temporary name and renamed, and `state.json` is written
 //! last: a run killed at any point resumes from its last completed epoch.
+//!
+//! A run prepared by `recspec pytorch` has the spec, `run.toml`, `graph.txt` and `model.py`;
+//! `python -m recspec_torch.train` adds `model.safetensors` (and `torch_metrics.jsonl`), which
+//! loads like a checkpoint.
 
 use super::settings::{apply_loss_weights, settings_toml};
 use super::AppError;
@@ -159,9 +163,18 @@ impl RunDir {
         Ok((super::lower_graph(&graph)?, config))
     }
 
-    /// The weights of the run's last completed epoch, on `device`.
+    /// The weights of the run's last completed epoch, on `device`; for a run trained by the
+    /// generated PyTorch module (no `state.json`), its `model.safetensors`.
     pub fn load_weights(&self, program: &Program, device: &Device) -> Result<Weights, AppError> {
-        let state = self.load_state()?.ok_or_else(|| AppError::NoCompletedEpoch(self.path.clone()))?;
+        let torch_weights = self.path.join(TORCH_WEIGHTS);
+        let Some(state) = self.load_state()? else {
+            if !torch_weights.exists() {
+                return Err(AppError::NoCompletedEpoch(self.path.clone()));
+            }
+            let bytes = read(&torch_weights)?;
+            return Weights::from_safetensors(program, &bytes, device)
+                .map_err(|message| AppError::BadCheckpoint { path: torch_weights, message: message.to_string() });
+        };
         let (path, _) = self.checkpoint_files(state.epochs_done);
         let bytes = read(&path)?;
         runtime_train::weights_from_bytes(program, bytes, device)
@@ -187,6 +200,9 @@ impl RunDir {
         Ok(())
     }
 }
+
+/// The weights `python -m recspec_torch.train` writes into a run directory.
+pub const TORCH_WEIGHTS: &str = "model.safetensors";
 
 /// The training loop's [`EpochSink`] for a run directory: commits every completed epoch.
 pub struct EpochWriter<'a> {

@@ -8,6 +8,8 @@ pub mod check;
 pub mod compile;
 pub mod diff;
 pub mod eval;
+pub mod export;
+pub mod pytorch;
 pub mod recommend;
 pub mod responsiveness;
 pub mod schema;

@@ -3,27 +3,21 @@
 use super::{compile, Exit, Hparams};
 use recspec::app::settings::{merge_train_settings, TrainFlags};
 use recspec::app::train::{start_run, train, trainable_graph, TrainOptions};
-use recspec::app::AppError;
+use recspec::app::{AppError, RunDir};
+use recspec::config::TrainSettings;
+use recspec::lower::Program;
 use std::path::PathBuf;
 
+/// What a run is made of: the spec, the data set, the run directory and the settings.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RunArgs {
     file: PathBuf,
     #[arg(long)]
-    data: PathBuf,
+    pub data: PathBuf,
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
-    /// Continue a run that was interrupted, after its last completed epoch.
-    #[arg(long)]
-    resume: bool,
-    /// Skip (and count) malformed rows instead of stopping at the first.
-    #[arg(long)]
-    skip_bad_rows: bool,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -35,6 +29,21 @@ pub struct Args {
     /// Seed of initialisation, dropout and sampling.
     #[arg(long)]
     seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Continue a run that was interrupted, after its last completed epoch.
+    #[arg(long)]
+    resume: bool,
+    /// Skip (and count) malformed rows instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Extra label streams to report in validation, comma-separated: `name` (scored as 1 - p)
     /// or `name=output`.
     #[arg(long, value_delimiter = ',')]
@@ -44,29 +53,48 @@ pub struct Args {
     quiet: bool,
 }
 
-pub fn run(args: Args) -> Result<Exit, AppError> {
-    let config = match &args.hparams.config {
+/// A run directory ready to train in: the spec compiled for the data set, its settings merged,
+/// the spec, settings and graph saved. `Err(exit)` when the spec has errors.
+pub struct Started {
+    pub dir: RunDir,
+    pub program: Program,
+    pub settings: TrainSettings,
+}
+
+/// Compiles `run.file` for its data set and prepares `run.out` (a new run, or with `resume` the
+/// same run continued).
+pub fn start(run: &RunArgs, resume: bool) -> Result<Result<Started, Exit>, AppError> {
+    let config = match &run.hparams.config {
         Some(p) => recspec::config::load_run_config(p)?,
         None => Default::default(),
     };
     let flags = TrainFlags {
-        epochs: args.epochs,
-        max_steps: args.max_steps,
-        lr: args.lr,
-        batch_size: args.batch_size,
-        seed: args.seed,
+        epochs: run.epochs,
+        max_steps: run.max_steps,
+        lr: run.lr,
+        batch_size: run.batch_size,
+        seed: run.seed,
     };
     let settings = merge_train_settings(config.train.as_ref(), &flags)?;
-    let (program, checked) = compile(&args.file, Some(&args.data), &args.hparams.overrides()?)?;
-    let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
-    let graph = trainable_graph(&args.file, graph, &config.loss_weights)?;
-    let dir = start_run(&args.out, args.resume, &args.file, &program, &graph, &settings, &args.data)?;
-    let plan = recspec::app::lower_graph(&graph)?;
+    let (loaded, checked) = compile(&run.file, Some(&run.data), &run.hparams.overrides()?)?;
+    let Some(graph) = checked.graph else { return Ok(Err(Exit::Findings)) };
+    let graph = trainable_graph(&run.file, graph, &config.loss_weights)?;
+    let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
+    let program = recspec::app::lower_graph(&graph)?;
+    Ok(Ok(Started { dir, program, settings }))
+}
+
+pub fn run(args: Args) -> Result<Exit, AppError> {
+    let Started { dir, program, settings } = match start(&args.run, args.resume)? {
+        Ok(started) => started,
+        Err(exit) => return Ok(exit),
+    };
+    let run = &args.run;
     eprintln!(
         "training {} ({} parameters) on {} with {}",
-        args.file.display(),
-        recspec::render::thousands(plan.trainable_count() as i64),
-        args.data.display(),
+        run.file.display(),
+        recspec::render::thousands(program.trainable_count() as i64),
+        run.data.display(),
         settings
     );
     let options = TrainOptions {
@@ -75,7 +103,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         extra_labels: args.labels,
         progress: !args.quiet,
     };
-    let report = train(&dir, plan, settings, &args.data, options)?;
+    let report = train(&dir, program, settings, &run.data, options)?;
     eprintln!(
         "done: {} epochs, {} steps, loss {:.4} -> {:.4}, {:.0} samples/s; run in {}",
         report.epochs,
@@ -83,7 +111,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         report.first_loss.unwrap_or(f64::NAN),
         report.last_loss.unwrap_or(f64::NAN),
         report.samples_per_sec,
-        args.out.display()
+        run.out.display()
     );
     if let Some(v) = &report.valid {
         println!("{}", recspec::runtime::train::summary(v));

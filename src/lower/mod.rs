@@ -43,6 +43,9 @@ pub struct Extent {
 }
 
 impl Extent {
+    /// The batch size itself.
+    pub const BATCH: Extent = Extent { per_batch: 1, fixed: 0 };
+
     pub const fn fixed(n: usize) -> Extent {
         Extent { per_batch: 0, fixed: n }
     }

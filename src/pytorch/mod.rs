@@ -25,6 +25,8 @@ struct ModuleView {
     params: Vec<ParamView>,
     inputs: Vec<InputView>,
     labels: Vec<String>,
+    /// Label stream -> (value, "probability" | "logit") of the first loss term scoring it.
+    scores: Vec<(String, String, &'static str)>,
     steps: Vec<StepView>,
     outputs: Vec<(String, String)>,
     losses: Vec<LossView>,
@@ -44,6 +46,8 @@ struct InputView {
     name: String,
     var: String,
     dtype: &'static str,
+    role: &'static str,
+    /// A Python tuple with `None` for the batch axis.
     shape: String,
     vocab: Option<usize>,
 }
@@ -90,7 +94,8 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
             name: v.name.clone(),
             var: names.value(ValueId(i)),
             dtype: dtype(v.dtype),
-            shape: tuple(v.shape.iter().map(|e| extent(*e))),
+            role: v.role.map_or("feature", |r| r.name()),
+            shape: tuple(v.shape.iter().map(|e| if *e == Extent::BATCH { "None".into() } else { extent(*e) })),
             vocab: v.vocab,
         })
         .collect();
@@ -99,6 +104,18 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
         .iter()
         .map(|s| StepView { name: s.name.clone(), code: statement(program, &names, &s.kernel, s.out) })
         .collect();
+    let mut scores: Vec<(String, String, &'static str)> = vec![];
+    for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
+        let (label, value, kind) = match &step.kernel {
+            Kernel::ProbabilityLoss { p, label, .. } => (label, p, "probability"),
+            Kernel::BceLogits { logit, label, .. } => (label, logit, "logit"),
+            _ => continue,
+        };
+        let label = &program.labels[label.0];
+        if !scores.iter().any(|s| &s.0 == label) {
+            scores.push((label.clone(), names.value(*value), kind));
+        }
+    }
     let outputs = program.outputs.iter().map(|o| (o.name.clone(), names.value(o.value))).collect();
     let losses = program
         .losses
@@ -111,6 +128,7 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
         params,
         inputs,
         labels: program.labels.clone(),
+        scores,
         steps,
         outputs,
         losses,

@@ -2,19 +2,19 @@
 
 use std::process::{Command, Output};
 
-fn recspec(args: &[&str]) -> Output {
+pub fn recspec(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recspec")).args(args).current_dir(crate::root()).output().expect("binary runs")
 }
 
-fn code(o: &Output) -> i32 {
+pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
