@@ -220,10 +220,10 @@ def _parse_int(text):
     if _I64_MIN <= value <= _U64_MAX:
         return value
     # serde_json reads integers outside i64/u64 as f64.
-    value = float(value)
-    if math.isinf(value):
-        raise ValueError("number out of range")
-    return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("number out of range") from None
 
 
 #: Text that may hold a number beyond f64's range (a 3-digit exponent, or 300 digits in a row).
@@ -554,6 +554,8 @@ def _parse_line(path, line_no, text, error):
         return parse_json(text)
     except ValueError as e:
         raise DataError(path, line_no, f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise DataError(path, line_no, "malformed JSON: recursion limit exceeded") from None
 
 
 def read_rows(path):

@@ -159,6 +159,10 @@ class LayoutTest(TmpFiles):
         self.assertEqual(cm.exception.index, 1)
         self.assertIn("out of vocabulary", str(cm.exception))
 
+    def test_big_numbers_in_unknown_keys_are_fine(self):
+        row = good_with("extra", "1").replace('"extra": 1', '"extra": [1e300, 1e-400, ' + "9" * 30 + "]")
+        self.assertEqual(len(self.load_all(self.write(row + "\n"))), 1)
+
     def test_floats_round_to_float32(self):
         batches = self.load_all(self.write(good_with("score", "0.1") + "\n"))
         self.assertEqual(batches[0].inputs["score"].item(), float(torch.tensor(0.1, dtype=torch.float32)))
@@ -218,6 +222,9 @@ class ErrorTest(TmpFiles):
         self.assert_bad("[1, 2]", "expected a JSON object per line, found an array of 2")
         self.assert_bad(good_with("score", "0.5").replace("0.5", "NaN"), "malformed JSON")
         self.assert_bad(good_with("score", "0.5").replace("0.5", "1e400"), "malformed JSON")
+        # serde_json rejects an out-of-range number anywhere, unknown keys included.
+        self.assert_bad(good_with("extra", "0.5").replace("0.5", "-2E+999"), "malformed JSON")
+        self.assert_bad(good_with("extra", "0.5").replace("0.5", "9" * 400), "malformed JSON")
 
     def test_missing_keys(self):
         self.assert_bad(good_with("user", "DELETE"), "missing key `user` (expected a non-negative integer)")
@@ -235,6 +242,8 @@ class ErrorTest(TmpFiles):
         self.assert_bad(good_with("clicks", "{}"), "`clicks`: expected array of 0..=3 ids")
         self.assert_bad(good_with("user", "-1"), "`user`: expected a non-negative integer, found -1")
         self.assert_bad(good_with("user", "1.0"), "`user`: expected a non-negative integer, found 1.0")
+        self.assert_bad(good_with("user", "18446744073709551616"),
+                        "`user`: expected a non-negative integer, found 1.8446744073709552e+19")
         self.assert_bad(good_with("labels", "[1]"), "`labels`: expected an object with keys click, like, found an array of 1")
         self.assert_bad(good_with("clicks.emb", "[1, 2]"), "`clicks.emb[0]`: expected an array of 2 values")
 

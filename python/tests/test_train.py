@@ -235,15 +235,18 @@ class TrainTest(unittest.TestCase):
         self.assertIn("loss term `reg` became NaN at epoch 1, step 3 (batch of rows ending at ", err)
         self.assertIn("train.jsonl:24)", err)
 
-    def test_two_processes_under_torchrun(self):
-        """41 rows, batch 10: rank 0 has 21 rows (3 batches), rank 1 has 20 (2 batches and a
-        zero-gradient step); the shards are disjoint and cover every row."""
+    def torchrun(self, *flags):
         env = dict(os.environ, PYTHONPATH=PYTHON_DIR, OMP_NUM_THREADS="1")
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
             env.pop(k, None)
         cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "recspec_torch.train", self.run_dir,
-               "--data", self.data_dir, "--epochs", "2", "--batch-size", "10", "--lr", "0.05", "--device", "cpu"]
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+               "--data", self.data_dir, "--device", "cpu", *flags]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    def test_two_processes_under_torchrun(self):
+        """41 rows, batch 10: rank 0 has 21 rows (3 batches), rank 1 has 20 (2 batches and a
+        zero-gradient step); the shards are disjoint and cover every row."""
+        p = self.torchrun("--epochs", "2", "--batch-size", "10", "--lr", "0.05")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         rows = [set(self.read_json(f"rows.rank{r}.json")) for r in range(2)]
         self.assertEqual(rows[0] & rows[1], set())
@@ -255,6 +258,16 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(p.stderr.count("done: 2 epochs, 6 steps"), 1, p.stderr)  # rank 0 only
         _, cls = load_module(os.path.join(self.run_dir, "model.py"))
         cls().load_recspec_state_dict(load_safetensors(os.path.join(self.run_dir, "model.safetensors")))
+
+
+    def test_a_bad_row_in_one_shard_stops_every_rank(self):
+        """Line 8 is row 7, rank 1's: it names the row, rank 0 stops too, nobody hangs."""
+        self.write("data/train.jsonl", make_rows(41, 1, bad_line=8))
+        p = self.torchrun("--epochs", "1", "--batch-size", "10")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("train.jsonl:8: `item`: id 99 is out of vocabulary", p.stderr)
+        self.assertIn("error: rank 0 stopped: another rank failed", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "model.safetensors")))
 
 
 if __name__ == "__main__":
