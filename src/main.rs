@@ -33,6 +33,8 @@ enum Command {
     Pytorch(cli::pytorch::Args),
     /// Write a run's weights (and memory state) as safetensors keyed by recspec parameter keys.
     Export(cli::export::Args),
+    /// Measure one spec's training and inference speed and peak memory; one JSON line.
+    Bench(cli::bench::Args),
     /// Evaluate a trained run on a data split; JSON on stdout.
     Eval(cli::eval::Args),
     /// Top-K items for each history in a JSON Lines file (one object per line holding the inputs
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Pytorch(args) => cli::pytorch::run(args),
         Command::Export(args) => cli::export::run(args),
+        Command::Bench(args) => cli::bench::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Recommend(args) => cli::recommend::run(args),
         Command::Responsiveness(args) => cli::responsiveness::run(args),

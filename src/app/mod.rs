@@ -7,6 +7,7 @@
 //! [`responsiveness`] run a trained model. Errors are [`AppError`]; the command line renders
 //! them once.
 
+pub mod bench;
 pub mod dataset;
 pub mod eval;
 pub mod recommend;

@@ -4,6 +4,7 @@
 //! Each command module has its clap `Args` and a `run(args) -> Result<Exit, AppError>`; the
 //! error is rendered once, by `main`.
 
+pub mod bench;
 pub mod check;
 pub mod compile;
 pub mod diff;

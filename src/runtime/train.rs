@@ -52,11 +52,35 @@ pub struct TrainReport {
     pub weights: Option<Weights>,
 }
 
-fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
+/// The optimizer the settings name.
+pub fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
     match s.optimizer {
         OptimizerKind::Adam => AdamConfig::new().init(),
         OptimizerKind::Adagrad => AdaGradConfig::new().init(),
     }
+}
+
+/// One optimizer step on `batch`: the forward pass in training mode (`step` seeds sampling),
+/// backward, the update with learning rate `lr`, and memory state written back. Returns the new
+/// weights and every loss term's `(name, weight, value)`; a non-finite value means the caller
+/// must not keep the step.
+pub fn train_step(
+    program: &Program,
+    weights: Weights,
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    batch: &DeviceBatch,
+    step: u64,
+) -> (Weights, Vec<(String, f64, f32)>) {
+    let fwd = forward(program, &weights, batch, Mode::Train, step);
+    let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
+    let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
+    let mut weights = optim.step(lr, weights, grads);
+    for (param, value) in fwd.state {
+        let id = weights.tensors[param.0].id;
+        weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
+    }
+    (weights, terms)
 }
 
 /// How far a run has come: completed epochs and optimizer steps.
@@ -163,13 +187,13 @@ pub fn train<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut 
             }
             let t0 = Instant::now();
             let batch = DeviceBatch::from_host(&hb, &ad);
-            let fwd = forward(&job.program, &weights, &batch, Mode::Train, state.steps);
+            let (next, terms) = train_step(&job.program, weights, &mut optim, job.settings.lr, &batch, state.steps);
+            weights = next;
             let mut step_loss = 0.0;
-            for (name, w, value) in &fwd.losses {
-                let v: f32 = value.clone().into_scalar();
+            for (name, w, v) in terms {
                 if !v.is_finite() {
                     return Err(RuntimeError::Diverged {
-                        loss: name.clone(),
+                        loss: name,
                         value: v,
                         epoch,
                         step: state.steps + 1,
@@ -178,12 +202,6 @@ pub fn train<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut 
                     .into());
                 }
                 step_loss += w * v as f64;
-            }
-            let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
-            weights = optim.step(job.settings.lr, weights, grads);
-            for (param, value) in fwd.state {
-                let id = weights.tensors[param.0].id;
-                weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
             }
             busy += t0.elapsed().as_secs_f64();
             samples += hb.len;

@@ -195,6 +195,33 @@ fn simulate_schema_train_and_eval() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// `recspec bench` prints one JSON line with every measurement, and exports a run's weights.
+#[test]
+fn bench_measures_and_export_writes_safetensors() {
+    let data = tiny_data("bench");
+    let d = data.to_str().unwrap();
+    let o = recspec(&["bench", "specs/fm.recspec", "--data", d, "--steps", "2", "--warmup", "1", "--batch-size", "16"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert_eq!(v["program"], "recspec");
+    let o = recspec(&["bench", "specs/fm.recspec", "--data", d, "--steps", "0"]);
+    assert_eq!(code(&o), 2);
+    let run = data.join("run");
+    let o =
+        train("specs/fm.recspec", &data, &run, &["--epochs", "1", "--max-steps", "2", "--batch-size", "16", "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let file = data.join("w.safetensors");
+    let o = recspec(&["export", run.to_str().unwrap(), "--out", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&file).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(tensors.names().iter().any(|n| n.ends_with("/table")), "{:?}", tensors.names());
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// DLEN's convergence check: its latent P(UP) output scores the `positive` stream.
 #[test]
 fn eval_scores_a_label_by_a_named_output() {

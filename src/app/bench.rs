@@ -1,0 +1,134 @@
+//! `recspec bench`: training throughput, inference latency, loader throughput and peak memory of
+//! one spec on one data set, as one JSON line (`bench/speed.sh` runs it beside the generated
+//! PyTorch module).
+
+use super::dataset::split_file;
+use super::AppError;
+use crate::config::TrainSettings;
+use crate::data::{HostBatch, Loader, Schema};
+use crate::lower::Program;
+use crate::runtime::exec::{forward, DeviceBatch, Mode};
+use crate::runtime::train::{optimizer, train_step};
+use crate::runtime::weights::Weights;
+use crate::runtime::RuntimeError;
+use burn::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// How much to measure.
+pub struct BenchSettings {
+    pub batch_size: usize,
+    /// Timed training steps (and inference batches).
+    pub steps: usize,
+    /// Untimed training steps first.
+    pub warmup: usize,
+}
+
+/// One measurement, in the JSON line format `bench/speed_table.py` reads.
+#[derive(Serialize)]
+pub struct BenchReport {
+    pub program: &'static str,
+    pub spec: String,
+    pub batch: usize,
+    pub threads: usize,
+    pub params: usize,
+    pub steps: usize,
+    pub train_samples_per_s: f64,
+    pub infer_us_per_example: f64,
+    pub loader_rows_per_s: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Measures `program` on `data`'s training split on `device`.
+pub fn bench(
+    spec: &str,
+    program: &Program,
+    data: &Path,
+    s: &BenchSettings,
+    device: &Device,
+) -> Result<BenchReport, AppError> {
+    let schema = Schema::from_program(program)?;
+    let file = split_file(data, "train")?;
+    // The loader: the whole split into batches.
+    let started = Instant::now();
+    let mut loader = Loader::open(&file, &schema, s.batch_size, false)?;
+    let mut batches: Vec<HostBatch> = vec![];
+    let mut rows = 0;
+    while let Some(b) = loader.next_batch()? {
+        rows += b.len;
+        if batches.len() < s.steps + s.warmup {
+            batches.push(b);
+        }
+    }
+    let loader_rows_per_s = rows as f64 / started.elapsed().as_secs_f64();
+    if batches.is_empty() {
+        return Err(RuntimeError::Model(format!("{} has no rows to measure", file.display())).into());
+    }
+    let batch_at = |i: usize| &batches[i % batches.len()];
+
+    // Training: forward, backward and Adam, each step on its own batch.
+    let autodiff = device.clone().autodiff();
+    let mut weights = Weights::init(program, &autodiff, 1);
+    let mut optim = optimizer(&TrainSettings::default());
+    let lr = TrainSettings::default().lr;
+    let (mut busy, mut samples) = (0.0, 0);
+    for i in 0..s.warmup + s.steps {
+        let batch = DeviceBatch::from_host(batch_at(i), &autodiff);
+        let started = Instant::now();
+        let (next, _) = train_step(program, weights, &mut optim, lr, &batch, i as u64);
+        weights = next;
+        if i >= s.warmup {
+            busy += started.elapsed().as_secs_f64();
+            samples += batch.len;
+        }
+    }
+
+    // Inference: the evaluation pass, its outputs read back.
+    let eval_weights = weights.valid();
+    let (mut infer_busy, mut examples) = (0.0, 0);
+    for i in 0..s.steps {
+        let batch = DeviceBatch::from_host(batch_at(s.warmup + i), device);
+        let started = Instant::now();
+        let pass = forward(program, &eval_weights, &batch, Mode::Eval, 0);
+        for o in &program.outputs {
+            if let Some(v) = pass.value(o.value) {
+                v.to_host();
+            }
+        }
+        infer_busy += started.elapsed().as_secs_f64();
+        examples += batch.len;
+    }
+
+    Ok(BenchReport {
+        program: "recspec",
+        spec: spec.to_string(),
+        batch: s.batch_size,
+        threads: threads(),
+        params: program.trainable_count(),
+        steps: s.steps,
+        train_samples_per_s: samples as f64 / busy.max(1e-9),
+        infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
+        loader_rows_per_s,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// The worker threads the CPU backends use: `RAYON_NUM_THREADS`, else every core.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The process's peak resident memory (VmHWM), in MB; 0 where /proc is unavailable.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}

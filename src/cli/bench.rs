@@ -1,0 +1,42 @@
+//! `recspec bench`: one spec's training and inference speed and peak memory as a JSON line.
+
+use super::{compile, Exit, Hparams};
+use recspec::app::bench::{bench, BenchSettings};
+use recspec::app::AppError;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    file: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    hparams: Hparams,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Timed training steps and inference batches.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed training steps before them.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(args: Args) -> Result<Exit, AppError> {
+    if args.batch_size == 0 || args.steps == 0 {
+        return Err(
+            recspec::runtime::RuntimeError::Options("--batch-size and --steps must be at least 1".into()).into()
+        );
+    }
+    let (_, checked) = compile(&args.file, Some(&args.data), &args.hparams.overrides()?)?;
+    let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
+    let program = recspec::app::lower_graph(&graph)?;
+    let device = recspec::runtime::parse_device(&args.device)?;
+    let settings = BenchSettings { batch_size: args.batch_size, steps: args.steps, warmup: args.warmup };
+    let name = args.file.file_stem().map_or("spec".into(), |s| s.to_string_lossy().to_string());
+    let report = bench(&name, &program, &args.data, &settings, &device)?;
+    println!("{}", serde_json::to_string(&report).map_err(AppError::Json)?);
+    Ok(Exit::Ok)
+}
