@@ -297,3 +297,67 @@ fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&run).ok();
 }
+
+/// A model with memory state (DUMN) trains in PyTorch: the memory is written in training mode
+/// without breaking the backward pass, and the written slots reach the checkpoint.
+#[test]
+fn dumn_trains_in_pytorch_and_writes_its_memories() {
+    use crate::cli::{code, recspec, stderr};
+    let python = python();
+    let data = temp("dumn-torch-data");
+    let cfg = recspec::simulate::SimConfig {
+        users: 80,
+        items: 100,
+        impressions_per_user: 10,
+        seq_len: 6,
+        seed: 4,
+        ..Default::default()
+    };
+    recspec::simulate::simulate(&cfg, &data).unwrap();
+    let run = temp("dumn-torch-run");
+    std::fs::remove_dir_all(&run).unwrap();
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let o = recspec(&[
+        "pytorch",
+        "specs/dumn.recspec",
+        "--data",
+        data_arg,
+        "--out",
+        run_arg,
+        "--set",
+        "D=16",
+        "--set",
+        "heads=2",
+        "--set",
+        "slots=8",
+        "--set",
+        "ffn=32",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "3",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let train = Command::new(&python)
+        .args(["-m", "recspec_torch.train"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .env("PYTHONPATH", crate::root().join("python"))
+        .output()
+        .expect("python runs");
+    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    let (program, _) = recspec::app::RunDir::open(&run).load_program().unwrap();
+    let device = Device::flex();
+    let trained = recspec::app::RunDir::open(&run).load_weights(&program, &device).unwrap();
+    let initial = Weights::init(&program, &device, 1);
+    let slots: Vec<usize> = (0..program.params.len()).filter(|i| program.params[*i].role == ParamRole::State).collect();
+    assert_eq!(slots.len(), 4, "DUMN's four memories");
+    for i in slots {
+        assert_ne!(floats(trained.tensors[i].val()), floats(initial.tensors[i].val()), "{}", program.params[i].key());
+    }
+    std::fs::remove_dir_all(&data).ok();
+    std::fs::remove_dir_all(&run).ok();
+}
