@@ -497,7 +497,8 @@ def mmoe(x, experts, tasks, layers, gates, act):
 def memory(key, write, slots, read_key, write_key, erase, add, persist, output, train):
     """key [B, K], write [B, W], slots [S, M] → (y, new_slots): y [B, M] (read) or [B, 2, M]
     (both: the read r and q = w_write · M'); new_slots [S, M] (detached) when `train` and
-    `persist`, else None. Reads before writing; the slots are used detached.
+    `persist`, else None. Reads before writing; the slots are used detached (a copy, so writing
+    new_slots back into `slots` in place before the backward is fine).
 
     Read: w_r = softmax over slots of cosine-like k̂ · M̂ᵀ, r = w_r M. Write (batch-averaged):
     M' = M · (1 - w_wᵀ sigmoid(erase) / B) + w_wᵀ tanh(add) / B.
@@ -505,7 +506,9 @@ def memory(key, write, slots, read_key, write_key, erase, add, persist, output, 
     _check("output", output, ("read", "both"))
     key, write = _rows(_f(key)), _rows(_f(write))
     b = key.shape[0]
-    mem = _rows(slots).detach()
+    # A copy, not a view: the generated module writes the new slots into the slots buffer in
+    # place after the forward, which must not touch what the backward saved.
+    mem = _rows(slots).detach().clone()
     normalised = mem / _l2(mem)
 
     def address(k):

@@ -325,6 +325,17 @@ class Layers(Case):
         self.assertIsNone(slots.grad)
         self.assertIsNotNone(dense[0].grad)
 
+    def test_memory_slots_can_be_written_back_before_the_backward(self):
+        """What a generated module does in training: copy new_slots into the slots buffer, then
+        backward (a view of the buffer saved for the backward would fail the version check)."""
+        slots = torch.randn(3, 2)
+        dense = (torch.randn(2, 2, requires_grad=True), torch.zeros(2))
+        y, new = ops.memory(torch.randn(4, 2), torch.randn(4, 2), slots, dense, dense, dense, dense, True, "both", True)
+        with torch.no_grad():
+            slots.copy_(new)
+        y.sum().backward()
+        self.assertIsNotNone(dense[0].grad)
+
 
 class Losses(Case):
     def test_probability_loss(self):

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Side-by-side speed of recspec's interpreter (`recspec bench`, burn-flex on the CPU) and the
+# generated PyTorch module (`python -m recspec_torch.bench`) on the same spec, data and batches.
+#
+# For each family (specs/NAME.recspec) on the simulator's default data set: writes the PyTorch
+# run directory (`recspec pytorch`), then runs recspec, PyTorch, recspec, PyTorch, ... (ROUNDS
+# rounds, one process per run), appending every run's JSON line to RESULTS_DIR/results.jsonl and
+# checking that both programs report the same parameter count; finally prints the machine and
+# the Markdown table of bench/speed_table.py (also written to RESULTS_DIR/table.md).
+#
+# Usage: bash bench/speed.sh
+# Environment (defaults in brackets):
+#   ROUNDS [3]  BATCH [256]  STEPS [20]  WARMUP [3]  THREADS [2]
+#   FAMILIES ["dfn din dumn dlen retrieval_ntr"]
+#   SMOKE=1     1 round, STEPS=2, WARMUP=1, BATCH=32 on a tiny simulated data set, in
+#               target/speed/smoke (for tests; the numbers mean nothing)
+#   RESULTS_DIR [target/speed, or target/speed/smoke with SMOKE=1]
+#   RECSPEC_BIN [target/release/recspec, built with `cargo build --release`; when set, no build]
+#   PYTHON      [.venv/bin/python]
+# Both programs run with OMP_NUM_THREADS, MKL_NUM_THREADS and RAYON_NUM_THREADS = THREADS;
+# the PyTorch one also gets --threads THREADS (torch.set_num_threads).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=${SMOKE:-0}
+if [ "$SMOKE" = 1 ]; then
+  ROUNDS=${ROUNDS:-1} BATCH=${BATCH:-32} STEPS=${STEPS:-2} WARMUP=${WARMUP:-1}
+  RESULTS_DIR=${RESULTS_DIR:-target/speed/smoke}
+  SIM_FLAGS=(--users 100 --items 200 --impressions 10 --seq-len 8)
+else
+  ROUNDS=${ROUNDS:-3} BATCH=${BATCH:-256} STEPS=${STEPS:-20} WARMUP=${WARMUP:-3}
+  RESULTS_DIR=${RESULTS_DIR:-target/speed}
+  SIM_FLAGS=()
+fi
+THREADS=${THREADS:-2}
+FAMILIES=${FAMILIES:-dfn din dumn dlen retrieval_ntr}
+PYTHON=${PYTHON:-.venv/bin/python}
+bin=${RECSPEC_BIN:-target/release/recspec}
+
+die() { echo "speed.sh: $*" >&2; exit 1; }
+
+[ -n "${RECSPEC_BIN:-}" ] || cargo build --release --quiet
+[ -x "$bin" ] || die "$bin not found"
+[ -x "$PYTHON" ] || die "$PYTHON not found (set PYTHON to a Python with torch)"
+"$bin" bench --help >/dev/null 2>&1 || die "$bin has no \`bench\` command"
+
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS
+
+data=$RESULTS_DIR/data
+results=$RESULTS_DIR/results.jsonl
+logs=$RESULTS_DIR/logs
+mkdir -p "$RESULTS_DIR" "$logs"
+if [ ! -f "$data/train.jsonl" ]; then
+  echo "simulating $data" >&2
+  "$bin" simulate --out "$data" "${SIM_FLAGS[@]}" >"$logs/simulate.log" 2>&1 \
+    || { cat "$logs/simulate.log" >&2; die "recspec simulate failed"; }
+fi
+: > "$results"
+
+# one_run NAME PROGRAM ROUND: runs one program once, checks its JSON line, appends it.
+one_run() {
+  local name=$1 program=$2 round=$3
+  local base=$logs/$name.r$round.$program
+  local cmd
+  if [ "$program" = recspec ]; then
+    cmd=("$bin" bench "specs/$name.recspec" --data "$data" --batch-size "$BATCH" --steps "$STEPS"
+      --warmup "$WARMUP")
+  else
+    cmd=(env PYTHONPATH=python "$PYTHON" -m recspec_torch.bench "$RESULTS_DIR/$name" --data "$data"
+      --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
+  fi
+  echo "[$name round $round/$ROUNDS] ${cmd[*]}" >&2
+  "${cmd[@]}" >"$base.json" 2>"$base.log" || { cat "$base.log" >&2; die "$name: $program failed (log: $base.log)"; }
+  "$PYTHON" - "$base.json" "$program" <<'PY' || die "$name: $program did not print one JSON line (see $base.json)"
+import json, sys
+lines = [l for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+assert len(lines) == 1, f"{len(lines)} lines"
+r = json.loads(lines[0])
+assert r.get("program") == sys.argv[2], r.get("program")
+for key in ("spec", "params", "train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
+    assert key in r, key
+PY
+  cat "$base.json" >> "$results"
+}
+
+# same_model NAME ROUND: both programs of the round report one spec name and parameter count.
+same_model() {
+  "$PYTHON" - "$logs/$1.r$2.recspec.json" "$logs/$1.r$2.pytorch.json" <<'PY' || die "$1: the two programs do not run the same model"
+import json, sys
+a, b = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:])
+if (a["spec"], a["params"]) != (b["spec"], b["params"]):
+    sys.exit(f"recspec reports spec {a['spec']!r} with {a['params']} parameters, "
+             f"PyTorch spec {b['spec']!r} with {b['params']}")
+PY
+}
+
+for name in $FAMILIES; do
+  [ -f "specs/$name.recspec" ] || die "specs/$name.recspec not found"
+  run=$RESULTS_DIR/$name
+  rm -rf "$run"
+  "$bin" pytorch "specs/$name.recspec" --data "$data" --out "$run" >"$logs/$name.pytorch-gen.log" 2>&1 \
+    || { cat "$logs/$name.pytorch-gen.log" >&2; die "$name: recspec pytorch failed"; }
+  for round in $(seq 1 "$ROUNDS"); do
+    one_run "$name" recspec "$round"
+    one_run "$name" pytorch "$round"
+    same_model "$name" "$round"
+  done
+done
+
+cpu=$(grep -m1 -E '^(model name|Model name|cpu model|Hardware)[[:space:]]*:' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
+[ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+torch_line=$("$PYTHON" -c '
+import torch
+hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(f"PyTorch {torch.__version__}; peak RSS of a bare `import torch`: {int(hwm) / 1024:.1f} MB")')
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+{
+  echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Machine: $(uname -m), nproc $(nproc --all), CPU: ${cpu:-unknown}"
+  echo "recspec $commit; $torch_line"
+  echo "Settings: batch $BATCH, $STEPS timed steps after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (recspec, PyTorch alternating)$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
+  echo "Data: $data ($(grep -c . "$data/train.jsonl") training rows)"
+  echo
+  "$PYTHON" bench/speed_table.py "$results"
+} | tee "$RESULTS_DIR/table.md"

@@ -1,0 +1,135 @@
+"""Prints the Markdown table of bench/speed.sh from its results.jsonl.
+
+    python3 bench/speed_table.py [target/speed/results.jsonl]
+
+Each line of the file is one run's JSON line (`recspec bench` or `python -m recspec_torch.bench`):
+program, spec, params, train_samples_per_s, infer_us_per_example, loader_rows_per_s,
+peak_rss_mb. Per spec and program: training samples/s min / median, inference µs per example
+min / median, loader rows/s median, peak RSS max, params. Per spec, the ratio row recspec /
+PyTorch: training and loading throughput median recspec / median PyTorch, inference median
+PyTorch µs / median recspec µs (so > 1 means recspec is faster everywhere), peak RSS max recspec /
+max PyTorch (< 1 means recspec uses less memory). Exits 1, naming the spec, when the two
+programs disagree on the parameter count.
+"""
+
+import json
+import statistics
+import sys
+
+PROGRAMS = ("recspec", "pytorch")
+LABELS = {"recspec": "recspec", "pytorch": "PyTorch"}
+
+
+def read(path):
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def summarize(rows):
+    """{spec: {program: stats}} in the specs' order of appearance; stats: runs, train_min,
+    train_median, infer_min, infer_median, loader_median, rss_max, params (a sorted list of the
+    distinct counts seen)."""
+    grouped = {}
+    for r in rows:
+        grouped.setdefault(r["spec"], {}).setdefault(r["program"], []).append(r)
+    out = {}
+    for spec, programs in grouped.items():
+        out[spec] = {}
+        for program, runs in programs.items():
+            train = [float(r["train_samples_per_s"]) for r in runs]
+            infer = [float(r["infer_us_per_example"]) for r in runs]
+            loader = [float(r["loader_rows_per_s"]) for r in runs]
+            rss = [float(r["peak_rss_mb"]) for r in runs if r.get("peak_rss_mb") is not None]
+            out[spec][program] = {
+                "runs": len(runs),
+                "train_min": min(train),
+                "train_median": statistics.median(train),
+                "infer_min": min(infer),
+                "infer_median": statistics.median(infer),
+                "loader_median": statistics.median(loader),
+                "rss_max": max(rss) if rss else None,
+                "params": sorted({int(r["params"]) for r in runs}),
+            }
+    return out
+
+
+def _div(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def ratios(stats):
+    """recspec / PyTorch for one spec's stats, each > 1 when recspec is faster (train, infer,
+    loader) or larger (rss); None where a program is missing."""
+    rs, pt = stats.get("recspec"), stats.get("pytorch")
+    if rs is None or pt is None:
+        return None
+    return {
+        "train": _div(rs["train_median"], pt["train_median"]),
+        "infer": _div(pt["infer_median"], rs["infer_median"]),
+        "loader": _div(rs["loader_median"], pt["loader_median"]),
+        "rss": _div(rs["rss_max"], pt["rss_max"]),
+    }
+
+
+def param_mismatches(summary):
+    """Specs whose runs do not all report one parameter count: [(spec, {program: counts})]."""
+    bad = []
+    for spec, programs in summary.items():
+        counts = {c for s in programs.values() for c in s["params"]}
+        if len(counts) > 1:
+            bad.append((spec, {p: s["params"] for p, s in programs.items()}))
+    return bad
+
+
+def _num(x, digits=0):
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def _ratio(x):
+    return "-" if x is None else f"**{x:.2f}×**"
+
+
+def render(summary):
+    lines = [
+        "| spec | program | runs | train samples/s min / median | inference µs/example min / median "
+        "| loader rows/s median | peak RSS MB max | params |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for spec, programs in summary.items():
+        for program in [p for p in PROGRAMS if p in programs] + sorted(set(programs) - set(PROGRAMS)):
+            s = programs[program]
+            lines.append(
+                f"| {spec} | {LABELS.get(program, program)} | {s['runs']} "
+                f"| {_num(s['train_min'])} / {_num(s['train_median'])} "
+                f"| {_num(s['infer_min'], 1)} / {_num(s['infer_median'], 1)} "
+                f"| {_num(s['loader_median'])} | {_num(s['rss_max'], 1)} "
+                f"| {', '.join(f'{c:,}' for c in s['params'])} |"
+            )
+        r = ratios(programs)
+        if r is not None:
+            lines.append(
+                f"| {spec} | recspec / PyTorch | | {_ratio(r['train'])} | {_ratio(r['infer'])} "
+                f"| {_ratio(r['loader'])} | {_ratio(r['rss'])} | |"
+            )
+    lines.append("")
+    lines.append(
+        "Ratios: throughput (training, loading) median recspec / median PyTorch; inference median "
+        "PyTorch µs / median recspec µs (> 1: recspec faster); peak RSS max recspec / max PyTorch "
+        "(< 1: recspec smaller)."
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "target/speed/results.jsonl"
+    summary = summarize(read(path))
+    print(render(summary))
+    bad = param_mismatches(summary)
+    for spec, counts in bad:
+        print(f"error: {spec}: the programs disagree on the parameter count: {counts}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Speed of a generated module on the CPU, measured as `recspec bench` measures the interpreter.
+
+    python -m recspec_torch.bench RUN_DIR --data DATA [--batch-size B] [--steps S] [--warmup W]
+        [--threads N]
+
+Prints one JSON line on stdout (the same keys as `recspec bench`, "program": "pytorch"):
+
+- `loader_rows_per_s`: rows of DATA/train.jsonl per second, reading the whole file into
+  batches of B with `recspec_torch.data.iterate` (parse, validate, collate into tensors). Only
+  the first W + S batches are kept; the rest are dropped as they are read.
+- `train_samples_per_s`: step i in 0..W+S trains on batch i (cycling when the file has fewer
+  batches); steps 0..W are untimed warm-up, the S after them timed one by one. A step is the
+  forward in train mode with `step` = i, the weighted sum of the loss terms (each term's mean
+  read back), backward and Adam (lr 0.001, burn's epsilon 1e-5). Rows of the timed steps /
+  their seconds.
+- `infer_us_per_example`: after training, the eval-mode forward (under `torch.no_grad()`,
+  labels given, `step` 0) of the timed steps' batches (W..W+S), no warm-up: total seconds /
+  total rows, in µs.
+- `params`: trainable parameter elements (memory slots, which are buffers, excluded).
+- `peak_rss_mb`: VmHWM of /proc/self/status at the end, in MiB (kB / 1024).
+
+The batches, steps and timing boundaries are those of `recspec bench` (`src/app/bench.rs`).
+
+One process, CPU only, `torch.set_num_threads(N)`; weights start as `Cls(seed=1)`.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+from . import data as data_mod
+from .train import OPTIMIZER_EPS, Objective, UserError, load_model
+
+LR = 0.001
+SEED = 1
+
+
+def peak_rss_mb():
+    """VmHWM of this process in MiB (kB / 1024), or None where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def load_batches(path, schema, batch_size, keep):
+    """Reads the whole file into batches: (the first `keep` batches, rows read, seconds)."""
+    kept, rows = [], 0
+    start = time.perf_counter()
+    for batch in data_mod.iterate(path, schema, batch_size):
+        rows += len(batch.users)
+        if len(kept) < keep:
+            kept.append(batch)
+    return kept, rows, time.perf_counter() - start
+
+
+def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
+    """The result dict (the JSON line's fields)."""
+    torch.set_num_threads(threads)
+    module, cls = load_model(run_dir)
+    try:
+        schema = data_mod.Schema.from_module(module)
+    except data_mod.SchemaError as e:
+        raise UserError(f"{os.path.join(run_dir, 'model.py')}: {e}") from None
+    path = os.path.join(data_dir, "train.jsonl")
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found (`recspec simulate --out {data_dir}` writes one)")
+
+    batches, rows, load_s = load_batches(path, schema, batch_size, warmup + steps)
+    if not batches:
+        raise UserError(f"{path} has no rows")
+
+    torch.manual_seed(SEED)  # dropout masks
+    model = cls(seed=SEED)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    objective = Objective(model, {})  # the module's own loss weights
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=LR, eps=OPTIMIZER_EPS)
+
+    def train_step(batch, step):
+        total, means = objective(batch.inputs, batch.labels, step)
+        means.tolist()  # the loss terms read back, as recspec's step and `recspec_torch.train` do
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    def batch_at(i):
+        return batches[i % len(batches)]
+
+    model.train()
+    train_s, trained = 0.0, 0
+    for i in range(warmup + steps):
+        batch = batch_at(i)
+        start = time.perf_counter()
+        train_step(batch, i)
+        if i >= warmup:
+            train_s += time.perf_counter() - start
+            trained += len(batch.users)
+
+    model.eval()
+    infer_s, examples = 0.0, 0
+    with torch.no_grad():
+        for i in range(steps):
+            batch = batch_at(warmup + i)
+            start = time.perf_counter()
+            model(batch.inputs, batch.labels, step=0)
+            infer_s += time.perf_counter() - start
+            examples += len(batch.users)
+
+    rss = peak_rss_mb()
+    return {
+        "program": "pytorch",
+        "spec": getattr(module, "MODEL", os.path.basename(os.path.normpath(run_dir))),
+        "batch": batch_size,
+        "threads": torch.get_num_threads(),
+        "params": n_params,
+        "steps": steps,
+        "train_samples_per_s": round(trained / max(train_s, 1e-12), 3),
+        "infer_us_per_example": round(infer_s / examples * 1e6, 3),
+        "loader_rows_per_s": round(rows / max(load_s, 1e-12), 3),
+        "peak_rss_mb": None if rss is None else round(rss, 1),
+    }
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m recspec_torch.bench",
+        description="Training, inference and loading speed of a generated module (one JSON line).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="holds model.py (`recspec pytorch`)")
+    parser.add_argument("--data", required=True, metavar="DATA", help="holds train.jsonl")
+    parser.add_argument("--batch-size", type=int, default=256, dest="batch_size")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps (and inference batches)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = parser.parse_args(argv)
+    for name, low in (("batch_size", 1), ("steps", 1), ("warmup", 0), ("threads", 1)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')} must be at least {low}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        result = measure(args.run_dir, args.data, args.batch_size, args.steps, args.warmup, args.threads)
+    except (UserError, data_mod.DataError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

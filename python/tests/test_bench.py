@@ -1,0 +1,140 @@
+"""The speed benchmark: `recspec_torch.bench` on the tiny module of test_train, and the arithmetic
+of bench/speed_table.py (the table of bench/speed.sh) on hand-written results."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, PYTHON_DIR)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from recspec_torch import bench  # noqa: E402
+from test_train import MODEL_PY, make_rows  # noqa: E402
+
+TABLE_PY = os.path.join(PYTHON_DIR, "..", "bench", "speed_table.py")
+
+
+def load_table():
+    spec = importlib.util.spec_from_file_location("speed_table", TABLE_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BenchTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.run_dir = os.path.join(self.tmp.name, "run")
+        self.data_dir = os.path.join(self.tmp.name, "data")
+        os.makedirs(self.run_dir)
+        os.makedirs(self.data_dir)
+        with open(os.path.join(self.run_dir, "model.py"), "w") as fh:
+            fh.write(MODEL_PY)
+        with open(os.path.join(self.data_dir, "train.jsonl"), "w") as fh:
+            fh.write(make_rows(41, 1))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def main(self, *flags):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = bench.main([self.run_dir, "--data", self.data_dir, *flags])
+        return status, out.getvalue(), err.getvalue()
+
+    def test_prints_one_json_line(self):
+        """41 rows in batches of 10: 5 batches; 7 timed steps cycle over them."""
+        status, out, err = self.main("--batch-size", "10", "--steps", "7", "--warmup", "2", "--threads", "1")
+        self.assertEqual(status, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 1)
+        r = json.loads(lines[0])
+        self.assertEqual(
+            list(r),
+            ["program", "spec", "batch", "threads", "params", "steps", "train_samples_per_s",
+             "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"],
+        )
+        self.assertEqual((r["program"], r["spec"], r["batch"], r["threads"], r["steps"]), ("pytorch", "tiny", 10, 1, 7))
+        self.assertEqual(r["params"], 20 * 4 + 9 + 1 + 4 * 2)  # the memory buffer is not counted
+        for key in ("train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
+            self.assertGreater(r[key], 0, key)
+
+    def test_errors_are_one_line(self):
+        os.remove(os.path.join(self.data_dir, "train.jsonl"))
+        status, out, err = self.main()
+        self.assertEqual((status, out), (2, ""))
+        self.assertRegex(err, r"^error: .*train\.jsonl not found")
+
+
+def row(spec, program, train, infer, loader, rss, params=100):
+    return {"program": program, "spec": spec, "batch": 256, "threads": 2, "params": params, "steps": 20,
+            "train_samples_per_s": train, "infer_us_per_example": infer, "loader_rows_per_s": loader,
+            "peak_rss_mb": rss}
+
+
+class TableTest(unittest.TestCase):
+    def setUp(self):
+        self.t = load_table()
+        self.rows = [
+            row("dfn", "recspec", 1000.0, 300.0, 50000.0, 300.0),
+            row("dfn", "pytorch", 2000.0, 150.0, 20000.0, 800.0),
+            row("dfn", "recspec", 1200.0, 280.0, 60000.0, 310.0),
+            row("dfn", "pytorch", 1800.0, 160.0, 25000.0, 820.0),
+            row("dfn", "recspec", 1100.0, 320.0, 55000.0, 305.0),
+            row("dfn", "pytorch", 2200.0, 140.0, 30000.0, 810.0),
+            row("din", "recspec", 500.0, 10.0, 1000.0, 100.0, params=7),
+        ]
+
+    def test_min_median_max(self):
+        s = self.t.summarize(self.rows)
+        self.assertEqual(list(s), ["dfn", "din"])
+        rs, pt = s["dfn"]["recspec"], s["dfn"]["pytorch"]
+        self.assertEqual(rs["runs"], 3)
+        self.assertEqual((rs["train_min"], rs["train_median"]), (1000.0, 1100.0))
+        self.assertEqual((rs["infer_min"], rs["infer_median"]), (280.0, 300.0))
+        self.assertEqual((rs["loader_median"], rs["rss_max"], rs["params"]), (55000.0, 310.0, [100]))
+        self.assertEqual((pt["train_min"], pt["train_median"], pt["infer_median"], pt["rss_max"]), (1800.0, 2000.0, 150.0, 820.0))
+        # An even number of runs: the median is the mean of the middle two.
+        two = self.t.summarize(self.rows[:4])["dfn"]["recspec"]
+        self.assertEqual(two["train_median"], 1100.0)
+
+    def test_ratios_are_greater_than_one_when_recspec_is_faster(self):
+        r = self.t.ratios(self.t.summarize(self.rows)["dfn"])
+        self.assertAlmostEqual(r["train"], 1100.0 / 2000.0)
+        self.assertAlmostEqual(r["infer"], 150.0 / 300.0)
+        self.assertAlmostEqual(r["loader"], 55000.0 / 25000.0)
+        self.assertAlmostEqual(r["rss"], 310.0 / 820.0)
+        self.assertIsNone(self.t.ratios(self.t.summarize(self.rows)["din"]))
+
+    def test_render_and_param_check(self):
+        text = self.t.render(self.t.summarize(self.rows))
+        self.assertIn("| dfn | recspec | 3 | 1,000 / 1,100 | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch | 3 | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
+        self.assertIn("| dfn | recspec / PyTorch | | **0.55×** | **0.50×** | **2.20×** | **0.38×** | |", text)
+        self.assertNotIn("| din | recspec / PyTorch", text)
+        self.assertEqual(self.t.param_mismatches(self.t.summarize(self.rows)), [])
+        bad = self.rows + [row("din", "pytorch", 1.0, 1.0, 1.0, 1.0, params=8)]
+        self.assertEqual(self.t.param_mismatches(self.t.summarize(bad)), [("din", {"recspec": [7], "pytorch": [8]})])
+
+    def test_main_exits_1_on_a_param_mismatch(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "results.jsonl")
+            with open(path, "w") as fh:
+                for r in self.rows + [row("din", "pytorch", 1.0, 1.0, 1.0, 1.0, params=8)]:
+                    fh.write(json.dumps(r) + "\n")
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = self.t.main([path])
+        self.assertEqual(status, 1)
+        self.assertIn("| din | PyTorch | 1 |", out.getvalue())
+        self.assertIn("error: din: the programs disagree on the parameter count", err.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()
