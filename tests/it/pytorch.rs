@@ -13,7 +13,7 @@ use recspec::runtime::weights::Weights;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Relative error allowed for outputs and loss terms, and for gradients.
@@ -215,55 +215,62 @@ fn every_spec_matches_its_generated_pytorch_module() {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// A simulated data set of `users` users, `items` items and `impressions` rows each.
+fn simulated(name: &str, users: usize, items: usize, impressions: usize, seq_len: usize) -> PathBuf {
+    let data = temp(name);
+    let cfg = recspec::simulate::SimConfig {
+        users,
+        items,
+        impressions_per_user: impressions,
+        seq_len,
+        seed: 9,
+        ..Default::default()
+    };
+    recspec::simulate::simulate(&cfg, &data).unwrap();
+    data
+}
+
+/// `recspec pytorch SPEC --data DATA --out RUN EXTRA...`: a run directory with `model.py`.
+fn prepare_run(name: &str, spec: &str, data: &Path, extra: &[&str]) -> PathBuf {
+    use crate::cli::{code, recspec, stderr};
+    let run = temp(name);
+    std::fs::remove_dir_all(&run).unwrap();
+    let mut args = vec!["pytorch", spec, "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = recspec(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    run
+}
+
+/// Runs `recspec_torch.train RUN --data DATA`, under `launcher` (torchrun's module and flags)
+/// or as one process; returns its stdout and stderr after asserting it succeeded.
+fn train_in_pytorch(launcher: &[&str], run: &Path, data: &Path) -> String {
+    let out = Command::new(python())
+        .args(launcher)
+        .args(["-m", "recspec_torch.train"])
+        .arg(run)
+        .arg("--data")
+        .arg(data)
+        .env("PYTHONPATH", crate::root().join("python"))
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("python runs");
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "recspec_torch.train failed:\n{log}");
+    log
+}
+
 /// `recspec pytorch` prepares a run, two `torchrun` ranks train the generated DFN on disjoint
 /// shards (gloo, CPU), rank 0 writes the weights, and `recspec eval` reads them.
 #[test]
 fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
     use crate::cli::{code, recspec, stderr, stdout};
-    let python = python();
-    let data = temp("torchrun-data");
-    let cfg = recspec::simulate::SimConfig {
-        users: 200,
-        items: 300,
-        impressions_per_user: 80,
-        seq_len: 8,
-        seed: 9,
-        ..Default::default()
-    };
-    recspec::simulate::simulate(&cfg, &data).unwrap();
-    let run = temp("torchrun-run");
-    std::fs::remove_dir_all(&run).unwrap();
+    let data = simulated("torchrun-data", 200, 300, 80, 8);
+    let settings = ["--set", "D=16", "--set", "heads=2", "--batch-size", "64", "--epochs", "3", "--lr", "0.005"];
+    let run = prepare_run("torchrun-run", "specs/dfn.recspec", &data, &settings);
     let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let o = recspec(&[
-        "pytorch",
-        "specs/dfn.recspec",
-        "--data",
-        data_arg,
-        "--out",
-        run_arg,
-        "--set",
-        "D=16",
-        "--set",
-        "heads=2",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "3",
-        "--lr",
-        "0.005",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let train = Command::new(&python)
-        .args(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "recspec_torch.train"])
-        .arg(&run)
-        .arg("--data")
-        .arg(&data)
-        .env("PYTHONPATH", crate::root().join("python"))
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("torchrun runs");
-    let log = format!("{}{}", String::from_utf8_lossy(&train.stdout), String::from_utf8_lossy(&train.stderr));
-    assert!(train.status.success(), "torchrun failed:\n{log}");
+    let torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"];
+    let log = train_in_pytorch(&torchrun, &run, &data);
 
     // Both ranks trained, on disjoint shards that together cover the training split.
     let rows = |rank: usize| -> Vec<usize> {
@@ -302,53 +309,11 @@ fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
 /// without breaking the backward pass, and the written slots reach the checkpoint.
 #[test]
 fn dumn_trains_in_pytorch_and_writes_its_memories() {
-    use crate::cli::{code, recspec, stderr};
-    let python = python();
-    let data = temp("dumn-torch-data");
-    let cfg = recspec::simulate::SimConfig {
-        users: 80,
-        items: 100,
-        impressions_per_user: 10,
-        seq_len: 6,
-        seed: 4,
-        ..Default::default()
-    };
-    recspec::simulate::simulate(&cfg, &data).unwrap();
-    let run = temp("dumn-torch-run");
-    std::fs::remove_dir_all(&run).unwrap();
-    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let o = recspec(&[
-        "pytorch",
-        "specs/dumn.recspec",
-        "--data",
-        data_arg,
-        "--out",
-        run_arg,
-        "--set",
-        "D=16",
-        "--set",
-        "heads=2",
-        "--set",
-        "slots=8",
-        "--set",
-        "ffn=32",
-        "--batch-size",
-        "32",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "3",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let train = Command::new(&python)
-        .args(["-m", "recspec_torch.train"])
-        .arg(&run)
-        .arg("--data")
-        .arg(&data)
-        .env("PYTHONPATH", crate::root().join("python"))
-        .output()
-        .expect("python runs");
-    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    let data = simulated("dumn-torch-data", 80, 100, 10, 6);
+    let small = ["D=16", "heads=2", "slots=8", "ffn=32"].map(|kv| ["--set", kv]).concat();
+    let settings = [small, vec!["--batch-size", "32", "--epochs", "1", "--max-steps", "3"]].concat();
+    let run = prepare_run("dumn-torch-run", "specs/dumn.recspec", &data, &settings);
+    train_in_pytorch(&[], &run, &data);
     let (program, _) = recspec::app::RunDir::open(&run).load_program().unwrap();
     let device = Device::flex();
     let trained = recspec::app::RunDir::open(&run).load_weights(&program, &device).unwrap();
