@@ -70,13 +70,13 @@ pub fn bench(
     // Training: forward, backward and Adam, each step on its own batch.
     let autodiff = device.clone().autodiff();
     let mut weights = Weights::init(program, &autodiff, 1);
-    let mut optim = optimizer(&TrainSettings::default());
-    let lr = TrainSettings::default().lr;
+    let defaults = TrainSettings::default();
+    let mut optim = optimizer(&defaults);
     let (mut busy, mut samples) = (0.0, 0);
     for i in 0..s.warmup + s.steps {
         let batch = DeviceBatch::from_host(batch_at(i), &autodiff);
         let started = Instant::now();
-        let (next, _) = train_step(program, weights, &mut optim, lr, &batch, i as u64);
+        let (next, _) = train_step(program, weights, &mut optim, defaults.lr, &batch, i as u64);
         weights = next;
         if i >= s.warmup {
             busy += started.elapsed().as_secs_f64();

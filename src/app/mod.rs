@@ -173,25 +173,6 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
-impl From<ConfigError> for AppError {
-    fn from(e: ConfigError) -> AppError {
-        AppError::Config(e)
-    }
-}
-
-/// Lower layers that still report text (runtime, data, simulate) map through this.
-impl From<crate::runtime::RuntimeError> for AppError {
-    fn from(e: crate::runtime::RuntimeError) -> AppError {
-        AppError::Backend(e)
-    }
-}
-
-impl From<crate::lower::LowerError> for AppError {
-    fn from(e: crate::lower::LowerError) -> AppError {
-        AppError::Lower(e)
-    }
-}
-
 /// Lowers a checked graph at its own hyperparameters for the runtime.
 pub fn lower_graph(graph: &crate::ir::Graph) -> Result<crate::lower::Program, AppError> {
     Ok(crate::lower::lower(graph, &crate::lower::Bindings::of(graph))?)
@@ -207,7 +188,11 @@ macro_rules! from_error {
     };
 }
 
+// Every lower layer's error converts with `?`.
 from_error!(
+    Config(ConfigError),
+    Backend(crate::runtime::RuntimeError),
+    Lower(crate::lower::LowerError),
     File(crate::files::FileError),
     Load(crate::load::LoadError),
     Render(crate::render::RenderError),

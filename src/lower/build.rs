@@ -225,17 +225,17 @@ impl NodeReader<'_, '_> {
         }
     }
 
+    /// The slot of an operand's source.
+    fn slot(&self, source: &str) -> R<ValueId> {
+        self.b
+            .slots
+            .get(source)
+            .copied()
+            .ok_or_else(|| LowerError::UnknownValue { node: self.node.name.clone(), source: source.to_string() })
+    }
+
     fn opt_value(&self, port: &str) -> R<Option<ValueId>> {
-        match self.node.operands.iter().find(|o| o.port == port) {
-            None => Ok(None),
-            Some(o) => self
-                .b
-                .slots
-                .get(o.source.as_str())
-                .copied()
-                .map(Some)
-                .ok_or_else(|| LowerError::UnknownValue { node: self.node.name.clone(), source: o.source.clone() }),
-        }
+        self.node.operands.iter().find(|o| o.port == port).map(|o| self.slot(&o.source)).transpose()
     }
 
     fn value(&self, port: &str) -> R<ValueId> {
@@ -319,17 +319,12 @@ impl NodeReader<'_, '_> {
             }
             Neg => Kernel::Neg { x: self.value("x")? },
             Concat | Stack => {
-                let xs =
-                    n.operands
-                        .iter()
-                        .filter(|o| o.port == "xs")
-                        .map(|o| {
-                            self.b.slots.get(o.source.as_str()).copied().ok_or_else(|| LowerError::UnknownValue {
-                                node: n.name.clone(),
-                                source: o.source.clone(),
-                            })
-                        })
-                        .collect::<R<Vec<ValueId>>>()?;
+                let xs = n
+                    .operands
+                    .iter()
+                    .filter(|o| o.port == "xs")
+                    .map(|o| self.slot(&o.source))
+                    .collect::<R<Vec<_>>>()?;
                 let first =
                     *xs.first().ok_or_else(|| LowerError::Operand { node: n.name.clone(), port: "xs".into() })?;
                 if n.op == Concat {

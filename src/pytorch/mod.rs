@@ -223,14 +223,9 @@ fn float(v: f64) -> String {
     }
 }
 
+/// A size as a Python expression in the batch size `B` (`Extent`'s display is one).
 fn extent(e: Extent) -> String {
-    match (e.per_batch, e.fixed) {
-        (0, c) => c.to_string(),
-        (1, 0) => "B".into(),
-        (a, 0) => format!("{a} * B"),
-        (1, c) => format!("B + {c}"),
-        (a, c) => format!("{a} * B + {c}"),
-    }
+    e.to_string()
 }
 
 fn tuple(items: impl Iterator<Item = String>) -> String {

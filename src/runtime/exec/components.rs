@@ -28,6 +28,11 @@ impl Interpreter<'_> {
         out_shape: Vec<usize>,
     ) -> Value {
         let s = self.float(s).rows_by_last();
+        // The target's ids on the host: the batch's copy for an input, else read back.
+        let host_targets = match self.program.producer(target) {
+            None => self.batch.host_ids.get(&self.program.value(target).name).cloned(),
+            Some(_) => None,
+        };
         let target = self.ids(target);
         let table = self.matrix(table);
         let [vocab, _] = table.dims();
@@ -41,10 +46,10 @@ impl Interpreter<'_> {
         if logq {
             neg = neg.sub_scalar((samples as f64 / vocab as f64).ln());
         }
-        // A sampled negative equal to the example's own target is not a negative (the target may
-        // be an input or computed by a step, so it is read back from the device).
-        let targets: Vec<i64> =
-            target.flat.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+        // A sampled negative equal to the example's own target is not a negative.
+        let targets = host_targets.unwrap_or_else(|| {
+            target.flat.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default()
+        });
         let hits: Vec<f32> =
             targets.iter().flat_map(|t| ids.iter().map(move |i| if i == t { 1.0 } else { 0.0 })).collect();
         if hits.iter().any(|h| *h > 0.0) {
