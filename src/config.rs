@@ -141,6 +141,14 @@ impl OptimizerKind {
             OptimizerKind::Adagrad => "adagrad",
         }
     }
+
+    /// How many tensors of a parameter's size the optimizer keeps per parameter.
+    pub fn state_tensors(self) -> usize {
+        match self {
+            OptimizerKind::Adam => 2,
+            OptimizerKind::Adagrad => 1,
+        }
+    }
 }
 
 /// Training settings, from `[train]` with defaults.

@@ -354,6 +354,24 @@ pub fn render_user(path: &std::path::Path, ctx: impl Serialize) -> Result<String
     t.render(ctx).map_err(template_error)
 }
 
+/// Memory figures for the model card, formatted by the caller (rendering knows no lowering).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct MemoryView {
+    pub batch: usize,
+    pub optimizer: String,
+    /// `(what, bytes)` rows, formatted.
+    pub rows: Vec<(String, String)>,
+    /// The largest components, formatted (`` `items` parameters 3.1 MiB ``).
+    pub largest: Vec<String>,
+}
+
+/// The Markdown model card; with `memory`, it has a memory section.
+pub fn summary(g: &Graph, memory: Option<&MemoryView>) -> Result<String, RenderError> {
+    let view = GraphView::new(g);
+    let seqs: Vec<InputView> = view.sequences().into_iter().cloned().collect();
+    render_builtin("summary.md", minijinja::context! { g => view, sequences => seqs, memory => memory })
+}
+
 /// What `compile --emit` can produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emit {
@@ -370,9 +388,6 @@ pub fn emit(g: &Graph, what: Emit) -> Result<String, RenderError> {
         Emit::Json => serde_json::to_string_pretty(&view).map(|s| s + "\n").map_err(RenderError::Json),
         Emit::Graph => render_builtin("graph.txt", minijinja::context! { g => view }),
         Emit::Dot => render_builtin("graph.dot", minijinja::context! { g => view }),
-        Emit::Summary => {
-            let seqs: Vec<InputView> = view.sequences().into_iter().cloned().collect();
-            render_builtin("summary.md", minijinja::context! { g => view, sequences => seqs })
-        }
+        Emit::Summary => summary(g, None),
     }
 }

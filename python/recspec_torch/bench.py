@@ -1,7 +1,7 @@
 """Speed of a generated module on the CPU, measured as `recspec bench` measures the interpreter.
 
     python -m recspec_torch.bench RUN_DIR --data DATA [--batch-size B] [--steps S] [--warmup W]
-        [--threads N]
+        [--threads N] [--device cpu|cuda]
 
 Prints one JSON line on stdout (the same keys as `recspec bench`, "program": "pytorch"):
 
@@ -18,10 +18,14 @@ Prints one JSON line on stdout (the same keys as `recspec bench`, "program": "py
   total rows, in µs.
 - `params`: trainable parameter elements (memory slots, which are buffers, excluded).
 - `peak_rss_mb`: VmHWM of /proc/self/status at the end, in MiB (kB / 1024).
+- `device`, and on CUDA `peak_gpu_mb`: `torch.cuda.max_memory_allocated()` in MiB.
 
-The batches, steps and timing boundaries are those of `recspec bench` (`src/app/bench.rs`).
+The batches, steps and timing boundaries are those of `recspec bench` (`src/app/bench.rs`):
+every batch is on the device before its step's clock starts, and on CUDA each timed step and
+inference batch ends with `torch.cuda.synchronize()` (recspec's inference reads its outputs
+back to the host, which synchronises too).
 
-One process, CPU only, `torch.set_num_threads(N)`; weights start as `Cls(seed=1)`.
+One process, `torch.set_num_threads(N)`; weights start as `Cls(seed=1)`.
 """
 
 import argparse
@@ -62,9 +66,17 @@ def load_batches(path, schema, batch_size, keep):
     return kept, rows, time.perf_counter() - start
 
 
-def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
+def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu"):
     """The result dict (the JSON line's fields)."""
     torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: CUDA is not available")
+    dev = torch.device(device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
     module, cls = load_model(run_dir)
     try:
         schema = data_mod.Schema.from_module(module)
@@ -74,12 +86,13 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
     if not os.path.isfile(path):
         raise UserError(f"{path} not found (`recspec simulate --out {data_dir}` writes one)")
 
-    batches, rows, load_s = load_batches(path, schema, batch_size, warmup + steps)
-    if not batches:
+    host_batches, rows, load_s = load_batches(path, schema, batch_size, warmup + steps)
+    if not host_batches:
         raise UserError(f"{path} has no rows")
+    batches = [_on(b, dev) for b in host_batches]
 
     torch.manual_seed(SEED)  # dropout masks
-    model = cls(seed=SEED)
+    model = cls(seed=SEED).to(dev)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     objective = Objective(model, {})  # the module's own loss weights
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -101,6 +114,7 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
         batch = batch_at(i)
         start = time.perf_counter()
         train_step(batch, i)
+        sync()
         if i >= warmup:
             train_s += time.perf_counter() - start
             trained += len(batch.users)
@@ -112,13 +126,15 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
             batch = batch_at(warmup + i)
             start = time.perf_counter()
             model(batch.inputs, batch.labels, step=0)
+            sync()
             infer_s += time.perf_counter() - start
             examples += len(batch.users)
 
     rss = peak_rss_mb()
-    return {
+    result = {
         "program": "pytorch",
         "spec": getattr(module, "MODEL", os.path.basename(os.path.normpath(run_dir))),
+        "device": dev.type,
         "batch": batch_size,
         "threads": torch.get_num_threads(),
         "params": n_params,
@@ -128,6 +144,19 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads):
         "loader_rows_per_s": round(rows / max(load_s, 1e-12), 3),
         "peak_rss_mb": None if rss is None else round(rss, 1),
     }
+    if dev.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    return result
+
+
+def _on(batch, dev):
+    """`batch` with its inputs and labels on `dev` (the same object on the CPU)."""
+    if dev.type == "cpu":
+        return batch
+    return batch._replace(
+        inputs={k: v.to(dev) for k, v in batch.inputs.items()},
+        labels={k: v.to(dev) for k, v in batch.labels.items()},
+    )
 
 
 def parse_args(argv):
@@ -141,6 +170,7 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (and inference batches)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
     for name, low in (("batch_size", 1), ("steps", 1), ("warmup", 0), ("threads", 1)):
         if getattr(args, name) < low:
@@ -151,7 +181,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        result = measure(args.run_dir, args.data, args.batch_size, args.steps, args.warmup, args.threads)
+        result = measure(args.run_dir, args.data, args.batch_size, args.steps, args.warmup, args.threads, args.device)
     except (UserError, data_mod.DataError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

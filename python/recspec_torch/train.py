@@ -632,7 +632,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     }
     fmt = lambda x: "nan" if x is None else f"{x:.4f}"  # noqa: E731
     print(
-        f"done: {report['epochs']} epochs, {report['steps']} steps, loss {fmt(first_loss)} -> {fmt(last_loss)}, "
+        f"done: {report['epochs']} epoch{'' if report['epochs'] == 1 else 's'}, {report['steps']} steps, loss {fmt(first_loss)} -> {fmt(last_loss)}, "
         f"{report['samples_per_sec']:.0f} samples/s",
         file=sys.stderr,
         flush=True,

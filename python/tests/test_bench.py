@@ -10,6 +10,8 @@ import sys
 import tempfile
 import unittest
 
+import torch
+
 PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, PYTHON_DIR)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,13 +59,20 @@ class BenchTest(unittest.TestCase):
         r = json.loads(lines[0])
         self.assertEqual(
             list(r),
-            ["program", "spec", "batch", "threads", "params", "steps", "train_samples_per_s",
+            ["program", "spec", "device", "batch", "threads", "params", "steps", "train_samples_per_s",
              "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"],
         )
         self.assertEqual((r["program"], r["spec"], r["batch"], r["threads"], r["steps"]), ("pytorch", "tiny", 10, 1, 7))
+        self.assertEqual(r["device"], "cpu")
         self.assertEqual(r["params"], 20 * 4 + 9 + 1 + 4 * 2)  # the memory buffer is not counted
         for key in ("train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
             self.assertGreater(r[key], 0, key)
+
+    @unittest.skipIf(torch.cuda.is_available(), "this machine has CUDA")
+    def test_cuda_without_a_gpu_is_an_error(self):
+        status, out, err = self.main("--device", "cuda")
+        self.assertEqual((status, out), (2, ""))
+        self.assertEqual(err, "error: --device cuda: CUDA is not available\n")
 
     def test_errors_are_one_line(self):
         os.remove(os.path.join(self.data_dir, "train.jsonl"))

@@ -23,6 +23,8 @@ pub struct BenchSettings {
     pub steps: usize,
     /// Untimed training steps first.
     pub warmup: usize,
+    /// The device's name, as given to `--device`, for the report.
+    pub device_name: String,
 }
 
 /// One measurement, in the JSON line format `bench/speed_table.py` reads.
@@ -30,6 +32,7 @@ pub struct BenchSettings {
 pub struct BenchReport {
     pub program: &'static str,
     pub spec: String,
+    pub device: String,
     pub batch: usize,
     pub threads: usize,
     pub params: usize,
@@ -38,6 +41,9 @@ pub struct BenchReport {
     pub infer_us_per_example: f64,
     pub loader_rows_per_s: f64,
     pub peak_rss_mb: f64,
+    /// The training step's memory as estimated before running (`lower::memory`), in MB, to
+    /// compare with the measured peak.
+    pub estimate_train_mb: f64,
 }
 
 /// Measures `program` on `data`'s training split on `device`.
@@ -103,6 +109,7 @@ pub fn bench(
     Ok(BenchReport {
         program: "recspec",
         spec: spec.to_string(),
+        device: s.device_name.clone(),
         batch: s.batch_size,
         threads: threads(),
         params: program.trainable_count(),
@@ -111,6 +118,9 @@ pub fn bench(
         infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
         loader_rows_per_s,
         peak_rss_mb: peak_rss_mb(),
+        estimate_train_mb: super::memory::for_training(program, s.batch_size, defaults.optimizer).training_total()
+            as f64
+            / (1024.0 * 1024.0),
     })
 }
 

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod dataset;
 pub mod eval;
+pub mod memory;
 pub mod recommend;
 pub mod responsiveness;
 pub mod run_dir;
@@ -98,6 +99,8 @@ pub enum AppError {
         history: String,
         inputs: Vec<String>,
     },
+    /// Training the model needs more memory than the machine has available.
+    TooLarge(Box<memory::TooLarge>),
     /// A history row the recommender cannot read: `file:line: message`.
     BadHistoryRow {
         file: PathBuf,
@@ -164,6 +167,7 @@ impl fmt::Display for AppError {
                 "the model's item scores do not read a sequence `{history}` (inputs: {})",
                 inputs.join(", ")
             ),
+            AppError::TooLarge(e) => e.fmt(f),
             AppError::BadHistoryRow { file, line, message, inputs } => {
                 write!(f, "{}:{line}: {message} (inputs: {})", file.display(), inputs.join(", "))
             }

@@ -2,7 +2,7 @@
 
 use super::{compile, Exit, Hparams};
 use recspec::app::bench::{bench, BenchSettings};
-use recspec::app::AppError;
+use recspec::app::{memory, AppError};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -34,7 +34,16 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
     let device = recspec::runtime::parse_device(&args.device)?;
-    let settings = BenchSettings { batch_size: args.batch_size, steps: args.steps, warmup: args.warmup };
+    if args.device != "cuda" {
+        let optimizer = recspec::config::TrainSettings::default().optimizer;
+        memory::check_fits(&program, args.batch_size, optimizer, memory::available_memory())?;
+    }
+    let settings = BenchSettings {
+        batch_size: args.batch_size,
+        steps: args.steps,
+        warmup: args.warmup,
+        device_name: args.device.clone(),
+    };
     let name = args.file.file_stem().map_or("spec".into(), |s| s.to_string_lossy().to_string());
     let report = bench(&name, &program, &args.data, &settings, &device)?;
     println!("{}", serde_json::to_string(&report).map_err(AppError::Json)?);

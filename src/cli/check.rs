@@ -1,7 +1,7 @@
 //! `recspec check`: compile specs and count their errors and warnings.
 
 use super::{compile, Exit, Hparams};
-use recspec::app::AppError;
+use recspec::app::{memory, AppError};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -13,16 +13,32 @@ pub struct Args {
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
+    /// Also print each model's parameters and the memory a training step needs (at the run
+    /// config's batch size and optimizer, or batch 256 with Adam).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
     let overrides = args.hparams.overrides()?;
+    let settings = match (&args.hparams.config, args.verbose) {
+        (Some(p), true) => {
+            let config = recspec::config::load_run_config(p)?;
+            recspec::app::settings::merge_train_settings(config.train.as_ref(), &Default::default())?
+        }
+        _ => Default::default(),
+    };
     let (mut errors, mut warnings) = (0, 0);
     for f in &args.files {
         let (_, checked) = compile(f, None, &overrides)?;
         let e = checked.diagnostics.iter().filter(|d| d.is_error()).count();
         errors += e;
         warnings += checked.diagnostics.len() - e;
+        if let (true, Some(graph)) = (args.verbose, &checked.graph) {
+            let program = recspec::app::lower_graph(graph)?;
+            let m = memory::for_training(&program, settings.batch_size, settings.optimizer);
+            eprintln!("{}: model `{}`: {}", f.display(), program.model, memory::line(&program, &m, settings.optimizer));
+        }
     }
     let s = |n: usize| if n == 1 { "" } else { "s" };
     eprintln!(

@@ -42,6 +42,10 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         EmitArg::Graph => Emit::Graph,
         EmitArg::Json => Emit::Json,
         EmitArg::Dot => Emit::Dot,
+        EmitArg::Summary if args.template.is_none() => {
+            print!("{}", recspec::app::memory::model_card(&graph)?);
+            return Ok(Exit::Ok);
+        }
         EmitArg::Summary => Emit::Summary,
         EmitArg::Pytorch => {
             let program = recspec::app::lower_graph(&graph)?;

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let Started { dir, program, .. } = match start(&args.run, false)? {
+    let Started { dir, program, .. } = match start(&args.run, false, None)? {
         Ok(started) => started,
         Err(exit) => return Ok(exit),
     };

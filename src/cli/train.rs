@@ -3,7 +3,7 @@
 use super::{compile, Exit, Hparams};
 use recspec::app::settings::{merge_train_settings, TrainFlags};
 use recspec::app::train::{start_run, train, trainable_graph, TrainOptions};
-use recspec::app::{AppError, RunDir};
+use recspec::app::{memory, AppError, RunDir};
 use recspec::config::TrainSettings;
 use recspec::lower::Program;
 use std::path::PathBuf;
@@ -62,8 +62,9 @@ pub struct Started {
 }
 
 /// Compiles `run.file` for its data set and prepares `run.out` (a new run, or with `resume` the
-/// same run continued).
-pub fn start(run: &RunArgs, resume: bool) -> Result<Result<Started, Exit>, AppError> {
+/// same run continued). With `available` bytes of memory, a model whose training step needs
+/// more is refused before anything is written.
+pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Result<Started, Exit>, AppError> {
     let config = match &run.hparams.config {
         Some(p) => recspec::config::load_run_config(p)?,
         None => Default::default(),
@@ -79,13 +80,16 @@ pub fn start(run: &RunArgs, resume: bool) -> Result<Result<Started, Exit>, AppEr
     let (loaded, checked) = compile(&run.file, Some(&run.data), &run.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Err(Exit::Findings)) };
     let graph = trainable_graph(&run.file, graph, &config.loss_weights)?;
-    let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
     let program = recspec::app::lower_graph(&graph)?;
+    memory::check_fits(&program, settings.batch_size, settings.optimizer, available)?;
+    let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
     Ok(Ok(Started { dir, program, settings }))
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let Started { dir, program, settings } = match start(&args.run, args.resume)? {
+    // libtorch's CUDA device holds the model in GPU memory, which this check does not read.
+    let available = if args.device == "cuda" { None } else { memory::available_memory() };
+    let Started { dir, program, settings } = match start(&args.run, args.resume, available)? {
         Ok(started) => started,
         Err(exit) => return Ok(exit),
     };
@@ -105,8 +109,9 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let report = train(&dir, program, settings, &run.data, options)?;
     eprintln!(
-        "done: {} epochs, {} steps, loss {:.4} -> {:.4}, {:.0} samples/s; run in {}",
+        "done: {} epoch{}, {} steps, loss {:.4} -> {:.4}, {:.0} samples/s; run in {}",
         report.epochs,
+        if report.epochs == 1 { "" } else { "s" },
         report.steps,
         report.first_loss.unwrap_or(f64::NAN),
         report.last_loss.unwrap_or(f64::NAN),

@@ -13,6 +13,7 @@
 
 mod build;
 pub mod kernel;
+pub mod memory;
 
 pub use kernel::Kernel;
 

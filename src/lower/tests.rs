@@ -86,3 +86,51 @@ fn extents_are_linear_in_the_batch() {
     assert!(b.extent(&Dim::batch().mul(&Dim::batch())).is_err());
     assert!(b.extent(&Dim::sym("Q")).is_err());
 }
+
+#[test]
+fn the_memory_estimate_counts_every_slot() {
+    let g = graph(SPEC);
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let m = memory::estimate(&p, 10, 2);
+    // Embedding 5x4, MLP 4x4 + 4 and 4x2 + 2: 20 + 20 + 10 = 50 f32.
+    assert_eq!(m.params, 50 * 4);
+    assert_eq!((m.gradients, m.optimizer, m.state), (200, 400, 0));
+    // Inputs at B = 10: ids [10, 3] (i64) and their mask [10, 3] (bytes).
+    assert_eq!(m.inputs, 30 * 8 + 30);
+    // Every step's value is counted once forward (with its kernel's kept temporaries), twice
+    // in training.
+    let values: u128 = p.values[p.input_count..]
+        .iter()
+        .map(|v| {
+            let n: usize = shape_at(&v.shape, 10).iter().product();
+            n as u128
+                * match v.dtype {
+                    DType::Float => 4,
+                    DType::Id => 8,
+                    DType::Mask => 1,
+                }
+        })
+        .sum();
+    let mlp = p.steps.iter().find(|s| s.op == Op::Mlp).unwrap();
+    // The MLP's hidden layer (4 wide) before and after its activation, for 10 rows.
+    assert_eq!(memory::scratch(&p, mlp, 10), 2 * 10 * 4);
+    let forward = values + 4 * 80;
+    assert_eq!(m.forward, forward);
+    assert_eq!(m.training_total(), 200 + 200 + 400 + m.inputs + 2 * forward);
+    // An instance costs its weights, their gradients and Adam's two moments: 20 x 4 x 4 bytes.
+    let table = m
+        .components
+        .iter()
+        .find(|c| c.kind == "parameters" && p.params.iter().any(|s| s.instance == c.name && s.shape == [5, 4]));
+    assert_eq!(table.map(|c| c.bytes), Some(320));
+    assert!(m.components.windows(2).all(|w| w[0].bytes >= w[1].bytes));
+}
+
+#[test]
+fn an_absurd_model_has_an_absurd_estimate_not_an_overflow() {
+    let g = graph(&SPEC.replace("dim D = 4;", "dim D = 1000000000000;"));
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let m = memory::estimate(&p, 256, 2);
+    assert!(m.params > 5 * 1_000_000_000_000u128 * 4);
+    assert!(m.training_total() > m.params * 4);
+}

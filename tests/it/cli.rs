@@ -478,3 +478,28 @@ fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
     assert_eq!((v["start"].as_str(), v["branches"].as_array().unwrap().len()), (Some("test"), 2));
     std::fs::remove_dir_all(&data).ok();
 }
+
+#[test]
+fn memory_is_known_before_training() {
+    let o = recspec(&["check", "--verbose", "specs/dfn.recspec"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("specs/dfn.recspec: model `dfn`: "), "{err}");
+    assert!(err.contains("a training step at batch 256 with adam needs about"), "{err}");
+    assert!(err.contains("per example"), "{err}");
+    let card = stdout(&recspec(&["compile", "specs/dfn.recspec", "--emit", "summary"]));
+    assert!(card.contains("## Memory") && card.contains("| **one training step** |"), "{card}");
+
+    // A model that cannot fit is refused before the run directory exists, naming its largest parts.
+    let data = tiny_data("huge");
+    let run = data.join("run");
+    let o = train("specs/dfn.recspec", &data, &run, &["--set", "D=1000000000000", "--epochs", "1"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("model `dfn` needs about"), "{err}");
+    assert!(err.contains("but this machine has"), "{err}");
+    assert!(err.contains("the largest components are `") && err.contains("(parameters, "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{err}");
+    assert!(!run.exists(), "a refused run writes nothing");
+    std::fs::remove_dir_all(data).ok();
+}

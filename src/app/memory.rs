@@ -1,0 +1,135 @@
+//! Memory before training: the model card's memory section, `check --verbose`, and the refusal
+//! to train a model that cannot fit.
+
+use super::AppError;
+use crate::config::OptimizerKind;
+use crate::ir::Graph;
+use crate::lower::memory::{estimate, Bytes, MemoryEstimate};
+use crate::lower::Program;
+use crate::render::{thousands, MemoryView};
+use std::fmt;
+
+/// The batch size the model card's memory section assumes (the training default).
+pub const CARD_BATCH: usize = 256;
+
+/// The estimate for training `program` at `batch` examples with `optimizer`.
+pub fn for_training(program: &Program, batch: usize, optimizer: OptimizerKind) -> MemoryEstimate {
+    estimate(program, batch, optimizer.state_tensors())
+}
+
+/// The model card's memory rows.
+pub fn view(m: &MemoryEstimate, optimizer: OptimizerKind) -> MemoryView {
+    let b = |n: u128| Bytes(n).to_string();
+    let mut rows = vec![("parameters".to_string(), b(m.params))];
+    if m.state > 0 {
+        rows.push(("persistent state".to_string(), b(m.state)));
+    }
+    rows.push(("gradients".to_string(), b(m.gradients)));
+    rows.push((format!("{} state", optimizer.name()), b(m.optimizer)));
+    rows.push((
+        "activations in training".to_string(),
+        format!("{} ({} per example)", b(m.training_activations()), b(m.training_per_example())),
+    ));
+    rows.push(("**one training step**".to_string(), format!("**{}**", b(m.training_total()))));
+    rows.push(("one inference batch".to_string(), b(m.inference_total())));
+    MemoryView {
+        batch: m.batch,
+        optimizer: optimizer.name().to_string(),
+        rows,
+        largest: m.largest(5).iter().map(|c| format!("`{}` {} {}", c.name, c.kind, Bytes(c.bytes))).collect(),
+    }
+}
+
+/// The Markdown model card of `graph`, with its memory at [`CARD_BATCH`] and Adam.
+pub fn model_card(graph: &Graph) -> Result<String, AppError> {
+    let program = super::lower_graph(graph)?;
+    let optimizer = OptimizerKind::Adam;
+    let m = for_training(&program, CARD_BATCH, optimizer);
+    Ok(crate::render::summary(graph, Some(&view(&m, optimizer)))?)
+}
+
+/// One line for `check --verbose`.
+pub fn line(program: &Program, m: &MemoryEstimate, optimizer: OptimizerKind) -> String {
+    format!(
+        "{} trainable parameters; a training step at batch {} with {} needs about {} \
+         (parameters {}, gradients {}, {} state {}, activations {} = {} per example); \
+         an inference batch about {}",
+        thousands(program.trainable_count().min(i64::MAX as usize) as i64),
+        m.batch,
+        optimizer.name(),
+        Bytes(m.training_total()),
+        Bytes(m.params + m.state),
+        Bytes(m.gradients),
+        optimizer.name(),
+        Bytes(m.optimizer),
+        Bytes(m.training_activations()),
+        Bytes(m.training_per_example()),
+        Bytes(m.inference_total()),
+    )
+}
+
+/// A model that needs more memory than is available.
+#[derive(Debug)]
+pub struct TooLarge {
+    pub model: String,
+    pub estimate: MemoryEstimate,
+    pub optimizer: OptimizerKind,
+    pub available: u64,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.estimate;
+        write!(
+            f,
+            "model `{}` needs about {} to train at batch {} (parameters {}, gradients {}, {} state {}, \
+             activations {}), but this machine has {} available",
+            self.model,
+            Bytes(m.training_total()),
+            m.batch,
+            Bytes(m.params + m.state),
+            Bytes(m.gradients),
+            self.optimizer.name(),
+            Bytes(m.optimizer),
+            Bytes(m.training_activations()),
+            Bytes(self.available as u128),
+        )?;
+        let largest: Vec<String> =
+            m.largest(3).iter().map(|c| format!("`{}` ({}, {})", c.name, c.kind, Bytes(c.bytes))).collect();
+        write!(f, "; the largest components are {}", largest.join(", "))?;
+        if m.training_activations() > m.params + m.gradients + m.optimizer {
+            write!(f, "; a smaller --batch-size needs less")?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a model whose training step cannot fit in `available` bytes.
+pub fn check_fits(
+    program: &Program,
+    batch: usize,
+    optimizer: OptimizerKind,
+    available: Option<u64>,
+) -> Result<(), AppError> {
+    let Some(available) = available else { return Ok(()) };
+    let estimate = for_training(program, batch, optimizer);
+    if estimate.training_total() > available as u128 {
+        return Err(AppError::TooLarge(Box::new(TooLarge {
+            model: program.model.clone(),
+            estimate,
+            optimizer,
+            available,
+        })));
+    }
+    Ok(())
+}
+
+/// The memory this machine has available for a new process (Linux: `MemAvailable`), or `None`
+/// where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    info.lines().find_map(|l| {
+        let kib = l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+        Some(kib * 1024)
+    })
+}

@@ -1,0 +1,214 @@
+//! What a program costs in memory, known before any tensor is allocated.
+//!
+//! Everything is counted from the [`Program`]'s slots at a given batch size, in bytes, with
+//! `u128` arithmetic so that an absurd spec (`dim D = 1000000000000`) yields an absurd number
+//! instead of an overflow. Parameters, their gradients and the optimizer's state are exact (f32
+//! per element); activations are an estimate: the sum of every value slot at the batch size,
+//! counted twice in training (the autodiff graph keeps each forward value for the backward pass,
+//! and the backward pass makes a gradient of the same size), once in inference. The large
+//! temporaries inside a kernel that autodiff keeps too (an attention's score matrices, a GRU's
+//! gates at every step, an MLP's hidden layers, a distribution loss's [B, V] intermediates) are
+//! added to the kernel's value the same way ([`scratch`]); smaller ones, the allocator's slack
+//! and the process itself are not, so the figure is a floor more than a bound (the speed
+//! benchmark prints it beside the measured peak).
+
+use super::kernel::Kernel;
+use super::{ParamRole, Program, Step};
+use crate::types::DType;
+use std::fmt;
+
+/// Bytes of one element of a value slot, as the back ends store it.
+fn element_bytes(dtype: DType) -> u128 {
+    match dtype {
+        DType::Float => 4,
+        DType::Id => 8,
+        DType::Mask => 1,
+    }
+}
+
+/// Bytes of one parameter element (f32).
+const PARAM_BYTES: u128 = 4;
+
+/// One named contributor to the total, for "the largest components" in reports and errors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    /// An instance (`items`) or a value slot (`f_c/attended`).
+    pub name: String,
+    /// What it is: `parameters`, `activations`.
+    pub kind: &'static str,
+    /// Bytes it costs in training (parameters with their gradients and optimizer state).
+    pub bytes: u128,
+}
+
+/// The memory a program needs at one batch size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    pub batch: usize,
+    /// Trained parameters (f32).
+    pub params: u128,
+    /// Persistent state written by the forward pass (memory slots).
+    pub state: u128,
+    /// One gradient per trained parameter.
+    pub gradients: u128,
+    /// The optimizer's per-parameter state (`optimizer_slots` tensors the size of the parameters).
+    pub optimizer: u128,
+    /// One batch of inputs.
+    pub inputs: u128,
+    /// Every computed value of one batch, once.
+    pub forward: u128,
+    /// Instances and values, largest training cost first.
+    pub components: Vec<Component>,
+}
+
+impl MemoryEstimate {
+    /// Activations held while training one batch: inputs, forward values and their gradients.
+    pub fn training_activations(&self) -> u128 {
+        self.inputs + 2 * self.forward
+    }
+
+    /// Everything a training step holds at once.
+    pub fn training_total(&self) -> u128 {
+        self.params + self.state + self.gradients + self.optimizer + self.training_activations()
+    }
+
+    /// Everything an inference batch holds at once.
+    pub fn inference_total(&self) -> u128 {
+        self.params + self.state + self.inputs + self.forward
+    }
+
+    /// Training activations per example at this batch size.
+    pub fn training_per_example(&self) -> u128 {
+        self.training_activations() / self.batch.max(1) as u128
+    }
+
+    /// The `n` largest components.
+    pub fn largest(&self, n: usize) -> &[Component] {
+        &self.components[..n.min(self.components.len())]
+    }
+}
+
+/// The memory `program` needs at `batch` examples with an optimizer that keeps
+/// `optimizer_slots` tensors per trained parameter (Adam 2, Adagrad 1).
+pub fn estimate(program: &Program, batch: usize, optimizer_slots: usize) -> MemoryEstimate {
+    let per_param_training = PARAM_BYTES * (2 + optimizer_slots as u128);
+    let mut components: Vec<Component> = Vec::new();
+    let (mut params, mut state) = (0u128, 0u128);
+    for slot in &program.params {
+        let bytes = numel(slot.shape.iter().copied()) * PARAM_BYTES;
+        let training = match slot.role {
+            ParamRole::Trained => {
+                params += bytes;
+                bytes / PARAM_BYTES * per_param_training
+            }
+            ParamRole::State => {
+                state += bytes;
+                bytes
+            }
+        };
+        match components.iter_mut().find(|c| c.kind == "parameters" && c.name == slot.instance) {
+            Some(c) => c.bytes += training,
+            None => components.push(Component { name: slot.instance.clone(), kind: "parameters", bytes: training }),
+        }
+    }
+    let (mut inputs, mut forward) = (0u128, 0u128);
+    for (i, value) in program.values.iter().enumerate() {
+        let bytes = numel(value.shape.iter().map(|e| e.at(batch))) * element_bytes(value.dtype);
+        if i < program.input_count {
+            inputs += bytes;
+        } else {
+            let step = &program.steps[i - program.input_count];
+            let bytes = bytes.saturating_add(scratch(program, step, batch).saturating_mul(4));
+            forward += bytes;
+            components.push(Component { name: value.name.clone(), kind: "activations", bytes: 2 * bytes });
+        }
+    }
+    components.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    MemoryEstimate {
+        batch,
+        params,
+        state,
+        gradients: params,
+        optimizer: params * optimizer_slots as u128,
+        inputs,
+        forward,
+        components,
+    }
+}
+
+/// The f32 elements of the large temporaries a step's kernel keeps for the backward pass,
+/// besides its output slot (the same algorithm in every back end).
+pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
+    let size = |id: super::ValueId| numel(program.value(id).shape.iter().map(|e| e.at(batch)));
+    let dims = |id: super::ValueId| super::shape_at(&program.value(id).shape, batch);
+    let width = |p: super::ParamId| *program.params[p.0].shape.last().unwrap_or(&0) as u128;
+    match &step.kernel {
+        Kernel::SelfAttention { x, heads, .. } => {
+            let d = dims(*x);
+            let (rows, n) = (d.iter().rev().skip(1).product::<usize>() as u128, d[d.len().saturating_sub(2)] as u128);
+            // q, k, v and the attended values; scores, masked scores and probabilities per head.
+            4 * size(*x) + 3 * rows * n * *heads as u128
+        }
+        Kernel::Gru { x, hidden, .. } => {
+            let d = dims(*x);
+            let steps_rows = d.iter().rev().skip(1).product::<usize>() as u128;
+            // Per step: input and hidden projections (3H each) and about ten [B, H] gate,
+            // candidate, mixing and masking tensors.
+            steps_rows * 16 * (width(hidden.weight) / 3)
+        }
+        Kernel::Mlp { x, layers, .. } => {
+            let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
+            // Every layer's pre-activation and activation but the last (the output slot).
+            let hidden: u128 = layers[..layers.len().saturating_sub(1)].iter().map(|l| width(l.weight)).sum();
+            2 * rows * hidden
+        }
+        Kernel::Mmoe { x, experts, tasks, layers, .. } => {
+            let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
+            let widths: u128 = layers.iter().map(|l| width(l.weight)).sum();
+            2 * rows * (*experts as u128 * widths + *tasks as u128 * *experts as u128)
+        }
+        Kernel::Distribution { p, .. } => 2 * size(*p),
+        Kernel::AttentionPool { scores, .. } => 3 * size(*scores),
+        _ => 0,
+    }
+}
+
+fn numel(dims: impl Iterator<Item = usize>) -> u128 {
+    dims.fold(1u128, |acc, d| acc.saturating_mul(d as u128))
+}
+
+/// A byte count for people: `512 B`, `4.7 MiB`, `1.6 EiB`; beyond that, in bytes with an exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes(pub u128);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        let n = self.0;
+        if n < 1024 {
+            return write!(f, "{n} B");
+        }
+        let mut value = n as f64;
+        for unit in &UNITS[1..] {
+            value /= 1024.0;
+            if value < 1024.0 {
+                return write!(f, "{value:.1} {unit}");
+            }
+        }
+        write!(f, "{:.1e} bytes", n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_display() {
+        assert_eq!(Bytes(0).to_string(), "0 B");
+        assert_eq!(Bytes(1023).to_string(), "1023 B");
+        assert_eq!(Bytes(1536).to_string(), "1.5 KiB");
+        assert_eq!(Bytes(5 * 1024 * 1024 * 1024).to_string(), "5.0 GiB");
+        assert_eq!(Bytes(3 << 60).to_string(), "3.0 EiB");
+        assert_eq!(Bytes(1u128 << 80).to_string(), "1.2e24 bytes");
+    }
+}
