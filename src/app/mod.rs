@@ -82,6 +82,15 @@ pub enum AppError {
         import: PathBuf,
     },
     /// A data set without `SPLIT.jsonl`.
+    /// A split without a single row that parses.
+    EmptySplit(PathBuf),
+    /// A loss's label stream has no positive in the training split.
+    NoPositives {
+        path: PathBuf,
+        loss: String,
+        label: String,
+        rows: usize,
+    },
     MissingSplit {
         path: PathBuf,
         split: String,
@@ -148,6 +157,12 @@ impl fmt::Display for AppError {
                 "{} imports {}, outside the spec's directory; runs support imports below it",
                 spec.display(),
                 import.display()
+            ),
+            AppError::EmptySplit(path) => write!(f, "{}: no rows; there is nothing to train or validate on", path.display()),
+            AppError::NoPositives { path, loss, label, rows } => write!(
+                f,
+                "{}: label `{label}` is 0 in all {rows} rows, so loss `{loss}` has no positive to learn from (check the label's name in the data)",
+                path.display()
             ),
             AppError::MissingSplit { path, split } => write!(
                 f,

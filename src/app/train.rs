@@ -40,6 +40,35 @@ pub fn start_run(
     Ok(dir)
 }
 
+/// Refuses a data set training cannot learn from, before anything is written: a missing or empty
+/// training or validation split, or a loss whose label stream has no positive in the training
+/// split. Reads each split's labels once.
+pub fn check_splits(program: &Program, data: &Path) -> Result<(), AppError> {
+    let train_file = split_file(data, "train")?;
+    let valid_file = split_file(data, "valid")?;
+    let labels: Vec<&str> = program.labels.iter().map(String::as_str).collect();
+    let scan = crate::data::scan_labels(&train_file, &labels)?;
+    if scan.rows == 0 {
+        return Err(AppError::EmptySplit(train_file));
+    }
+    for term in &program.losses {
+        for label in program.loss_labels(term) {
+            if scan.positives.get(label) == Some(&0) {
+                return Err(AppError::NoPositives {
+                    path: train_file.to_path_buf(),
+                    loss: term.name.clone(),
+                    label: label.to_string(),
+                    rows: scan.rows,
+                });
+            }
+        }
+    }
+    if crate::data::scan_labels(&valid_file, &[])?.rows == 0 {
+        return Err(AppError::EmptySplit(valid_file));
+    }
+    Ok(())
+}
+
 /// How to train, besides the model and its settings.
 pub struct TrainOptions {
     pub device: Device,

@@ -2,7 +2,7 @@
 
 use super::{compile, Exit, Hparams};
 use recspec::app::settings::{merge_train_settings, TrainFlags};
-use recspec::app::train::{start_run, train, trainable_graph, TrainOptions};
+use recspec::app::train::{check_splits, start_run, train, trainable_graph, TrainOptions};
 use recspec::app::{memory, AppError, RunDir};
 use recspec::config::TrainSettings;
 use recspec::lower::Program;
@@ -82,6 +82,7 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Resu
     let graph = trainable_graph(&run.file, graph, &config.loss_weights)?;
     let program = recspec::app::lower_graph(&graph)?;
     memory::check_fits(&program, settings.batch_size, settings.optimizer, available)?;
+    check_splits(&program, &run.data)?;
     let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
     Ok(Ok(Started { dir, program, settings }))
 }

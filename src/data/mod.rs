@@ -322,6 +322,47 @@ pub fn for_each_json_row(
     Ok(())
 }
 
+/// What a split holds, before training reads it: rows that parse, and per label stream the rows
+/// where it is positive.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelScan {
+    pub rows: usize,
+    pub positives: BTreeMap<String, usize>,
+}
+
+/// Counts the rows of a JSON Lines split and the positives of `labels`, reading only each row's
+/// `labels` object. Lines that do not parse are not counted (the loader reports them, with their
+/// line, when it reaches them).
+pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan, DataError> {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct LabelsOnly {
+        #[serde(default)]
+        labels: BTreeMap<String, serde_json::Value>,
+    }
+    let error = |row: usize, message: String| DataError { file: path.to_path_buf(), row, message };
+    let file = std::fs::File::open(path).map_err(|e| error(0, format!("cannot read: {e}")))?;
+    let mut scan = LabelScan { rows: 0, positives: labels.iter().map(|l| (l.to_string(), 0)).collect() };
+    let mut line = Vec::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        line_no += 1;
+        if reader.read_until(b'\n', &mut line).map_err(|e| error(line_no, format!("cannot read: {e}")))? == 0 {
+            return Ok(scan);
+        }
+        let text = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line);
+        let Ok(row) = serde_json::from_slice::<LabelsOnly>(text) else { continue };
+        scan.rows += 1;
+        for (name, count) in scan.positives.iter_mut() {
+            if row.labels.get(name).and_then(serde_json::Value::as_f64).is_some_and(|v| v > 0.5) {
+                *count += 1;
+            }
+        }
+    }
+}
+
 /// Builds one batch from rows already parsed (serving): the row's index and the message of the
 /// first invalid row. A row without `user` counts as user 0.
 pub fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Result<HostBatch, (usize, String)> {

@@ -327,6 +327,15 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The label stream a loss kernel reads, if any.
+    pub fn label(&self) -> Option<LabelId> {
+        match self {
+            Kernel::ProbabilityLoss { label, .. } | Kernel::BceLogits { label, .. } => Some(*label),
+            Kernel::Distribution { label, .. } => *label,
+            _ => None,
+        }
+    }
+
     /// Every value the kernel reads, in a fixed order.
     pub fn operands(&self) -> Vec<ValueId> {
         use Kernel::*;

@@ -219,6 +219,22 @@ impl Program {
         self.params.iter().filter(|p| p.role == ParamRole::State).map(ParamSlot::numel).sum()
     }
 
+    /// The label streams a loss term trains on (none for a triplet loss).
+    pub fn loss_labels(&self, term: &LossTerm) -> Vec<&str> {
+        let needed = self.needed_steps(&[term.value]);
+        let mut labels: Vec<&str> = self
+            .steps
+            .iter()
+            .zip(needed)
+            .filter(|(_, n)| *n)
+            .filter_map(|(s, _)| s.kernel.label())
+            .map(|l| self.labels[l.0].as_str())
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        labels
+    }
+
     /// Which steps `targets` depend on, transitively (indexed like `steps`).
     pub fn needed_steps(&self, targets: &[ValueId]) -> Vec<bool> {
         let mut needed = vec![false; self.steps.len()];

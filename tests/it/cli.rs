@@ -503,3 +503,35 @@ fn memory_is_known_before_training() {
     assert!(!run.exists(), "a refused run writes nothing");
     std::fs::remove_dir_all(data).ok();
 }
+
+#[test]
+fn data_training_cannot_learn_from_is_refused_before_the_run_starts() {
+    let data = tiny_data("unlearnable");
+    let train_file = data.join("train.jsonl");
+    let rows = std::fs::read_to_string(&train_file).unwrap();
+
+    // No dislike anywhere: DFN's dislike loss has nothing to learn from.
+    std::fs::write(&train_file, rows.replace("\"dislike\":1", "\"dislike\":0")).unwrap();
+    let run = data.join("run");
+    let o = train("specs/dfn.recspec", &data, &run, &["--epochs", "1"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("train.jsonl: label `dislike` is 0 in all"), "{err}");
+    assert!(err.contains("loss `dislike` has no positive"), "{err}");
+    assert!(!run.exists(), "a refused run writes nothing");
+
+    // An empty training split used to train 0 steps and print `loss NaN -> NaN`.
+    std::fs::write(&train_file, "\n").unwrap();
+    let o = train("specs/dfn.recspec", &data, &run, &["--epochs", "1"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("train.jsonl: no rows"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("NaN"));
+
+    // An empty validation split.
+    std::fs::write(&train_file, &rows).unwrap();
+    std::fs::write(data.join("valid.jsonl"), "").unwrap();
+    let o = train("specs/dfn.recspec", &data, &run, &["--epochs", "1"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("valid.jsonl: no rows"), "{}", stderr(&o));
+    std::fs::remove_dir_all(data).ok();
+}
