@@ -1,7 +1,7 @@
 //! Kernels of the multi-step components: sampled logits, self-attention, GRU, MMoE, the slot
 //! memory, and sampling a valid position.
 
-use super::kernels::{act, affine, l2, layer_norm};
+use super::kernels::{act, affine, l2, layer_norm, softmax};
 use super::*;
 use crate::lower::kernel::{Dense, Norm};
 use crate::ops::options::{Activation, AttentionScale, GruOutput, MemoryOutput};
@@ -84,7 +84,7 @@ impl Interpreter<'_> {
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(divisor);
         let m: Tensor<4> = self.mask(*mask).float().flat.reshape([b, 1, 1, len]);
         let bias = m.neg().add_scalar(1.0).mul_scalar(NEG_INF);
-        let att = activation::softmax(scores + bias, 3);
+        let att = softmax(scores + bias, 3);
         let att = self.dropout(att, *dropout);
         let context: Tensor<2> = att.matmul(v).swap_dims(1, 2).reshape([b * len, d]);
         let mut y = self.dense(context, *out);
