@@ -83,12 +83,14 @@ pub enum Code {
     BatchDependentSize = 32,
     /// Warning: a binding, input, parameter or label that nothing uses.
     Unused = 100,
+    /// Warning: an earlier spelling the language still accepts (an argument renamed).
+    Deprecated = 101,
 }
 
 impl Code {
     pub fn as_str(self) -> String {
         match self {
-            Code::Unused => format!("W{:04}", self as u32),
+            Code::Unused | Code::Deprecated => format!("W{:04}", self as u32),
             _ => format!("E{:04}", self as u32),
         }
     }
@@ -209,17 +211,23 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic]) -> String {
     out
 }
 
-/// Edit distance between two names, for "did you mean" hints.
+/// Edit distance between two names, for "did you mean" hints: insertions, deletions,
+/// substitutions and swaps of two adjacent characters (`lable` → `label`) each cost 1.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // rows[i][j]: the distance between a[..i] and b[..j]; only three rows are live.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(before[j - 2] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -239,4 +247,20 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// A "did you mean" help line, if a candidate is close.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     suggest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_a_swap_once() {
+        assert_eq!(edit_distance("label", "label"), 0);
+        assert_eq!(edit_distance("lable", "label"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(suggest("lable", ["p", "label", "weight"]), Some("label"));
+        assert_eq!(suggest("zzz", ["p", "label", "weight"]), None);
+    }
 }

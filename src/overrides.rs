@@ -49,7 +49,7 @@ impl OverrideValue {
     pub fn parse(s: &str) -> OverrideValue {
         if let Ok(v) = s.parse::<i64>() {
             OverrideValue::Int(v)
-        } else if let Ok(v) = s.parse::<f64>() {
+        } else if let Some(v) = s.parse::<f64>().ok().filter(|v| v.is_finite()) {
             OverrideValue::Float(v)
         } else if s == "true" || s == "false" {
             OverrideValue::Bool(s == "true")

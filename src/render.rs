@@ -211,8 +211,7 @@ impl GraphView {
             .iter()
             .map(|l| {
                 let node = g.node(&l.node);
-                let label =
-                    node.and_then(|n| n.attrs.get("label").or_else(|| n.attrs.get("on"))).map(|a| a.to_string());
+                let label = node.and_then(|n| n.attrs.get("label")).map(|a| a.to_string());
                 LossView {
                     name: l.name.clone(),
                     op: node.map_or(String::new(), |n| n.op.name().to_string()),

@@ -4,7 +4,7 @@
 use super::value::{Callee, Value};
 use super::{Checker, Scope};
 use crate::ast::{Arg, Expr, ExprKind};
-use crate::diag::{did_you_mean, Code, Diagnostic};
+use crate::diag::{did_you_mean, suggest, Code, Diagnostic};
 use crate::dim::Dim;
 use crate::ir::{Attr, Operand};
 use crate::ops::shape::{TableArg, TensorArg};
@@ -37,17 +37,35 @@ impl Checker<'_> {
         let mut ok = true;
         let mut given: HashMap<&str, Span> = HashMap::new();
         let mut positional = 0;
+        let mut meant: Vec<&str> = vec![];
         for arg in args {
             let spec = match &arg.name {
-                Some(n) => match specs.iter().find(|s| s.name == n.name) {
-                    Some(s) => s,
+                Some(n) => match ops::arg_spec(specs, &n.name) {
+                    Some((s, renamed)) => {
+                        if renamed {
+                            self.diags.push(
+                                Diagnostic::warning(
+                                    Code::Deprecated,
+                                    format!("`{}:` is now spelt `{}:`", n.name, s.name),
+                                )
+                                .at(n.span, format!("write `{}:`", s.name))
+                                .with_help(format!("every loss names its label stream `{}:`", s.name)),
+                            );
+                        }
+                        s
+                    }
                     None => {
                         ok = false;
+                        let close = suggest(&n.name, specs.iter().map(|s| s.name));
                         let mut d =
                             Diagnostic::error(Code::UnknownArgument, format!("`{what}` has no argument `{}`", n.name))
                                 .at(n.span, "unknown argument");
-                        d = match did_you_mean(&n.name, specs.iter().map(|s| s.name)) {
-                            Some(h) => d.with_help(h),
+                        d = match close {
+                            Some(c) => {
+                                // The argument it most likely means is not also reported missing.
+                                meant.push(c);
+                                d.with_help(format!("did you mean `{c}`?"))
+                            }
                             None => d.with_help(format!(
                                 "arguments of `{what}`: {}",
                                 specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
@@ -95,7 +113,9 @@ impl Checker<'_> {
         }
         let missing: Vec<&str> = specs
             .iter()
-            .filter(|s| matches!(s.default, ops::Default::Required) && !given.contains_key(s.name))
+            .filter(|s| {
+                matches!(s.default, ops::Default::Required) && !given.contains_key(s.name) && !meant.contains(&s.name)
+            })
             .map(|s| s.name)
             .collect();
         if !missing.is_empty() {

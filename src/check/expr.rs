@@ -17,6 +17,11 @@ impl Checker<'_> {
     pub(super) fn eval(&mut self, scope: &Scope, e: &Expr) -> Value {
         match &e.kind {
             ExprKind::Int(v) => Value::Int(Dim::constant(*v)),
+            ExprKind::Float(v) if !v.is_finite() => self.error(
+                Diagnostic::error(Code::BadValue, "this number is too large for a 64-bit float")
+                    .at(e.span, "overflows to infinity")
+                    .with_help("floats must be finite; the largest is about 1.8e308"),
+            ),
             ExprKind::Float(v) => Value::Float(*v),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Str(s) => Value::Str(s.clone()),
@@ -86,12 +91,19 @@ impl Checker<'_> {
             }),
             (x @ (Value::Int(_) | Value::Float(_)), y @ (Value::Int(_) | Value::Float(_))) => {
                 let (Some(x), Some(y)) = (self.number(&x, sa), self.number(&y, sb)) else { return Value::Poison };
-                Value::Float(match op {
+                let v = match op {
                     BinOp::Add => x + y,
                     BinOp::Sub => x - y,
                     BinOp::Mul => x * y,
                     BinOp::Div => x / y,
-                })
+                };
+                if !v.is_finite() {
+                    return self.error(
+                        Diagnostic::error(Code::BadValue, format!("this arithmetic gives {v}, not a finite number"))
+                            .at(span, if y == 0.0 && op == BinOp::Div { "division by zero" } else { "not finite" }),
+                    );
+                }
+                Value::Float(v)
             }
             (Value::Tensor(x), Value::Tensor(y)) => {
                 let args = [

@@ -493,7 +493,7 @@ impl NodeReader<'_, '_> {
             },
             Nll => Kernel::ProbabilityLoss {
                 p: self.value("p")?,
-                label: self.label("on")?,
+                label: self.label("label")?,
                 weight: self.opt_value("weight")?,
                 positives_only: true,
             },
@@ -505,7 +505,7 @@ impl NodeReader<'_, '_> {
             SoftmaxCe | NotToRecommend => Kernel::Distribution {
                 p: self.value("p")?,
                 target: self.opt_value("target")?,
-                label: if n.op == NotToRecommend { Some(self.label("on")?) } else { self.opt_label("on")? },
+                label: if n.op == NotToRecommend { Some(self.label("label")?) } else { self.opt_label("label")? },
                 weight: self.opt_value("weight")?,
                 loss: if n.op == SoftmaxCe { DistributionLoss::CrossEntropy } else { DistributionLoss::NotToRecommend },
             },

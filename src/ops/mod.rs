@@ -193,14 +193,28 @@ ops! {
     // Losses (per-example values; a `loss` statement averages and weights them).
     Bce => "bce", false, true, [], [req("p", T), req("label", ArgKind::Label), opt("weight", T)], "-(y log p + (1-y) log(1-p)) for a probability p";
     BceLogits => "bce_logits", false, true, [], [req("logit", T), req("label", ArgKind::Label), opt("weight", T)], "binary cross-entropy on an unbounded logit";
-    Nll => "nll", false, true, [], [req("p", T), req("on", ArgKind::Label), opt("weight", T)], "-y log p: log loss only on examples whose label is 1";
-    SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), opt("target", T), opt("on", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution (a sampled softmax has its target in column 0: no `target`)";
-    NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), opt("target", T), req("on", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution (sampled: no `target`)";
+    Nll => "nll", false, true, [], [req("p", T), req("label", ArgKind::Label), opt("weight", T)], "-y log p: log loss only on examples whose label is 1";
+    SoftmaxCe => "softmax_ce", false, true, [], [req("p", T), opt("target", T), opt("label", ArgKind::Label), opt("weight", T)], "-r log p(target) for a softmax distribution (a sampled softmax has its target in column 0: no `target`)";
+    NotToRecommend => "not_to_recommend", false, true, [], [req("p", T), opt("target", T), req("label", ArgKind::Label), opt("weight", T)], "-w log(1 - p(target)) for a softmax distribution (sampled: no `target`)";
     Triplet => "triplet", false, true, [], [req("anchor", T), req("positive", T), req("negative", T), float("margin", 0.1), sym("distance", Distance::NAMES), opt("weight", T)], "max(d(a, p) - d(a, n) + margin, 0)";
 }
 
 /// The built-in `select(option, name: expr, ...)`: picks one branch by an option's value.
 pub const SELECT: &str = "select";
+
+/// Argument names the language accepted before, as `(earlier, current)`: a call may still use
+/// the earlier one (with a W0101 warning). Every loss names its label stream `label:`; `nll`,
+/// `softmax_ce` and `not_to_recommend` used to say `on:`.
+pub const RENAMED_ARGS: &[(&str, &str)] = &[("on", "label")];
+
+/// The spec an argument called `name` binds to, and whether `name` is an earlier spelling.
+pub fn arg_spec(specs: &'static [ArgSpec], name: &str) -> Option<(&'static ArgSpec, bool)> {
+    if let Some(s) = specs.iter().find(|s| s.name == name) {
+        return Some((s, false));
+    }
+    let current = RENAMED_ARGS.iter().find(|(earlier, _)| *earlier == name)?.1;
+    specs.iter().find(|s| s.name == current).map(|s| (s, true))
+}
 
 impl Op {
     /// Looks an op up by its spelling. Operator-only ops (`add`...) are not callable by name.

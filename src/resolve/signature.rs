@@ -34,8 +34,13 @@ impl Signature<'_> {
         };
         match self {
             Signature::Specs(specs) => {
+                // An unknown name takes the role of the argument it most likely means, so a typo
+                // is one error (the checker's), not also an undefined name in its value.
                 let spec = match name {
-                    Some(n) => specs.iter().find(|s| s.name == n),
+                    Some(n) => crate::ops::arg_spec(specs, n).map(|(s, _)| s).or_else(|| {
+                        let close = crate::diag::suggest(n, specs.iter().map(|s| s.name))?;
+                        specs.iter().find(|s| s.name == close)
+                    }),
                     None => positional_spec(specs, index),
                 };
                 spec.map_or(ArgRole::Value, |s| kind_role(s.kind))

@@ -23,3 +23,23 @@ fn every_mistake_is_reported() {
     assert!(files >= 30, "the corpus needs at least 30 mistakes, found {files}");
     assert!(codes.len() >= 25, "the corpus should exercise most error codes, found {}", codes.len());
 }
+
+#[test]
+fn the_earlier_on_spelling_still_compiles_with_a_warning() {
+    let spec = |arg: &str| {
+        format!(
+            "model m {{\n  dim D = 4;\n  input x: float[B, D];\n  label c;\n  output p = sigmoid(Linear(out: 1)(x));\n  \
+             loss c = nll(p, {arg}: c);\n}}\n"
+        )
+    };
+    let (_, old) = recspec::compile_str("old.recspec", &spec("on"), &[]);
+    let (_, new) = recspec::compile_str("new.recspec", &spec("label"), &[]);
+    assert!(new.diagnostics.is_empty());
+    let codes: Vec<String> = old.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["W0101"]);
+    assert_eq!(old.diagnostics[0].message, "`on:` is now spelt `label:`");
+    let render = |c: &recspec::check::Checked| {
+        recspec::render::emit(c.graph.as_ref().unwrap(), recspec::render::Emit::Graph).unwrap()
+    };
+    assert_eq!(render(&old), render(&new));
+}
