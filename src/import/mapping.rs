@@ -5,6 +5,8 @@
 //! `docs/import.md`.
 
 mod file;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use super::events::{Layout, Wanted};
