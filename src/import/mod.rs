@@ -226,7 +226,7 @@ pub fn import(
         },
         labels: m.labels.iter().map(|l| l.name.clone()).collect(),
         splits: summary::splits(&written.splits),
-        vocabularies: vocabularies(&m, &vocabs, read.users.len(), read.items.len()),
+        vocabularies: vocabularies(&m, &vocabs, read.users.keys.len(), read.items.keys.len()),
         sequences: m.sequences.iter().zip(&written.lengths).map(|(s, h)| SequenceSummary::new(&s.name, h)).collect(),
         hparams: hparams(&m, &vocabs),
         extra_files,

@@ -99,10 +99,6 @@ impl Interner {
         self.keys.push(key.to_string());
         i
     }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
 }
 
 /// Bad rows: with `skip`, counted and the first few kept; otherwise the first one stops.
@@ -169,7 +165,7 @@ pub fn read_events(
                 e.row = row as u64;
                 e.user = read.users.intern(&values[m.user]);
                 e.item = read.items.intern(&values[m.item]);
-                if read.user_events.len() < read.users.len() {
+                if read.user_events.len() < read.users.keys.len() {
                     read.user_events.push(0);
                 }
                 read.user_events[e.user as usize] += 1;
