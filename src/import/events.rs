@@ -89,7 +89,7 @@ pub fn open(path: &Path, layout: &Layout, wanted: &[Wanted]) -> Result<Box<dyn R
         Format::JsonLines => Ok(Box::new(JsonLines {
             path: path.to_path_buf(),
             lines: reader,
-            line: String::new(),
+            line: vec![],
             line_no: 0,
             wanted: wanted.to_vec(),
         })),
@@ -201,7 +201,7 @@ impl RecordReader for Delimited {
 struct JsonLines {
     path: PathBuf,
     lines: BufReader<File>,
-    line: String,
+    line: Vec<u8>,
     line_no: usize,
     wanted: Vec<Wanted>,
 }
@@ -229,22 +229,19 @@ impl RecordReader for JsonLines {
         values.clear();
         loop {
             self.line.clear();
-            let n = self.lines.read_line(&mut self.line).map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => bad_row(&self.path, self.line_no + 1, "is not UTF-8".into()),
-                _ => FileError::at("read", &self.path)(e).into(),
-            })?;
+            let n = self.lines.read_until(b'\n', &mut self.line).map_err(FileError::at("read", &self.path))?;
             if n == 0 {
                 return Ok(None);
             }
             self.line_no += 1;
-            let text = if self.line_no == 1 { self.line.trim_start_matches('\u{feff}') } else { &self.line };
-            if !text.trim().is_empty() {
+            if !self.line.iter().all(u8::is_ascii_whitespace) {
                 break;
             }
         }
         let row = self.line_no;
+        let text = std::str::from_utf8(&self.line).map_err(|_| bad_row(&self.path, row, "is not UTF-8".into()))?;
         let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.line.trim_start_matches('\u{feff}'))
+            serde_json::from_str(text.trim_start_matches('\u{feff}'))
                 .map_err(|e| bad_row(&self.path, row, format!("is not a JSON object: {e}")))?;
         for w in &self.wanted {
             let v = object
@@ -312,6 +309,13 @@ mod tests {
         assert!(e.ends_with("c.csv: is empty: expected a header line naming the columns"), "{e}");
         let e = read_all(&temp("d.jsonl", "{\"u\": 1}\n[1]\n"), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.contains("d.jsonl:2: is not a JSON object"), "{e}");
+        let bytes = temp("h.jsonl", "");
+        std::fs::write(&bytes, b"{\"u\": 1}\n{\"u\": \"\xff\"}\n{\"u\": 3}\n").unwrap();
+        let mut r = open(&bytes, &Layout::default(), &wanted(&["u"])).unwrap();
+        let mut values = vec![];
+        assert_eq!(r.next_record(&mut values).unwrap(), Some(1));
+        assert!(r.next_record(&mut values).unwrap_err().to_string().ends_with("h.jsonl:2: is not UTF-8"));
+        assert_eq!(r.next_record(&mut values).unwrap(), Some(3), "reading goes on after a bad row");
         let e = read_all(&temp("e.jsonl", "{\"v\": 1}\n"), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.ends_with("e.jsonl:1: has no key `u` (named by a test)"), "{e}");
         let e = read_all(&temp("f.txt", "u\n"), &Layout::default(), &["u"]).unwrap_err();
