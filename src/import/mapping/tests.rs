@@ -67,6 +67,8 @@ fn mistakes_name_their_line() {
         ("valid = 0.15", "valid = 0", "map.toml:72:"),
         ("method = \"time\"", "method = \"leave_last_out\"", "map.toml:72: [split] method \"leave_last_out\" takes no fractions"),
         ("[split]", "[output]\nitem = \"labels\"\n\n[split]", "map.toml:71: `labels` is a key the data format reserves"),
+        ("[split]", "[output]\nitem = \"the item\"\n\n[split]", "map.toml:71: key `the item`: names are letters, digits and `_`"),
+        ("push = \"false\"", "\"push it\" = \"false\"", "map.toml:18: label `push it`: names are letters, digits and `_`"),
     ] {
         let result = parse_edit(from, to);
         if want.is_empty() {

@@ -160,8 +160,9 @@ impl Builder<'_> {
         let labels_span = file.labels.span();
         let mut labels = vec![];
         for (name, rule) in in_order(file.labels.into_inner()) {
-            if name.get_ref().is_empty() {
-                return self.error(name.span(), "a label needs a name".into());
+            if !is_name(name.get_ref()) {
+                return self
+                    .error(name.span(), format!("label `{}`: names are letters, digits and `_`", name.get_ref()));
             }
             let rule = self.rule(format!("[labels] {}", name.get_ref()), &rule, None)?;
             labels.push(Label { name: name.get_ref().clone(), rule });
@@ -421,7 +422,10 @@ impl Builder<'_> {
         fallback: Span,
     ) -> Result<String, ImportError> {
         let (name, span) = match value {
-            Some(v) => (self.nonempty(v, "a key")?, v.span()),
+            Some(v) if !is_name(v.get_ref()) => {
+                return self.error(v.span(), format!("key `{}`: names are letters, digits and `_`", v.get_ref()));
+            }
+            Some(v) => (v.get_ref().clone(), v.span()),
             None => (default.to_string(), fallback),
         };
         self.claim_key(&name, &span)?;
