@@ -61,8 +61,7 @@ impl Steps {
     /// Appends `later` (entries after these), keeping the last `cap`.
     fn append(&mut self, cap: usize, later: &mut Steps) {
         while let Some(item) = later.items.pop_front() {
-            let sides: Vec<f32> = later.sides.iter_mut().map(|s| s.pop_front().unwrap_or(0.0)).collect();
-            self.push(cap, item, sides.into_iter());
+            self.push(cap, item, later.sides.iter_mut().map(|s| s.pop_front().unwrap_or(0.0)));
         }
     }
 }
