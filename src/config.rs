@@ -16,8 +16,8 @@
 //! dislike = 5.0
 //! ```
 //!
-//! Data sets written by `recspec simulate` carry a `data.toml` in the same format; its
-//! `[simulation]` table is informational and ignored here.
+//! Data sets written by `recspec simulate` and `recspec import` carry a `data.toml` in the same
+//! format; its `[simulation]` or `[import]` table is informational and ignored here.
 
 use crate::overrides::{Override, OverrideValue};
 use serde::Deserialize;
@@ -112,6 +112,8 @@ struct RunConfigFile {
     loss_weights: BTreeMap<String, f64>,
     #[serde(default)]
     simulation: Option<toml::Table>,
+    #[serde(default)]
+    import: Option<toml::Table>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -214,7 +216,7 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, ConfigError
         message: e.message().to_string(),
     })?;
     let mut overrides = vec![];
-    let _informational = file.simulation;
+    let _informational = (file.simulation, file.import);
     let train = match file.train {
         None => None,
         Some(t) => {

@@ -1,6 +1,9 @@
-//! File-system failures, named by what was being done to which file.
+//! File-system failures, named by what was being done to which file, and files written under a
+//! temporary name and renamed into place once complete.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// A file could not be read, written, created or renamed.
@@ -45,3 +48,36 @@ impl fmt::Display for FileError {
 }
 
 impl std::error::Error for FileError {}
+
+/// A file written as `name.tmp` in `dir`; [`Staged::finish`] flushes it and returns the
+/// temporary and final paths, for the caller to rename once every file of a set is complete.
+pub struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Staged {
+    pub fn create(dir: &Path, name: &str) -> Result<Staged, FileError> {
+        let dest = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let f = File::create(&tmp).map_err(FileError::at("create", &tmp))?;
+        Ok(Staged { tmp, dest, w: BufWriter::with_capacity(1 << 20, f) })
+    }
+
+    /// Where the file is written until it is renamed.
+    pub fn temporary(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn write(&mut self, s: &str) -> Result<(), FileError> {
+        self.w.write_all(s.as_bytes()).map_err(FileError::at("write", &self.tmp))
+    }
+
+    /// Flushes and syncs the file: `(temporary path, final path)`.
+    pub fn finish(self) -> Result<(PathBuf, PathBuf), FileError> {
+        let f = self.w.into_inner().map_err(|e| FileError::at("write", &self.tmp)(e.into_error()))?;
+        f.sync_all().map_err(FileError::at("write", &self.tmp))?;
+        Ok((self.tmp, self.dest))
+    }
+}

@@ -4,7 +4,7 @@
 //! [`check`] (shapes, dtypes, ranges; lowers to the [`ir::Graph`]) → [`render`] (text, JSON,
 //! Graphviz, Markdown) and [`diff`] (structural comparison of two graphs). The [`runtime`]
 //! trains and runs compiled graphs with burn; the [`app`] layer above it keeps run directories
-//! and does what the commands do.
+//! and does what the commands do. [`simulate`] and [`import`] write data sets.
 
 pub mod app;
 pub mod ast;
@@ -15,6 +15,7 @@ pub mod diag;
 pub mod diff;
 pub mod dim;
 pub mod files;
+pub mod import;
 pub mod ir;
 pub mod load;
 pub mod lower;

@@ -5,11 +5,9 @@
 //! user's liked and disliked clusters are visible only through their history (the user-id field is
 //! a bucket shared by many users), while demographics, popularity and hour carry weaker signal.
 
-use crate::files::FileError;
+use crate::files::{FileError, Staged};
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 #[cfg(test)]
@@ -281,7 +279,6 @@ fn write_row(s: &mut String, world: &World, e: &Event, h: &History) {
     s.push_str("}\n");
 }
 
-/// A file written under `name.tmp` and renamed into place by [`Staged::commit`].
 /// Why a data set could not be simulated.
 #[derive(Debug)]
 pub enum SimulateError {
@@ -304,31 +301,6 @@ impl std::error::Error for SimulateError {}
 impl From<FileError> for SimulateError {
     fn from(e: FileError) -> SimulateError {
         SimulateError::File(e)
-    }
-}
-
-struct Staged {
-    tmp: PathBuf,
-    dest: PathBuf,
-    w: BufWriter<File>,
-}
-
-impl Staged {
-    fn create(dir: &Path, name: &str) -> Result<Staged, SimulateError> {
-        let dest = dir.join(name);
-        let tmp = dir.join(format!("{name}.tmp"));
-        let f = File::create(&tmp).map_err(FileError::at("create", &tmp))?;
-        Ok(Staged { tmp, dest, w: BufWriter::with_capacity(1 << 20, f) })
-    }
-
-    fn write(&mut self, s: &str) -> Result<(), SimulateError> {
-        Ok(self.w.write_all(s.as_bytes()).map_err(FileError::at("write", &self.tmp))?)
-    }
-
-    fn finish(self) -> Result<(PathBuf, PathBuf), SimulateError> {
-        let f = self.w.into_inner().map_err(|e| FileError::at("write", &self.tmp)(e.into_error()))?;
-        f.sync_all().map_err(FileError::at("write", &self.tmp))?;
-        Ok((self.tmp, self.dest))
     }
 }
 

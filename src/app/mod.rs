@@ -49,6 +49,8 @@ pub enum AppError {
     /// A model's inputs have no data layout.
     Schema(crate::data::SchemaError),
     Simulate(crate::simulate::SimulateError),
+    /// `recspec import` failed: the mapping, an input file or a bad row.
+    Import(crate::import::ImportError),
     /// The counterfactual simulation of `responsiveness` cannot run.
     Responsiveness(String),
     /// A report or `state.json` could not be serialised.
@@ -129,6 +131,7 @@ impl fmt::Display for AppError {
             AppError::Data(e) => e.fmt(f),
             AppError::Schema(e) => e.fmt(f),
             AppError::Simulate(e) => e.fmt(f),
+            AppError::Import(e) => e.fmt(f),
             AppError::Responsiveness(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
@@ -218,4 +221,5 @@ from_error!(
     Data(crate::data::DataError),
     Schema(crate::data::SchemaError),
     Simulate(crate::simulate::SimulateError),
+    Import(crate::import::ImportError),
 );

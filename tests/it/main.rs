@@ -1,10 +1,11 @@
 //! All integration tests in one binary: spec snapshots, the error corpus, diffs, mutations,
-//! fuzzing and the command line.
+//! fuzzing, the command line and data import.
 
 mod cli;
 mod diffs;
 mod errors;
 mod fuzz;
+mod import;
 mod kernels;
 mod mutations;
 mod ok;

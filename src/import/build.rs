@@ -1,0 +1,220 @@
+//! The third pass: one JSON row per event, in time order, with the user's sequences of strictly
+//! earlier events.
+//!
+//! Memory holds per-user state only: for each user and sequence, the last `length` entries
+//! before the current time (`history`) and those at the current time (`pending`). An event
+//! enters `history` only when a later time of its user is reached, so an event never appears in
+//! the sequences of a row with the same timestamp, whatever the order of ties.
+
+use super::mapping::{Mapping, SideKind};
+use super::read::Event;
+use super::sort::Sorted;
+use super::split::Splitter;
+use super::vocab::{value, Joins, Vocabs};
+use super::{ImportError, Progress, PROGRESS_EVERY};
+use crate::files::Staged;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+/// Rows and label counts of one split.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SplitCounts {
+    pub rows: usize,
+    /// Positive rows per label, in mapping order.
+    pub labels: Vec<usize>,
+}
+
+/// What the rows pass wrote.
+pub struct Written {
+    pub splits: [SplitCounts; 3],
+    /// Per sequence: rows by sequence length (index 0..=length).
+    pub lengths: Vec<Vec<u64>>,
+    /// The `user` each dense user index was written as.
+    pub user_rows: Vec<u64>,
+}
+
+/// The last entries of one sequence: item ids and side values, oldest first.
+#[derive(Clone, Default)]
+struct Steps {
+    items: VecDeque<u32>,
+    sides: Vec<VecDeque<f32>>,
+}
+
+impl Steps {
+    fn new(sides: usize) -> Steps {
+        Steps { items: VecDeque::new(), sides: vec![VecDeque::new(); sides] }
+    }
+
+    fn push(&mut self, cap: usize, item: u32, sides: impl Iterator<Item = f32>) {
+        if self.items.len() == cap {
+            self.items.pop_front();
+            for s in &mut self.sides {
+                s.pop_front();
+            }
+        }
+        self.items.push_back(item);
+        for (s, x) in self.sides.iter_mut().zip(sides) {
+            s.push_back(x);
+        }
+    }
+
+    /// Appends `later` (entries after these), keeping the last `cap`.
+    fn append(&mut self, cap: usize, later: &mut Steps) {
+        while let Some(item) = later.items.pop_front() {
+            self.push(cap, item, later.sides.iter_mut().map(|s| s.pop_front().unwrap_or(0.0)));
+        }
+    }
+}
+
+/// A user's sequences: `history` before `time`, `pending` at `time`.
+struct UserState {
+    time: f64,
+    row_id: u64,
+    history: Vec<Steps>,
+    pending: Vec<Steps>,
+}
+
+/// The row keys, JSON-quoted once.
+struct Keys {
+    item: String,
+    fields: String,
+    profile: String,
+    sequences: Vec<(String, Vec<String>)>,
+    labels: Vec<String>,
+}
+
+fn json_key(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// Writes every event's row to `files` (train, valid, test) in sorted order.
+pub fn write_rows(
+    sorted: &Sorted<Event>,
+    m: &Mapping,
+    mut splitter: Splitter,
+    vocabs: &Vocabs,
+    joins: &Joins,
+    files: &mut [Staged; 3],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Written, ImportError> {
+    let keys = Keys {
+        item: json_key(&m.item_key),
+        fields: m.fields.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
+        profile: m.profile.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
+        sequences: m
+            .sequences
+            .iter()
+            .map(|s| (json_key(&s.name), s.sides.iter().map(|d| json_key(&format!("{}.{}", s.name, d.name))).collect()))
+            .collect(),
+        labels: m.labels.iter().map(|l| json_key(&l.name)).collect(),
+    };
+    let empty = SplitCounts { rows: 0, labels: vec![0; m.labels.len()] };
+    let mut out = Written {
+        splits: [empty.clone(), empty.clone(), empty],
+        lengths: m.sequences.iter().map(|s| vec![0; s.length + 1]).collect(),
+        user_rows: vec![0; vocabs.users.ids.len()],
+    };
+    let mut states: Vec<Option<UserState>> = (0..vocabs.users.ids.len()).map(|_| None).collect();
+    let mut next_outside = vocabs.users.size() as u64;
+    let mut line = String::with_capacity(4096);
+    for (n, e) in sorted.iter()?.enumerate() {
+        let e = e?;
+        let split = splitter.split(&e);
+        let u = e.user as usize;
+        let state = states[u].get_or_insert_with(|| {
+            let id = vocabs.users.ids[u];
+            let row_id = if id > 0 {
+                id as u64
+            } else {
+                next_outside += 1;
+                next_outside - 1
+            };
+            out.user_rows[u] = row_id;
+            let steps: Vec<Steps> = m.sequences.iter().map(|s| Steps::new(s.sides.len())).collect();
+            UserState { time: f64::NEG_INFINITY, row_id, history: steps.clone(), pending: steps }
+        });
+        if e.time > state.time {
+            for ((h, p), s) in state.history.iter_mut().zip(state.pending.iter_mut()).zip(&m.sequences) {
+                h.append(s.length, p);
+            }
+            state.time = e.time;
+        }
+        row(&mut line, m, &keys, vocabs, joins, &e, state);
+        files[split].write(&line)?;
+        let counts = &mut out.splits[split];
+        counts.rows += 1;
+        for (c, l) in counts.labels.iter_mut().zip(&m.labels) {
+            *c += usize::from(e.rules[l.rule]);
+        }
+        for (hist, h) in out.lengths.iter_mut().zip(&state.history) {
+            hist[h.items.len()] += 1;
+        }
+        let item = vocabs.items.ids[e.item as usize];
+        for (p, s) in state.pending.iter_mut().zip(&m.sequences) {
+            if e.rules[s.when] {
+                p.push(s.length, item, s.sides.iter().map(|d| side_value(d.kind, &e)));
+            }
+        }
+        if (n + 1) % PROGRESS_EVERY == 0 {
+            progress(Progress::Written { rows: n + 1 });
+        }
+    }
+    Ok(out)
+}
+
+fn side_value(kind: SideKind, e: &Event) -> f32 {
+    match kind {
+        SideKind::Column { float, .. } => e.floats[float],
+        SideKind::Flag { rule } => f32::from(u8::from(e.rules[rule])),
+    }
+}
+
+/// The JSON line of one event (newline included).
+fn row(s: &mut String, m: &Mapping, keys: &Keys, vocabs: &Vocabs, joins: &Joins, e: &Event, state: &UserState) {
+    s.clear();
+    s.push_str("{\"user\":");
+    let _ = write!(s, "{},\"time\":", state.row_id);
+    if e.time.fract() == 0.0 && e.time.abs() < 9.0e15 {
+        let _ = write!(s, "{}", e.time as i64);
+    } else {
+        let _ = write!(s, "{}", e.time);
+    }
+    let _ = write!(s, ",{}:{}", keys.item, vocabs.items.ids[e.item as usize]);
+    if let (Some(c), Some(ids)) = (&m.fields, &vocabs.fields) {
+        let _ = write!(s, ",{}:", keys.fields);
+        list(s, c.columns.iter().enumerate().map(|(i, col)| ids.id(i, value(col.source, e, joins))));
+    }
+    if let (Some(c), Some(ids)) = (&m.profile, &vocabs.profile) {
+        let _ = write!(s, ",{}:", keys.profile);
+        let user = vocabs.users.ids[e.user as usize];
+        list(
+            s,
+            std::iter::once(user)
+                .chain(c.columns.iter().enumerate().map(|(i, col)| ids.id(i, value(col.source, e, joins)))),
+        );
+    }
+    for ((key, side_keys), steps) in keys.sequences.iter().zip(&state.history) {
+        let _ = write!(s, ",{key}:");
+        list(s, steps.items.iter());
+        for (k, values) in side_keys.iter().zip(&steps.sides) {
+            let _ = write!(s, ",{k}:");
+            list(s, values.iter());
+        }
+    }
+    s.push_str(",\"labels\":{");
+    for (i, (k, l)) in keys.labels.iter().zip(&m.labels).enumerate() {
+        let _ = write!(s, "{}{k}:{}", if i > 0 { "," } else { "" }, u8::from(e.rules[l.rule]));
+    }
+    s.push_str("}}\n");
+}
+
+fn list<T: std::fmt::Display>(s: &mut String, items: impl Iterator<Item = T>) {
+    s.push('[');
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{x}");
+    }
+    s.push(']');
+}

@@ -1,0 +1,154 @@
+//! The mapping file (TOML) of `recspec import`, read into a typed [`Mapping`]: which columns
+//! of the event log and the user and item tables become which keys of the data set. Every
+//! mistake is an `ImportError::Mapping` naming `MAP.toml:line`; unknown keys are rejected.
+//! [`file`] is the file's shape, [`validate`] checks it. The format is documented in
+//! `docs/import.md`.
+
+mod file;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use super::events::{Layout, Wanted};
+use super::rule::Rule;
+use super::ImportError;
+use std::path::{Path, PathBuf};
+
+/// The longest sequence a mapping may ask for (the simulator's limit too).
+pub const MAX_SEQUENCE_LENGTH: i64 = 10_000;
+
+/// A read and validated mapping.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    /// The mapping file, as given.
+    pub file: PathBuf,
+    pub events: Layout,
+    /// The event columns to read, by slot: every value an event carries is `values[slot]`.
+    pub columns: Vec<Wanted>,
+    pub user: usize,
+    pub item: usize,
+    pub time: usize,
+    /// Every rule (labels, sequence `when`s, flag side features), by rule slot.
+    pub rules: Vec<NamedRule>,
+    pub labels: Vec<Label>,
+    pub sequences: Vec<Sequence>,
+    /// Float side features over all sequences (their `Side::Column::float` slots).
+    pub floats: usize,
+    /// Slots of the event columns that categorical fields read, by value index.
+    pub values: Vec<usize>,
+    pub fields: Option<Categorical>,
+    pub profile: Option<Categorical>,
+    pub users: Option<Table>,
+    pub items: Option<Table>,
+    /// Positions in `items.columns` of the cluster and creator columns.
+    pub cluster: Option<usize>,
+    pub creator: Option<usize>,
+    pub split: Split,
+    /// Output key of the impressed item, and the dim names of the item and user vocabularies.
+    pub item_key: String,
+    pub item_dim: String,
+    pub user_dim: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NamedRule {
+    /// `[labels] click (map.toml:7)`.
+    pub origin: String,
+    pub rule: Rule,
+    /// A flag side feature's rule is evaluated only where its sequence's `when` (this earlier
+    /// rule slot) holds, and is false elsewhere.
+    pub gate: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Label {
+    pub name: String,
+    pub rule: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Sequence {
+    pub name: String,
+    pub length: usize,
+    /// The dim its length is written as (`T`); sequences sharing one have equal lengths.
+    pub dim: String,
+    /// Rule slot: which earlier events enter.
+    pub when: usize,
+    pub sides: Vec<Side>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub name: String,
+    pub kind: SideKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SideKind {
+    /// A float column of the event (read only for events that enter the sequence).
+    Column { slot: usize, float: usize, transform: Transform },
+    /// 1.0 where a rule holds for the event, else 0.0.
+    Flag { rule: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    None,
+    /// `ln(1 + x)` (the simulator's dwell feature); needs x > -1.
+    Log1p,
+}
+
+/// Categorical ids written as one array per row (`fields`, `profile`).
+#[derive(Clone, Debug)]
+pub struct Categorical {
+    pub key: String,
+    /// Dim names of the array length and of the shared id space.
+    pub size_dim: String,
+    pub vocab_dim: String,
+    pub columns: Vec<CategoricalColumn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CategoricalColumn {
+    /// As the mapping spells it: `age`, `user.age:token`.
+    pub name: String,
+    pub source: ValueSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// An event column, by value index.
+    Event(usize),
+    /// A column of the user table or the item table, by its position in `Table::columns`.
+    User(usize),
+    Item(usize),
+}
+
+/// A user or item table: the rows joined to events by key.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub file: PathBuf,
+    pub layout: Layout,
+    pub key: Wanted,
+    /// The columns joined (besides the key).
+    pub columns: Vec<Wanted>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Split {
+    /// One global time cut: the events of the last `valid + test` of the time order.
+    Time { valid: f64, test: f64 },
+    /// Each user's last event is test, the one before valid (users with at least 3 events).
+    LeaveLastOut,
+}
+
+/// Reads and validates a mapping file.
+pub fn load(path: &Path) -> Result<Mapping, ImportError> {
+    let text = std::fs::read_to_string(path).map_err(crate::files::FileError::at("read", path))?;
+    parse(path, &text)
+}
+
+/// Validates mapping text; `path` names it in messages and anchors the table files.
+pub fn parse(path: &Path, text: &str) -> Result<Mapping, ImportError> {
+    validate::validate(path, text)
+}

@@ -1,0 +1,86 @@
+//! The shape of a mapping file, as serde reads it: every table and key with its span, unknown
+//! keys rejected. [`super::validate`] turns it into a [`super::Mapping`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    pub events: EventsSection,
+    pub labels: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+    #[serde(default)]
+    pub sequences: BTreeMap<Spanned<String>, SequenceSection>,
+    pub fields: Option<CategoricalSection>,
+    pub profile: Option<CategoricalSection>,
+    pub users: Option<TableSection>,
+    pub items: Option<ItemsSection>,
+    pub split: SplitSection,
+    pub output: Option<OutputSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    pub user: Spanned<String>,
+    pub item: Spanned<String>,
+    pub time: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceSection {
+    pub when: Spanned<String>,
+    pub length: Spanned<i64>,
+    pub dim: Option<Spanned<String>>,
+    #[serde(default)]
+    pub side: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalSection {
+    pub columns: Spanned<Vec<Spanned<String>>>,
+    pub key: Option<Spanned<String>>,
+    pub size: Option<Spanned<String>>,
+    pub vocab: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSection {
+    pub file: Spanned<String>,
+    pub key: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsSection {
+    pub file: Spanned<String>,
+    pub key: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+    pub cluster: Option<Spanned<String>>,
+    pub creator: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSection {
+    pub method: Spanned<String>,
+    pub valid: Option<Spanned<f64>>,
+    pub test: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    pub item: Option<Spanned<String>>,
+    pub item_vocab: Option<Spanned<String>>,
+    pub user_vocab: Option<Spanned<String>>,
+}
