@@ -12,6 +12,7 @@ import sys
 
 runs = sys.argv[1] if len(sys.argv) > 1 else "target/tables/runs"
 results = {}  # model -> stream -> [auc per seed]
+loglosses = {}  # model -> stream -> [log loss per seed]
 seconds = {}
 for path in sorted(glob.glob(os.path.join(runs, "*-seed*.eval.json"))):
     m = re.match(r"(.+)-seed(\d+)\.eval\.json$", os.path.basename(path))
@@ -20,13 +21,15 @@ for path in sorted(glob.glob(os.path.join(runs, "*-seed*.eval.json"))):
     for name, s in streams.items():
         if s["auc"] is not None:
             results.setdefault(model, {}).setdefault(name, []).append(s["auc"])
+        if s.get("logloss") is not None:
+            loglosses.setdefault(model, {}).setdefault(name, []).append(s["logloss"])
     sec = path.replace(".eval.json", ".seconds")
     if os.path.exists(sec):
         seconds.setdefault(model, []).append(float(open(sec).read()))
 
 
-def cell(model, stream):
-    v = results.get(model, {}).get(stream, [])
+def cell(model, stream, table=None):
+    v = (results if table is None else table).get(model, {}).get(stream, [])
     if not v:
         return "-"
     sd = statistics.stdev(v) if len(v) > 1 else 0.0
@@ -38,19 +41,22 @@ def secs(model):
     return f"{statistics.mean(v):.0f}" if v else "-"
 
 
-def table(title, models, streams):
+def table(title, models, streams, logloss=()):
     present = [m for m in models if m in results]
     if not present:
         return
     print(f"\n{title}\n")
-    print("| model | " + " | ".join(f"{s} AUC" for s in streams) + " | train s/run |")
-    print("|---|" + "---|" * (len(streams) + 1))
+    heads = [f"{s} AUC" for s in streams] + [f"{s} log loss" for s in logloss]
+    print("| model | " + " | ".join(heads) + " | train s/run |")
+    print("|---|" + "---|" * (len(heads) + 1))
     for m in present:
-        print(f"| {m} | " + " | ".join(cell(m, s) for s in streams) + f" | {secs(m)} |")
+        cells = [cell(m, s) for s in streams] + [cell(m, s, loglosses) for s in logloss]
+        print(f"| {m} | " + " | ".join(cells) + f" | {secs(m)} |")
 
 
-table("CTR: DFN vs DUMN and ablations (test split)",
-      ["dfn", "dumn", "dumn_no_fp", "dumn_no_umn", "dumn_one_memory", "dumn_no_triplet"], ["click"])
+table("CTR: FM, DeepFM, DIN, DFN, DUMN and its ablations (test split; dislike scored 1 - p)",
+      ["fm", "deepfm", "din", "dfn", "dumn", "dumn_no_fp", "dumn_no_umn", "dumn_one_memory", "dumn_no_triplet"],
+      ["click", "dislike"], logloss=["click"])
 table("Multi-task: MMoE vs PLE vs DLEN (test split)",
       ["mmoe", "ple", "dlen"], ["click", "like", "follow", "push", "comment", "positive"])
 
@@ -70,6 +76,29 @@ def resp_values(path, tag):
         out[f"{tag} skip content"] = by["skip"]["responsiveness_content"]["value"]
     return out
 
+
+# Retrieval heads of runs without a responsiveness report (a data set without creators).
+plain = {}
+for path in sorted(glob.glob(os.path.join(runs, "*-seed*.eval.json"))):
+    if os.path.exists(path.replace(".eval.json", ".resp.json")):
+        continue
+    model = re.match(r"(.+)-seed(\d+)\.eval\.json$", os.path.basename(path)).group(1)
+    for head in json.load(open(path))["report"]["retrieval"].values():
+        for k in ("10", "50"):
+            plain.setdefault(model, {}).setdefault(f"recall@{k}", []).append(head["recall"][f"@{k}"])
+            plain.setdefault(model, {}).setdefault(f"ndcg@{k}", []).append(head["ndcg"][f"@{k}"])
+if plain:
+    cols = ["recall@10", "ndcg@10", "recall@50", "ndcg@50"]
+    print("\nRetrieval heads (test split, whole corpus)\n")
+    print("| model | " + " | ".join(cols) + " | train s/run |")
+    print("|---|" + "---|" * (len(cols) + 1))
+    for m in sorted(plain):
+        cells = []
+        for c in cols:
+            v = plain[m].get(c, [])
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            cells.append(f"{statistics.mean(v):.4f} ± {sd:.4f}" + ("" if len(v) == 3 else f" (n={len(v)})") if v else "-")
+        print(f"| {m} | " + " | ".join(cells) + f" | {secs(m)} |")
 
 for path in sorted(glob.glob(os.path.join(runs, "*-seed*.resp.json"))):
     model = re.match(r"(.+)-seed(\d+)\.resp\.json$", os.path.basename(path)).group(1)

@@ -164,7 +164,7 @@ impl fmt::Display for AppError {
             AppError::EmptySplit(path) => write!(f, "{}: no rows; there is nothing to train or validate on", path.display()),
             AppError::NoPositives { path, loss, label, rows } => write!(
                 f,
-                "{}: label `{label}` is 0 in all {rows} rows, so loss `{loss}` has no positive to learn from (check the label's name in the data)",
+                "{}: label `{label}` is 0 in all {rows} rows, so loss `{loss}` has no positive to learn from (check the label's name in the data, or switch the loss off with `{loss} = 0.0` under [loss_weights] in a run config)",
                 path.display()
             ),
             AppError::MissingSplit { path, split } => write!(

@@ -42,7 +42,7 @@ pub fn start_run(
 
 /// Refuses a data set training cannot learn from, before anything is written: a missing or empty
 /// training or validation split, or a loss whose label stream has no positive in the training
-/// split. Reads each split's labels once.
+/// split (unless the run config weights that loss 0). Reads each split's labels once.
 pub fn check_splits(program: &Program, data: &Path) -> Result<(), AppError> {
     let train_file = split_file(data, "train")?;
     let valid_file = split_file(data, "valid")?;
@@ -51,7 +51,8 @@ pub fn check_splits(program: &Program, data: &Path) -> Result<(), AppError> {
     if scan.rows == 0 {
         return Err(AppError::EmptySplit(train_file));
     }
-    for term in &program.losses {
+    // A term weighted 0 (`[loss_weights]`) is switched off: it needs no positive.
+    for term in program.losses.iter().filter(|t| t.weight != 0.0) {
         for label in program.loss_labels(term) {
             if scan.positives.get(label) == Some(&0) {
                 return Err(AppError::NoPositives {

@@ -519,6 +519,17 @@ fn data_training_cannot_learn_from_is_refused_before_the_run_starts() {
     assert!(err.contains("train.jsonl: label `dislike` is 0 in all"), "{err}");
     assert!(err.contains("loss `dislike` has no positive"), "{err}");
     assert!(!run.exists(), "a refused run writes nothing");
+    // ... unless the run config switches that loss off.
+    let config = data.join("no_dislike.toml");
+    std::fs::write(&config, "[loss_weights]\ndislike = 0.0\n").unwrap();
+    let off = data.join("run_off");
+    let o = train(
+        "specs/dfn.recspec",
+        &data,
+        &off,
+        &["--config", config.to_str().unwrap(), "--epochs", "1", "--max-steps", "2", "--quiet"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 
     // An empty training split used to train 0 steps and print `loss NaN -> NaN`.
     std::fs::write(&train_file, "\n").unwrap();
