@@ -9,6 +9,8 @@
 #   MODELS ["fm deepfm din dfn dumn dumn_no_fp dumn_no_umn dumn_one_memory mmoe ple dlen"]
 #   SEEDS ["1 2 3"]  EPOCHS [2]  CONFIG [configs/sim.toml]  DEVICE [cpu]  JOBS [1]
 #   RECSPEC_BIN [target/release/recspec]
+#   CONFIGS [""]: per-model run configs instead of CONFIG, `model=path` separated by spaces
+#   (`"mmoe=bench/movielens/mtl.toml dlen=bench/movielens/mtl.toml"`)
 # Each run: `recspec train specs/MODEL.recspec --data DATA --out RUNS/MODEL-seedS --config CONFIG
 # --epochs EPOCHS --seed S --device DEVICE`, then `recspec eval` on the test split into
 # RUNS/MODEL-seedS.eval.json, with `--labels dislike` (scored 1 - p) for a model without a
@@ -19,7 +21,7 @@ data=${1:?usage: bench/seeds.sh DATA RUNS}
 runs=${2:?usage: bench/seeds.sh DATA RUNS}
 MODELS=${MODELS:-fm deepfm din dfn dumn dumn_no_fp dumn_no_umn dumn_one_memory mmoe ple dlen}
 SEEDS=${SEEDS:-1 2 3} EPOCHS=${EPOCHS:-2} CONFIG=${CONFIG:-configs/sim.toml}
-DEVICE=${DEVICE:-cpu} JOBS=${JOBS:-1}
+DEVICE=${DEVICE:-cpu} JOBS=${JOBS:-1} CONFIGS=${CONFIGS:-}
 bin=${RECSPEC_BIN:-target/release/recspec}
 [ -x "$bin" ] || { echo "seeds.sh: $bin not found (cargo build --release)" >&2; exit 2; }
 mkdir -p "$runs"
@@ -29,9 +31,10 @@ one() {
   local model=$1 seed=$2 out="$runs/$1-seed$2"
   [ -f "$out.eval.json" ] && return 0
   rm -rf "$out"
-  local start labels=()
+  local start labels=() config=$CONFIG entry
+  for entry in $CONFIGS; do [ "${entry%%=*}" = "$model" ] && config=${entry#*=}; done
   start=$(date +%s)
-  if ! "$bin" train "specs/$model.recspec" --data "$data" --out "$out" --config "$CONFIG" \
+  if ! "$bin" train "specs/$model.recspec" --data "$data" --out "$out" --config "$config" \
       --epochs "$EPOCHS" --seed "$seed" --device "$DEVICE" --quiet >"$out.log" 2>&1; then
     echo "$model seed $seed: training failed:" >&2; tail -3 "$out.log" >&2; return 1
   fi
