@@ -186,3 +186,19 @@ fn retrieval_specs_switch_encoder_and_corpus_and_differ_only_in_the_dislike_sign
     }
     assert!(ops(&graph_of("retrieval_drop", &[])).contains(&Op::Keep));
 }
+
+#[test]
+fn experiment_specs_under_bench_compile_clean() {
+    let mut seen = 0;
+    for dir in ["bench", "bench/movielens"] {
+        for entry in std::fs::read_dir(crate::root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "recspec") {
+                seen += 1;
+                let (checked, diags) = compile(&path, &[]);
+                assert!(checked.diagnostics.is_empty(), "{} has diagnostics:\n{diags}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 1, "expected bench/movielens/dfn_with_target.recspec");
+}
