@@ -188,7 +188,7 @@ def sample_valid(x, mask, train, rng):
     b, n = mask.shape[0], mask.shape[1]
     if train:
         # `1.0 + unit as f32`: each unit rounds to f32, then the sum is taken in f32.
-        units = torch.tensor([rng.unit() for _ in range(b * n)], dtype=torch.float32)
+        units = torch.from_numpy(rng.units(b * n)).to(torch.float32)
         scores = (units + 1.0).reshape(b, n)
     else:
         scores = torch.tensor([1.0 + (i % n) for i in range(b * n)], dtype=torch.float32).reshape(b, n)

@@ -31,6 +31,14 @@ class SplitMix:
         """Uniform in [0, 1): the top 53 bits over 2**53 (a Python float, i.e. f64)."""
         return float(self.next_u64() >> 11) / TWO_POW_53
 
+    def units(self, n):
+        """`n` calls of `unit()` at once, as a float64 numpy array (the stream is counter-based,
+        so this is the same values and leaves the same state, without a Python loop)."""
+        n = int(n)
+        out = _units(raw_draws(self.state, 0, n))
+        self.state = (self.state + n * GOLDEN) & MASK64
+        return out
+
     def uniform(self, lo, hi):
         """Uniform in [lo, hi): `lo + (hi - lo) * unit()` in f64."""
         return lo + (hi - lo) * self.unit()

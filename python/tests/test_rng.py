@@ -29,6 +29,17 @@ class SplitMixTest(unittest.TestCase):
         r = SplitMix(42)
         self.assertEqual([r.unit() for _ in range(3)], [0.7415648787718233, 0.1599103928769201, 0.27860113025513866])
 
+    def test_units_are_unit_calls_at_once(self):
+        for seed in (0, 7, (1 << 64) - 5):
+            one, many = SplitMix(seed), SplitMix(seed)
+            one.unit()
+            many.unit()
+            expected = [one.unit() for _ in range(1000)]
+            self.assertEqual(many.units(1000).tolist(), expected)
+            self.assertEqual(many.state, one.state)
+            self.assertEqual(many.next_u64(), one.next_u64())
+        self.assertEqual(SplitMix(3).units(0).tolist(), [])
+
     def test_normal(self):
         """Box-Muller with two units per draw."""
         r = SplitMix(42)
