@@ -28,6 +28,9 @@ enum Command {
     Compile(cli::compile::Args),
     /// Structural diff of two specs: exit 0 same architecture, 1 different, 2 error.
     Diff(cli::diff::Args),
+    /// Check (or --update) the canonical graph and model card kept beside each spec in
+    /// `snapshots/`: exit 0 all unchanged, 1 missing or changed (with a diff), 2 error.
+    Snapshot(cli::snapshot::Args),
     /// Print the on-disk row format (JSON Lines) a spec's inputs expect.
     Schema(cli::schema::Args),
     /// Simulate users with latent preferences and write a multi-feedback data set.
@@ -55,10 +58,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`recspec compile ... | head`) ends the process
+    // quietly, as for any Unix tool, instead of panicking in `print!` on the broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = match Cli::parse().command {
         Command::Check(args) => cli::check::run(args),
         Command::Compile(args) => cli::compile::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Snapshot(args) => cli::snapshot::run(args),
         Command::Schema(args) => cli::schema::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Import(args) => cli::import::run(args),

@@ -15,6 +15,7 @@ pub mod recommend;
 pub mod responsiveness;
 pub mod run_dir;
 pub mod settings;
+pub mod snapshot;
 pub mod train;
 
 pub use dataset::compile_for_data;

@@ -16,6 +16,7 @@ pub mod recommend;
 pub mod responsiveness;
 pub mod schema;
 pub mod simulate;
+pub mod snapshot;
 pub mod train;
 
 use recspec::app::AppError;

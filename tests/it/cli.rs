@@ -546,3 +546,36 @@ fn data_training_cannot_learn_from_is_refused_before_the_run_starts() {
     assert!(stderr(&o).contains("valid.jsonl: no rows"), "{}", stderr(&o));
     std::fs::remove_dir_all(data).ok();
 }
+
+#[test]
+fn snapshot_checks_and_updates_the_files_beside_a_spec() {
+    let dir = std::env::temp_dir().join(format!("recspec-cli-snapshot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    let spec = dir.join("nested/fm.recspec");
+    std::fs::copy(crate::root().join("specs/fm.recspec"), &spec).unwrap();
+    let d = dir.to_str().unwrap();
+
+    let o = recspec(&["snapshot", d]);
+    assert_eq!(code(&o), 1, "missing snapshots: {}", stderr(&o));
+    assert!(stderr(&o).contains("missing") && stderr(&o).contains("fm.graph.snap"), "{}", stderr(&o));
+    let o = recspec(&["snapshot", "--update", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let graph = std::fs::read_to_string(dir.join("nested/snapshots/fm.graph.snap")).unwrap();
+    let compiled = stdout(&recspec(&["compile", spec.to_str().unwrap()]));
+    assert_eq!(graph, format!("---\nsource: fm.recspec\n---\n{compiled}"));
+    let card = std::fs::read_to_string(dir.join("nested/snapshots/fm.summary.snap")).unwrap();
+    assert!(card.contains("## Memory"));
+    let o = recspec(&["snapshot", "--check", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 snapshots unchanged, 0 missing or changed"), "{}", stderr(&o));
+
+    // An architecture change is exit 1 with a unified diff of the canonical graph.
+    let text = std::fs::read_to_string(&spec).unwrap().replace("dim D = 64;", "dim D = 32;");
+    std::fs::write(&spec, text).unwrap();
+    let o = recspec(&["snapshot", d]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("-  D = 64\n+  D = 32\n"), "{}", stdout(&o));
+    assert_eq!(code(&recspec(&["snapshot", "--update", "--check", d])), 2, "the two modes conflict");
+    std::fs::remove_dir_all(dir).ok();
+}
