@@ -37,7 +37,7 @@ import time
 import torch
 
 from . import data as data_mod
-from .train import OPTIMIZER_EPS, Objective, UserError, load_model
+from .train import OPTIMIZER_EPS, Objective, UserError, _to, load_model
 
 LR = 0.001
 SEED = 1
@@ -89,7 +89,7 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
     host_batches, rows, load_s = load_batches(path, schema, batch_size, warmup + steps)
     if not host_batches:
         raise UserError(f"{path} has no rows")
-    batches = [_on(b, dev) for b in host_batches]
+    batches = [b._replace(inputs=_to(b.inputs, dev), labels=_to(b.labels, dev)) for b in host_batches]
 
     torch.manual_seed(SEED)  # dropout masks
     model = cls(seed=SEED).to(dev)
@@ -147,16 +147,6 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
     if dev.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     return result
-
-
-def _on(batch, dev):
-    """`batch` with its inputs and labels on `dev` (the same object on the CPU)."""
-    if dev.type == "cpu":
-        return batch
-    return batch._replace(
-        inputs={k: v.to(dev) for k, v in batch.inputs.items()},
-        labels={k: v.to(dev) for k, v in batch.labels.items()},
-    )
 
 
 def parse_args(argv):

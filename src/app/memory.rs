@@ -48,21 +48,28 @@ pub fn model_card(graph: &Graph) -> Result<String, AppError> {
     Ok(crate::render::summary(graph, Some(&view(&m, optimizer)))?)
 }
 
-/// One line for `check --verbose`.
-pub fn line(program: &Program, m: &MemoryEstimate, optimizer: OptimizerKind) -> String {
+/// `parameters P, gradients G, adam state O, activations A`: where a training step's memory goes.
+fn breakdown(m: &MemoryEstimate, optimizer: OptimizerKind) -> String {
     format!(
-        "{} trainable parameters; a training step at batch {} with {} needs about {} \
-         (parameters {}, gradients {}, {} state {}, activations {} = {} per example); \
-         an inference batch about {}",
-        thousands(program.trainable_count().min(i64::MAX as usize) as i64),
-        m.batch,
-        optimizer.name(),
-        Bytes(m.training_total()),
+        "parameters {}, gradients {}, {} state {}, activations {}",
         Bytes(m.params + m.state),
         Bytes(m.gradients),
         optimizer.name(),
         Bytes(m.optimizer),
         Bytes(m.training_activations()),
+    )
+}
+
+/// One line for `check --verbose`.
+pub fn line(program: &Program, m: &MemoryEstimate, optimizer: OptimizerKind) -> String {
+    format!(
+        "{} trainable parameters; a training step at batch {} with {} needs about {} ({} = {} per \
+         example); an inference batch about {}",
+        thousands(program.trainable_count().min(i64::MAX as usize) as i64),
+        m.batch,
+        optimizer.name(),
+        Bytes(m.training_total()),
+        breakdown(m, optimizer),
         Bytes(m.training_per_example()),
         Bytes(m.inference_total()),
     )
@@ -82,16 +89,11 @@ impl fmt::Display for TooLarge {
         let m = &self.estimate;
         write!(
             f,
-            "model `{}` needs about {} to train at batch {} (parameters {}, gradients {}, {} state {}, \
-             activations {}), but this machine has {} available",
+            "model `{}` needs about {} to train at batch {} ({}), but this machine has {} available",
             self.model,
             Bytes(m.training_total()),
             m.batch,
-            Bytes(m.params + m.state),
-            Bytes(m.gradients),
-            self.optimizer.name(),
-            Bytes(m.optimizer),
-            Bytes(m.training_activations()),
+            breakdown(m, self.optimizer),
             Bytes(self.available as u128),
         )?;
         let largest: Vec<String> =
@@ -122,6 +124,16 @@ pub fn check_fits(
         })));
     }
     Ok(())
+}
+
+/// The host memory a run on `--device device` can be checked against: `None` for libtorch's
+/// CUDA device, which holds the model in GPU memory that this check does not read.
+pub fn available_for(device: &str) -> Option<u64> {
+    if device == "cuda" {
+        None
+    } else {
+        available_memory()
+    }
 }
 
 /// The memory this machine has available for a new process (Linux: `MemAvailable`), or `None`

@@ -64,7 +64,7 @@ pub fn check_splits(program: &Program, data: &Path) -> Result<(), AppError> {
             }
         }
     }
-    if crate::data::scan_labels(&valid_file, &[])?.rows == 0 {
+    if !crate::data::has_rows(&valid_file)? {
         return Err(AppError::EmptySplit(valid_file));
     }
     Ok(())

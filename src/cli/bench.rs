@@ -34,10 +34,8 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
     let device = recspec::runtime::parse_device(&args.device)?;
-    if args.device != "cuda" {
-        let optimizer = recspec::config::TrainSettings::default().optimizer;
-        memory::check_fits(&program, args.batch_size, optimizer, memory::available_memory())?;
-    }
+    let optimizer = recspec::config::TrainSettings::default().optimizer;
+    memory::check_fits(&program, args.batch_size, optimizer, memory::available_for(&args.device))?;
     let settings = BenchSettings {
         batch_size: args.batch_size,
         steps: args.steps,

@@ -88,8 +88,7 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Resu
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    // libtorch's CUDA device holds the model in GPU memory, which this check does not read.
-    let available = if args.device == "cuda" { None } else { memory::available_memory() };
+    let available = memory::available_for(&args.device);
     let Started { dir, program, settings } = match start(&args.run, args.resume, available)? {
         Ok(started) => started,
         Err(exit) => return Ok(exit),

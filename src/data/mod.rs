@@ -334,6 +334,16 @@ pub struct LabelScan {
 /// `labels` object. Lines that do not parse are not counted (the loader reports them, with their
 /// line, when it reaches them).
 pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan, DataError> {
+    scan(path, labels, usize::MAX)
+}
+
+/// Whether a JSON Lines split holds a row that parses; reads up to the first one.
+pub fn has_rows(path: &std::path::Path) -> Result<bool, DataError> {
+    Ok(scan(path, &[], 1)?.rows > 0)
+}
+
+/// [`scan_labels`], stopping after `max_rows` rows.
+fn scan(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result<LabelScan, DataError> {
     use std::io::BufRead;
     #[derive(serde::Deserialize)]
     struct LabelsOnly {
@@ -346,7 +356,7 @@ pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan,
     let mut line = Vec::new();
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let mut line_no = 0;
-    loop {
+    while scan.rows < max_rows {
         line.clear();
         line_no += 1;
         if reader.read_until(b'\n', &mut line).map_err(|e| error(line_no, format!("cannot read: {e}")))? == 0 {
@@ -361,6 +371,7 @@ pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan,
             }
         }
     }
+    Ok(scan)
 }
 
 /// Builds one batch from rows already parsed (serving): the row's index and the message of the
