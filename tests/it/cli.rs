@@ -577,5 +577,10 @@ fn snapshot_checks_and_updates_the_files_beside_a_spec() {
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("-  D = 64\n+  D = 32\n"), "{}", stdout(&o));
     assert_eq!(code(&recspec(&["snapshot", "--update", "--check", d])), 2, "the two modes conflict");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = recspec(&["snapshot", empty.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "a folder without specs checks nothing: {}", stderr(&o));
+    assert!(stderr(&o).contains("no `.recspec` files in"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
 }
