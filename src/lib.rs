@@ -15,6 +15,7 @@ pub mod diag;
 pub mod diff;
 pub mod dim;
 pub mod files;
+pub mod fmt;
 pub mod import;
 pub mod ir;
 pub mod load;

@@ -31,6 +31,9 @@ enum Command {
     /// Check (or --update) the canonical graph and model card kept beside each spec in
     /// `snapshots/`: exit 0 all unchanged, 1 missing or changed (with a diff), 2 error.
     Snapshot(cli::snapshot::Args),
+    /// Rewrite spec files in the canonical layout (or --check them: exit 1 when any is not
+    /// formatted, with a diff); `-` formats standard input to standard output.
+    Fmt(cli::fmt::Args),
     /// Print the on-disk row format (JSON Lines) a spec's inputs expect.
     Schema(cli::schema::Args),
     /// Simulate users with latent preferences and write a multi-feedback data set.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => cli::compile::run(args),
         Command::Diff(args) => cli::diff::run(args),
         Command::Snapshot(args) => cli::snapshot::run(args),
+        Command::Fmt(args) => cli::fmt::run(args),
         Command::Schema(args) => cli::schema::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Import(args) => cli::import::run(args),

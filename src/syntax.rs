@@ -32,6 +32,51 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     Ok(out)
 }
 
+/// A node of the concrete syntax tree: a grammar rule and its byte range in the text. Tokens
+/// (keywords, names, literals, punctuation, and `EOI`) have no children; comments and whitespace
+/// are not nodes and lie in the gaps between tokens. The formatter ([`crate::fmt`]) works on this
+/// tree, so that it needs no knowledge of pest.
+#[derive(Clone, Debug)]
+pub struct SyntaxNode {
+    pub rule: Rule,
+    pub start: usize,
+    pub end: usize,
+    pub children: Vec<SyntaxNode>,
+}
+
+impl SyntaxNode {
+    /// Whether this is a token.
+    pub fn is_token(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The tokens under this node, in text order.
+    pub fn tokens<'a>(&'a self, out: &mut Vec<&'a SyntaxNode>) {
+        if self.is_token() {
+            out.push(self);
+        }
+        for c in &self.children {
+            c.tokens(out);
+        }
+    }
+}
+
+/// Parses one file to its concrete syntax tree (root rule `file`). A syntax error yields the
+/// same diagnostic as [`parse`].
+pub fn parse_tree(file: FileId, text: &str) -> Result<SyntaxNode, Diagnostic> {
+    fn node(p: Pair<'_, Rule>) -> SyntaxNode {
+        let span = p.as_span();
+        SyntaxNode {
+            rule: p.as_rule(),
+            start: span.start(),
+            end: span.end(),
+            children: p.into_inner().map(node).collect(),
+        }
+    }
+    let mut pairs = SpecParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    Ok(node(pairs.next().expect("grammar: file")))
+}
+
 fn unquote(s: &str) -> String {
     s.trim_matches('"').to_string()
 }

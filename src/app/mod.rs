@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod dataset;
 pub mod eval;
+pub mod format;
 pub mod memory;
 pub mod recommend;
 pub mod responsiveness;
@@ -24,6 +25,11 @@ pub use run_dir::RunDir;
 use crate::config::ConfigError;
 use std::fmt;
 use std::path::PathBuf;
+
+/// A unified diff from `old` to `new` (3 lines of context), headed by the two names.
+pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(old_name, new_name).to_string()
+}
 
 /// Rows per batch when `recspec eval` reads a split.
 pub const EVAL_BATCH_SIZE: usize = 1024;

@@ -49,12 +49,7 @@ pub fn compare(s: &Snapshot) -> Result<Status, AppError> {
         return Ok(Status::Same);
     }
     let name = s.path.display().to_string();
-    let diff = similar::TextDiff::from_lines(&old, &s.text)
-        .unified_diff()
-        .context_radius(3)
-        .header(&name, &format!("{name} (now)"))
-        .to_string();
-    Ok(Status::Changed(diff))
+    Ok(Status::Changed(super::unified_diff(&old, &s.text, &name, &format!("{name} (now)"))))
 }
 
 /// Writes a snapshot file (and its folder).

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod diff;
 pub mod eval;
 pub mod export;
+pub mod fmt;
 pub mod import;
 pub mod pytorch;
 pub mod recommend;

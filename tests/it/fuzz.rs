@@ -106,6 +106,8 @@ fn check_no_panic(text: &str) {
         if let Some(g) = &checked.graph {
             let _ = recspec::render::emit(g, recspec::render::Emit::Graph);
         }
+        // Whatever parses formats without losing a token or a comment, to a fixed point.
+        crate::format::check_properties("fuzz.recspec", text);
     }));
     assert!(result.is_ok(), "panic on input:\n{text}");
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod diffs;
 mod errors;
+mod format;
 mod fuzz;
 mod import;
 mod kernels;
