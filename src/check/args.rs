@@ -49,7 +49,10 @@ impl Checker<'_> {
                                     format!("`{}:` is now spelt `{}:`", n.name, s.name),
                                 )
                                 .at(n.span, format!("write `{}:`", s.name))
-                                .with_help(format!("every loss names its label stream `{}:`", s.name)),
+                                .with_help(format!(
+                                    "every loss names its label stream `{}:`; `recspec fmt` rewrites it",
+                                    s.name
+                                )),
                             );
                         }
                         s

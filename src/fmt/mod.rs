@@ -107,6 +107,8 @@ struct Formatter<'a> {
     text: &'a str,
     /// Comments and blank lines, by the start of the token they belong to.
     trivia: HashMap<usize, Trivia>,
+    /// Argument names printed in their current spelling (`on:` of a loss is `label:`), by start.
+    renames: HashMap<usize, &'static str>,
 }
 
 impl<'a> Formatter<'a> {
@@ -145,7 +147,9 @@ impl<'a> Formatter<'a> {
             prev = Some(t.start);
             prev_end = t.end;
         }
-        Formatter { text, trivia }
+        let mut renames = HashMap::new();
+        find_renames(text, tree, &mut renames);
+        Formatter { text, trivia, renames }
     }
 
     fn trivia(&self, t: &SyntaxNode) -> Option<&Trivia> {
@@ -201,7 +205,8 @@ impl<'a> Formatter<'a> {
 
     /// A token with its trailing comments only (the caller places the leading ones).
     fn bare(&self, t: &SyntaxNode) -> Doc {
-        Doc::Concat(vec![Doc::text(&self.text[t.start..t.end]), self.trailing(t)])
+        let text = self.renames.get(&t.start).copied().unwrap_or(&self.text[t.start..t.end]);
+        Doc::Concat(vec![Doc::text(text), self.trailing(t)])
     }
 
     fn file(&self, root: &SyntaxNode) -> Doc {
@@ -340,6 +345,22 @@ impl<'a> Formatter<'a> {
     }
 }
 
+/// The argument names of op calls (`nll(p, on: click)`) that have a newer spelling.
+fn find_renames(text: &str, n: &SyntaxNode, out: &mut HashMap<usize, &'static str>) {
+    if n.rule == Rule::postfix && n.children.first().is_some_and(|c| c.rule == Rule::ident) {
+        let callee = &text[n.children[0].start..n.children[0].end];
+        let args = n.children.get(1).filter(|c| c.rule == Rule::call_args).map_or(&[][..], |c| &c.children[..]);
+        for name in args.iter().filter_map(|a| a.children.first().filter(|x| x.rule == Rule::arg_name)) {
+            if let Some(current) = crate::ops::renamed_arg(callee, &text[name.start..name.end]) {
+                out.insert(name.start, current);
+            }
+        }
+    }
+    for c in &n.children {
+        find_renames(text, c, out);
+    }
+}
+
 fn first_token(n: &SyntaxNode) -> &SyntaxNode {
     n.children.first().map_or(n, first_token)
 }
@@ -379,6 +400,12 @@ mod tests {
             fmt(src),
             "model m {\n  let y = Something(\n    alpha: 1111111111,\n    beta: 2222222222,\n    gamma: 3333333333,\n    delta: 44444444444,\n    epsilon: 5,\n  )(x);\n}\n"
         );
+    }
+
+    #[test]
+    fn earlier_argument_spellings_are_rewritten() {
+        let out = fmt("model m { loss a = nll(p, on: click); let b = Block(on: x)(y); }");
+        assert_eq!(out, "model m {\n  loss a = nll(p, label: click);\n  let b = Block(on: x)(y);\n}\n");
     }
 
     #[test]

@@ -216,6 +216,16 @@ pub fn arg_spec(specs: &'static [ArgSpec], name: &str) -> Option<(&'static ArgSp
     specs.iter().find(|s| s.name == current).map(|s| (s, true))
 }
 
+/// The current spelling of argument `name` in a call of the op `callee`, when `name` is an
+/// earlier one (what `recspec fmt` rewrites); None for anything else, blocks included.
+pub fn renamed_arg(callee: &str, name: &str) -> Option<&'static str> {
+    let op = Op::by_name(callee)?;
+    [op.config(), op.inputs()].into_iter().find_map(|specs| match arg_spec(specs, name) {
+        Some((s, true)) => Some(s.name),
+        _ => None,
+    })
+}
+
 impl Op {
     /// Looks an op up by its spelling. Operator-only ops (`add`...) are not callable by name.
     pub fn by_name(name: &str) -> Option<Op> {

@@ -42,4 +42,7 @@ fn the_earlier_on_spelling_still_compiles_with_a_warning() {
         recspec::render::emit(c.graph.as_ref().unwrap(), recspec::render::Emit::Graph).unwrap()
     };
     assert_eq!(render(&old), render(&new));
+    // `recspec fmt` rewrites the earlier spelling.
+    let fixed = recspec::fmt::format(recspec::source::FileId(0), &spec("on")).unwrap();
+    assert_eq!(fixed, spec("label"));
 }

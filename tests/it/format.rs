@@ -5,7 +5,8 @@ use recspec::source::FileId;
 use recspec::syntax::{parse_tree, Rule, SyntaxNode};
 use std::path::{Path, PathBuf};
 
-/// The token texts of a text, without trailing commas (which the formatter adds and removes).
+/// The token texts of a text, without trailing commas (which the formatter adds and removes)
+/// and with renamed argument names in their current spelling.
 fn tokens(tree: &SyntaxNode, text: &str) -> Vec<String> {
     let mut all = vec![];
     tree.tokens(&mut all);
@@ -15,7 +16,12 @@ fn tokens(tree: &SyntaxNode, text: &str) -> Vec<String> {
         if t.rule == Rule::comma && matches!(next, Some(Rule::rparen | Rule::rbracket)) {
             continue;
         }
-        out.push(text[t.start..t.end].to_string());
+        let mut token = &text[t.start..t.end];
+        if t.rule == Rule::arg_name {
+            // `recspec fmt` writes an op's earlier argument spellings in the current one.
+            token = recspec::ops::RENAMED_ARGS.iter().find(|(old, _)| *old == token).map_or(token, |r| r.1);
+        }
+        out.push(token.to_string());
     }
     out
 }
