@@ -8,7 +8,7 @@ use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::Dim;
 use crate::ir::{self, Attr, InputRole, Node, Operand, ParamTensor};
 use crate::ops::shape::{infer, Call, TableArg, TensorArg};
-use crate::ops::{self, Op, SELECT};
+use crate::ops::{self, Op, LAYERS, MAX_LAYERS, SELECT};
 use crate::source::Span;
 use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
@@ -260,6 +260,9 @@ impl Checker<'_> {
         if matches!(&callee.kind, ExprKind::Name(n) if n == SELECT && !scope.contains_key(n)) {
             return self.select(scope, e, args);
         }
+        if matches!(&callee.kind, ExprKind::Name(n) if n == LAYERS && !scope.contains_key(n)) {
+            return self.layers(scope, e, args);
+        }
         match self.eval(scope, callee) {
             Value::Callable(Callee::Op(op)) if op.is_constructor() => {
                 let Some(bound) = self.bind(scope, op.name(), op.config(), args, e.span) else {
@@ -288,16 +291,8 @@ impl Checker<'_> {
                 self.apply_op(e.span, op, b, None)
             }
             Value::Callable(Callee::Block(name)) => self.configure_block(scope, &name, args, e.span),
-            Value::Instance(inst) => match inst.callee.clone() {
-                Callee::Op(op) => {
-                    let Some(mut b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else {
-                        return Value::Poison;
-                    };
-                    b.attrs = inst.attrs.clone();
-                    self.apply_op(e.span, op, b, Some(*inst))
-                }
-                Callee::Block(name) => self.apply_block(scope, e.span, &name, *inst, args),
-            },
+            Value::Instance(inst) => self.apply_instance(scope, e, *inst, args),
+            Value::Layers(layers) => self.apply_layers(scope, e, *layers, args),
             Value::Poison => Value::Poison,
             other => {
                 let msg = format!("{} cannot be called", other.describe());
@@ -308,6 +303,151 @@ impl Checker<'_> {
                 self.error(d)
             }
         }
+    }
+
+    fn apply_instance(&mut self, scope: &Scope, e: &Expr, inst: Instance, args: &[Arg]) -> Value {
+        match inst.callee.clone() {
+            Callee::Op(op) => {
+                let Some(mut b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else {
+                    return Value::Poison;
+                };
+                b.attrs = inst.attrs.clone();
+                self.apply_op(e.span, op, b, Some(inst))
+            }
+            Callee::Block(name) => self.apply_block(scope, e.span, &name, inst, args),
+        }
+    }
+
+    /// `layers(n, Component(config))`: the count and the component, checked; applying the value
+    /// makes the copies ([`Self::apply_layers`]).
+    fn layers(&mut self, scope: &Scope, e: &Expr, args: &[Arg]) -> Value {
+        const USAGE: &str = "write `layers(n, Component(config))`, e.g. `layers(2, SelfAttention(heads: 4))`";
+        let [count, component] = args else {
+            return self.error(
+                Diagnostic::error(
+                    Code::MissingArgument,
+                    format!("`layers` takes a count and a configured component, found {} arguments", args.len()),
+                )
+                .at(e.span, "two arguments expected")
+                .with_help(USAGE),
+            );
+        };
+        if let Some(n) = count.name.as_ref().or(component.name.as_ref()) {
+            return self.error(
+                Diagnostic::error(Code::UnknownArgument, format!("`layers` has no argument `{}`", n.name))
+                    .at(n.span, "arguments of `layers` are positional")
+                    .with_help(USAGE),
+            );
+        }
+        let n = match self.eval(scope, &count.value) {
+            Value::Int(d) => match d.as_constant() {
+                Some(k) if (0..=MAX_LAYERS).contains(&k) => k as usize,
+                Some(k) => {
+                    return self.error(
+                        Diagnostic::error(Code::BadValue, format!("`layers` makes 0 to {MAX_LAYERS} copies, not {k}"))
+                            .at(count.value.span, "out of range"),
+                    )
+                }
+                None => {
+                    return self.error(
+                        Diagnostic::error(Code::BadValue, format!("the count of `layers` must be known, found `{d}`"))
+                            .at(count.value.span, "depends on the batch"),
+                    )
+                }
+            },
+            Value::Poison => return Value::Poison,
+            other => {
+                let msg = format!("the count of `layers` is an integer, found {}", other.describe());
+                return self.error(Diagnostic::error(Code::KindMismatch, msg).at(count.value.span, "not an integer"));
+            }
+        };
+        match self.eval(scope, &component.value) {
+            Value::Instance(inst) if inst.name.is_none() => {
+                Value::Layers(Box::new(super::value::Layers { count: n, proto: *inst, name: None }))
+            }
+            Value::Poison => Value::Poison,
+            other => {
+                let (label, help) = match &other {
+                    Value::Instance(_) => (
+                        "an instance with weights of its own",
+                        "`layers` makes new copies: configure the component here, e.g. `layers(2, Linear(out: D))`",
+                    ),
+                    Value::Callable(_) => ("not configured", "call it with its configuration: `Name(...)` or `Name()`"),
+                    _ => ("not a component", USAGE),
+                };
+                let msg = format!("`layers` repeats a configured component, found {}", other.describe());
+                self.error(Diagnostic::error(Code::KindMismatch, msg).at(component.value.span, label).with_help(help))
+            }
+        }
+    }
+
+    /// Applies `count` copies of a component in sequence: copy k is named `BINDING/layerK` (its
+    /// weights too, or `NAME/layerK` when the layers were bound by `let`), and gets the output of
+    /// copy k-1 as its first input and the other arguments as given. The arguments are evaluated
+    /// once, before the first copy.
+    fn apply_layers(&mut self, scope: &Scope, e: &Expr, layers: super::value::Layers, args: &[Arg]) -> Value {
+        /// The first input of the next copy; not a name a spec can write.
+        const PREVIOUS: &str = "%input0";
+        if args.is_empty() {
+            return self
+                .error(Diagnostic::error(Code::MissingArgument, "layers need an input").at(e.span, "no input given"));
+        }
+        let mut scope = scope.clone();
+        let mut args = args.to_vec();
+        for (i, a) in args.iter_mut().enumerate() {
+            match self.eval(&scope, &a.value) {
+                Value::Poison => return Value::Poison,
+                v @ Value::Tensor(_) => {
+                    let hidden = format!("%input{i}");
+                    scope.insert(hidden.clone(), v);
+                    a.value = Expr { kind: ExprKind::Name(hidden), span: a.value.span };
+                }
+                // Reported by the first copy's application.
+                _ => {}
+            }
+        }
+        if layers.count == 0 {
+            return self.eval(&scope, &args[0].value);
+        }
+        let saved = self.ctx.clone();
+        let mut out = Value::Poison;
+        for k in 1..=layers.count {
+            self.ctx.binding = format!("{}/layer{k}", saved.binding);
+            self.ctx.root = e.span;
+            let mut inst = layers.proto.clone();
+            inst.name = layers.name.as_ref().map(|n| format!("{n}/layer{k}"));
+            let first_diag = self.diags.len();
+            out = self.apply_instance(&scope, e, inst, &args);
+            if k > 1 {
+                let input = match scope.get(PREVIOUS) {
+                    Some(Value::Tensor(t)) => format!(" ({})", t.ty),
+                    _ => String::new(),
+                };
+                for d in &mut self.diags[first_diag..] {
+                    d.secondary.push(crate::diag::SpanLabel {
+                        span: e.span,
+                        message: format!(
+                            "in layer {k} of {}, applied to the output of layer {}{input}",
+                            layers.count,
+                            k - 1
+                        ),
+                    });
+                }
+            }
+            match &out {
+                Value::Tensor(_) => {}
+                Value::Poison => break,
+                other => {
+                    let msg = format!("layers must make tensors, but layer {k} made {}", other.describe());
+                    out = self.error(Diagnostic::error(Code::KindMismatch, msg).at(e.span, "not a tensor"));
+                    break;
+                }
+            }
+            scope.insert(PREVIOUS.to_string(), out.clone());
+            args[0].value.kind = ExprKind::Name(PREVIOUS.to_string());
+        }
+        self.ctx = saved;
+        out
     }
 
     /// `select(option, a: expr, b: expr, ...)`: elaborates only the branch named by the option's

@@ -186,10 +186,10 @@ impl<'p> Checker<'p> {
         self.ctx.binding = format!("{}{}", self.ctx.node_prefix, name);
         self.ctx.root = value.span;
         let mut v = self.eval(scope, value);
-        if let Value::Instance(inst) = &mut v {
-            if inst.name.is_none() {
-                inst.name = Some(format!("{}{}", saved.inst_prefix, name));
-            }
+        match &mut v {
+            Value::Instance(inst) if inst.name.is_none() => inst.name = Some(format!("{}{}", saved.inst_prefix, name)),
+            Value::Layers(l) if l.name.is_none() => l.name = Some(format!("{}{}", saved.inst_prefix, name)),
+            _ => {}
         }
         self.ctx = saved;
         v

@@ -32,6 +32,17 @@ pub struct Instance {
     pub block_args: BTreeMap<String, Value>,
 }
 
+/// `count` copies of `proto`, each with its own weights; named like an instance once bound.
+#[derive(Clone, Debug)]
+pub struct Layers {
+    pub count: usize,
+    /// The configured component each copy starts from (unnamed).
+    pub proto: Instance,
+    /// The weight owners' prefix once bound by `let` (copies are `NAME/layerK`), so that every
+    /// application of the bound value shares the copies' weights; `None` makes fresh copies.
+    pub name: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Value {
     Tensor(Tensor),
@@ -43,6 +54,8 @@ pub enum Value {
     List(Vec<Value>),
     Callable(Callee),
     Instance(Box<Instance>),
+    /// `layers(count, instance)`: copies of a configured component applied in sequence.
+    Layers(Box<Layers>),
     /// A loss term (node name); only `loss` statements accept it.
     Loss(String),
     /// The result of an expression that already produced an error; silences follow-up errors.
@@ -65,6 +78,9 @@ impl Value {
                 Callee::Op(op) => format!("a configured `{}`", op.name()),
                 Callee::Block(b) => format!("a configured block `{b}`"),
             },
+            Value::Layers(l) => {
+                format!("{} layers of {}", l.count, Value::Instance(Box::new(l.proto.clone())).describe())
+            }
             Value::Loss(_) => "a loss term".into(),
             Value::Poison => "an invalid value".into(),
         }

@@ -202,6 +202,14 @@ ops! {
 /// The built-in `select(option, name: expr, ...)`: picks one branch by an option's value.
 pub const SELECT: &str = "select";
 
+/// `layers(n, Component(config))`: `n` copies of a configured component (op or block), each
+/// with its own weights, applied in sequence: the first input of copy k+1 is the output of copy
+/// k, the other inputs go to every copy. A built-in like `select`, not an op.
+pub const LAYERS: &str = "layers";
+
+/// The most copies `layers` makes: each is elaborated like a written-out application.
+pub const MAX_LAYERS: i64 = 1024;
+
 /// Argument names the language accepted before, as `(earlier, current)`: a call may still use
 /// the earlier one (with a W0101 warning). Every loss names its label stream `label:`; `nll`,
 /// `softmax_ce` and `not_to_recommend` used to say `on:`.

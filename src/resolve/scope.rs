@@ -6,7 +6,7 @@ use super::{Def, Kind};
 use crate::ast::*;
 use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::BATCH;
-use crate::ops::{Op, SELECT};
+use crate::ops::{Op, LAYERS, SELECT};
 use crate::source::Span;
 use std::collections::{BTreeMap, HashMap};
 
@@ -233,7 +233,7 @@ impl<'a> Scope<'a> {
     pub(super) fn callee(&mut self, callee: &Expr, i: usize) {
         match &callee.kind {
             ExprKind::Name(n) if !self.defs.contains_key(n) => {
-                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) && n != SELECT {
+                if Op::by_name(n).is_none() && !self.blocks.contains_key(n.as_str()) && n != SELECT && n != LAYERS {
                     let candidates: Vec<String> = Op::callable_names()
                         .map(str::to_string)
                         .chain(self.blocks.keys().map(|k| k.to_string()))

@@ -153,8 +153,24 @@ fn dlen_mixes_bounded_towers_with_the_shared_latent_target() {
         assert_eq!(g.labels, dlen.labels);
         assert_eq!(g.node("x").unwrap().ty, dlen.node("x").unwrap().ty);
     }
+    // PLE: `layers(levels - 1, ExtractionLevel())` below the last level, which has task gates only.
+    let levels = |n: i64| graph_of("ple", &[Override::new("levels", OverrideValue::Int(n), "test")]);
+    let mlps = |g: &recspec::ir::Graph| applications(g, recspec::ops::Op::Mlp).1.len();
     let ple = graph_of("ple", &[]);
-    assert_eq!(applications(&ple, recspec::ops::Op::Mlp).1.len(), 15 + 5, "15 experts and 5 towers");
+    assert_eq!(mlps(&ple), 2 * 15 + 5, "two levels of 15 experts, and 5 towers");
+    assert_eq!(mlps(&levels(1)), 15 + 5, "one level is CGC");
+    assert_eq!(mlps(&levels(3)), 3 * 15 + 5);
+    let gates = |g: &recspec::ir::Graph| {
+        g.instances.iter().filter(|i| i.name.ends_with("/scores")).map(|i| i.name.clone()).collect::<Vec<_>>()
+    };
+    // The level below the last has the shared gate over all 15 experts; the last has none.
+    let shared_gate = ple.instance("h/layer1/shared/scores").expect("the first level's shared gate");
+    assert_eq!(shared_gate.params[0].shape.last().map(|d| d.to_string()), Some("15".into()));
+    assert_eq!(gates(&ple).len(), 5 + 1 + 5);
+    assert_eq!(gates(&levels(1)).len(), 5, "CGC: task gates only");
+    // The second level's experts read the first level's gated streams, 64 wide.
+    let expert_in = |g: &recspec::ir::Graph, owner: &str| g.instance(owner).unwrap().params[0].shape[0].to_string();
+    assert_eq!(expert_in(&ple, "g/LevelExperts/Expert/return"), "64");
 }
 
 #[test]
