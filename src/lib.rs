@@ -40,7 +40,16 @@ pub fn compile_file(
     path: &Path,
     overrides: &[overrides::Override],
 ) -> Result<(load::LoadedSpec, check::Checked), load::LoadError> {
-    let (program, diags) = load::load_file(path)?;
+    compile_with(&load::Disk, path, overrides)
+}
+
+/// Loads and checks a spec file read from `files` (a git revision, say) instead of the disk.
+pub fn compile_with(
+    files: &dyn load::SpecFiles,
+    path: &Path,
+    overrides: &[overrides::Override],
+) -> Result<(load::LoadedSpec, check::Checked), load::LoadError> {
+    let (program, diags) = load::load_with(files, path)?;
     let checked = check::check(&program, diags, overrides);
     Ok((program, checked))
 }

@@ -1,10 +1,14 @@
 //! Loading: reads the root spec and, transitively, its imports into one [`LoadedSpec`].
+//!
+//! Files come from a [`SpecFiles`]: the disk ([`Disk`], what [`load_file`] uses), or any other
+//! store, such as a git revision (`app::git_diff`).
 
 use crate::ast;
 use crate::diag::{Code, Diagnostic};
 use crate::source::{FileId, SourceMap, Span};
 use crate::stdlib;
 use crate::syntax;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// A root file and everything it imports, parsed.
@@ -46,31 +50,69 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Where the loader reads spec files. Paths are the root's path as given and, for a relative
+/// import, `canonical(importer).parent()` joined with the import's path.
+pub trait SpecFiles {
+    /// The text of a spec file.
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// One path per file, so that a file imported twice is loaded once and cycles are found.
+    fn canonical(&self, path: &Path) -> PathBuf;
+    /// The name diagnostics show for a file.
+    fn name(&self, path: &Path) -> String {
+        path.display().to_string()
+    }
+    /// The text of a `std/` import; `None` when there is no such standard library file.
+    fn std_file(&self, import: &str) -> Option<Cow<'static, str>> {
+        stdlib::get(import).map(Cow::Borrowed)
+    }
+}
+
+/// The file system, with the standard library built into the binary.
+pub struct Disk;
+
+impl SpecFiles for Disk {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn canonical(&self, path: &Path) -> PathBuf {
+        path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
 /// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.
 pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
-    let mut loader = Loader::default();
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    loader.load(path.display().to_string(), Some(canonical), text, None);
+    load_with(&Disk, path)
+}
+
+/// Loads a spec file and its imports from `files`, as [`load_file`] does from disk.
+pub fn load_with(files: &dyn SpecFiles, path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+    let text = files.read(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
+    let mut loader = Loader::new(files);
+    loader.load(files.name(path), Some(files.canonical(path)), text, None);
     Ok((loader.program, loader.diags))
 }
 
 /// Loads a spec from a string (tests, fuzzing). Relative imports are unavailable.
 pub fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
-    let mut loader = Loader::default();
+    let mut loader = Loader::new(&Disk);
     loader.load(name.to_string(), None, text.to_string(), None);
     (loader.program, loader.diags)
 }
 
-#[derive(Default)]
-struct Loader {
+struct Loader<'f> {
+    files: &'f dyn SpecFiles,
     program: LoadedSpec,
     diags: Vec<Diagnostic>,
     /// Files being loaded, outermost first, to detect cycles.
     stack: Vec<FileId>,
 }
 
-impl Loader {
+impl<'f> Loader<'f> {
+    fn new(files: &'f dyn SpecFiles) -> Loader<'f> {
+        Loader { files, program: LoadedSpec::default(), diags: vec![], stack: vec![] }
+    }
+
     fn load(&mut self, name: String, path: Option<PathBuf>, text: String, imported_at: Option<Span>) {
         let id = self.program.sources.add(name, path.clone(), text);
         let text = self.program.sources.get(id).text.clone();
@@ -106,8 +148,8 @@ impl Loader {
     }
 
     fn import(&mut self, from: FileId, from_path: Option<&Path>, import: &ast::Import) {
-        let (name, path, text) = if let Some(text) = stdlib::get(&import.path) {
-            (import.path.clone(), None, text.to_string())
+        let (name, path, text) = if let Some(text) = self.files.std_file(&import.path) {
+            (import.path.clone(), None, text.into_owned())
         } else if import.path.starts_with("std/") {
             self.diags.push(
                 Diagnostic::error(Code::ImportNotFound, format!("\"{}\" is not a standard library file", import.path))
@@ -125,18 +167,18 @@ impl Loader {
                 return;
             };
             let full = base.join(&import.path);
-            let canonical = full.canonicalize().unwrap_or(full.clone());
+            let canonical = self.files.canonical(&full);
             if let Some(existing) = self.program.sources.find_path(&canonical) {
                 self.check_cycle(from, existing, import);
                 return;
             }
-            match std::fs::read_to_string(&full) {
-                Ok(t) => (full.display().to_string(), Some(canonical), t),
+            match self.files.read(&full) {
+                Ok(t) => (self.files.name(&full), Some(canonical), t),
                 Err(e) => {
                     self.diags.push(
                         Diagnostic::error(
                             Code::ImportNotFound,
-                            format!("cannot read imported file {}: {e}", full.display()),
+                            format!("cannot read imported file {}: {e}", self.files.name(&full)),
                         )
                         .at(import.span, "imported here"),
                     );

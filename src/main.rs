@@ -26,7 +26,8 @@ enum Command {
     Check(cli::check::Args),
     /// Compile a spec and print its graph.
     Compile(cli::compile::Args),
-    /// Structural diff of two specs: exit 0 same architecture, 1 different, 2 error.
+    /// Structural diff of two specs, or (--git REV) of every spec changed since a git revision:
+    /// exit 0 same architecture, 1 different, 2 error.
     Diff(cli::diff::Args),
     /// Check (or --update) the canonical graph and model card kept beside each spec in
     /// `snapshots/`: exit 0 all unchanged, 1 missing or changed (with a diff), 2 error.

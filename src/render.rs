@@ -17,6 +17,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("graph.dot", include_str!("../templates/graph.dot.j2")),
     ("diff.txt", include_str!("../templates/diff.txt.j2")),
     ("diff.md", include_str!("../templates/diff.md.j2")),
+    ("git_diff.txt", include_str!("../templates/git_diff.txt.j2")),
+    ("git_diff.md", include_str!("../templates/git_diff.md.j2")),
     ("pytorch.py", include_str!("../templates/pytorch.py.j2")),
 ];
 

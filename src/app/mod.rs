@@ -4,13 +4,15 @@
 //! [`dataset`] compiles a spec for a data set (its `data.toml` dims) and names its splits,
 //! [`run_dir`] is the run directory (spec copy, settings, checkpoints, resume), [`settings`]
 //! merges and validates training settings, [`train`], [`eval`], [`recommend`] and
-//! [`responsiveness`] run a trained model. Errors are [`AppError`]; the command line renders
+//! [`responsiveness`] run a trained model; [`git_diff`] compares specs with a git revision. Errors are [`AppError`]; the command line renders
 //! them once.
 
 pub mod bench;
 pub mod dataset;
 pub mod eval;
 pub mod format;
+pub mod git;
+pub mod git_diff;
 pub mod memory;
 pub mod recommend;
 pub mod responsiveness;
@@ -24,7 +26,7 @@ pub use run_dir::RunDir;
 
 use crate::config::ConfigError;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A unified diff from `old` to `new` (3 lines of context), headed by the two names.
 pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
@@ -58,6 +60,13 @@ pub enum AppError {
     Simulate(crate::simulate::SimulateError),
     /// `recspec import` failed: the mapping, an input file or a bad row.
     Import(crate::import::ImportError),
+    /// A git command failed (`diff --git`): not a repository, an unknown revision.
+    Git(git::GitError),
+    /// A path given to `diff --git` holds no spec at the revision or in the work tree.
+    NoSpecsInRevision {
+        path: PathBuf,
+        rev: String,
+    },
     /// The counterfactual simulation of `responsiveness` cannot run.
     Responsiveness(String),
     /// A report or `state.json` could not be serialised.
@@ -139,6 +148,11 @@ impl fmt::Display for AppError {
             AppError::Schema(e) => e.fmt(f),
             AppError::Simulate(e) => e.fmt(f),
             AppError::Import(e) => e.fmt(f),
+            AppError::Git(e) => e.fmt(f),
+            AppError::NoSpecsInRevision { path, rev } => {
+                let shown = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+                write!(f, "no `.recspec` file in {} at {rev} or in the work tree", shown.display())
+            }
             AppError::Responsiveness(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
@@ -229,4 +243,5 @@ from_error!(
     Schema(crate::data::SchemaError),
     Simulate(crate::simulate::SimulateError),
     Import(crate::import::ImportError),
+    Git(git::GitError),
 );

@@ -1,14 +1,24 @@
-//! `recspec diff`: the structural difference of two specs' graphs.
+//! `recspec diff`: the structural difference of two specs' graphs, or of every spec changed
+//! since a git revision (`--git REV`, see `recspec::app::git_diff`).
 
 use super::{compile, Exit, Hparams};
 use clap::ValueEnum;
-use recspec::app::AppError;
+use recspec::app::{git_diff, AppError};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(
+    override_usage = "recspec diff OLD NEW [OPTIONS]\n       recspec diff --git REV [PATHS]... [--format FORMAT]"
+)]
 pub struct Args {
-    old: PathBuf,
-    new: PathBuf,
+    /// OLD and NEW spec files; with --git, spec files or folders to compare (default: the whole
+    /// repository).
+    #[arg(value_name = "FILES")]
+    files: Vec<PathBuf>,
+    /// Compare every spec whose file or imports changed between this git revision and the work
+    /// tree (old versions read from git, imports at the same revision).
+    #[arg(long, value_name = "REV")]
+    git: Option<String>,
     #[command(flatten)]
     hparams: Hparams,
     #[arg(long, value_enum, default_value = "text")]
@@ -22,15 +32,39 @@ enum DiffFormat {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
+    let markdown = matches!(args.format, DiffFormat::Markdown);
+    if let Some(rev) = &args.git {
+        return run_git(rev, &args, markdown);
+    }
+    let [old, new] = args.files.as_slice() else {
+        eprintln!("error: `recspec diff` takes two spec files, OLD and NEW (or --git REV [PATHS])");
+        return Ok(Exit::Error);
+    };
     let overrides = args.hparams.overrides()?;
-    let (_, a) = compile(&args.old, None, &overrides)?;
-    let (_, b) = compile(&args.new, None, &overrides)?;
+    let (_, a) = compile(old, None, &overrides)?;
+    let (_, b) = compile(new, None, &overrides)?;
     let (Some(ga), Some(gb)) = (a.graph, b.graph) else {
         eprintln!("error: both specs must compile to be compared");
         return Ok(Exit::Error);
     };
     let report = recspec::diff::diff(&ga, &gb);
-    let text = recspec::diff::render(&report, matches!(args.format, DiffFormat::Markdown)).map_err(AppError::Render)?;
-    print!("{text}");
+    print!("{}", recspec::diff::render(&report, markdown)?);
     Ok(if report.same { Exit::Ok } else { Exit::Findings })
+}
+
+fn run_git(rev: &str, args: &Args, markdown: bool) -> Result<Exit, AppError> {
+    if !args.hparams.set.is_empty() || args.hparams.config.is_some() {
+        eprintln!("error: --set and --config apply to one spec; `diff --git` compares specs as written");
+        return Ok(Exit::Error);
+    }
+    let cwd = std::env::current_dir().map_err(recspec::files::FileError::at("read", std::path::Path::new(".")))?;
+    let report = git_diff::diff_against(&cwd, rev, &args.files)?;
+    print!("{}", git_diff::render(&report, markdown)?);
+    Ok(if report.broken() {
+        Exit::Error
+    } else if report.changed() {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
 }

@@ -35,7 +35,8 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     for spec in specs {
         let (_, checked) = compile(&spec, None, &overrides)?;
         let Some(graph) = checked.graph else {
-            broken += 1;
+            // A block library has no graph to snapshot; a spec with errors is a finding.
+            broken += usize::from(checked.has_errors());
             continue;
         };
         for s in snapshots(&spec, &graph)? {

@@ -554,6 +554,8 @@ fn snapshot_checks_and_updates_the_files_beside_a_spec() {
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     let spec = dir.join("nested/fm.recspec");
     std::fs::copy(crate::root().join("specs/fm.recspec"), &spec).unwrap();
+    // A block library beside it has no graph: no snapshot, and not an error.
+    std::fs::copy(crate::root().join("std/attention.recspec"), dir.join("nested/blocks.recspec")).unwrap();
     let d = dir.to_str().unwrap();
 
     let o = recspec(&["snapshot", d]);

@@ -2,6 +2,7 @@
 //! fuzzing, the command line and data import.
 
 mod cli;
+mod diff_git;
 mod diffs;
 mod errors;
 mod format;
