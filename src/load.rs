@@ -5,7 +5,11 @@ use crate::diag::{Code, Diagnostic};
 use crate::source::{FileId, SourceMap, Span};
 use crate::stdlib;
 use crate::syntax;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Texts that stand in for files on disk (an editor's unsaved buffers), keyed by canonical path.
+pub type Overlay = HashMap<PathBuf, String>;
 
 /// A root file and everything it imports, parsed.
 #[derive(Debug, Default)]
@@ -48,9 +52,18 @@ impl std::error::Error for LoadError {}
 
 /// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.
 pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
-    let mut loader = Loader::default();
+    load_file_with(path, &Overlay::new())
+}
+
+/// [`load_file`] with some files' texts taken from `overlay` instead of the disk: the root and
+/// any import whose canonical path (or, for a root not on disk, whose path as given) it holds.
+pub fn load_file_with(path: &Path, overlay: &Overlay) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let text = match overlay.get(&canonical) {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?,
+    };
+    let mut loader = Loader { overlay: Some(overlay), ..Loader::default() };
     loader.load(path.display().to_string(), Some(canonical), text, None);
     Ok((loader.program, loader.diags))
 }
@@ -63,14 +76,16 @@ pub fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
 }
 
 #[derive(Default)]
-struct Loader {
+struct Loader<'o> {
     program: LoadedSpec,
     diags: Vec<Diagnostic>,
     /// Files being loaded, outermost first, to detect cycles.
     stack: Vec<FileId>,
+    /// In-memory texts that win over the disk.
+    overlay: Option<&'o Overlay>,
 }
 
-impl Loader {
+impl Loader<'_> {
     fn load(&mut self, name: String, path: Option<PathBuf>, text: String, imported_at: Option<Span>) {
         let id = self.program.sources.add(name, path.clone(), text);
         let text = self.program.sources.get(id).text.clone();
@@ -130,7 +145,11 @@ impl Loader {
                 self.check_cycle(from, existing, import);
                 return;
             }
-            match std::fs::read_to_string(&full) {
+            let text = match self.overlay.and_then(|o| o.get(&canonical)) {
+                Some(t) => Ok(t.clone()),
+                None => std::fs::read_to_string(&full),
+            };
+            match text {
                 Ok(t) => (full.display().to_string(), Some(canonical), t),
                 Err(e) => {
                     self.diags.push(

@@ -52,6 +52,8 @@ pub enum AppError {
     Simulate(crate::simulate::SimulateError),
     /// `recspec import` failed: the mapping, an input file or a bad row.
     Import(crate::import::ImportError),
+    /// `recspec lsp` lost its connection.
+    Lsp(crate::lsp::LspError),
     /// The counterfactual simulation of `responsiveness` cannot run.
     Responsiveness(String),
     /// A report or `state.json` could not be serialised.
@@ -133,6 +135,7 @@ impl fmt::Display for AppError {
             AppError::Schema(e) => e.fmt(f),
             AppError::Simulate(e) => e.fmt(f),
             AppError::Import(e) => e.fmt(f),
+            AppError::Lsp(e) => e.fmt(f),
             AppError::Responsiveness(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),

@@ -1,6 +1,7 @@
 //! Expression evaluation: arithmetic, field access, argument binding, op and block application.
 
 use super::args::Bound;
+use super::hover::HoverInfo;
 use super::value::{Callee, Instance, Tensor, Value};
 use super::{scalar_attr, Checker, Scope};
 use crate::ast::{self, Arg, BinOp, DType, Expr, ExprKind};
@@ -14,7 +15,14 @@ use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
 
 impl Checker<'_> {
+    /// Evaluates an expression and records its value for hovers.
     pub(super) fn eval(&mut self, scope: &Scope, e: &Expr) -> Value {
+        let v = self.eval_expr(scope, e);
+        self.record(e.span, &v);
+        v
+    }
+
+    fn eval_expr(&mut self, scope: &Scope, e: &Expr) -> Value {
         match &e.kind {
             ExprKind::Int(v) => Value::Int(Dim::constant(*v)),
             ExprKind::Float(v) if !v.is_finite() => self.error(
@@ -294,9 +302,9 @@ impl Checker<'_> {
                         return Value::Poison;
                     };
                     b.attrs = inst.attrs.clone();
-                    self.apply_op(e.span, op, b, Some(*inst))
+                    self.apply_op(e.span, op, b, Some((*inst, callee.span)))
                 }
-                Callee::Block(name) => self.apply_block(scope, e.span, &name, *inst, args),
+                Callee::Block(name) => self.apply_block(scope, (e.span, callee.span), &name, *inst, args),
             },
             Value::Poison => Value::Poison,
             other => {
@@ -389,8 +397,9 @@ impl Checker<'_> {
         }
     }
 
-    /// Applies a primitive (a function, or a configured constructor `inst`) to bound arguments.
-    fn apply_op(&mut self, span: Span, op: Op, b: Bound, inst: Option<Instance>) -> Value {
+    /// Applies a primitive (a function, or a configured constructor `inst`, written at the
+    /// span paired with it) to bound arguments.
+    fn apply_op(&mut self, span: Span, op: Op, b: Bound, inst: Option<(Instance, Span)>) -> Value {
         let inferred = match self.infer_op(op, span, &b.tensors, &b.attrs, &b.attr_spans, b.table.as_ref()) {
             Some(i) => i,
             None => return Value::Poison,
@@ -405,8 +414,10 @@ impl Checker<'_> {
         }
         let name = self.node_name(span, op.name());
         let mut instance = None;
-        if let Some(inst) = inst {
+        if let Some((inst, inst_span)) = inst {
             let owner = inst.name.clone().unwrap_or_else(|| self.anonymous_owner(&name));
+            let info = HoverInfo::Instance { callee: op.name().to_string(), owner: Some(owner.clone()) };
+            self.hover.push(inst_span, info, &self.ctx.node_prefix);
             match self.graph.instance(&owner) {
                 Some(existing) if !same_params(&existing.params, &inferred.params) => {
                     let before: Vec<String> = existing

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod eval;
 pub mod export;
 pub mod import;
+pub mod lsp;
 pub mod pytorch;
 pub mod recommend;
 pub mod responsiveness;

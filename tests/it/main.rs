@@ -1,5 +1,5 @@
 //! All integration tests in one binary: spec snapshots, the error corpus, diffs, mutations,
-//! fuzzing, the command line and data import.
+//! fuzzing, the command line, the language server and data import.
 
 mod cli;
 mod diffs;
@@ -7,6 +7,7 @@ mod errors;
 mod fuzz;
 mod import;
 mod kernels;
+mod lsp;
 mod mutations;
 mod ok;
 mod pytorch;
