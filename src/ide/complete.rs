@@ -64,7 +64,7 @@ pub fn complete(a: &Analysis, text: &str, offset: usize) -> Vec<Completion> {
     }
     let (code, state) = mask(&text[..offset]);
     match state {
-        LexState::Comment => return vec![],
+        LexState::Comment | LexState::BlockComment => return vec![],
         LexState::String => {
             return stdlib::names()
                 .iter()
@@ -280,28 +280,41 @@ fn argument_values(a: &Analysis, scope: Option<ScopeId>, callee: &Callee, arg: &
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LexState {
     Code,
+    /// A `//` comment.
     Comment,
+    /// A `/* */` comment.
+    BlockComment,
     String,
 }
 
 /// The text's bytes with comments and string contents blanked (offsets kept), and whether it
 /// ends inside a comment or a string.
 fn mask(text: &str) -> (Vec<u8>, LexState) {
-    let mut out = text.as_bytes().to_vec();
+    let bytes = text.as_bytes();
+    let mut out = bytes.to_vec();
     let mut state = LexState::Code;
     let mut i = 0;
-    while i < out.len() {
-        match state {
-            LexState::Code if out[i] == b'/' && out.get(i + 1) == Some(&b'/') => {
-                state = LexState::Comment;
-                out[i] = b' ';
-            }
-            LexState::Code if out[i] == b'"' => state = LexState::String,
-            LexState::Code => {}
-            LexState::Comment if out[i] == b'\n' => state = LexState::Code,
-            LexState::String if out[i] == b'"' => state = LexState::Code,
-            LexState::String if out[i] == b'\n' => state = LexState::Code,
-            LexState::Comment | LexState::String => out[i] = b' ',
+    while i < bytes.len() {
+        let pair = (bytes[i], bytes.get(i + 1).copied());
+        let opens = match (state, pair) {
+            (LexState::Code, (b'/', Some(b'/'))) => Some(LexState::Comment),
+            (LexState::Code, (b'/', Some(b'*'))) => Some(LexState::BlockComment),
+            (LexState::BlockComment, (b'*', Some(b'/'))) => Some(LexState::Code),
+            _ => None,
+        };
+        if let Some(next) = opens {
+            out[i] = b' ';
+            out[i + 1] = b' ';
+            state = next;
+            i += 2;
+            continue;
+        }
+        match (state, bytes[i]) {
+            (LexState::Code, b'"') => state = LexState::String,
+            (LexState::Code, _) => {}
+            (LexState::Comment | LexState::String, b'\n') => state = LexState::Code,
+            (LexState::String, b'"') => state = LexState::Code,
+            (LexState::Comment | LexState::BlockComment | LexState::String, _) => out[i] = b' ',
         }
         i += 1;
     }

@@ -202,6 +202,37 @@ fn completion_works_on_text_that_does_not_parse() {
     let c: Vec<String> = super::complete(&a, &text, offset).into_iter().map(|c| c.label).collect();
     assert!(c.contains(&"bias".to_string()) && !c.contains(&"out".to_string()), "{c:?}");
     assert!(super::complete(&a, "model m { // a comm", 19).is_empty());
+    assert!(super::complete(&a, "model m { /* a\n comm", 20).is_empty());
+    // A parenthesis in a comment opens no call.
+    let after = "model m { /* Linear( */ let y = ";
+    let c = super::complete(&a, after, after.len());
+    assert!(c.iter().any(|c| c.label == "concat") && !c.iter().any(|c| c.kind == CompletionKind::Argument));
     let c: Vec<String> = super::complete(&a, "import \"std/", 12).into_iter().map(|c| c.label).collect();
     assert!(c.contains(&"std/attention.recspec".to_string()), "{c:?}");
+}
+
+#[test]
+fn the_overlay_stands_in_for_files_on_disk() {
+    let dir = std::env::temp_dir().join(format!("recspec-ide-overlay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join("lib.recspec");
+    std::fs::write(&lib, "block Id()(x: float[B, N]) -> float[B, N] {\n  return x;\n}\n").unwrap();
+    // The root exists only in memory; its import is read from the overlay, not the disk.
+    let root = dir.join("unsaved.recspec");
+    let main = "import \"lib.recspec\";\nmodel m {\n  input x: float[B, 4];\n  output y = Id()(x);\n}\n";
+    let mut overlay = crate::load::Overlay::new();
+    overlay.insert(root.clone(), main.to_string());
+    let a = Analysis::load(&root, &overlay).expect("the root comes from the overlay");
+    assert!(!a.checked.has_errors(), "{:?}", a.checked.diagnostics);
+    overlay.insert(lib.canonicalize().unwrap(), "block Id()(x: float[B, N]) -> float[B, N] {\n  return y;\n}\n".into());
+    let a = Analysis::load(&root, &overlay).unwrap();
+    let undefined = a.checked.diagnostics.iter().find(|d| d.code == crate::diag::Code::Undefined).expect("E0005");
+    assert_eq!(
+        a.spec.sources.get(undefined.primary.as_ref().unwrap().span.file).path.as_deref(),
+        Some(lib.canonicalize().unwrap().as_path())
+    );
+    // Without an overlay the disk is read as before.
+    let (_, diags) = crate::load::load_file(&lib).unwrap();
+    assert!(diags.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use crate::ide::{Analysis, Completion, CompletionKind};
 use crate::source::{FileId, Span};
 use lsp_types as lsp;
 use lsp_types::Url;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// The file a document URI names: its path for `file:` URIs, else the URI's path as a name
@@ -35,25 +36,32 @@ pub fn range(a: &Analysis, span: Span) -> lsp::Range {
     lsp::Range { start: position(span.start), end: position(span.end) }
 }
 
-/// The URI of one of the analysis's files; `root` is the document analysed. Standard library
-/// files have none.
-pub fn uri(a: &Analysis, root: &Url, file: FileId) -> Option<Url> {
-    if file == FileId(0) {
-        return Some(root.clone());
-    }
-    Url::from_file_path(a.spec.sources.get(file).path.as_ref()?).ok()
+/// How the client names an analysis's files: the analysed document's URI for the root, an open
+/// document's own URI for a file open in the editor (by canonical path), else a `file:` URI.
+pub struct Uris<'a> {
+    pub root: &'a Url,
+    pub open: &'a HashMap<PathBuf, Url>,
 }
 
-pub fn location(a: &Analysis, root: &Url, span: Span) -> Option<lsp::Location> {
-    Some(lsp::Location { uri: uri(a, root, span.file)?, range: range(a, span) })
+/// The URI of one of the analysis's files; standard library files have none.
+pub fn uri(a: &Analysis, uris: &Uris, file: FileId) -> Option<Url> {
+    if file == FileId(0) {
+        return Some(uris.root.clone());
+    }
+    let path = a.spec.sources.get(file).path.as_ref()?;
+    uris.open.get(path).cloned().or_else(|| Url::from_file_path(path).ok())
+}
+
+pub fn location(a: &Analysis, uris: &Uris, span: Span) -> Option<lsp::Location> {
+    Some(lsp::Location { uri: uri(a, uris, span.file)?, range: range(a, span) })
 }
 
 /// A diagnostic as the client shows it, with the URI of the file it belongs to: the message
 /// and code of `recspec check`, the help line after it, labels as related information.
-pub fn diagnostic(a: &Analysis, root: &Url, d: &Diagnostic) -> Option<(Url, lsp::Diagnostic)> {
+pub fn diagnostic(a: &Analysis, uris: &Uris, d: &Diagnostic) -> Option<(Url, lsp::Diagnostic)> {
     let (file_uri, range) = match &d.primary {
-        Some(p) => (uri(a, root, p.span.file)?, range(a, p.span)),
-        None => (root.clone(), lsp::Range::default()),
+        Some(p) => (uri(a, uris, p.span.file)?, range(a, p.span)),
+        None => (uris.root.clone(), lsp::Range::default()),
     };
     let mut message = d.message.clone();
     if let Some(p) = d.primary.as_ref().filter(|p| !p.message.is_empty()) {
@@ -66,7 +74,7 @@ pub fn diagnostic(a: &Analysis, root: &Url, d: &Diagnostic) -> Option<(Url, lsp:
         .secondary
         .iter()
         .filter_map(|l| {
-            Some(lsp::DiagnosticRelatedInformation { location: location(a, root, l.span)?, message: l.message.clone() })
+            Some(lsp::DiagnosticRelatedInformation { location: location(a, uris, l.span)?, message: l.message.clone() })
         })
         .collect();
     let severity = match d.severity {

@@ -16,6 +16,7 @@ mod convert;
 use crate::ide::{self, Analysis};
 use crate::load::Overlay;
 use crate::source::FileId;
+use convert::Uris;
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types as lsp;
 use lsp_types::notification::Notification as _;
@@ -24,6 +25,7 @@ use lsp_types::Url;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 /// The connection failed: a malformed message or a closed stream.
@@ -95,6 +97,8 @@ struct Server {
     analyses: HashMap<Url, Rc<Analysis>>,
     /// The latest analysis of each open document whose own text parsed.
     parsed: HashMap<Url, Rc<Analysis>>,
+    /// The open documents by canonical path.
+    open: HashMap<PathBuf, Url>,
     /// Files the client holds diagnostics for.
     published: BTreeSet<Url>,
     shutdown: bool,
@@ -107,6 +111,7 @@ impl Server {
             docs: BTreeMap::new(),
             analyses: HashMap::new(),
             parsed: HashMap::new(),
+            open: HashMap::new(),
             published: BTreeSet::new(),
             shutdown: false,
         }
@@ -157,6 +162,10 @@ impl Server {
         }
     }
 
+    /// Routes a request to its method. Formatting, once `recspec::fmt` exists, is one more arm,
+    /// `Formatting::METHOD => handle::<Formatting>(req, |p| self.format(p))`, a method returning
+    /// the whole-document `TextEdit` from the current text (`self.docs`), and
+    /// `document_formatting_provider` in [`capabilities`].
     fn dispatch(&mut self, req: Request) -> Result<serde_json::Value, RequestError> {
         use lsp::request::*;
         match req.method.as_str() {
@@ -198,6 +207,7 @@ impl Server {
 
     /// Analyses every open document again and publishes every file's diagnostics.
     fn refresh(&mut self) -> Result<(), LspError> {
+        self.open = self.docs.keys().map(|uri| (convert::canonical(convert::path_of(uri)), uri.clone())).collect();
         let overlay: Overlay =
             self.docs.iter().map(|(uri, text)| (convert::canonical(convert::path_of(uri)), text.clone())).collect();
         self.analyses.clear();
@@ -221,7 +231,8 @@ impl Server {
         }
         for (root, a) in &self.analyses {
             for d in &a.checked.diagnostics {
-                if let Some((file, diagnostic)) = convert::diagnostic(a, root, d) {
+                let uris = Uris { root, open: &self.open };
+                if let Some((file, diagnostic)) = convert::diagnostic(a, &uris, d) {
                     let list = by_file.entry(file).or_default();
                     if !list.contains(&diagnostic) {
                         list.push(diagnostic);
@@ -285,13 +296,14 @@ impl Server {
     fn definition(&self, p: lsp::GotoDefinitionParams) -> Option<lsp::GotoDefinitionResponse> {
         let (a, root, file, offset) = self.position(&p.text_document_position_params)?;
         let span = a.definition(file, offset)?;
-        convert::location(a, root, span).map(lsp::GotoDefinitionResponse::Scalar)
+        convert::location(a, &Uris { root, open: &self.open }, span).map(lsp::GotoDefinitionResponse::Scalar)
     }
 
     fn references(&self, p: lsp::ReferenceParams) -> Option<Vec<lsp::Location>> {
         let (a, root, file, offset) = self.position(&p.text_document_position)?;
         let spans = a.references(file, offset, p.context.include_declaration);
-        Some(spans.into_iter().filter_map(|s| convert::location(a, root, s)).collect())
+        let uris = Uris { root, open: &self.open };
+        Some(spans.into_iter().filter_map(|s| convert::location(a, &uris, s)).collect())
     }
 
     fn completion(&self, p: lsp::CompletionParams) -> Option<lsp::CompletionResponse> {

@@ -290,3 +290,26 @@ fn lsp_exit_without_shutdown_is_code_1() {
 fn canonical(p: &Path) -> std::path::PathBuf {
     p.canonicalize().unwrap()
 }
+
+/// The VS Code package: its manifest starts `recspec lsp` for `.recspec` files, and its grammar
+/// highlights every op of the catalogue.
+#[test]
+fn editor_package_matches_the_language() {
+    let dir = crate::root().join("editors/vscode");
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let manifest: Value = serde_json::from_str(&read("package.json")).expect("package.json is JSON");
+    assert_eq!(manifest["contributes"]["languages"][0]["extensions"], json!([".recspec"]));
+    assert!(manifest["dependencies"]["vscode-languageclient"].is_string());
+    assert!(read(manifest["main"].as_str().unwrap()).contains("[\"lsp\""));
+    let grammar: Value = serde_json::from_str(&read("syntaxes/recspec.tmLanguage.json")).expect("grammar is JSON");
+    let calls = grammar["repository"]["calls"].to_string();
+    for op in recspec::ops::Op::callable_names() {
+        assert!(
+            calls.contains(&format!("|{op}|"))
+                || calls.contains(&format!("({op}|"))
+                || calls.contains(&format!("|{op})")),
+            "the grammar lacks `{op}`"
+        );
+    }
+    let _: Value = serde_json::from_str(&read("language-configuration.json")).expect("language configuration is JSON");
+}
