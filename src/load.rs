@@ -9,7 +9,11 @@ use crate::source::{FileId, SourceMap, Span};
 use crate::stdlib;
 use crate::syntax;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Texts that stand in for files on disk (an editor's unsaved buffers), keyed by canonical path.
+pub type Overlay = HashMap<PathBuf, String>;
 
 /// A root file and everything it imports, parsed.
 #[derive(Debug, Default)]
@@ -78,6 +82,28 @@ impl SpecFiles for Disk {
     fn canonical(&self, path: &Path) -> PathBuf {
         path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
     }
+}
+
+/// The file system, except the files an [`Overlay`] holds.
+struct Overlaid<'o>(&'o Overlay);
+
+impl SpecFiles for Overlaid<'_> {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match self.0.get(&self.canonical(path)) {
+            Some(text) => Ok(text.clone()),
+            None => std::fs::read_to_string(path),
+        }
+    }
+
+    fn canonical(&self, path: &Path) -> PathBuf {
+        Disk.canonical(path)
+    }
+}
+
+/// [`load_file`] with some files' texts taken from `overlay` instead of the disk: the root and
+/// any import whose canonical path (or, for a root not on disk, whose path as given) it holds.
+pub fn load_file_with(path: &Path, overlay: &Overlay) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+    load_with(&Overlaid(overlay), path)
 }
 
 /// Loads a spec file from disk. I/O failure of the root is `Err`; all spec problems are diagnostics.

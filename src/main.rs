@@ -56,6 +56,9 @@ enum Command {
     /// Top-K items for each history in a JSON Lines file (one object per line holding the inputs
     /// the model's item scores depend on); JSON Lines on stdout.
     Recommend(cli::recommend::Args),
+    /// Serve the Language Server Protocol on stdin and stdout (diagnostics, hover, go to
+    /// definition, references, completion) for editors.
+    Lsp(cli::lsp::Args),
     /// Responsiveness to dislikes by counterfactual simulation (NTR paper, section 4), and how
     /// often disliked items or creators are recommended again on held-out rows; JSON on stdout.
     Responsiveness(cli::responsiveness::Args),
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Recommend(args) => cli::recommend::run(args),
         Command::Responsiveness(args) => cli::responsiveness::run(args),
+        Command::Lsp(args) => cli::lsp::run(args),
     };
     let exit = result.unwrap_or_else(|e| {
         eprintln!("error: {e}");

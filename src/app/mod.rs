@@ -67,6 +67,8 @@ pub enum AppError {
         path: PathBuf,
         rev: String,
     },
+    /// `recspec lsp` lost its connection.
+    Lsp(crate::lsp::LspError),
     /// The counterfactual simulation of `responsiveness` cannot run.
     Responsiveness(String),
     /// A report or `state.json` could not be serialised.
@@ -153,6 +155,7 @@ impl fmt::Display for AppError {
                 let shown = if path.as_os_str().is_empty() { Path::new(".") } else { path };
                 write!(f, "no `.recspec` file in {} at {rev} or in the work tree", shown.display())
             }
+            AppError::Lsp(e) => e.fmt(f),
             AppError::Responsiveness(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),

@@ -1,6 +1,7 @@
 //! Blocks: configuration against declared parameters, and inlining at each application with
 //! dimension variables bound by matching the inputs' types.
 
+use super::hover::HoverInfo;
 use super::value::{Callee, Instance, Tensor, Value};
 use super::{Checker, Scope};
 use crate::ast::{self, Arg, ExprKind, ValueKind};
@@ -135,7 +136,15 @@ impl Checker<'_> {
         format!("{}{}", self.ctx.inst_prefix, relative)
     }
 
-    pub(super) fn apply_block(&mut self, scope: &Scope, span: Span, name: &str, inst: Instance, args: &[Arg]) -> Value {
+    /// Inlines block `name` configured as `inst` (written at `inst_span`), applied at `span`.
+    pub(super) fn apply_block(
+        &mut self,
+        scope: &Scope,
+        (span, inst_span): (Span, Span),
+        name: &str,
+        inst: Instance,
+        args: &[Arg],
+    ) -> Value {
         let Some(block) = self.blocks.get(name).copied() else {
             return Value::Poison;
         };
@@ -228,9 +237,28 @@ impl Checker<'_> {
         let app_name = self.node_name(span, name);
         self.node_names.remove(&app_name);
         let owner = inst.name.clone().unwrap_or_else(|| self.anonymous_owner(&app_name));
+        let info = HoverInfo::Instance { callee: name.to_string(), owner: Some(owner.clone()) };
+        self.hover.push(inst_span, info, &self.ctx.node_prefix);
         let saved = self.ctx.clone();
         self.ctx.node_prefix = format!("{app_name}/");
         self.ctx.inst_prefix = format!("{owner}/");
+        for p in &block.params {
+            if let Some(v) = inner.get(&p.name.name) {
+                let v = v.clone();
+                self.record(p.name.span, &v);
+            }
+        }
+        for port in &block.ports {
+            let (t, _) = &inputs[&port.name.name];
+            self.hover.push(port.name.span, HoverInfo::Tensor(t.ty.clone()), &self.ctx.node_prefix);
+            for d in &port.ty.dims {
+                if let ExprKind::Name(n) = &d.kind {
+                    if let Some(Value::Int(v)) = inner.get(n) {
+                        self.hover.push(d.span, HoverInfo::Int(v.clone()), &self.ctx.node_prefix);
+                    }
+                }
+            }
+        }
         self.block_stack.push(name.to_string());
         let first_diag = self.diags.len();
         let mut result = Value::Poison;
@@ -238,7 +266,7 @@ impl Checker<'_> {
             match &stmt.kind {
                 ast::StmtKind::Let { name: n, value } => {
                     let v = self.binding(&n.name, value, &inner);
-                    inner.insert(n.name.clone(), v);
+                    self.bind_name(&mut inner, n, v);
                 }
                 ast::StmtKind::Return { value } => {
                     self.ctx.binding = app_name.clone();

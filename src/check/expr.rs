@@ -1,6 +1,7 @@
 //! Expression evaluation: arithmetic, field access, argument binding, op and block application.
 
 use super::args::Bound;
+use super::hover::HoverInfo;
 use super::value::{Callee, Instance, Tensor, Value};
 use super::{scalar_attr, Checker, Scope};
 use crate::ast::{self, Arg, BinOp, DType, Expr, ExprKind};
@@ -14,7 +15,14 @@ use crate::types::{Range, TensorType};
 use std::collections::BTreeMap;
 
 impl Checker<'_> {
+    /// Evaluates an expression and records its value for hovers.
     pub(super) fn eval(&mut self, scope: &Scope, e: &Expr) -> Value {
+        let v = self.eval_expr(scope, e);
+        self.record(e.span, &v);
+        v
+    }
+
+    fn eval_expr(&mut self, scope: &Scope, e: &Expr) -> Value {
         match &e.kind {
             ExprKind::Int(v) => Value::Int(Dim::constant(*v)),
             ExprKind::Float(v) if !v.is_finite() => self.error(
@@ -291,8 +299,8 @@ impl Checker<'_> {
                 self.apply_op(e.span, op, b, None)
             }
             Value::Callable(Callee::Block(name)) => self.configure_block(scope, &name, args, e.span),
-            Value::Instance(inst) => self.apply_instance(scope, e, *inst, args),
-            Value::Layers(layers) => self.apply_layers(scope, e, *layers, args),
+            Value::Instance(inst) => self.apply_instance(scope, e, callee.span, *inst, args),
+            Value::Layers(layers) => self.apply_layers(scope, e, callee.span, *layers, args),
             Value::Poison => Value::Poison,
             other => {
                 let msg = format!("{} cannot be called", other.describe());
@@ -305,16 +313,17 @@ impl Checker<'_> {
         }
     }
 
-    fn apply_instance(&mut self, scope: &Scope, e: &Expr, inst: Instance, args: &[Arg]) -> Value {
+    /// Applies a configured instance; `callee_span` is where it is named (for hovers).
+    fn apply_instance(&mut self, scope: &Scope, e: &Expr, callee_span: Span, inst: Instance, args: &[Arg]) -> Value {
         match inst.callee.clone() {
             Callee::Op(op) => {
                 let Some(mut b) = self.bind(scope, op.name(), op.inputs(), args, e.span) else {
                     return Value::Poison;
                 };
                 b.attrs = inst.attrs.clone();
-                self.apply_op(e.span, op, b, Some(inst))
+                self.apply_op(e.span, op, b, Some((inst, callee_span)))
             }
-            Callee::Block(name) => self.apply_block(scope, e.span, &name, inst, args),
+            Callee::Block(name) => self.apply_block(scope, (e.span, callee_span), &name, inst, args),
         }
     }
 
@@ -385,7 +394,14 @@ impl Checker<'_> {
     /// weights too, or `NAME/layerK` when the layers were bound by `let`), and gets the output of
     /// copy k-1 as its first input and the other arguments as given. The arguments are evaluated
     /// once, before the first copy.
-    fn apply_layers(&mut self, scope: &Scope, e: &Expr, layers: super::value::Layers, args: &[Arg]) -> Value {
+    fn apply_layers(
+        &mut self,
+        scope: &Scope,
+        e: &Expr,
+        callee_span: Span,
+        layers: super::value::Layers,
+        args: &[Arg],
+    ) -> Value {
         /// The first input of the next copy; not a name a spec can write.
         const PREVIOUS: &str = "%input0";
         if args.is_empty() {
@@ -417,7 +433,7 @@ impl Checker<'_> {
             let mut inst = layers.proto.clone();
             inst.name = layers.name.as_ref().map(|n| format!("{n}/layer{k}"));
             let first_diag = self.diags.len();
-            out = self.apply_instance(&scope, e, inst, &args);
+            out = self.apply_instance(&scope, e, callee_span, inst, &args);
             if k > 1 {
                 let input = match scope.get(PREVIOUS) {
                     Some(Value::Tensor(t)) => format!(" ({})", t.ty),
@@ -529,8 +545,9 @@ impl Checker<'_> {
         }
     }
 
-    /// Applies a primitive (a function, or a configured constructor `inst`) to bound arguments.
-    fn apply_op(&mut self, span: Span, op: Op, b: Bound, inst: Option<Instance>) -> Value {
+    /// Applies a primitive (a function, or a configured constructor `inst`, written at the
+    /// span paired with it) to bound arguments.
+    fn apply_op(&mut self, span: Span, op: Op, b: Bound, inst: Option<(Instance, Span)>) -> Value {
         let inferred = match self.infer_op(op, span, &b.tensors, &b.attrs, &b.attr_spans, b.table.as_ref()) {
             Some(i) => i,
             None => return Value::Poison,
@@ -545,8 +562,10 @@ impl Checker<'_> {
         }
         let name = self.node_name(span, op.name());
         let mut instance = None;
-        if let Some(inst) = inst {
+        if let Some((inst, inst_span)) = inst {
             let owner = inst.name.clone().unwrap_or_else(|| self.anonymous_owner(&name));
+            let info = HoverInfo::Instance { callee: op.name().to_string(), owner: Some(owner.clone()) };
+            self.hover.push(inst_span, info, &self.ctx.node_prefix);
             match self.graph.instance(&owner) {
                 Some(existing) if !same_params(&existing.params, &inferred.params) => {
                     let before: Vec<String> = existing

@@ -10,6 +10,7 @@
 mod args;
 mod blocks;
 mod expr;
+pub mod hover;
 pub mod value;
 
 use crate::ast::{self, DType, ExprKind, StmtKind, ValueKind};
@@ -23,13 +24,16 @@ use crate::overrides::{Override, OverrideValue};
 use crate::resolve;
 use crate::source::Span;
 use crate::types::TensorType;
+use hover::{HoverInfo, HoverTable};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use value::{Tensor, Value};
 
-/// The result of checking: the graph when there are no errors, and all diagnostics.
+/// The result of checking: the graph when there are no errors, all diagnostics, and what was
+/// inferred at each span (for editors; filled even when there are errors).
 pub struct Checked {
     pub graph: Option<Graph>,
     pub diagnostics: Vec<Diagnostic>,
+    pub hover: HoverTable,
 }
 
 impl Checked {
@@ -43,10 +47,13 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
     let mut diagnostics = load_diags;
     diagnostics.extend(resolve::resolve(program));
     let mut graph = None;
+    let mut hover = HoverTable::default();
     if let Some(model) = program.model() {
         let mut checker = Checker::new(program, overrides);
         checker.model(model);
         diagnostics.extend(checker.diags);
+        hover = checker.hover;
+        hover.finish(&checker.graph);
         graph = Some(checker.graph);
     }
     let mut seen = HashSet::new();
@@ -55,7 +62,7 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
     if diagnostics.iter().any(Diagnostic::is_error) {
         graph = None;
     }
-    Checked { graph, diagnostics }
+    Checked { graph, diagnostics, hover }
 }
 
 /// Naming context: where new nodes and weight owners go.
@@ -86,6 +93,7 @@ struct Checker<'p> {
     in_loss: bool,
     overrides: Vec<Override>,
     used_overrides: HashSet<String>,
+    hover: HoverTable,
 }
 
 impl<'p> Checker<'p> {
@@ -106,12 +114,24 @@ impl<'p> Checker<'p> {
             in_loss: false,
             overrides: overrides.to_vec(),
             used_overrides: HashSet::new(),
+            hover: HoverTable::default(),
         }
     }
 
     fn error(&mut self, d: Diagnostic) -> Value {
         self.diags.push(d);
         Value::Poison
+    }
+
+    /// Notes what `span` evaluated to, for hovers.
+    fn record(&mut self, span: Span, v: &Value) {
+        self.hover.record(span, v, &self.ctx.node_prefix);
+    }
+
+    /// Notes a name's value as it is bound into `scope`.
+    fn bind_name(&mut self, scope: &mut Scope, name: &ast::Ident, v: Value) {
+        self.record(name.span, &v);
+        scope.insert(name.name.clone(), v);
     }
 
     fn model(&mut self, model: &ast::ModelDef) {
@@ -130,13 +150,13 @@ impl<'p> Checker<'p> {
             StmtKind::Param { name, kind, value } => self.param_stmt(scope, name, *kind, value),
             StmtKind::Input { name, ty, vocab } => {
                 if let Some(t) = self.input_type(scope, ty, vocab.as_ref(), false) {
-                    self.add_input(scope, &name.name, InputRole::Feature, t);
+                    self.add_input(scope, name, InputRole::Feature, t);
                 }
             }
             StmtKind::Seq { name, ty, vocab } => {
                 if let Some(t) = self.input_type(scope, ty, vocab.as_ref(), true) {
                     let mask = TensorType::mask(t.shape[..2].to_vec());
-                    self.add_input(scope, &name.name, InputRole::Sequence, t);
+                    self.add_input(scope, name, InputRole::Sequence, t);
                     self.graph.inputs.push(Input {
                         name: format!("{}.mask", name.name),
                         role: InputRole::Mask,
@@ -154,11 +174,11 @@ impl<'p> Checker<'p> {
             }
             StmtKind::Weight { name } => {
                 self.graph.weights.push(name.name.clone());
-                self.add_input(scope, &name.name, InputRole::Weight, TensorType::float(vec![Dim::sym(BATCH)]));
+                self.add_input(scope, name, InputRole::Weight, TensorType::float(vec![Dim::sym(BATCH)]));
             }
             StmtKind::Let { name, value } => {
                 let v = self.binding(&name.name, value, scope);
-                scope.insert(name.name.clone(), v);
+                self.bind_name(scope, name, v);
             }
             StmtKind::Output { name, value } => {
                 let v = self.binding(&name.name, value, scope);
@@ -172,7 +192,7 @@ impl<'p> Checker<'p> {
                         self.error(Diagnostic::error(Code::KindMismatch, msg).at(value.span, "not a tensor"));
                     }
                 }
-                scope.insert(name.name.clone(), v);
+                self.bind_name(scope, name, v);
             }
             StmtKind::Loss { name, value } => self.loss_stmt(scope, name, value),
             // Misplaced statements were reported by the resolver.
@@ -248,7 +268,7 @@ impl<'p> Checker<'p> {
             }
             self.dim_decls.insert(name.name.clone(), (name.span, v));
             self.graph.dims.push(DimDecl { name: name.name.clone(), value: v, derived: None, overridden });
-            scope.insert(name.name.clone(), Value::Int(Dim::sym(&name.name)));
+            self.bind_name(scope, name, Value::Int(Dim::sym(&name.name)));
             return;
         }
         if let Some(o) = over {
@@ -279,7 +299,7 @@ impl<'p> Checker<'p> {
                     derived: Some(d.clone()),
                     overridden: false,
                 });
-                scope.insert(name.name.clone(), Value::Int(d));
+                self.bind_name(scope, name, Value::Int(d));
             }
             Ok(v) => {
                 let v = self.error(
@@ -351,12 +371,12 @@ impl<'p> Checker<'p> {
         if let Some(attr) = v.to_attr() {
             self.graph.params.push(ParamDecl { name: name.name.clone(), value: attr, overridden });
         }
-        scope.insert(name.name.clone(), v);
+        self.bind_name(scope, name, v);
     }
 
-    fn add_input(&mut self, scope: &mut Scope, name: &str, role: InputRole, ty: TensorType) {
-        self.graph.inputs.push(Input { name: name.to_string(), role, ty: ty.clone() });
-        scope.insert(name.to_string(), Value::Tensor(Tensor { ty, source: name.to_string() }));
+    fn add_input(&mut self, scope: &mut Scope, name: &ast::Ident, role: InputRole, ty: TensorType) {
+        self.graph.inputs.push(Input { name: name.name.clone(), role, ty: ty.clone() });
+        self.bind_name(scope, name, Value::Tensor(Tensor { ty, source: name.name.clone() }));
     }
 
     /// Evaluates a written tensor type; `None` after reporting an error.
@@ -470,6 +490,7 @@ impl<'p> Checker<'p> {
             return;
         }
         let full = format!("{}.{}", seq.name, name.name);
+        self.hover.push(name.span, HoverInfo::Tensor(t.clone()), "");
         self.graph.inputs.push(Input { name: full, role: InputRole::Side, ty: t });
     }
 
@@ -509,7 +530,10 @@ impl<'p> Checker<'p> {
         let v = self.binding(&format!("loss/{}", name.name), term_expr, scope);
         self.in_loss = false;
         match (v, weight) {
-            (Value::Loss(node), Some(weight)) => self.graph.losses.push(Loss { name: name.name.clone(), node, weight }),
+            (Value::Loss(node), Some(weight)) => {
+                self.hover.push(name.span, HoverInfo::Loss { weight: Some(weight) }, "");
+                self.graph.losses.push(Loss { name: name.name.clone(), node, weight })
+            }
             (Value::Poison, _) | (_, None) => {}
             (other, _) => {
                 let msg = format!(

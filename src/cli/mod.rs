@@ -12,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod fmt;
 pub mod import;
+pub mod lsp;
 pub mod pytorch;
 pub mod recommend;
 pub mod responsiveness;

@@ -1,5 +1,5 @@
 //! All integration tests in one binary: spec snapshots, the error corpus, diffs, mutations,
-//! fuzzing, the command line and data import.
+//! fuzzing, the command line, the language server and data import.
 
 mod cli;
 mod diff_git;
@@ -9,6 +9,7 @@ mod format;
 mod fuzz;
 mod import;
 mod kernels;
+mod lsp;
 mod mutations;
 mod ok;
 mod pytorch;
