@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): sets up the Python side once (PyTorch for the generated modules'
-# equivalence tests, in .venv), then runs the Python package's tests and every Rust test.
+# equivalence tests, in .venv), then runs the Python package's tests, every Rust test, and the
+# library examples in examples/ (built by cargo test; each asserts what it shows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
@@ -10,3 +11,12 @@ if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
 fi
 .venv/bin/python -m unittest discover -s python/tests
 RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked
+# Each example prints what it shows; only a failing one's output (a snapshot diff, an assertion)
+# is shown.
+for example in compile_and_snapshot diff_specs sasrec; do
+  if ! output=$(cargo run --release --locked --quiet --example "$example" 2>&1); then
+    printf '%s\nexample %s failed\n' "$output" "$example" >&2
+    exit 1
+  fi
+  echo "example $example: ok" >&2
+done

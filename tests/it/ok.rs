@@ -19,12 +19,12 @@ fn valid_specs_have_no_diagnostics() {
     assert!(files >= 4);
 }
 
-/// Every valid spec (tests/data/ok and specs/) lowers to a program whose steps read exactly the
-/// values their graph nodes read, with every parameter laid out.
+/// Every valid spec (tests/data/ok, specs/ and the examples' specs) lowers to a program whose
+/// steps read exactly the values their graph nodes read, with every parameter laid out.
 #[test]
 fn valid_specs_lower_to_programs() {
     let mut files = 0;
-    for dir in ["tests/data/ok", "specs"] {
+    for dir in ["tests/data/ok", "specs", "examples/sasrec"] {
         for entry in std::fs::read_dir(crate::root().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "recspec") {
@@ -49,5 +49,5 @@ fn valid_specs_lower_to_programs() {
             assert_eq!(program.trainable_count() as i64, graph.total_params(), "{}", path.display());
         }
     }
-    assert!(files >= 19, "{files}");
+    assert!(files >= 20, "{files}");
 }
