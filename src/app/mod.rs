@@ -67,6 +67,9 @@ pub enum AppError {
         path: PathBuf,
         rev: String,
     },
+    /// Paths given to `fmt` or `snapshot` hold no spec file: a CI job pointed at the wrong folder
+    /// must not pass by checking nothing.
+    NoSpecFiles(Vec<PathBuf>),
     /// `recspec lsp` lost its connection.
     Lsp(crate::lsp::LspError),
     /// The counterfactual simulation of `responsiveness` cannot run.
@@ -154,6 +157,10 @@ impl fmt::Display for AppError {
             AppError::NoSpecsInRevision { path, rev } => {
                 let shown = if path.as_os_str().is_empty() { Path::new(".") } else { path };
                 write!(f, "no `.recspec` file in {} at {rev} or in the work tree", shown.display())
+            }
+            AppError::NoSpecFiles(paths) => {
+                let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "no `.recspec` files in {}", shown.join(", "))
             }
             AppError::Lsp(e) => e.fmt(f),
             AppError::Responsiveness(m) => f.write_str(m),

@@ -62,7 +62,7 @@ pub fn write(s: &Snapshot) -> Result<(), AppError> {
 }
 
 /// The spec files named by `paths`: files as given, folders searched (recursively, sorted) for
-/// `*.recspec`.
+/// `*.recspec`; none at all is [`AppError::NoSpecFiles`].
 pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
     let mut out = vec![];
     for p in paths {
@@ -71,6 +71,9 @@ pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
         } else {
             out.push(p.clone());
         }
+    }
+    if out.is_empty() {
+        return Err(AppError::NoSpecFiles(paths.to_vec()));
     }
     Ok(out)
 }

@@ -23,13 +23,6 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         return stdin(args.check);
     }
     let files = spec_files(&args.paths)?;
-    if files.is_empty() {
-        eprintln!(
-            "error: no `.recspec` files in {}",
-            args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-        return Ok(Exit::Error);
-    }
     let (mut same, mut changed, mut invalid) = (0, 0, 0);
     for path in &files {
         let (old, formatted) = format_file(path)?;
