@@ -283,3 +283,28 @@ fn git_errors_are_messages() {
     assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
     assert!(stderr(&o).contains("is not inside a git work tree: fatal: not a git repository"), "{}", stderr(&o));
 }
+
+/// The review workflow of docs/review.md in a repository: snapshots committed beside the specs,
+/// `fmt --check` and `snapshot --check` pass; an architecture change fails `snapshot --check`
+/// with its diff until the snapshots are updated and committed, and `diff --git` names it.
+#[test]
+fn snapshot_and_fmt_checks_in_a_repository() {
+    let repo = Repo::new("snapshot");
+    let o = repo.recspec("", &["snapshot", "--update", "specs"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    repo.commit("snapshots");
+    assert!(repo.git(&["ls-files"]).contains("specs/snapshots/dfn.graph.snap"));
+    assert_eq!(code(&repo.recspec("", &["snapshot", "--check", "specs"])), 0);
+    assert_eq!(code(&repo.recspec("", &["fmt", "--check", "specs"])), 0, "copied specs are formatted");
+
+    repo.edit("specs/fm.recspec", "dim D = 64;", "dim D = 32;");
+    let o = repo.recspec("specs", &["snapshot", "--check", "."]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stdout(&o).contains("+  D = 32"), "the graph diff: {}", stdout(&o));
+    assert!(code(&repo.recspec("", &["diff", "--git", "HEAD"])) == 1);
+
+    assert_eq!(code(&repo.recspec("", &["snapshot", "--update", "specs"])), 0);
+    assert!(repo.git(&["status", "--porcelain"]).contains("specs/snapshots/fm.graph.snap"));
+    repo.commit("D = 32");
+    assert_eq!(code(&repo.recspec("", &["snapshot", "--check", "specs"])), 0);
+}
