@@ -10,6 +10,7 @@ mod import;
 mod kernels;
 mod mutations;
 mod ok;
+mod parquet;
 mod pytorch;
 mod specs;
 mod training;
