@@ -39,9 +39,11 @@ enum Command {
     Schema(cli::schema::Args),
     /// Simulate users with latent preferences and write a multi-feedback data set.
     Simulate(cli::simulate::Args),
-    /// Import an event log (CSV, TSV or JSON Lines, plus user and item tables) as a data set,
+    /// Import an event log (CSV, TSV, JSON Lines or Parquet, plus user and item tables) as a data set,
     /// driven by a mapping file.
     Import(cli::import::Args),
+    /// Rewrite a data set's splits as Parquet or JSON Lines (other files copied) into --out.
+    Convert(cli::convert::Args),
     /// Train a spec on a data set; checkpoints and metrics go to --out.
     Train(cli::train::Args),
     /// Prepare a run directory for training with the generated PyTorch module (model.py) under
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => cli::schema::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Convert(args) => cli::convert::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Pytorch(args) => cli::pytorch::run(args),
         Command::Export(args) => cli::export::run(args),

@@ -1,8 +1,9 @@
 //! Data sets as the application sees them: the `data.toml` dims a spec is compiled with, and
-//! the split files (`train.jsonl`, `valid.jsonl`, `test.jsonl`).
+//! the split files (`train`, `valid`, `test`, each `.jsonl` or `.parquet`).
 
 use super::AppError;
 use crate::check::Checked;
+use crate::data::DataFormat;
 use crate::load::LoadedSpec;
 use crate::overrides::Override;
 use std::path::{Path, PathBuf};
@@ -32,12 +33,20 @@ pub fn data_overrides(data: &Path) -> Result<Vec<Override>, AppError> {
     Ok(crate::config::load_run_config(&p)?.overrides.into_iter().map(Override::optional).collect())
 }
 
-/// The file of one split of the data set, which must exist.
+/// The splits of a data set, in the order they are used.
+pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+
+/// The file of one split of the data set, which must exist: `SPLIT.jsonl` or `SPLIT.parquet`
+/// (one of them; both is an error naming both, so a stale copy is never read by accident).
 pub fn split_file(data: &Path, split: &str) -> Result<PathBuf, AppError> {
-    let path = data.join(format!("{split}.jsonl"));
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(AppError::MissingSplit { path, split: split.to_string() })
+    let mut found: Vec<PathBuf> = DataFormat::ALL
+        .iter()
+        .map(|f| data.join(format!("{split}.{}", f.extension())))
+        .filter(|p| p.exists())
+        .collect();
+    match found.len() {
+        0 => Err(AppError::MissingSplit { path: data.join(format!("{split}.jsonl")), split: split.to_string() }),
+        1 => Ok(found.remove(0)),
+        _ => Err(AppError::AmbiguousSplit { files: found, split: split.to_string() }),
     }
 }

@@ -8,6 +8,7 @@
 //! them once.
 
 pub mod bench;
+pub mod convert;
 pub mod dataset;
 pub mod eval;
 pub mod format;
@@ -118,6 +119,11 @@ pub enum AppError {
         path: PathBuf,
         split: String,
     },
+    /// Both `SPLIT.jsonl` and `SPLIT.parquet` exist.
+    AmbiguousSplit {
+        files: Vec<PathBuf>,
+        split: String,
+    },
     UnknownLossWeight {
         name: String,
         losses: Vec<String>,
@@ -200,8 +206,13 @@ impl fmt::Display for AppError {
             ),
             AppError::MissingSplit { path, split } => write!(
                 f,
-                "{} not found (expected {split}.jsonl in the data directory; `recspec simulate --out DIR` writes one)",
+                "{} not found (expected {split}.jsonl or {split}.parquet in the data directory; `recspec simulate --out DIR` writes one)",
                 path.display()
+            ),
+            AppError::AmbiguousSplit { files, split } => write!(
+                f,
+                "the {split} split is in two files, {}; keep one (a data set's split is one file)",
+                files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
             ),
             AppError::UnknownLossWeight { name, losses } => {
                 write!(f, "[loss_weights] names `{name}`, but the model's losses are {}", losses.join(", "))

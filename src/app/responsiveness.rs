@@ -13,7 +13,7 @@
 
 use super::dataset::split_file;
 use super::{AppError, RECOMMEND_CHUNK, RERECOMMEND_ROWS};
-use crate::data::for_each_json_row;
+use crate::data::{for_each_json_row, for_each_row};
 use crate::runtime::serve::Recommender;
 use crate::simulate::Rng;
 use serde::Serialize;
@@ -162,7 +162,7 @@ fn err_at(e: (usize, String)) -> AppError {
 /// `users` (dwell read back from log1p seconds).
 pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppError> {
     let mut found = vec![];
-    for_each_json_row(file, |_, v| {
+    for_each_row(file, |_, v| {
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
             (list(&s.history), list(&format!("{}.dwell", s.history)), list(&format!("{}.disliked", s.history)));
@@ -281,7 +281,7 @@ pub fn rerecommend(
 ) -> Result<Rerecommend, AppError> {
     let key = format!("{}.disliked", s.history);
     let mut rows = vec![];
-    for_each_json_row(file, |_, v| {
+    for_each_row(file, |_, v| {
         let flags = v.get(&key).and_then(Value::as_array);
         if flags.is_some_and(|f| f.iter().any(|x| x.as_f64() == Some(1.0))) {
             rows.push(v);

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod check;
 pub mod compile;
+pub mod convert;
 pub mod diff;
 pub mod eval;
 pub mod export;

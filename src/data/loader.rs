@@ -1,7 +1,9 @@
-//! The streaming loader: reads a JSON Lines file line by line into batches of validated rows.
+//! The streaming loader: reads a split row by row (JSON Lines line by line, Parquet row group by
+//! row group) into batches of rows validated by one validator, [`BatchBuilder`].
 
+use super::parquet::ParquetRows;
 use super::row::BatchBuilder;
-use super::{DataError, HostBatch, LoaderStats, Schema, MAX_KEPT_ERRORS};
+use super::{DataError, DataFormat, HostBatch, LoaderStats, Schema, MAX_KEPT_ERRORS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -15,16 +17,53 @@ enum Line {
     TooLong,
 }
 
-/// Streams a data file: memory holds one line and one batch, never the file.
+/// Where rows come from: the formats behind one interface.
+enum Source {
+    JsonLines { reader: BufReader<File>, line: Vec<u8>, line_no: usize },
+    Parquet(Box<ParquetRows>),
+}
+
+/// One row read from a source: its 1-based row number and the row's JSON value, `None` for a
+/// blank line, or the message of a row that could not be read as JSON.
+type SourceRow = (usize, Result<Option<serde_json::Value>, String>);
+
+impl Source {
+    /// The next row; `Ok(None)` at the end. `Err` ends the stream (I/O, corrupt file).
+    fn next(&mut self, path: &Path) -> Result<Option<SourceRow>, DataError> {
+        match self {
+            Source::JsonLines { reader, line, line_no } => {
+                *line_no += 1;
+                let message = match read_line(reader, line).map_err(|e| io_error(path, *line_no, "cannot read", e))? {
+                    Line::End => return Ok(None),
+                    Line::TooLong => Err(format!("line is longer than {MAX_LINE_BYTES} bytes")),
+                    Line::Text => parse_line(line, *line_no),
+                };
+                Ok(Some((*line_no, message)))
+            }
+            Source::Parquet(rows) => Ok(rows.next_row()?.map(|(row, v)| (row, v.map(Some)))),
+        }
+    }
+}
+
+/// A JSON Lines line as a JSON value (`None` when blank), or why it is not one.
+fn parse_line(line: &[u8], line_no: usize) -> Result<Option<serde_json::Value>, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("line is not valid UTF-8: {e}"))?;
+    let text = if line_no == 1 { text.trim_start_matches('\u{feff}') } else { text };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text).map(Some).map_err(|e| format!("malformed JSON: {e}"))
+}
+
+/// Streams a data file: memory holds one line (or one Parquet row group) and one batch, never
+/// the file.
 pub struct Loader {
     path: PathBuf,
-    reader: BufReader<File>,
+    source: Source,
     schema: Schema,
     batch_size: usize,
     skip_bad_rows: bool,
-    line_no: usize,
     done: bool,
-    line: Vec<u8>,
     builder: BatchBuilder,
     stats: LoaderStats,
 }
@@ -68,8 +107,12 @@ fn read_line(reader: &mut BufReader<File>, buf: &mut Vec<u8>) -> io::Result<Line
     Ok(Line::Text)
 }
 
-/// Counts the non-blank lines of a file (rows, valid or not) without parsing them.
+/// Counts the rows of a split, valid or not, without validating them: non-blank lines of a JSON
+/// Lines file, the row count a Parquet file's footer declares.
 pub fn count_rows(path: &Path) -> Result<usize, DataError> {
+    if DataFormat::of_path(path) == DataFormat::Parquet {
+        return super::parquet::count_rows(path);
+    }
     let mut reader = open_reader(path)?;
     let mut buf = vec![];
     let mut rows = 0;
@@ -85,7 +128,9 @@ pub fn count_rows(path: &Path) -> Result<usize, DataError> {
 }
 
 impl Loader {
-    /// Opens a data file. Errors (row 0) are I/O errors and a zero batch size.
+    /// Opens a data file, JSON Lines or Parquet by its extension ([`DataFormat::of_path`]).
+    /// Errors (row 0) are I/O errors, a zero batch size, and for Parquet a file that is not
+    /// Parquet or lacks a column the schema reads.
     pub fn open(path: &Path, schema: &Schema, batch_size: usize, skip_bad_rows: bool) -> Result<Loader, DataError> {
         if batch_size == 0 {
             return Err(DataError {
@@ -94,16 +139,20 @@ impl Loader {
                 message: "batch size must be at least 1".into(),
             });
         }
-        let reader = open_reader(path)?;
+        let source = match DataFormat::of_path(path) {
+            DataFormat::JsonLines => Source::JsonLines { reader: open_reader(path)?, line: vec![], line_no: 0 },
+            DataFormat::Parquet => {
+                let describe = |name: &str| schema.describe_column(name);
+                Source::Parquet(Box::new(ParquetRows::open(path, Some(&schema.columns()), &describe)?))
+            }
+        };
         Ok(Loader {
             path: path.to_path_buf(),
-            reader,
+            source,
             schema: schema.clone(),
             batch_size,
             skip_bad_rows,
-            line_no: 0,
             done: false,
-            line: vec![],
             builder: BatchBuilder::new(schema, batch_size),
             stats: LoaderStats::default(),
         })
@@ -124,22 +173,30 @@ impl Loader {
     /// rows are counted in [`Loader::stats`] and skipped. An I/O error ends the stream.
     pub fn next_batch(&mut self) -> Result<Option<HostBatch>, DataError> {
         while !self.done && self.builder.len() < self.batch_size {
-            self.line_no += 1;
-            let read = read_line(&mut self.reader, &mut self.line);
-            let message = match read {
+            let (row, value) = match self.source.next(&self.path) {
                 Err(e) => {
                     self.done = true;
-                    return Err(io_error(&self.path, self.line_no, "cannot read", e));
+                    return Err(e);
                 }
-                Ok(Line::End) => {
+                Ok(None) => {
                     self.done = true;
                     break;
                 }
-                Ok(Line::TooLong) => Some(format!("line is longer than {MAX_LINE_BYTES} bytes")),
-                Ok(Line::Text) => self.parse_line(),
+                Ok(Some(next)) => next,
+            };
+            let message = match value {
+                Ok(None) => None,
+                Ok(Some(v)) => match self.builder.append(&self.schema, &v) {
+                    Ok(()) => {
+                        self.stats.rows += 1;
+                        None
+                    }
+                    Err(m) => Some(m),
+                },
+                Err(m) => Some(m),
             };
             if let Some(message) = message {
-                let err = DataError { file: self.path.clone(), row: self.line_no, message };
+                let err = DataError { file: self.path.clone(), row, message };
                 self.stats.bad_rows += 1;
                 if self.stats.first_errors.len() < MAX_KEPT_ERRORS {
                     self.stats.first_errors.push(err.clone());
@@ -153,28 +210,5 @@ impl Loader {
             return Ok(None);
         }
         Ok(Some(self.builder.take(&self.schema)))
-    }
-
-    /// Validates the current line into the builder; the error message of a bad row.
-    fn parse_line(&mut self) -> Option<String> {
-        let text = match std::str::from_utf8(&self.line) {
-            Ok(t) => t,
-            Err(e) => return Some(format!("line is not valid UTF-8: {e}")),
-        };
-        let text = if self.line_no == 1 { text.trim_start_matches('\u{feff}') } else { text };
-        if text.trim().is_empty() {
-            return None;
-        }
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return Some(format!("malformed JSON: {e}")),
-        };
-        match self.builder.append(&self.schema, &value) {
-            Ok(()) => {
-                self.stats.rows += 1;
-                None
-            }
-            Err(m) => Some(m),
-        }
     }
 }

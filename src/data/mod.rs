@@ -1,7 +1,10 @@
-//! Multi-feedback example files: the JSON Lines format, its schema derived from a compiled graph,
-//! and the streaming loader that turns rows into host-side batches.
+//! Multi-feedback example files: the JSON Lines and Parquet formats, their schema derived from a
+//! compiled graph, and the streaming loader that turns rows into host-side batches.
 //!
-//! # Format
+//! A split is `NAME.jsonl` or `NAME.parquet` ([`DataFormat`]); both formats become the same JSON
+//! value per row, checked by one validator, so they accept the same data with the same messages.
+//!
+//! # JSON Lines
 //!
 //! One JSON object per line (UTF-8). Keys follow the graph's inputs by name:
 //!
@@ -22,13 +25,34 @@
 //! - Ids are integers in `0..vocab`; floats are numbers that fit in an `f32`.
 //! - Unknown keys (and unknown labels or weights) are ignored, so one data set serves every spec
 //!   that reads a subset of its streams. Lines holding only whitespace are skipped.
+//!
+//! # Parquet
+//!
+//! One row per example, one top-level column per key above, named exactly like it (`user`,
+//! `time`, `item`, `fields`, `clicks`, `clicks.dwell`), and one column per label and weight
+//! stream named `labels.NAME` and `weights.NAME` (flat columns, not a struct). Types:
+//!
+//! - ids and `user`: any integer type (INT32, INT64, unsigned); floats: FLOAT or DOUBLE (integers
+//!   are accepted too); labels: integers or floats 0/1, or BOOLEAN.
+//! - a scalar feature `[B]` is a plain column; `[B, K]` and sequences are `LIST<...>` of the
+//!   same values; `[B, T, K...]` sequences and side features with prod(K...) > 1 are
+//!   `LIST<LIST<...>>`. Lengths and padding follow the JSON Lines rules.
+//! - Same rules as JSON Lines: ids in `0..vocab`, lengths <= T, finite floats, labels 0/1. A
+//!   column the schema reads that the file lacks is an error for the whole file; other columns
+//!   are never read. Errors name `file:row`, the row counted from 1 in file order.
+//! - Any compression the `parquet` crate reads with its `snap` and `zstd` features (snappy,
+//!   zstd, uncompressed). `recspec convert` writes this layout from JSON Lines and back.
 
 mod loader;
+mod parquet;
 mod row;
 #[cfg(test)]
 mod tests;
 
 pub use loader::{count_rows, Loader};
+pub use parquet::column_names as parquet_columns;
+pub use parquet::write::{jsonl_to_parquet, parquet_to_jsonl};
+pub use parquet::ParquetRows;
 
 use crate::ir::{Graph, InputRole};
 use crate::lower::{lower, Bindings, Program};
@@ -39,6 +63,33 @@ use std::path::PathBuf;
 
 /// Top-level keys the format itself uses; no input may be named like them.
 pub const RESERVED_KEYS: [&str; 4] = ["user", "time", "labels", "weights"];
+
+/// The on-disk format of a split, told by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataFormat {
+    JsonLines,
+    Parquet,
+}
+
+impl DataFormat {
+    pub const ALL: [DataFormat; 2] = [DataFormat::JsonLines, DataFormat::Parquet];
+
+    /// The extension of a split in this format (`train.jsonl`, `train.parquet`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            DataFormat::JsonLines => "jsonl",
+            DataFormat::Parquet => "parquet",
+        }
+    }
+
+    /// `.parquet` is Parquet; anything else is read as JSON Lines.
+    pub fn of_path(path: &std::path::Path) -> DataFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("parquet") => DataFormat::Parquet,
+            _ => DataFormat::JsonLines,
+        }
+    }
+}
 
 /// The JSON layout of one data set, derived from a compiled graph.
 #[derive(Clone, Debug, PartialEq)]
@@ -224,6 +275,30 @@ impl Schema {
         Ok(Schema { fields, labels: program.labels.clone(), weights: program.weight_streams.clone() })
     }
 
+    /// The Parquet columns this schema reads: `user`, each stored input, `labels.NAME`,
+    /// `weights.NAME`.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = vec!["user".to_string()];
+        out.extend(self.fields.iter().map(|f| f.name.clone()));
+        out.extend(self.labels.iter().map(|l| format!("labels.{l}")));
+        out.extend(self.weights.iter().map(|w| format!("weights.{w}")));
+        out
+    }
+
+    /// What one of [`Schema::columns`] holds, in words.
+    pub fn describe_column(&self, column: &str) -> String {
+        if column == "user" {
+            return "non-negative integers".into();
+        }
+        if column.starts_with("labels.") {
+            return "0 or 1".into();
+        }
+        if column.starts_with("weights.") {
+            return "finite numbers >= 0".into();
+        }
+        self.field(column).map(FieldSchema::layout).unwrap_or_default()
+    }
+
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -322,6 +397,25 @@ pub fn for_each_json_row(
     Ok(())
 }
 
+/// Streams the rows of a split in either format (by extension) to `f` as JSON values with their
+/// 1-based row numbers, as [`for_each_json_row`] does for JSON Lines.
+pub fn for_each_row(
+    path: &std::path::Path,
+    mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
+) -> Result<(), DataError> {
+    if DataFormat::of_path(path) == DataFormat::JsonLines {
+        return for_each_json_row(path, f);
+    }
+    let mut rows = ParquetRows::open(path, None, &|_| String::new())?;
+    while let Some((row, value)) = rows.next_row()? {
+        let error = |message: String| DataError { file: path.to_path_buf(), row, message };
+        if !f(row, value.map_err(error)?).map_err(error)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// What a split holds, before training reads it: rows that parse, and per label stream the rows
 /// where it is positive.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -330,21 +424,46 @@ pub struct LabelScan {
     pub positives: BTreeMap<String, usize>,
 }
 
-/// Counts the rows of a JSON Lines split and the positives of `labels`, reading only each row's
+/// Counts the rows of a split (JSON Lines or Parquet) and the positives of `labels`, reading only each row's
 /// `labels` object. Lines that do not parse are not counted (the loader reports them, with their
 /// line, when it reaches them).
 pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan, DataError> {
     scan(path, labels, usize::MAX)
 }
 
-/// Whether a JSON Lines split holds a row that parses; reads up to the first one.
+/// Whether a split holds a row that parses (for Parquet: any row); reads up to the first one.
 pub fn has_rows(path: &std::path::Path) -> Result<bool, DataError> {
     Ok(scan(path, &[], 1)?.rows > 0)
+}
+
+/// [`scan_labels`] for Parquet: every row counts; only the label columns the file has are read.
+fn scan_parquet(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result<LabelScan, DataError> {
+    let mut scan = LabelScan { rows: 0, positives: labels.iter().map(|l| (l.to_string(), 0)).collect() };
+    let have = parquet::column_names(path)?;
+    let wanted: Vec<String> = labels.iter().map(|l| format!("labels.{l}")).filter(|c| have.contains(c)).collect();
+    if wanted.is_empty() || max_rows < usize::MAX {
+        scan.rows = parquet::count_rows(path)?.min(max_rows);
+        return Ok(scan);
+    }
+    let mut rows = ParquetRows::open(path, Some(&wanted), &|_| String::new())?;
+    while let Some((_, value)) = rows.next_row()? {
+        scan.rows += 1;
+        let Ok(value) = value else { continue };
+        for (name, count) in scan.positives.iter_mut() {
+            if value["labels"][name.as_str()].as_f64().is_some_and(|v| v > 0.5) {
+                *count += 1;
+            }
+        }
+    }
+    Ok(scan)
 }
 
 /// [`scan_labels`], stopping after `max_rows` rows.
 fn scan(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result<LabelScan, DataError> {
     use std::io::BufRead;
+    if DataFormat::of_path(path) == DataFormat::Parquet {
+        return scan_parquet(path, labels, max_rows);
+    }
     #[derive(serde::Deserialize)]
     struct LabelsOnly {
         #[serde(default)]

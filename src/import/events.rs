@@ -1,16 +1,15 @@
 //! Tabular input files (the event log, the user and item tables) behind one reader interface:
 //! [`open`] resolves the columns a mapping needs against the file once, and a
 //! [`RecordReader`] then yields each record's values of exactly those columns, in that order,
-//! with its row number. CSV, TSV and JSON Lines are implemented; a columnar format such as
-//! Parquet would be one more [`Format`] and one more `RecordReader` that reads only the wanted
-//! columns, with nothing above this module changing.
+//! with its row number. CSV, TSV, JSON Lines and Parquet are implemented; Parquet reads only
+//! the wanted columns.
 //!
 //! Row numbers are 1-based. In JSON Lines a row is a line (blank lines are skipped but
-//! counted). In CSV and TSV a row is a record, the header being row 1: the line number, unless
+//! counted); in Parquet, a row in file order. In CSV and TSV a row is a record, the header being row 1: the line number, unless
 //! blank lines or quoted line breaks come before the record.
 
 use super::ImportError;
-use crate::data::DataError;
+use crate::data::{DataError, ParquetRows};
 use crate::files::FileError;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -25,27 +24,31 @@ pub enum Format {
     Tsv,
     /// One JSON object per line; column names are keys.
     JsonLines,
+    /// Apache Parquet; top-level columns, values as text (lists of values as a token sequence).
+    Parquet,
 }
 
 impl Format {
-    pub const NAMES: [&'static str; 3] = ["csv", "tsv", "jsonl"];
+    pub const NAMES: [&'static str; 4] = ["csv", "tsv", "jsonl", "parquet"];
 
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "csv" => Some(Format::Csv),
             "tsv" => Some(Format::Tsv),
             "jsonl" => Some(Format::JsonLines),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
 
     /// The format a file's extension implies: `.csv`; `.tsv`, `.tab` and RecBole's atomic files
-    /// `.inter`, `.user`, `.item`; `.jsonl`, `.ndjson`.
+    /// `.inter`, `.user`, `.item`; `.jsonl`, `.ndjson`; `.parquet`.
     pub fn of_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "tsv" | "tab" | "inter" | "user" | "item" => Some(Format::Tsv),
             "jsonl" | "ndjson" => Some(Format::JsonLines),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -80,9 +83,13 @@ pub trait RecordReader {
 pub fn open(path: &Path, layout: &Layout, wanted: &[Wanted]) -> Result<Box<dyn RecordReader>, ImportError> {
     let format = layout.format.or_else(|| Format::of_path(path)).ok_or_else(|| ImportError::Input {
         file: path.to_path_buf(),
-        message: "cannot tell the format from the file name; set `format` to one of csv, tsv, jsonl in the mapping"
-            .into(),
+        message:
+            "cannot tell the format from the file name; set `format` to one of csv, tsv, jsonl, parquet in the mapping"
+                .into(),
     })?;
+    if format == Format::Parquet {
+        return Parquet::open(path, wanted).map(|r| Box::new(r) as Box<dyn RecordReader>);
+    }
     let file = File::open(path).map_err(FileError::at("read", path))?;
     let reader = BufReader::with_capacity(1 << 16, file);
     match format {
@@ -93,6 +100,7 @@ pub fn open(path: &Path, layout: &Layout, wanted: &[Wanted]) -> Result<Box<dyn R
             line_no: 0,
             wanted: wanted.to_vec(),
         })),
+        Format::Parquet => unreachable!("opened above"),
         Format::Csv | Format::Tsv => {
             let delimiter = layout.delimiter.unwrap_or(if format == Format::Csv { b',' } else { b'\t' });
             Delimited::open(path, reader, format == Format::Csv, delimiter, wanted)
@@ -249,6 +257,57 @@ impl RecordReader for JsonLines {
                 .ok_or_else(|| bad_row(&self.path, row, format!("has no key `{}` (named by {})", w.name, w.origin)))?;
             let text = json_text(v).ok_or_else(|| {
                 bad_row(&self.path, row, format!("key `{}` holds an object or nested array, not a value", w.name))
+            })?;
+            values.push(text);
+        }
+        Ok(Some(row))
+    }
+}
+
+struct Parquet {
+    path: PathBuf,
+    rows: ParquetRows,
+    wanted: Vec<Wanted>,
+}
+
+impl Parquet {
+    fn open(path: &Path, wanted: &[Wanted]) -> Result<Parquet, ImportError> {
+        let input_error = |e: DataError| ImportError::Input { file: path.to_path_buf(), message: e.message };
+        let names = crate::data::parquet_columns(path).map_err(input_error)?;
+        if let Some(w) = wanted.iter().find(|w| !names.contains(&w.name)) {
+            return Err(ImportError::Input {
+                file: path.to_path_buf(),
+                message: format!(
+                    "no column `{}` (named by {}); the columns are: {}",
+                    w.name,
+                    w.origin,
+                    names.join(", ")
+                ),
+            });
+        }
+        let mut columns: Vec<String> = vec![];
+        for w in wanted {
+            if !columns.contains(&w.name) {
+                columns.push(w.name.clone());
+            }
+        }
+        let rows = ParquetRows::open(path, Some(&columns), &|_| String::new()).map_err(input_error)?;
+        Ok(Parquet { path: path.to_path_buf(), rows, wanted: wanted.to_vec() })
+    }
+}
+
+impl RecordReader for Parquet {
+    fn next_record(&mut self, values: &mut Vec<String>) -> Result<Option<usize>, ImportError> {
+        values.clear();
+        let next = self.rows.next_row().map_err(|e| ImportError::Input {
+            file: self.path.clone(),
+            message: format!("row {}: {}", e.row, e.message),
+        })?;
+        let Some((row, object)) = next else { return Ok(None) };
+        let object = object.map_err(|m| bad_row(&self.path, row, m))?;
+        for w in &self.wanted {
+            let text = json_text(&object[w.name.as_str()]).ok_or_else(|| {
+                bad_row(&self.path, row, format!("column `{}` holds a struct or nested list, not a value", w.name))
             })?;
             values.push(text);
         }

@@ -347,6 +347,17 @@ fn splits_follow_their_method() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// The fixture's events as JSON objects with the CSV's columns (`dwell` null where empty).
+pub fn fixture_events_json() -> Vec<Value> {
+    fixture_events()
+        .iter()
+        .map(|e| {
+            let dwell = e.dwell.map_or(Value::Null, |d| serde_json::json!(d));
+            serde_json::json!({"user_id": e.user, "item_id": e.item, "ts": e.time, "action": e.action, "dwell": dwell, "device": e.device})
+        })
+        .collect()
+}
+
 /// Every file of a data set directory, by relative path.
 pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -377,16 +388,7 @@ fn imports_are_deterministic_across_chunk_sizes_and_formats() {
     assert!(fa.keys().all(|k| !k.ends_with(".tmp")), "{:?}", fa.keys());
 
     let dir = scratch("det-jsonl");
-    let jsonl: String = fixture_events()
-        .iter()
-        .map(|e| {
-            let dwell = e.dwell.map_or(Value::Null, |d| serde_json::json!(d));
-            format!(
-                "{}\n",
-                serde_json::json!({"user_id": e.user, "item_id": e.item, "ts": e.time, "action": e.action, "dwell": dwell, "device": e.device})
-            )
-        })
-        .collect();
+    let jsonl: String = fixture_events_json().iter().map(|v| format!("{v}\n")).collect();
     std::fs::write(dir.join("events.jsonl"), jsonl).unwrap();
     let c = scratch("det-c");
     let o = import(&dir.join("events.jsonl"), &Path::new(FIXTURE).join("mapping.toml"), &c, &[]);

@@ -12,6 +12,7 @@ mod kernels;
 mod lsp;
 mod mutations;
 mod ok;
+mod parquet;
 mod pytorch;
 mod specs;
 mod training;

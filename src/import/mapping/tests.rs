@@ -58,7 +58,7 @@ fn mistakes_name_their_line() {
         ("\"item.creator\"]", "\"item.year\", \"user.zip\"]", ""),
         ("[users]\nfile = \"users.csv\"\nkey = \"user_id\"\n", "", "map.toml:55: `user.age` names a column of the user table, but there is no [users] table"),
         ("[fields]\ncolumns", "[fields]\nx = 1\ncolumns", "map.toml:55: unknown field `x`"),
-        ("[items]\nfile", "[items]\nformat = \"xlsx\"\nfile", "map.toml:65: format must be one of csv, tsv, jsonl, found \"xlsx\""),
+        ("[items]\nfile", "[items]\nformat = \"xlsx\"\nfile", "map.toml:65: format must be one of csv, tsv, jsonl, parquet, found \"xlsx\""),
         ("[items]\nfile", "[items]\ndelimiter = \";;\"\nfile", "map.toml:65: delimiter must be one ASCII character"),
         ("[items]\nfile", "[items]\nformat = \"jsonl\"\ndelimiter = \";\"\nfile", "map.toml:66: delimiter does not apply to JSON Lines"),
         ("method = \"time\"", "method = \"random\"", "map.toml:71: [split] method must be \"time\" or \"leave_last_out\", found \"random\""),

@@ -129,6 +129,9 @@ impl Builder<'_> {
             if layout.format == Some(Format::JsonLines) {
                 return self.error(d.span(), "delimiter does not apply to JSON Lines".into());
             }
+            if layout.format == Some(Format::Parquet) {
+                return self.error(d.span(), "delimiter does not apply to Parquet".into());
+            }
             layout.delimiter = Some(bytes[0]);
         }
         Ok(layout)

@@ -1,0 +1,250 @@
+//! Parquet data sets: `recspec convert` round trips, the loader gives the same batches and
+//! training the same losses as on JSON Lines, bad rows name `file:row` and the column, broken
+//! files are clear errors, and `recspec import` reads Parquet events like CSV.
+
+use crate::cli::{code, recspec, stderr};
+use recspec::app::convert::convert;
+use recspec::app::train::{train, TrainOptions};
+use recspec::app::RunDir;
+use recspec::config::TrainSettings;
+use recspec::data::{jsonl_to_parquet, DataFormat, HostBatch, Loader, Schema};
+use recspec::lower::{lower, Bindings, Program};
+use recspec::simulate::{simulate, SimConfig};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("recspec-parquet-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// A small simulated data set and its Parquet copy.
+fn data_sets(name: &str) -> (PathBuf, PathBuf) {
+    let jsonl = temp(&format!("{name}-jsonl"));
+    let cfg =
+        SimConfig { users: 60, items: 120, impressions_per_user: 30, seq_len: 8, seed: 5, ..SimConfig::default() };
+    simulate(&cfg, &jsonl).unwrap();
+    let parquet = temp(&format!("{name}-parquet"));
+    let written = convert(&jsonl, DataFormat::Parquet, &parquet).unwrap();
+    assert_eq!(written.iter().map(|c| c.split.as_str()).collect::<Vec<_>>(), ["train", "valid", "test"]);
+    assert!(written.iter().all(|c| c.rows > 0), "{written:?}");
+    assert!(parquet.join("data.toml").exists(), "other files are copied");
+    assert!(!parquet.join("train.jsonl").exists());
+    (jsonl, parquet)
+}
+
+fn dfn_plan(data: &Path) -> Program {
+    let spec = crate::root().join("specs/dfn.recspec");
+    let small =
+        [recspec::overrides::Override::int("D", 8, "test"), recspec::overrides::Override::int("heads", 2, "test")];
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
+    let graph = checked.graph.expect("dfn compiles on the simulated data");
+    lower(&graph, &Bindings::of(&graph)).unwrap()
+}
+
+fn batches(file: &Path, schema: &Schema) -> Vec<HostBatch> {
+    let mut loader = Loader::open(file, schema, 7, false).unwrap();
+    let mut out = vec![];
+    while let Some(b) = loader.next_batch().unwrap() {
+        out.push(b);
+    }
+    out
+}
+
+fn rows(file: &Path) -> Vec<Value> {
+    let mut out = vec![];
+    recspec::data::for_each_row(file, |_, v| {
+        out.push(v);
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+/// `v` with every number as a float (JSON's `0` and `0.0` compare equal).
+fn numbers_as_floats(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => Value::from(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.iter().map(numbers_as_floats).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), numbers_as_floats(x))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn jsonl_to_parquet_and_back_gives_the_same_rows_and_batches() {
+    let (jsonl, parquet) = data_sets("round");
+    let schema = Schema::from_program(&dfn_plan(&jsonl)).unwrap();
+    for split in ["train", "test"] {
+        let a = batches(&jsonl.join(format!("{split}.jsonl")), &schema);
+        let b = batches(&parquet.join(format!("{split}.parquet")), &schema);
+        assert!(!a.is_empty() && a.len() == b.len(), "{} vs {} batches", a.len(), b.len());
+        assert!(a == b, "{split}: the batches differ between JSON Lines and Parquet");
+    }
+    let back = temp("round-back");
+    convert(&parquet, DataFormat::JsonLines, &back).unwrap();
+    // A column holding any non-integer is DOUBLE, so an integer there comes back as `0.0`.
+    let (original, round) = (rows(&jsonl.join("train.jsonl")), rows(&back.join("train.jsonl")));
+    assert_eq!(original.len(), round.len());
+    for (i, (a, b)) in original.iter().zip(&round).enumerate() {
+        assert!(numbers_as_floats(a) == numbers_as_floats(b), "row {}: {a}\n!= {b}", i + 1);
+    }
+    let valid = rows(&parquet.join("valid.parquet"));
+    assert!(valid.iter().map(numbers_as_floats).eq(rows(&jsonl.join("valid.jsonl")).iter().map(numbers_as_floats)));
+    for d in [jsonl, parquet, back] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
+fn dfn_trains_to_the_same_losses_on_parquet() {
+    let (jsonl, parquet) = data_sets("train");
+    let run = |data: &Path, out: &Path| {
+        let settings = TrainSettings {
+            lr: 0.005,
+            batch_size: 64,
+            epochs: 1,
+            max_steps: Some(12),
+            seed: 11,
+            ..TrainSettings::default()
+        };
+        let options = TrainOptions {
+            device: recspec::runtime::parse_device("cpu").unwrap(),
+            skip_bad_rows: false,
+            extra_labels: vec![],
+            progress: false,
+        };
+        std::fs::create_dir_all(out).unwrap();
+        train(&RunDir::open(out), dfn_plan(data), settings, data, options).unwrap()
+    };
+    let (ra, rb) = (temp("train-run-a"), temp("train-run-b"));
+    let a = run(&jsonl, &ra);
+    let b = run(&parquet, &rb);
+    assert!(a.steps > 0 && a.steps == b.steps, "{} vs {} steps", a.steps, b.steps);
+    assert!(a.epoch_losses.iter().all(|l| l.is_finite()), "{:?}", a.epoch_losses);
+    assert_eq!(a.epoch_losses, b.epoch_losses, "same seed, same data, same losses");
+    for d in [jsonl, parquet, ra, rb] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+/// Writes `lines` (JSON rows) as `dir/name.parquet`.
+fn parquet_file(dir: &Path, name: &str, lines: &[Value]) -> PathBuf {
+    let src = dir.join(format!("{name}.jsonl"));
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(&src, text).unwrap();
+    let dst = dir.join(format!("{name}.parquet"));
+    jsonl_to_parquet(&src, &dst).unwrap();
+    std::fs::remove_file(src).unwrap();
+    dst
+}
+
+#[test]
+fn bad_parquet_rows_name_the_file_row_and_column() {
+    let (jsonl, parquet) = data_sets("bad");
+    let schema = Schema::from_program(&dfn_plan(&jsonl)).unwrap();
+    let good: Vec<Value> = rows(&jsonl.join("train.jsonl")).into_iter().take(5).collect();
+    let dir = temp("bad-files");
+    let mut out_of_vocab = good.clone();
+    out_of_vocab[2]["item"] = Value::from(1_000_000);
+    let file = parquet_file(&dir, "vocab", &out_of_vocab);
+    let e = Loader::open(&file, &schema, 64, false).unwrap().next_batch().unwrap_err().to_string();
+    assert!(
+        e.ends_with("vocab.parquet:3: `item`: id 1000000 is out of vocabulary (vocab size 120: ids must be in 0..120)"),
+        "{e}"
+    );
+
+    let mut too_long = good.clone();
+    let seq = schema.fields.iter().find(|f| f.role == recspec::ir::InputRole::Sequence).unwrap();
+    too_long[1][seq.name.as_str()] = Value::from(vec![0; seq.max_len() + 1]);
+    let file = parquet_file(&dir, "long", &too_long);
+    let e = Loader::open(&file, &schema, 64, false).unwrap().next_batch().unwrap_err().to_string();
+    let want = format!(
+        "long.parquet:2: `{}`: sequence has {} elements, longer than T = {}",
+        seq.name,
+        seq.max_len() + 1,
+        seq.max_len()
+    );
+    assert!(e.ends_with(&want), "{e}\nwanted: {want}");
+
+    let mut loader = Loader::open(&file, &schema, 64, true).unwrap();
+    assert_eq!(loader.next_batch().unwrap().unwrap().len, 4, "--skip-bad-rows skips the bad row");
+    assert_eq!((loader.stats().rows, loader.stats().bad_rows), (4, 1));
+
+    let mut no_item = good.clone();
+    no_item.iter_mut().for_each(|r| {
+        r.as_object_mut().unwrap().remove("item");
+    });
+    let file = parquet_file(&dir, "noitem", &no_item);
+    let e = Loader::open(&file, &schema, 64, false).err().expect("a missing column is an error").to_string();
+    assert!(e.contains("noitem.parquet: missing column `item` (an id in 0..120)"), "{e}");
+    for d in [jsonl, parquet, dir] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+/// `recspec train` on a data set whose train split is broken: exit 2, one clear line.
+fn train_fails(data: &Path) -> String {
+    let out = data.join("run");
+    let o = recspec(&[
+        "train",
+        "specs/dfn.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "D=8",
+        "--max-steps",
+        "1",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(!err.contains("panicked") && !err.contains("Error {") && !err.contains("General("), "{err}");
+    err
+}
+
+#[test]
+fn empty_truncated_and_ambiguous_parquet_splits_are_clear_errors() {
+    let (jsonl, parquet) = data_sets("broken");
+    let train = parquet.join("train.parquet");
+    let bytes = std::fs::read(&train).unwrap();
+
+    std::fs::write(&train, b"").unwrap();
+    let e = train_fails(&parquet);
+    assert!(e.contains("train.parquet: is empty (0 bytes), not a Parquet file"), "{e}");
+
+    std::fs::write(&train, &bytes[..bytes.len() / 2]).unwrap();
+    let e = train_fails(&parquet);
+    assert!(e.contains("train.parquet: not a readable Parquet file (truncated or corrupt?)"), "{e}");
+
+    std::fs::write(&train, &bytes).unwrap();
+    std::fs::copy(jsonl.join("train.jsonl"), parquet.join("train.jsonl")).unwrap();
+    let e = train_fails(&parquet);
+    assert!(e.contains("the train split is in two files") && e.contains("train.jsonl and "), "{e}");
+    for d in [jsonl, parquet] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
+fn import_reads_parquet_events_like_csv() {
+    use crate::import::{files, import, scratch, FIXTURE};
+    let mapping = Path::new(FIXTURE).join("mapping.toml");
+    let (a, b, dir) = (scratch("pq-csv"), scratch("pq-parquet"), scratch("pq-events"));
+    let o = import(&Path::new(FIXTURE).join("events.csv"), &mapping, &a, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events = parquet_file(&dir, "events", &crate::import::fixture_events_json());
+    let o = import(&events, &mapping, &b, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for name in fa.keys().filter(|k| !k.ends_with("data.toml")) {
+        assert!(fa[name] == fb[name], "{name} differs between CSV and Parquet input");
+    }
+    for d in [a, b, dir] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
