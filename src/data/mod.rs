@@ -160,7 +160,10 @@ impl FieldSchema {
             }
             _ if self.shape.is_empty() => one,
             _ if self.shape.len() == 1 => format!("array of {} {what}", self.row_len()),
-            _ => format!("flat array of {} {what} (shape {:?}, row-major)", self.row_len(), self.shape),
+            _ => {
+                let shape: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+                format!("flat array of {} {what} (shape [{}], row-major)", self.row_len(), shape.join(", "))
+            }
         }
     }
 }

@@ -34,6 +34,19 @@ enum Leaf {
     Text,
 }
 
+impl Leaf {
+    /// What a message calls these values.
+    fn describe(self) -> &'static str {
+        match self {
+            Leaf::Unknown => "null",
+            Leaf::Bool => "boolean",
+            Leaf::Int => "integer",
+            Leaf::Float => "float",
+            Leaf::Text => "string",
+        }
+    }
+}
+
 /// One column's inferred type.
 struct Column {
     name: String,
@@ -95,7 +108,13 @@ impl Column {
             (a, b) if a == b => a,
             (Leaf::Unknown, b) => b,
             (Leaf::Int, Leaf::Float) | (Leaf::Float, Leaf::Int) => Leaf::Float,
-            (a, b) => return Err(format!("`{name}`: holds {b:?} values and, in earlier rows, {a:?} values")),
+            (a, b) => {
+                return Err(format!(
+                    "`{name}`: holds {} values and, in earlier rows, {} values",
+                    b.describe(),
+                    a.describe()
+                ))
+            }
         };
         Ok(())
     }
