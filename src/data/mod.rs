@@ -328,6 +328,10 @@ impl Schema {
             out.push_str(&format!("  {k:width$}  {v}\n"));
         }
         out.push_str("Masks are derived from sequence lengths. Unknown keys, labels and weights are ignored.\n");
+        out.push_str(
+            "Parquet (SPLIT.parquet instead of SPLIT.jsonl): the same keys as columns, `labels.NAME` and \
+             `weights.NAME` as flat columns, arrays as LIST columns; `recspec convert` writes it.\n",
+        );
         out.push_str("Example row:\n");
         out.push_str(&self.example_row());
         out.push('\n');
