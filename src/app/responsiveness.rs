@@ -158,11 +158,19 @@ fn err_at(e: (usize, String)) -> AppError {
     AppError::Responsiveness(format!("simulated history {}: {}", e.0, e.1))
 }
 
-/// Starting histories from held-out rows: the non-empty histories of `file` in order, cycled to
-/// `users` (dwell read back from log1p seconds).
+/// Starting histories from held-out rows: the first non-empty history of each user of `file`,
+/// users in the order they first appear, cycled to `users` (dwell read back from log1p seconds).
+/// One per user, so that the starts stand for many users: a file sorted by time or by user would
+/// otherwise give most of them to a few heavy users.
 pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppError> {
     let mut found = vec![];
+    let mut seen = std::collections::HashSet::new();
     for_each_row(file, |_, v| {
+        if let Some(user) = v.get("user").and_then(Value::as_i64) {
+            if seen.contains(&user) {
+                return Ok(true);
+            }
+        }
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
             (list(&s.history), list(&format!("{}.dwell", s.history)), list(&format!("{}.disliked", s.history)));
@@ -182,6 +190,9 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppE
             })
             .collect::<Option<Vec<Step>>>()
             .ok_or_else(|| "history values must be numbers".to_string())?;
+        if let Some(user) = v.get("user").and_then(Value::as_i64) {
+            seen.insert(user);
+        }
         found.push(steps);
         Ok(found.len() < s.users)
     })?;
@@ -330,4 +341,41 @@ pub fn measure(rec: &Recommender, data: &Path, s: &Settings, start_from_test: bo
     let mut report = simulate(rec, &items, s, start)?;
     report.rerecommend = Some(rerecommend(rec, &items, &test, s, RERECOMMEND_ROWS)?);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_starts_take_one_history_per_user() {
+        let dir = std::env::temp_dir().join(format!("recspec-starts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("test.jsonl");
+        let row = |user: i64, item: i64| format!(r#"{{"user":{user},"h":[{item}],"h.dwell":[1.0],"h.disliked":[0]}}"#);
+        // A heavy user first, as a file sorted by user or time may put them; an empty history.
+        let lines = [
+            row(7, 1),
+            row(7, 2),
+            row(7, 3),
+            r#"{"user":8,"h":[],"h.dwell":[],"h.disliked":[]}"#.into(),
+            row(8, 4),
+            row(9, 5),
+        ];
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let s = Settings {
+            users: 4,
+            steps: 1,
+            top: 1,
+            seed: 0,
+            skip_branch: false,
+            history: "h".into(),
+            max_len: 5,
+            exclude_consumed: false,
+        };
+        let starts = start_histories(&file, &s).unwrap();
+        let first: Vec<i64> = starts.iter().map(|h| h[0].item).collect();
+        assert_eq!(first, [1, 4, 5, 1], "users 7, 8, 9, then cycled");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -31,7 +31,7 @@ pub struct Args {
     /// The history sequence input, with `.dwell` and `.disliked` side features.
     #[arg(long, default_value = "history")]
     history: String,
-    /// Where trajectories start: `empty` (the paper) or `test` (held-out users' histories).
+    /// Where trajectories start: `empty` (the paper) or `test` (held-out histories, one per user).
     #[arg(long, default_value = "empty", value_parser = ["empty", "test"])]
     start: String,
     #[arg(long)]
