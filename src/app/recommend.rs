@@ -1,4 +1,5 @@
-//! Recommending from a trained run: top-K items for every history in a JSON Lines file.
+//! Recommending from a trained run: top-K items for every history in a JSON Lines or Parquet
+//! file.
 
 use super::{AppError, RunDir, RECOMMEND_CHUNK};
 use crate::runtime::serve::{Pick, Recommender};
@@ -13,30 +14,55 @@ pub fn recommender(run: &Path, output: Option<&str>, device: Device) -> Result<R
     Ok(Recommender::new(plan, weights, output, device)?)
 }
 
-/// The top-`k` list of every row of `histories`, with the row's line number, scored
-/// [`RECOMMEND_CHUNK`] rows at a time. A row the model cannot read stops with its line.
+/// The top-`k` list of every row of `histories` (JSON Lines, or Parquet by its extension), with
+/// the row's line (row) number, read and scored [`RECOMMEND_CHUNK`] rows at a time. A row the
+/// model cannot read stops with its line.
 pub fn recommend(
     rec: &Recommender,
     histories: &Path,
     k: usize,
     exclude_consumed: bool,
 ) -> Result<Vec<(usize, Vec<Pick>)>, AppError> {
-    let mut rows = vec![];
-    let mut lines = vec![];
-    crate::data::for_each_json_row(histories, |line, v| {
-        rows.push(v);
-        lines.push(line);
+    let mut chunk = Chunk { rows: Vec::with_capacity(RECOMMEND_CHUNK), lines: vec![], out: vec![] };
+    let mut failed = None;
+    crate::data::for_each_row(histories, |line, v| {
+        chunk.rows.push(v);
+        chunk.lines.push(line);
+        if chunk.rows.len() == RECOMMEND_CHUNK {
+            if let Err(e) = chunk.score(rec, histories, k, exclude_consumed) {
+                failed = Some(e);
+                return Ok(false);
+            }
+        }
         Ok(true)
     })?;
-    let mut out = vec![];
-    for (chunk, chunk_lines) in rows.chunks(RECOMMEND_CHUNK).zip(lines.chunks(RECOMMEND_CHUNK)) {
-        let lists = rec.top_k(chunk, k, exclude_consumed).map_err(|(r, message)| AppError::BadHistoryRow {
-            file: histories.to_path_buf(),
-            line: chunk_lines[r],
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    chunk.score(rec, histories, k, exclude_consumed)?;
+    Ok(chunk.out)
+}
+
+/// Rows read and not yet scored, and the lists so far.
+struct Chunk {
+    rows: Vec<serde_json::Value>,
+    lines: Vec<usize>,
+    out: Vec<(usize, Vec<Pick>)>,
+}
+
+impl Chunk {
+    fn score(&mut self, rec: &Recommender, file: &Path, k: usize, exclude_consumed: bool) -> Result<(), AppError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let lists = rec.top_k(&self.rows, k, exclude_consumed).map_err(|(r, message)| AppError::BadHistoryRow {
+            file: file.to_path_buf(),
+            line: self.lines[r],
             message,
             inputs: rec.inputs(),
         })?;
-        out.extend(chunk_lines.iter().copied().zip(lists));
+        self.out.extend(self.lines.drain(..).zip(lists));
+        self.rows.clear();
+        Ok(())
     }
-    Ok(out)
 }

@@ -423,6 +423,14 @@ fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
     assert!(items.iter().all(|i| ![3, 4, 5].contains(i)), "consumed items are excluded: {items:?}");
     let scores: Vec<f64> = lines[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    // The same histories as Parquet give the same lists.
+    let parquet = data.join("history.parquet");
+    recspec::data::jsonl_to_parquet(&hist, &parquet).unwrap();
+    let mut args = vec!["recommend", run.to_str().unwrap(), "--user-history", parquet.to_str().unwrap()];
+    args.extend_from_slice(&["--k", "7", "--exclude-consumed"]);
+    let from_parquet = recspec(&args);
+    assert_eq!(code(&from_parquet), 0, "{}", stderr(&from_parquet));
+    assert_eq!(stdout(&from_parquet), stdout(&o));
     // Without exclusion the consumed items compete again; the lists are still K long.
     let o = recommend(&["--k", "50"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
