@@ -55,8 +55,8 @@ enum Command {
     Bench(cli::bench::Args),
     /// Evaluate a trained run on a data split; JSON on stdout.
     Eval(cli::eval::Args),
-    /// Top-K items for each history in a JSON Lines file (one object per line holding the inputs
-    /// the model's item scores depend on); JSON Lines on stdout.
+    /// Top-K items for each history in a JSON Lines or Parquet file (one row per history holding
+    /// the inputs the model's item scores depend on); JSON Lines on stdout.
     Recommend(cli::recommend::Args),
     /// Serve the Language Server Protocol on stdin and stdout (diagnostics, hover, go to
     /// definition, references, completion) for editors.
