@@ -40,8 +40,8 @@ pub const EVAL_BATCH_SIZE: usize = 1024;
 /// Histories scored per forward pass when recommending (recommend, responsiveness).
 pub const RECOMMEND_CHUNK: usize = 1024;
 
-/// Held-out rows with a dislike read when measuring re-recommendation (the first ones in file
-/// order).
+/// Held-out rows with a dislike measured for re-recommendation: all of them, or a uniform
+/// sample of this many.
 pub const RERECOMMEND_ROWS: usize = 5000;
 
 /// Why a command could not do its work. Spec diagnostics are not errors here: they are

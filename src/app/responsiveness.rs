@@ -282,7 +282,9 @@ pub fn simulate(
 }
 
 /// How often held-out rows with a disliked item in their history get that item, or an item of
-/// its creator, recommended again (at most `max_rows` rows, in file order).
+/// its creator, recommended again: over every such row of `file`, or a uniform sample of
+/// `max_rows` of them (reservoir sampling with the run's seed) when there are more, so that the
+/// file's order (by time, by user) does not choose whose rows are measured.
 pub fn rerecommend(
     rec: &Recommender,
     items: &[(i64, i64)],
@@ -291,14 +293,15 @@ pub fn rerecommend(
     max_rows: usize,
 ) -> Result<Rerecommend, AppError> {
     let key = format!("{}.disliked", s.history);
-    let mut rows = vec![];
+    let mut sample = Reservoir::new(max_rows, Rng::derive(s.seed, 12, 0));
     for_each_row(file, |_, v| {
         let flags = v.get(&key).and_then(Value::as_array);
         if flags.is_some_and(|f| f.iter().any(|x| x.as_f64() == Some(1.0))) {
-            rows.push(v);
+            sample.offer(v);
         }
-        Ok(rows.len() < max_rows)
+        Ok(true)
     })?;
+    let rows = sample.items;
     let (mut item_share, mut creator_share) = (0.0, 0.0);
     for chunk in rows.chunks(RECOMMEND_CHUNK) {
         let lists = rec.top_k(chunk, s.top, s.exclude_consumed).map_err(err_at)?;
@@ -322,6 +325,32 @@ pub fn rerecommend(
     }
     let n = rows.len().max(1) as f64;
     Ok(Rerecommend { rows: rows.len(), disliked_items: item_share / n, disliked_creators: creator_share / n })
+}
+
+/// A uniform sample of at most `cap` items of a stream of unknown length (Algorithm R).
+struct Reservoir<T> {
+    items: Vec<T>,
+    seen: usize,
+    cap: usize,
+    rng: Rng,
+}
+
+impl<T> Reservoir<T> {
+    fn new(cap: usize, rng: Rng) -> Reservoir<T> {
+        Reservoir { items: Vec::with_capacity(cap.min(RECOMMEND_CHUNK)), seen: 0, cap, rng }
+    }
+
+    fn offer(&mut self, x: T) {
+        self.seen += 1;
+        if self.items.len() < self.cap {
+            self.items.push(x);
+        } else {
+            let j = self.rng.below(self.seen);
+            if j < self.cap {
+                self.items[j] = x;
+            }
+        }
+    }
 }
 
 /// The longest history the model reads through its sequence input `history` (its T).
@@ -377,5 +406,22 @@ mod tests {
         let first: Vec<i64> = starts.iter().map(|h| h[0].item).collect();
         assert_eq!(first, [1, 4, 5, 1], "users 7, 8, 9, then cycled");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The re-recommendation sample keeps every row of the file equally likely, not the first.
+    #[test]
+    fn the_rerecommend_sample_is_uniform_over_the_file() {
+        let (n, keep, draws) = (40usize, 10usize, 4000);
+        let mut counts = vec![0usize; n];
+        for seed in 0..draws {
+            let mut sample = Reservoir::new(keep, Rng::derive(seed as u64, 12, 0));
+            (0..n).for_each(|v| sample.offer(v));
+            assert_eq!(sample.items.len(), keep);
+            sample.items.iter().for_each(|&v| counts[v] += 1);
+        }
+        let expected = (draws * keep / n) as f64;
+        for (v, &c) in counts.iter().enumerate() {
+            assert!((c as f64 - expected).abs() < 0.15 * expected, "row {v}: {c} of {expected}");
+        }
     }
 }
