@@ -123,6 +123,21 @@ impl BadRows {
             other => Err(other),
         }
     }
+
+    /// The next record of `reader` that can be read, skipping bad ones as [`report`](Self::report)
+    /// allows: its row number, or `None` at the end.
+    pub fn next_record(
+        &mut self,
+        reader: &mut dyn RecordReader,
+        values: &mut Vec<String>,
+    ) -> Result<Option<usize>, ImportError> {
+        loop {
+            match reader.next_record(values) {
+                Err(e) => self.report(e)?,
+                ok => return ok,
+            }
+        }
+    }
 }
 
 /// What the first pass learnt besides the events themselves.
@@ -147,15 +162,7 @@ pub fn read_events(
     let mut read = Read { users: Interner::default(), items: Interner::default(), user_events: vec![], events: 0 };
     let mut values = vec![];
     let mut rows = 0;
-    loop {
-        let row = match reader.next_record(&mut values) {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => {
-                bad.report(e)?;
-                continue;
-            }
-        };
+    while let Some(row) = bad.next_record(reader.as_mut(), &mut values)? {
         rows += 1;
         if rows % PROGRESS_EVERY == 0 {
             progress(Progress::Read { rows });
@@ -235,15 +242,7 @@ pub fn read_table(t: &Table, bad: &mut BadRows) -> Result<Rows, ImportError> {
     let mut reader: Box<dyn RecordReader> = events::open(&t.file, &t.layout, &wanted)?;
     let mut rows: HashMap<String, (usize, Vec<String>)> = HashMap::new();
     let mut values = vec![];
-    loop {
-        let row = match reader.next_record(&mut values) {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => {
-                bad.report(e)?;
-                continue;
-            }
-        };
+    while let Some(row) = bad.next_record(reader.as_mut(), &mut values)? {
         let key = values[0].clone();
         if let Some((first, _)) = rows.get(&key) {
             return Err(ImportError::Row(DataError {

@@ -424,13 +424,8 @@ impl Builder<'_> {
         default: &str,
         fallback: Span,
     ) -> Result<String, ImportError> {
-        let (name, span) = match value {
-            Some(v) if !is_name(v.get_ref()) => {
-                return self.error(v.span(), format!("key `{}`: names are letters, digits and `_`", v.get_ref()));
-            }
-            Some(v) => (v.get_ref().clone(), v.span()),
-            None => (default.to_string(), fallback),
-        };
+        let (name, span) =
+            self.chosen_name(value, default, fallback, |v| format!("key `{v}`: names are letters, digits and `_`"))?;
         self.claim_key(&name, &span)?;
         Ok(name)
     }
@@ -442,15 +437,26 @@ impl Builder<'_> {
         default: &str,
         fallback: Span,
     ) -> Result<String, ImportError> {
-        let (name, span) = match value {
-            Some(v) if !is_name(v.get_ref()) => {
-                return self.error(v.span(), "dim names are letters, digits and `_`".into());
-            }
-            Some(v) => (v.get_ref().clone(), v.span()),
-            None => (default.to_string(), fallback),
-        };
+        let (name, span) =
+            self.chosen_name(value, default, fallback, |_| "dim names are letters, digits and `_`".into())?;
         self.claim_dim(&name, &span)?;
         Ok(name)
+    }
+
+    /// The mapping's `value` (which must be a name; `not_a_name` says why not) and its span, or
+    /// `default` at `fallback`.
+    fn chosen_name(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: &str,
+        fallback: Span,
+        not_a_name: impl FnOnce(&str) -> String,
+    ) -> Result<(String, Span), ImportError> {
+        match value {
+            Some(v) if !is_name(v.get_ref()) => self.error(v.span(), not_a_name(v.get_ref())),
+            Some(v) => Ok((v.get_ref().clone(), v.span())),
+            None => Ok((default.to_string(), fallback)),
+        }
     }
 
     /// Reserves an output key of every row.
