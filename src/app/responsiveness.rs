@@ -166,10 +166,9 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppE
     let mut found = vec![];
     let mut seen = std::collections::HashSet::new();
     for_each_row(file, |_, v| {
-        if let Some(user) = v.get("user").and_then(Value::as_i64) {
-            if seen.contains(&user) {
-                return Ok(true);
-            }
+        let user = v.get("user").and_then(Value::as_i64);
+        if user.is_some_and(|u| seen.contains(&u)) {
+            return Ok(true);
         }
         let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let (ids, dwell, flags) =
@@ -190,9 +189,7 @@ pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppE
             })
             .collect::<Option<Vec<Step>>>()
             .ok_or_else(|| "history values must be numbers".to_string())?;
-        if let Some(user) = v.get("user").and_then(Value::as_i64) {
-            seen.insert(user);
-        }
+        seen.extend(user);
         found.push(steps);
         Ok(found.len() < s.users)
     })?;

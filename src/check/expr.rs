@@ -402,8 +402,9 @@ impl Checker<'_> {
         layers: super::value::Layers,
         args: &[Arg],
     ) -> Value {
-        /// The first input of the next copy; not a name a spec can write.
-        const PREVIOUS: &str = "%input0";
+        // Evaluated arguments are bound to names a spec cannot write; the first one is then
+        // rebound to each copy's output.
+        let hidden = |i: usize| format!("%input{i}");
         if args.is_empty() {
             return self
                 .error(Diagnostic::error(Code::MissingArgument, "layers need an input").at(e.span, "no input given"));
@@ -414,9 +415,8 @@ impl Checker<'_> {
             match self.eval(&scope, &a.value) {
                 Value::Poison => return Value::Poison,
                 v @ Value::Tensor(_) => {
-                    let hidden = format!("%input{i}");
-                    scope.insert(hidden.clone(), v);
-                    a.value = Expr { kind: ExprKind::Name(hidden), span: a.value.span };
+                    scope.insert(hidden(i), v);
+                    a.value = Expr { kind: ExprKind::Name(hidden(i)), span: a.value.span };
                 }
                 // Reported by the first copy's application.
                 _ => {}
@@ -435,7 +435,7 @@ impl Checker<'_> {
             let first_diag = self.diags.len();
             out = self.apply_instance(&scope, e, callee_span, inst, &args);
             if k > 1 {
-                let input = match scope.get(PREVIOUS) {
+                let input = match scope.get(&hidden(0)) {
                     Some(Value::Tensor(t)) => format!(" ({})", t.ty),
                     _ => String::new(),
                 };
@@ -459,8 +459,8 @@ impl Checker<'_> {
                     break;
                 }
             }
-            scope.insert(PREVIOUS.to_string(), out.clone());
-            args[0].value.kind = ExprKind::Name(PREVIOUS.to_string());
+            scope.insert(hidden(0), out.clone());
+            args[0].value.kind = ExprKind::Name(hidden(0));
         }
         self.ctx = saved;
         out
