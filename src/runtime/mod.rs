@@ -6,6 +6,7 @@
 //! (see `crate::app`). The backend is picked at run time by the `Device`: `flex` (pure-Rust CPU,
 //! the default), `ndarray`, or libtorch with the `tch` feature.
 
+pub mod cpu;
 pub mod eval;
 pub mod exec;
 pub mod serve;

@@ -32,15 +32,20 @@ pub(super) fn l2(x: Tensor<2>) -> Tensor<2> {
     x.clone().mul(x).sum_dim(1).add_scalar(1e-12).sqrt()
 }
 
-/// The lowest exponent [`softmax`] evaluates: `exp(-80)` ≈ 1.8e-35 is still a normal f32, so
-/// `expf` never takes its underflow path (glibc's `__expf` sets `errno` through a slow handler for
-/// every result below `f32::MIN_POSITIVE`, which masked positions at [`NEG_INF`] all hit: a tenth
-/// of DFN's training time was spent there).
-const MIN_EXPONENT: f64 = -80.0;
+/// The lowest exponent [`softmax`] evaluates. `exp(-30)` ≈ 9.4e-14 is far from the subnormal
+/// range, so `expf` never takes its underflow path (glibc's `__expf` sets `errno` through a slow
+/// handler for every result below `f32::MIN_POSITIVE`, which masked positions at [`NEG_INF`] all
+/// hit: a tenth of DFN's training time on an AMD EPYC), and the weights times activations and
+/// gradients stay normal too. The former bound, -80 (1.8e-35), made those products subnormal: on
+/// an Intel Xeon every gemm over attention weights then took microcode assists and DFN trained
+/// 7x slower (`runtime::cpu` also flushes subnormals to zero, for every other source).
+const MIN_EXPONENT: f64 = -30.0;
 
-/// Softmax along `dim`, `exp(max(x - max x, -80)) / Σ`, for scores with masked positions. Equal
-/// to the exact softmax to f32 precision: a clamped entry weighs at most 1.8e-35 against the row
-/// maximum's 1. Unmasked softmaxes use the backend's own (faster on wide rows such as a corpus).
+/// Softmax along `dim`, `exp(max(x - max x, -30)) / Σ`, for scores with masked positions. Equal
+/// to the exact softmax to f32 precision for rows of up to a million positions: a clamped entry
+/// weighs at most 9.4e-14 against the row maximum's 1, so a million of them move the sum by less
+/// than f32's epsilon (1.2e-7). Unmasked softmaxes use the backend's own (faster on wide rows
+/// such as a corpus).
 pub(super) fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     let shifted = (x.clone() - x.max_dim(dim).detach()).clamp_min(MIN_EXPONENT);
     let e = shifted.exp();

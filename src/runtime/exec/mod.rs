@@ -146,6 +146,8 @@ struct Interpreter<'a> {
 
 impl<'a> Interpreter<'a> {
     fn new(program: &'a Program, weights: &'a Weights, batch: &'a DeviceBatch, mode: Mode, step: u64) -> Self {
+        // The forward, its backward and the optimizer step run on this thread and rayon's pool.
+        crate::runtime::cpu::flush_subnormals();
         let mut values = vec![None; program.values.len()];
         for (slot, input) in values.iter_mut().zip(program.inputs()) {
             *slot = batch.values.get(&input.name).cloned();
