@@ -462,12 +462,11 @@ def gru(x, mask, input, hidden, output):
     for t in range(n):
         g = gi[:, t]
         gh = _affine(h, w_hh, b_hh)
-        r = torch.sigmoid(g[:, :h_dim] + gh[:, :h_dim])
-        z = torch.sigmoid(g[:, h_dim : 2 * h_dim] + gh[:, h_dim : 2 * h_dim])
+        gates = torch.sigmoid(g[:, : 2 * h_dim] + gh[:, : 2 * h_dim])
+        r, z = gates[:, :h_dim], gates[:, h_dim:]
         cand = torch.tanh(g[:, 2 * h_dim :] + r * gh[:, 2 * h_dim :])
-        new = ((-z) + 1.0) * cand + z * h
-        mt = m[:, t]
-        h = new * mt + h * ((-mt) + 1.0)
+        new = cand + z * (h - cand)  # (1 - z) cand + z h
+        h = h + m[:, t] * (new - h)  # padding (m = 0) keeps h
         states.append(h)
     return torch.stack(states, 1) if output == "all" else h
 
