@@ -52,8 +52,10 @@ fn dfn_follows_the_paper() {
     // Loss weights 1:1:10 (eq. 15).
     let weights: Vec<(String, f64)> = g.losses.iter().map(|l| (l.name.clone(), l.weight)).collect();
     assert_eq!(weights, vec![("click".into(), 1.0), ("unclick".into(), 1.0), ("dislike".into(), 10.0)]);
-    // FM over m fields plus the 5 feedback vectors (eq. 11).
-    assert_eq!(g.node("features").unwrap().ty.to_string(), "float[B, F + 5, D]");
+    // FM over the m fields, the target item as one more field (section 3.3's item features),
+    // and the 5 feedback vectors (eq. 11).
+    assert_eq!(g.node("features").unwrap().ty.to_string(), "float[B, F + 6, D]");
+    assert_eq!(g.node("target_field").unwrap().ty.to_string(), "float[B, 1, D]");
     assert_eq!(g.node("y").unwrap().ty.to_string(), "float[B, D + F + 16]");
 }
 
@@ -216,5 +218,5 @@ fn experiment_specs_under_bench_compile_clean() {
             }
         }
     }
-    assert!(seen >= 1, "expected bench/movielens/dfn_with_target.recspec");
+    assert!(seen >= 1, "expected bench/movielens/dfn_target_via_transformers.recspec");
 }
