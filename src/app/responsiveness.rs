@@ -35,6 +35,89 @@ pub struct Settings {
     /// Longest history kept (the model's T).
     pub max_len: usize,
     pub exclude_consumed: bool,
+    /// Seconds of a long view (every consumed step, and the positive and dislike branches) and
+    /// of a skip: the data set's own scale ([`dwell_scale`]) unless the caller chose them.
+    pub dwell: DwellScale,
+}
+
+/// The dwell the simulated steps carry, in seconds, and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DwellScale {
+    pub long_view_s: f64,
+    pub skip_view_s: f64,
+    pub source: DwellSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DwellSource {
+    /// The median and the 10th percentile of the training histories' steps not disliked.
+    TrainSplit,
+    /// `--long-view` / `--skip-view` (either one; the other from the training split).
+    Flags,
+    /// The training histories hold no step: [`LONG_VIEW`] and [`SKIP_VIEW`].
+    Fallback,
+}
+
+/// The dwell of the simulated steps: `long_view` and `skip_view` seconds where given (each must
+/// be positive), the rest from the training split of `data` ([`dwell_scale`]).
+pub fn choose_dwell(
+    data: &Path,
+    history: &str,
+    seed: u64,
+    long_view: Option<f64>,
+    skip_view: Option<f64>,
+) -> Result<DwellScale, AppError> {
+    for (flag, v) in [("--long-view", long_view), ("--skip-view", skip_view)] {
+        if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return Err(AppError::Responsiveness(format!("{flag} must be a positive number of seconds")));
+        }
+    }
+    let mut scale = match (long_view, skip_view) {
+        (Some(long_view_s), Some(skip_view_s)) => {
+            return Ok(DwellScale { long_view_s, skip_view_s, source: DwellSource::Flags })
+        }
+        _ => dwell_scale(&split_file(data, "train")?, history, seed)?,
+    };
+    if let Some(v) = long_view {
+        (scale.long_view_s, scale.source) = (v, DwellSource::Flags);
+    }
+    if let Some(v) = skip_view {
+        (scale.skip_view_s, scale.source) = (v, DwellSource::Flags);
+    }
+    Ok(scale)
+}
+
+/// Steps of the training histories read for [`dwell_scale`] (a uniform sample beyond that).
+const DWELL_SAMPLE: usize = 100_000;
+
+/// The training split's dwell scale: over the steps of `history` not disliked (a uniform sample
+/// of [`DWELL_SAMPLE`] of them), the median dwell for a long view and the 10th percentile for a
+/// skip, in seconds (`NAME.dwell` holds log1p seconds). The fixed 30 s / 2 s it replaces lay
+/// outside the range of data sets whose dwell is on another scale (MovieLens' log1p(rating) is
+/// 0.7-1.8, log1p(30 s) is 3.4): a long view the model had never seen.
+pub fn dwell_scale(train: &Path, history: &str, seed: u64) -> Result<DwellScale, AppError> {
+    let (dwell_key, flag_key) = (format!("{history}.dwell"), format!("{history}.disliked"));
+    let mut sample = Reservoir::new(DWELL_SAMPLE, Rng::derive(seed, 13, 0));
+    for_each_row(train, |_, v| {
+        let list = |k: &str| v.get(k).and_then(Value::as_array);
+        let (Some(dwell), flags) = (list(&dwell_key), list(&flag_key)) else { return Ok(true) };
+        for (j, d) in dwell.iter().enumerate() {
+            let disliked = flags.and_then(|f| f.get(j)).and_then(Value::as_f64) == Some(1.0);
+            match d.as_f64() {
+                Some(d) if d.is_finite() && !disliked => sample.offer(d),
+                _ => {}
+            }
+        }
+        Ok(true)
+    })?;
+    let mut values = sample.items;
+    if values.is_empty() {
+        return Ok(DwellScale { long_view_s: LONG_VIEW, skip_view_s: SKIP_VIEW, source: DwellSource::Fallback });
+    }
+    values.sort_by(f64::total_cmp);
+    let quantile = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize].exp_m1();
+    Ok(DwellScale { long_view_s: quantile(0.5), skip_view_s: quantile(0.1), source: DwellSource::TrainSplit })
 }
 
 /// One step of a history: item, dwell seconds, disliked.
@@ -45,19 +128,20 @@ pub struct Step {
     pub disliked: bool,
 }
 
-/// Seconds of a long view and of a skip.
+/// Seconds of a long view and of a skip where the training histories hold no step.
 pub const LONG_VIEW: f64 = 30.0;
 pub const SKIP_VIEW: f64 = 2.0;
 
 /// The counterfactual continuations of one history at the branching step: identical up to the
 /// last step, which differs only in the user's action on `last`.
-pub fn branches(history: &[Step], last: i64, skip_branch: bool) -> Vec<(&'static str, Vec<Step>)> {
+pub fn branches(history: &[Step], last: i64, skip_branch: bool, dwell: &DwellScale) -> Vec<(&'static str, Vec<Step>)> {
+    let long = dwell.long_view_s;
     let mut actions = vec![
-        ("positive", Step { item: last, dwell: LONG_VIEW, disliked: false }),
-        ("positive+dislike", Step { item: last, dwell: LONG_VIEW, disliked: true }),
+        ("positive", Step { item: last, dwell: long, disliked: false }),
+        ("positive+dislike", Step { item: last, dwell: long, disliked: true }),
     ];
     if skip_branch {
-        actions.push(("skip", Step { item: last, dwell: SKIP_VIEW, disliked: false }));
+        actions.push(("skip", Step { item: last, dwell: dwell.skip_view_s, disliked: false }));
     }
     actions
         .into_iter()
@@ -116,6 +200,8 @@ pub struct Report {
     pub steps: usize,
     pub top: usize,
     pub seed: u64,
+    /// The dwell of the simulated steps.
+    pub dwell: DwellScale,
     pub branches: Vec<Branch>,
     pub rerecommend: Option<Rerecommend>,
 }
@@ -226,7 +312,7 @@ pub fn simulate(
             }
             let pick = list[rng.below(list.len())].item;
             if step + 1 < s.steps {
-                histories[u].push(Step { item: pick, dwell: LONG_VIEW, disliked: false });
+                histories[u].push(Step { item: pick, dwell: s.dwell.long_view_s, disliked: false });
             } else {
                 last[u] = pick;
             }
@@ -234,12 +320,12 @@ pub fn simulate(
     }
     let info = |item: i64| items.get(item as usize).copied().unwrap_or((-1, -1));
     let mut shares: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![];
-    let names: Vec<&str> = branches(&[], 0, s.skip_branch).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<&str> = branches(&[], 0, s.skip_branch, &s.dwell).into_iter().map(|(n, _)| n).collect();
     for (b, name) in names.iter().enumerate() {
         let rows: Vec<Value> = histories
             .iter()
             .zip(&last)
-            .map(|(h, l)| history_row(&s.history, &branches(h, *l, s.skip_branch)[b].1, s.max_len))
+            .map(|(h, l)| history_row(&s.history, &branches(h, *l, s.skip_branch, &s.dwell)[b].1, s.max_len))
             .collect();
         let lists = rec.top_k(&rows, s.top, s.exclude_consumed).map_err(err_at)?;
         let (mut cl, mut cr) = (vec![], vec![]);
@@ -273,6 +359,7 @@ pub fn simulate(
         steps: s.steps,
         top: s.top,
         seed: s.seed,
+        dwell: s.dwell,
         branches: out,
         rerecommend: None,
     })
@@ -398,10 +485,38 @@ mod tests {
             history: "h".into(),
             max_len: 5,
             exclude_consumed: false,
+            dwell: DwellScale { long_view_s: LONG_VIEW, skip_view_s: SKIP_VIEW, source: DwellSource::Fallback },
         };
         let starts = start_histories(&file, &s).unwrap();
         let first: Vec<i64> = starts.iter().map(|h| h[0].item).collect();
         assert_eq!(first, [1, 4, 5, 1], "users 7, 8, 9, then cycled");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_dwell_scale_is_the_training_histories_median_and_tenth_percentile() {
+        let dir = std::env::temp_dir().join(format!("recspec-dwell-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("train.jsonl");
+        // Steps of 1..=10 s (log1p), plus a disliked 1000 s step and a row without the input.
+        let row = |secs: &[f64], flags: &[u8]| {
+            let logs: Vec<f64> = secs.iter().map(|s| s.ln_1p()).collect();
+            serde_json::json!({"user": 1, "h": vec![1; secs.len()], "h.dwell": logs, "h.disliked": flags}).to_string()
+        };
+        let lines = [
+            row(&[1.0, 2.0, 3.0, 4.0, 5.0], &[0, 0, 0, 0, 0]),
+            row(&[6.0, 1000.0, 7.0, 8.0, 9.0, 10.0], &[0, 1, 0, 0, 0, 0]),
+            r#"{"user":2}"#.to_string(),
+        ];
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let scale = dwell_scale(&file, "h", 1).unwrap();
+        assert_eq!(scale.source, DwellSource::TrainSplit);
+        // Sorted 1..10: the median at index round(4.5) = 5 is 6 s, the 10th percentile at
+        // round(0.9) = 1 is 2 s; the disliked 1000 s step is not a view.
+        assert!((scale.long_view_s - 6.0).abs() < 1e-9, "{scale:?}");
+        assert!((scale.skip_view_s - 2.0).abs() < 1e-9, "{scale:?}");
+        let none = dwell_scale(&file, "other", 1).unwrap();
+        assert_eq!((none.long_view_s, none.skip_view_s, none.source), (LONG_VIEW, SKIP_VIEW, DwellSource::Fallback));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -3,7 +3,7 @@
 
 use super::{print_json, Exit};
 use recspec::app::recommend::recommender;
-use recspec::app::responsiveness::{history_len, measure, Settings};
+use recspec::app::responsiveness::{choose_dwell, history_len, measure, Settings};
 use recspec::app::AppError;
 use std::path::PathBuf;
 
@@ -34,6 +34,13 @@ pub struct Args {
     /// Where trajectories start: `empty` (the paper) or `test` (held-out histories, one per user).
     #[arg(long, default_value = "empty", value_parser = ["empty", "test"])]
     start: String,
+    /// Seconds of a long view (each consumed step, the positive and dislike branches) [default:
+    /// the median dwell of the training histories' steps not disliked].
+    #[arg(long, value_name = "SECONDS")]
+    long_view: Option<f64>,
+    /// Seconds of the skip branch's short view [default: the 10th percentile of that dwell].
+    #[arg(long, value_name = "SECONDS")]
+    skip_view: Option<f64>,
     #[arg(long)]
     output: Option<String>,
     #[arg(long, default_value = "cpu")]
@@ -50,6 +57,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         seed: args.seed,
         skip_branch: args.skip_branch,
         max_len: history_len(&rec, &args.history)?,
+        dwell: choose_dwell(&args.data, &args.history, args.seed, args.long_view, args.skip_view)?,
         history: args.history,
         exclude_consumed: args.exclude_consumed,
     };

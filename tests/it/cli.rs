@@ -378,9 +378,11 @@ fn retrieval_heads_report_recall_and_ndcg() {
 /// the last item.
 #[test]
 fn counterfactual_branches_share_their_history() {
-    use recspec::app::responsiveness::{branches, history_row, Step, LONG_VIEW, SKIP_VIEW};
-    let history: Vec<Step> = (0..7).map(|i| Step { item: i * 3, dwell: LONG_VIEW, disliked: i == 2 }).collect();
-    let b = branches(&history, 40, true);
+    use recspec::app::responsiveness::{branches, history_row, DwellScale, DwellSource, Step};
+    let (long, skip) = (12.0, 1.5);
+    let dwell = DwellScale { long_view_s: long, skip_view_s: skip, source: DwellSource::Flags };
+    let history: Vec<Step> = (0..7).map(|i| Step { item: i * 3, dwell: long, disliked: i == 2 }).collect();
+    let b = branches(&history, 40, true, &dwell);
     let names: Vec<&str> = b.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["positive", "positive+dislike", "skip"]);
     for (_, h) in &b {
@@ -388,12 +390,12 @@ fn counterfactual_branches_share_their_history() {
         assert_eq!(h[7].item, 40);
     }
     assert_eq!((b[0].1[7].disliked, b[1].1[7].disliked, b[2].1[7].disliked), (false, true, false));
-    assert_eq!((b[0].1[7].dwell, b[1].1[7].dwell, b[2].1[7].dwell), (LONG_VIEW, LONG_VIEW, SKIP_VIEW));
+    assert_eq!((b[0].1[7].dwell, b[1].1[7].dwell, b[2].1[7].dwell), (long, long, skip));
     // Rows keep the last T steps, with log1p dwell and 0/1 flags.
     let row = history_row("history", &b[1].1, 4);
     assert_eq!(row["history"], serde_json::json!([12, 15, 18, 40]));
     assert_eq!(row["history.disliked"], serde_json::json!([0, 0, 0, 1]));
-    assert!((row["history.dwell"][3].as_f64().unwrap() - LONG_VIEW.ln_1p()).abs() < 1e-9);
+    assert!((row["history.dwell"][3].as_f64().unwrap() - f64::ln_1p(long)).abs() < 1e-9);
 }
 
 #[test]
@@ -468,6 +470,23 @@ fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
     assert!(r["value"].as_f64().unwrap() <= r["hi"].as_f64().unwrap());
     assert!(v["rerecommend"]["rows"].as_u64().is_some());
     assert_eq!(v["start"], "empty");
+    // The simulated dwell is the training split's, positive and ordered; flags override it.
+    assert_eq!(v["dwell"]["source"], "train_split", "{}", v["dwell"]);
+    let (long, skip) = (v["dwell"]["long_view_s"].as_f64().unwrap(), v["dwell"]["skip_view_s"].as_f64().unwrap());
+    assert!(0.0 < skip && skip <= long, "{}", v["dwell"]);
+    let with_flags = |extra: &[&str]| {
+        let mut args = vec!["responsiveness", run.to_str().unwrap(), "--data", data.to_str().unwrap()];
+        args.extend_from_slice(&["--users", "5", "--steps", "2", "--top", "3"]);
+        args.extend_from_slice(extra);
+        recspec(&args)
+    };
+    let o = with_flags(&["--long-view", "45", "--skip-view", "1.5"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["dwell"], serde_json::json!({"long_view_s": 45.0, "skip_view_s": 1.5, "source": "flags"}));
+    let o = with_flags(&["--long-view=0"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--long-view must be a positive number of seconds"), "{}", stderr(&o));
     // Trajectories may start from held-out users' histories instead.
     let o = recspec(&[
         "responsiveness",
