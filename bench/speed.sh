@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# Side-by-side speed of recspec's interpreter (`recspec bench`, burn-flex on the CPU) and the
-# generated PyTorch module (`python -m recspec_torch.bench`) on the same spec, data and batches.
+# Side-by-side speed of recspec's interpreter (`recspec bench`, burn-flex on the CPU), the
+# generated PyTorch module (`python -m recspec_torch.bench`) and the hand-written PyTorch eager
+# reference of the same architecture (`python -m reference.bench`, bench/reference/) on the same
+# spec, data and batches.
 #
 # For each family (specs/NAME.recspec) on the simulator's default data set: writes the PyTorch
-# run directory (`recspec pytorch`), then runs recspec, PyTorch, recspec, PyTorch, ... (ROUNDS
-# rounds, one process per run), appending every run's JSON line to RESULTS_DIR/results.jsonl and
-# checking that both programs report the same parameter count; finally prints the machine and
-# the Markdown table of bench/speed_table.py (also written to RESULTS_DIR/table.md).
+# run directory (`recspec pytorch`); when the reference runs, checks it against the generated
+# module on that data (`python -m reference.equivalence`: the same inputs, losses and parameter
+# count, and on the same weights the same outputs, losses and gradients); then runs the
+# programs in turn, recspec, pytorch, reference, recspec, ... (ROUNDS rounds, one process per
+# run), appending every run's JSON line to RESULTS_DIR/results.jsonl and checking that every
+# program of a round reports the same parameter count; finally prints the machine and the
+# Markdown table of bench/speed_table.py (also written to RESULTS_DIR/table.md).
 #
 # Usage: bash bench/speed.sh
 # Environment (defaults in brackets):
 #   ROUNDS [3]  BATCH [256]  STEPS [20]  WARMUP [3]  THREADS [2]
 #   FAMILIES ["dfn din dumn dlen retrieval_ntr"]
+#   PROGRAMS ["recspec pytorch reference"]: which programs run, in this order within a round
 #   SMOKE=1     1 round, STEPS=2, WARMUP=1, BATCH=32 on a tiny simulated data set, in
 #               target/speed/smoke (for tests; the numbers mean nothing)
 #   RESULTS_DIR [target/speed, or target/speed/smoke with SMOKE=1]
 #   RECSPEC_BIN [target/release/recspec, built with `cargo build --release`; when set, no build]
 #   PYTHON      [.venv/bin/python]
-# Both programs run with OMP_NUM_THREADS, MKL_NUM_THREADS and RAYON_NUM_THREADS = THREADS;
-# the PyTorch one also gets --threads THREADS (torch.set_num_threads).
+# Every program runs with OMP_NUM_THREADS, MKL_NUM_THREADS and RAYON_NUM_THREADS = THREADS;
+# the PyTorch ones also get --threads THREADS (torch.set_num_threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +40,19 @@ else
 fi
 THREADS=${THREADS:-2}
 FAMILIES=${FAMILIES:-dfn din dumn dlen retrieval_ntr}
+PROGRAMS=${PROGRAMS:-recspec pytorch reference}
 PYTHON=${PYTHON:-.venv/bin/python}
 bin=${RECSPEC_BIN:-target/release/recspec}
 
 die() { echo "speed.sh: $*" >&2; exit 1; }
+
+[ -n "${PROGRAMS// /}" ] || die "PROGRAMS is empty"
+for program in $PROGRAMS; do
+  case $program in
+    recspec | pytorch | reference) ;;
+    *) die "PROGRAMS: unknown program $program (expected recspec, pytorch, reference)" ;;
+  esac
+done
 
 [ -n "${RECSPEC_BIN:-}" ] || cargo build --release --quiet
 [ -x "$bin" ] || die "$bin not found"
@@ -62,13 +77,17 @@ one_run() {
   local name=$1 program=$2 round=$3
   local base=$logs/$name.r$round.$program
   local cmd
-  if [ "$program" = recspec ]; then
-    cmd=("$bin" bench "specs/$name.recspec" --data "$data" --batch-size "$BATCH" --steps "$STEPS"
-      --warmup "$WARMUP")
-  else
-    cmd=(env PYTHONPATH=python "$PYTHON" -m recspec_torch.bench "$RESULTS_DIR/$name" --data "$data"
-      --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
-  fi
+  case $program in
+    recspec)
+      cmd=("$bin" bench "specs/$name.recspec" --data "$data" --batch-size "$BATCH" --steps "$STEPS"
+        --warmup "$WARMUP") ;;
+    pytorch)
+      cmd=(env PYTHONPATH=python "$PYTHON" -m recspec_torch.bench "$RESULTS_DIR/$name" --data "$data"
+        --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS") ;;
+    reference)
+      cmd=(env PYTHONPATH=python:bench "$PYTHON" -m reference.bench "$name" --data "$data"
+        --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS") ;;
+  esac
   echo "[$name round $round/$ROUNDS] ${cmd[*]}" >&2
   "${cmd[@]}" >"$base.json" 2>"$base.log" || { cat "$base.log" >&2; die "$name: $program failed (log: $base.log)"; }
   "$PYTHON" - "$base.json" "$program" <<'PY' || die "$name: $program did not print one JSON line (see $base.json)"
@@ -83,14 +102,15 @@ PY
   cat "$base.json" >> "$results"
 }
 
-# same_model NAME ROUND: both programs of the round report one spec name and parameter count.
+# same_model NAME ROUND: every program of the round reports one spec name and parameter count.
 same_model() {
-  "$PYTHON" - "$logs/$1.r$2.recspec.json" "$logs/$1.r$2.pytorch.json" <<'PY' || die "$1: the two programs do not run the same model"
+  local files=() program
+  for program in $PROGRAMS; do files+=("$logs/$1.r$2.$program.json"); done
+  "$PYTHON" - "${files[@]}" <<'PY' || die "$1: the programs do not run the same model"
 import json, sys
-a, b = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:])
-if (a["spec"], a["params"]) != (b["spec"], b["params"]):
-    sys.exit(f"recspec reports spec {a['spec']!r} with {a['params']} parameters, "
-             f"PyTorch spec {b['spec']!r} with {b['params']}")
+runs = [json.load(open(p, encoding="utf-8")) for p in sys.argv[1:]]
+if len({(r["spec"], r["params"]) for r in runs}) > 1:
+    sys.exit("; ".join(f"{r['program']} reports spec {r['spec']!r} with {r['params']} parameters" for r in runs))
 PY
 }
 
@@ -100,9 +120,15 @@ for name in $FAMILIES; do
   rm -rf "$run"
   "$bin" pytorch "specs/$name.recspec" --data "$data" --out "$run" >"$logs/$name.pytorch-gen.log" 2>&1 \
     || { cat "$logs/$name.pytorch-gen.log" >&2; die "$name: recspec pytorch failed"; }
+  if [[ " $PROGRAMS " == *" reference "* ]]; then
+    echo "[$name] checking the hand-written reference against the generated module" >&2
+    env PYTHONPATH=python:bench "$PYTHON" -m reference.equivalence "$name" "$run" --data "$data" \
+      >"$logs/$name.equivalence.log" 2>&1 \
+      || { cat "$logs/$name.equivalence.log" >&2; die "$name: the reference does not match the generated module"; }
+    cat "$logs/$name.equivalence.log" >&2
+  fi
   for round in $(seq 1 "$ROUNDS"); do
-    one_run "$name" recspec "$round"
-    one_run "$name" pytorch "$round"
+    for program in $PROGRAMS; do one_run "$name" "$program" "$round"; done
     same_model "$name" "$round"
   done
 done
@@ -119,7 +145,7 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Machine: $(uname -m), nproc $(nproc --all), CPU: ${cpu:-unknown}"
   echo "recspec $commit; $torch_line"
-  echo "Settings: batch $BATCH, $STEPS timed steps after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (recspec, PyTorch alternating)$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
+  echo "Settings: batch $BATCH, $STEPS timed steps after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (programs in turn: ${PROGRAMS// /, })$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
   echo "Data: $data ($(grep -c . "$data/train.jsonl") training rows)"
   echo
   "$PYTHON" bench/speed_table.py "$results"

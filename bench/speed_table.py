@@ -2,22 +2,25 @@
 
     python3 bench/speed_table.py [target/speed/results.jsonl]
 
-Each line of the file is one run's JSON line (`recspec bench` or `python -m recspec_torch.bench`):
-program, spec, params, train_samples_per_s, infer_us_per_example, loader_rows_per_s,
+Each line of the file is one run's JSON line (`recspec bench`, `python -m recspec_torch.bench`
+for the generated PyTorch module, `python -m reference.bench` for the hand-written PyTorch
+reference): program, spec, params, train_samples_per_s, infer_us_per_example, loader_rows_per_s,
 peak_rss_mb. Per spec and program: training samples/s min / median, inference µs per example
-min / median, loader rows/s median, peak RSS max, params. Per spec, the ratio row recspec /
-PyTorch: training and loading throughput median recspec / median PyTorch, inference median
-PyTorch µs / median recspec µs (so > 1 means recspec is faster everywhere), peak RSS max recspec /
-max PyTorch (< 1 means recspec uses less memory). Exits 1, naming the spec, when the two
-programs disagree on the parameter count.
+min / median, loader rows/s median, peak RSS max, params. Per spec, one ratio row per PyTorch
+program that ran, recspec / that program: training and loading throughput median recspec /
+median other, inference median other µs / median recspec µs (so > 1 means recspec is faster
+everywhere), peak RSS max recspec / max other (< 1 means recspec uses less memory). Exits 1,
+naming the spec, when the programs disagree on the parameter count.
 """
 
 import json
 import statistics
 import sys
 
-PROGRAMS = ("recspec", "pytorch")
-LABELS = {"recspec": "recspec", "pytorch": "PyTorch"}
+PROGRAMS = ("recspec", "pytorch", "reference")
+LABELS = {"recspec": "recspec", "pytorch": "PyTorch generated", "reference": "PyTorch reference"}
+#: The programs recspec is compared with, each on a ratio row labelled by its value.
+RATIOS = {"pytorch": "recspec / generated", "reference": "recspec / reference"}
 
 
 def read(path):
@@ -57,10 +60,10 @@ def _div(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def ratios(stats):
-    """recspec / PyTorch for one spec's stats, each > 1 when recspec is faster (train, infer,
-    loader) or larger (rss); None where a program is missing."""
-    rs, pt = stats.get("recspec"), stats.get("pytorch")
+def ratios(stats, other):
+    """recspec / `other` (a program) for one spec's stats, each > 1 when recspec is faster
+    (train, infer, loader) or larger (rss); None where either program is missing."""
+    rs, pt = stats.get("recspec"), stats.get(other)
     if rs is None or pt is None:
         return None
     return {
@@ -105,17 +108,20 @@ def render(summary):
                 f"| {_num(s['loader_median'])} | {_num(s['rss_max'], 1)} "
                 f"| {', '.join(f'{c:,}' for c in s['params'])} |"
             )
-        r = ratios(programs)
-        if r is not None:
-            lines.append(
-                f"| {spec} | recspec / PyTorch | | {_ratio(r['train'])} | {_ratio(r['infer'])} "
-                f"| {_ratio(r['loader'])} | {_ratio(r['rss'])} | |"
-            )
+        for other, label in RATIOS.items():
+            r = ratios(programs, other)
+            if r is not None:
+                lines.append(
+                    f"| {spec} | {label} | | {_ratio(r['train'])} | {_ratio(r['infer'])} "
+                    f"| {_ratio(r['loader'])} | {_ratio(r['rss'])} | |"
+                )
     lines.append("")
     lines.append(
-        "Ratios: throughput (training, loading) median recspec / median PyTorch; inference median "
-        "PyTorch µs / median recspec µs (> 1: recspec faster); peak RSS max recspec / max PyTorch "
-        "(< 1: recspec smaller)."
+        "PyTorch generated: the module `recspec pytorch` writes (recspec's kernels one by one through "
+        "`recspec_torch.ops`); PyTorch reference: the hand-written eager model of bench/reference. "
+        "Ratios, recspec / each: throughput (training, loading) median recspec / median other; "
+        "inference median other µs / median recspec µs (> 1: recspec faster); peak RSS max recspec / "
+        "max other (< 1: recspec smaller)."
     )
     return "\n".join(lines)
 

@@ -26,6 +26,9 @@ inference batch ends with `torch.cuda.synchronize()` (recspec's inference reads 
 back to the host, which synchronises too).
 
 One process, `torch.set_num_threads(N)`; weights start as `Cls(seed=1)`.
+
+`device_and_sync`, `device_batches`, `time_model` and `report` are the protocol's parts;
+bench/reference/bench.py times the hand-written references with them.
 """
 
 import argparse
@@ -66,8 +69,9 @@ def load_batches(path, schema, batch_size, keep):
     return kept, rows, time.perf_counter() - start
 
 
-def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu"):
-    """The result dict (the JSON line's fields)."""
+def device_and_sync(device, threads):
+    """Sets the thread count; `(torch.device, sync)`, where `sync()` waits for the device (a no-op
+    on the CPU). UserError when CUDA is asked for but missing."""
     torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available")
@@ -77,33 +81,26 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    module, cls = load_model(run_dir)
-    try:
-        schema = data_mod.Schema.from_module(module)
-    except data_mod.SchemaError as e:
-        raise UserError(f"{os.path.join(run_dir, 'model.py')}: {e}") from None
+    return dev, sync
+
+
+def device_batches(data_dir, schema, batch_size, keep, dev):
+    """DATA/train.jsonl read whole into batches (`load_batches`), the first `keep` moved to `dev`:
+    `(batches, rows read, seconds)`; UserError when the file is missing or empty."""
     path = os.path.join(data_dir, "train.jsonl")
     if not os.path.isfile(path):
         raise UserError(f"{path} not found (`recspec simulate --out {data_dir}` writes one)")
-
-    host_batches, rows, load_s = load_batches(path, schema, batch_size, warmup + steps)
+    host_batches, rows, load_s = load_batches(path, schema, batch_size, keep)
     if not host_batches:
         raise UserError(f"{path} has no rows")
     batches = [b._replace(inputs=_to(b.inputs, dev), labels=_to(b.labels, dev)) for b in host_batches]
+    return batches, rows, load_s
 
-    torch.manual_seed(SEED)  # dropout masks
-    model = cls(seed=SEED).to(dev)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    objective = Objective(model, {})  # the module's own loss weights
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=LR, eps=OPTIMIZER_EPS)
 
-    def train_step(batch, step):
-        total, means = objective(batch.inputs, batch.labels, step)
-        means.tolist()  # the loss terms read back, as recspec's step and `recspec_torch.train` do
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+def time_model(model, train_step, infer, batches, steps, warmup, sync):
+    """The timing protocol (the module docstring): `train_step(batch, i)` for i in 0..W+S in train
+    mode, the S after the warm-up timed; then `infer(batch)` on the timed steps' batches in eval
+    mode under `torch.no_grad()`. Returns `(training samples/s, inference µs per example)`."""
 
     def batch_at(i):
         return batches[i % len(batches)]
@@ -125,28 +122,64 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
         for i in range(steps):
             batch = batch_at(warmup + i)
             start = time.perf_counter()
-            model(batch.inputs, batch.labels, step=0)
+            infer(batch)
             sync()
             infer_s += time.perf_counter() - start
             examples += len(batch.users)
+    return trained / max(train_s, 1e-12), infer_s / examples * 1e6
 
+
+def report(program, spec, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s):
+    """The JSON line's fields, in `recspec bench`'s order (`peak_gpu_mb` last, on CUDA)."""
     rss = peak_rss_mb()
     result = {
-        "program": "pytorch",
-        "spec": getattr(module, "MODEL", os.path.basename(os.path.normpath(run_dir))),
+        "program": program,
+        "spec": spec,
         "device": dev.type,
         "batch": batch_size,
         "threads": torch.get_num_threads(),
         "params": n_params,
         "steps": steps,
-        "train_samples_per_s": round(trained / max(train_s, 1e-12), 3),
-        "infer_us_per_example": round(infer_s / examples * 1e6, 3),
+        "train_samples_per_s": round(train_rate, 3),
+        "infer_us_per_example": round(infer_us, 3),
         "loader_rows_per_s": round(rows / max(load_s, 1e-12), 3),
         "peak_rss_mb": None if rss is None else round(rss, 1),
     }
     if dev.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     return result
+
+
+def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu"):
+    """The result dict (the JSON line's fields)."""
+    dev, sync = device_and_sync(device, threads)
+    module, cls = load_model(run_dir)
+    try:
+        schema = data_mod.Schema.from_module(module)
+    except data_mod.SchemaError as e:
+        raise UserError(f"{os.path.join(run_dir, 'model.py')}: {e}") from None
+    batches, rows, load_s = device_batches(data_dir, schema, batch_size, warmup + steps, dev)
+
+    torch.manual_seed(SEED)  # dropout masks
+    model = cls(seed=SEED).to(dev)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    objective = Objective(model, {})  # the module's own loss weights
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=LR, eps=OPTIMIZER_EPS)
+
+    def train_step(batch, step):
+        total, means = objective(batch.inputs, batch.labels, step)
+        means.tolist()  # the loss terms read back, as recspec's step and `recspec_torch.train` do
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    def infer(batch):
+        model(batch.inputs, batch.labels, step=0)
+
+    train_rate, infer_us = time_model(model, train_step, infer, batches, steps, warmup, sync)
+    spec = getattr(module, "MODEL", os.path.basename(os.path.normpath(run_dir)))
+    return report("pytorch", spec, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s)
 
 
 def parse_args(argv):

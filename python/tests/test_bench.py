@@ -1,5 +1,6 @@
 """The speed benchmark: `recspec_torch.bench` on the tiny module of test_train, and the arithmetic
-of bench/speed_table.py (the table of bench/speed.sh) on hand-written results."""
+of bench/speed_table.py (the table of bench/speed.sh: recspec, the generated module and the
+hand-written reference) on hand-written results."""
 
 import contextlib
 import importlib.util
@@ -98,6 +99,8 @@ class TableTest(unittest.TestCase):
             row("dfn", "recspec", 1100.0, 320.0, 55000.0, 305.0),
             row("dfn", "pytorch", 2200.0, 140.0, 30000.0, 810.0),
             row("din", "recspec", 500.0, 10.0, 1000.0, 100.0, params=7),
+            row("dfn", "reference", 4000.0, 100.0, 20000.0, 700.0),
+            row("dfn", "reference", 4400.0, 120.0, 22000.0, 750.0),
         ]
 
     def test_min_median_max(self):
@@ -114,22 +117,42 @@ class TableTest(unittest.TestCase):
         self.assertEqual(two["train_median"], 1100.0)
 
     def test_ratios_are_greater_than_one_when_recspec_is_faster(self):
-        r = self.t.ratios(self.t.summarize(self.rows)["dfn"])
+        s = self.t.summarize(self.rows)
+        r = self.t.ratios(s["dfn"], "pytorch")
         self.assertAlmostEqual(r["train"], 1100.0 / 2000.0)
         self.assertAlmostEqual(r["infer"], 150.0 / 300.0)
         self.assertAlmostEqual(r["loader"], 55000.0 / 25000.0)
         self.assertAlmostEqual(r["rss"], 310.0 / 820.0)
-        self.assertIsNone(self.t.ratios(self.t.summarize(self.rows)["din"]))
+        # Two reference runs: medians are the means of the two.
+        r = self.t.ratios(s["dfn"], "reference")
+        self.assertAlmostEqual(r["train"], 1100.0 / 4200.0)
+        self.assertAlmostEqual(r["infer"], 110.0 / 300.0)
+        self.assertAlmostEqual(r["loader"], 55000.0 / 21000.0)
+        self.assertAlmostEqual(r["rss"], 310.0 / 750.0)
+        self.assertIsNone(self.t.ratios(s["din"], "pytorch"))
+        self.assertIsNone(self.t.ratios(s["din"], "reference"))
 
     def test_render_and_param_check(self):
         text = self.t.render(self.t.summarize(self.rows))
         self.assertIn("| dfn | recspec | 3 | 1,000 / 1,100 | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
-        self.assertIn("| dfn | PyTorch | 3 | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
-        self.assertIn("| dfn | recspec / PyTorch | | **0.55×** | **0.50×** | **2.20×** | **0.38×** | |", text)
-        self.assertNotIn("| din | recspec / PyTorch", text)
+        self.assertIn("| dfn | PyTorch generated | 3 | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch reference | 2 | 4,000 / 4,200 | 100.0 / 110.0 | 21,000 | 750.0 | 100 |", text)
+        self.assertIn("| dfn | recspec / generated | | **0.55×** | **0.50×** | **2.20×** | **0.38×** | |", text)
+        self.assertIn("| dfn | recspec / reference | | **0.26×** | **0.37×** | **2.62×** | **0.41×** | |", text)
+        # Program rows in the order recspec, generated, reference, then the ratio rows.
+        dfn_rows = [line.split(" | ")[1] for line in text.splitlines() if line.startswith("| dfn |")]
+        self.assertEqual(
+            dfn_rows, ["recspec", "PyTorch generated", "PyTorch reference", "recspec / generated", "recspec / reference"]
+        )
+        self.assertNotIn("| din | recspec /", text)
         self.assertEqual(self.t.param_mismatches(self.t.summarize(self.rows)), [])
         bad = self.rows + [row("din", "pytorch", 1.0, 1.0, 1.0, 1.0, params=8)]
         self.assertEqual(self.t.param_mismatches(self.t.summarize(bad)), [("din", {"recspec": [7], "pytorch": [8]})])
+        bad = self.rows + [row("dfn", "reference", 1.0, 1.0, 1.0, 1.0, params=101)]
+        self.assertEqual(
+            self.t.param_mismatches(self.t.summarize(bad)),
+            [("dfn", {"recspec": [100], "pytorch": [100], "reference": [100, 101]})],
+        )
 
     def test_main_exits_1_on_a_param_mismatch(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +164,7 @@ class TableTest(unittest.TestCase):
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 status = self.t.main([path])
         self.assertEqual(status, 1)
-        self.assertIn("| din | PyTorch | 1 |", out.getvalue())
+        self.assertIn("| din | PyTorch generated | 1 |", out.getvalue())
         self.assertIn("error: din: the programs disagree on the parameter count", err.getvalue())
 
 
