@@ -12,6 +12,23 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_t` (the 16th option of `mimalloc.h`, in v2
+/// and v3 alike; the sys crate names no constant for it). By default mimalloc hands pages that
+/// stayed free for 10 ms back to the kernel, and a training step then faults them in again, a
+/// zeroed 2 MiB huge page at a time: DUMN took 7,335 page faults in a 5-step `recspec bench`,
+/// 601 with purging off, and trains 5-8% faster (measured side by side, 2026-12-02, Intel Xeon).
+/// The memory stays with the process (peak RSS +1-4%), as a training process wants it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed pages in the process (see [`MI_OPTION_PURGE_DELAY`]), unless the user set
+/// `MIMALLOC_PURGE_DELAY` themselves.
+fn keep_freed_pages() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one integer option of the allocator; purging reads it on each decision.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    }
+}
+
 /// A declarative model-spec compiler for multi-feedback recommendation models.
 #[derive(Parser)]
 #[command(name = "recspec", version, about)]
@@ -74,6 +91,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    keep_freed_pages();
     let result = match Cli::parse().command {
         Command::Check(args) => cli::check::run(args),
         Command::Compile(args) => cli::compile::run(args),
