@@ -116,22 +116,25 @@ impl Interpreter<'_> {
         let [b, len, din] = [x.shape[0], x.shape[1], x.shape[2]];
         let (w_hh, b_hh) = (self.matrix(hidden.weight), self.param(hidden.bias));
         let h_dim = w_hh.dims()[0];
-        let gi: Tensor<3> = self.dense(x.flat.reshape([b * len, din]), input).reshape([b, len, 3 * h_dim]);
-        let m: Tensor<3> = self.mask(mask).float().flat.reshape([b, len, 1]);
-        let mut h = Tensor::<2>::zeros([b, h_dim], &gi.device());
+        // Time-major, so a step's slice is one contiguous block.
+        let x_tm = x.flat.reshape([b, len, din]).swap_dims(0, 1).reshape([len * b, din]);
+        let gi = self.dense(x_tm, input).reshape([len, b, 3 * h_dim]);
+        let device = gi.device();
+        let gi = time_steps(gi);
+        let m = self.mask(mask).float().flat.reshape([b, len]).swap_dims(0, 1).reshape([len, b, 1]);
+        let m = time_steps(m);
+        let mut h = Tensor::<2>::zeros([b, h_dim], &device);
         let mut all = vec![];
         // Per step, in as few tensor ops as the formulas allow (each is an autodiff node, and
         // with 30 steps of [B, H] the GRU is op overhead more than arithmetic): the reset and
         // update gates in one sigmoid, (1 - z) c + z h as c + z (h - c), and the padding blend
         // m h' + (1 - m) h as h + m (h' - h).
-        for t in 0..len {
-            let g: Tensor<2> = gi.clone().narrow(1, t, 1).reshape([b, 3 * h_dim]);
+        for (g, mt) in gi.into_iter().zip(m) {
             let gh = affine(h.clone(), w_hh.clone(), Some(b_hh.clone()));
             let gates = activation::sigmoid(g.clone().narrow(1, 0, 2 * h_dim) + gh.clone().narrow(1, 0, 2 * h_dim));
             let (r, z) = (gates.clone().narrow(1, 0, h_dim), gates.narrow(1, h_dim, h_dim));
             let cand = activation::tanh(g.narrow(1, 2 * h_dim, h_dim) + r * gh.narrow(1, 2 * h_dim, h_dim));
             let new = cand.clone() + z * (h.clone() - cand);
-            let mt: Tensor<2> = m.clone().narrow(1, t, 1).reshape([b, 1]);
             h = h.clone() + mt * (new - h);
             all.push(h.clone());
         }
@@ -242,4 +245,29 @@ impl Interpreter<'_> {
         let y: Tensor<2> = x.rank3().gather(1, pick).reshape([b, d]) * any;
         Value::Float(FloatTensor::from_tensor(y, out_shape))
     }
+}
+
+/// The steps of a time-major `[N, B, F]` as `N` tensors `[B, F]`, by halving the time axis.
+///
+/// A narrow's backward writes its gradient into a zero tensor of the narrowed tensor's full
+/// shape (burn-autodiff's slice backward), which is then added to that tensor's gradient. `N`
+/// narrows of one `[N, B, F]` cost `N` full-size zero fills and additions in the backward pass,
+/// quadratic in `N`; halving costs two per level, `2·log2(N)` in all.
+fn time_steps(x: Tensor<3>) -> Vec<Tensor<2>> {
+    fn split(x: Tensor<3>, out: &mut Vec<Tensor<2>>) {
+        let [n, b, f] = x.dims();
+        if n == 0 {
+            return;
+        }
+        if n == 1 {
+            out.push(x.reshape([b, f]));
+            return;
+        }
+        let half = n / 2;
+        split(x.clone().narrow(0, 0, half), out);
+        split(x.narrow(0, half, n - half), out);
+    }
+    let mut out = Vec::with_capacity(x.dims()[0]);
+    split(x, &mut out);
+    out
 }
