@@ -106,8 +106,11 @@ impl Interpreter<'_> {
             Kernel::Index { x, axis, index } => self.narrow(*x, *axis, index.at(b), 1, out_shape),
             Kernel::Repeat { x, axis, times } => {
                 let x = self.float(*x);
-                let v: Tensor<3> = x.flat.reshape([numel(&x.shape[..*axis]), 1, numel(&x.shape[*axis..])]);
-                float(v.repeat_dim(1, times.at(b)).reshape([n_out]))
+                let [before, after] = [numel(&x.shape[..*axis]), numel(&x.shape[*axis..])];
+                // A broadcast view, materialised once by the reshape (burn-flex's `repeat_dim`
+                // writes a byte vector that `Bytes` then copies a second time).
+                let v: Tensor<3> = x.flat.reshape([before, 1, after]);
+                float(v.expand([before, times.at(b), after]).reshape([n_out]))
             }
             Kernel::Reshape { x } => self.value(*x).clone().with_shape(out_shape),
             Kernel::ToFloat { x } => float(self.float(*x).flat),
