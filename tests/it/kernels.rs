@@ -495,3 +495,51 @@ fn mlp_layer_norm_item_logits_activations_and_triplet_values() {
     // d(a, pos) = 1 - cos 90° = 1, d(a, neg) = 0: max(1 - 0 + 0.5, 0) = 1.5.
     close(&run(&p, &w, &b, "loss/trip"), &[1.5], 1e-5);
 }
+
+/// The default backend's `exp` (vendored burn-flex's vectorised kernel, `vendor/README.md`)
+/// against libm: within 2 ulp over the kernel's range, libm's exact results outside it, NaN
+/// kept, and the same for a tensor whose buffer is shared (the copying path).
+#[test]
+fn exp_matches_libm_within_two_ulp() {
+    let device = Device::flex();
+    let mut xs: Vec<f32> = (0..400_000).map(|i| -100.0 + i as f32 * 4.7e-4).collect();
+    xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 88.7, 88.72, 89.0, -87.5, -103.0, 0.0, -0.0, 1e-30]);
+    let t = Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+    // First while `t` still holds the buffer (a new output), then in place.
+    let copied = t.clone().exp();
+    for ys in [copied, t.exp()] {
+        let ys: Vec<f32> = ys.into_data().try_to_vec::<f32>().unwrap();
+        for (x, y) in xs.iter().zip(&ys) {
+            let want = x.exp();
+            if want.is_nan() {
+                assert!(y.is_nan(), "exp({x}) = {y}");
+            } else {
+                let ulps = (y.to_bits() as i32).abs_diff(want.to_bits() as i32);
+                assert!(ulps <= 2, "exp({x}) = {y}, libm {want} ({ulps} ulp)");
+            }
+        }
+    }
+}
+
+/// Matrix products write every element of their output (vendored burn-flex no longer
+/// zero-fills it first): a product over an empty inner dimension is all zeros, and batched
+/// products equal their matrices' products one at a time.
+#[test]
+fn matmul_writes_every_output_element() {
+    let device = Device::flex();
+    let empty_inner = Tensor::<2>::zeros([3, 0], &device).matmul(Tensor::<2>::zeros([0, 4], &device));
+    assert_eq!(empty_inner.into_data().try_to_vec::<f32>().unwrap(), vec![0.0; 12]);
+    let a: Vec<f32> = (0..5 * 7 * 3).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = (0..5 * 3 * 2).map(|i| (i as f32 * 0.11).cos()).collect();
+    let ta = Tensor::<3>::from_data(TensorData::new(a.clone(), [5, 7, 3]), &device);
+    let tb = Tensor::<3>::from_data(TensorData::new(b.clone(), [5, 3, 2]), &device);
+    let got: Vec<f32> = ta.matmul(tb).into_data().try_to_vec::<f32>().unwrap();
+    for (batch, rows) in got.chunks(7 * 2).enumerate() {
+        for (i, row) in rows.chunks(2).enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let want: f32 = (0..3).map(|k| a[batch * 21 + i * 3 + k] * b[batch * 6 + k * 2 + j]).sum();
+                assert!((v - want).abs() < 1e-5, "[{batch}, {i}, {j}] = {v}, want {want}");
+            }
+        }
+    }
+}

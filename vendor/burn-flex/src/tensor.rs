@@ -250,6 +250,28 @@ impl FlexTensor {
         }
     }
 
+    /// recspec patch (vendor/README.md): a contiguous tensor whose storage `write` initialises,
+    /// without zero-filling it first (a matmul's output, which gemm writes in full).
+    ///
+    /// # Safety
+    /// `write` must initialise every one of the slice's `shape.num_elements()` elements.
+    pub(crate) unsafe fn new_written<T: bytemuck::Pod + Send + Sync>(
+        shape: Shape,
+        dtype: DType,
+        write: impl FnOnce(&mut [core::mem::MaybeUninit<T>]),
+    ) -> Self {
+        let n = shape.num_elements();
+        let mut v: Vec<T> = Vec::with_capacity(n);
+        write(&mut v.spare_capacity_mut()[..n]);
+        // SAFETY: the caller's `write` initialised all n elements.
+        unsafe { v.set_len(n) };
+        Self {
+            data: Arc::new(Bytes::from_elems(v)),
+            layout: Layout::contiguous(shape),
+            dtype,
+        }
+    }
+
     /// Create a tensor filled with zeros.
     pub fn zeros(shape: Shape, dtype: DType) -> Self {
         Self::empty(shape, dtype)

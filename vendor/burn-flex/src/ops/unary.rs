@@ -163,6 +163,23 @@ where
 
 /// Exponential: e^x
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
+    // recspec patch (vendor/README.md): f32 through the vectorised kernel.
+    #[cfg(feature = "simd")]
+    if tensor.dtype() == DType::F32
+        && tensor.layout().is_contiguous()
+        && tensor.layout().start_offset() == 0
+    {
+        let n = tensor.layout().num_elements();
+        if tensor.is_unique() {
+            let mut tensor = tensor;
+            let storage: &mut [f32] = tensor.storage_mut();
+            crate::simd::exp_inplace_f32(&mut storage[..n]);
+            return tensor;
+        }
+        let mut out: Vec<f32> = tensor.storage::<f32>()[..n].to_vec();
+        crate::simd::exp_inplace_f32(&mut out);
+        return FlexTensor::new(Bytes::from_elems(out), tensor.layout().clone(), DType::F32);
+    }
     unary_op(tensor, |x| x.exp(), |x| x.exp())
 }
 

@@ -13,6 +13,12 @@
 #[cfg(feature = "simd")]
 pub mod kernels;
 
+// recspec patch (vendor/README.md): vectorised exp
+#[cfg(feature = "simd")]
+mod exp;
+#[cfg(feature = "simd")]
+pub use exp::exp_inplace_f32;
+
 // SIMD-aligned memory allocation
 #[cfg(feature = "simd")]
 pub mod aligned;
