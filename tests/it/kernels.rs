@@ -496,26 +496,35 @@ fn mlp_layer_norm_item_logits_activations_and_triplet_values() {
     close(&run(&p, &w, &b, "loss/trip"), &[1.5], 1e-5);
 }
 
-/// The default backend's `exp` (vendored burn-flex's vectorised kernel, `vendor/README.md`)
-/// against libm: within 2 ulp over the kernel's range, libm's exact results outside it, NaN
-/// kept, and the same for a tensor whose buffer is shared (the copying path).
+/// The default backend's `exp`, `sigmoid` and `tanh` (vendored burn-flex's vectorised kernels,
+/// `vendor/README.md`) against the f64 functions rounded to f32: within 2 ulp from -100 to 100,
+/// NaN kept, for a new output (the input's buffer shared) and in place.
 #[test]
-fn exp_matches_libm_within_two_ulp() {
+fn exp_sigmoid_and_tanh_are_within_two_ulp() {
     let device = Device::flex();
-    let mut xs: Vec<f32> = (0..400_000).map(|i| -100.0 + i as f32 * 4.7e-4).collect();
+    let mut xs: Vec<f32> = (0..400_000).map(|i| -100.0 + i as f32 * 5e-4).collect();
+    xs.extend((0..2_000).map(|i| (i as f32 - 1_000.0) * 1e-6));
     xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 88.7, 88.72, 89.0, -87.5, -103.0, 0.0, -0.0, 1e-30]);
-    let t = Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
-    // First while `t` still holds the buffer (a new output), then in place.
-    let copied = t.clone().exp();
-    for ys in [copied, t.exp()] {
-        let ys: Vec<f32> = ys.into_data().try_to_vec::<f32>().unwrap();
-        for (x, y) in xs.iter().zip(&ys) {
-            let want = x.exp();
-            if want.is_nan() {
-                assert!(y.is_nan(), "exp({x}) = {y}");
-            } else {
-                let ulps = (y.to_bits() as i32).abs_diff(want.to_bits() as i32);
-                assert!(ulps <= 2, "exp({x}) = {y}, libm {want} ({ulps} ulp)");
+    type Case = (&'static str, fn(Tensor<1>) -> Tensor<1>, fn(f64) -> f64);
+    let cases: [Case; 3] = [
+        ("exp", |t| t.exp(), f64::exp),
+        ("sigmoid", burn::tensor::activation::sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
+        ("tanh", |t| t.tanh(), f64::tanh),
+    ];
+    for (name, op, reference) in cases {
+        let t = Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+        // First while `t` still holds the buffer (a new output), then in place.
+        let copied = op(t.clone());
+        for ys in [copied, op(t)] {
+            let ys: Vec<f32> = ys.into_data().try_to_vec::<f32>().unwrap();
+            for (x, y) in xs.iter().zip(&ys) {
+                let want = reference(*x as f64) as f32;
+                if want.is_nan() {
+                    assert!(y.is_nan(), "{name}({x}) = {y}");
+                } else {
+                    let ulps = (y.to_bits() as i32).abs_diff(want.to_bits() as i32);
+                    assert!(ulps <= 2, "{name}({x}) = {y}, want {want} ({ulps} ulp)");
+                }
             }
         }
     }

@@ -103,6 +103,12 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // recspec patch (vendor/README.md): f32 through the vectorised kernel.
+        #[cfg(feature = "simd")]
+        let tensor = match crate::ops::unary::simd_f32(tensor, crate::simd::sigmoid_inplace_f32) {
+            Ok(done) => return done,
+            Err(tensor) => tensor,
+        };
         unary_op(tensor, sigmoid_f32, sigmoid_f64)
     }
 

@@ -165,22 +165,33 @@ where
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
     // recspec patch (vendor/README.md): f32 through the vectorised kernel.
     #[cfg(feature = "simd")]
-    if tensor.dtype() == DType::F32
-        && tensor.layout().is_contiguous()
-        && tensor.layout().start_offset() == 0
-    {
-        let n = tensor.layout().num_elements();
-        if tensor.is_unique() {
-            let mut tensor = tensor;
-            let storage: &mut [f32] = tensor.storage_mut();
-            crate::simd::exp_inplace_f32(&mut storage[..n]);
-            return tensor;
-        }
-        let mut out: Vec<f32> = tensor.storage::<f32>()[..n].to_vec();
-        crate::simd::exp_inplace_f32(&mut out);
-        return FlexTensor::new(Bytes::from_elems(out), tensor.layout().clone(), DType::F32);
-    }
+    let tensor = match simd_f32(tensor, crate::simd::exp_inplace_f32) {
+        Ok(done) => return done,
+        Err(tensor) => tensor,
+    };
     unary_op(tensor, |x| x.exp(), |x| x.exp())
+}
+
+/// recspec patch (vendor/README.md): applies an in-place f32 slice kernel to a contiguous f32
+/// tensor (in place when its buffer is not shared); any other tensor comes back as `Err`.
+#[cfg(feature = "simd")]
+pub(crate) fn simd_f32(tensor: FlexTensor, kernel: fn(&mut [f32])) -> Result<FlexTensor, FlexTensor> {
+    if tensor.dtype() != DType::F32
+        || !tensor.layout().is_contiguous()
+        || tensor.layout().start_offset() != 0
+    {
+        return Err(tensor);
+    }
+    let n = tensor.layout().num_elements();
+    if tensor.is_unique() {
+        let mut tensor = tensor;
+        let storage: &mut [f32] = tensor.storage_mut();
+        kernel(&mut storage[..n]);
+        return Ok(tensor);
+    }
+    let mut out: Vec<f32> = tensor.storage::<f32>()[..n].to_vec();
+    kernel(&mut out);
+    Ok(FlexTensor::new(Bytes::from_elems(out), tensor.layout().clone(), DType::F32))
 }
 
 /// Natural logarithm: ln(x)
@@ -273,6 +284,12 @@ pub fn sinh(tensor: FlexTensor) -> FlexTensor {
 
 /// Hyperbolic tangent
 pub fn tanh(tensor: FlexTensor) -> FlexTensor {
+    // recspec patch (vendor/README.md): f32 through the vectorised kernel.
+    #[cfg(feature = "simd")]
+    let tensor = match simd_f32(tensor, crate::simd::tanh_inplace_f32) {
+        Ok(done) => return done,
+        Err(tensor) => tensor,
+    };
     unary_op(tensor, |x| x.tanh(), |x| x.tanh())
 }
 

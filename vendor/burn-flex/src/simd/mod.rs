@@ -13,11 +13,11 @@
 #[cfg(feature = "simd")]
 pub mod kernels;
 
-// recspec patch (vendor/README.md): vectorised exp
+// recspec patch (vendor/README.md): vectorised exp, sigmoid and tanh
 #[cfg(feature = "simd")]
-mod exp;
+mod math;
 #[cfg(feature = "simd")]
-pub use exp::exp_inplace_f32;
+pub use math::{exp_inplace_f32, sigmoid_inplace_f32, tanh_inplace_f32};
 
 // SIMD-aligned memory allocation
 #[cfg(feature = "simd")]
