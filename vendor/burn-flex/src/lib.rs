@@ -31,6 +31,8 @@ compile_error!(
 
 mod backend;
 mod layout;
+// recspec patch (vendor/README.md): element-wise loops split across threads.
+mod par;
 mod qtensor;
 mod strided_index;
 mod tensor;

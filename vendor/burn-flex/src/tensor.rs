@@ -814,7 +814,8 @@ fn copy_inner_contiguous_run<E: Copy>(
 /// Minimum number of elements required to trigger parallel 2D tiled copy.
 /// Avoids thread fork/steal overhead on ~1MB cache-resident tensors.
 #[cfg(any(feature = "rayon", test))]
-pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 1_048_576;
+// recspec patch (vendor/README.md): 256K elements (ops::PARALLEL_THRESHOLD) instead of 1M.
+pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 256 * 1024;
 
 /// Tiled 2D copy from a strided source into a contiguous destination.
 /// The loop nesting is chosen so the innermost read walks whichever

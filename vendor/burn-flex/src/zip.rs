@@ -23,6 +23,7 @@
 
 use crate::layout::Layout;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// Max rank we're willing to handle without falling back to the
 /// strided iterator. Burn tensors are capped at 8 dims in practice.
@@ -76,6 +77,24 @@ impl ZipNest {
 
     pub fn lhs_is_dense_from_zero(&self) -> bool {
         self.lhs_offset == 0 && self.lhs_is_dense()
+    }
+
+    /// recspec patch: `Some(outer rows per piece)` when a nest of `numel` elements is worth
+    /// splitting across threads along its outermost dim.
+    pub fn rows(&self, numel: usize) -> Option<usize> {
+        if self.ndim == 0 || numel == 0 {
+            return None;
+        }
+        crate::par::rows_per_piece(self.shape[0], numel)
+    }
+
+    /// recspec patch: the nest over outer rows `first..first + count` of this one.
+    pub fn sub_rows(&self, first: usize, count: usize) -> ZipNest {
+        let mut sub = *self;
+        sub.shape[0] = count;
+        sub.lhs_offset = (self.lhs_offset as isize + first as isize * self.lhs_strides[0]) as usize;
+        sub.rhs_offset = (self.rhs_offset as isize + first as isize * self.rhs_strides[0]) as usize;
+        sub
     }
 
     /// Call `f(lhs_base, rhs_base)` once per innermost run, in
@@ -200,15 +219,30 @@ pub(crate) fn zip_map<L, R, Out, F>(
     op: F,
 ) -> Option<Vec<Out>>
 where
-    L: Copy,
-    R: Copy,
-    F: Fn(L, R) -> Out,
+    L: Copy + Sync,
+    R: Copy + Sync,
+    Out: Send,
+    F: Fn(L, R) -> Out + Sync + Send,
 {
     let numel = lhs_layout.num_elements();
     if numel == 0 {
         return Some(Vec::new());
     }
     let nest = collapse_for_zip(lhs_layout, rhs_layout)?;
+    // recspec patch: large nests are split along their outermost collapsed dim, one block of
+    // output rows per thread (`ZipNest::rows`).
+    if let Some(rows) = nest.rows(numel) {
+        let row_len = numel / nest.shape[0];
+        // SAFETY: each piece is whole outer rows of the output, which the sub-nest over those
+        // rows writes completely (`zip_map_into` writes one element per nest position).
+        let out = unsafe {
+            crate::par::collect_steps(numel, rows * row_len, |start, piece| {
+                let sub = nest.sub_rows(start / row_len, piece.len() / row_len);
+                zip_map_into(&sub, lhs, rhs, piece, &op);
+            })
+        };
+        return Some(out);
+    }
 
     let mut out: Vec<Out> = Vec::with_capacity(numel);
     if nest.ndim == 0 {
@@ -245,6 +279,50 @@ where
     Some(out)
 }
 
+/// recspec patch: [`zip_map`]'s loops over a nest of at least one dim, writing its results in
+/// row-major order into `out` (exactly the nest's element count).
+fn zip_map_into<L, R, Out, F>(
+    nest: &ZipNest,
+    lhs: &[L],
+    rhs: &[R],
+    out: &mut [MaybeUninit<Out>],
+    op: &F,
+) where
+    L: Copy,
+    R: Copy,
+    F: Fn(L, R) -> Out,
+{
+    let (len, l_st, r_st) = nest.inner();
+    let mut runs = out.chunks_exact_mut(len);
+    let mut next = || runs.next().expect("zip_map_into: output shorter than the nest");
+    match (l_st, r_st) {
+        (1, 1) => nest.for_each_run(|lb, rb| {
+            let o = next();
+            for ((slot, &a), &b) in o.iter_mut().zip(&lhs[lb..lb + len]).zip(&rhs[rb..rb + len]) {
+                slot.write(op(a, b));
+            }
+        }),
+        (1, 0) => nest.for_each_run(|lb, rb| {
+            let b = rhs[rb];
+            for (slot, &a) in next().iter_mut().zip(&lhs[lb..lb + len]) {
+                slot.write(op(a, b));
+            }
+        }),
+        (0, 1) => nest.for_each_run(|lb, rb| {
+            let a = lhs[lb];
+            for (slot, &b) in next().iter_mut().zip(&rhs[rb..rb + len]) {
+                slot.write(op(a, b));
+            }
+        }),
+        _ => nest.for_each_run(|lb, rb| {
+            for (i, slot) in next().iter_mut().enumerate() {
+                slot.write(op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize]));
+            }
+        }),
+    }
+    debug_assert!(runs.into_remainder().is_empty());
+}
+
 /// Apply `op` over a collapsed nest *in place*, writing the result back
 /// into the lhs buffer instead of allocating an output.
 ///
@@ -262,14 +340,40 @@ where
 /// strided — and monomorphized per call site so LLVM autovectorizes it.
 pub(crate) fn zip_apply_inplace<D, S, F>(nest: &ZipNest, dst: &mut [D], src: &[S], op: F)
 where
-    D: Copy,
-    S: Copy,
-    F: Fn(D, S) -> D,
+    D: Copy + Send,
+    S: Copy + Sync,
+    F: Fn(D, S) -> D + Sync + Send,
 {
     debug_assert!(
         nest.lhs_is_dense(),
         "zip_apply_inplace: destination must be dense"
     );
+    // recspec patch: large nests are split along their outermost collapsed dim, one block of
+    // destination rows per thread. The destination is dense, so a block of rows is a
+    // contiguous piece of `dst` from `lhs_offset` on.
+    if nest.ndim > 0 {
+        let numel: usize = nest.shape[..nest.ndim].iter().product();
+        if let Some(rows) = nest.rows(numel) {
+            let row_len = numel / nest.shape[0];
+            let base = nest.lhs_offset;
+            let step = rows * row_len;
+            crate::par::for_each_step_mut(&mut dst[base..base + numel], step, |start, piece| {
+                let mut sub = nest.sub_rows(start / row_len, piece.len() / row_len);
+                sub.lhs_offset = 0;
+                zip_apply_inplace_serial(&sub, piece, src, &op);
+            });
+            return;
+        }
+    }
+    zip_apply_inplace_serial(nest, dst, src, op)
+}
+
+fn zip_apply_inplace_serial<D, S, F>(nest: &ZipNest, dst: &mut [D], src: &[S], op: F)
+where
+    D: Copy,
+    S: Copy,
+    F: Fn(D, S) -> D,
+{
     if nest.ndim == 0 {
         // All dims were size 1: a single element.
         dst[nest.lhs_offset] = op(dst[nest.lhs_offset], src[nest.rhs_offset]);

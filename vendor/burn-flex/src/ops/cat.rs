@@ -77,18 +77,34 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
         return FlexTensor::new(bytes, Layout::contiguous(out_shape), dtype);
     }
 
-    let mut output: Vec<E> = Vec::with_capacity(total_elements);
-
-    // Fast path: dim 0, all contiguous
-    if dim == 0
+    // recspec patch (vendor/README.md): the output is written piece by piece, in parallel
+    // when large (crate::par), instead of by `extend_from_slice` on the calling thread.
+    let output: Vec<E> = if dim == 0
         && tensors
             .iter()
             .all(|t| t.layout().contiguous_offsets().is_some())
     {
+        // Fast path: dim 0, all contiguous: the output is the inputs' storage back to back.
+        let mut segments: Vec<(usize, &[E])> = Vec::with_capacity(tensors.len());
+        let mut at = 0;
         for t in &tensors {
             let (start, end) = t.layout().contiguous_offsets().unwrap();
             let data: &[E] = t.storage();
-            output.extend_from_slice(&data[start..end]);
+            segments.push((at, &data[start..end]));
+            at += end - start;
+        }
+        // SAFETY: the segments tile [0, total_elements) and each piece copies every segment
+        // part that falls inside it, so every element is written.
+        unsafe {
+            crate::par::collect_pieces(total_elements, |start, piece| {
+                let end = start + piece.len();
+                for &(seg_at, seg) in &segments {
+                    let (lo, hi) = (seg_at.max(start), (seg_at + seg.len()).min(end));
+                    if lo < hi {
+                        crate::par::write_slice(&mut piece[lo - start..hi - start], &seg[lo - seg_at..hi - seg_at]);
+                    }
+                }
+            })
         }
     } else {
         // General path: iterate over outer/inner chunks
@@ -96,23 +112,37 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
         // inner_size = product of dims after `dim`
         let outer_size: usize = out_dims[..dim].iter().product();
         let inner_size: usize = out_dims[dim + 1..].iter().product();
+        let row_len = out_dims[dim] * inner_size;
 
         // Make all tensors contiguous for simple indexing
         let contiguous: Vec<FlexTensor> = tensors.into_iter().map(|t| t.to_contiguous()).collect();
+        let rows = crate::par::rows_per_piece(outer_size, total_elements).unwrap_or(outer_size);
 
-        for outer in 0..outer_size {
-            for t in &contiguous {
-                let data: &[E] = t.storage();
-                let t_dim_size = t.layout().shape()[dim];
-                let t_start = t.layout().start_offset();
-                // Each tensor's chunk for this outer index:
-                // offset = t_start + outer * t_dim_size * inner_size
-                let chunk_start = t_start + outer * t_dim_size * inner_size;
-                let chunk_len = t_dim_size * inner_size;
-                output.extend_from_slice(&data[chunk_start..chunk_start + chunk_len]);
-            }
+        // SAFETY: each piece is whole output rows (one per outer index), and each row is
+        // the tensors' chunks for that outer index back to back, `row_len` elements in all.
+        unsafe {
+            crate::par::collect_steps(total_elements, rows * row_len, |start, piece| {
+                for (r, out_row) in piece.chunks_exact_mut(row_len).enumerate() {
+                    let outer = start / row_len + r;
+                    let mut at = 0;
+                    for t in &contiguous {
+                        let data: &[E] = t.storage();
+                        let t_dim_size = t.layout().shape()[dim];
+                        let t_start = t.layout().start_offset();
+                        // Each tensor's chunk for this outer index:
+                        // offset = t_start + outer * t_dim_size * inner_size
+                        let chunk_start = t_start + outer * t_dim_size * inner_size;
+                        let chunk_len = t_dim_size * inner_size;
+                        crate::par::write_slice(
+                            &mut out_row[at..at + chunk_len],
+                            &data[chunk_start..chunk_start + chunk_len],
+                        );
+                        at += chunk_len;
+                    }
+                }
+            })
         }
-    }
+    };
 
     let bytes = Bytes::from_elems(output);
     FlexTensor::new(bytes, Layout::contiguous(out_shape), dtype)

@@ -39,11 +39,14 @@ where
             let m_offset = mask.layout().start_offset();
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
-            for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                if m != 0 {
-                    *t = value;
+            // recspec patch: split across threads when large (crate::par).
+            crate::par::for_each_piece_mut(tensor_slice, |start, piece| {
+                for (t, &m) in piece.iter_mut().zip(&mask_bytes[start..]) {
+                    if m != 0 {
+                        *t = value;
+                    }
                 }
-            }
+            });
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {
             let mask_bytes = mask.bytes();

@@ -55,8 +55,8 @@ where
 /// Apply a unary operation element-wise to a tensor.
 pub fn unary_op<F32Op, F64Op>(tensor: FlexTensor, f32_op: F32Op, f64_op: F64Op) -> FlexTensor
 where
-    F32Op: Fn(f32) -> f32 + Copy,
-    F64Op: Fn(f64) -> f64 + Copy,
+    F32Op: Fn(f32) -> f32 + Copy + Sync + Send,
+    F64Op: Fn(f64) -> f64 + Copy + Sync + Send,
 {
     let dtype = tensor.dtype();
 
@@ -73,17 +73,20 @@ where
 fn unary_op_typed<E, Op>(mut tensor: FlexTensor, op: Op) -> FlexTensor
 where
     E: burn_backend::Element + bytemuck::Pod,
-    Op: Fn(E) -> E,
+    Op: Fn(E) -> E + Sync + Send,
 {
     let n = tensor.layout().num_elements();
 
     // In-place fast path: unique, contiguous tensor at offset 0
+    // (recspec patch: split across threads when large, crate::par)
     if tensor.is_unique() && tensor.layout().is_contiguous() && tensor.layout().start_offset() == 0
     {
         let storage: &mut [E] = tensor.storage_mut();
-        for x in storage[..n].iter_mut() {
-            *x = op(*x);
-        }
+        crate::par::for_each_piece_mut(&mut storage[..n], |_, piece| {
+            for x in piece.iter_mut() {
+                *x = op(*x);
+            }
+        });
         return tensor;
     }
 
@@ -98,7 +101,15 @@ where
     // Iterate in storage order (contiguous) and preserve original layout.
     // Only valid when all strides are positive.
     if !has_negative_strides && layout.start_offset() == 0 && src.len() == n {
-        let result: Vec<E> = src.iter().map(|&x| op(x)).collect();
+        // SAFETY: every piece is written element by element.
+        let result: Vec<E> = unsafe {
+            crate::par::collect_pieces(n, |start, piece| {
+                let len = piece.len();
+                for (slot, &x) in piece.iter_mut().zip(&src[start..start + len]) {
+                    slot.write(op(x));
+                }
+            })
+        };
         let bytes = Bytes::from_elems(result);
         return FlexTensor::new(bytes, layout, E::dtype());
     }
@@ -183,14 +194,21 @@ pub(crate) fn simd_f32(tensor: FlexTensor, kernel: fn(&mut [f32])) -> Result<Fle
         return Err(tensor);
     }
     let n = tensor.layout().num_elements();
+    // recspec patch: both paths split across threads when large (crate::par).
     if tensor.is_unique() {
         let mut tensor = tensor;
         let storage: &mut [f32] = tensor.storage_mut();
-        kernel(&mut storage[..n]);
+        crate::par::for_each_piece_mut(&mut storage[..n], |_, piece| kernel(piece));
         return Ok(tensor);
     }
-    let mut out: Vec<f32> = tensor.storage::<f32>()[..n].to_vec();
-    kernel(&mut out);
+    let src: &[f32] = &tensor.storage::<f32>()[..n];
+    // SAFETY: `write_slice` initialises each whole piece before the kernel runs over it.
+    let out: Vec<f32> = unsafe {
+        crate::par::collect_pieces(n, |start, piece| {
+            let len = piece.len();
+            kernel(crate::par::write_slice(piece, &src[start..start + len]));
+        })
+    };
     Ok(FlexTensor::new(Bytes::from_elems(out), tensor.layout().clone(), DType::F32))
 }
 

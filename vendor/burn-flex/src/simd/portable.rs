@@ -11,7 +11,8 @@ use rayon::prelude::*;
 /// Threshold for parallel execution (elements).
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
 #[cfg(feature = "rayon")]
-const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+// recspec patch (vendor/README.md): 256K elements (ops::PARALLEL_THRESHOLD) instead of 4M.
+const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
 #[cfg(feature = "rayon")]
 const CHUNK_SIZE: usize = 4096;
