@@ -1,13 +1,13 @@
 //! recspec patch (vendor/README.md): element-wise loops split across rayon's threads.
 //!
-//! Upstream burn-flex runs element-wise maps, casts and concatenations on the calling thread
+//! Upstream burn-flex runs element-wise maps, masks and concatenations on the calling thread
 //! only, so on a model whose step is mostly 0.1–1M-element tensors the second core idles
 //! between matrix products. These helpers split a loop into at most one contiguous piece per
 //! thread once it has `ops::PARALLEL_THRESHOLD` (256K) elements, and run it serially below that
 //! or without the `rayon` feature. (32K, PyTorch's grain size, lost more to waking rayon's
 //! sleeping threads than it gained on the GRU's 50K-element gate tensors: measured in
-//! vendor/README.md.) Pieces start at multiples of 64
-//! elements so SIMD loops keep their alignment and no two pieces share a cache line.
+//! vendor/README.md.) Pieces start at multiples of 64 elements so SIMD loops keep their
+//! alignment and no two pieces share a cache line.
 
 use core::mem::MaybeUninit;
 

@@ -79,13 +79,18 @@ impl ZipNest {
         self.lhs_offset == 0 && self.lhs_is_dense()
     }
 
-    /// recspec patch: `Some(outer rows per piece)` when a nest of `numel` elements is worth
-    /// splitting across threads along its outermost dim.
-    pub fn rows(&self, numel: usize) -> Option<usize> {
-        if self.ndim == 0 || numel == 0 {
+    /// recspec patch: the number of elements the nest walks.
+    pub fn len(&self) -> usize {
+        self.shape[..self.ndim].iter().product()
+    }
+
+    /// recspec patch: `Some(outer rows per piece)` when the nest is worth splitting across
+    /// threads along its outermost dim.
+    pub fn rows(&self) -> Option<usize> {
+        if self.ndim == 0 {
             return None;
         }
-        crate::par::rows_per_piece(self.shape[0], numel)
+        crate::par::rows_per_piece(self.shape[0], self.len())
     }
 
     /// recspec patch: the nest over outer rows `first..first + count` of this one.
@@ -229,53 +234,24 @@ where
         return Some(Vec::new());
     }
     let nest = collapse_for_zip(lhs_layout, rhs_layout)?;
-    // recspec patch: large nests are split along their outermost collapsed dim, one block of
-    // output rows per thread (`ZipNest::rows`).
-    if let Some(rows) = nest.rows(numel) {
-        let row_len = numel / nest.shape[0];
-        // SAFETY: each piece is whole outer rows of the output, which the sub-nest over those
-        // rows writes completely (`zip_map_into` writes one element per nest position).
-        let out = unsafe {
-            crate::par::collect_steps(numel, rows * row_len, |start, piece| {
-                let sub = nest.sub_rows(start / row_len, piece.len() / row_len);
-                zip_map_into(&sub, lhs, rhs, piece, &op);
-            })
-        };
-        return Some(out);
-    }
-
-    let mut out: Vec<Out> = Vec::with_capacity(numel);
     if nest.ndim == 0 {
         // All dims were size 1: a single element.
-        out.push(op(lhs[nest.lhs_offset], rhs[nest.rhs_offset]));
-        return Some(out);
+        return Some(alloc::vec![op(lhs[nest.lhs_offset], rhs[nest.rhs_offset])]);
     }
 
-    let (len, l_st, r_st) = nest.inner();
-    match (l_st, r_st) {
-        (1, 1) => nest.for_each_run(|lb, rb| {
-            out.extend(
-                lhs[lb..lb + len]
-                    .iter()
-                    .zip(&rhs[rb..rb + len])
-                    .map(|(&a, &b)| op(a, b)),
-            );
-        }),
-        (1, 0) => nest.for_each_run(|lb, rb| {
-            let b = rhs[rb];
-            out.extend(lhs[lb..lb + len].iter().map(|&a| op(a, b)));
-        }),
-        (0, 1) => nest.for_each_run(|lb, rb| {
-            let a = lhs[lb];
-            out.extend(rhs[rb..rb + len].iter().map(|&b| op(a, b)));
-        }),
-        _ => nest.for_each_run(|lb, rb| {
-            out.extend(
-                (0..len).map(|i| op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize])),
-            );
-        }),
-    }
-    debug_assert_eq!(out.len(), numel);
+    // recspec patch: `zip_map_into` writes the output, whole outer rows per piece: large nests
+    // are split across threads along their outermost collapsed dim (`ZipNest::rows`), the rest
+    // are one piece.
+    let row_len = numel / nest.shape[0];
+    let rows = nest.rows().unwrap_or(nest.shape[0]);
+    // SAFETY: each piece is whole outer rows of the output, which the sub-nest over those rows
+    // writes completely (`zip_map_into` writes one element per nest position).
+    let out = unsafe {
+        crate::par::collect_steps(numel, rows * row_len, |start, piece| {
+            let sub = nest.sub_rows(start / row_len, piece.len() / row_len);
+            zip_map_into(&sub, lhs, rhs, piece, &op);
+        })
+    };
     Some(out)
 }
 
@@ -351,19 +327,16 @@ where
     // recspec patch: large nests are split along their outermost collapsed dim, one block of
     // destination rows per thread. The destination is dense, so a block of rows is a
     // contiguous piece of `dst` from `lhs_offset` on.
-    if nest.ndim > 0 {
-        let numel: usize = nest.shape[..nest.ndim].iter().product();
-        if let Some(rows) = nest.rows(numel) {
-            let row_len = numel / nest.shape[0];
-            let base = nest.lhs_offset;
-            let step = rows * row_len;
-            crate::par::for_each_step_mut(&mut dst[base..base + numel], step, |start, piece| {
-                let mut sub = nest.sub_rows(start / row_len, piece.len() / row_len);
-                sub.lhs_offset = 0;
-                zip_apply_inplace_serial(&sub, piece, src, &op);
-            });
-            return;
-        }
+    if let Some(rows) = nest.rows() {
+        let numel = nest.len();
+        let row_len = numel / nest.shape[0];
+        let base = nest.lhs_offset;
+        crate::par::for_each_step_mut(&mut dst[base..base + numel], rows * row_len, |start, piece| {
+            let mut sub = nest.sub_rows(start / row_len, piece.len() / row_len);
+            sub.lhs_offset = 0;
+            zip_apply_inplace_serial(&sub, piece, src, &op);
+        });
+        return;
     }
     zip_apply_inplace_serial(nest, dst, src, op)
 }

@@ -216,7 +216,8 @@ where
             unsafe {
                 crate::par::collect_pieces(l_slice.len(), |start, piece| {
                     let end = start + piece.len();
-                    for ((slot, &a), &b) in piece.iter_mut().zip(&l_slice[start..end]).zip(&r_slice[start..end]) {
+                    let pairs = l_slice[start..end].iter().zip(&r_slice[start..end]);
+                    for (slot, (&a, &b)) in piece.iter_mut().zip(pairs) {
                         slot.write(op(a, b));
                     }
                 })

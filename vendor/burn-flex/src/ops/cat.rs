@@ -101,7 +101,10 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
                 for &(seg_at, seg) in &segments {
                     let (lo, hi) = (seg_at.max(start), (seg_at + seg.len()).min(end));
                     if lo < hi {
-                        crate::par::write_slice(&mut piece[lo - start..hi - start], &seg[lo - seg_at..hi - seg_at]);
+                        crate::par::write_slice(
+                            &mut piece[lo - start..hi - start],
+                            &seg[lo - seg_at..hi - seg_at],
+                        );
                     }
                 }
             })
@@ -116,6 +119,14 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
 
         // Make all tensors contiguous for simple indexing
         let contiguous: Vec<FlexTensor> = tensors.into_iter().map(|t| t.to_contiguous()).collect();
+        // Each tensor's storage from its start and its chunk length per outer index.
+        let parts: Vec<(&[E], usize)> = contiguous
+            .iter()
+            .map(|t| {
+                let data: &[E] = t.storage();
+                (&data[t.layout().start_offset()..], t.layout().shape()[dim] * inner_size)
+            })
+            .collect();
         let rows = crate::par::rows_per_piece(outer_size, total_elements).unwrap_or(outer_size);
 
         // SAFETY: each piece is whole output rows (one per outer index), and each row is
@@ -125,14 +136,8 @@ fn cat_impl<E: Element + bytemuck::Pod>(tensors: Vec<FlexTensor>, dim: usize) ->
                 for (r, out_row) in piece.chunks_exact_mut(row_len).enumerate() {
                     let outer = start / row_len + r;
                     let mut at = 0;
-                    for t in &contiguous {
-                        let data: &[E] = t.storage();
-                        let t_dim_size = t.layout().shape()[dim];
-                        let t_start = t.layout().start_offset();
-                        // Each tensor's chunk for this outer index:
-                        // offset = t_start + outer * t_dim_size * inner_size
-                        let chunk_start = t_start + outer * t_dim_size * inner_size;
-                        let chunk_len = t_dim_size * inner_size;
+                    for &(data, chunk_len) in &parts {
+                        let chunk_start = outer * chunk_len;
                         crate::par::write_slice(
                             &mut out_row[at..at + chunk_len],
                             &data[chunk_start..chunk_start + chunk_len],

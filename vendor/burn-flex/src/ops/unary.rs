@@ -186,7 +186,10 @@ pub fn exp(tensor: FlexTensor) -> FlexTensor {
 /// recspec patch (vendor/README.md): applies an in-place f32 slice kernel to a contiguous f32
 /// tensor (in place when its buffer is not shared); any other tensor comes back as `Err`.
 #[cfg(feature = "simd")]
-pub(crate) fn simd_f32(tensor: FlexTensor, kernel: fn(&mut [f32])) -> Result<FlexTensor, FlexTensor> {
+pub(crate) fn simd_f32(
+    tensor: FlexTensor,
+    kernel: fn(&mut [f32]),
+) -> Result<FlexTensor, FlexTensor> {
     if tensor.dtype() != DType::F32
         || !tensor.layout().is_contiguous()
         || tensor.layout().start_offset() != 0
