@@ -71,6 +71,36 @@ pub fn bench(
     if batches.is_empty() {
         return Err(RuntimeError::Model(format!("{} has no rows to measure", file.display())).into());
     }
+    // Both loops run on a thread of rayon's pool, as `recspec train` does.
+    let ((busy, samples), (infer_busy, examples)) =
+        crate::runtime::cpu::on_pool(|| measure(program, &batches, s, device));
+
+    Ok(BenchReport {
+        program: "recspec",
+        spec: spec.to_string(),
+        device: s.device_name.clone(),
+        batch: s.batch_size,
+        threads: threads(),
+        params: program.trainable_count(),
+        steps: s.steps,
+        train_samples_per_s: samples as f64 / busy.max(1e-9),
+        infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
+        loader_rows_per_s,
+        peak_rss_mb: peak_rss_mb(),
+        estimate_train_mb: super::memory::for_training(program, s.batch_size, TrainSettings::default().optimizer)
+            .training_total() as f64
+            / (1024.0 * 1024.0),
+    })
+}
+
+/// Seconds busy and examples for `s.warmup + s.steps` training steps (the warm-up not counted)
+/// and `s.steps` inference passes over `batches`.
+fn measure(
+    program: &Program,
+    batches: &[HostBatch],
+    s: &BenchSettings,
+    device: &Device,
+) -> ((f64, usize), (f64, usize)) {
     let batch_at = |i: usize| &batches[i % batches.len()];
 
     // Training: forward, backward and Adam, each step on its own batch.
@@ -105,23 +135,7 @@ pub fn bench(
         infer_busy += started.elapsed().as_secs_f64();
         examples += batch.len;
     }
-
-    Ok(BenchReport {
-        program: "recspec",
-        spec: spec.to_string(),
-        device: s.device_name.clone(),
-        batch: s.batch_size,
-        threads: threads(),
-        params: program.trainable_count(),
-        steps: s.steps,
-        train_samples_per_s: samples as f64 / busy.max(1e-9),
-        infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
-        loader_rows_per_s,
-        peak_rss_mb: peak_rss_mb(),
-        estimate_train_mb: super::memory::for_training(program, s.batch_size, defaults.optimizer).training_total()
-            as f64
-            / (1024.0 * 1024.0),
-    })
+    ((busy, samples), (infer_busy, examples))
 }
 
 /// The worker threads the CPU backends use: `RAYON_NUM_THREADS`, else every core.

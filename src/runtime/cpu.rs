@@ -40,6 +40,15 @@ pub fn flush_subnormals() {
     });
 }
 
+/// Runs `f` on a thread of rayon's global pool (here when already on one).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 /// Whether this thread flushes subnormal results to zero.
 pub fn flushes_subnormals() -> bool {
     let tiny = std::hint::black_box(f32::MIN_POSITIVE);
@@ -79,6 +88,14 @@ fn set_this_thread() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_pool_runs_on_a_pool_thread_once() {
+        assert_eq!(rayon::current_thread_index(), None, "test threads are outside the pool");
+        let (outer, inner) = on_pool(|| (rayon::current_thread_index(), on_pool(rayon::current_thread_index)));
+        assert!(outer.is_some());
+        assert_eq!(outer, inner, "already on the pool, `on_pool` runs here");
+    }
 
     #[test]
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -72,6 +72,17 @@ pub fn train_step(
     batch: &DeviceBatch,
     step: u64,
 ) -> (Weights, Vec<(String, f64, f32)>) {
+    crate::runtime::cpu::on_pool(|| train_step_here(program, weights, optim, lr, batch, step))
+}
+
+fn train_step_here(
+    program: &Program,
+    weights: Weights,
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    batch: &DeviceBatch,
+    step: u64,
+) -> (Weights, Vec<(String, f64, f32)>) {
     let fwd = forward(program, &weights, batch, Mode::Train, step);
     let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
     let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
@@ -129,7 +140,19 @@ pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) ->
 
 /// Trains a model from scratch, or from `start`, up to `job.settings.epochs`; hands every
 /// completed epoch to `sink`.
-pub fn train<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut S) -> Result<TrainReport, S::Error> {
+///
+/// The loop runs on a thread of rayon's global pool (`cpu::on_pool`), so that the kernels' work
+/// and the loop's own work share the pool's threads and what a step allocates is freed by the
+/// thread that allocated it.
+pub fn train<S>(job: TrainJob, start: Option<Checkpoint>, sink: &mut S) -> Result<TrainReport, S::Error>
+where
+    S: EpochSink + Send,
+    S::Error: Send,
+{
+    crate::runtime::cpu::on_pool(move || train_here(job, start, sink))
+}
+
+fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut S) -> Result<TrainReport, S::Error> {
     if job.program.losses.is_empty() {
         let model = &job.program.model;
         return Err(

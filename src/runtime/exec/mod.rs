@@ -104,6 +104,10 @@ impl Forward {
 
 /// Runs the whole program on one batch; `step` seeds sampling.
 pub fn forward(program: &Program, weights: &Weights, batch: &DeviceBatch, mode: Mode, step: u64) -> Forward {
+    crate::runtime::cpu::on_pool(|| forward_here(program, weights, batch, mode, step))
+}
+
+fn forward_here(program: &Program, weights: &Weights, batch: &DeviceBatch, mode: Mode, step: u64) -> Forward {
     let mut run = Interpreter::new(program, weights, batch, mode, step);
     for s in &program.steps {
         let v = run.step(&s.kernel, s.out);
