@@ -72,26 +72,17 @@ pub fn train_step(
     batch: &DeviceBatch,
     step: u64,
 ) -> (Weights, Vec<(String, f64, f32)>) {
-    crate::runtime::cpu::on_pool(|| train_step_here(program, weights, optim, lr, batch, step))
-}
-
-fn train_step_here(
-    program: &Program,
-    weights: Weights,
-    optim: &mut burn::optim::ModuleOptimizer,
-    lr: f64,
-    batch: &DeviceBatch,
-    step: u64,
-) -> (Weights, Vec<(String, f64, f32)>) {
-    let fwd = forward(program, &weights, batch, Mode::Train, step);
-    let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
-    let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
-    let mut weights = optim.step(lr, weights, grads);
-    for (param, value) in fwd.state {
-        let id = weights.tensors[param.0].id;
-        weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
-    }
-    (weights, terms)
+    crate::runtime::cpu::on_pool(|| {
+        let fwd = forward(program, &weights, batch, Mode::Train, step);
+        let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
+        let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
+        let mut weights = optim.step(lr, weights, grads);
+        for (param, value) in fwd.state {
+            let id = weights.tensors[param.0].id;
+            weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
+        }
+        (weights, terms)
+    })
 }
 
 /// How far a run has come: completed epochs and optimizer steps.
