@@ -145,8 +145,10 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
         Kernel::SelfAttention { x, heads, .. } => {
             let d = dims(*x);
             let (rows, n) = (d.iter().rev().skip(1).product::<usize>() as u128, d[d.len().saturating_sub(2)] as u128);
-            // q, k, v and the attended values; scores, masked scores and probabilities per head.
-            4 * size(*x) + 3 * rows * n * *heads as u128
+            // q, k, v and the attended values; per head, the attention weights (all that the
+            // fused masked softmax keeps for its backward pass) and one score-sized temporary
+            // (the scores before the softmax, the weights' gradient after it).
+            4 * size(*x) + 2 * rows * n * *heads as u128
         }
         Kernel::Gru { x, hidden, .. } => {
             let d = dims(*x);

@@ -3,7 +3,7 @@
 //! On Intel cores a multiply-add whose operand or result is subnormal (below `f32::MIN_POSITIVE`,
 //! about 1.2e-38) takes a microcode assist of a hundred cycles or more instead of one. Training
 //! makes such values as a matter of course: a masked softmax weight of `exp(-80)` times an
-//! activation (the clamp in `exec::kernels::softmax` was -80 until it was found), a tiny gradient
+//! activation (the clamp in `fused::MIN_EXPONENT` was -80 until it was found), a tiny gradient
 //! squared in Adam's second moment. On this project's Intel Xeon
 //! (Sapphire Rapids) build machine they made DFN train at 190 samples/s instead of 1,400, nearly
 //! all of it inside gemm's microkernel; AMD cores pay little for them, which is why earlier

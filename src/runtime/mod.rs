@@ -9,6 +9,7 @@
 pub mod cpu;
 pub mod eval;
 pub mod exec;
+pub mod fused;
 pub mod serve;
 pub mod tensor;
 pub mod train;

@@ -633,3 +633,71 @@ fn large_elementwise_ops_equal_their_formulas() {
         same(&format!("cat dim {dim}"), got, want);
     }
 }
+
+/// The fused masked softmax (`runtime::fused`) against the formula written with burn's own
+/// tensor ops: values, and the gradient of a weighted sum of them. burn-flex runs the fused
+/// kernels; ndarray runs the trait's composed default bodies under the same custom backward.
+/// One case is small, with a group whose positions are all padding; one is large enough for
+/// the kernels' threaded path.
+#[test]
+fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
+    #[allow(deprecated)]
+    let devices = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    for [groups, rows, keys] in [[3usize, 2, 5], [70, 124, 33]] {
+        let n = groups * rows * keys;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let x: Vec<f32> = (0..n).map(|_| 4.0 * next()).collect();
+        let proj: Vec<f32> = (0..n).map(|_| next()).collect();
+        // Group 0 is all padding; elsewhere every fifth position is.
+        let valid: Vec<bool> = (0..groups * keys).map(|i| i >= keys && i % 5 != 0).collect();
+        for zero_invalid in [false, true] {
+            for (backend, device) in &devices {
+                let device = device.clone().autodiff();
+                let case = format!("{backend} [{groups}, {rows}, {keys}] zero_invalid {zero_invalid}");
+                let tensor = |v: &[f32]| {
+                    Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), &device).reshape([groups, rows, keys])
+                };
+                let mask = Tensor::<1, Bool>::from_data(TensorData::new(valid.clone(), [groups * keys]), &device)
+                    .reshape([groups, keys]);
+                let gradient_of = |f: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+                    let xt = tensor(&x).require_grad();
+                    let y = f(xt.clone());
+                    let grads = (y.clone() * tensor(&proj)).sum().backward();
+                    let g = xt.grad(&grads).expect("x gets a gradient");
+                    let host = |t: Tensor<3>| t.into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
+                    (host(y.detach()), g.into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec())
+                };
+                let (y, g) =
+                    gradient_of(&|x| recspec::runtime::fused::masked_softmax(x, mask.clone(), 0.25, zero_invalid));
+                let (y_ref, g_ref) = gradient_of(&|x| {
+                    let m = mask.clone().float().reshape([groups, 1, keys]);
+                    let z = x.mul_scalar(0.25) + m.clone().neg().add_scalar(1.0).mul_scalar(-1e9);
+                    let e = (z.clone() - z.max_dim(2).detach()).clamp_min(-30.0).exp();
+                    let y = e.clone() / e.sum_dim(2);
+                    if zero_invalid {
+                        y * m
+                    } else {
+                        y
+                    }
+                });
+                for (what, a, b) in [("values", &y, &y_ref), ("gradients", &g, &g_ref)] {
+                    let worst = a.iter().zip(b.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(worst <= 1e-6, "{case}: {what} differ by up to {worst}");
+                }
+                // The padded group: uniform weights, or none.
+                let first = if zero_invalid { 0.0 } else { 1.0 / keys as f32 };
+                assert!(
+                    y[..rows * keys].iter().all(|&w| (w - first).abs() < 1e-6),
+                    "{case}: padded group {:?}",
+                    &y[..keys]
+                );
+            }
+        }
+    }
+}

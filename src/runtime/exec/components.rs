@@ -1,10 +1,11 @@
 //! Kernels of the multi-step components: sampled logits, self-attention, GRU, MMoE, the slot
 //! memory, and sampling a valid position.
 
-use super::kernels::{act, affine, l2, layer_norm, softmax};
+use super::kernels::{act, affine, l2, layer_norm};
 use super::*;
 use crate::lower::kernel::{Dense, Norm};
 use crate::ops::options::{Activation, AttentionScale, GruOutput, MemoryOutput};
+use crate::runtime::fused;
 use crate::runtime::tensor::numel;
 use burn::tensor::activation;
 
@@ -81,10 +82,9 @@ impl Interpreter<'_> {
             AttentionScale::SqrtLen => (len as f64).sqrt(),
             AttentionScale::SqrtHead => (dh as f64).sqrt(),
         };
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(divisor);
-        let m: Tensor<4> = self.mask(*mask).float().flat.reshape([b, 1, 1, len]);
-        let bias = m.neg().add_scalar(1.0).mul_scalar(NEG_INF);
-        let att = softmax(scores + bias, 3);
+        let scores: Tensor<3> = q.matmul(k.swap_dims(2, 3)).reshape([b, heads * len, len]);
+        let valid: Tensor<2, Bool> = self.mask(*mask).flat.reshape([b, len]);
+        let att = fused::masked_softmax(scores, valid, 1.0 / divisor, false).reshape([b, *heads, len, len]);
         let att = self.dropout(att, *dropout);
         let context: Tensor<2> = att.matmul(v).swap_dims(1, 2).reshape([b * len, d]);
         let mut y = self.dense(context, *out);

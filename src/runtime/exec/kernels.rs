@@ -4,6 +4,7 @@
 use super::*;
 use crate::lower::kernel::{Arithmetic, DistributionLoss, Projection, Reduction, ScalarSide};
 use crate::ops::options::{Activation, AttentionNorm, Distance, PoolMode, PositionMode};
+use crate::runtime::fused;
 use crate::runtime::tensor::{numel, split3};
 use burn::tensor::activation;
 
@@ -32,31 +33,11 @@ pub(super) fn l2(x: Tensor<2>) -> Tensor<2> {
     x.clone().mul(x).sum_dim(1).add_scalar(1e-12).sqrt()
 }
 
-/// The lowest exponent [`softmax`] evaluates. `exp(-30)` ≈ 9.4e-14 is far from the subnormal
-/// range, so `expf` never takes its underflow path (glibc's `__expf` sets `errno` through a slow
-/// handler for every result below `f32::MIN_POSITIVE`, which masked positions at [`NEG_INF`] all
-/// hit: a tenth of DFN's training time on an AMD EPYC), and the weights times activations and
-/// gradients stay normal too. The former bound, -80 (1.8e-35), made those products subnormal: on
-/// an Intel Xeon every gemm over attention weights then took microcode assists and DFN trained
-/// 7x slower (`runtime::cpu` also flushes subnormals to zero, for every other source).
-const MIN_EXPONENT: f64 = -30.0;
-
-/// Softmax along `dim`, `exp(max(x - max x, -30)) / Σ`, for scores with masked positions. Equal
-/// to the exact softmax to f32 precision for rows of up to a million positions: a clamped entry
-/// weighs at most 9.4e-14 against the row maximum's 1, so a million of them move the sum by less
-/// than f32's epsilon (1.2e-7). Unmasked softmaxes use the backend's own (faster on wide rows
-/// such as a corpus).
-pub(super) fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    let shifted = (x.clone() - x.max_dim(dim).detach()).clamp_min(MIN_EXPONENT);
-    let e = shifted.exp();
-    e.clone() / e.sum_dim(dim)
-}
-
 /// Softmax of `x / temperature` over the valid positions of each row; padding gets 0.
-/// x, m [N, L] → [N, L].
-pub(super) fn masked_softmax(x: Tensor<2>, m: Tensor<2>, temperature: f64) -> Tensor<2> {
-    let z = x.div_scalar(temperature.max(EPS)) + m.clone().neg().add_scalar(1.0).mul_scalar(NEG_INF);
-    softmax(z, 1) * m
+/// x, valid [N, L] → [N, L]. One fused op ([`fused::masked_softmax`]), forward and backward.
+pub(super) fn masked_softmax(x: Tensor<2>, valid: Tensor<2, Bool>, temperature: f64) -> Tensor<2> {
+    let [n, l] = x.dims();
+    fused::masked_softmax(x.reshape([n, 1, l]), valid, 1.0 / temperature.max(EPS), true).reshape([n, l])
 }
 
 /// Normalises each row: x [N, D], gamma and beta [D] → [N, D].
@@ -141,8 +122,9 @@ impl Interpreter<'_> {
             Kernel::Activation { x, act: a } => float(act(self.float(*x).flat, *a)),
             Kernel::Softmax { x, axis } => float(activation::softmax(self.float(*x).around(*axis), 1).reshape([n_out])),
             Kernel::MaskedSoftmax { x, mask } => {
-                let (x, m) = (self.float(*x), self.mask(*mask).float());
-                float(masked_softmax(x.rows_by_last(), m.rows_by_last(), 1.0).reshape([n_out]))
+                let x = self.float(*x).rows_by_last();
+                let valid = self.mask(*mask).flat.reshape(x.dims());
+                float(masked_softmax(x, valid, 1.0).reshape([n_out]))
             }
             Kernel::Dropout { x, rate } => float(self.dropout(self.float(*x).flat, *rate)),
             Kernel::Pool { x, mask, mode, include_padding } => {
@@ -166,14 +148,14 @@ impl Interpreter<'_> {
                 let v = self.float(*values);
                 let [batch, len, d] = [v.shape[0], v.shape[1], v.shape[2]];
                 let s: Tensor<2> = self.float(*scores).flat.reshape([batch, len]);
-                let m: Tensor<2> = self.mask(*mask).float().flat.reshape([batch, len]);
+                let valid: Tensor<2, Bool> = self.mask(*mask).flat.reshape([batch, len]);
                 let weights = match norm {
-                    AttentionNorm::Softmax => masked_softmax(s, m, *temperature),
+                    AttentionNorm::Softmax => masked_softmax(s, valid, *temperature),
                     AttentionNorm::Sum => {
-                        let sm = s * m;
+                        let sm = s * valid.float();
                         sm.clone() / sm.sum_dim(1).clamp_min(EPS)
                     }
-                    AttentionNorm::Raw => s * m,
+                    AttentionNorm::Raw => s * valid.float(),
                 };
                 let y: Tensor<3> = (weights.unsqueeze_dim::<3>(2) * v.rank3()).sum_dim(1);
                 float(y.reshape([batch * d]))

@@ -18,7 +18,7 @@ mod kernels;
 /// Clamp for logarithms and divisions.
 const EPS: f64 = 1e-7;
 /// The additive bias that removes a position from a softmax.
-const NEG_INF: f64 = -1e9;
+const NEG_INF: f64 = crate::runtime::fused::NEG_INF as f64;
 
 /// One batch on the device: every graph input by name, plus label streams.
 #[derive(Clone, Debug)]
