@@ -153,9 +153,9 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
         Kernel::Gru { x, hidden, .. } => {
             let d = dims(*x);
             let steps_rows = d.iter().rev().skip(1).product::<usize>() as u128;
-            // Per step: input and hidden projections (3H each) and about ten [B, H] gate,
-            // candidate, mixing and masking tensors.
-            steps_rows * 16 * (width(hidden.weight) / 3)
+            // Per step: the input and hidden projections (3H each), kept for the fused gates'
+            // backward pass, and the new state.
+            steps_rows * 7 * (width(hidden.weight) / 3)
         }
         Kernel::Mlp { x, layers, .. } => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;

@@ -1,16 +1,21 @@
-//! Fused masked softmax: one backend op forward and one backward, as a burn backend extension.
+//! Fused ops, one backend op forward and one backward each, as a burn backend extension.
 //!
-//! Written with burn's tensor ops, a masked softmax is seven element-wise passes over the scores
-//! forward (scale, mask bias, row maximum, subtract, clamp, exp, divide) and as many autodiff
-//! nodes, each keeping a score-sized tensor for the backward pass, which then runs seven more
-//! (autodiff's exp recomputes exp). Attention runs it over `[B, heads, N, N]` scores, the largest
-//! element-wise tensors of DFN, DUMN and SASRec. [`FusedOps::masked_softmax`] is one op:
-//! - burn-flex runs it as one pass per row, on rayon's pool when the scores are large;
-//! - its backward pass needs only the output, `dx = scale · y ⊙ (g − Σₖ g ⊙ y)`, one pass too
-//!   ([`FusedOps::masked_softmax_backward`]), and autodiff keeps only `y`;
-//! - ndarray and libtorch run the same formulas composed of their own ops (the trait's default
-//!   bodies, [`composed_masked_softmax`]), so every backend computes the same function.
+//! Some formulas written with burn's tensor ops make many small autodiff nodes, each an
+//! allocation, a pass over memory and a tensor kept for the backward pass:
+//! - a masked softmax is seven element-wise passes over the scores forward (scale, mask bias,
+//!   row maximum, subtract, clamp, exp, divide) and as many backward (autodiff's exp recomputes
+//!   exp). Attention runs it over `[B, heads, N, N]` scores, the largest element-wise tensors of
+//!   DFN, DUMN and SASRec.
+//! - a GRU step's gates are about fifteen ops on `[B, H]` tensors, thirty steps a sequence: op
+//!   overhead more than arithmetic.
 //!
+//! [`FusedOps`] makes each one op. burn-flex runs it as a kernel on raw slices (threaded by row
+//! blocks when large), its backward pass too, from what it needs alone (the softmax's output;
+//! the GRU step's inputs, its gates recomputed). ndarray and libtorch run the same formulas
+//! composed of their own ops (the trait's default bodies, `composed_*`), under the same
+//! hand-written backward, so every backend computes the same function.
+//!
+//! # Masked softmax
 //! The function is `z = scale · x + bias` (bias [`NEG_INF`] at invalid positions),
 //! `e = exp(max(z − max z, MIN_EXPONENT))`, `y = e / Σ e`, and with `zero_invalid` `y · valid`,
 //! in that order of operations in every implementation (sums aside). A row with no valid
@@ -23,12 +28,13 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
-use burn::backend::flex::{simd::exp_inplace_f32, FlexTensor};
+use burn::backend::flex::simd::{exp_inplace_f32, sigmoid_inplace_f32, tanh_inplace_f32};
+use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
-use burn::backend::TensorMetadata;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, NdArray};
+use burn::backend::{BackendTypes, TensorMetadata};
 use burn::prelude::*;
-use burn::tensor::{BoolStore, DType};
+use burn::tensor::{BoolStore, DType, Slice};
 use rayon::prelude::*;
 
 /// The additive bias that removes a position from a softmax.
@@ -68,6 +74,32 @@ pub trait FusedOps: Backend {
     /// of its output: `scale · y ⊙ (g − Σₖ g ⊙ y)` along the last axis.
     fn masked_softmax_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
         composed_masked_softmax_backward::<Self>(output, grad, scale)
+    }
+
+    /// One GRU step after its two projections: `gi`, `gh` `[B, 3H]` (the input's and the
+    /// state's, with their biases; gates r, z, n in that order), the state `h` `[B, H]` and the
+    /// step's validity `valid` `[B, 1]` (1 or 0) → the next state `[B, H]`:
+    /// `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r ⊙ gh_n)`,
+    /// `h' = n + z ⊙ (h − n)`, and `h + valid ⊙ (h' − h)`, so padding keeps the state.
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        valid: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed_gru_gates::<Self>(gi, gh, h, valid)
+    }
+
+    /// The gradients of [`FusedOps::gru_gates`]'s `gi`, `gh` and `h` from its inputs and the
+    /// gradient of its output (the gates are recomputed, not kept).
+    fn gru_gates_backward(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        valid: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed_gru_gates_backward::<Self>(gi, gh, h, valid, grad)
     }
 }
 
@@ -120,6 +152,77 @@ pub fn composed_masked_softmax_backward<B: Backend>(
     B::float_mul_scalar(B::float_mul(output, B::float_sub(grad, dot)), scale.into())
 }
 
+/// [`FusedOps::gru_gates`] on burn tensors: `gi`, `gh` `[B, 3H]`, `h` `[B, H]`, `valid` `[B, 1]`.
+pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>, valid: Tensor<2>) -> Tensor<2> {
+    let next = <Dispatch as FusedOps>::gru_gates(
+        gi.into_dispatch(),
+        gh.into_dispatch(),
+        h.into_dispatch(),
+        valid.into_dispatch(),
+    );
+    Tensor::from_dispatch(next)
+}
+
+/// A GRU step's gates composed of `B`'s ops: `(r, z, n, gh_n)`, each `[B, H]`.
+fn composed_gates<B: Backend>(
+    gi: &FloatTensor<B>,
+    gh: &FloatTensor<B>,
+    hidden: usize,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let rows = gi.shape()[0];
+    let gate = |t: &FloatTensor<B>, i: usize| {
+        B::float_slice(t.clone(), &[Slice::from(0..rows), Slice::from(i * hidden..(i + 1) * hidden)])
+    };
+    let r = B::sigmoid(B::float_add(gate(gi, 0), gate(gh, 0)));
+    let z = B::sigmoid(B::float_add(gate(gi, 1), gate(gh, 1)));
+    let gh_n = gate(gh, 2);
+    let n = B::float_tanh(B::float_add(gate(gi, 2), B::float_mul(r.clone(), gh_n.clone())));
+    (r, z, n, gh_n)
+}
+
+/// `1 − t`.
+fn one_minus<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_add_scalar(B::float_neg(t), 1.0.into())
+}
+
+/// [`FusedOps::gru_gates`] composed of `B`'s tensor ops.
+pub fn composed_gru_gates<B: Backend>(
+    gi: FloatTensor<B>,
+    gh: FloatTensor<B>,
+    h: FloatTensor<B>,
+    valid: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let shape = h.shape();
+    let (_, z, n, _) = composed_gates::<B>(&gi, &gh, shape[1]);
+    let next = B::float_add(n.clone(), B::float_mul(z, B::float_sub(h.clone(), n)));
+    let valid = B::float_expand(valid, shape);
+    B::float_add(h.clone(), B::float_mul(valid, B::float_sub(next, h)))
+}
+
+/// [`FusedOps::gru_gates_backward`] composed of `B`'s tensor ops.
+pub fn composed_gru_gates_backward<B: Backend>(
+    gi: FloatTensor<B>,
+    gh: FloatTensor<B>,
+    h: FloatTensor<B>,
+    valid: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = h.shape();
+    let (r, z, n, gh_n) = composed_gates::<B>(&gi, &gh, shape[1]);
+    let valid = B::float_expand(valid, shape);
+    // out = (1 − valid) h + valid h', h' = (1 − z) n + z h, n = tanh(a_n), a_n = gi_n + r gh_n.
+    let d_next = B::float_mul(grad.clone(), valid.clone());
+    let dh = B::float_add(B::float_mul(grad, one_minus::<B>(valid)), B::float_mul(d_next.clone(), z.clone()));
+    let dz = B::float_mul(d_next.clone(), B::float_sub(h, n.clone()));
+    let dn = B::float_mul(d_next, one_minus::<B>(z.clone()));
+    let da_n = B::float_mul(dn, one_minus::<B>(B::float_mul(n.clone(), n)));
+    let da_r = B::float_mul(B::float_mul(da_n.clone(), gh_n), B::float_mul(r.clone(), one_minus::<B>(r.clone())));
+    let da_z = B::float_mul(dz, B::float_mul(z.clone(), one_minus::<B>(z)));
+    let dgi = B::float_cat(vec![da_r.clone(), da_z.clone(), da_n.clone()], 1);
+    let dgh = B::float_cat(vec![da_r, da_z, B::float_mul(da_n, r)], 1);
+    (dgi, dgh, dh)
+}
+
 impl FusedOps for NdArray {}
 
 #[cfg(feature = "tch")]
@@ -150,6 +253,42 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         match MaskedSoftmax.prepare::<C>([node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((output.clone(), scale), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        valid: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        /// The backward pass keeps the inputs (`valid` is a constant) and recomputes the gates.
+        #[derive(Debug)]
+        struct GruGates;
+
+        type Inputs<B> = [<B as BackendTypes>::FloatTensorPrimitive; 4];
+
+        impl<B: Backend + FusedOps> Backward<B, 3> for GruGates {
+            type State = Inputs<B>;
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [gi, gh, h, valid] = ops.state;
+                let grad = grads.consume::<B>(&ops.node);
+                let (dgi, dgh, dh) = B::gru_gates_backward(gi, gh, h, valid, grad);
+                for (parent, grad) in ops.parents.into_iter().zip([dgi, dgh, dh]) {
+                    if let Some(node) = parent {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let nodes = [gi.node(), gh.node(), h.node()];
+        let inputs = [gi.into_primitive(), gh.into_primitive(), h.into_primitive(), valid.into_primitive()];
+        let [gi, gh, h, valid] = inputs.clone();
+        let next = B::gru_gates(gi, gh, h, valid);
+        match GruGates.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(inputs, next),
+            OpsKind::UnTracked(prep) => prep.finish(next),
         }
     }
 }
@@ -223,6 +362,66 @@ impl FusedOps for Flex {
         });
         from_f32s(out, shape)
     }
+
+    fn gru_gates(gi: FlexTensor, gh: FlexTensor, h: FlexTensor, valid: FlexTensor) -> FlexTensor {
+        let shape = h.shape();
+        let hidden = shape[1];
+        if hidden == 0 || ![&gi, &gh, &h, &valid].iter().all(|t| t.dtype() == DType::F32) {
+            return composed_gru_gates::<Flex>(gi, gh, h, valid);
+        }
+        let [gi, gh, h, valid] = [gi, gh, h, valid].map(contiguous);
+        let (h, valid) = (f32s(&h), f32s(&valid));
+        let (rz, n) = flex_gates(f32s(&gi), f32s(&gh), hidden);
+        let mut out = vec![0f32; h.len()];
+        let rows = out.chunks_exact_mut(hidden).zip(h.chunks_exact(hidden)).zip(rz.chunks_exact(2 * hidden));
+        for (((out, h), rz), (n, &m)) in rows.zip(n.chunks_exact(hidden).zip(valid)) {
+            for (j, out) in out.iter_mut().enumerate() {
+                let next = n[j] + rz[hidden + j] * (h[j] - n[j]);
+                *out = h[j] + m * (next - h[j]);
+            }
+        }
+        from_f32s(out, shape)
+    }
+
+    fn gru_gates_backward(
+        gi: FlexTensor,
+        gh: FlexTensor,
+        h: FlexTensor,
+        valid: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (shape, gates_shape) = (h.shape(), gi.shape());
+        let hidden = shape[1];
+        if hidden == 0 || ![&gi, &gh, &h, &valid, &grad].iter().all(|t| t.dtype() == DType::F32) {
+            return composed_gru_gates_backward::<Flex>(gi, gh, h, valid, grad);
+        }
+        let [gi, gh, h, valid, grad] = [gi, gh, h, valid, grad].map(contiguous);
+        let (gh, h, valid, grad) = (f32s(&gh), f32s(&h), f32s(&valid), f32s(&grad));
+        let (rz, n) = flex_gates(f32s(&gi), gh, hidden);
+        let (mut dgi, mut dgh, mut dh) = (vec![0f32; gh.len()], vec![0f32; gh.len()], vec![0f32; h.len()]);
+        let rows =
+            dgi.chunks_exact_mut(3 * hidden).zip(dgh.chunks_exact_mut(3 * hidden)).zip(dh.chunks_exact_mut(hidden));
+        let inputs = gh.chunks_exact(3 * hidden).zip(h.chunks_exact(hidden)).zip(grad.chunks_exact(hidden));
+        let gates = rz.chunks_exact(2 * hidden).zip(n.chunks_exact(hidden)).zip(valid);
+        for (((dgi, dgh), dh), (((gh, h), g), ((rz, n), &m))) in rows.zip(inputs.zip(gates)) {
+            for j in 0..hidden {
+                let (r, z, n) = (rz[j], rz[hidden + j], n[j]);
+                let d_next = g[j] * m;
+                dh[j] = g[j] * (1.0 - m) + d_next * z;
+                let dz = d_next * (h[j] - n);
+                let da_n = d_next * (1.0 - z) * (1.0 - n * n);
+                let da_r = da_n * gh[2 * hidden + j] * r * (1.0 - r);
+                let da_z = dz * z * (1.0 - z);
+                dgi[j] = da_r;
+                dgh[j] = da_r;
+                dgi[hidden + j] = da_z;
+                dgh[hidden + j] = da_z;
+                dgi[2 * hidden + j] = da_n;
+                dgh[2 * hidden + j] = da_n * r;
+            }
+        }
+        (from_f32s(dgi, gates_shape.clone()), from_f32s(dgh, gates_shape), from_f32s(dh, shape))
+    }
 }
 
 /// Runs `f(first_row, block)` over blocks of whole rows of `out` (rows of `keys` elements), on
@@ -260,4 +459,28 @@ fn bytes(t: &FlexTensor) -> &[u8] {
 
 fn from_f32s(data: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// A GRU step's gates on contiguous rows: `r, z` interleaved per row as `[B, 2H]`, and `n`
+/// `[B, H]`, through burn-flex's vectorised sigmoid and tanh.
+fn flex_gates(gi: &[f32], gh: &[f32], hidden: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = gi.len() / (3 * hidden).max(1);
+    let mut rz = vec![0f32; rows * 2 * hidden];
+    let mut n = vec![0f32; rows * hidden];
+    for ((rz, gi), gh) in
+        rz.chunks_exact_mut(2 * hidden).zip(gi.chunks_exact(3 * hidden)).zip(gh.chunks_exact(3 * hidden))
+    {
+        for (j, rz) in rz.iter_mut().enumerate() {
+            *rz = gi[j] + gh[j];
+        }
+    }
+    sigmoid_inplace_f32(&mut rz);
+    let rows = n.chunks_exact_mut(hidden).zip(rz.chunks_exact(2 * hidden));
+    for ((n, rz), (gi, gh)) in rows.zip(gi.chunks_exact(3 * hidden).zip(gh.chunks_exact(3 * hidden))) {
+        for (j, n) in n.iter_mut().enumerate() {
+            *n = gi[2 * hidden + j] + rz[j] * gh[2 * hidden + j];
+        }
+    }
+    tanh_inplace_f32(&mut n);
+    (rz, n)
 }

@@ -645,15 +645,8 @@ fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
     let devices = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
     for [groups, rows, keys] in [[3usize, 2, 5], [70, 124, 33]] {
         let n = groups * rows * keys;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
-        let x: Vec<f32> = (0..n).map(|_| 4.0 * next()).collect();
-        let proj: Vec<f32> = (0..n).map(|_| next()).collect();
+        let x = noise(5, n, 4.0);
+        let proj = noise(6, n, 1.0);
         // Group 0 is all padding; elsewhere every fifth position is.
         let valid: Vec<bool> = (0..groups * keys).map(|i| i >= keys && i % 5 != 0).collect();
         for zero_invalid in [false, true] {
@@ -700,4 +693,66 @@ fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
             }
         }
     }
+}
+
+/// The fused GRU step (`runtime::fused::gru_gates`) against its formulas written with burn's
+/// tensor ops: the next state, and the gradients of `gi`, `gh` and `h` from a weighted sum of it,
+/// with some rows padding (the state passes through) and some valid.
+#[test]
+fn fused_gru_gates_match_the_formulas_on_every_cpu_backend() {
+    #[allow(deprecated)]
+    let devices = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    let (rows, hidden) = (7, 5);
+    let gi = noise(1, rows * 3 * hidden, 2.0);
+    let gh = noise(2, rows * 3 * hidden, 2.0);
+    let h = noise(3, rows * hidden, 1.0);
+    let proj = noise(4, rows * hidden, 1.0);
+    let valid: Vec<f32> = (0..rows).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+    for (backend, device) in &devices {
+        let device = device.clone().autodiff();
+        let tensor = |v: &[f32], cols: usize| {
+            Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device).reshape([rows, cols])
+        };
+        let host = |t: Tensor<2>| t.into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
+        let run = |f: &dyn Fn(Tensor<2>, Tensor<2>, Tensor<2>) -> Tensor<2>| {
+            let inputs =
+                [tensor(&gi, 3 * hidden), tensor(&gh, 3 * hidden), tensor(&h, hidden)].map(|t| t.require_grad());
+            let y = f(inputs[0].clone(), inputs[1].clone(), inputs[2].clone());
+            let grads = (y.clone() * tensor(&proj, hidden)).sum().backward();
+            let mut out = vec![host(y.detach())];
+            out.extend(inputs.iter().map(|t| host(t.grad(&grads).expect("every input gets a gradient"))));
+            out
+        };
+        let fused = run(&|gi, gh, h| recspec::runtime::fused::gru_gates(gi, gh, h, tensor(&valid, 1)));
+        let formula = run(&|gi, gh, h| {
+            let gate = |t: &Tensor<2>, i: usize| t.clone().narrow(1, i * hidden, hidden);
+            let r = burn::tensor::activation::sigmoid(gate(&gi, 0) + gate(&gh, 0));
+            let z = burn::tensor::activation::sigmoid(gate(&gi, 1) + gate(&gh, 1));
+            let n = (gate(&gi, 2) + r * gate(&gh, 2)).tanh();
+            let next = n.clone() + z * (h.clone() - n);
+            h.clone() + tensor(&valid, 1) * (next - h)
+        });
+        for (what, a, b) in
+            ["next state", "d gi", "d gh", "d h"].iter().zip(&fused).zip(&formula).map(|((w, a), b)| (w, a, b))
+        {
+            let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "{backend}: {what} differ by up to {worst}");
+        }
+        // A padded row keeps its state, and passes the gradient to it unchanged.
+        assert_eq!(&fused[0][hidden..2 * hidden], &h[hidden..2 * hidden], "{backend}");
+        assert_eq!(&fused[3][hidden..2 * hidden], &proj[hidden..2 * hidden], "{backend}");
+    }
+}
+
+/// `n` values, uniform in `[-scale, scale)`, from xorshift64 seeded by `seed`.
+fn noise(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
 }

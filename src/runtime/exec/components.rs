@@ -125,17 +125,11 @@ impl Interpreter<'_> {
         let m = time_steps(m);
         let mut h = Tensor::<2>::zeros([b, h_dim], &device);
         let mut all = vec![];
-        // Per step, in as few tensor ops as the formulas allow (each is an autodiff node, and
-        // with 30 steps of [B, H] the GRU is op overhead more than arithmetic): the reset and
-        // update gates in one sigmoid, (1 - z) c + z h as c + z (h - c), and the padding blend
-        // m h' + (1 - m) h as h + m (h' - h).
+        // Per step: the hidden projection, then the gates, the candidate and the padding
+        // blend in one fused op (`fused::gru_gates`).
         for (g, mt) in gi.into_iter().zip(m) {
             let gh = affine(h.clone(), w_hh.clone(), Some(b_hh.clone()));
-            let gates = activation::sigmoid(g.clone().narrow(1, 0, 2 * h_dim) + gh.clone().narrow(1, 0, 2 * h_dim));
-            let (r, z) = (gates.clone().narrow(1, 0, h_dim), gates.narrow(1, h_dim, h_dim));
-            let cand = activation::tanh(g.narrow(1, 2 * h_dim, h_dim) + r * gh.narrow(1, 2 * h_dim, h_dim));
-            let new = cand.clone() + z * (h.clone() - cand);
-            h = h.clone() + mt * (new - h);
+            h = fused::gru_gates(g, gh, h, mt);
             all.push(h.clone());
         }
         let y = match output {
