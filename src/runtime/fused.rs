@@ -301,6 +301,9 @@ impl FusedOps for Flex {
             return composed_masked_softmax::<Flex>(scores, valid, scale, zero_invalid);
         }
         let (rows_per_group, keys) = (shape[1], shape[2]);
+        if shape.num_elements() == 0 {
+            return from_f32s(vec![], shape);
+        }
         let scores = contiguous(scores);
         let valid = contiguous(valid);
         let x = f32s(&scores);
@@ -347,6 +350,9 @@ impl FusedOps for Flex {
             return composed_masked_softmax_backward::<Flex>(output, grad, scale);
         }
         let keys = shape[shape.num_dims() - 1];
+        if shape.num_elements() == 0 {
+            return from_f32s(vec![], shape);
+        }
         let (output, grad) = (contiguous(output), contiguous(grad));
         let (y, g) = (f32s(&output), f32s(&grad));
         let mut out = vec![0f32; y.len()];
@@ -403,9 +409,9 @@ impl FusedOps for Flex {
             dgi.chunks_exact_mut(3 * hidden).zip(dgh.chunks_exact_mut(3 * hidden)).zip(dh.chunks_exact_mut(hidden));
         let inputs = gh.chunks_exact(3 * hidden).zip(h.chunks_exact(hidden)).zip(grad.chunks_exact(hidden));
         let gates = rz.chunks_exact(2 * hidden).zip(n.chunks_exact(hidden)).zip(valid);
-        for (((dgi, dgh), dh), (((gh, h), g), ((rz, n), &m))) in rows.zip(inputs.zip(gates)) {
+        for (((dgi, dgh), dh), (((gh, h), g), ((rz, cand), &m))) in rows.zip(inputs.zip(gates)) {
             for j in 0..hidden {
-                let (r, z, n) = (rz[j], rz[hidden + j], n[j]);
+                let (r, z, n) = (rz[j], rz[hidden + j], cand[j]);
                 let d_next = g[j] * m;
                 dh[j] = g[j] * (1.0 - m) + d_next * z;
                 let dz = d_next * (h[j] - n);

@@ -641,8 +641,17 @@ fn large_elementwise_ops_equal_their_formulas() {
 /// the kernels' threaded path.
 #[test]
 fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
-    #[allow(deprecated)]
-    let devices = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    // No keys, or no rows: nothing to weigh, an empty result of the same shape.
+    for shape in [[2, 3, 0], [0, 3, 4]] {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<3>::zeros(shape, &device).require_grad();
+        let valid = Tensor::<2, Bool>::empty([shape[0], shape[2]], &device);
+        let y = recspec::runtime::fused::masked_softmax(x.clone(), valid, 1.0, true);
+        assert_eq!(y.dims(), shape);
+        let grads = y.sum().backward();
+        assert_eq!(x.grad(&grads).map(|g| g.dims()), Some(shape));
+    }
+    let devices = cpu_backends();
     for [groups, rows, keys] in [[3usize, 2, 5], [70, 124, 33]] {
         let n = groups * rows * keys;
         let x = noise(5, n, 4.0);
@@ -679,10 +688,8 @@ fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
                         y
                     }
                 });
-                for (what, a, b) in [("values", &y, &y_ref), ("gradients", &g, &g_ref)] {
-                    let worst = a.iter().zip(b.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                    assert!(worst <= 1e-6, "{case}: {what} differ by up to {worst}");
-                }
+                assert_within(&format!("{case}: values"), &y, &y_ref, 1e-6);
+                assert_within(&format!("{case}: gradients"), &g, &g_ref, 1e-6);
                 // The padded group: uniform weights, or none.
                 let first = if zero_invalid { 0.0 } else { 1.0 / keys as f32 };
                 assert!(
@@ -700,8 +707,7 @@ fn fused_masked_softmax_matches_the_formula_on_every_cpu_backend() {
 /// with some rows padding (the state passes through) and some valid.
 #[test]
 fn fused_gru_gates_match_the_formulas_on_every_cpu_backend() {
-    #[allow(deprecated)]
-    let devices = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    let devices = cpu_backends();
     let (rows, hidden) = (7, 5);
     let gi = noise(1, rows * 3 * hidden, 2.0);
     let gh = noise(2, rows * 3 * hidden, 2.0);
@@ -732,16 +738,26 @@ fn fused_gru_gates_match_the_formulas_on_every_cpu_backend() {
             let next = n.clone() + z * (h.clone() - n);
             h.clone() + tensor(&valid, 1) * (next - h)
         });
-        for (what, a, b) in
-            ["next state", "d gi", "d gh", "d h"].iter().zip(&fused).zip(&formula).map(|((w, a), b)| (w, a, b))
-        {
-            let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(worst <= 1e-5, "{backend}: {what} differ by up to {worst}");
+        for ((what, a), b) in ["next state", "d gi", "d gh", "d h"].iter().zip(&fused).zip(&formula) {
+            assert_within(&format!("{backend}: {what}"), a, b, 1e-5);
         }
         // A padded row keeps its state, and passes the gradient to it unchanged.
         assert_eq!(&fused[0][hidden..2 * hidden], &h[hidden..2 * hidden], "{backend}");
         assert_eq!(&fused[3][hidden..2 * hidden], &proj[hidden..2 * hidden], "{backend}");
     }
+}
+
+/// The CPU backends the fused ops run on: burn-flex's kernels, and ndarray's composed ops.
+fn cpu_backends() -> [(&'static str, Device); 2] {
+    #[allow(deprecated)]
+    [("flex", Device::flex()), ("ndarray", Device::ndarray())]
+}
+
+/// Every element of `a` within `tol` of `b`'s, absolutely.
+fn assert_within(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what} differ by up to {worst}");
 }
 
 /// `n` values, uniform in `[-scale, scale)`, from xorshift64 seeded by `seed`.
