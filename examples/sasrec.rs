@@ -55,11 +55,12 @@ fn run(work: &Path) -> Result<ExitCode, AppError> {
     //    prepare the run directory, then the epochs.
     let (loaded, checked) = recspec::app::compile_for_data(spec, Some(&data), &[])?;
     let Some(graph) = checked.graph else { return Ok(ExitCode::from(1)) };
-    let flags = TrainFlags { epochs: Some(2), lr: Some(0.005), batch_size: Some(128), seed: Some(1), max_steps: None };
+    let flags =
+        TrainFlags { epochs: Some(2), lr: Some(0.005), batch_size: Some(128), seed: Some(1), ..Default::default() };
     let settings = merge_train_settings(None, &flags)?;
     let graph = trainable_graph(spec, graph, &BTreeMap::new())?;
     let program = recspec::app::lower_graph(&graph)?;
-    memory::check_fits(&program, settings.batch_size, settings.optimizer, memory::available_memory())?;
+    memory::check_fits(&program, settings.batch_size, &settings, memory::available_memory())?;
     check_splits(&program, &data)?;
     let dir = start_run(&out, false, spec, &loaded, &graph, &settings, &data)?;
     println!("3. training {} parameters with {settings}", count(&program));

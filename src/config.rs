@@ -12,6 +12,7 @@
 //! epochs = 2
 //! seed = 1
 //! max_steps = 500    # per epoch
+//! embedding_optimizer = "lazy" # or "rowwise_adagrad" or "dense" (docs/scale.md)
 //! [loss_weights]     # override the weight of named loss terms
 //! dislike = 5.0
 //! ```
@@ -40,6 +41,10 @@ pub enum ConfigError {
         message: String,
     },
     BadOptimizer {
+        file: String,
+        found: String,
+    },
+    BadEmbeddingOptimizer {
         file: String,
         found: String,
     },
@@ -83,6 +88,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadOptimizer { file, found } => {
                 write!(f, "{file}: [train] optimizer must be \"adam\" or \"adagrad\", found \"{found}\"")
             }
+            ConfigError::BadEmbeddingOptimizer { file, found } => write!(
+                f,
+                "{file}: [train] embedding_optimizer must be \"lazy\", \"rowwise_adagrad\" or \"dense\", found \"{found}\""
+            ),
             ConfigError::BadLearningRate { file, found } => {
                 write!(f, "{file}: [train] lr must be a positive number, found {found}")
             }
@@ -125,6 +134,7 @@ struct TrainSection {
     epochs: Option<usize>,
     seed: Option<u64>,
     max_steps: Option<usize>,
+    embedding_optimizer: Option<String>,
 }
 
 /// Which optimizer trains the model.
@@ -153,6 +163,41 @@ impl OptimizerKind {
     }
 }
 
+/// How the optimizer updates embedding tables: parameters whose every use is a row lookup
+/// (`lower::Program::row_tables`). The exact update rules are in docs/scale.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingOptimizer {
+    /// The `optimizer`'s rule applied only to the rows a step looked up, with their moments;
+    /// other rows and their optimizer state are left as they are (lazy Adam, like PyTorch's
+    /// `SparseAdam`; for Adagrad this equals the dense update).
+    #[default]
+    Lazy,
+    /// TorchRec's (fbgemm's) exact row-wise Adagrad: one accumulator per row, the mean of the
+    /// row's squared gradient added to it; only looked-up rows change.
+    RowwiseAdagrad,
+    /// Tables are ordinary parameters: a dense gradient and a dense update of every row.
+    Dense,
+}
+
+impl EmbeddingOptimizer {
+    /// The spelling in run configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingOptimizer::Lazy => "lazy",
+            EmbeddingOptimizer::RowwiseAdagrad => "rowwise_adagrad",
+            EmbeddingOptimizer::Dense => "dense",
+        }
+    }
+
+    /// Parses the spelling of [`name`](Self::name).
+    pub fn parse(s: &str) -> Option<EmbeddingOptimizer> {
+        [EmbeddingOptimizer::Lazy, EmbeddingOptimizer::RowwiseAdagrad, EmbeddingOptimizer::Dense]
+            .into_iter()
+            .find(|e| e.name() == s)
+    }
+}
+
 /// Training settings, from `[train]` with defaults.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainSettings {
@@ -163,6 +208,8 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Stop each epoch after this many steps (for quick runs); `None` reads the whole file.
     pub max_steps: Option<usize>,
+    /// How embedding tables are updated.
+    pub embedding_optimizer: EmbeddingOptimizer,
 }
 
 impl std::fmt::Display for TrainSettings {
@@ -178,6 +225,9 @@ impl std::fmt::Display for TrainSettings {
         if let Some(m) = self.max_steps {
             write!(f, ", at most {m} steps per epoch")?;
         }
+        if self.embedding_optimizer != EmbeddingOptimizer::Lazy {
+            write!(f, ", {} embedding updates", self.embedding_optimizer.name())?;
+        }
         Ok(())
     }
 }
@@ -191,6 +241,7 @@ impl Default for TrainSettings {
             epochs: 2,
             seed: 1,
             max_steps: None,
+            embedding_optimizer: EmbeddingOptimizer::Lazy,
         }
     }
 }
@@ -229,6 +280,10 @@ pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, ConfigError
                         return Err(ConfigError::BadOptimizer { file: name.to_string(), found: other.to_string() })
                     }
                 };
+            }
+            if let Some(e) = t.embedding_optimizer {
+                s.embedding_optimizer = EmbeddingOptimizer::parse(&e)
+                    .ok_or_else(|| ConfigError::BadEmbeddingOptimizer { file: name.to_string(), found: e.clone() })?;
             }
             if let Some(lr) = t.lr {
                 if !(lr.is_finite() && lr > 0.0) {

@@ -26,6 +26,18 @@ def embedding(vocab, dim):
     return table
 
 
+def sparse_tables(model):
+    """Switches every nn.Embedding of `model` to sparse gradients (`sparse=True`, which
+    nn.Embedding reads at each forward): a lookup's backward then yields the looked-up rows only,
+    for torch.optim.SparseAdam. The modules are built dense (`embedding`), so the default stays
+    PyTorch's; a table also read whole (retrieval_ntr's scores against `items.weight`) still gets
+    a dense gradient. Returns the tables' weights."""
+    tables = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    for table in tables:
+        table.sparse = True
+    return [t.weight for t in tables]
+
+
 def mlp(sizes, relu_last):
     """nn.Linear layers sizes[0] → sizes[1] → ... with ReLU between them, and after the last one
     when `relu_last`."""

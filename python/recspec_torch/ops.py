@@ -14,11 +14,17 @@ SplitMix generator (`sample_valid` in training, `sampled_logits`) takes it from 
 argument in the same order, so one `rng.pass_rng(step)` threaded through the steps in program
 order reproduces burn's draws.
 
+Row tables: a row-sparse optimizer (`recspec_torch.rows.RowOptimizer`) sets a log on the tables
+it trains; every lookup of such a table (`embedding`, `wide`, `sampled_logits`) that gets a
+gradient then logs the ids it read, as recspec records its row lookups. The values and gradients
+are the same either way. `no_dropout()` turns dropout off (for stepping checks in training mode).
+
 Not reproducible bit for bit: dropout masks (burn draws them from its own generator), the
 summation order inside matmuls and reductions, and the last ulp of exp/log/tanh/erf/sigmoid
 (each library has its own implementations).
 """
 
+import contextlib
 import math
 
 import torch
@@ -30,6 +36,13 @@ NEG_INF = -1e9
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "none")
 ARITHMETIC = ("add", "sub", "mul", "div")
+
+#: The attribute of a row table that holds its lookup log (a list the lookups append id tensors
+#: to once their rows get a gradient); set by `recspec_torch.rows.RowOptimizer`.
+ROW_LOG = "_recspec_row_log"
+
+# Set within `no_dropout()`.
+_dropout_off = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -88,6 +101,22 @@ def _l2(x):
 def _cosine(a, b):
     """Row cosines a, b [N, D] → [N, 1]: dot / clamp_min(|a| |b|, 1e-8)."""
     return (a * b).sum(1, keepdim=True) / (_l2(a) * _l2(b)).clamp_min(1e-8)
+
+
+def _lookup(table, ids):
+    """Rows `ids` [N] of `table` (every axis but the last merged) → [N, D]. When a row optimizer
+    watches the table (`ROW_LOG`), a hook logs the ids once the backward reaches these rows, so
+    only lookups on a loss path count (as recspec's `RowLookup`s that get a gradient)."""
+    rows = _rows(table).index_select(0, ids)
+    log = getattr(table, ROW_LOG, None)
+    if log is not None and rows.requires_grad:
+        ids = ids.detach()
+
+        def record(grad):
+            log.append(ids)
+
+        rows.register_hook(record)
+    return rows
 
 
 def _weighted(loss, weight):
@@ -241,11 +270,24 @@ def dropout(x, rate, train):
     return _dropout(x, rate, train)
 
 
+@contextlib.contextmanager
+def no_dropout():
+    """Within: every dropout (`dropout`, `mlp`, `self_attention`) is the identity, as at rate 0,
+    in training too."""
+    global _dropout_off
+    before = _dropout_off
+    _dropout_off = True
+    try:
+        yield
+    finally:
+        _dropout_off = before
+
+
 def _dropout(x, rate, train):
     """`dropout`, under a name that the `dropout` arguments of `mlp`/`self_attention` leave free."""
     x = _f(x)
     rate = float(rate)
-    if not train or rate <= 0.0:
+    if not train or rate <= 0.0 or _dropout_off:
         return x
     keep_ = torch.bernoulli(torch.full_like(x, 1.0 - rate))
     return x * keep_ / (1.0 - rate)
@@ -345,14 +387,13 @@ def sampled_logits(s, target, table, samples, logq, rng):
     `logq`); a sampled item equal to the row's target gets NEG_INF added.
     """
     s = _rows(_f(s))
-    table = _rows(table)
-    vocab = table.shape[0]
+    vocab = _rows(table).shape[0]
     b = s.shape[0]
     tgt = target.reshape(b).to(torch.int64)
-    pos = (s * table.index_select(0, tgt)).sum(1, keepdim=True)
+    pos = (s * _lookup(table, tgt)).sum(1, keepdim=True)
     ids = [rng.below(vocab) for _ in range(int(samples))]
     ids_t = torch.tensor(ids, dtype=torch.int64, device=table.device)
-    neg_ = s.matmul(table.index_select(0, ids_t).t())
+    neg_ = s.matmul(_lookup(table, ids_t).t())
     if logq:
         neg_ = neg_ - math.log(int(samples) / vocab)
     hits = (tgt.reshape(b, 1) == ids_t.reshape(1, -1)).to(neg_.dtype)
@@ -367,8 +408,7 @@ def sampled_logits(s, target, table, samples, logq, rng):
 
 def embedding(ids, table):
     """ids [..] int64, table [V, D] → [.., D]: rows of the table."""
-    t = _rows(table)
-    return t.index_select(0, ids.reshape(-1)).reshape(*ids.shape, t.shape[1])
+    return _lookup(table, ids.reshape(-1)).reshape(*ids.shape, table.shape[-1])
 
 
 def position_embedding(x, table, mode):
@@ -473,7 +513,7 @@ def gru(x, mask, input, hidden, output):
 
 def wide(ids, weight, bias):
     """ids [B, F] int64, weight [V, 1], bias [F] → [B, F]: per-id weights plus a field bias."""
-    w = _rows(weight).index_select(0, ids.reshape(-1)).reshape(ids.shape)
+    w = _lookup(weight, ids.reshape(-1)).reshape(ids.shape)
     return w + bias.reshape(1, -1)
 
 
@@ -609,6 +649,7 @@ __all__ = [
     "softmax",
     "masked_softmax",
     "dropout",
+    "no_dropout",
     "pool",
     "attention_pool",
     "reduce",

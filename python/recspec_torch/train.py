@@ -1,18 +1,22 @@
 """Trains a generated module on a recspec data set, in one process or data-parallel.
 
     python -m recspec_torch.train RUN_DIR --data DATA [--epochs N] [--max-steps M]
-        [--batch-size B] [--lr LR] [--seed S] [--device cpu|cuda]
+        [--batch-size B] [--lr LR] [--seed S] [--embedding-optimizer lazy|rowwise_adagrad|dense]
+        [--device cpu|cuda]
     torchrun --standalone --nproc_per_node N -m recspec_torch.train RUN_DIR --data DATA ...
 
 RUN_DIR holds `model.py` (from `recspec compile SPEC --emit pytorch`) and optionally `run.toml`
-(recspec's run config: `[train]` optimizer, lr, batch_size, epochs, seed, max_steps, which the
-flags override, and `[loss_weights]`, which replace the weights of the named loss terms; its
-`[hparams]` were fixed when model.py was generated and are only checked for form). DATA holds
-`train.jsonl` and `valid.jsonl` in recspec's JSON Lines format (`recspec_torch.data`).
+(recspec's run config: `[train]` optimizer, lr, batch_size, epochs, seed, max_steps,
+embedding_optimizer, which the flags override, and `[loss_weights]`, which replace the weights of
+the named loss terms; its `[hparams]` were fixed when model.py was generated and are only checked
+for form). DATA holds `train.jsonl` and `valid.jsonl` in recspec's JSON Lines format
+(`recspec_torch.data`).
 
 As `recspec train` does: weights start from recspec's initialisation for the seed (the same on
 every rank), every step minimises the weighted sum of the loss terms' batch means with Adam or
-AdaGrad (burn's epsilon, 1e-5), a non-finite loss term stops the run naming the term, epoch and
+AdaGrad (burn's epsilon, 1e-5), the module's embedding tables (ROW_TABLES) updated as
+`embedding_optimizer` says (`recspec_torch.rows`: lazy or rowwise_adagrad row-sparse updates, or
+dense as ordinary parameters), a non-finite loss term stops the run naming the term, epoch and
 step, and after every epoch the validation file is scored (AUC, GAUC, log loss per label stream
 a loss scores). Written to RUN_DIR by rank 0: `model.safetensors` (recspec keys, after every
 epoch) and `torch_metrics.jsonl` (one line per epoch); by every rank: `rows.rank{R}.json`, the
@@ -21,7 +25,8 @@ sorted indices of the training rows it trained on.
 Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) every rank reads only its shard
 of each file (rows whose 0-based index among the non-blank rows is `rank (mod world)`), the
 model is wrapped in DistributedDataParallel (gloo on CPU, NCCL on CUDA with device
-cuda:LOCAL_RANK), and gradients are averaged over the ranks, so one step sees world × batch rows.
+cuda:LOCAL_RANK), and gradients are averaged over the ranks, so one step sees world × batch rows
+(a row-sparse table step updates the union of the rows the ranks looked up).
 """
 
 import argparse
@@ -41,15 +46,24 @@ from torch import nn
 from . import data as data_mod
 from .check import load_module
 from .metrics import stream_metrics
+from .rows import EMBEDDING_OPTIMIZERS, Optimizers, row_table_keys
 from .weights import save_safetensors
 
 #: Rows per batch when validating after an epoch (as `recspec train`).
 VALID_BATCH_SIZE = 1024
 #: burn's default epsilon for Adam and AdaGrad (torch's defaults are 1e-8 and 1e-10).
 OPTIMIZER_EPS = 1e-5
-DEFAULTS = {"optimizer": "adam", "lr": 0.001, "batch_size": 256, "epochs": 2, "seed": 1, "max_steps": None}
+DEFAULTS = {
+    "optimizer": "adam",
+    "lr": 0.001,
+    "batch_size": 256,
+    "epochs": 2,
+    "seed": 1,
+    "max_steps": None,
+    "embedding_optimizer": "lazy",
+}
 RUN_CONFIG_TABLES = ("hparams", "train", "loss_weights", "simulation")
-TRAIN_KEYS = ("optimizer", "lr", "batch_size", "epochs", "seed", "max_steps")
+TRAIN_KEYS = ("optimizer", "lr", "batch_size", "epochs", "seed", "max_steps", "embedding_optimizer")
 MASK64 = (1 << 64) - 1
 
 
@@ -132,9 +146,9 @@ def parse_run_config(name, text):
         if key not in TRAIN_KEYS:
             expected = ", ".join(f"`{k}`" for k in TRAIN_KEYS)
             raise UserError(f"{_at(name, line)}: unknown field `{key}`, expected one of {expected}")
-        if key == "optimizer":
+        if key in ("optimizer", "embedding_optimizer"):
             if not isinstance(v, str):
-                raise UserError(f"{_at(name, line)}: [train] optimizer must be a string, found {_toml_type(v)}")
+                raise UserError(f"{_at(name, line)}: [train] {key} must be a string, found {_toml_type(v)}")
         elif key == "lr":
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise UserError(f"{_at(name, line)}: [train] lr must be a number, found {_toml_type(v)}")
@@ -145,6 +159,11 @@ def parse_run_config(name, text):
         train[key] = v
     if "optimizer" in train and train["optimizer"] not in ("adam", "adagrad"):
         raise UserError(f'{name}: [train] optimizer must be "adam" or "adagrad", found "{train["optimizer"]}"')
+    if "embedding_optimizer" in train and train["embedding_optimizer"] not in EMBEDDING_OPTIMIZERS:
+        raise UserError(
+            f'{name}: [train] embedding_optimizer must be "lazy", "rowwise_adagrad" or "dense", '
+            f'found "{train["embedding_optimizer"]}"'
+        )
     if "lr" in train and not (math.isfinite(train["lr"]) and train["lr"] > 0.0):
         raise UserError(f"{name}: [train] lr must be a positive number, found {rust_float(train['lr'])}")
     for key in ("batch_size", "epochs", "max_steps"):
@@ -184,8 +203,8 @@ def merge_settings(config, args):
     """The run config's `[train]` (or the defaults) with the flags on top, validated."""
     s = dict(DEFAULTS)
     s.update(config)
-    for key in ("epochs", "max_steps", "lr", "batch_size", "seed"):
-        value = getattr(args, key)
+    for key in ("epochs", "max_steps", "lr", "batch_size", "seed", "embedding_optimizer"):
+        value = getattr(args, key, None)
         if value is not None:
             s[key] = value
     if s["batch_size"] < 1 or s["epochs"] < 1 or (s["max_steps"] is not None and s["max_steps"] < 1):
@@ -198,11 +217,15 @@ def merge_settings(config, args):
 
 
 def describe_settings(s):
-    """`adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`)."""
+    """`adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`, and
+    `, dense embedding updates` unless the embedding optimizer is lazy)."""
     epochs = "epoch" if s["epochs"] == 1 else "epochs"
     out = f"{s['optimizer']}, lr {rust_float(s['lr'])}, batch {s['batch_size']}, {s['epochs']} {epochs}, seed {s['seed']}"
     if s["max_steps"] is not None:
         out += f", at most {s['max_steps']} steps per epoch"
+    embedding = s.get("embedding_optimizer", "lazy")
+    if embedding != "lazy":
+        out += f", {embedding} embedding updates"
     return out
 
 
@@ -230,6 +253,9 @@ def load_model(run_dir):
         )
     if any(not isinstance(v, tuple) or len(v) != 4 for v in module.INPUTS.values()):
         raise UserError(f"{path}: INPUTS entries are not (dtype, role, shape, vocab): regenerate it")
+    unknown = [key for key in row_table_keys(module) if key not in module.PARAMS]
+    if unknown:
+        raise UserError(f"{path}: ROW_TABLES names `{unknown[0]}`, which is not in PARAMS: regenerate it")
     if not module.LOSSES:
         raise UserError(f"model `{getattr(module, 'MODEL', '?')}` has no `loss` statement: there is nothing to train")
     return module, cls
@@ -296,6 +322,24 @@ def has_unused_parameters(objective, placeholder):
         for name, b in model.named_buffers():
             b.copy_(saved[name])
     return unused
+
+
+def data_parallel(ctx, objective, placeholder):
+    """What a step calls: `objective` itself in one process, else wrapped in
+    DistributedDataParallel."""
+    if not ctx.distributed:
+        return objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    # Memory slots are buffers: DDP broadcasts rank 0's buffers before every forward
+    # (broadcast_buffers=True), so each step starts from rank 0's memory and the other ranks'
+    # writes are dropped. Parameters off every loss path (an output nobody trains) get no
+    # gradient; only then does DDP need find_unused_parameters (a graph walk per step).
+    return DistributedDataParallel(
+        objective,
+        device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+        find_unused_parameters=has_unused_parameters(objective, placeholder),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,25 +534,12 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             if re.fullmatch(r"rows\.rank\d+\.json", name):
                 os.remove(os.path.join(run_dir, name))
     placeholder = placeholder_batch(module, ctx.device)
-    if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # Memory slots are buffers: DDP broadcasts rank 0's buffers before every forward
-        # (broadcast_buffers=True), so each step starts from rank 0's memory and the other ranks'
-        # writes are dropped. Parameters off every loss path (an output nobody trains) get no
-        # gradient; only then does DDP need find_unused_parameters (a graph walk per step).
-        step_fn = DistributedDataParallel(
-            objective,
-            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=has_unused_parameters(objective, placeholder),
-        )
-    else:
-        step_fn = objective
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if settings["optimizer"] == "adam":
-        optimizer = torch.optim.Adam(trainable, lr=settings["lr"], eps=OPTIMIZER_EPS)
-    else:
-        optimizer = torch.optim.Adagrad(trainable, lr=settings["lr"], eps=OPTIMIZER_EPS)
+    step_fn = data_parallel(ctx, objective, placeholder)
+    # torch's Adam or Adagrad for the dense parameters, a RowOptimizer for the embedding tables
+    # (after the unused-parameter probe above, so that its lookups are not logged).
+    optimizer = Optimizers(
+        model, module, settings["optimizer"], settings["lr"], settings["embedding_optimizer"], eps=OPTIMIZER_EPS
+    )
 
     # Every rank takes the same number of steps: the largest shard's batch count (capped by
     # max_steps); a rank with fewer batches joins the last step with a zero gradient.
@@ -652,6 +683,12 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="per process")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--embedding-optimizer",
+        dest="embedding_optimizer",
+        choices=EMBEDDING_OPTIMIZERS,
+        help="how embedding tables are updated (default lazy)",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     return parser.parse_args(argv)
 

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import reference  # noqa: E402
 from recspec_torch import bench as torch_bench  # noqa: E402
 from recspec_torch.check import load_module  # noqa: E402
-from reference import bench, dumn, equivalence  # noqa: E402
+from recspec_torch import data as data_mod  # noqa: E402
+from reference import bench, dumn, equivalence, layers  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "fixtures", "reference")
 DATA = os.path.join(FIXTURES, "data")
@@ -127,6 +128,48 @@ class BenchTest(unittest.TestCase):
             self.assertEqual(ours[key], theirs[key], key)
         for key in ("train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
             self.assertGreater(ours[key], 0, key)
+
+    def test_sparse_tables_and_dims(self):
+        """--sparse trains the same parameters, the tables by SparseAdam; --dims V=... grows the
+        item table over the same data."""
+        flags = ["--data", DATA, "--batch-size", "16", "--steps", "2", "--warmup", "1", "--threads", "1"]
+        dense = self.run_main(bench.main, ["dfn", *flags])
+        sparse = self.run_main(bench.main, ["dfn", *flags, "--sparse"])
+        self.assertEqual(list(sparse), list(dense))
+        self.assertEqual(sparse["params"], dense["params"])
+        bigger = self.run_main(bench.main, ["dfn", *flags, "--sparse", "--dims", "V=1e4", "FV=3000"])
+        dims = reference.dims_for(reference.load("dfn"), DATA)
+        grown = (10000 - dims["V"]) * dims["D"] + (3000 - dims["FV"]) * (dims["D"] + 1)  # fields and wide
+        self.assertEqual(bigger["params"] - dense["params"], grown)
+
+    def test_split_adam_gives_the_tables_to_sparse_adam(self):
+        family = reference.load("din")
+        dims = reference.dims_for(family, DATA)
+        model = family.Model(dims)
+        self.assertFalse(any(m.sparse for m in model.modules() if isinstance(m, torch.nn.Embedding)))
+        tables = layers.sparse_tables(model)
+        self.assertEqual([tuple(t.shape) for t in tables], [(dims["V"], dims["D"]), (dims["FV"], dims["D"])])
+        schema = data_mod.Schema.from_inputs(family.inputs(dims), list(family.LABELS))
+        batch = next(data_mod.iterate(os.path.join(DATA, "train.jsonl"), schema, 16))
+        optimizer = bench.SplitAdam(model.parameters(), lr=1e-3, eps=1e-5)
+        before = [t.detach().clone() for t in tables]
+        _, losses = model(batch.inputs, batch.labels)
+        reference.total_loss(family, losses).backward()
+        optimizer.step()
+        kinds = {type(o).__name__: o.param_groups[0]["params"] for o in optimizer.optimizers}
+        self.assertEqual(sorted(kinds), ["Adam", "SparseAdam"])
+        self.assertEqual([id(p) for p in kinds["SparseAdam"]], [id(t) for t in tables])
+        # Only the looked-up rows moved.
+        ids = [batch.inputs[k].reshape(-1) for k in ("item", "clicks", "unclicks", "dislikes")]
+        looked_up = torch.unique(torch.cat(ids))
+        moved = (tables[0] != before[0]).any(1).nonzero().reshape(-1)
+        self.assertTrue(set(moved.tolist()) <= set(looked_up.tolist()))
+        self.assertGreater(len(moved), 0)
+
+    def test_an_unknown_dim_is_a_usage_error(self):
+        for bad in (["--dims", "X=3"], ["--dims", "V=1.5"], ["--dims", "V"], ["--dims", "V=3", "V=4"]):
+            with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+                bench.main(["din", "--data", DATA, *bad])
 
     def test_unknown_family_is_a_usage_error(self):
         with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):

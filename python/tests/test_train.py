@@ -41,6 +41,8 @@ PARAMS = {
     "mem/slots": ("mem_slots", (4,), True, ("constant", 0.0)),
 }
 
+ROW_TABLES = ("items/table", )
+
 INPUTS = {
     "item": ("id", "feature", (None,), 20),
     "clicks": ("id", "sequence", (None, 3), 20),

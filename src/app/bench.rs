@@ -4,11 +4,11 @@
 
 use super::dataset::split_file;
 use super::AppError;
-use crate::config::TrainSettings;
+use crate::config::{EmbeddingOptimizer, TrainSettings};
 use crate::data::{HostBatch, Loader, Schema};
 use crate::lower::Program;
 use crate::runtime::exec::{forward, DeviceBatch, Mode};
-use crate::runtime::train::{optimizer, train_step};
+use crate::runtime::train::{train_step, Optimizer};
 use crate::runtime::weights::Weights;
 use crate::runtime::RuntimeError;
 use burn::prelude::*;
@@ -25,6 +25,8 @@ pub struct BenchSettings {
     pub warmup: usize,
     /// The device's name, as given to `--device`, for the report.
     pub device_name: String,
+    /// How the training steps update embedding tables.
+    pub embedding_optimizer: EmbeddingOptimizer,
 }
 
 /// One measurement, in the JSON line format `bench/speed_table.py` reads.
@@ -37,6 +39,8 @@ pub struct BenchReport {
     pub threads: usize,
     pub params: usize,
     pub steps: usize,
+    /// `lazy`, `rowwise_adagrad` or `dense` (`[train] embedding_optimizer`).
+    pub embedding_optimizer: &'static str,
     pub train_samples_per_s: f64,
     pub infer_us_per_example: f64,
     pub loader_rows_per_s: f64,
@@ -83,12 +87,17 @@ pub fn bench(
         threads: threads(),
         params: program.trainable_count(),
         steps: s.steps,
+        embedding_optimizer: s.embedding_optimizer.name(),
         train_samples_per_s: samples as f64 / busy.max(1e-9),
         infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
         loader_rows_per_s,
         peak_rss_mb: peak_rss_mb(),
-        estimate_train_mb: super::memory::for_training(program, s.batch_size, TrainSettings::default().optimizer)
-            .training_total() as f64
+        estimate_train_mb: super::memory::for_training(
+            program,
+            s.batch_size,
+            &TrainSettings { embedding_optimizer: s.embedding_optimizer, ..TrainSettings::default() },
+        )
+        .training_total() as f64
             / (1024.0 * 1024.0),
     })
 }
@@ -106,8 +115,8 @@ fn measure(
     // Training: forward, backward and Adam, each step on its own batch.
     let autodiff = device.clone().autodiff();
     let mut weights = Weights::init(program, &autodiff, 1);
-    let defaults = TrainSettings::default();
-    let mut optim = optimizer(&defaults);
+    let defaults = TrainSettings { embedding_optimizer: s.embedding_optimizer, ..TrainSettings::default() };
+    let mut optim = Optimizer::new(program, &defaults);
     let (mut busy, mut samples) = (0.0, 0);
     for i in 0..s.warmup + s.steps {
         let batch = DeviceBatch::from_host(batch_at(i), &autodiff);

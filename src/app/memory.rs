@@ -2,9 +2,9 @@
 //! to train a model that cannot fit.
 
 use super::AppError;
-use crate::config::OptimizerKind;
+use crate::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use crate::ir::Graph;
-use crate::lower::memory::{estimate, Bytes, MemoryEstimate};
+use crate::lower::memory::{estimate, Bytes, MemoryEstimate, OptimizerSlots, TableSlots};
 use crate::lower::Program;
 use crate::render::{thousands, MemoryView};
 use std::fmt;
@@ -12,13 +12,25 @@ use std::fmt;
 /// The batch size the model card's memory section assumes (the training default).
 pub const CARD_BATCH: usize = 256;
 
-/// The estimate for training `program` at `batch` examples with `optimizer`.
-pub fn for_training(program: &Program, batch: usize, optimizer: OptimizerKind) -> MemoryEstimate {
-    estimate(program, batch, optimizer.state_tensors())
+/// The estimate for training `program` at `batch` examples with `train`'s optimizers.
+pub fn for_training(program: &Program, batch: usize, train: &TrainSettings) -> MemoryEstimate {
+    estimate(program, batch, slots(train))
+}
+
+/// What the optimizers of `train` keep (`runtime::rows` for the tables).
+fn slots(train: &TrainSettings) -> OptimizerSlots {
+    let dense = train.optimizer.state_tensors();
+    let tables = match train.embedding_optimizer {
+        EmbeddingOptimizer::Dense => None,
+        EmbeddingOptimizer::Lazy => Some(TableSlots { per_element: dense, per_row: 0 }),
+        EmbeddingOptimizer::RowwiseAdagrad => Some(TableSlots { per_element: 0, per_row: 1 }),
+    };
+    OptimizerSlots { dense, tables }
 }
 
 /// The model card's memory rows.
-pub fn view(m: &MemoryEstimate, optimizer: OptimizerKind) -> MemoryView {
+pub fn view(m: &MemoryEstimate, train: &TrainSettings) -> MemoryView {
+    let optimizer = train.optimizer;
     let b = |n: u128| Bytes(n).to_string();
     let mut rows = vec![("parameters".to_string(), b(m.params))];
     if m.state > 0 {
@@ -34,18 +46,19 @@ pub fn view(m: &MemoryEstimate, optimizer: OptimizerKind) -> MemoryView {
     rows.push(("one inference batch".to_string(), b(m.inference_total())));
     MemoryView {
         batch: m.batch,
-        optimizer: optimizer.name().to_string(),
+        optimizer: format!("{} ({} embedding updates)", optimizer.name(), train.embedding_optimizer.name()),
         rows,
         largest: m.largest(5).iter().map(|c| format!("`{}` {} {}", c.name, c.kind, Bytes(c.bytes))).collect(),
     }
 }
 
-/// The Markdown model card of `graph`, with its memory at [`CARD_BATCH`] and Adam.
+/// The Markdown model card of `graph`, with its memory at [`CARD_BATCH`] and the default
+/// optimizers (Adam, lazy embedding updates).
 pub fn model_card(graph: &Graph) -> Result<String, AppError> {
     let program = super::lower_graph(graph)?;
-    let optimizer = OptimizerKind::Adam;
-    let m = for_training(&program, CARD_BATCH, optimizer);
-    Ok(crate::render::summary(graph, Some(&view(&m, optimizer)))?)
+    let train = TrainSettings::default();
+    let m = for_training(&program, CARD_BATCH, &train);
+    Ok(crate::render::summary(graph, Some(&view(&m, &train)))?)
 }
 
 /// `parameters P, gradients G, adam state O, activations A`: where a training step's memory goes.
@@ -110,11 +123,12 @@ impl fmt::Display for TooLarge {
 pub fn check_fits(
     program: &Program,
     batch: usize,
-    optimizer: OptimizerKind,
+    train: &TrainSettings,
     available: Option<u64>,
 ) -> Result<(), AppError> {
     let Some(available) = available else { return Ok(()) };
-    let estimate = for_training(program, batch, optimizer);
+    let optimizer = train.optimizer;
+    let estimate = for_training(program, batch, train);
     if estimate.training_total() > available as u128 {
         return Err(AppError::TooLarge(Box::new(TooLarge {
             model: program.model.clone(),

@@ -95,6 +95,11 @@ impl RunDir {
         (self.path.join(format!("model.epoch{epoch}.bpk")), self.path.join(format!("optimizer.epoch{epoch}.bpk")))
     }
 
+    /// The embedding tables' optimizer state of an epoch (row-sparse training only).
+    pub fn rows_file(&self, epoch: usize) -> PathBuf {
+        self.path.join(format!("optimizer_rows.epoch{epoch}.safetensors"))
+    }
+
     /// Copies the spec (and the files it imports by relative path) into the run directory.
     pub fn save_spec(&self, spec: &Path, loaded: &LoadedSpec) -> Result<(), AppError> {
         let root_dir = spec.parent().unwrap_or(Path::new("."));
@@ -146,6 +151,14 @@ impl RunDir {
             position: Position { epochs_done: state.epochs_done, steps: state.steps },
             model: read(&model)?,
             optimizer: read(&optimizer)?,
+            rows: {
+                let rows = self.rows_file(state.epochs_done);
+                if rows.exists() {
+                    read(&rows)?
+                } else {
+                    vec![]
+                }
+            },
         })
     }
 
@@ -188,6 +201,9 @@ impl RunDir {
         let (model_path, optimizer_path) = self.checkpoint_files(epoch);
         write_atomic(&model_path, &checkpoint.model)?;
         write_atomic(&optimizer_path, &checkpoint.optimizer)?;
+        if !checkpoint.rows.is_empty() {
+            write_atomic(&self.rows_file(epoch), &checkpoint.rows)?;
+        }
         state.history.push(metrics);
         let lines: String = state.history.iter().map(|l| format!("{l}\n")).collect();
         write_atomic(&self.path.join("metrics.jsonl"), lines.as_bytes())?;
@@ -197,6 +213,7 @@ impl RunDir {
         let (old_model, old_optimizer) = self.checkpoint_files(epoch - 1);
         let _ = std::fs::remove_file(old_model);
         let _ = std::fs::remove_file(old_optimizer);
+        let _ = std::fs::remove_file(self.rows_file(epoch - 1));
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use super::{compile, Exit, Hparams};
 use recspec::app::bench::{bench, BenchSettings};
 use recspec::app::{memory, AppError};
+use recspec::config::EmbeddingOptimizer;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -20,8 +21,12 @@ pub struct Args {
     /// Untimed training steps before them.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// How embedding tables are updated: lazy (the default), rowwise_adagrad or dense.
+    #[arg(long, default_value = "lazy", value_parser = super::parse_embedding_optimizer)]
+    embedding_optimizer: EmbeddingOptimizer,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -34,13 +39,14 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
     let device = recspec::runtime::parse_device(&args.device)?;
-    let optimizer = recspec::config::TrainSettings::default().optimizer;
-    memory::check_fits(&program, args.batch_size, optimizer, memory::available_for(&args.device))?;
+    let train = recspec::config::TrainSettings { embedding_optimizer: args.embedding_optimizer, ..Default::default() };
+    memory::check_fits(&program, args.batch_size, &train, memory::available_for(&args.device))?;
     let settings = BenchSettings {
         batch_size: args.batch_size,
         steps: args.steps,
         warmup: args.warmup,
         device_name: args.device.clone(),
+        embedding_optimizer: args.embedding_optimizer,
     };
     let name = args.file.file_stem().map_or("spec".into(), |s| s.to_string_lossy().to_string());
     let report = bench(&name, &program, &args.data, &settings, &device)?;

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         warnings += checked.diagnostics.len() - e;
         if let (true, Some(graph)) = (args.verbose, &checked.graph) {
             let program = recspec::app::lower_graph(graph)?;
-            let m = memory::for_training(&program, settings.batch_size, settings.optimizer);
+            let m = memory::for_training(&program, settings.batch_size, &settings);
             eprintln!("{}: model `{}`: {}", f.display(), program.model, memory::line(&program, &m, settings.optimizer));
         }
     }

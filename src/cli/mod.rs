@@ -78,3 +78,9 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), AppError> {
     println!("{text}");
     Ok(())
 }
+
+/// `--embedding-optimizer`'s values.
+fn parse_embedding_optimizer(s: &str) -> Result<recspec::config::EmbeddingOptimizer, String> {
+    recspec::config::EmbeddingOptimizer::parse(s)
+        .ok_or_else(|| format!("expected lazy, rowwise_adagrad or dense, found `{s}`"))
+}

@@ -4,7 +4,7 @@ use super::{compile, Exit, Hparams};
 use recspec::app::settings::{merge_train_settings, TrainFlags};
 use recspec::app::train::{check_splits, start_run, train, trainable_graph, TrainOptions};
 use recspec::app::{memory, AppError, RunDir};
-use recspec::config::TrainSettings;
+use recspec::config::{EmbeddingOptimizer, TrainSettings};
 use recspec::lower::Program;
 use std::path::PathBuf;
 
@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Seed of initialisation, dropout and sampling.
     #[arg(long)]
     seed: Option<u64>,
+    /// How embedding tables are updated: lazy (only the rows a step looked up, the default),
+    /// rowwise_adagrad (TorchRec's row-wise Adagrad) or dense (every row, every step).
+    #[arg(long, value_parser = super::parse_embedding_optimizer)]
+    embedding_optimizer: Option<EmbeddingOptimizer>,
 }
 
 #[derive(clap::Args)]
@@ -75,13 +79,14 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Resu
         lr: run.lr,
         batch_size: run.batch_size,
         seed: run.seed,
+        embedding_optimizer: run.embedding_optimizer,
     };
     let settings = merge_train_settings(config.train.as_ref(), &flags)?;
     let (loaded, checked) = compile(&run.file, Some(&run.data), &run.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Err(Exit::Findings)) };
     let graph = trainable_graph(&run.file, graph, &config.loss_weights)?;
     let program = recspec::app::lower_graph(&graph)?;
-    memory::check_fits(&program, settings.batch_size, settings.optimizer, available)?;
+    memory::check_fits(&program, settings.batch_size, &settings, available)?;
     check_splits(&program, &run.data)?;
     let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
     Ok(Ok(Started { dir, program, settings }))

@@ -65,6 +65,16 @@ pub struct Norm {
 }
 
 /// One kernel application. Every op of the catalogue lowers to exactly one variant.
+/// How a kernel reads a parameter ([`Kernel::params`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamUse {
+    /// Rows picked by the ids in `ids`, and `extra` more (sampled negatives): an embedding
+    /// lookup, whose gradient is non-zero only at those rows.
+    Rows { ids: ValueId, extra: usize },
+    /// All of it.
+    Whole,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     /// `a op b`, same shapes.
@@ -333,6 +343,70 @@ impl Kernel {
             Kernel::ProbabilityLoss { label, .. } | Kernel::BceLogits { label, .. } => Some(*label),
             Kernel::Distribution { label, .. } => *label,
             _ => None,
+        }
+    }
+
+    /// Every parameter the kernel reads and how: by rows (a lookup by ids) or whole.
+    pub fn params(&self) -> Vec<(ParamId, ParamUse)> {
+        use Kernel::*;
+        use ParamUse::Whole;
+        let dense = |d: &Dense| [(d.weight, Whole), (d.bias, Whole)];
+        let norm = |n: &Norm| [(n.gamma, Whole), (n.beta, Whole)];
+        match self {
+            Binary { .. }
+            | Scalar { .. }
+            | Neg { .. }
+            | Concat { .. }
+            | Stack { .. }
+            | Slice { .. }
+            | Index { .. }
+            | Repeat { .. }
+            | Reshape { .. }
+            | FullMask { .. }
+            | ToFloat { .. }
+            | Keep { .. }
+            | Nonempty { .. }
+            | SampleValid { .. }
+            | Activation { .. }
+            | Softmax { .. }
+            | MaskedSoftmax { .. }
+            | Dropout { .. }
+            | Pool { .. }
+            | AttentionPool { .. }
+            | Reduce { .. }
+            | Dot { .. }
+            | Cosine { .. }
+            | Project { .. }
+            | Fm { .. }
+            | ProbabilityLoss { .. }
+            | BceLogits { .. }
+            | Distribution { .. }
+            | Triplet { .. } => vec![],
+            ItemLogits { table, .. } | PositionEmbedding { table, .. } => vec![(*table, Whole)],
+            SampledLogits { table, target, samples, .. } => {
+                vec![(*table, ParamUse::Rows { ids: *target, extra: *samples })]
+            }
+            Embedding { table, ids } => vec![(*table, ParamUse::Rows { ids: *ids, extra: 0 })],
+            Wide { weight, bias, ids } => vec![(*weight, ParamUse::Rows { ids: *ids, extra: 0 }), (*bias, Whole)],
+            Linear { weight, bias, .. } => {
+                let mut v = vec![(*weight, Whole)];
+                v.extend(bias.map(|b| (b, Whole)));
+                v
+            }
+            Mlp { layers, .. } => layers.iter().flat_map(dense).collect(),
+            LayerNorm { norm: n, .. } => norm(n).to_vec(),
+            SelfAttention { query, key, value, out, norm: n, .. } => {
+                let mut v: Vec<_> = [query, key, value, out].into_iter().flat_map(dense).collect();
+                v.extend(n.iter().flat_map(norm));
+                v
+            }
+            Gru { input, hidden, .. } => dense(input).into_iter().chain(dense(hidden)).collect(),
+            Mmoe { layers, gates, .. } => layers.iter().chain([gates]).flat_map(dense).collect(),
+            Memory { slots, read_key, write_key, erase, add, .. } => {
+                let mut v = vec![(*slots, Whole)];
+                v.extend([read_key, write_key, erase, add].into_iter().flat_map(dense));
+                v
+            }
         }
     }
 

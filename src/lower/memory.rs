@@ -12,7 +12,7 @@
 //! and the process itself are not, so the figure is a floor more than a bound (the speed
 //! benchmark prints it beside the measured peak).
 
-use super::kernel::Kernel;
+use super::kernel::{Kernel, ParamUse};
 use super::{ParamRole, Program, Step};
 use crate::types::DType;
 use std::fmt;
@@ -48,9 +48,9 @@ pub struct MemoryEstimate {
     pub params: u128,
     /// Persistent state written by the forward pass (memory slots).
     pub state: u128,
-    /// One gradient per trained parameter.
+    /// One gradient per trained parameter; for a row-sparse table, the rows a batch looks up.
     pub gradients: u128,
-    /// The optimizer's per-parameter state (`optimizer_slots` tensors the size of the parameters).
+    /// The optimizer's state ([`OptimizerSlots`]).
     pub optimizer: u128,
     /// One batch of inputs.
     pub inputs: u128,
@@ -87,26 +87,67 @@ impl MemoryEstimate {
     }
 }
 
-/// The memory `program` needs at `batch` examples with an optimizer that keeps
-/// `optimizer_slots` tensors per trained parameter (Adam 2, Adagrad 1).
-pub fn estimate(program: &Program, batch: usize, optimizer_slots: usize) -> MemoryEstimate {
-    let per_param_training = PARAM_BYTES * (2 + optimizer_slots as u128);
+/// The f32 tensors an optimizer keeps: per element of a dense parameter, and, when embedding
+/// tables (`Program::row_tables`) are trained row-sparse, what a table keeps instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptimizerSlots {
+    pub dense: usize,
+    pub tables: Option<TableSlots>,
+}
+
+/// A row-sparse table's optimizer state: tensors of the table's size and vectors of one value
+/// per row (row-wise Adagrad's accumulator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSlots {
+    pub per_element: usize,
+    pub per_row: usize,
+}
+
+impl OptimizerSlots {
+    /// `slots` tensors per parameter, tables included.
+    pub fn dense(slots: usize) -> OptimizerSlots {
+        OptimizerSlots { dense: slots, tables: None }
+    }
+}
+
+/// The memory `program` needs at `batch` examples with `optimizer`'s state. A row-sparse
+/// table's gradient is the rows one batch can look up (its ids, at most the table), not the
+/// table.
+pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> MemoryEstimate {
     let mut components: Vec<Component> = Vec::new();
-    let (mut params, mut state) = (0u128, 0u128);
-    for slot in &program.params {
-        let bytes = numel(slot.shape.iter().copied()) * PARAM_BYTES;
-        let training = match slot.role {
-            ParamRole::Trained => {
-                params += bytes;
-                bytes / PARAM_BYTES * per_param_training
+    let (mut params, mut state, mut gradients, mut optimizer_bytes) = (0u128, 0u128, 0u128, 0u128);
+    let row_tables = if optimizer.tables.is_some() { program.row_tables() } else { vec![false; program.params.len()] };
+    let looked_up = rows_per_batch(program, batch);
+    for (i, slot) in program.params.iter().enumerate() {
+        let elements = numel(slot.shape.iter().copied());
+        let bytes = elements.saturating_mul(PARAM_BYTES);
+        let training = match (slot.role, optimizer.tables.filter(|_| row_tables[i])) {
+            (ParamRole::Trained, None) => {
+                let slots = elements.saturating_mul(optimizer.dense as u128);
+                gradients = gradients.saturating_add(bytes);
+                optimizer_bytes = optimizer_bytes.saturating_add(slots.saturating_mul(PARAM_BYTES));
+                bytes.saturating_mul(2).saturating_add(slots.saturating_mul(PARAM_BYTES))
             }
-            ParamRole::State => {
-                state += bytes;
-                bytes
+            (ParamRole::Trained, Some(t)) => {
+                let width = *slot.shape.last().unwrap_or(&1) as u128;
+                let rows = elements / width.max(1);
+                let grad = looked_up[i].min(rows).saturating_mul(width).saturating_mul(PARAM_BYTES);
+                let kept = elements
+                    .saturating_mul(t.per_element as u128)
+                    .saturating_add(rows.saturating_mul(t.per_row as u128))
+                    .saturating_mul(PARAM_BYTES);
+                gradients = gradients.saturating_add(grad);
+                optimizer_bytes = optimizer_bytes.saturating_add(kept);
+                bytes.saturating_add(grad).saturating_add(kept)
             }
+            (ParamRole::State, _) => bytes,
         };
+        match slot.role {
+            ParamRole::Trained => params = params.saturating_add(bytes),
+            ParamRole::State => state = state.saturating_add(bytes),
+        }
         match components.iter_mut().find(|c| c.kind == "parameters" && c.name == slot.instance) {
-            Some(c) => c.bytes += training,
+            Some(c) => c.bytes = c.bytes.saturating_add(training),
             None => components.push(Component { name: slot.instance.clone(), kind: "parameters", bytes: training }),
         }
     }
@@ -123,16 +164,22 @@ pub fn estimate(program: &Program, batch: usize, optimizer_slots: usize) -> Memo
         }
     }
     components.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
-    MemoryEstimate {
-        batch,
-        params,
-        state,
-        gradients: params,
-        optimizer: params * optimizer_slots as u128,
-        inputs,
-        forward,
-        components,
+    MemoryEstimate { batch, params, state, gradients, optimizer: optimizer_bytes, inputs, forward, components }
+}
+
+/// For each parameter slot, how many rows one batch looks up in it (ids and sampled rows of
+/// every [`ParamUse::Rows`] use; 0 for parameters read whole).
+fn rows_per_batch(program: &Program, batch: usize) -> Vec<u128> {
+    let mut rows = vec![0u128; program.params.len()];
+    for step in &program.steps {
+        for (p, used) in step.kernel.params() {
+            if let ParamUse::Rows { ids, extra } = used {
+                let n = numel(program.value(ids).shape.iter().map(|e| e.at(batch)));
+                rows[p.0] = rows[p.0].saturating_add(n).saturating_add(extra as u128);
+            }
+        }
     }
+    rows
 }
 
 /// The f32 elements of the large temporaries a step's kernel keeps for the backward pass,

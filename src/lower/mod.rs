@@ -15,7 +15,7 @@ mod build;
 pub mod kernel;
 pub mod memory;
 
-pub use kernel::Kernel;
+pub use kernel::{Kernel, ParamUse};
 
 use crate::dim::{Dim, BATCH};
 use crate::ir::{Graph, InputRole};
@@ -217,6 +217,23 @@ impl Program {
 
     pub fn state_count(&self) -> usize {
         self.params.iter().filter(|p| p.role == ParamRole::State).map(ParamSlot::numel).sum()
+    }
+
+    /// The embedding tables: for each parameter slot, whether it is trained and every step that
+    /// reads it reads rows by ids ([`ParamUse::Rows`]). Only the rows a batch looks up get a
+    /// gradient, which is what row-sparse optimizers rely on.
+    pub fn row_tables(&self) -> Vec<bool> {
+        let mut rows = vec![false; self.params.len()];
+        let mut whole = vec![false; self.params.len()];
+        for step in &self.steps {
+            for (p, used) in step.kernel.params() {
+                match used {
+                    ParamUse::Rows { .. } => rows[p.0] = true,
+                    ParamUse::Whole => whole[p.0] = true,
+                }
+            }
+        }
+        self.params.iter().enumerate().map(|(i, p)| p.role == ParamRole::Trained && rows[i] && !whole[i]).collect()
     }
 
     /// The label streams a loss term trains on (none for a triplet loss).

@@ -91,7 +91,7 @@ fn extents_are_linear_in_the_batch() {
 fn the_memory_estimate_counts_every_slot() {
     let g = graph(SPEC);
     let p = lower(&g, &Bindings::of(&g)).unwrap();
-    let m = memory::estimate(&p, 10, 2);
+    let m = memory::estimate(&p, 10, memory::OptimizerSlots::dense(2));
     // Embedding 5x4, MLP 4x4 + 4 and 4x2 + 2: 20 + 20 + 10 = 50 f32.
     assert_eq!(m.params, 50 * 4);
     assert_eq!((m.gradients, m.optimizer, m.state), (200, 400, 0));
@@ -130,7 +130,7 @@ fn the_memory_estimate_counts_every_slot() {
 fn an_absurd_model_has_an_absurd_estimate_not_an_overflow() {
     let g = graph(&SPEC.replace("dim D = 4;", "dim D = 1000000000000;"));
     let p = lower(&g, &Bindings::of(&g)).unwrap();
-    let m = memory::estimate(&p, 256, 2);
+    let m = memory::estimate(&p, 256, memory::OptimizerSlots::dense(2));
     assert!(m.params > 5 * 1_000_000_000_000u128 * 4);
     assert!(m.training_total() > m.params * 4);
 }

@@ -30,6 +30,8 @@ struct ModuleView {
     steps: Vec<StepView>,
     outputs: Vec<(String, String)>,
     losses: Vec<LossView>,
+    /// Keys of the embedding tables (`Program::row_tables`).
+    row_tables: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -132,6 +134,13 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
         steps,
         outputs,
         losses,
+        row_tables: program
+            .params
+            .iter()
+            .zip(program.row_tables())
+            .filter(|(_, rows)| *rows)
+            .map(|(p, _)| p.key())
+            .collect(),
     };
     render_builtin("pytorch.py", minijinja::context! { m => view })
 }

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod eval;
 pub mod exec;
 pub mod fused;
+pub mod rows;
 pub mod serve;
 pub mod tensor;
 pub mod train;

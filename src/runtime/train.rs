@@ -6,7 +6,8 @@
 //! resumed, is the sink's business (the application's run directory).
 
 use super::eval::{evaluate, EvalOptions, EvalReport};
-use super::exec::{forward, DeviceBatch, Mode};
+use super::exec::{forward_rows, DeviceBatch};
+use super::rows::{RowOptimizer, RowRule};
 use super::weights::Weights;
 use super::RuntimeError;
 use crate::config::{OptimizerKind, TrainSettings};
@@ -52,31 +53,89 @@ pub struct TrainReport {
     pub weights: Option<Weights>,
 }
 
-/// The optimizer the settings name.
-pub fn optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
+/// burn's optimizer for the parameters the settings name (with the row optimizer's constants).
+fn dense_optimizer(s: &TrainSettings) -> burn::optim::ModuleOptimizer {
+    use super::rows::{BETA_1, BETA_2, EPSILON};
     match s.optimizer {
-        OptimizerKind::Adam => AdamConfig::new().init(),
-        OptimizerKind::Adagrad => AdaGradConfig::new().init(),
+        OptimizerKind::Adam => AdamConfig::new().with_beta_1(BETA_1).with_beta_2(BETA_2).with_epsilon(EPSILON).init(),
+        OptimizerKind::Adagrad => AdaGradConfig::new().with_epsilon(EPSILON).init(),
+    }
+}
+
+/// The optimizers of a run: burn's for dense parameters, and, unless the settings train
+/// embedding tables densely, a [`RowOptimizer`] for the program's row tables.
+pub struct Optimizer {
+    pub dense: burn::optim::ModuleOptimizer,
+    pub rows: Option<RowOptimizer>,
+    /// `Program::row_tables` when `rows` is set, else empty.
+    row_tables: Vec<bool>,
+}
+
+impl Optimizer {
+    pub fn new(program: &Program, s: &TrainSettings) -> Optimizer {
+        let rows = RowRule::of(s).map(|rule| RowOptimizer::new(rule, program));
+        let row_tables = if rows.is_some() { program.row_tables() } else { vec![] };
+        Optimizer { dense: dense_optimizer(s), rows, row_tables }
+    }
+
+    /// The dense optimizer's state (burnpack bytes) and the row optimizer's (safetensors bytes,
+    /// empty without one).
+    pub fn to_bytes(&self, program: &Program) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
+        let dense = self
+            .dense
+            .into_bytes()
+            .map_err(|e| RuntimeError::Checkpoint(format!("cannot serialise optimizer: {e}")))?
+            .to_vec();
+        let rows = match &self.rows {
+            Some(r) => r.to_safetensors(program)?,
+            None => vec![],
+        };
+        Ok((dense, rows))
+    }
+
+    /// Restores the state written by [`to_bytes`](Self::to_bytes); `rows` may be empty (a
+    /// checkpoint without row state: the tables start from fresh state).
+    pub fn load(
+        self,
+        program: &Program,
+        dense: Vec<u8>,
+        rows: &[u8],
+        device: &Device,
+    ) -> Result<Optimizer, RuntimeError> {
+        let Optimizer { dense: d, rows: mut row_optim, row_tables } = self;
+        let d = d
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(dense))
+            .map_err(|e| RuntimeError::Checkpoint(format!("the optimizer checkpoint: {e}")))?;
+        if let (Some(r), false) = (&mut row_optim, rows.is_empty()) {
+            r.load_safetensors(program, rows, &device.clone().inner())?;
+        }
+        Ok(Optimizer { dense: d, rows: row_optim, row_tables })
     }
 }
 
 /// One optimizer step on `batch`: the forward pass in training mode (`step` seeds sampling),
-/// backward, the update with learning rate `lr`, and memory state written back. Returns the new
-/// weights and every loss term's `(name, weight, value)`; a non-finite value means the caller
-/// must not keep the step.
+/// backward, the update with learning rate `lr` (row tables through the row optimizer), and
+/// memory state written back. Returns the new weights and every loss term's
+/// `(name, weight, value)`; a non-finite value means the caller must not keep the step.
 pub fn train_step(
     program: &Program,
     weights: Weights,
-    optim: &mut burn::optim::ModuleOptimizer,
+    optim: &mut Optimizer,
     lr: f64,
     batch: &DeviceBatch,
     step: u64,
 ) -> (Weights, Vec<(String, f64, f32)>) {
     crate::runtime::cpu::on_pool(|| {
-        let fwd = forward(program, &weights, batch, Mode::Train, step);
+        let mut fwd = forward_rows(program, &weights, batch, step, &optim.row_tables);
         let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
-        let grads = GradientsParams::from_grads(fwd.total.backward(), &weights);
-        let mut weights = optim.step(lr, weights, grads);
+        let mut grads = fwd.total.backward();
+        let lookups = std::mem::take(&mut fwd.lookups);
+        let mut weights = weights;
+        if let Some(rows) = &mut optim.rows {
+            rows.step(program, &mut weights, lookups, &mut grads, lr);
+        }
+        let grads = GradientsParams::from_grads(grads, &weights);
+        let mut weights = optim.dense.step(lr, weights, grads);
         for (param, value) in fwd.state {
             let id = weights.tensors[param.0].id;
             weights.tensors[param.0] = Param::initialized(id, value.detach()).set_require_grad(false);
@@ -98,6 +157,8 @@ pub struct Checkpoint {
     pub position: Position,
     pub model: Vec<u8>,
     pub optimizer: Vec<u8>,
+    /// The row optimizer's state (safetensors bytes); empty when tables are trained densely.
+    pub rows: Vec<u8>,
 }
 
 /// Receives every completed epoch, in order. An implementation must make the checkpoint
@@ -155,15 +216,15 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
     let schema = Schema::from_program(&job.program).map_err(RuntimeError::from)?;
     let (train_file, valid_file) = (&job.train_file, &job.valid_file);
     let mut state = start.as_ref().map(|c| c.position).unwrap_or_default();
-    let mut optim = optimizer(&job.settings);
+    let mut optim = Optimizer::new(&job.program, &job.settings);
     let mut weights = match start {
         Some(c) => {
             let epoch = c.position.epochs_done;
             let w = weights_from_bytes(&job.program, c.model, &ad)
                 .map_err(|e| RuntimeError::Checkpoint(format!("the model checkpoint of epoch {epoch}: {e}")))?;
             optim = optim
-                .from_bytes(burn::tensor::Bytes::from_bytes_vec(c.optimizer))
-                .map_err(|e| RuntimeError::Checkpoint(format!("the optimizer checkpoint of epoch {epoch}: {e}")))?;
+                .load(&job.program, c.optimizer, &c.rows, &ad)
+                .map_err(|e| RuntimeError::Checkpoint(format!("epoch {epoch}: {e}")))?;
             w
         }
         None => Weights::init(&job.program, &ad, job.settings.seed),
@@ -247,14 +308,8 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
         });
         eprintln!("epoch {epoch}: train loss {:.4}, {}", loss_sum / loss_n.max(1) as f64, summary(&valid));
         state.epochs_done = epoch;
-        let checkpoint = Checkpoint {
-            position: state,
-            model: weights_to_bytes(&weights)?,
-            optimizer: optim
-                .into_bytes()
-                .map_err(|e| RuntimeError::Checkpoint(format!("cannot serialise optimizer: {e}")))?
-                .to_vec(),
-        };
+        let (optimizer, rows) = optim.to_bytes(&job.program)?;
+        let checkpoint = Checkpoint { position: state, model: weights_to_bytes(&weights)?, optimizer, rows };
         sink.epoch_done(checkpoint, line)?;
         report.epochs = epoch;
         report.valid = Some(valid);

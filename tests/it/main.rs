@@ -14,6 +14,7 @@ mod mutations;
 mod ok;
 mod parquet;
 mod pytorch;
+mod rows;
 mod specs;
 mod training;
 

@@ -35,14 +35,13 @@ impl Interpreter<'_> {
             Some(_) => None,
         };
         let target = self.ids(target);
-        let table = self.matrix(table);
-        let [vocab, _] = table.dims();
+        let vocab = self.program.params[table.0].shape[0];
         let b = self.batch.len;
-        let pos_vec: Tensor<2> = table.clone().select(0, target.flat.clone().reshape([b]));
+        let pos_vec: Tensor<2> = self.rows(table, target.flat.clone().reshape([b]));
         let pos = (s.clone() * pos_vec).sum_dim(1);
         let ids: Vec<i64> = (0..samples).map(|_| self.rng.below(vocab) as i64).collect();
         let device = s.device();
-        let neg_table = table.select(0, Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [samples]), &device));
+        let neg_table = self.rows(table, Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [samples]), &device));
         let mut neg = s.matmul(neg_table.transpose());
         if logq {
             neg = neg.sub_scalar((samples as f64 / vocab as f64).ln());

@@ -223,7 +223,7 @@ impl Interpreter<'_> {
         match kernel {
             Kernel::Embedding { ids, table } => {
                 let ids = self.ids(*ids);
-                float(self.matrix(*table).select(0, ids.flat).reshape([n_out]))
+                float(self.rows(*table, ids.flat).reshape([n_out]))
             }
             Kernel::PositionEmbedding { x, table, mode } => {
                 let x = self.float(*x);
@@ -257,7 +257,7 @@ impl Interpreter<'_> {
             Kernel::Wide { ids, weight, bias } => {
                 let ids = self.ids(*ids);
                 let (batch, fields) = (ids.shape[0], ids.shape[1]);
-                let w: Tensor<2> = self.matrix(*weight).select(0, ids.flat).reshape([batch, fields]);
+                let w: Tensor<2> = self.rows(*weight, ids.flat).reshape([batch, fields]);
                 float((w + self.param(*bias).unsqueeze_dim::<2>(0)).reshape([batch * fields]))
             }
             _ => unreachable!("layers does not run {kernel:?}"),

@@ -5,6 +5,7 @@
 //! never names. Padding never leaks: masked positions are excluded from attention keys,
 //! pooling, softmax and losses. The program was shape-checked, so kernels only read shapes.
 
+use super::rows::RowLookup;
 use super::tensor::{FloatTensor, IdTensor, MaskTensor, Value};
 use super::weights::{SplitMix, Weights};
 use crate::lower::{shape_at, Kernel, LabelId, ParamId, Program, ValueId};
@@ -88,6 +89,8 @@ pub struct Forward {
     pub total: Tensor<1>,
     /// New values of persistent state parameters.
     pub state: Vec<(ParamId, Tensor<1>)>,
+    /// The row-table lookups of a pass with row-sparse tables ([`forward_rows`]), in order.
+    pub lookups: Vec<RowLookup>,
 }
 
 impl Forward {
@@ -104,11 +107,32 @@ impl Forward {
 
 /// Runs the whole program on one batch; `step` seeds sampling.
 pub fn forward(program: &Program, weights: &Weights, batch: &DeviceBatch, mode: Mode, step: u64) -> Forward {
-    crate::runtime::cpu::on_pool(|| forward_here(program, weights, batch, mode, step))
+    crate::runtime::cpu::on_pool(|| forward_here(program, weights, batch, mode, step, &[]))
 }
 
-fn forward_here(program: &Program, weights: &Weights, batch: &DeviceBatch, mode: Mode, step: u64) -> Forward {
+/// A training pass in which the parameters flagged in `row_tables` (indexed by slot, see
+/// `Program::row_tables`) are read without autodiff: each lookup's rows become a leaf, listed in
+/// [`Forward::lookups`], so the backward pass yields gradients of looked-up rows only.
+pub fn forward_rows(
+    program: &Program,
+    weights: &Weights,
+    batch: &DeviceBatch,
+    step: u64,
+    row_tables: &[bool],
+) -> Forward {
+    crate::runtime::cpu::on_pool(|| forward_here(program, weights, batch, Mode::Train, step, row_tables))
+}
+
+fn forward_here(
+    program: &Program,
+    weights: &Weights,
+    batch: &DeviceBatch,
+    mode: Mode,
+    step: u64,
+    row_tables: &[bool],
+) -> Forward {
     let mut run = Interpreter::new(program, weights, batch, mode, step);
+    run.row_tables = row_tables;
     for s in &program.steps {
         let v = run.step(&s.kernel, s.out);
         run.values[s.out.0] = Some(v);
@@ -120,7 +144,7 @@ fn forward_here(program: &Program, weights: &Weights, batch: &DeviceBatch, mode:
         total = total + mean.clone().mul_scalar(l.weight);
         losses.push((l.name.clone(), l.weight, mean));
     }
-    Forward { values: run.values, losses, total, state: run.state }
+    Forward { values: run.values, losses, total, state: run.state, lookups: run.lookups }
 }
 
 /// Evaluates (eval mode) only the steps `targets` depend on, so that serving needs only their
@@ -133,7 +157,7 @@ pub fn forward_to(program: &Program, weights: &Weights, batch: &DeviceBatch, tar
         run.values[s.out.0] = Some(v);
     }
     let total = Tensor::<1>::zeros([1], &batch.device());
-    Forward { values: run.values, losses: vec![], total, state: run.state }
+    Forward { values: run.values, losses: vec![], total, state: run.state, lookups: vec![] }
 }
 
 /// The state of one pass: the value slots computed so far and the state writes.
@@ -146,6 +170,9 @@ struct Interpreter<'a> {
     /// New values of state parameters, the newest last.
     state: Vec<(ParamId, Tensor<1>)>,
     rng: SplitMix,
+    /// Parameters read as row leaves ([`forward_rows`]), indexed by slot; empty for none.
+    row_tables: &'a [bool],
+    lookups: Vec<RowLookup>,
 }
 
 impl<'a> Interpreter<'a> {
@@ -157,7 +184,7 @@ impl<'a> Interpreter<'a> {
             *slot = batch.values.get(&input.name).cloned();
         }
         let rng = SplitMix(step ^ 0xA5A5_5A5A_0F0F_F0F0);
-        Interpreter { program, weights, batch, values, mode, state: vec![], rng }
+        Interpreter { program, weights, batch, values, mode, state: vec![], rng, row_tables: &[], lookups: vec![] }
     }
 
     fn training(&self) -> bool {
@@ -203,6 +230,18 @@ impl<'a> Interpreter<'a> {
         let s = &self.program.params[p.0].shape;
         let last = *s.last().unwrap_or(&1);
         self.param(p).reshape([s.iter().product::<usize>() / last.max(1), last])
+    }
+
+    /// Rows `ids` of the table `p` (every axis but the last merged) → [N, last]. For a row-sparse
+    /// table the rows are read without autodiff and become a leaf recorded in `lookups`.
+    fn rows(&mut self, p: ParamId, ids: Tensor<1, Int>) -> Tensor<2> {
+        if !self.row_tables.get(p.0).copied().unwrap_or(false) {
+            return self.matrix(p).select(0, ids);
+        }
+        let ids = ids.inner();
+        let rows = self.matrix(p).inner().select(0, ids.clone()).autodiff().require_grad();
+        self.lookups.push(RowLookup { param: p, ids, rows: rows.clone() });
+        rows
     }
 
     /// A rank-3 parameter.
