@@ -87,17 +87,54 @@ pub struct TensorTypeExpr {
 
 #[derive(Clone, Debug)]
 pub enum StmtKind {
-    Dim { name: Ident, value: Expr },
-    Param { name: Ident, kind: ValueKind, value: Expr },
-    Input { name: Ident, ty: TensorTypeExpr, vocab: Option<Expr> },
-    Seq { name: Ident, ty: TensorTypeExpr, vocab: Option<Expr> },
-    Side { seq: Ident, name: Ident, ty: TensorTypeExpr },
-    Label { names: Vec<Ident> },
-    Weight { name: Ident },
-    Let { name: Ident, value: Expr },
-    Output { name: Ident, value: Expr },
-    Loss { name: Ident, value: Expr },
-    Return { value: Expr },
+    Dim {
+        name: Ident,
+        value: Expr,
+    },
+    Param {
+        name: Ident,
+        kind: ValueKind,
+        value: Expr,
+    },
+    /// `hashed`: `vocab V hashed`, raw ids hashed into V buckets by the data loader.
+    Input {
+        name: Ident,
+        ty: TensorTypeExpr,
+        vocab: Option<Expr>,
+        hashed: bool,
+    },
+    Seq {
+        name: Ident,
+        ty: TensorTypeExpr,
+        vocab: Option<Expr>,
+        hashed: bool,
+    },
+    Side {
+        seq: Ident,
+        name: Ident,
+        ty: TensorTypeExpr,
+    },
+    Label {
+        names: Vec<Ident>,
+    },
+    Weight {
+        name: Ident,
+    },
+    Let {
+        name: Ident,
+        value: Expr,
+    },
+    Output {
+        name: Ident,
+        value: Expr,
+    },
+    Loss {
+        name: Ident,
+        value: Expr,
+    },
+    Return {
+        value: Expr,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -75,6 +75,9 @@ pub struct Input {
     pub name: String,
     pub role: InputRole,
     pub ty: TensorType,
+    /// Ids declared `vocab V hashed`: the data holds raw ids (any integer or string) that the
+    /// loader hashes into the V buckets (`data::hash_bucket`).
+    pub hashed: bool,
 }
 
 /// A constant attribute of a node or instance.

@@ -28,6 +28,7 @@ pub mod overrides;
 pub mod pytorch;
 pub mod render;
 pub mod resolve;
+pub mod rng;
 pub mod runtime;
 pub mod simulate;
 pub mod source;

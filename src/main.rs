@@ -117,3 +117,27 @@ fn main() -> ExitCode {
     });
     ExitCode::from(exit as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every argument, positional or flag, says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let cli = super::Cli::command();
+        let mut missing = vec![];
+        for command in cli.get_subcommands() {
+            if command.get_about().is_none() {
+                missing.push(format!("recspec {}", command.get_name()));
+            }
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                let empty = arg.get_help().is_none_or(|h| h.to_string().trim().is_empty());
+                if empty && !["help", "version"].contains(&arg.get_id().as_str()) {
+                    missing.push(format!("recspec {} {}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+    }
+}

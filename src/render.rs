@@ -44,6 +44,9 @@ pub struct InputView {
     #[serde(rename = "type")]
     pub ty: String,
     pub vocab: Option<String>,
+    /// `vocab V hashed`: raw ids hashed into the vocabulary's buckets.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hashed: bool,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -248,6 +251,7 @@ impl GraphView {
                     role: i.role.name().to_string(),
                     ty: i.ty.to_string(),
                     vocab: i.ty.vocab.as_ref().map(|v| v.to_string()),
+                    hashed: i.hashed,
                 })
                 .collect(),
             labels: g.labels.clone(),

@@ -147,6 +147,7 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::call_args => "`(`",
         Rule::field => "`.`",
         Rule::vocab | Rule::kw_vocab => "`vocab`",
+        Rule::kw_hashed => "`hashed`",
         Rule::semi => "`;`",
         Rule::comma => "`,`",
         Rule::colon => "`:`",
@@ -295,11 +296,18 @@ impl Lower {
             Rule::input_stmt | Rule::seq_stmt => {
                 let name = self.ident(next());
                 let ty = self.tensor_type(next());
-                let vocab = it.next().map(|v| self.expr(meaningful(v).next().expect("grammar: vocab expr")));
+                let (vocab, hashed) = match it.next() {
+                    Some(v) => {
+                        let mut parts = meaningful(v);
+                        let size = self.expr(parts.next().expect("grammar: vocab expr"));
+                        (Some(size), parts.next().is_some_and(|p| p.as_rule() == Rule::kw_hashed))
+                    }
+                    None => (None, false),
+                };
                 if rule == Rule::seq_stmt {
-                    StmtKind::Seq { name, ty, vocab }
+                    StmtKind::Seq { name, ty, vocab, hashed }
                 } else {
-                    StmtKind::Input { name, ty, vocab }
+                    StmtKind::Input { name, ty, vocab, hashed }
                 }
             }
             Rule::side_stmt => {

@@ -16,6 +16,9 @@ One JSON object per line (UTF-8). Keys follow the model's inputs by name:
 - `"labels": {"click": 1, ...}`: every label stream of the model, each 0 or 1 (`0.0`/`1.0` too).
 - `"weights": {"w": 1.0}`: every weight stream, a finite number >= 0; no default.
 - Ids are integers in `0..vocab`; floats are numbers that fit in a float32.
+- Hashed id inputs (`vocab V hashed`, listed in a generated module's `HASHED_INPUTS`) hold raw
+  ids instead: any JSON integer (64-bit; `2^63..2^64` taken as its bit pattern) or any string,
+  each stored as its bucket `hash_bucket(raw, V)` in `0..V`. Sequences still pad with 0.
 - Unknown keys (and unknown labels or weights) are ignored. Lines holding only whitespace, and a
   leading byte-order mark, are skipped.
 
@@ -25,15 +28,24 @@ Errors are `DataError`s printing as `file:line: message`, with the Rust loader's
     schema = Schema.from_module(generated_module)
     for batch in iterate("data/train.jsonl", schema, 256, rank=0, world=1):
         batch.inputs, batch.labels, batch.users, batch.indices
+
+Training reads each epoch's rows through a shuffle buffer, as recspec does:
+
+    iterate(path, schema, 256, rank, world, shuffle_buffer=10000,
+            seed=shuffle_seed(run_seed, epoch, rank))
 """
 
 import json
 import math
 import re
+import sys
 from collections import namedtuple
 from decimal import Decimal
+from itertools import islice
 
 import torch
+
+from .rng import SplitMix, shuffle_seed  # noqa: F401 - shuffle_seed re-exported
 
 #: Top-level keys the format itself uses; no input may be named like them.
 RESERVED_KEYS = ("user", "time", "labels", "weights")
@@ -48,6 +60,31 @@ _RUST_WHITESPACE = (
     "\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
+_MASK64 = _U64_MAX
+
+
+def hash_bucket(raw, buckets):
+    """The bucket in `0..buckets` of a hashed input's raw id, exactly as recspec's loader
+    computes it (`hash_bucket` in src/data/mod.rs): SplitMix64's output function applied to the
+    id's 64 bits, modulo `buckets` (taken as 1 when below 1).
+
+    `raw`: an int in `-2^63..2^64` (its two's complement bits; `2^63..2^64` are their own bit
+    pattern) or a str (the FNV-1a 64-bit hash of its UTF-8 bytes)."""
+    if isinstance(raw, str):
+        bits = 0xCBF29CE484222325
+        for b in raw.encode("utf-8"):
+            bits = ((bits ^ b) * 0x100000001B3) & _MASK64
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        if not _I64_MIN <= raw <= _U64_MAX:
+            raise ValueError(f"raw id {raw} does not fit in 64 bits")
+        bits = raw & _MASK64
+    else:
+        raise TypeError(f"raw id must be an int or a str, not {type(raw).__name__}")
+    z = (bits + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return z % max(int(buckets), 1)
 
 
 class SchemaError(ValueError):
@@ -85,18 +122,22 @@ class RowError(ValueError):
 class Field:
     """One stored input: `kind` "ids" (with `vocab`) or "floats"; `role` feature, sequence or
     side; `shape` the non-batch dims (`[T, K...]` for sequences and side features); `sequence`
-    the owning sequence of a side feature (a sequence's own name for a sequence)."""
+    the owning sequence of a side feature (a sequence's own name for a sequence); `hashed` for
+    ids declared `vocab V hashed`: the data holds raw ids, stored as their buckets in `0..vocab`
+    (`hash_bucket`)."""
 
-    def __init__(self, name, kind, vocab, role, shape, sequence=None):
+    def __init__(self, name, kind, vocab, role, shape, sequence=None, hashed=False):
         self.name = name
         self.kind = kind
         self.vocab = vocab
         self.role = role
         self.shape = tuple(shape)
         self.sequence = sequence
+        self.hashed = bool(hashed)
 
     def __repr__(self):
-        return f"Field({self.name!r}, {self.kind}, vocab={self.vocab}, {self.role}, {self.shape})"
+        kind = "hashed ids" if self.hashed else self.kind
+        return f"Field({self.name!r}, {kind}, vocab={self.vocab}, {self.role}, {self.shape})"
 
     @property
     def row_len(self):
@@ -115,8 +156,12 @@ class Field:
 
     def layout(self):
         """The JSON layout of this key, in words (as in `recspec schema`)."""
-        what = f"ids in 0..{self.vocab}" if self.kind == "ids" else "numbers"
-        one = f"an id in 0..{self.vocab}" if self.kind == "ids" else "a number"
+        if self.hashed:
+            what = f"raw ids (integers or strings) hashed into {self.vocab} buckets"
+            one = f"a raw id (an integer or a string) hashed into {self.vocab} buckets"
+        else:
+            what = f"ids in 0..{self.vocab}" if self.kind == "ids" else "numbers"
+            one = f"an id in 0..{self.vocab}" if self.kind == "ids" else "a number"
         seq = self.sequence or "?"
         if self.role == "sequence" and self.elem_len == 1:
             return f"array of 0..={self.max_len} {what}, most recent last (mask `{self.name}.mask` derived)"
@@ -150,14 +195,23 @@ class Schema:
 
     @classmethod
     def from_module(cls, module):
-        """The layout of a generated module (its `INPUTS` and `LABELS`)."""
-        return cls.from_inputs(module.INPUTS, module.LABELS)
+        """The layout of a generated module (its `INPUTS`, `LABELS` and `HASHED_INPUTS`; modules
+        generated before hashed inputs existed lack the latter and have none)."""
+        return cls.from_inputs(module.INPUTS, module.LABELS, getattr(module, "HASHED_INPUTS", ()))
 
     @classmethod
-    def from_inputs(cls, inputs, labels):
+    def from_inputs(cls, inputs, labels, hashed=()):
         """`inputs`: {name: (dtype, role, shape with None for the batch, vocab)} in model order,
-        as in a generated module; `labels`: the label streams. Raises SchemaError as
-        `Schema::from_program` does."""
+        as in a generated module; `labels`: the label streams; `hashed`: the names of the id
+        inputs declared `vocab V hashed` (their vocab is the bucket count V). Raises SchemaError
+        as `Schema::from_program` does."""
+        hashed = set(hashed)
+        for name in sorted(hashed):
+            spec = inputs.get(name)
+            if spec is None:
+                raise SchemaError(f"hashed input `{name}` is not an input")
+            if spec[0] != "id":
+                raise SchemaError(f"hashed input `{name}` does not hold ids")
         fields, weights = [], []
         for name, (dtype, role, shape, vocab) in inputs.items():
             if role == "weight":
@@ -196,7 +250,7 @@ class Schema:
                 raise SchemaError(f"input `{name}`: unknown role {role!r}")
             if role == "sequence" and not dims:
                 raise SchemaError(f"sequence `{name}` has no time axis")
-            fields.append(Field(name, kind, vocab, role, dims, sequence))
+            fields.append(Field(name, kind, vocab, role, dims, sequence, hashed=name in hashed))
         return cls(fields, labels, weights)
 
 
@@ -305,6 +359,15 @@ def _id_value(v, vocab, key):
     raise RowError(f"`{key}`: expected an integer id in 0..{vocab}, found {found(v)}")
 
 
+def _hashed_value(v, buckets, key):
+    """A hashed input's raw id (an integer or a string) as its bucket."""
+    if isinstance(v, str) or (type(v) is int and _I64_MIN <= v <= _U64_MAX):
+        return hash_bucket(v, buckets)
+    # Floats (`1.5`, `3.0`), integers beyond 64 bits (floats to serde_json), bools, null,
+    # arrays and objects are not raw ids.
+    raise RowError(f"`{key}`: expected an integer or string id, found {found(v)}")
+
+
 def _out_of_vocab(v, vocab, key):
     raise RowError(f"`{key}`: id {v} is out of vocabulary (vocab size {vocab}: ids must be in 0..{vocab})")
 
@@ -319,19 +382,26 @@ def _float_value(v, key):
 
 
 def _what(f):
+    if f.hashed:
+        return "an integer or string id"
     return f"an integer id in 0..{f.vocab}" if f.kind == "ids" else "a number"
 
 
 def _push_one(out, f, v, key):
-    if f.kind == "ids":
+    if f.hashed:
+        out.append(_hashed_value(v, f.vocab, key))
+    elif f.kind == "ids":
         out.append(_id_value(v, f.vocab, key))
     else:
         out.append(_float_value(v, key))
 
 
 def _push_values(out, f, items, key_of):
-    """Appends `items` (a list of numbers) to `out`, validated; fast path for clean lists."""
-    if f.kind == "ids":
+    """Appends `items` (a list of numbers, or raw ids for a hashed field) to `out`, validated;
+    fast path for clean lists."""
+    if f.hashed:
+        pass  # each raw id is hashed by `_push_one`
+    elif f.kind == "ids":
         vocab = f.vocab
         if all(type(x) is int and 0 <= x < vocab for x in items):
             out.extend(items)
@@ -570,19 +640,58 @@ def count_rows(path):
     return sum(1 for _ in scan_lines(path))
 
 
-def iterate(path, schema, batch_size, rank=0, world=1):
+def shard_rows(path, rank=0, world=1):
+    """Yields `(index, line_number, text, error)` for the rows of shard `rank` of `world`, in
+    file order, unparsed: `index` the row's 0-based position among the file's non-blank rows
+    (`index % world == rank`), the rest as `scan_lines` gives it."""
+    for index, (line_no, text, error) in enumerate(scan_lines(path)):
+        if index % world == rank:
+            yield index, line_no, text, error
+
+
+def shuffled(items, capacity, seed):
+    """Yields `items` (any iterable) in the order of recspec's shuffle buffer of `capacity`
+    entries drawing from `SplitMix(seed)`; `capacity` 0 yields them in their own order.
+
+    The buffer is filled with the first `capacity` items (or all, if fewer); then, while it is
+    not empty, one draw `j = below(len(buffer))` picks the entry to yield, and the next item, if
+    any is left, takes its place, else the last entry does (Rust's `Vec::swap_remove`). One draw
+    per item, made before the next item is read."""
+    if capacity == 0:
+        yield from items
+        return
+    rng = SplitMix(seed)
+    items = iter(items)
+    buffer = list(islice(items, min(capacity, sys.maxsize)))
+    while buffer:
+        j = rng.below(len(buffer))
+        item = next(items, _MISSING)
+        out = buffer[j]
+        if item is _MISSING:
+            buffer[j] = buffer[-1]
+            buffer.pop()
+        else:
+            buffer[j] = item
+        yield out
+
+
+def iterate(path, schema, batch_size, rank=0, world=1, shuffle_buffer=0, seed=0):
     """Yields `Batch`es of up to `batch_size` validated rows: the rows whose 0-based index among
-    the file's non-blank rows satisfies `index % world == rank`, in file order. The first bad row
-    of the shard raises DataError (`file:line: message`); rows of other shards are not parsed."""
+    the file's non-blank rows satisfies `index % world == rank`, in file order when
+    `shuffle_buffer` is 0, else in the order of a shuffle buffer of that many rows drawing from
+    `SplitMix(seed)` (`shuffled`; `seed` is the generator's own seed, for training
+    `rng.shuffle_seed(run_seed, epoch, rank)`). Rows are parsed when they leave the buffer: the
+    first bad row emitted raises DataError (`file:line: message`); rows of other shards are not
+    parsed."""
     if batch_size < 1:
         raise DataError(path, 0, "batch size must be at least 1")
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in 0..{world}")
+    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
+        raise ValueError(f"shuffle buffer must be a non-negative integer, found {shuffle_buffer!r}")
     batcher = Batcher(schema)
     records, indices, lines = [], [], []
-    for index, (line_no, text, error) in enumerate(scan_lines(path)):
-        if index % world != rank:
-            continue
+    for index, line_no, text, error in shuffled(shard_rows(path, rank, world), shuffle_buffer, seed):
         row = _parse_line(path, line_no, text, error)
         try:
             records.append(batcher.encode(row))
@@ -595,4 +704,3 @@ def iterate(path, schema, batch_size, rank=0, world=1):
             records, indices, lines = [], [], []
     if records:
         yield Batch(*batcher.collate(records), indices, lines)
-

@@ -1,5 +1,6 @@
-"""SplitMix64 exactly as recspec's `runtime/weights.rs`: parameter initialisation and the
-interpreter's per-pass sampling generator, bit for bit (Python ints masked to 64 bits)."""
+"""SplitMix64 exactly as recspec's `runtime/weights.rs`: parameter initialisation, the
+interpreter's per-pass sampling generator and the loader's training-row shuffle seeds, bit for
+bit (Python ints masked to 64 bits)."""
 
 import math
 
@@ -52,6 +53,22 @@ class SplitMix:
     def below(self, n):
         """An int in [0, max(n, 1)): the raw output modulo max(n, 1)."""
         return self.next_u64() % max(int(n), 1)
+
+
+#: Multipliers of the epoch and the rank in `shuffle_seed`.
+SHUFFLE_EPOCH = 0xD1B5_4A32_D192_ED03
+SHUFFLE_RANK = 0x8CB9_2BA7_2F3D_8DD7
+
+
+def shuffle_seed(seed, epoch, rank=0):
+    """The seed of the training-row shuffle of epoch `epoch` (1-based) at rank `rank` under the
+    run's seed `seed`, as recspec's loader derives it: `seed ^ (epoch * SHUFFLE_EPOCH) ^ (rank *
+    SHUFFLE_RANK)`, every product wrapping at 64 bits. (recspec's own loop is rank 0.)"""
+    return (
+        (int(seed) & MASK64)
+        ^ ((int(epoch) * SHUFFLE_EPOCH) & MASK64)
+        ^ ((int(rank) * SHUFFLE_RANK) & MASK64)
+    )
 
 
 def pass_rng(step):

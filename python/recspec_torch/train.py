@@ -1,26 +1,30 @@
 """Trains a generated module on a recspec data set, in one process or data-parallel.
 
     python -m recspec_torch.train RUN_DIR --data DATA [--epochs N] [--max-steps M]
-        [--batch-size B] [--lr LR] [--seed S] [--embedding-optimizer lazy|rowwise_adagrad|dense]
-        [--device cpu|cuda]
+        [--batch-size B] [--lr LR] [--seed S] [--shuffle-buffer K]
+        [--embedding-optimizer lazy|rowwise_adagrad|dense] [--device cpu|cuda]
     torchrun --standalone --nproc_per_node N -m recspec_torch.train RUN_DIR --data DATA ...
 
 RUN_DIR holds `model.py` (from `recspec compile SPEC --emit pytorch`) and optionally `run.toml`
 (recspec's run config: `[train]` optimizer, lr, batch_size, epochs, seed, max_steps,
-embedding_optimizer, which the flags override, and `[loss_weights]`, which replace the weights of
-the named loss terms; its `[hparams]` were fixed when model.py was generated and are only checked
-for form). DATA holds `train.jsonl` and `valid.jsonl` in recspec's JSON Lines format
-(`recspec_torch.data`).
+embedding_optimizer, shuffle_buffer, which the flags override, and `[loss_weights]`, which
+replace the weights of the named loss terms; its `[hparams]` were fixed when model.py was
+generated and are only checked for form). DATA holds `train.jsonl` and `valid.jsonl` in
+recspec's JSON Lines format (`recspec_torch.data`).
 
 As `recspec train` does: weights start from recspec's initialisation for the seed (the same on
-every rank), every step minimises the weighted sum of the loss terms' batch means with Adam or
-AdaGrad (burn's epsilon, 1e-5), the module's embedding tables (ROW_TABLES) updated as
+every rank), each epoch reads the (rank's) training rows through a shuffle buffer of
+`shuffle_buffer` rows (default 10000; 0 reads them in file order) drawing from
+`SplitMix(rng.shuffle_seed(seed, epoch, rank))` (`recspec_torch.data.shuffled`: recspec's
+order, row for row), every step minimises the weighted sum of the loss terms' batch means with
+Adam or AdaGrad (burn's epsilon, 1e-5), the module's embedding tables (ROW_TABLES) updated as
 `embedding_optimizer` says (`recspec_torch.rows`: lazy or rowwise_adagrad row-sparse updates, or
 dense as ordinary parameters), a non-finite loss term stops the run naming the term, epoch and
 step, and after every epoch the validation file is scored (AUC, GAUC, log loss per label stream
 a loss scores). Written to RUN_DIR by rank 0: `model.safetensors` (recspec keys, after every
 epoch) and `torch_metrics.jsonl` (one line per epoch); by every rank: `rows.rank{R}.json`, the
-sorted indices of the training rows it trained on.
+sorted indices of the training rows it trained on (those of the batches it stepped on, in any
+epoch).
 
 Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) every rank reads only its shard
 of each file (rows whose 0-based index among the non-blank rows is `rank (mod world)`), the
@@ -61,9 +65,12 @@ DEFAULTS = {
     "seed": 1,
     "max_steps": None,
     "embedding_optimizer": "lazy",
+    "shuffle_buffer": 10000,
 }
 RUN_CONFIG_TABLES = ("hparams", "train", "loss_weights", "simulation")
-TRAIN_KEYS = ("optimizer", "lr", "batch_size", "epochs", "seed", "max_steps", "embedding_optimizer")
+TRAIN_KEYS = (
+    "optimizer", "lr", "batch_size", "epochs", "seed", "max_steps", "embedding_optimizer", "shuffle_buffer",
+)
 MASK64 = (1 << 64) - 1
 
 
@@ -203,7 +210,7 @@ def merge_settings(config, args):
     """The run config's `[train]` (or the defaults) with the flags on top, validated."""
     s = dict(DEFAULTS)
     s.update(config)
-    for key in ("epochs", "max_steps", "lr", "batch_size", "seed", "embedding_optimizer"):
+    for key in ("epochs", "max_steps", "lr", "batch_size", "seed", "embedding_optimizer", "shuffle_buffer"):
         value = getattr(args, key, None)
         if value is not None:
             s[key] = value
@@ -213,16 +220,21 @@ def merge_settings(config, args):
         raise UserError(f"--lr must be a positive number, found {rust_float(s['lr'])}")
     if not 0 <= s["seed"] <= MASK64:
         raise UserError(f"--seed must be in 0..2^64, found {s['seed']}")
+    if not 0 <= s["shuffle_buffer"] <= MASK64:
+        raise UserError(f"--shuffle-buffer must be a non-negative integer, found {s['shuffle_buffer']}")
     return s
 
 
 def describe_settings(s):
-    """`adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`, and
-    `, dense embedding updates` unless the embedding optimizer is lazy)."""
+    """`adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`,
+    `, file order` when the shuffle buffer is 0, and `, dense embedding updates` unless the
+    embedding optimizer is lazy)."""
     epochs = "epoch" if s["epochs"] == 1 else "epochs"
     out = f"{s['optimizer']}, lr {rust_float(s['lr'])}, batch {s['batch_size']}, {s['epochs']} {epochs}, seed {s['seed']}"
     if s["max_steps"] is not None:
         out += f", at most {s['max_steps']} steps per epoch"
+    if s.get("shuffle_buffer", DEFAULTS["shuffle_buffer"]) == 0:
+        out += ", file order"
     embedding = s.get("embedding_optimizer", "lazy")
     if embedding != "lazy":
         out += f", {embedding} embedding updates"
@@ -554,8 +566,9 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
         f"{describe_settings(settings)}; {world} process{'es' if world > 1 else ''} on {ctx.device.type}",
     )
 
-    # Rows trained on: every epoch reads the shard from its start, so a prefix of the shard.
-    trained = 0
+    # Rows trained on: the union over the epochs of the rows of the batches stepped on (with a
+    # shuffle and max_steps, not a prefix of the shard), one flag per row of the shard.
+    trained = np.zeros(len(range(rank, total_rows, world)), dtype=bool)
     history = []
     global_step = 0
     first_loss = last_loss = None
@@ -564,8 +577,16 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     for epoch in range(1, settings["epochs"] + 1):
         model.train()
         started = time.monotonic()
-        batches = data_mod.iterate(train_path, schema, settings["batch_size"], rank, world)
-        loss_sum, loss_n, epoch_rows, last = 0.0, 0, 0, None
+        batches = data_mod.iterate(
+            train_path,
+            schema,
+            settings["batch_size"],
+            rank,
+            world,
+            shuffle_buffer=settings["shuffle_buffer"],
+            seed=data_mod.shuffle_seed(seed, epoch, rank),
+        )
+        loss_sum, loss_n, last = 0.0, 0, None
         for _ in range(steps_per_epoch):
             t0 = time.monotonic()
             error, batch, step_loss = None, None, 0.0
@@ -608,7 +629,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             optimizer.step()
             global_step += 1
             if batch is not None:
-                epoch_rows += len(batch.indices)
+                trained[np.asarray(batch.indices, dtype=np.int64) // world] = True
             mean_loss = agreed[1] / max(agreed[2], 1.0)
             samples += agreed[3]
             busy += time.monotonic() - t0
@@ -618,7 +639,6 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
                 first_loss = mean_loss
             last_loss = mean_loss
         batches.close()
-        trained = max(trained, epoch_rows)
         train_loss = loss_sum / max(loss_n, 1)
         valid = evaluate(ctx, model, module, schema, valid_path)
         failed = None
@@ -647,8 +667,8 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
         ctx.agree(failed is not None)
         if failed is not None:
             raise failed
-    shard = range(rank, total_rows, world)
-    _write_atomic(os.path.join(run_dir, f"rows.rank{rank}.json"), lambda tmp: _write_int_list(tmp, shard[:trained]))
+    trained_rows = (np.flatnonzero(trained) * world + rank).tolist()
+    _write_atomic(os.path.join(run_dir, f"rows.rank{rank}.json"), lambda tmp: _write_int_list(tmp, trained_rows))
     ctx.agree(False)
     if rank != 0:
         return None
@@ -683,6 +703,13 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="per process")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        dest="shuffle_buffer",
+        metavar="K",
+        help="rows in each epoch's shuffle buffer (default 10000; 0 reads the rows in file order)",
+    )
     parser.add_argument(
         "--embedding-optimizer",
         dest="embedding_optimizer",

@@ -18,6 +18,7 @@ sys.path.insert(0, PYTHON_DIR)
 import torch  # noqa: E402
 
 from recspec_torch import train  # noqa: E402
+from recspec_torch.data import shuffle_seed, shuffled  # noqa: E402
 from recspec_torch.check import load_module  # noqa: E402
 from recspec_torch.weights import load_safetensors  # noqa: E402
 
@@ -187,11 +188,72 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(rows, list(range(41)))
 
     def test_max_steps_and_flags_override_run_toml(self):
-        self.write("run/run.toml", "[train]\noptimizer = \"adagrad\"\nbatch_size = 4\nepochs = 5\n")
+        self.write("run/run.toml", "[train]\noptimizer = \"adagrad\"\nbatch_size = 4\nepochs = 5\nshuffle_buffer = 0\n")
         status, err = self.main("--epochs", "1", "--max-steps", "2", "--batch-size", "5", "--lr", "0.01")
         self.assertEqual(status, 0, err)
-        self.assertIn("adagrad, lr 0.01, batch 5, 1 epoch, seed 1, at most 2 steps per epoch", err)
-        self.assertEqual(self.read_json("rows.rank0.json"), list(range(10)))
+        self.assertIn("adagrad, lr 0.01, batch 5, 1 epoch, seed 1, at most 2 steps per epoch, file order;", err)
+        self.assertEqual(self.read_json("rows.rank0.json"), list(range(10)))  # file order: a prefix
+        status, err = self.main("--epochs", "1", "--max-steps", "2", "--batch-size", "5", "--shuffle-buffer", "16")
+        self.assertEqual(status, 0, err)
+        self.assertIn("adagrad, lr 0.001, batch 5, 1 epoch, seed 1, at most 2 steps per epoch;", err)
+        expected = sorted(list(shuffled(range(41), 16, shuffle_seed(1, 1, 0)))[:10])
+        self.assertNotEqual(expected, list(range(10)))
+        self.assertEqual(self.read_json("rows.rank0.json"), expected)
+
+    def test_rows_trained_on_under_a_shuffle_and_max_steps(self):
+        """Each epoch steps on its first 2 batches of 4 of its own order: the rows file holds the
+        union over the epochs, sorted, not a prefix of the file."""
+        self.write("run/run.toml", "[train]\nseed = 9\nshuffle_buffer = 6\nepochs = 3\n")
+        status, err = self.main("--max-steps", "2", "--batch-size", "4")
+        self.assertEqual(status, 0, err)
+        self.assertIn("adam, lr 0.001, batch 4, 3 epochs, seed 9, at most 2 steps per epoch;", err)
+        orders = [list(shuffled(range(41), 6, shuffle_seed(9, epoch, 0))) for epoch in (1, 2, 3)]
+        self.assertEqual(len({tuple(o[:8]) for o in orders}), 3)
+        expected = sorted(set().union(*(o[:8] for o in orders)))
+        self.assertGreater(len(expected), 8)
+        self.assertEqual(self.read_json("rows.rank0.json"), expected)
+
+    def test_shuffle_buffer_setting(self):
+        """`[train] shuffle_buffer` and `--shuffle-buffer`: a non-negative integer, 10000 by
+        default, `, file order` in the settings line when 0."""
+        settings, _ = train.parse_run_config("run.toml", "[train]\nshuffle_buffer = 0\n")
+        self.assertEqual(settings, {"shuffle_buffer": 0})
+        settings, _ = train.parse_run_config("run.toml", "[train]\nseed = 3\nshuffle_buffer = 123\n")
+        self.assertEqual(settings["shuffle_buffer"], 123)
+        bad = [
+            ("-1", "run.toml:2: [train] shuffle_buffer must be a non-negative integer, found -1"),
+            ("1.5", "run.toml:2: [train] shuffle_buffer must be a non-negative integer, found float"),
+            ('"big"', "run.toml:2: [train] shuffle_buffer must be a non-negative integer, found string"),
+            ("true", "run.toml:2: [train] shuffle_buffer must be a non-negative integer, found boolean"),
+        ]
+        for value, message in bad:
+            with self.subTest(value=value), self.assertRaises(train.UserError) as cm:
+                train.parse_run_config("run.toml", f"[train]\nshuffle_buffer = {value}\n")
+            self.assertEqual(str(cm.exception), message)
+        with self.assertRaises(train.UserError) as cm:
+            train.parse_run_config("run.toml", "[train]\nshuffle = 1\n")
+        self.assertIn("`embedding_optimizer`, `shuffle_buffer`", str(cm.exception))
+
+        args = train.parse_args(["run", "--data", "d"])
+        self.assertEqual(train.merge_settings({}, args)["shuffle_buffer"], 10000)
+        self.assertEqual(train.merge_settings({"shuffle_buffer": 7}, args)["shuffle_buffer"], 7)
+        args = train.parse_args(["run", "--data", "d", "--shuffle-buffer", "0"])
+        self.assertEqual(train.merge_settings({"shuffle_buffer": 7}, args)["shuffle_buffer"], 0)
+        with self.assertRaises(train.UserError) as cm:
+            train.merge_settings({}, train.parse_args(["run", "--data", "d", "--shuffle-buffer", "-1"]))
+        self.assertEqual(str(cm.exception), "--shuffle-buffer must be a non-negative integer, found -1")
+
+        s = dict(train.DEFAULTS, lr=0.005, epochs=3)
+        self.assertEqual(train.describe_settings(s), "adam, lr 0.005, batch 256, 3 epochs, seed 1")
+        s.update(shuffle_buffer=0)
+        self.assertEqual(train.describe_settings(s), "adam, lr 0.005, batch 256, 3 epochs, seed 1, file order")
+        s.update(max_steps=4, embedding_optimizer="dense")
+        self.assertEqual(
+            train.describe_settings(s),
+            "adam, lr 0.005, batch 256, 3 epochs, seed 1, at most 4 steps per epoch, file order, dense embedding updates",
+        )
+        s.update(shuffle_buffer=1)
+        self.assertNotIn("file order", train.describe_settings(s))
 
     def test_user_errors_are_one_line(self):
         cases = [
@@ -232,10 +294,18 @@ class TrainTest(unittest.TestCase):
         row["clicks"], row["clicks.dwell"] = [1, 2], [3e38, 3e38]  # float32 sum overflows: reg = inf * 0
         rows[20] = json.dumps(row)
         self.write("data/train.jsonl", "\n".join(rows) + "\n")
-        status, err = self.main("--batch-size", "8")
+        status, err = self.main("--batch-size", "8", "--shuffle-buffer", "0")
         self.assertEqual(status, 2, err)
         self.assertIn("loss term `reg` became NaN at epoch 1, step 3 (batch of rows ending at ", err)
         self.assertIn("train.jsonl:24)", err)
+        # Shuffled (the default), the step and the batch's last line follow the epoch's order.
+        order = list(shuffled(range(41), 10000, shuffle_seed(1, 1, 0)))
+        step = order.index(20) // 8
+        last = order[min(step * 8 + 7, 40)]
+        status, err = self.main("--batch-size", "8")
+        self.assertEqual(status, 2, err)
+        self.assertIn(f"loss term `reg` became NaN at epoch 1, step {step + 1} (batch of rows ending at ", err)
+        self.assertIn(f"train.jsonl:{last + 1})", err)
 
     def torchrun(self, *flags):
         env = dict(os.environ, PYTHONPATH=PYTHON_DIR, OMP_NUM_THREADS="1")
@@ -261,6 +331,18 @@ class TrainTest(unittest.TestCase):
         _, cls = load_module(os.path.join(self.run_dir, "model.py"))
         cls().load_recspec_state_dict(load_safetensors(os.path.join(self.run_dir, "model.safetensors")))
 
+
+    def test_two_processes_shuffle_their_own_shards(self):
+        """Each rank shuffles its shard with its own seed; with max_steps its rows file holds the
+        rows of the batches it stepped on."""
+        p = self.torchrun("--epochs", "2", "--batch-size", "4", "--max-steps", "2", "--shuffle-buffer", "5",
+                          "--seed", "9")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for rank in range(2):
+            expected = set()
+            for epoch in (1, 2):
+                expected.update(list(shuffled(range(rank, 41, 2), 5, shuffle_seed(9, epoch, rank)))[:8])
+            self.assertEqual(self.read_json(f"rows.rank{rank}.json"), sorted(expected))
 
     def test_a_bad_row_in_one_shard_stops_every_rank(self):
         """Line 8 is row 7, rank 1's: it names the row, rank 0 stops too, nobody hangs."""

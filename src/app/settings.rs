@@ -16,6 +16,7 @@ pub struct TrainFlags {
     pub batch_size: Option<usize>,
     pub seed: Option<u64>,
     pub embedding_optimizer: Option<crate::config::EmbeddingOptimizer>,
+    pub shuffle_buffer: Option<usize>,
 }
 
 /// The run config's `[train]` (or the defaults) with `flags` on top, validated.
@@ -27,6 +28,7 @@ pub fn merge_train_settings(config: Option<&TrainSettings>, flags: &TrainFlags) 
     settings.batch_size = flags.batch_size.unwrap_or(settings.batch_size);
     settings.seed = flags.seed.unwrap_or(settings.seed);
     settings.embedding_optimizer = flags.embedding_optimizer.unwrap_or(settings.embedding_optimizer);
+    settings.shuffle_buffer = flags.shuffle_buffer.unwrap_or(settings.shuffle_buffer);
     if settings.batch_size == 0 || settings.epochs == 0 || settings.max_steps == Some(0) {
         return Err(AppError::ZeroCount);
     }
@@ -62,6 +64,7 @@ pub fn settings_toml(graph: &Graph, train: &TrainSettings, data: &Path) -> Strin
         out.push_str(&format!("max_steps = {m}\n"));
     }
     out.push_str(&format!("embedding_optimizer = \"{}\"\n", train.embedding_optimizer.name()));
+    out.push_str(&format!("shuffle_buffer = {}\n", train.shuffle_buffer));
     out.push_str("\n[loss_weights]\n");
     for l in &graph.losses {
         out.push_str(&format!("{} = {:?}\n", l.name, l.weight));

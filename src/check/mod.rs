@@ -148,19 +148,20 @@ impl<'p> Checker<'p> {
         match &stmt.kind {
             StmtKind::Dim { name, value } => self.dim_stmt(scope, name, value),
             StmtKind::Param { name, kind, value } => self.param_stmt(scope, name, *kind, value),
-            StmtKind::Input { name, ty, vocab } => {
+            StmtKind::Input { name, ty, vocab, hashed } => {
                 if let Some(t) = self.input_type(scope, ty, vocab.as_ref(), false) {
-                    self.add_input(scope, name, InputRole::Feature, t);
+                    self.add_input(scope, name, InputRole::Feature, t, *hashed);
                 }
             }
-            StmtKind::Seq { name, ty, vocab } => {
+            StmtKind::Seq { name, ty, vocab, hashed } => {
                 if let Some(t) = self.input_type(scope, ty, vocab.as_ref(), true) {
                     let mask = TensorType::mask(t.shape[..2].to_vec());
-                    self.add_input(scope, name, InputRole::Sequence, t);
+                    self.add_input(scope, name, InputRole::Sequence, t, *hashed);
                     self.graph.inputs.push(Input {
                         name: format!("{}.mask", name.name),
                         role: InputRole::Mask,
                         ty: mask,
+                        hashed: false,
                     });
                 }
             }
@@ -174,7 +175,7 @@ impl<'p> Checker<'p> {
             }
             StmtKind::Weight { name } => {
                 self.graph.weights.push(name.name.clone());
-                self.add_input(scope, name, InputRole::Weight, TensorType::float(vec![Dim::sym(BATCH)]));
+                self.add_input(scope, name, InputRole::Weight, TensorType::float(vec![Dim::sym(BATCH)]), false);
             }
             StmtKind::Let { name, value } => {
                 let v = self.binding(&name.name, value, scope);
@@ -374,8 +375,8 @@ impl<'p> Checker<'p> {
         self.bind_name(scope, name, v);
     }
 
-    fn add_input(&mut self, scope: &mut Scope, name: &ast::Ident, role: InputRole, ty: TensorType) {
-        self.graph.inputs.push(Input { name: name.name.clone(), role, ty: ty.clone() });
+    fn add_input(&mut self, scope: &mut Scope, name: &ast::Ident, role: InputRole, ty: TensorType, hashed: bool) {
+        self.graph.inputs.push(Input { name: name.name.clone(), role, ty: ty.clone(), hashed });
         self.bind_name(scope, name, Value::Tensor(Tensor { ty, source: name.name.clone() }));
     }
 
@@ -431,6 +432,11 @@ impl<'p> Checker<'p> {
         }
         match (t.dtype, vocab) {
             (DType::Id, Some(v)) => match self.eval(scope, v) {
+                Value::Int(d) if d.as_constant().is_some_and(|n| n < 1) => {
+                    let msg = format!("a vocabulary needs at least one id, found {d}");
+                    self.error(Diagnostic::error(Code::BadDim, msg).at(v.span, "not a vocabulary size"));
+                    return None;
+                }
                 Value::Int(d) => t.vocab = Some(d),
                 Value::Poison => return None,
                 other => {
@@ -491,7 +497,7 @@ impl<'p> Checker<'p> {
         }
         let full = format!("{}.{}", seq.name, name.name);
         self.hover.push(name.span, HoverInfo::Tensor(t.clone()), "");
-        self.graph.inputs.push(Input { name: full, role: InputRole::Side, ty: t });
+        self.graph.inputs.push(Input { name: full, role: InputRole::Side, ty: t, hashed: false });
     }
 
     fn loss_stmt(&mut self, scope: &Scope, name: &ast::Ident, value: &ast::Expr) {

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The spec to measure.
     file: PathBuf,
+    /// The data set whose training split supplies the batches.
     #[arg(long)]
     data: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
+    /// Rows per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     /// Timed training steps and inference batches.

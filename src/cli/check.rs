@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The spec files to check.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     #[command(flatten)]

@@ -9,9 +9,12 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The spec to compile.
     file: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
+    /// What to print: the canonical text graph, JSON, Graphviz, the Markdown model card
+    /// (summary) or a PyTorch module.
     #[arg(long, value_enum, default_value = "graph")]
     emit: EmitArg,
     /// Render with this minijinja template instead (it receives `g`, the graph view).

@@ -21,6 +21,7 @@ pub struct Args {
     git: Option<String>,
     #[command(flatten)]
     hparams: Hparams,
+    /// Plain text, or Markdown for a pull request.
     #[arg(long, value_enum, default_value = "text")]
     format: DiffFormat,
 }

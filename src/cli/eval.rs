@@ -7,9 +7,12 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The run directory to evaluate.
     run: PathBuf,
+    /// The data set directory.
     #[arg(long)]
     data: PathBuf,
+    /// The split to score: train, valid or test.
     #[arg(long, default_value = "test")]
     split: String,
     /// Another run to compute RelaImpr against.
@@ -19,10 +22,13 @@ pub struct Args {
     /// `name=output` (scored by that output, e.g. `positive=p_up`).
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
+    /// The cut-offs of recall@K and NDCG@K for retrieval heads, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,50")]
     k: Vec<usize>,
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Skip (and count) malformed rows instead of stopping at the first.
     #[arg(long)]
     skip_bad_rows: bool,
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The run directory whose last completed epoch to export.
     run: PathBuf,
     /// The safetensors file to write.
     #[arg(long)]

@@ -7,9 +7,12 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The trained run directory.
     run: PathBuf,
+    /// The histories to rank for, one per row (JSON Lines or Parquet).
     #[arg(long = "user-history")]
     user_history: PathBuf,
+    /// Items per list.
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// Leave out items already in the history's sequences.
@@ -18,6 +21,7 @@ pub struct Args {
     /// The output that scores every item, when the model has several.
     #[arg(long)]
     output: Option<String>,
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
 }

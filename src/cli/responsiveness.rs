@@ -9,10 +9,12 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The trained retrieval run directory.
     run: PathBuf,
     /// The simulated data set the run was trained on (items.jsonl, test split).
     #[arg(long)]
     data: PathBuf,
+    /// Simulated users (trajectories).
     #[arg(long, default_value_t = 2000)]
     users: usize,
     /// k: the step at which the history branches.
@@ -21,11 +23,13 @@ pub struct Args {
     /// K: length of each recommendation list.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Seed of the simulated choices and the bootstrap.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Also branch into a skip (a short view).
     #[arg(long)]
     skip_branch: bool,
+    /// Leave out items already in the trajectory's history.
     #[arg(long)]
     exclude_consumed: bool,
     /// The history sequence input, with `.dwell` and `.disliked` side features.
@@ -41,8 +45,10 @@ pub struct Args {
     /// Seconds of the skip branch's short view [default: the 10th percentile of that dwell].
     #[arg(long, value_name = "SECONDS")]
     skip_view: Option<f64>,
+    /// The output that scores every item, when the model has several.
     #[arg(long)]
     output: Option<String>,
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
 }

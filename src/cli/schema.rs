@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The spec whose inputs define the rows.
     file: PathBuf,
     #[command(flatten)]
     hparams: Hparams,

@@ -7,14 +7,19 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The data set directory to write.
     #[arg(long)]
     out: PathBuf,
+    /// Simulated users [default: 2000].
     #[arg(long)]
     users: Option<usize>,
+    /// Items in the catalogue [default: 1000].
     #[arg(long)]
     items: Option<usize>,
+    /// Impressions (rows) per user [default: 60].
     #[arg(long)]
     impressions: Option<usize>,
+    /// Seed of the simulated world [default: 7].
     #[arg(long)]
     seed: Option<u64>,
     /// Max length T of each feedback sequence.

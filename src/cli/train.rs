@@ -11,19 +11,26 @@ use std::path::PathBuf;
 /// What a run is made of: the spec, the data set, the run directory and the settings.
 #[derive(clap::Args)]
 pub struct RunArgs {
+    /// The spec to train.
     file: PathBuf,
+    /// The data set directory (train and valid splits, data.toml).
     #[arg(long)]
     pub data: PathBuf,
+    /// The run directory to write (or, with --resume, to continue).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
+    /// Epochs to train [default: the run config's, else 2].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Stop each epoch after this many steps.
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Learning rate [default: the run config's, else 0.001].
     #[arg(long)]
     lr: Option<f64>,
+    /// Rows per batch [default: the run config's, else 256].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Seed of initialisation, dropout and sampling.
@@ -33,6 +40,10 @@ pub struct RunArgs {
     /// rowwise_adagrad (TorchRec's row-wise Adagrad) or dense (every row, every step).
     #[arg(long, value_parser = super::parse_embedding_optimizer)]
     embedding_optimizer: Option<EmbeddingOptimizer>,
+    /// Rows in the shuffle buffer of the training order (seeded by --seed and the epoch; the
+    /// default 10000); 0 reads the training file in order.
+    #[arg(long)]
+    shuffle_buffer: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -80,6 +91,7 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Resu
         batch_size: run.batch_size,
         seed: run.seed,
         embedding_optimizer: run.embedding_optimizer,
+        shuffle_buffer: run.shuffle_buffer,
     };
     let settings = merge_train_settings(config.train.as_ref(), &flags)?;
     let (loaded, checked) = compile(&run.file, Some(&run.data), &run.hparams.overrides()?)?;

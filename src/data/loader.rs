@@ -55,11 +55,33 @@ fn parse_line(line: &[u8], line_no: usize) -> Result<Option<serde_json::Value>, 
     serde_json::from_str(text).map(Some).map_err(|e| format!("malformed JSON: {e}"))
 }
 
-/// Streams a data file: memory holds one line (or one Parquet row group) and one batch, never
-/// the file.
+/// The generator seed of the training order of `epoch` (1-based) on `rank` for a run's `seed`;
+/// `recspec_torch.data.shuffle_seed` is the same function.
+pub fn shuffle_seed(seed: u64, epoch: usize, rank: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (rank as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7)
+}
+
+/// A seeded shuffle buffer between the source and the batches ([`Loader::shuffled`]): it holds up
+/// to `capacity` unvalidated rows; each row out is `buffer[j]` for a drawn `j`, replaced by the
+/// next row of the source, or swap-removed once the source is done. One draw per row, before
+/// the read. `recspec_torch.data.iterate` implements the same algorithm.
+struct Shuffle {
+    capacity: usize,
+    rng: crate::rng::SplitMix,
+    buffer: Vec<BufferedRow>,
+    source_done: bool,
+}
+
+/// A non-blank row waiting in the shuffle buffer: its row number and its JSON value, or why it
+/// is not one.
+type BufferedRow = (usize, Result<serde_json::Value, String>);
+
+/// Streams a data file: memory holds one line (or one Parquet row group), the shuffle buffer if
+/// any, and one batch, never the file.
 pub struct Loader {
     path: PathBuf,
     source: Source,
+    shuffle: Option<Shuffle>,
     schema: Schema,
     batch_size: usize,
     skip_bad_rows: bool,
@@ -149,6 +171,7 @@ impl Loader {
         Ok(Loader {
             path: path.to_path_buf(),
             source,
+            shuffle: None,
             schema: schema.clone(),
             batch_size,
             skip_bad_rows,
@@ -156,6 +179,58 @@ impl Loader {
             builder: BatchBuilder::new(schema, batch_size),
             stats: LoaderStats::default(),
         })
+    }
+
+    /// The same stream in a seeded pseudo-random order: a shuffle buffer of `capacity` rows
+    /// (`0`: file order, unchanged). Blank lines are dropped before the buffer; rows are
+    /// validated as they leave it, so a bad row is still named by its own row number.
+    pub fn shuffled(mut self, capacity: usize, seed: u64) -> Loader {
+        if capacity > 0 {
+            self.shuffle = Some(Shuffle {
+                capacity,
+                rng: crate::rng::SplitMix(seed),
+                buffer: Vec::with_capacity(capacity.min(1 << 16)),
+                source_done: false,
+            });
+        }
+        self
+    }
+
+    /// The next row of the stream, through the shuffle buffer when there is one.
+    fn next_row(&mut self) -> Result<Option<SourceRow>, DataError> {
+        let Some(shuffle) = &mut self.shuffle else { return self.source.next(&self.path) };
+        let next_row = |source: &mut Source| -> Result<Option<BufferedRow>, DataError> {
+            loop {
+                match source.next(&self.path)? {
+                    None => return Ok(None),
+                    Some((_, Ok(None))) => continue, // a blank line
+                    Some((row, Ok(Some(v)))) => return Ok(Some((row, Ok(v)))),
+                    Some((row, Err(m))) => return Ok(Some((row, Err(m)))),
+                }
+            }
+        };
+        while !shuffle.source_done && shuffle.buffer.len() < shuffle.capacity {
+            match next_row(&mut self.source)? {
+                Some(row) => shuffle.buffer.push(row),
+                None => shuffle.source_done = true,
+            }
+        }
+        if shuffle.buffer.is_empty() {
+            return Ok(None);
+        }
+        let j = shuffle.rng.below(shuffle.buffer.len());
+        let out = if shuffle.source_done {
+            shuffle.buffer.swap_remove(j)
+        } else {
+            match next_row(&mut self.source)? {
+                Some(row) => std::mem::replace(&mut shuffle.buffer[j], row),
+                None => {
+                    shuffle.source_done = true;
+                    shuffle.buffer.swap_remove(j)
+                }
+            }
+        };
+        Ok(Some((out.0, out.1.map(Some))))
     }
 
     pub fn schema(&self) -> &Schema {
@@ -173,7 +248,7 @@ impl Loader {
     /// rows are counted in [`Loader::stats`] and skipped. An I/O error ends the stream.
     pub fn next_batch(&mut self) -> Result<Option<HostBatch>, DataError> {
         while !self.done && self.builder.len() < self.batch_size {
-            let (row, value) = match self.source.next(&self.path) {
+            let (row, value) = match self.next_row() {
                 Err(e) => {
                     self.done = true;
                     return Err(e);
@@ -189,6 +264,7 @@ impl Loader {
                 Ok(Some(v)) => match self.builder.append(&self.schema, &v) {
                     Ok(()) => {
                         self.stats.rows += 1;
+                        self.stats.last_row = row;
                         None
                     }
                     Err(m) => Some(m),

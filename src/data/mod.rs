@@ -49,7 +49,7 @@ mod row;
 #[cfg(test)]
 mod tests;
 
-pub use loader::{count_rows, Loader};
+pub use loader::{count_rows, shuffle_seed, Loader};
 pub use parquet::column_names as parquet_columns;
 pub use parquet::write::{jsonl_to_parquet, parquet_to_jsonl};
 pub use parquet::ParquetRows;
@@ -113,8 +113,38 @@ pub struct FieldSchema {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldKind {
-    Ids { vocab: i64 },
+    Ids {
+        vocab: i64,
+    },
+    /// Raw ids, any integer or string, hashed into `buckets` ids ([`hash_bucket`]).
+    HashedIds {
+        buckets: i64,
+    },
     Floats,
+}
+
+/// A raw id of a hashed input: an integer or a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawId<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
+/// The bucket of a raw id in `0..buckets`: SplitMix64's output function applied to the id's 64
+/// bits (an integer's two's complement; for a string, the FNV-1a 64-bit hash of its UTF-8
+/// bytes), modulo `buckets`. Deterministic across runs, machines and the generated PyTorch
+/// trainer (`recspec_torch.data.hash_bucket`); two ids share a bucket with probability
+/// 1 / buckets (docs/scale.md).
+pub fn hash_bucket(id: RawId<'_>, buckets: i64) -> i64 {
+    let bits = match id {
+        RawId::Int(i) => i as u64,
+        RawId::Str(s) => s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)),
+    };
+    let mut z = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % buckets.max(1) as u64) as i64
 }
 
 impl FieldSchema {
@@ -137,10 +167,14 @@ impl FieldSchema {
     pub fn layout(&self) -> String {
         let what = match self.kind {
             FieldKind::Ids { vocab } => format!("ids in 0..{vocab}"),
+            FieldKind::HashedIds { buckets } => format!("raw ids (integers or strings) hashed into {buckets} buckets"),
             FieldKind::Floats => "numbers".to_string(),
         };
         let one = match self.kind {
             FieldKind::Ids { vocab } => format!("an id in 0..{vocab}"),
+            FieldKind::HashedIds { buckets } => {
+                format!("a raw id (an integer or a string) hashed into {buckets} buckets")
+            }
             FieldKind::Floats => "a number".to_string(),
         };
         let seq = self.sequence.as_deref().unwrap_or("?");
@@ -251,6 +285,7 @@ impl Schema {
                 shape.push(v);
             }
             let kind = match (input.dtype, input.vocab) {
+                (DType::Id, Some(v)) if input.hashed => FieldKind::HashedIds { buckets: v as i64 },
                 (DType::Id, Some(v)) => FieldKind::Ids { vocab: v as i64 },
                 (DType::Id, None) => return Err(SchemaError::IdsWithoutVocab(name.clone())),
                 (DType::Float, _) => FieldKind::Floats,
@@ -342,6 +377,7 @@ impl Schema {
     pub fn example_row(&self) -> String {
         let num = |kind: FieldKind, i: usize| match kind {
             FieldKind::Ids { vocab } => ((i as i64 + 1) % vocab).to_string(),
+            FieldKind::HashedIds { .. } => format!("\"id-{}\"", i + 1),
             FieldKind::Floats => format!("{}", 0.5 * (i as f64 + 1.0)),
         };
         let arr = |kind: FieldKind, n: usize| {
@@ -556,6 +592,8 @@ pub struct LoaderStats {
     pub rows: usize,
     /// Rows rejected by validation.
     pub bad_rows: usize,
+    /// The row number (1-based) of the last valid row delivered; 0 before the first.
+    pub last_row: usize,
     /// The first [`MAX_KEPT_ERRORS`] bad rows.
     pub first_errors: Vec<DataError>,
 }

@@ -1,6 +1,6 @@
 //! Validation of one JSON row against a schema and its append to the batch buffers.
 
-use super::{FieldKind, FieldSchema, HostBatch, Schema};
+use super::{hash_bucket, FieldKind, FieldSchema, HostBatch, RawId, Schema};
 use crate::ir::InputRole;
 use serde_json::{Map, Value};
 
@@ -39,6 +39,7 @@ pub(super) fn found(v: &Value) -> String {
 fn what(kind: FieldKind) -> String {
     match kind {
         FieldKind::Ids { vocab } => format!("an integer id in 0..{vocab}"),
+        FieldKind::HashedIds { .. } => "an integer or string id".to_string(),
         FieldKind::Floats => "a number".to_string(),
     }
 }
@@ -61,6 +62,20 @@ fn id_value(v: &Value, vocab: i64, key: &str) -> Result<i64, String> {
     Err(format!("`{key}`: expected an integer id in 0..{vocab}, found {n}"))
 }
 
+/// A hashed input's raw id (an integer or a string) as its bucket.
+fn hashed_value(v: &Value, buckets: i64, key: &str) -> Result<i64, String> {
+    let raw = match v {
+        Value::String(s) => RawId::Str(s),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => RawId::Int(i),
+            (None, Some(u)) => RawId::Int(u as i64),
+            (None, None) => return Err(format!("`{key}`: expected an integer or string id, found {n}")),
+        },
+        other => return Err(format!("`{key}`: expected an integer or string id, found {}", found(other))),
+    };
+    Ok(hash_bucket(raw, buckets))
+}
+
 fn float_value(v: &Value, key: &str) -> Result<f32, String> {
     match v.as_f64() {
         Some(x) if x.is_finite() && x.abs() <= f32::MAX as f64 => Ok(x as f32),
@@ -72,6 +87,7 @@ fn float_value(v: &Value, key: &str) -> Result<f32, String> {
 fn push(buf: &mut Buf, kind: FieldKind, v: &Value, key: &str) -> Result<(), String> {
     match (buf, kind) {
         (Buf::Ids(b), FieldKind::Ids { vocab }) => b.push(id_value(v, vocab, key)?),
+        (Buf::Ids(b), FieldKind::HashedIds { buckets }) => b.push(hashed_value(v, buckets, key)?),
         (Buf::Floats(b), _) => b.push(float_value(v, key)?),
         (Buf::Ids(b), FieldKind::Floats) => b.push(0),
     }
@@ -129,7 +145,9 @@ impl BatchBuilder {
             .fields
             .iter()
             .map(|f| match f.kind {
-                FieldKind::Ids { .. } => Buf::Ids(Vec::with_capacity(capacity * f.row_len())),
+                FieldKind::Ids { .. } | FieldKind::HashedIds { .. } => {
+                    Buf::Ids(Vec::with_capacity(capacity * f.row_len()))
+                }
                 FieldKind::Floats => Buf::Floats(Vec::with_capacity(capacity * f.row_len())),
             })
             .collect();

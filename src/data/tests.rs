@@ -299,3 +299,148 @@ fn reserved_names_are_rejected() {
         assert!(matches!(Schema::from_graph(&g).unwrap_err(), SchemaError::ReservedKey(_)));
     }
 }
+
+/// `n` valid rows whose `user` is their 0-based index, one per line, with a blank line after
+/// every fifth.
+fn numbered_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| GOOD.replace("\"user\":1", &format!("\"user\":{i}")) + if i % 5 == 4 { "\n\n" } else { "\n" })
+        .collect()
+}
+
+/// The users of every batch of `path` read with a shuffle buffer of `capacity` and `seed`.
+fn shuffled_users(path: &Path, capacity: usize, seed: u64, batch: usize) -> Vec<u64> {
+    let mut loader = Loader::open(path, &schema(), batch, false).unwrap().shuffled(capacity, seed);
+    let mut users = vec![];
+    while let Some(b) = loader.next_batch().unwrap() {
+        users.extend(b.users);
+    }
+    users
+}
+
+/// The shuffle buffer written out plainly: the order the algorithm of `Loader::shuffled` gives.
+fn expected_order(n: usize, capacity: usize, seed: u64) -> Vec<u64> {
+    let mut rng = crate::rng::SplitMix(seed);
+    let mut source = 0..n as u64;
+    let mut buffer: Vec<u64> = source.by_ref().take(capacity).collect();
+    let mut out = vec![];
+    while !buffer.is_empty() {
+        let j = rng.below(buffer.len());
+        match source.next() {
+            Some(next) => out.push(std::mem::replace(&mut buffer[j], next)),
+            None => out.push(buffer.swap_remove(j)),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_shuffled_epoch_is_a_seeded_permutation_of_the_rows() {
+    let n = 37;
+    let file = Tmp::new("shuffle", &numbered_rows(n));
+    let in_order: Vec<u64> = (0..n as u64).collect();
+    assert_eq!(shuffled_users(&file.0, 0, 5, 8), in_order, "a buffer of 0 reads the file in order");
+    for capacity in [1, 4, 16, 37, 100] {
+        let seed = crate::data::shuffle_seed(1, 1, 0);
+        let order = shuffled_users(&file.0, capacity, seed, 8);
+        assert_eq!(order, expected_order(n, capacity, seed), "buffer {capacity}: the documented algorithm");
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, in_order, "buffer {capacity}: every row once");
+        assert_eq!(
+            shuffled_users(&file.0, capacity, seed, 5),
+            order,
+            "buffer {capacity}: the batch size changes nothing"
+        );
+        if capacity > 1 {
+            assert_ne!(order, in_order, "buffer {capacity} shuffles");
+            let next_epoch = shuffled_users(&file.0, capacity, crate::data::shuffle_seed(1, 2, 0), 8);
+            assert_ne!(order, next_epoch, "buffer {capacity}: each epoch has its own order");
+        }
+    }
+}
+
+#[test]
+fn a_bad_row_leaving_the_shuffle_buffer_is_named_by_its_own_row() {
+    let mut text = numbered_rows(12);
+    text.push_str("{not json\n");
+    text.push_str(&numbered_rows(3));
+    let file = Tmp::new("shuffle-bad", &text);
+    let mut loader = Loader::open(&file.0, &schema(), 4, false).unwrap().shuffled(6, 9);
+    let err = loop {
+        match loader.next_batch() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the bad row must be reported"),
+            Err(e) => break e,
+        }
+    };
+    // 12 rows with a blank line after every fifth: the bad row is line 15.
+    assert_eq!(err.row, 15, "{err}");
+    assert!(err.message.contains("malformed JSON"), "{err}");
+}
+
+const HASHED: &str = r#"
+model hashed {
+  dim T = 3;
+  dim V = 1000;
+  dim D = 4;
+  input item: id[B] vocab V hashed;
+  seq clicks: id[B, T] vocab V hashed;
+  label click;
+  let items = Embedding(vocab: V, dim: D);
+  output p = sigmoid(dot(items(item), pool(items(clicks), mask: clicks.mask, mode: mean)));
+  loss click = bce(p, label: click);
+}
+"#;
+
+fn hashed_schema() -> Schema {
+    let (_, checked) = crate::compile_str("hashed.recspec", HASHED, &[]);
+    Schema::from_graph(&checked.graph.expect("the hashed spec compiles")).unwrap()
+}
+
+#[test]
+fn hashed_ids_take_integers_and_strings_and_land_in_their_buckets() {
+    let schema = hashed_schema();
+    assert_eq!(schema.fields[0].kind, FieldKind::HashedIds { buckets: 1000 });
+    let rows = concat!(
+        r#"{"user":1,"item":"sku-123","clicks":[5, -7, 18446744073709551615],"labels":{"click":1}}"#,
+        "\n",
+        r#"{"user":2,"item":123456789012,"clicks":["a","b"],"labels":{"click":0}}"#,
+        "\n"
+    );
+    let file = Tmp::new("hashed", rows);
+    let mut loader = Loader::open(&file.0, &schema, 8, false).unwrap();
+    let b = loader.next_batch().unwrap().unwrap();
+    let bucket = |id| hash_bucket(id, 1000);
+    assert_eq!(b.ids["item"].0, vec![bucket(RawId::Str("sku-123")), bucket(RawId::Int(123456789012))]);
+    // u64::MAX is the 64 bits of -1.
+    let clicks = [bucket(RawId::Int(5)), bucket(RawId::Int(-7)), bucket(RawId::Int(-1))];
+    assert_eq!(b.ids["clicks"].0[..3], clicks);
+    assert_eq!(b.ids["clicks"].0[3..5], [bucket(RawId::Str("a")), bucket(RawId::Str("b"))]);
+    assert!(b.ids["item"].0.iter().chain(&b.ids["clicks"].0).all(|i| (0..1000).contains(i)));
+
+    for (bad, expect) in [("1.5", "found 1.5"), ("true", "found `true`"), ("null", "found null")] {
+        let file = Tmp::new("hashed-bad", &format!(r#"{{"user":1,"item":{bad},"clicks":[],"labels":{{"click":1}}}}"#));
+        let err = Loader::open(&file.0, &schema, 8, false).unwrap().next_batch().unwrap_err();
+        assert_eq!(err.row, 1);
+        assert!(
+            err.message.contains("`item`: expected an integer or string id") && err.message.contains(expect),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn hash_buckets_are_fixed_and_spread() {
+    // The function is part of the data format: these values must never change (the Python
+    // loader's test pins the same ones).
+    // Id 0: SplitMix64's first output from seed 0, 0xE220A8397B1DCDAF, modulo 1,000,003.
+    assert_eq!(hash_bucket(RawId::Int(0), 1_000_003), 4995);
+    assert_eq!(hash_bucket(RawId::Str(""), 1 << 20), hash_bucket(RawId::Int(0xCBF2_9CE4_8422_2325u64 as i64), 1 << 20));
+    // 200,000 consecutive integers in 1,000 buckets: each bucket within 25% of the mean.
+    let mut counts = vec![0usize; 1000];
+    for i in 0..200_000 {
+        counts[hash_bucket(RawId::Int(i), 1000) as usize] += 1;
+    }
+    assert!(counts.iter().all(|c| (150..=250).contains(c)), "{:?}", (counts.iter().min(), counts.iter().max()));
+}

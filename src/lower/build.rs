@@ -19,7 +19,8 @@ impl<'g> Builder<'g> {
     pub(super) fn new(graph: &'g Graph, bindings: &'g Bindings) -> Result<Builder<'g>, LowerError> {
         let mut b = Builder { graph, bindings, values: vec![], slots: HashMap::new(), params: vec![] };
         for input in &graph.inputs {
-            b.push_value(&input.name, &input.ty, Some(input.role))?;
+            let id = b.push_value(&input.name, &input.ty, Some(input.role))?;
+            b.values[id.0].hashed = input.hashed;
         }
         for inst in &graph.instances {
             b.lay_out(inst)?;
@@ -83,7 +84,7 @@ impl<'g> Builder<'g> {
             None => None,
         };
         let id = ValueId(self.values.len());
-        self.values.push(ValueInfo { name: name.to_string(), dtype: ty.dtype, shape, vocab, role });
+        self.values.push(ValueInfo { name: name.to_string(), dtype: ty.dtype, shape, vocab, role, hashed: false });
         self.slots.insert(name, id);
         Ok(id)
     }

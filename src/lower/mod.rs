@@ -93,6 +93,8 @@ pub struct ValueInfo {
     pub vocab: Option<usize>,
     /// `Some` for graph inputs.
     pub role: Option<InputRole>,
+    /// An id input whose raw ids the loader hashes into `vocab` buckets (`vocab V hashed`).
+    pub hashed: bool,
 }
 
 /// What a parameter tensor is for.

@@ -32,6 +32,8 @@ struct ModuleView {
     losses: Vec<LossView>,
     /// Keys of the embedding tables (`Program::row_tables`).
     row_tables: Vec<String>,
+    /// Inputs declared `vocab V hashed`.
+    hashed_inputs: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +143,7 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
             .filter(|(_, rows)| *rows)
             .map(|(p, _)| p.key())
             .collect(),
+        hashed_inputs: program.inputs().iter().filter(|v| v.hashed).map(|v| v.name.clone()).collect(),
     };
     render_builtin("pytorch.py", minijinja::context! { m => view })
 }

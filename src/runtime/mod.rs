@@ -45,7 +45,7 @@ impl fmt::Display for RuntimeError {
             RuntimeError::Model(m) | RuntimeError::Options(m) | RuntimeError::Checkpoint(m) => f.write_str(m),
             RuntimeError::Diverged { loss, value, epoch, step, row } => write!(
                 f,
-                "loss term `{loss}` became {value} at epoch {epoch}, step {step} (batch of rows ending near row {row}); lower the learning rate or check the data"
+                "loss term `{loss}` became {value} at epoch {epoch}, step {step} (a batch whose last row is row {row} of the training file); lower the learning rate or check the data"
             ),
         }
     }

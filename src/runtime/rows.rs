@@ -194,27 +194,23 @@ impl RowOptimizer {
     /// The state as safetensors bytes: `KEY/NAME` tensors ([`RowRule::state_names`]) and the
     /// step counts in the metadata (`KEY` → steps).
     pub fn to_safetensors(&self, program: &Program) -> Result<Vec<u8>, RuntimeError> {
+        // The tensors' own little-endian f32 bytes, viewed in place: one copy of the state
+        // (read back from the device) and the file's bytes, nothing more.
         let mut tensors = vec![];
         let mut steps = std::collections::HashMap::new();
         for (slot, state) in program.params.iter().zip(&self.tables) {
             let Some(state) = state else { continue };
             steps.insert(slot.key(), state.steps.to_string());
             for (name, t) in self.rule.state_names().iter().zip(&state.tensors) {
-                let values = t
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|_| RuntimeError::Checkpoint(format!("cannot read the {name} of {}", slot.key())))?;
-                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                tensors.push((format!("{}/{name}", slot.key()), t.dims().to_vec(), bytes));
+                let data = t.clone().into_data().convert::<f32>();
+                tensors.push((format!("{}/{name}", slot.key()), t.dims().to_vec(), data));
             }
         }
         steps.insert("rule".into(), self.rule.name().to_string());
         let views = tensors
             .iter()
-            .map(|(key, shape, bytes)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+            .map(|(key, shape, data)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data.as_bytes())
                     .map(|v| (key.clone(), v))
                     .map_err(|e| RuntimeError::Checkpoint(format!("{key}: {e}")))
             })

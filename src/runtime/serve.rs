@@ -89,7 +89,8 @@ impl Recommender {
             .fields
             .iter()
             .filter(|f| {
-                f.role == InputRole::Sequence && matches!(f.kind, FieldKind::Ids { vocab: v } if Some(v) == vocab)
+                f.role == InputRole::Sequence
+                    && matches!(f.kind, FieldKind::Ids { vocab: v } | FieldKind::HashedIds { buckets: v } if Some(v) == vocab)
             })
             .map(|f| f.name.clone())
             .collect();

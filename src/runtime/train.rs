@@ -11,7 +11,7 @@ use super::rows::{RowOptimizer, RowRule};
 use super::weights::Weights;
 use super::RuntimeError;
 use crate::config::{OptimizerKind, TrainSettings};
-use crate::data::{Loader, Schema};
+use crate::data::{shuffle_seed, Loader, Schema};
 use crate::lower::Program;
 use burn::module::{Module, Param};
 use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams};
@@ -245,7 +245,8 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
     let (mut samples, mut busy) = (0usize, 0f64);
     for epoch in state.epochs_done + 1..=job.settings.epochs {
         let mut loader = Loader::open(train_file, &schema, job.settings.batch_size, job.skip_bad_rows)
-            .map_err(RuntimeError::from)?;
+            .map_err(RuntimeError::from)?
+            .shuffled(job.settings.shuffle_buffer, shuffle_seed(job.settings.seed, epoch, 0));
         let mut epoch_steps = 0usize;
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let started = Instant::now();
@@ -272,7 +273,7 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
                         value: v,
                         epoch,
                         step: state.steps + 1,
-                        row: loader.stats().rows,
+                        row: loader.stats().last_row,
                     }
                     .into());
                 }

@@ -272,6 +272,17 @@ fn corrupt_rows_are_reported_by_file_and_row() {
     ];
     let o = recspec(&args);
     assert_eq!(code(&o), 2);
+    // The training order is shuffled: the first bad row out of the buffer is named, by its own
+    // row; in file order (no shuffle buffer) it is the first bad row of the file.
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("train.jsonl:{}: ", good + 1)) || err.contains(&format!("train.jsonl:{}: ", good + 2)),
+        "{err}"
+    );
+    let mut in_order = args.to_vec();
+    in_order.extend(["--shuffle-buffer", "0"]);
+    let o = recspec(&in_order);
+    assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains(&format!("train.jsonl:{}:", good + 1)), "{}", stderr(&o));
     let mut skip = args.to_vec();
     skip.push("--skip-bad-rows");
@@ -528,6 +539,21 @@ fn memory_is_known_before_training() {
     assert!(err.contains("the largest components are `") && err.contains("(parameters, "), "{err}");
     assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{err}");
     assert!(!run.exists(), "a refused run writes nothing");
+
+    // So is an embedding table with its optimizer state beyond the machine, row-sparse or not.
+    for rule in ["lazy", "rowwise_adagrad"] {
+        let o = train(
+            "specs/dfn.recspec",
+            &data,
+            &run,
+            &["--set", "V=100000000000", "--epochs", "1", "--embedding-optimizer", rule],
+        );
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("model `dfn` needs about") && err.contains("`items` (parameters, "), "{rule}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{err}");
+        assert!(!run.exists(), "a refused run writes nothing");
+    }
     std::fs::remove_dir_all(data).ok();
 }
 

@@ -330,3 +330,70 @@ fn a_resumed_run_continues_the_tables_state_exactly() {
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+/// A spec with hashed ids trains on rows of raw ids (strings and large integers) and scores
+/// rows whose ids it never saw: they land in buckets like any other.
+#[test]
+fn hashed_ids_train_on_raw_ids_and_score_unseen_ones() {
+    use recspec::app::train::{train, TrainOptions};
+    use recspec::app::RunDir;
+    let spec = "model m {
+  dim T = 4;
+  dim D = 8;
+  dim V = 5003;
+  input item: id[B] vocab V hashed;
+  seq clicks: id[B, T] vocab V hashed;
+  label click;
+  let items = Embedding(vocab: V, dim: D);
+  output p = sigmoid(dot(items(item), pool(items(clicks), mask: clicks.mask, mode: mean)));
+  loss click = bce(p, label: click);
+}
+";
+    let (_, checked) = recspec::compile_str("hashed.recspec", spec, &[]);
+    let graph = checked.graph.expect("the hashed spec compiles");
+    let program = lower(&graph, &Bindings::of(&graph)).unwrap();
+    let data = temp("hashed-data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Users like items of their own kind: item keys are strings, histories mix strings and
+    // 64-bit integers.
+    let row = |u: usize, item: &str, click: u8| {
+        format!(
+            "{{\"user\": {u}, \"item\": \"{item}\", \"clicks\": [\"sku-{}\", {}], \"labels\": {{\"click\": {click}}}}}\n",
+            u % 2,
+            9_000_000_000_000_000_000u64 + (u % 2) as u64
+        )
+    };
+    let rows = |n: usize| -> String {
+        (0..n).map(|u| row(u, &format!("sku-{}", (u + u / 2) % 2), u8::from((u + u / 2) % 2 == u % 2))).collect()
+    };
+    std::fs::write(data.join("train.jsonl"), rows(256)).unwrap();
+    std::fs::write(data.join("valid.jsonl"), rows(64)).unwrap();
+    let out = temp("hashed-run");
+    std::fs::create_dir_all(&out).unwrap();
+    let settings = TrainSettings { lr: 0.05, batch_size: 32, epochs: 3, ..TrainSettings::default() };
+    let options = TrainOptions {
+        device: recspec::runtime::parse_device("cpu").unwrap(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+    };
+    let report = train(&RunDir::open(&out), program.clone(), settings, &data, options).unwrap();
+    let auc = report.valid.as_ref().unwrap().streams["click"].auc.unwrap();
+    assert!(auc > 0.9, "the model learns from hashed ids: valid AUC {auc}");
+    // Ids never seen in training: scored, finite, in [0, 1].
+    let unseen = data.join("unseen.jsonl");
+    std::fs::write(
+        &unseen,
+        "{\"user\": 1, \"item\": \"brand-new\", \"clicks\": [-42, \"also-new\"], \"labels\": {\"click\": 1}}\n",
+    )
+    .unwrap();
+    let schema = recspec::data::Schema::from_program(&program).unwrap();
+    let hb = recspec::data::Loader::open(&unseen, &schema, 4, false).unwrap().next_batch().unwrap().unwrap();
+    let device = recspec::runtime::parse_device("cpu").unwrap();
+    let batch = DeviceBatch::from_host(&hb, &device);
+    let p = recspec::runtime::eval::predict(&program, &report.weights.unwrap(), &batch, &program.labels);
+    assert!(p["click"].iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)), "{p:?}");
+    for dir in [&data, &out] {
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
