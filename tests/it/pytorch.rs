@@ -160,10 +160,9 @@ fn compare(spec: &str, ours: &BTreeMap<String, Vec<f32>>, torch: &SafeTensors) -
     failures
 }
 
-#[test]
-fn every_spec_matches_its_generated_pytorch_module() {
-    let python = python();
-    let data = temp("data");
+/// The small simulated data set the comparisons run on, in a fresh temporary folder.
+fn comparison_data(name: &str) -> PathBuf {
+    let data = temp(name);
     let cfg = recspec::simulate::SimConfig {
         users: 120,
         items: 200,
@@ -173,18 +172,35 @@ fn every_spec_matches_its_generated_pytorch_module() {
         ..Default::default()
     };
     recspec::simulate::simulate(&cfg, &data).unwrap();
-    // Small widths keep the gradients of every spec quick; the data set's dims come from data.toml.
-    let small: Vec<Override> = [("D", 16), ("heads", 2), ("slots", 8), ("ffn", 32)]
+    data
+}
+
+/// Small widths keep every spec quick; the data set's dims come from its data.toml.
+fn small_dims() -> Vec<Override> {
+    [("D", 16), ("heads", 2), ("slots", 8), ("ffn", 32)]
         .into_iter()
         .map(|(k, v)| Override::int(k, v, "test").optional())
-        .collect();
-    let device = Device::flex().autodiff();
+        .collect()
+}
+
+/// Every shipped spec (specs/*.recspec), sorted.
+fn shipped_specs() -> Vec<PathBuf> {
     let mut specs: Vec<PathBuf> = std::fs::read_dir(crate::root().join("specs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "recspec"))
         .collect();
     specs.sort();
+    specs
+}
+
+#[test]
+fn every_spec_matches_its_generated_pytorch_module() {
+    let python = python();
+    let data = comparison_data("data");
+    let small = small_dims();
+    let device = Device::flex().autodiff();
+    let specs = shipped_specs();
     let mut failures = vec![];
     for spec in &specs {
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
@@ -482,26 +498,9 @@ fn compare_steps(
 #[test]
 fn every_spec_trains_the_same_steps_in_burn_and_pytorch() {
     let python = python();
-    let data = temp("steps-data");
-    let cfg = recspec::simulate::SimConfig {
-        users: 120,
-        items: 200,
-        impressions_per_user: 10,
-        seq_len: 8,
-        seed: 5,
-        ..Default::default()
-    };
-    recspec::simulate::simulate(&cfg, &data).unwrap();
-    let small: Vec<Override> = [("D", 16), ("heads", 2), ("slots", 8), ("ffn", 32)]
-        .into_iter()
-        .map(|(k, v)| Override::int(k, v, "test").optional())
-        .collect();
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(crate::root().join("specs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "recspec"))
-        .collect();
-    specs.sort();
+    let data = comparison_data("steps-data");
+    let small = small_dims();
+    let specs = shipped_specs();
     let mut failures = vec![];
     let mut compared = 0;
     for spec in &specs {

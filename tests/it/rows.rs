@@ -187,6 +187,31 @@ fn temp(name: &str) -> PathBuf {
     p
 }
 
+/// A small simulated data set in a fresh temporary folder.
+fn small_data(name: &str) -> PathBuf {
+    let data = temp(name);
+    let cfg = recspec::simulate::SimConfig {
+        users: 60,
+        items: 150,
+        impressions_per_user: 8,
+        seq_len: 6,
+        seed: 4,
+        ..Default::default()
+    };
+    recspec::simulate::simulate(&cfg, &data).unwrap();
+    data
+}
+
+/// Training on burn-flex, quietly.
+fn cpu_options() -> recspec::app::train::TrainOptions {
+    recspec::app::train::TrainOptions {
+        device: recspec::runtime::parse_device("cpu").unwrap(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+    }
+}
+
 fn din(data: &Path) -> Program {
     let spec = crate::root().join("specs/din.recspec");
     let small = [recspec::overrides::Override::int("D", 8, "test")];
@@ -231,16 +256,7 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 /// checks the row leaves and the per-row sums end to end.
 #[test]
 fn lazy_updates_agree_with_dense_where_the_rules_say() {
-    let data = temp("din-data");
-    let cfg = recspec::simulate::SimConfig {
-        users: 60,
-        items: 150,
-        impressions_per_user: 8,
-        seq_len: 6,
-        seed: 4,
-        ..Default::default()
-    };
-    recspec::simulate::simulate(&cfg, &data).unwrap();
+    let data = small_data("din-data");
     let program = din(&data);
     let tables: Vec<usize> = program.row_tables().iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
     assert!(tables.len() >= 2, "din has an item and a field table: {tables:?}");
@@ -293,25 +309,11 @@ fn lazy_updates_agree_with_dense_where_the_rules_say() {
 /// tables' optimizer state (moments, step counts) is in the checkpoint.
 #[test]
 fn a_resumed_run_continues_the_tables_state_exactly() {
-    use recspec::app::train::{train, TrainOptions};
+    use recspec::app::train::train;
     use recspec::app::RunDir;
-    let data = temp("resume-data");
-    let cfg = recspec::simulate::SimConfig {
-        users: 60,
-        items: 150,
-        impressions_per_user: 8,
-        seq_len: 6,
-        seed: 4,
-        ..Default::default()
-    };
-    recspec::simulate::simulate(&cfg, &data).unwrap();
+    let data = small_data("resume-data");
     let program = din(&data);
-    let options = || TrainOptions {
-        device: recspec::runtime::parse_device("cpu").unwrap(),
-        skip_bad_rows: false,
-        extra_labels: vec![],
-        progress: false,
-    };
+    let options = cpu_options;
     let settings =
         |epochs| TrainSettings { lr: 0.01, batch_size: 32, epochs, max_steps: Some(6), ..TrainSettings::default() };
     let straight = temp("straight");
@@ -335,7 +337,7 @@ fn a_resumed_run_continues_the_tables_state_exactly() {
 /// rows whose ids it never saw: they land in buckets like any other.
 #[test]
 fn hashed_ids_train_on_raw_ids_and_score_unseen_ones() {
-    use recspec::app::train::{train, TrainOptions};
+    use recspec::app::train::train;
     use recspec::app::RunDir;
     let spec = "model m {
   dim T = 4;
@@ -371,12 +373,7 @@ fn hashed_ids_train_on_raw_ids_and_score_unseen_ones() {
     let out = temp("hashed-run");
     std::fs::create_dir_all(&out).unwrap();
     let settings = TrainSettings { lr: 0.05, batch_size: 32, epochs: 3, ..TrainSettings::default() };
-    let options = TrainOptions {
-        device: recspec::runtime::parse_device("cpu").unwrap(),
-        skip_bad_rows: false,
-        extra_labels: vec![],
-        progress: false,
-    };
+    let options = cpu_options();
     let report = train(&RunDir::open(&out), program.clone(), settings, &data, options).unwrap();
     let auc = report.valid.as_ref().unwrap().streams["click"].auc.unwrap();
     assert!(auc > 0.9, "the model learns from hashed ids: valid AUC {auc}");
