@@ -2,13 +2,16 @@
 //! sampling and the training order (`data::Shuffle`). `recspec_torch.rng` reproduces it bit for
 //! bit, which is what makes those the same in the generated PyTorch module.
 
+/// The increment of SplitMix64's state per draw.
+pub const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// SplitMix64: a small, fast, seedable generator for initialisation and sampling.
 #[derive(Clone, Debug)]
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -33,5 +36,24 @@ impl SplitMix {
 
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state after `k` draws is `state + k·γ`: a generator started there continues the
+    /// stream (what parallel initialisation relies on).
+    #[test]
+    fn the_stream_can_be_entered_at_any_draw() {
+        let mut a = SplitMix(42);
+        let skipped: Vec<u64> = (0..1000).map(|_| a.next_u64()).collect();
+        let mut b = SplitMix(42u64.wrapping_add(1000u64.wrapping_mul(GOLDEN_GAMMA)));
+        assert_eq!(
+            (0..10).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..10).map(|_| b.next_u64()).collect::<Vec<_>>()
+        );
+        assert_eq!(skipped.len(), 1000);
     }
 }

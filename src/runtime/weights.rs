@@ -20,13 +20,8 @@ impl Weights {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let mut rng = SplitMix(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1)));
                 let n = p.numel();
-                let values: Vec<f32> = match p.init {
-                    InitRule::Constant(v) => vec![v; n],
-                    InitRule::Normal { std } => (0..n).map(|_| (rng.normal() * std) as f32).collect(),
-                    InitRule::Uniform { bound } => (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect(),
-                };
+                let values = initial_values(p.init, n, seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1)));
                 let param = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(values, [n]), device));
                 match p.role {
                     ParamRole::State => param.set_require_grad(false),
@@ -39,6 +34,36 @@ impl Weights {
 }
 
 pub use crate::rng::SplitMix;
+
+/// Values per block drawn on one thread by [`initial_values`].
+const INIT_BLOCK: usize = 1 << 20;
+
+/// The `n` initial values of a parameter drawn by `rule` from `SplitMix(state)`: value k takes
+/// the stream's draws k·d .. k·d + d (d = 2 for a normal, 1 for a uniform, 0 for a constant).
+/// SplitMix is counter-based (the state after j draws is `state + j·γ`), so blocks of values
+/// are drawn on rayon's threads from their own offsets, giving the values one sequential stream
+/// gives (`recspec_torch.rng.init_values`) at every thread count.
+pub fn initial_values(rule: InitRule, n: usize, state: u64) -> Vec<f32> {
+    use rayon::prelude::*;
+    let draws_per_value: u64 = match rule {
+        InitRule::Constant(_) => 0,
+        InitRule::Normal { .. } => 2,
+        InitRule::Uniform { .. } => 1,
+    };
+    let mut values = vec![0f32; n];
+    values.par_chunks_mut(INIT_BLOCK).enumerate().for_each(|(block, out)| {
+        let skipped = (block * INIT_BLOCK) as u64 * draws_per_value;
+        let mut rng = SplitMix(state.wrapping_add(skipped.wrapping_mul(crate::rng::GOLDEN_GAMMA)));
+        for v in out.iter_mut() {
+            *v = match rule {
+                InitRule::Constant(c) => c,
+                InitRule::Normal { std } => (rng.normal() * std) as f32,
+                InitRule::Uniform { bound } => rng.uniform(-bound, bound) as f32,
+            };
+        }
+    });
+    values
+}
 
 /// Weight files in the safetensors format, keyed by recspec parameter keys
 /// (`f_c/attended/query.weight`) with the program's shapes: how weights move to and from the

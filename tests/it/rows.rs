@@ -394,3 +394,23 @@ fn hashed_ids_train_on_raw_ids_and_score_unseen_ones() {
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+/// Parallel initialisation gives the values of one sequential SplitMix stream, across block
+/// boundaries, for normal and uniform rules.
+#[test]
+fn large_tables_initialise_in_parallel_to_the_sequential_values() {
+    use recspec::lower::InitRule;
+    use recspec::runtime::weights::initial_values;
+    let n = (1 << 21) + 12_345;
+    for rule in [InitRule::Normal { std: 0.05 }, InitRule::Uniform { bound: 0.1 }, InitRule::Constant(0.5)] {
+        let mut rng = SplitMix(77);
+        let sequential: Vec<f32> = (0..n)
+            .map(|_| match rule {
+                InitRule::Normal { std } => (rng.normal() * std) as f32,
+                InitRule::Uniform { bound } => rng.uniform(-bound, bound) as f32,
+                InitRule::Constant(c) => c,
+            })
+            .collect();
+        assert!(initial_values(rule, n, 77) == sequential, "{rule:?}");
+    }
+}
