@@ -756,7 +756,7 @@ fn cpu_backends() -> [(&'static str, Device); 2] {
 /// Every element of `a` within `tol` of `b`'s, absolutely.
 fn assert_within(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = crate::max_difference(a, b);
     assert!(worst <= tol, "{what} differ by up to {worst}");
 }
 

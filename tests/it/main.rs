@@ -50,3 +50,25 @@ pub fn settings() -> insta::Settings {
     s.set_omit_expression(true);
     s
 }
+
+/// The largest `|a - b|` of two equally long slices; infinite when either side holds a NaN or an
+/// infinity, so that a check `max_difference(..) <= tolerance` fails on them (`f32::max` alone
+/// drops NaN: `0f32.max(NAN)` is 0). Every float comparison of these tests goes through it.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared slices differ in length");
+    a.iter().zip(b).fold(0f32, |worst, (x, y)| {
+        let d = if x.is_finite() && y.is_finite() { (x - y).abs() } else { f32::INFINITY };
+        worst.max(d)
+    })
+}
+
+#[test]
+fn max_difference_fails_on_nan_and_infinity_in_either_argument() {
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        assert_eq!(max_difference(&[0.0, bad], &[0.0, 1.0]), f32::INFINITY, "{bad} on the left");
+        assert_eq!(max_difference(&[1.0, 0.0], &[bad, 0.0]), f32::INFINITY, "{bad} on the right");
+        assert!(max_difference(&[bad], &[bad]) > 1e30, "{bad} on both sides");
+    }
+    assert_eq!(max_difference(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+    assert_eq!(max_difference(&[], &[]), 0.0);
+}

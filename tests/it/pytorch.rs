@@ -84,8 +84,9 @@ fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
 }
 
+/// The largest `|x|`; infinite when `v` holds a NaN or an infinity.
 fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+    v.iter().fold(0f32, |m, x| m.max(if x.is_finite() { x.abs() } else { f32::INFINITY }))
 }
 
 /// `max |a - b| / max(max |b|, floor)`: the error relative to the reference's scale. A gradient
@@ -94,7 +95,10 @@ fn max_abs(v: &[f32]) -> f32 {
 fn relative_error(a: &[f32], reference: &[f32], floor: f32) -> f32 {
     assert_eq!(a.len(), reference.len());
     let scale = max_abs(reference).max(floor).max(1e-12);
-    a.iter().zip(reference).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    if !scale.is_finite() {
+        return f32::INFINITY;
+    }
+    crate::max_difference(a, reference) / scale
 }
 
 /// What burn computed for one spec: outputs, loss means and gradients, by the check file's keys.

@@ -2,6 +2,7 @@
 //! independent f64 implementation over several steps, lazy Adam against burn's dense Adam on a
 //! real model, lazy Adagrad equal to dense Adagrad, and resuming with the tables' state.
 
+use crate::max_difference;
 use burn::prelude::*;
 use recspec::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use recspec::lower::{lower, Bindings, ParamId, Program};
@@ -240,13 +241,6 @@ fn run(program: &Program, hbs: &[recspec::data::HostBatch], settings: &TrainSett
         after.push(weights.tensors.iter().map(|t| floats(t.val())).collect());
     }
     after
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_finite() && y.is_finite() { (x - y).abs() } else { f32::INFINITY })
-        .fold(0.0, |m, d| if d > m || d.is_nan() { d } else { m })
 }
 
 /// On DIN (three sequences and the target share the item table; a field table), lazy Adam and
