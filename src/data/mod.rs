@@ -140,10 +140,7 @@ pub fn hash_bucket(id: RawId<'_>, buckets: i64) -> i64 {
         RawId::Int(i) => i as u64,
         RawId::Str(s) => s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)),
     };
-    let mut z = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::rng::mix64(bits.wrapping_add(crate::rng::GOLDEN_GAMMA));
     (z % buckets.max(1) as u64) as i64
 }
 

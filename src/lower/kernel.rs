@@ -64,7 +64,6 @@ pub struct Norm {
     pub beta: ParamId,
 }
 
-/// One kernel application. Every op of the catalogue lowers to exactly one variant.
 /// How a kernel reads a parameter ([`Kernel::params`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamUse {
@@ -75,6 +74,7 @@ pub enum ParamUse {
     Whole,
 }
 
+/// One kernel application. Every op of the catalogue lowers to exactly one variant.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     /// `a op b`, same shapes.

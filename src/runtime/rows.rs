@@ -68,13 +68,21 @@ impl RowRule {
         }
     }
 
-    /// The names of the state tensors a table keeps under this rule, each [V, D] except `acc`
-    /// ([V, 1]).
+    /// The names of the state tensors a table keeps under this rule.
     pub fn state_names(self) -> &'static [&'static str] {
         match self {
             RowRule::LazyAdam => &["m", "v"],
             RowRule::LazyAdagrad => &["sum"],
             RowRule::RowwiseAdagrad => &["acc"],
+        }
+    }
+
+    /// The shape of each state tensor (in [`state_names`](Self::state_names) order) of a table
+    /// of `vocab` rows of width `dim`: a value per element, or row-wise Adagrad's one per row.
+    fn state_shape(self, vocab: usize, dim: usize) -> [usize; 2] {
+        match self {
+            RowRule::LazyAdam | RowRule::LazyAdagrad => [vocab, dim],
+            RowRule::RowwiseAdagrad => [vocab, 1],
         }
     }
 }
@@ -144,11 +152,7 @@ impl RowOptimizer {
         let rule = self.rule;
         let state = self.tables[param.0].get_or_insert_with(|| TableState {
             steps: 0,
-            tensors: rule
-                .state_names()
-                .iter()
-                .map(|name| Tensor::zeros([vocab, if *name == "acc" { 1 } else { dim }], &device))
-                .collect(),
+            tensors: rule.state_names().iter().map(|_| Tensor::zeros(rule.state_shape(vocab, dim), &device)).collect(),
         });
         state.steps += 1;
         let t = state.steps.min(i32::MAX as u64) as i32;
@@ -243,7 +247,7 @@ impl RowOptimizer {
             let vocab = slot.numel() / dim.max(1);
             let mut tensors = vec![];
             for name in self.rule.state_names() {
-                let want = [vocab, if *name == "acc" { 1 } else { dim }];
+                let want = self.rule.state_shape(vocab, dim);
                 let view =
                     file.tensor(&format!("{key}/{name}")).map_err(|_| bad(format!("`{key}/{name}` is missing")))?;
                 if view.dtype() != safetensors::Dtype::F32 || view.shape() != want {

@@ -185,7 +185,7 @@ pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, RuntimeError> {
 pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, RuntimeError> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| RuntimeError::Checkpoint(format!("not a checkpoint: {e}")))?;
-    Weights::init(program, device, 0)
+    Weights::zeros(program, device)
         .try_load_record(record)
         .map_err(|e| RuntimeError::Checkpoint(format!("does not fit this model: {e}")))
 }

@@ -2,7 +2,7 @@
 //! the host from a seeded generator so that every backend starts from the same values.
 
 use super::RuntimeError;
-use crate::lower::{InitRule, ParamRole, Program};
+use crate::lower::{InitRule, ParamRole, ParamSlot, Program};
 use burn::module::Param;
 use burn::prelude::*;
 
@@ -15,14 +15,27 @@ pub struct Weights {
 impl Weights {
     /// Fresh weights for `program`, deterministic for a seed on every backend.
     pub fn init(program: &Program, device: &Device, seed: u64) -> Weights {
+        Weights::build(program, device, |i, p| {
+            initial_values(p.init, p.numel(), seed ^ crate::rng::GOLDEN_GAMMA.wrapping_mul(i as u64 + 1))
+        })
+    }
+
+    /// Zero weights shaped for `program`: what a checkpoint or weight file is loaded into
+    /// (drawing initial values there would be work thrown away, seconds for a 10^7-row table).
+    pub fn zeros(program: &Program, device: &Device) -> Weights {
+        Weights::build(program, device, |_, p| vec![0.0; p.numel()])
+    }
+
+    /// One parameter per slot with the values `values(slot index, slot)`, state slots without
+    /// gradients.
+    fn build(program: &Program, device: &Device, values: impl Fn(usize, &ParamSlot) -> Vec<f32>) -> Weights {
         let tensors = program
             .params
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 let n = p.numel();
-                let values = initial_values(p.init, n, seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1)));
-                let param = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(values, [n]), device));
+                let param = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(values(i, p), [n]), device));
                 match p.role {
                     ParamRole::State => param.set_require_grad(false),
                     ParamRole::Trained => param,
@@ -105,7 +118,7 @@ impl Weights {
                 program.model
             )));
         }
-        let mut weights = Weights::init(program, device, 0);
+        let mut weights = Weights::zeros(program, device);
         for (i, slot) in program.params.iter().enumerate() {
             let key = slot.key();
             let view = file.tensor(&key).map_err(|_| RuntimeError::Checkpoint(format!("`{key}` is missing")))?;

@@ -1,19 +1,12 @@
 //! The simulated world: a seeded PRNG, items, users with latent tastes, and their impressions.
 
 use super::SimConfig;
+use crate::rng::{mix64, GOLDEN_GAMMA};
 
-/// SplitMix64: a small, fast, seedable generator; the same seed gives the same stream everywhere.
+/// SplitMix64 with the simulator's own derived draws (`below` by multiply-shift, `normal` from
+/// `1 - u`): the same seed gives the same stream everywhere. Its mixer is `rng::mix64`.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
-
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The SplitMix64 output function: a bijective 64-bit mixer.
-pub fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
@@ -22,12 +15,14 @@ impl Rng {
 
     /// An independent stream for (`seed`, `stream`, `index`), e.g. one per user.
     pub fn derive(seed: u64, stream: u64, index: u64) -> Rng {
-        Rng(mix(mix(seed ^ stream.wrapping_mul(GOLDEN)).wrapping_add(index.wrapping_mul(0xd1b5_4a32_d192_ed03))))
+        Rng(mix64(
+            mix64(seed ^ stream.wrapping_mul(GOLDEN_GAMMA)).wrapping_add(index.wrapping_mul(0xd1b5_4a32_d192_ed03)),
+        ))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN);
-        mix(self.0)
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix64(self.0)
     }
 
     /// Uniform in [0, 1).
@@ -235,7 +230,7 @@ impl World {
                     Some(v) => *v,
                     None => {
                         let (a, b) = CROSSES[(f - 8) % CROSSES.len()];
-                        let h = mix(mix(f as u64 ^ mix(base[a] as u64)) ^ base[b] as u64);
+                        let h = mix64(mix64(f as u64 ^ mix64(base[a] as u64)) ^ base[b] as u64);
                         (h % CROSS_VOCAB as u64) as usize
                     }
                 };
