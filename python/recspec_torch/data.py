@@ -29,7 +29,10 @@ Errors are `DataError`s printing as `file:line: message`, with the Rust loader's
     for batch in iterate("data/train.jsonl", schema, 256, rank=0, world=1):
         batch.inputs, batch.labels, batch.users, batch.indices
 
-Training reads each epoch's rows through a shuffle buffer, as recspec does:
+A split is one file or a folder of JSON Lines shards (`shards`: the files directly inside,
+by name; `_`/`.` names skipped), read one after another. Under torchrun each rank reads only its
+own shards (`SplitPlan`). Training reads each epoch's rows through a shuffle buffer, as recspec
+does (a folder's shards in a drawn order first):
 
     iterate(path, schema, 256, rank, world, shuffle_buffer=10000,
             seed=shuffle_seed(run_seed, epoch, rank))
@@ -37,6 +40,7 @@ Training reads each epoch's rows through a shuffle buffer, as recspec does:
 
 import json
 import math
+import os
 import re
 import sys
 from collections import namedtuple
@@ -436,10 +440,11 @@ def _labelled(obj, group, names):
 
 _MISSING = object()
 
-Batch = namedtuple("Batch", "inputs labels users indices lines")
+Batch = namedtuple("Batch", "inputs labels users indices lines files")
 Batch.__doc__ = """One batch: `inputs` {name: tensor} (ids int64, floats float32, masks bool
-`seq.mask`, weight streams float32 [B]), `labels` {stream: float32 [B]}, `users` [int], and the
-rows' 0-based indices among the file's non-blank rows and their 1-based line numbers."""
+`seq.mask`, weight streams float32 [B]), `labels` {stream: float32 [B]}, `users` [int], and per
+row its 0-based index among the split's non-blank rows (shards in name order), its 1-based line
+number and its file (the shard)."""
 
 
 class Batcher:
@@ -635,18 +640,152 @@ def read_rows(path):
         yield line_no, _parse_line(path, line_no, text, error)
 
 
+def shards(path):
+    """The files of a split, as the Rust loader finds them (`recspec::data::shards`): `[path]`
+    for a file; for a folder the files directly inside ending in `.jsonl` (or `.parquet`, which
+    this reader refuses), sorted by name, skipping names that start with `.` or `_`. A nested
+    folder, any other file, or no shard at all is a DataError naming the folder."""
+    if not os.path.isdir(path):
+        return [path]
+    try:
+        names = os.listdir(path)
+    except OSError as e:
+        raise DataError(path, 0, f"cannot read the folder: {_os_message(e)}") from None
+    found = []
+    for name in names:
+        if name.startswith((".", "_")):
+            continue
+        shard = os.path.join(path, name)
+        extension = os.path.splitext(name)[1][1:].lower()
+        if os.path.isdir(shard):
+            raise DataError(
+                path, 0,
+                f"`{name}` is a folder; a split's shards are files directly inside its folder (nested folders are not read)",
+            )
+        if extension not in ("jsonl", "parquet"):
+            raise DataError(
+                path, 0,
+                f"`{name}` is not a shard (`.jsonl` or `.parquet`); move it out, or prefix its name with `_` to keep it there unread",
+            )
+        if extension == "parquet":
+            raise DataError(
+                shard, 0,
+                "a Parquet shard: the PyTorch trainer reads JSON Lines (`recspec convert DATA --to jsonl --out DIR` writes them)",
+            )
+        found.append(shard)
+    if not found:
+        raise DataError(path, 0, "the folder holds no shards (`.jsonl` or `.parquet` files)")
+    return sorted(found, key=os.fsencode)
+
+
 def count_rows(path):
-    """The number of non-blank rows of a data file (valid or not), without parsing them."""
+    """The number of non-blank rows of a split (valid or not), without parsing them."""
+    return sum(_count_file_rows(shard) for shard in shards(path))
+
+
+def _count_file_rows(path):
     return sum(1 for _ in scan_lines(path))
 
 
-def shard_rows(path, rank=0, world=1):
-    """Yields `(index, line_number, text, error)` for the rows of shard `rank` of `world`, in
-    file order, unparsed: `index` the row's 0-based position among the file's non-blank rows
-    (`index % world == rank`), the rest as `scan_lines` gives it."""
-    for index, (line_no, text, error) in enumerate(scan_lines(path)):
-        if index % world == rank:
-            yield index, line_no, text, error
+def shuffle_shards(items, rng):
+    """Permutes `items` in place as the Rust loader permutes a folder's shards for a shuffled
+    epoch: Fisher–Yates from the last position down, `j = rng.below(i + 1)`."""
+    for i in range(len(items) - 1, 0, -1):
+        j = rng.below(i + 1)
+        items[i], items[j] = items[j], items[i]
+
+
+class SplitPlan:
+    """What rank `rank` of `world` reads of a split. With n shards, the first n - (n mod world)
+    go whole to rank `i mod world` (shard i); the last n mod world shards — the one file of a
+    one-file split — are read by every rank, each keeping the rows whose 0-based index in the
+    shard is `rank (mod world)`. So every row is read by exactly one rank, and a rank opens only
+    its own shards and the shared remainder.
+
+    A row's index (`Batch.indices`) counts the non-blank rows of the split in shard order; it
+    needs every shard's row count (`set_counts`), which each rank learns for the shards it reads
+    (`local_counts`) and the trainer exchanges among the ranks."""
+
+    def __init__(self, path, rank=0, world=1):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in 0..{world}")
+        self.path, self.rank, self.world = path, rank, world
+        self.shards = shards(path)
+        whole = len(self.shards) - len(self.shards) % world
+        #: (shard index, file, True if read whole) for the shards this rank reads, in name order
+        self.parts = [
+            (i, shard, i < whole) for i, shard in enumerate(self.shards) if i >= whole or i % world == rank
+        ]
+        self.offsets = [0] if len(self.shards) == 1 else None
+
+    def local_counts(self):
+        """{shard index: non-blank rows} for the shards this rank reads."""
+        return {i: _count_file_rows(shard) for i, shard, _ in self.parts}
+
+    def set_counts(self, counts):
+        """Every shard's row count ({index: rows}, as merged from the ranks' `local_counts`)."""
+        missing = [self.shards[i] for i in range(len(self.shards)) if i not in counts]
+        if missing:
+            raise ValueError(f"no row count for shard {missing[0]}")
+        self.counts = [counts[i] for i in range(len(self.shards))]
+        self.offsets = [sum(self.counts[:i]) for i in range(len(self.shards))]
+
+    def rank_rows(self, rank):
+        """How many rows rank `rank` reads (after `set_counts`)."""
+        whole = len(self.shards) - len(self.shards) % self.world
+        return sum(
+            count if i < whole else len(range(rank, count, self.world))
+            for i, count in enumerate(self.counts)
+            if i >= whole or i % self.world == rank
+        )
+
+    def _layout(self):
+        """Per part: (first index, rows, read whole, position of its first row among this rank's)."""
+        out, base = [], 0
+        for i, _, whole in self.parts:
+            count = self.counts[i] if whole else len(range(self.rank, self.counts[i], self.world))
+            out.append((self.offsets[i], count, whole, base))
+            base += count
+        return out
+
+    def local_positions(self, indices):
+        """The positions among this rank's rows (`0..rank_rows(rank)`, parts in name order) of
+        row indices this rank reads (after `set_counts`)."""
+        import numpy as np
+
+        layout = self._layout()
+        idx = np.asarray(indices, dtype=np.int64)
+        starts = np.asarray([l[0] for l in layout], dtype=np.int64)
+        k = np.searchsorted(starts, idx, side="right") - 1
+        whole = np.asarray([l[2] for l in layout], dtype=bool)[k]
+        within = idx - starts[k]
+        return np.asarray([l[3] for l in layout], dtype=np.int64)[k] + np.where(whole, within, within // self.world)
+
+    def indices(self):
+        """The row indices of this rank's rows, in the order of `local_positions`."""
+        import numpy as np
+
+        parts = []
+        for (offset, count, whole, _), (i, _, _) in zip(self._layout(), self.parts):
+            if whole:
+                parts.append(np.arange(offset, offset + count, dtype=np.int64))
+            else:
+                parts.append(offset + np.arange(self.rank, self.counts[i], self.world, dtype=np.int64))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def rows(self, rng=None):
+        """Yields `(index, file, line_number, text, error)` for this rank's rows, unparsed: its
+        shards in name order, or permuted by `rng` first (`shuffle_shards`) when given."""
+        if self.offsets is None:
+            self.set_counts(self.local_counts())  # one process: it reads every shard anyway
+        parts = list(self.parts)
+        if rng is not None:
+            shuffle_shards(parts, rng)
+        for i, shard, whole in parts:
+            offset = self.offsets[i]
+            for index, (line_no, text, error) in enumerate(scan_lines(shard)):
+                if whole or index % self.world == self.rank:
+                    yield offset + index, shard, line_no, text, error
 
 
 def shuffled(items, capacity, seed):
@@ -658,9 +797,11 @@ def shuffled(items, capacity, seed):
     any is left, takes its place, else the last entry does (Rust's `Vec::swap_remove`). One draw
     per item, made before the next item is read."""
     if capacity == 0:
-        yield from items
-        return
-    rng = SplitMix(seed)
+        return iter(items)
+    return _buffered(items, capacity, SplitMix(seed))
+
+
+def _buffered(items, capacity, rng):
     items = iter(items)
     buffer = list(islice(items, min(capacity, sys.maxsize)))
     while buffer:
@@ -675,32 +816,38 @@ def shuffled(items, capacity, seed):
         yield out
 
 
-def iterate(path, schema, batch_size, rank=0, world=1, shuffle_buffer=0, seed=0):
-    """Yields `Batch`es of up to `batch_size` validated rows: the rows whose 0-based index among
-    the file's non-blank rows satisfies `index % world == rank`, in file order when
-    `shuffle_buffer` is 0, else in the order of a shuffle buffer of that many rows drawing from
-    `SplitMix(seed)` (`shuffled`; `seed` is the generator's own seed, for training
+def iterate(path, schema, batch_size, rank=0, world=1, shuffle_buffer=0, seed=0, plan=None):
+    """Yields `Batch`es of up to `batch_size` validated rows of this rank's part of the split
+    (`SplitPlan(path, rank, world)`, or `plan` when given, with the counts of every shard set):
+    in file order when `shuffle_buffer` is 0, else the shards in a drawn order
+    (`shuffle_shards`) and their rows through a shuffle buffer of that many rows, both drawing
+    from one `SplitMix(seed)` (`seed` is the generator's own seed, for training
     `rng.shuffle_seed(run_seed, epoch, rank)`). Rows are parsed when they leave the buffer: the
-    first bad row emitted raises DataError (`file:line: message`); rows of other shards are not
+    first bad row emitted raises DataError (`file:line: message`); rows of other ranks are not
     parsed."""
     if batch_size < 1:
         raise DataError(path, 0, "batch size must be at least 1")
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} is not in 0..{world}")
     if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
         raise ValueError(f"shuffle buffer must be a non-negative integer, found {shuffle_buffer!r}")
+    plan = plan or SplitPlan(path, rank, world)
+    if shuffle_buffer == 0:
+        rows = plan.rows()
+    else:
+        rng = SplitMix(seed)
+        rows = _buffered(plan.rows(rng), shuffle_buffer, rng)
     batcher = Batcher(schema)
-    records, indices, lines = [], [], []
-    for index, line_no, text, error in shuffled(shard_rows(path, rank, world), shuffle_buffer, seed):
-        row = _parse_line(path, line_no, text, error)
+    records, indices, lines, files = [], [], [], []
+    for index, shard, line_no, text, error in rows:
+        row = _parse_line(shard, line_no, text, error)
         try:
             records.append(batcher.encode(row))
         except RowError as e:
-            raise DataError(path, line_no, e.message) from None
+            raise DataError(shard, line_no, e.message) from None
         indices.append(index)
         lines.append(line_no)
+        files.append(shard)
         if len(records) == batch_size:
-            yield Batch(*batcher.collate(records), indices, lines)
-            records, indices, lines = [], [], []
+            yield Batch(*batcher.collate(records), indices, lines, files)
+            records, indices, lines, files = [], [], [], []
     if records:
-        yield Batch(*batcher.collate(records), indices, lines)
+        yield Batch(*batcher.collate(records), indices, lines, files)

@@ -9,8 +9,9 @@ RUN_DIR holds `model.py` (from `recspec compile SPEC --emit pytorch`) and option
 (recspec's run config: `[train]` optimizer, lr, batch_size, epochs, seed, max_steps,
 embedding_optimizer, shuffle_buffer, which the flags override, and `[loss_weights]`, which
 replace the weights of the named loss terms; its `[hparams]` were fixed when model.py was
-generated and are only checked for form). DATA holds `train.jsonl` and `valid.jsonl` in
-recspec's JSON Lines format (`recspec_torch.data`).
+generated and are only checked for form). DATA holds the `train` and `valid` splits in
+recspec's JSON Lines format (`recspec_torch.data`), each `SPLIT.jsonl` or a folder `SPLIT/` of
+JSON Lines shards.
 
 As `recspec train` does: weights start from recspec's initialisation for the seed (the same on
 every rank), each epoch reads the (rank's) training rows through a shuffle buffer of
@@ -26,8 +27,10 @@ epoch) and `torch_metrics.jsonl` (one line per epoch); by every rank: `rows.rank
 sorted indices of the training rows it trained on (those of the batches it stepped on, in any
 epoch).
 
-Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) every rank reads only its shard
-of each file (rows whose 0-based index among the non-blank rows is `rank (mod world)`), the
+Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) every rank reads only its part
+of each split (`recspec_torch.data.SplitPlan`: of a folder of n shards, whole shards `i` with
+`i mod world == rank` for the first n - (n mod world), and of the remaining shards — of a
+one-file split, its one file — the rows whose 0-based index is `rank (mod world)`), the
 model is wrapped in DistributedDataParallel (gloo on CPU, NCCL on CUDA with device
 cuda:LOCAL_RANK), and gradients are averaged over the ranks, so one step sees world × batch rows
 (a row-sparse table step updates the union of the rows the ranks looked up).
@@ -398,6 +401,14 @@ class Context:
         if self.distributed and self.all_sum([1.0 if failed else 0.0])[0] > 0 and not failed:
             raise PeerFailed()
 
+    def all_gather(self, obj):
+        """Objects of every rank, at every rank."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
     def gather(self, obj):
         """Objects of every rank, at rank 0 (None elsewhere)."""
         if not self.distributed:
@@ -444,12 +455,41 @@ def _to(tensors, device):
 
 
 def _data_path(data_dir, split):
-    path = os.path.join(data_dir, f"{split}.jsonl")
-    if not os.path.isfile(path):
+    """`SPLIT.jsonl` or a folder `SPLIT/` of JSON Lines shards (not both, as recspec says)."""
+    found = [p for p in (os.path.join(data_dir, f"{split}.jsonl"), os.path.join(data_dir, split)) if os.path.exists(p)]
+    found = [p for p in found if p.endswith(".jsonl") or os.path.isdir(p)]
+    if len(found) > 1:
         raise UserError(
-            f"{path} not found (expected {split}.jsonl in the data directory; `recspec simulate --out DIR` writes one)"
+            f"the {split} split is in two places, {found[0]} and {found[1]}; keep one (a data set's split is "
+            "one file or one folder of shards)"
         )
-    return path
+    if not found:
+        path = os.path.join(data_dir, f"{split}.jsonl")
+        raise UserError(
+            f"{path} not found (expected {split}.jsonl or a folder {split}/ of JSON Lines shards in the data "
+            "directory; `recspec simulate --out DIR` writes one)"
+        )
+    return found[0]
+
+
+def plan_split(ctx, path):
+    """This rank's `SplitPlan` of a split, every shard's row count exchanged among the ranks
+    (each counts only the shards it reads)."""
+    plan, local = None, None
+    try:
+        plan = data_mod.SplitPlan(path, ctx.rank, ctx.world)
+        local = plan.local_counts()
+    except data_mod.DataError as e:
+        local = str(e)  # every rank still joins the exchange, then all stop with the message
+    parts = ctx.all_gather(local)
+    failed = [part for part in parts if isinstance(part, str)]
+    if failed:
+        raise UserError(local if isinstance(local, str) else failed[0])
+    counts = {}
+    for part in parts:
+        counts.update(part)
+    plan.set_counts(counts)
+    return plan
 
 
 def _f32_text(v):
@@ -460,16 +500,16 @@ def _f32_text(v):
 # Training
 
 
-def evaluate(ctx, model, module, schema, path):
-    """Scores this rank's shard of `path` in eval mode; at rank 0, the metrics of every label
-    stream in SCORES over all ranks' rows (in file order), else None."""
+def evaluate(ctx, model, module, schema, plan):
+    """Scores this rank's part of a split (`plan`, a `SplitPlan`) in eval mode; at rank 0, the
+    metrics of every label stream in SCORES over all ranks' rows (in file order), else None."""
     model.eval()
     labels_scored = sorted(module.SCORES)
     mine = {"indices": [], "users": [], "scores": {l: [] for l in labels_scored}, "labels": {l: [] for l in labels_scored}}
     error = None
     try:
         with torch.no_grad():
-            for batch in data_mod.iterate(path, schema, VALID_BATCH_SIZE, ctx.rank, ctx.world):
+            for batch in data_mod.iterate(plan.path, schema, VALID_BATCH_SIZE, plan=plan):
                 result = model(_to(batch.inputs, ctx.device), _to(batch.labels, ctx.device), step=0)
                 scores = result[2]
                 mine["indices"].extend(batch.indices)
@@ -553,10 +593,10 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
         model, module, settings["optimizer"], settings["lr"], settings["embedding_optimizer"], eps=OPTIMIZER_EPS
     )
 
-    # Every rank takes the same number of steps: the largest shard's batch count (capped by
+    # Every rank takes the same number of steps: the largest part's batch count (capped by
     # max_steps); a rank with fewer batches joins the last step with a zero gradient.
-    total_rows = data_mod.count_rows(train_path)
-    largest = len(range(0, total_rows, world))
+    train_plan, valid_plan = plan_split(ctx, train_path), plan_split(ctx, valid_path)
+    largest = max(train_plan.rank_rows(r) for r in range(world))
     steps_per_epoch = -(-largest // settings["batch_size"])
     if settings["max_steps"] is not None:
         steps_per_epoch = min(steps_per_epoch, settings["max_steps"])
@@ -567,8 +607,8 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     )
 
     # Rows trained on: the union over the epochs of the rows of the batches stepped on (with a
-    # shuffle and max_steps, not a prefix of the shard), one flag per row of the shard.
-    trained = np.zeros(len(range(rank, total_rows, world)), dtype=bool)
+    # shuffle and max_steps, not a prefix of the rank's rows), one flag per row of the rank.
+    trained = np.zeros(train_plan.rank_rows(rank), dtype=bool)
     history = []
     global_step = 0
     first_loss = last_loss = None
@@ -585,6 +625,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             world,
             shuffle_buffer=settings["shuffle_buffer"],
             seed=data_mod.shuffle_seed(seed, epoch, rank),
+            plan=train_plan,
         )
         loss_sum, loss_n, last = 0.0, 0, None
         for _ in range(steps_per_epoch):
@@ -609,7 +650,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
                         if not math.isfinite(value):
                             raise UserError(
                                 f"loss term `{name}` became {_f32_text(value)} at epoch {epoch}, step "
-                                f"{global_step + 1} (batch of rows ending at {train_path}:{batch.lines[-1]}); "
+                                f"{global_step + 1} (batch of rows ending at {batch.files[-1]}:{batch.lines[-1]}); "
                                 "lower the learning rate or check the data"
                             )
                         step_loss += weight * value
@@ -629,7 +670,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             optimizer.step()
             global_step += 1
             if batch is not None:
-                trained[np.asarray(batch.indices, dtype=np.int64) // world] = True
+                trained[train_plan.local_positions(batch.indices)] = True
             mean_loss = agreed[1] / max(agreed[2], 1.0)
             samples += agreed[3]
             busy += time.monotonic() - t0
@@ -640,7 +681,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             last_loss = mean_loss
         batches.close()
         train_loss = loss_sum / max(loss_n, 1)
-        valid = evaluate(ctx, model, module, schema, valid_path)
+        valid = evaluate(ctx, model, module, schema, valid_plan)
         failed = None
         if rank == 0:
             line = {
@@ -667,7 +708,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
         ctx.agree(failed is not None)
         if failed is not None:
             raise failed
-    trained_rows = (np.flatnonzero(trained) * world + rank).tolist()
+    trained_rows = train_plan.indices()[trained].tolist()
     _write_atomic(os.path.join(run_dir, f"rows.rank{rank}.json"), lambda tmp: _write_int_list(tmp, trained_rows))
     ctx.agree(False)
     if rank != 0:

@@ -1,5 +1,6 @@
 //! `recspec convert`: a data set rewritten in another split format (JSON Lines <-> Parquet),
-//! its other files (`data.toml`, `items.jsonl`, ...) copied as they are.
+//! a folder of shards shard by shard into a folder of the same name, its other files
+//! (`data.toml`, `items.jsonl`, ...) copied as they are.
 
 use super::dataset::{split_file, SPLITS};
 use super::AppError;
@@ -7,7 +8,7 @@ use crate::data::{jsonl_to_parquet, parquet_to_jsonl, DataFormat};
 use crate::files::FileError;
 use std::path::Path;
 
-/// One split written: its name, the file written and its rows.
+/// One split written: its name, the file (or folder of shards) written and its rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Converted {
     pub split: String,
@@ -30,19 +31,24 @@ pub fn convert(data: &Path, to: DataFormat, out: &Path) -> Result<Vec<Converted>
     let mut done = vec![];
     let mut split_files = vec![];
     for split in SPLITS {
-        if !DataFormat::ALL.iter().any(|f| data.join(format!("{split}.{}", f.extension())).exists()) {
-            continue;
-        }
-        let src = split_file(data, split)?;
+        let src = match split_file(data, split) {
+            Err(AppError::MissingSplit { .. }) => continue,
+            found => found?,
+        };
         split_files.push(src.clone());
-        let dst = out.join(format!("{split}.{}", to.extension()));
-        let rows = match (DataFormat::of_path(&src), to) {
-            (DataFormat::JsonLines, DataFormat::Parquet) => jsonl_to_parquet(&src, &dst)?,
-            (DataFormat::Parquet, DataFormat::JsonLines) => parquet_to_jsonl(&src, &dst)?,
-            _ => {
-                std::fs::copy(&src, &dst).map_err(FileError::at("copy", &src))?;
-                crate::data::count_rows(&dst)?
+        let (dst, rows) = if src.is_dir() {
+            let folder = out.join(split);
+            std::fs::create_dir_all(&folder).map_err(FileError::at("create", &folder))?;
+            let mut rows = 0;
+            for shard in crate::data::shards(&src)? {
+                let stem = shard.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                rows += convert_file(&shard, to, &folder.join(format!("{stem}.{}", to.extension())))?;
             }
+            (folder, rows)
+        } else {
+            let dst = out.join(format!("{split}.{}", to.extension()));
+            let rows = convert_file(&src, to, &dst)?;
+            (dst, rows)
         };
         done.push(Converted { split: split.to_string(), file: dst, rows });
     }
@@ -55,4 +61,16 @@ pub fn convert(data: &Path, to: DataFormat, out: &Path) -> Result<Vec<Converted>
         }
     }
     Ok(done)
+}
+
+/// Writes one data file in `to`'s format (a copy when it is in that format already); its rows.
+fn convert_file(src: &Path, to: DataFormat, dst: &Path) -> Result<usize, AppError> {
+    Ok(match (DataFormat::of_path(src), to) {
+        (DataFormat::JsonLines, DataFormat::Parquet) => jsonl_to_parquet(src, dst)?,
+        (DataFormat::Parquet, DataFormat::JsonLines) => parquet_to_jsonl(src, dst)?,
+        _ => {
+            std::fs::copy(src, dst).map_err(FileError::at("copy", src))?;
+            crate::data::count_rows(dst)?
+        }
+    })
 }

@@ -1,5 +1,6 @@
 //! Data sets as the application sees them: the `data.toml` dims a spec is compiled with, and
-//! the split files (`train`, `valid`, `test`, each `.jsonl` or `.parquet`).
+//! the splits (`train`, `valid`, `test`, each a `.jsonl` or `.parquet` file or a folder of such
+//! shards).
 
 use super::AppError;
 use crate::check::Checked;
@@ -36,13 +37,15 @@ pub fn data_overrides(data: &Path) -> Result<Vec<Override>, AppError> {
 /// The splits of a data set, in the order they are used.
 pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
 
-/// The file of one split of the data set, which must exist: `SPLIT.jsonl` or `SPLIT.parquet`
-/// (one of them; both is an error naming both, so a stale copy is never read by accident).
+/// The path of one split of the data set, which must exist: `SPLIT.jsonl`, `SPLIT.parquet`, or
+/// a folder `SPLIT/` of shards ([`crate::data::shards`]); one of them — two is an error naming
+/// both, so a stale copy is never read by accident.
 pub fn split_file(data: &Path, split: &str) -> Result<PathBuf, AppError> {
     let mut found: Vec<PathBuf> = DataFormat::ALL
         .iter()
         .map(|f| data.join(format!("{split}.{}", f.extension())))
         .filter(|p| p.exists())
+        .chain(Some(data.join(split)).filter(|p| p.is_dir()))
         .collect();
     match found.len() {
         0 => Err(AppError::MissingSplit { path: data.join(format!("{split}.jsonl")), split: split.to_string() }),

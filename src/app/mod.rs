@@ -206,12 +206,12 @@ impl fmt::Display for AppError {
             ),
             AppError::MissingSplit { path, split } => write!(
                 f,
-                "{} not found (expected {split}.jsonl or {split}.parquet in the data directory; `recspec simulate --out DIR` writes one)",
+                "{} not found (expected {split}.jsonl, {split}.parquet or a folder {split}/ of shards in the data directory; `recspec simulate --out DIR` writes one)",
                 path.display()
             ),
             AppError::AmbiguousSplit { files, split } => write!(
                 f,
-                "the {split} split is in two files, {}; keep one (a data set's split is one file)",
+                "the {split} split is in two places, {}; keep one (a data set's split is one file or one folder of shards)",
                 files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
             ),
             AppError::UnknownLossWeight { name, losses } => {

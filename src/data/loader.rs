@@ -1,5 +1,6 @@
 //! The streaming loader: reads a split row by row (JSON Lines line by line, Parquet row group by
-//! row group) into batches of rows validated by one validator, [`BatchBuilder`].
+//! row group, a folder of shards shard by shard) into batches of rows validated by one validator,
+//! [`BatchBuilder`].
 
 use super::parquet::ParquetRows;
 use super::row::BatchBuilder;
@@ -72,15 +73,40 @@ struct Shuffle {
     source_done: bool,
 }
 
-/// A non-blank row waiting in the shuffle buffer: its row number and its JSON value, or why it
-/// is not one.
-type BufferedRow = (usize, Result<serde_json::Value, String>);
+/// A non-blank row waiting in the shuffle buffer: its shard (an index into the loader's shards),
+/// its row number in the shard, and its JSON value or why it is not one.
+type BufferedRow = (usize, usize, Result<serde_json::Value, String>);
 
-/// Streams a data file: memory holds one line (or one Parquet row group), the shuffle buffer if
-/// any, and one batch, never the file.
+/// Permutes a folder's shards for a shuffled epoch: Fisher–Yates from the last position down,
+/// `j = rng.below(i + 1)` (no draw for a one-file split). `recspec_torch.data.shuffle_shards` is
+/// the same function.
+pub fn shuffle_shards<T>(shards: &mut [T], rng: &mut crate::rng::SplitMix) {
+    for i in (1..shards.len()).rev() {
+        let j = rng.below(i + 1);
+        shards.swap(i, j);
+    }
+}
+
+/// Opens one shard by its extension.
+fn open_source(path: &Path, schema: &Schema) -> Result<Source, DataError> {
+    Ok(match DataFormat::of_path(path) {
+        DataFormat::JsonLines => Source::JsonLines { reader: open_reader(path)?, line: vec![], line_no: 0 },
+        DataFormat::Parquet => {
+            let describe = |name: &str| schema.describe_column(name);
+            Source::Parquet(Box::new(ParquetRows::open(path, Some(&schema.columns()), &describe)?))
+        }
+    })
+}
+
+/// Streams a split (one file or a folder of shards, [`shards`]): memory holds one line (or one
+/// Parquet row group), the shuffle buffer if any, and one batch, never the file.
 pub struct Loader {
+    /// The shards in reading order; `shards[current]` is open in `source` (when `Some`).
+    shards: Vec<PathBuf>,
+    current: usize,
+    /// The shard rows come from now (errors name it).
     path: PathBuf,
-    source: Source,
+    source: Option<Source>,
     shuffle: Option<Shuffle>,
     schema: Schema,
     batch_size: usize,
@@ -129,9 +155,57 @@ fn read_line(reader: &mut BufReader<File>, buf: &mut Vec<u8>) -> io::Result<Line
     Ok(Line::Text)
 }
 
+/// The files of a split: the file itself, or for a folder its shards — the files directly inside
+/// whose extension is `.jsonl` or `.parquet`, sorted by name (so `part-00000`, `part-00001`, ...
+/// are read in order). Names starting with `.` or `_` are skipped (`_SUCCESS`, `.part-0.crc`:
+/// what Spark and Hadoop write beside their shards). Anything else in the folder — another file,
+/// a nested folder — is an error rather than data silently left unread, and so is a folder
+/// without shards.
+pub fn shards(path: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let error = |message: String| DataError { file: path.to_path_buf(), row: 0, message };
+    let entries = std::fs::read_dir(path).map_err(|e| error(format!("cannot read the folder: {e}")))?;
+    let mut shards = vec![];
+    for entry in entries {
+        let entry = entry.map_err(|e| error(format!("cannot read the folder: {e}")))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let shard = entry.path();
+        let known = shard
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| DataFormat::ALL.iter().any(|f| e.eq_ignore_ascii_case(f.extension())));
+        if shard.is_dir() {
+            return Err(error(format!(
+                "`{name}` is a folder; a split's shards are files directly inside its folder (nested folders are not read)"
+            )));
+        }
+        if !known {
+            return Err(error(format!(
+                "`{name}` is not a shard (`.jsonl` or `.parquet`); move it out, or prefix its name with `_` to keep it there unread"
+            )));
+        }
+        shards.push(shard);
+    }
+    if shards.is_empty() {
+        return Err(error("the folder holds no shards (`.jsonl` or `.parquet` files)".into()));
+    }
+    shards.sort();
+    Ok(shards)
+}
+
 /// Counts the rows of a split, valid or not, without validating them: non-blank lines of a JSON
-/// Lines file, the row count a Parquet file's footer declares.
+/// Lines file, the row count a Parquet file's footer declares, summed over a folder's shards.
 pub fn count_rows(path: &Path) -> Result<usize, DataError> {
+    shards(path)?.iter().map(|shard| count_file_rows(shard)).sum()
+}
+
+fn count_file_rows(path: &Path) -> Result<usize, DataError> {
     if DataFormat::of_path(path) == DataFormat::Parquet {
         return super::parquet::count_rows(path);
     }
@@ -150,9 +224,11 @@ pub fn count_rows(path: &Path) -> Result<usize, DataError> {
 }
 
 impl Loader {
-    /// Opens a data file, JSON Lines or Parquet by its extension ([`DataFormat::of_path`]).
-    /// Errors (row 0) are I/O errors, a zero batch size, and for Parquet a file that is not
-    /// Parquet or lacks a column the schema reads.
+    /// Opens a split: a data file, JSON Lines or Parquet by its extension
+    /// ([`DataFormat::of_path`]), or a folder of such shards ([`shards`]), read one after another
+    /// in name order. Errors (row 0) are I/O errors, a zero batch size, a folder that is not a
+    /// split, and for a Parquet shard a file that is not Parquet or lacks a column the schema
+    /// reads (for the first shard here, for the others when the loader reaches them).
     pub fn open(path: &Path, schema: &Schema, batch_size: usize, skip_bad_rows: bool) -> Result<Loader, DataError> {
         if batch_size == 0 {
             return Err(DataError {
@@ -161,16 +237,13 @@ impl Loader {
                 message: "batch size must be at least 1".into(),
             });
         }
-        let source = match DataFormat::of_path(path) {
-            DataFormat::JsonLines => Source::JsonLines { reader: open_reader(path)?, line: vec![], line_no: 0 },
-            DataFormat::Parquet => {
-                let describe = |name: &str| schema.describe_column(name);
-                Source::Parquet(Box::new(ParquetRows::open(path, Some(&schema.columns()), &describe)?))
-            }
-        };
+        let shards = shards(path)?;
+        let source = open_source(&shards[0], schema)?;
         Ok(Loader {
-            path: path.to_path_buf(),
-            source,
+            path: shards[0].clone(),
+            shards,
+            current: 0,
+            source: Some(source),
             shuffle: None,
             schema: schema.clone(),
             batch_size,
@@ -181,36 +254,76 @@ impl Loader {
         })
     }
 
-    /// The same stream in a seeded pseudo-random order: a shuffle buffer of `capacity` rows
-    /// (`0`: file order, unchanged). Blank lines are dropped before the buffer; rows are
-    /// validated as they leave it, so a bad row is still named by its own row number.
+    /// The same stream in a seeded pseudo-random order (`capacity` 0: file order, unchanged):
+    /// a folder's shards in an order drawn first (Fisher–Yates, [`shuffle_shards`]), then a
+    /// shuffle buffer of `capacity` rows over their concatenation, drawing from the same
+    /// generator. Blank lines are dropped before the buffer; rows are validated as they leave it,
+    /// so a bad row is still named by its own shard and row number. Call it before the first
+    /// batch.
     pub fn shuffled(mut self, capacity: usize, seed: u64) -> Loader {
         if capacity > 0 {
-            self.shuffle = Some(Shuffle {
-                capacity,
-                rng: crate::rng::SplitMix(seed),
-                buffer: Vec::with_capacity(capacity.min(1 << 16)),
-                source_done: false,
-            });
+            let mut rng = crate::rng::SplitMix(seed);
+            let first = self.shards[0].clone();
+            shuffle_shards(&mut self.shards, &mut rng);
+            if self.shards[0] != first {
+                self.source = None; // opened when the first row is read
+                self.path = self.shards[0].clone();
+            }
+            self.shuffle =
+                Some(Shuffle { capacity, rng, buffer: Vec::with_capacity(capacity.min(1 << 16)), source_done: false });
         }
         self
     }
 
-    /// The next row of the stream, through the shuffle buffer when there is one.
-    fn next_row(&mut self) -> Result<Option<SourceRow>, DataError> {
-        let Some(shuffle) = &mut self.shuffle else { return self.source.next(&self.path) };
-        let next_row = |source: &mut Source| -> Result<Option<BufferedRow>, DataError> {
-            loop {
-                match source.next(&self.path)? {
-                    None => return Ok(None),
-                    Some((_, Ok(None))) => continue, // a blank line
-                    Some((row, Ok(Some(v)))) => return Ok(Some((row, Ok(v)))),
-                    Some((row, Err(m))) => return Ok(Some((row, Err(m)))),
-                }
+    /// The next row of the shards in order, `Ok(None)` after the last one's last row.
+    fn next_source_row(&mut self) -> Result<Option<SourceRow>, DataError> {
+        loop {
+            let source = match &mut self.source {
+                Some(source) => source,
+                None => self.source.insert(open_source(&self.shards[self.current], &self.schema)?),
+            };
+            if let Some(row) = source.next(&self.path)? {
+                return Ok(Some(row));
             }
-        };
+            if self.current + 1 == self.shards.len() {
+                return Ok(None);
+            }
+            self.current += 1;
+            self.path = self.shards[self.current].clone();
+            self.source = None;
+        }
+    }
+
+    /// The next non-blank row of the shards, for the shuffle buffer: its shard, its row number,
+    /// and its JSON value or why it is not one.
+    fn next_buffered_row(&mut self) -> Result<Option<BufferedRow>, DataError> {
+        loop {
+            match self.next_source_row()? {
+                None => return Ok(None),
+                Some((_, Ok(None))) => continue, // a blank line
+                Some((row, Ok(Some(v)))) => return Ok(Some((self.current, row, Ok(v)))),
+                Some((row, Err(m))) => return Ok(Some((self.current, row, Err(m)))),
+            }
+        }
+    }
+
+    /// The next row of the stream, through the shuffle buffer when there is one, with the shard
+    /// it came from (`self.path` is set to it).
+    fn next_row(&mut self) -> Result<Option<SourceRow>, DataError> {
+        if self.shuffle.is_none() {
+            return self.next_source_row();
+        }
+        let mut shuffle = self.shuffle.take().expect("checked above");
+        let out = self.draw(&mut shuffle);
+        self.shuffle = Some(shuffle);
+        let Some((shard, row, value)) = out? else { return Ok(None) };
+        self.path = self.shards[shard].clone();
+        Ok(Some((row, value.map(Some))))
+    }
+
+    fn draw(&mut self, shuffle: &mut Shuffle) -> Result<Option<BufferedRow>, DataError> {
         while !shuffle.source_done && shuffle.buffer.len() < shuffle.capacity {
-            match next_row(&mut self.source)? {
+            match self.next_buffered_row()? {
                 Some(row) => shuffle.buffer.push(row),
                 None => shuffle.source_done = true,
             }
@@ -219,18 +332,17 @@ impl Loader {
             return Ok(None);
         }
         let j = shuffle.rng.below(shuffle.buffer.len());
-        let out = if shuffle.source_done {
+        Ok(Some(if shuffle.source_done {
             shuffle.buffer.swap_remove(j)
         } else {
-            match next_row(&mut self.source)? {
+            match self.next_buffered_row()? {
                 Some(row) => std::mem::replace(&mut shuffle.buffer[j], row),
                 None => {
                     shuffle.source_done = true;
                     shuffle.buffer.swap_remove(j)
                 }
             }
-        };
-        Ok(Some((out.0, out.1.map(Some))))
+        }))
     }
 
     pub fn schema(&self) -> &Schema {

@@ -1,8 +1,9 @@
 //! Multi-feedback example files: the JSON Lines and Parquet formats, their schema derived from a
 //! compiled graph, and the streaming loader that turns rows into host-side batches.
 //!
-//! A split is `NAME.jsonl` or `NAME.parquet` ([`DataFormat`]); both formats become the same JSON
-//! value per row, checked by one validator, so they accept the same data with the same messages.
+//! A split is `NAME.jsonl`, `NAME.parquet` ([`DataFormat`]) or a folder `NAME/` of such shards
+//! ([`shards`], read in name order); both formats become the same JSON value per row, checked by
+//! one validator, so they accept the same data with the same messages.
 //!
 //! # JSON Lines
 //!
@@ -49,7 +50,7 @@ mod row;
 #[cfg(test)]
 mod tests;
 
-pub use loader::{count_rows, shuffle_seed, Loader};
+pub use loader::{count_rows, shards, shuffle_seed, shuffle_shards, Loader};
 pub use parquet::column_names as parquet_columns;
 pub use parquet::write::{jsonl_to_parquet, parquet_to_jsonl};
 pub use parquet::ParquetRows;
@@ -437,9 +438,27 @@ pub fn for_each_json_row(
     Ok(())
 }
 
-/// Streams the rows of a split in either format (by extension) to `f` as JSON values with their
-/// 1-based row numbers, as [`for_each_json_row`] does for JSON Lines.
+/// Streams the rows of a split in either format (by extension), or of a folder's shards one
+/// after another, to `f` as JSON values with their 1-based row numbers in their file, as
+/// [`for_each_json_row`] does for JSON Lines; `f` returning `false` stops the stream.
 pub fn for_each_row(
+    path: &std::path::Path,
+    mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
+) -> Result<(), DataError> {
+    let mut go_on = true;
+    for shard in shards(path)? {
+        for_each_file_row(&shard, |row, value| {
+            go_on = f(row, value)?;
+            Ok(go_on)
+        })?;
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn for_each_file_row(
     path: &std::path::Path,
     mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
 ) -> Result<(), DataError> {
@@ -498,8 +517,26 @@ fn scan_parquet(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Res
     Ok(scan)
 }
 
-/// [`scan_labels`], stopping after `max_rows` rows.
+/// [`scan_labels`], stopping after `max_rows` rows, over a split's shards.
 fn scan(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result<LabelScan, DataError> {
+    let mut total = LabelScan { rows: 0, positives: labels.iter().map(|l| (l.to_string(), 0)).collect() };
+    for shard in shards(path)? {
+        if total.rows >= max_rows {
+            break;
+        }
+        // usize::MAX stays "every row" (scan_parquet then reads the label columns)
+        let left = if max_rows == usize::MAX { usize::MAX } else { max_rows - total.rows };
+        let one = scan_file(&shard, labels, left)?;
+        total.rows += one.rows;
+        for (name, count) in one.positives {
+            *total.positives.entry(name).or_default() += count;
+        }
+    }
+    Ok(total)
+}
+
+/// [`scan`] of one file.
+fn scan_file(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result<LabelScan, DataError> {
     use std::io::BufRead;
     if DataFormat::of_path(path) == DataFormat::Parquet {
         return scan_parquet(path, labels, max_rows);

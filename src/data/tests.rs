@@ -444,3 +444,137 @@ fn hash_buckets_are_fixed_and_spread() {
     }
     assert!(counts.iter().all(|c| (150..=250).contains(c)), "{:?}", (counts.iter().min(), counts.iter().max()));
 }
+
+/// A temporary folder of files (name, text), removed on drop.
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn new(tag: &str, files: &[(&str, &str)]) -> TmpDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("recspec-shards-{}-{tag}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        TmpDir(dir)
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Rows `from..to` of [`numbered_rows`]'s numbering (user = index), one per line.
+fn rows_between(from: usize, to: usize) -> String {
+    (from..to).map(|i| GOOD.replace("\"user\":1", &format!("\"user\":{i}")) + "\n").collect()
+}
+
+#[test]
+fn a_folder_of_shards_reads_its_shards_in_name_order() {
+    // Written out of order; `_SUCCESS` and `.crc` files (what Spark leaves beside its shards)
+    // are skipped; an empty shard is allowed.
+    let rows = [rows_between(0, 7), rows_between(7, 8), rows_between(8, 20)];
+    let dir = TmpDir::new(
+        "order",
+        &[
+            ("part-00002.jsonl", &rows[2]),
+            ("part-00000.jsonl", &rows[0]),
+            ("part-00001.jsonl", &rows[1]),
+            ("part-00001b.jsonl", ""),
+            ("_SUCCESS", ""),
+            (".part-00000.jsonl.crc", "binary"),
+        ],
+    );
+    let names: Vec<String> =
+        shards(&dir.0).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["part-00000.jsonl", "part-00001.jsonl", "part-00001b.jsonl", "part-00002.jsonl"]);
+    assert_eq!(shuffled_users(&dir.0, 0, 1, 6), (0..20).collect::<Vec<u64>>(), "file order across shards");
+    assert_eq!(count_rows(&dir.0).unwrap(), 20);
+    let scan = scan_labels(&dir.0, &["click"]).unwrap();
+    assert_eq!((scan.rows, scan.positives["click"]), (20, 20));
+    let mut seen = vec![];
+    for_each_row(&dir.0, |_, v| {
+        seen.push(v["user"].as_u64().unwrap());
+        Ok(seen.len() < 9)
+    })
+    .unwrap();
+    assert_eq!(seen, (0..9).collect::<Vec<u64>>(), "for_each_row crosses shards and stops when told");
+}
+
+#[test]
+fn a_shuffled_folder_draws_its_shard_order_then_shuffles_rows_across_shards() {
+    let dir = TmpDir::new(
+        "shuffle",
+        &[("a.jsonl", &rows_between(0, 5)), ("b.jsonl", &rows_between(5, 9)), ("c.jsonl", &rows_between(9, 16))],
+    );
+    let seed = shuffle_seed(3, 1, 0);
+    // The documented algorithm written out: the shards permuted, then the buffer over them,
+    // from one generator.
+    let mut rng = crate::rng::SplitMix(seed);
+    let mut parts = vec![0..5u64, 5..9, 9..16];
+    shuffle_shards(&mut parts, &mut rng);
+    let mut source = parts.into_iter().flatten();
+    let mut buffer: Vec<u64> = source.by_ref().take(4).collect();
+    let mut expected = vec![];
+    while !buffer.is_empty() {
+        let j = rng.below(buffer.len());
+        match source.next() {
+            Some(next) => expected.push(std::mem::replace(&mut buffer[j], next)),
+            None => expected.push(buffer.swap_remove(j)),
+        }
+    }
+    let order = shuffled_users(&dir.0, 4, seed, 3);
+    assert_eq!(order, expected);
+    // A buffer of 1 yields rows in the drawn shard order unchanged: shards are permuted.
+    let firsts = |order: Vec<u64>| order.into_iter().filter(|u| [0, 5, 9].contains(u)).collect::<Vec<u64>>();
+    let orders: std::collections::BTreeSet<Vec<u64>> =
+        (1..12).map(|epoch| firsts(shuffled_users(&dir.0, 1, shuffle_seed(3, epoch, 0), 3))).collect();
+    assert!(orders.len() > 1, "the shard order changes with the epoch: {orders:?}");
+}
+
+#[test]
+fn a_bad_row_in_a_shard_is_named_by_its_shard_and_row() {
+    let dir = TmpDir::new(
+        "bad",
+        &[("0.jsonl", &rows_between(0, 3)), ("1.jsonl", &format!("{}{{not json\n", rows_between(3, 5)))],
+    );
+    let (batches, result, _) = load_all(&dir.0, 2, false);
+    let err = result.unwrap_err();
+    assert_eq!((err.file.file_name().unwrap().to_str(), err.row), (Some("1.jsonl"), 3), "{err}");
+    assert_eq!(batches.iter().map(|b| b.len).sum::<usize>(), 4, "the full batches before it were read");
+    let shuffled = Loader::open(&dir.0, &schema(), 2, false).unwrap().shuffled(3, 7);
+    let mut shuffled = shuffled;
+    let err = loop {
+        match shuffled.next_batch() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the bad row must be reported"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!((err.file.file_name().unwrap().to_str(), err.row), (Some("1.jsonl"), 3), "shuffled: {err}");
+}
+
+#[test]
+fn a_folder_that_is_not_a_split_is_refused_before_reading() {
+    let empty = TmpDir::new("empty", &[("_SUCCESS", "")]);
+    let stray = TmpDir::new("stray", &[("0.jsonl", &rows_between(0, 2)), ("notes.txt", "")]);
+    let nested = TmpDir::new("nested", &[("0.jsonl", &rows_between(0, 2))]);
+    std::fs::create_dir(nested.0.join("date=2026-12-01")).unwrap();
+    for (dir, fragment) in [
+        (&empty, "holds no shards"),
+        (&stray, "`notes.txt` is not a shard"),
+        (&nested, "`date=2026-12-01` is a folder"),
+    ] {
+        for err in [
+            Loader::open(&dir.0, &schema(), 2, false).err().expect("refused"),
+            count_rows(&dir.0).unwrap_err(),
+            scan_labels(&dir.0, &[]).unwrap_err(),
+        ] {
+            assert_eq!((err.file.as_path(), err.row), (dir.0.as_path(), 0), "{err}");
+            assert!(err.message.contains(fragment), "{err}");
+        }
+    }
+}

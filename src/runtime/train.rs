@@ -17,7 +17,7 @@ use burn::module::{Module, Param};
 use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams};
 use burn::prelude::*;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Rows per batch when validating after an epoch.
 pub const VALID_BATCH_SIZE: usize = 1024;
@@ -27,9 +27,9 @@ use std::time::Instant;
 pub struct TrainJob {
     pub program: Program,
     pub settings: TrainSettings,
-    /// The training rows, read once per epoch.
+    /// The training rows, read once per epoch: a file or a folder of shards.
     pub train_file: PathBuf,
-    /// The validation rows, evaluated after every epoch.
+    /// The validation rows, evaluated after every epoch (a file or a folder of shards).
     pub valid_file: PathBuf,
     pub device: Device,
     pub skip_bad_rows: bool,
@@ -229,7 +229,8 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
         }
         None => Weights::init(&job.program, &ad, job.settings.seed),
     };
-    let rows_hint = count_lines(train_file);
+    // the progress bar's total; an unreadable split fails in the loader below, with its message
+    let rows_hint = crate::data::count_rows(train_file).unwrap_or(0);
     let mut report = TrainReport {
         epochs: state.epochs_done,
         steps: state.steps,
@@ -336,11 +337,6 @@ pub fn summary(r: &EvalReport) -> String {
         }
     }
     format!("valid {}", parts.join(", "))
-}
-
-fn count_lines(path: &Path) -> usize {
-    use std::io::BufRead;
-    std::fs::File::open(path).map(|f| std::io::BufReader::new(f).lines().count()).unwrap_or(0)
 }
 
 /// A progress line on stderr: redrawn in place on a terminal, every 10% otherwise.
