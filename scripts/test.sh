@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): sets up the Python side once (PyTorch for the generated modules'
-# equivalence tests, in .venv), then runs the Python package's tests, every Rust test, and the
+# equivalence tests, TorchRec for the sharded-table test, in .venv), then runs the Python package's tests, every Rust test, and the
 # library examples in examples/ (built by cargo test; each asserts what it shows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,15 @@ if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
   echo "setting up .venv (PyTorch from the Python package index, a few minutes the first time)" >&2
   python3 -m venv .venv
   .venv/bin/pip install --quiet torch==2.9.0 safetensors==0.8.0 numpy
+fi
+if ! .venv/bin/python -c "import torchrec" 2>/dev/null; then
+  echo "installing TorchRec into .venv (the sharded-table tests)" >&2
+  # torchrec declares `fbgemm-gpu`, the CUDA build; on a CPU machine fbgemm-gpu-cpu provides the
+  # same `fbgemm_gpu` package, so torchrec goes in without its declared dependencies, which are
+  # listed here instead.
+  .venv/bin/pip install --quiet fbgemm-gpu-cpu==1.4.2 tensordict==0.10.0 iopath==0.1.10 \
+    pyre-extensions==0.0.32 torchmetrics==1.0.3 tqdm==4.70.1
+  .venv/bin/pip install --quiet --no-deps torchrec==1.4.0
 fi
 .venv/bin/python -m unittest discover -s python/tests
 RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked

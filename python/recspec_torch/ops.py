@@ -406,8 +406,19 @@ def sampled_logits(s, target, table, samples, logq, rng):
 # Weighted layers
 
 
+class RowSource:
+    """A table whose rows live elsewhere (`recspec_torch.sharded.ShardedTable`: sharded by
+    TorchRec): `embedding` and `wide` ask it for the rows of an input's ids, `lookup(ids)` →
+    [.., D], instead of indexing a tensor."""
+
+    def lookup(self, ids):
+        raise NotImplementedError
+
+
 def embedding(ids, table):
     """ids [..] int64, table [V, D] → [.., D]: rows of the table."""
+    if isinstance(table, RowSource):
+        return table.lookup(ids)
     return _lookup(table, ids.reshape(-1)).reshape(*ids.shape, table.shape[-1])
 
 
@@ -513,7 +524,10 @@ def gru(x, mask, input, hidden, output):
 
 def wide(ids, weight, bias):
     """ids [B, F] int64, weight [V, 1], bias [F] → [B, F]: per-id weights plus a field bias."""
-    w = _lookup(weight, ids.reshape(-1)).reshape(ids.shape)
+    if isinstance(weight, RowSource):
+        w = weight.lookup(ids).reshape(ids.shape)
+    else:
+        w = _lookup(weight, ids.reshape(-1)).reshape(ids.shape)
     return w + bias.reshape(1, -1)
 
 

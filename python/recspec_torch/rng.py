@@ -143,10 +143,24 @@ def init_values(rule, shape, seed, index):
     from `slot_rng(seed, index)`.
     """
     shape = tuple(int(d) for d in shape)
-    n = math.prod(shape)
+    return _init_span(rule, seed, index, 0, math.prod(shape)).reshape(shape)
+
+
+def init_rows(rule, shape, seed, index, first, count):
+    """Rows `first .. first + count` of `init_values(rule, shape, seed, index)` for a 2-D
+    parameter, drawn from their own offset in the stream (a rank initialises its shard of a
+    table without the table)."""
+    rows, cols = (int(d) for d in shape)
+    if not 0 <= first <= first + count <= rows:
+        raise ValueError(f"rows {first}..{first + count} are not in 0..{rows}")
+    return _init_span(rule, seed, index, first * cols, count * cols).reshape(count, cols)
+
+
+def _init_span(rule, seed, index, begin, n):
+    """Values `begin .. begin + n` (row-major) of slot `index`'s initial values, a float32 [n]."""
     kind, arg = rule
     if kind == "constant":
-        return torch.full(shape, float(arg), dtype=torch.float32)
+        return torch.full((n,), float(arg), dtype=torch.float32)
     if kind == "normal":
         draw = _normals
     elif kind == "uniform":
@@ -157,5 +171,5 @@ def init_values(rule, shape, seed, index):
     out = np.empty(n, dtype=np.float32)
     for start in range(0, n, INIT_CHUNK):
         count = min(INIT_CHUNK, n - start)
-        out[start:start + count] = draw(state, start, count, float(arg))
-    return torch.from_numpy(out).reshape(shape)
+        out[start:start + count] = draw(state, begin + start, count, float(arg))
+    return torch.from_numpy(out)

@@ -3,6 +3,7 @@
     python -m recspec_torch.train RUN_DIR --data DATA [--epochs N] [--max-steps M]
         [--batch-size B] [--lr LR] [--seed S] [--shuffle-buffer K]
         [--embedding-optimizer lazy|rowwise_adagrad|dense] [--device cpu|cuda]
+        [--table-sharding table_wise|column_wise|row_wise]
     torchrun --standalone --nproc_per_node N -m recspec_torch.train RUN_DIR --data DATA ...
 
 RUN_DIR holds `model.py` (from `recspec compile SPEC --emit pytorch`) and optionally `run.toml`
@@ -500,25 +501,34 @@ def _f32_text(v):
 # Training
 
 
-def evaluate(ctx, model, module, schema, plan):
+def evaluate(ctx, model, module, schema, plan, lockstep=False):
     """Scores this rank's part of a split (`plan`, a `SplitPlan`) in eval mode; at rank 0, the
-    metrics of every label stream in SCORES over all ranks' rows (in file order), else None."""
+    metrics of every label stream in SCORES over all ranks' rows (in file order), else None.
+    With `lockstep` (tables sharded: every forward is a collective) every rank runs as many
+    forwards as the rank with the most batches, the extra ones on a placeholder batch."""
     model.eval()
+    if lockstep:
+        batches = max(-(-plan.rank_rows(r) // VALID_BATCH_SIZE) for r in range(ctx.world))
+        placeholder = placeholder_batch(module, ctx.device)
     labels_scored = sorted(module.SCORES)
     mine = {"indices": [], "users": [], "scores": {l: [] for l in labels_scored}, "labels": {l: [] for l in labels_scored}}
-    error = None
-    try:
-        with torch.no_grad():
+    error, done = None, 0
+    with torch.no_grad():
+        try:
             for batch in data_mod.iterate(plan.path, schema, VALID_BATCH_SIZE, plan=plan):
                 result = model(_to(batch.inputs, ctx.device), _to(batch.labels, ctx.device), step=0)
+                done += 1
                 scores = result[2]
                 mine["indices"].extend(batch.indices)
                 mine["users"].extend(batch.users)
                 for l in labels_scored:
                     mine["scores"][l].append(scores[l].detach().reshape(-1).to(torch.float32).cpu().numpy())
                     mine["labels"][l].append(batch.labels[l].numpy())
-    except data_mod.DataError as e:
-        error = e
+        except data_mod.DataError as e:
+            error = e
+        if lockstep:  # after a bad row too: the other ranks are still in their forwards
+            for _ in range(batches - done):
+                model(*placeholder, step=0)
     ctx.agree(error is not None)
     if error is not None:
         raise error
@@ -578,19 +588,26 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     seed = settings["seed"]
     # Dropout masks come from torch's generator: seeded per rank, so ranks drop differently.
     torch.manual_seed((seed + rank) & MASK64)
-    model = cls(seed=seed).to(ctx.device)  # recspec's initialisation: identical on every rank
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    objective = Objective(model, loss_weights)
     if rank == 0:
         for name in os.listdir(run_dir):
-            if re.fullmatch(r"rows\.rank\d+\.json", name):
+            if re.fullmatch(r"rows\.rank\d+\.json", name) or name == "sharding.json":
                 os.remove(os.path.join(run_dir, name))
     placeholder = placeholder_batch(module, ctx.device)
-    step_fn = data_parallel(ctx, objective, placeholder)
+    sharding = getattr(args, "table_sharding", None)
+    if sharding is None:
+        model = cls(seed=seed).to(ctx.device)  # recspec's initialisation: identical on every rank
+        objective = Objective(model, loss_weights)
+        step_fn = data_parallel(ctx, objective, placeholder)
+        generated = model
+    else:
+        model, objective, step_fn = _shard_tables(ctx, module, cls, settings, loss_weights, sharding, run_dir)
+        generated = model.model
+    n_params = sum(math.prod(shape) for _, shape, is_state, _ in module.PARAMS.values() if not is_state)
     # torch's Adam or Adagrad for the dense parameters, a RowOptimizer for the embedding tables
-    # (after the unused-parameter probe above, so that its lookups are not logged).
+    # the module holds (after the unused-parameter probe above, so that its lookups are not
+    # logged); tables sharded by TorchRec are updated by its fused backward instead.
     optimizer = Optimizers(
-        model, module, settings["optimizer"], settings["lr"], settings["embedding_optimizer"], eps=OPTIMIZER_EPS
+        generated, module, settings["optimizer"], settings["lr"], settings["embedding_optimizer"], eps=OPTIMIZER_EPS
     )
 
     # Every rank takes the same number of steps: the largest part's batch count (capped by
@@ -681,7 +698,9 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             last_loss = mean_loss
         batches.close()
         train_loss = loss_sum / max(loss_n, 1)
-        valid = evaluate(ctx, model, module, schema, valid_plan)
+        valid = evaluate(ctx, model, module, schema, valid_plan, lockstep=sharding is not None)
+        # every rank takes part in gathering sharded tables; rank 0 writes them
+        weights = model.recspec_state_dict(rank) if sharding else None
         failed = None
         if rank == 0:
             line = {
@@ -697,7 +716,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             try:
                 _write_atomic(
                     os.path.join(run_dir, "model.safetensors"),
-                    lambda tmp: save_safetensors(model.recspec_state_dict(), tmp),
+                    lambda tmp: save_safetensors(weights if sharding else model.recspec_state_dict(), tmp),
                 )
                 _write_json(
                     os.path.join(run_dir, "torch_metrics.jsonl"),
@@ -732,6 +751,43 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     return report
 
 
+def _shard_tables(ctx, module, cls, settings, loss_weights, sharding, run_dir):
+    """The model with its embedding tables sharded by TorchRec (`recspec_torch.sharded`): the
+    model, the objective, and the step function (DistributedModelParallel). Rank 0 writes
+    `sharding.json`: each sharded table's shards (rank, rows, columns), and the row tables
+    left replicated with the reason."""
+    if not ctx.distributed:
+        raise UserError("--table-sharding shards tables across torchrun's ranks: run it under torchrun")
+    try:
+        from . import sharded
+    except ImportError as e:
+        raise UserError(f"--table-sharding needs TorchRec, which does not import here: {e}") from None
+    try:
+        fused = sharded.fused_params(
+            settings["optimizer"], settings["embedding_optimizer"], settings["lr"], ctx.device.type
+        )
+        model = sharded.ShardedModel(module, cls, settings["seed"], ctx.device, ctx.world)
+        objective = Objective(model, loss_weights)
+        step_fn = sharded.distribute(ctx, objective, model, sharding, fused)
+    except ImportError as e:
+        raise UserError(f"--table-sharding needs TorchRec, which does not import here: {e}") from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    placements = model.placements()
+    if ctx.rank == 0:
+        _write_json(
+            os.path.join(run_dir, "sharding.json"),
+            {"sharding": sharding, "world_size": ctx.world, "tables": placements, "replicated": model.skipped},
+        )
+    _log(
+        ctx,
+        f"TorchRec shards {len(placements)} table{'s' if len(placements) != 1 else ''} {sharding} over "
+        f"{ctx.world} ranks ({', '.join(placements)})"
+        + "".join(f"; `{k}` stays replicated: {why}" for k, why in model.skipped.items()),
+    )
+    return model, objective, step_fn
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m recspec_torch.train",
@@ -758,6 +814,12 @@ def parse_args(argv):
         help="how embedding tables are updated (default lazy)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument(
+        "--table-sharding",
+        dest="table_sharding",
+        choices=("table_wise", "column_wise", "row_wise"),
+        help="under torchrun: shard the embedding tables across the ranks with TorchRec (row_wise needs CUDA)",
+    )
     return parser.parse_args(argv)
 
 

@@ -221,6 +221,30 @@ impl Program {
         self.params.iter().filter(|p| p.role == ParamRole::State).map(ParamSlot::numel).sum()
     }
 
+    /// For each parameter slot: when it is an embedding table ([`Program::row_tables`]) every use
+    /// of which looks rows up by the ids of a program input, with no extra rows (an `Embedding`
+    /// or `wide` lookup, not sampled negatives), those inputs in first-use order; else `None`.
+    /// Such a table's rows can all be looked up before the forward runs, which is how an engine
+    /// that owns the tables (TorchRec) serves them.
+    pub fn input_lookups(&self) -> Vec<Option<Vec<ValueId>>> {
+        let mut out: Vec<Option<Vec<ValueId>>> =
+            self.row_tables().into_iter().map(|rows| rows.then(Vec::new)).collect();
+        for step in &self.steps {
+            for (p, used) in step.kernel.params() {
+                let Some(inputs) = &mut out[p.0] else { continue };
+                match used {
+                    ParamUse::Rows { ids, extra: 0 } if ids.0 < self.input_count => {
+                        if !inputs.contains(&ids) {
+                            inputs.push(ids);
+                        }
+                    }
+                    ParamUse::Rows { .. } | ParamUse::Whole => out[p.0] = None,
+                }
+            }
+        }
+        out
+    }
+
     /// The embedding tables: for each parameter slot, whether it is trained and every step that
     /// reads it reads rows by ids ([`ParamUse::Rows`]). Only the rows a batch looks up get a
     /// gradient, which is what row-sparse optimizers rely on.

@@ -34,6 +34,9 @@ struct ModuleView {
     row_tables: Vec<String>,
     /// Inputs declared `vocab V hashed`.
     hashed_inputs: Vec<String>,
+    /// Embedding tables looked up only by inputs' ids, with those inputs
+    /// (`Program::input_lookups`): the tables TorchRec can shard.
+    input_lookups: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Serialize)]
@@ -144,6 +147,12 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
             .map(|(p, _)| p.key())
             .collect(),
         hashed_inputs: program.inputs().iter().filter(|v| v.hashed).map(|v| v.name.clone()).collect(),
+        input_lookups: program
+            .params
+            .iter()
+            .zip(program.input_lookups())
+            .filter_map(|(p, inputs)| Some((p.key(), inputs?.iter().map(|v| program.value(*v).name.clone()).collect())))
+            .collect(),
     };
     render_builtin("pytorch.py", minijinja::context! { m => view })
 }

@@ -279,12 +279,18 @@ fn prepare_run(name: &str, spec: &str, data: &Path, extra: &[&str]) -> PathBuf {
 /// Runs `recspec_torch.train RUN --data DATA`, under `launcher` (torchrun's module and flags)
 /// or as one process; returns its stdout and stderr after asserting it succeeded.
 fn train_in_pytorch(launcher: &[&str], run: &Path, data: &Path) -> String {
+    train_in_pytorch_with(launcher, run, data, &[])
+}
+
+/// [`train_in_pytorch`] with more flags for the trainer.
+fn train_in_pytorch_with(launcher: &[&str], run: &Path, data: &Path, flags: &[&str]) -> String {
     let out = Command::new(python())
         .args(launcher)
         .args(["-m", "recspec_torch.train"])
         .arg(run)
         .arg("--data")
         .arg(data)
+        .args(flags)
         .env("PYTHONPATH", crate::root().join("python"))
         .env("OMP_NUM_THREADS", "1")
         .output()
@@ -335,6 +341,113 @@ fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let auc = report["report"]["streams"]["click"]["auc"].as_f64().unwrap();
     assert!(auc > 0.55, "click AUC of the torch-trained DFN in recspec: {auc}");
+    std::fs::remove_dir_all(&data).ok();
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// Embedding tables sharded by TorchRec on two gloo ranks (`--table-sharding`), with the
+/// training split a folder of shards:
+/// - table-wise sharding with row-wise Adagrad computes what the replicated trainer computes
+///   (same weights after 4 steps, to float rounding): the sharded lookups, TorchRec's gradient
+///   averaging and fbgemm's fused update are recspec's semantics;
+/// - column-wise sharding splits every table's columns over both ranks, trains for 3 epochs on
+///   rows the ranks read from disjoint shards covering the split, the loss falls, and rank 0's
+///   checkpoint (tables gathered whole) is what `recspec eval` reads.
+#[test]
+fn torchrec_shards_din_tables_on_two_ranks() {
+    use crate::cli::{code, recspec, stderr, stdout};
+    let data = simulated("torchrec-data", 160, 300, 40, 8);
+    // train/ as 3 shards: ranks 0 and 1 read one whole each, and split the third by rows.
+    let text = std::fs::read_to_string(data.join("train.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    std::fs::remove_file(data.join("train.jsonl")).unwrap();
+    std::fs::create_dir(data.join("train")).unwrap();
+    let third = lines.len() / 3;
+    for (k, part) in [&lines[..third], &lines[third..2 * third], &lines[2 * third..]].iter().enumerate() {
+        std::fs::write(data.join(format!("train/part-{k}.jsonl")), part.join("\n") + "\n").unwrap();
+    }
+    let settings = [
+        "--set",
+        "D=16",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "--embedding-optimizer",
+        "rowwise_adagrad",
+    ];
+    let run = prepare_run("torchrec-run", "specs/din.recspec", &data, &settings);
+    let torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"];
+    let short = ["--epochs", "1", "--max-steps", "4"];
+    let weights = |name: &str| {
+        let path = run.join(name);
+        std::fs::rename(run.join("model.safetensors"), &path).unwrap();
+        path
+    };
+
+    let code_diff = "import json, math, sys\nfrom safetensors.torch import load_file\na, b = load_file(sys.argv[1]), load_file(sys.argv[2])\nassert sorted(a) == sorted(b), (sorted(a), sorted(b))\nout = {}\nfor k in a:\n    d = (a[k] - b[k]).abs().max().item()\n    ok = bool(a[k].isfinite().all() and b[k].isfinite().all()) and math.isfinite(d)\n    out[k] = d if ok else 1e30\nprint(json.dumps(out))";
+    // Row-wise Adagrad (fbgemm's EXACT_ROWWISE_ADAGRAD), then Adagrad with lazy embedding
+    // updates (EXACT_ADAGRAD): the run's optimizer is in run.toml.
+    let config = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    for (optimizer, embedding_optimizer) in [("adam", "rowwise_adagrad"), ("adagrad", "lazy")] {
+        let adjusted = config.replace("optimizer = \"adam\"", &format!("optimizer = \"{optimizer}\""));
+        std::fs::write(run.join("run.toml"), adjusted).unwrap();
+        let flags = [&short[..], &["--embedding-optimizer", embedding_optimizer]].concat();
+        train_in_pytorch_with(&torchrun, &run, &data, &flags);
+        let replicated = weights("replicated.safetensors");
+        let log =
+            train_in_pytorch_with(&torchrun, &run, &data, &[&flags[..], &["--table-sharding", "table_wise"]].concat());
+        assert!(log.contains("TorchRec shards 2 tables table_wise over 2 ranks"), "{log}");
+        let table_wise = weights("table_wise.safetensors");
+        let diffs: std::collections::BTreeMap<String, f64> = serde_json::from_value(python_json(
+            &python(),
+            code_diff,
+            &[replicated.display().to_string(), table_wise.display().to_string()],
+        ))
+        .unwrap();
+        assert!(diffs.contains_key("items/table") && diffs.contains_key("field_emb/table"), "{diffs:?}");
+        for (key, d) in &diffs {
+            assert!(
+                *d <= 1e-6,
+                "{optimizer}, {embedding_optimizer}: {key}: sharded and replicated training differ by {d} after 4 steps"
+            );
+        }
+    }
+    std::fs::write(run.join("run.toml"), &config).unwrap();
+
+    let log = train_in_pytorch_with(&torchrun, &run, &data, &["--table-sharding", "column_wise"]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("sharding.json")).unwrap()).unwrap();
+    for table in ["items/table", "field_emb/table"] {
+        let shards = plan["tables"][table].as_array().unwrap_or_else(|| panic!("{plan}"));
+        let ranks: Vec<u64> = shards.iter().map(|s| s["rank"].as_u64().unwrap()).collect();
+        assert_eq!(ranks, [0, 1], "{table}: one column shard per rank: {plan}");
+        assert_eq!(shards[0]["columns"], serde_json::json!([0, 8]), "{plan}");
+    }
+    let rows = |rank: usize| -> Vec<usize> {
+        serde_json::from_str(&std::fs::read_to_string(run.join(format!("rows.rank{rank}.json"))).unwrap()).unwrap()
+    };
+    let (a, b) = (rows(0), rows(1));
+    let mut all: Vec<usize> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..lines.len()).collect::<Vec<_>>(), "every row by exactly one rank");
+    assert!(a.contains(&0) && b.contains(&third), "whole shards: part-0 to rank 0, part-1 to rank 1");
+    assert!(!a.contains(&third) && !b.contains(&0));
+    let epochs: Vec<serde_json::Value> = std::fs::read_to_string(run.join("torch_metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 3, "{log}");
+    let loss = |i: usize| epochs[i]["train_loss"].as_f64().unwrap();
+    assert!(loss(2) < loss(0), "training loss fell: {} -> {}", loss(0), loss(2));
+    let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let auc = report["report"]["streams"]["click"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.55, "click AUC of the TorchRec-trained DIN in recspec: {auc}");
     std::fs::remove_dir_all(&data).ok();
     std::fs::remove_dir_all(&run).ok();
 }
