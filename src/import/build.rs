@@ -33,7 +33,8 @@ pub struct Written {
     pub user_rows: Vec<u64>,
 }
 
-/// The last entries of one sequence: item ids and side values, oldest first.
+/// The last entries of one sequence: items (their key index, written by [`ItemIds`]) and side
+/// values, oldest first.
 #[derive(Clone, Default)]
 struct Steps {
     items: VecDeque<u32>,
@@ -74,6 +75,24 @@ struct UserState {
     pending: Vec<Steps>,
 }
 
+/// How an item (by key index) is written: its vocabulary id, or with `[output] item_buckets` its
+/// key as a JSON string, which the loader hashes (`vocab V hashed`).
+enum ItemIds<'a> {
+    Vocabulary(&'a [u32]),
+    Hashed(Vec<String>),
+}
+
+impl ItemIds<'_> {
+    fn write(&self, s: &mut String, item: u32) {
+        match self {
+            ItemIds::Vocabulary(ids) => {
+                let _ = write!(s, "{}", ids[item as usize]);
+            }
+            ItemIds::Hashed(keys) => s.push_str(&keys[item as usize]),
+        }
+    }
+}
+
 /// The row keys, JSON-quoted once.
 struct Keys {
     item: String,
@@ -87,16 +106,23 @@ fn json_key(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-/// Writes every event's row to `files` (train, valid, test) in sorted order.
+/// Writes every event's row to `files` (train, valid, test) in sorted order; `item_keys` are the
+/// item keys by key index (written as they are with `[output] item_buckets`).
+#[allow(clippy::too_many_arguments)]
 pub fn write_rows(
     sorted: &Sorted<Event>,
     m: &Mapping,
     mut splitter: Splitter,
     vocabs: &Vocabs,
     joins: &Joins,
+    item_keys: &[String],
     files: &mut [Staged; 3],
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Written, ImportError> {
+    let items = match m.item_buckets {
+        Some(_) => ItemIds::Hashed(item_keys.iter().map(|k| json_key(k)).collect()),
+        None => ItemIds::Vocabulary(&vocabs.items.ids),
+    };
     let keys = Keys {
         item: json_key(&m.item_key),
         fields: m.fields.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
@@ -139,7 +165,7 @@ pub fn write_rows(
             }
             state.time = e.time;
         }
-        row(&mut line, m, &keys, vocabs, joins, &e, state);
+        row(&mut line, m, &keys, &items, vocabs, joins, &e, state);
         files[split].write(&line)?;
         let counts = &mut out.splits[split];
         counts.rows += 1;
@@ -149,10 +175,9 @@ pub fn write_rows(
         for (hist, h) in out.lengths.iter_mut().zip(&state.history) {
             hist[h.items.len()] += 1;
         }
-        let item = vocabs.items.ids[e.item as usize];
         for (p, s) in state.pending.iter_mut().zip(&m.sequences) {
             if e.rules[s.when] {
-                p.push(s.length, item, s.sides.iter().map(|d| side_value(d.kind, &e)));
+                p.push(s.length, e.item, s.sides.iter().map(|d| side_value(d.kind, &e)));
             }
         }
         if (n + 1) % PROGRESS_EVERY == 0 {
@@ -170,7 +195,17 @@ fn side_value(kind: SideKind, e: &Event) -> f32 {
 }
 
 /// The JSON line of one event (newline included).
-fn row(s: &mut String, m: &Mapping, keys: &Keys, vocabs: &Vocabs, joins: &Joins, e: &Event, state: &UserState) {
+#[allow(clippy::too_many_arguments)]
+fn row(
+    s: &mut String,
+    m: &Mapping,
+    keys: &Keys,
+    items: &ItemIds,
+    vocabs: &Vocabs,
+    joins: &Joins,
+    e: &Event,
+    state: &UserState,
+) {
     s.clear();
     s.push_str("{\"user\":");
     let _ = write!(s, "{},\"time\":", state.row_id);
@@ -179,7 +214,8 @@ fn row(s: &mut String, m: &Mapping, keys: &Keys, vocabs: &Vocabs, joins: &Joins,
     } else {
         let _ = write!(s, "{}", e.time);
     }
-    let _ = write!(s, ",{}:{}", keys.item, vocabs.items.ids[e.item as usize]);
+    let _ = write!(s, ",{}:", keys.item);
+    items.write(s, e.item);
     if let (Some(c), Some(ids)) = (&m.fields, &vocabs.fields) {
         let _ = write!(s, ",{}:", keys.fields);
         list(s, c.columns.iter().enumerate().map(|(i, col)| ids.id(i, value(col.source, e, joins))));
@@ -194,8 +230,14 @@ fn row(s: &mut String, m: &Mapping, keys: &Keys, vocabs: &Vocabs, joins: &Joins,
         );
     }
     for ((key, side_keys), steps) in keys.sequences.iter().zip(&state.history) {
-        let _ = write!(s, ",{key}:");
-        list(s, steps.items.iter());
+        let _ = write!(s, ",{key}:[");
+        for (i, item) in steps.items.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            items.write(s, *item);
+        }
+        s.push(']');
         for (k, values) in side_keys.iter().zip(&steps.sides) {
             let _ = write!(s, ",{k}:");
             list(s, values.iter());

@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 /// The longest sequence a mapping may ask for (the simulator's limit too).
 pub const MAX_SEQUENCE_LENGTH: i64 = 10_000;
 
+/// The most buckets `[output] item_buckets` may ask for (2^40: a table of that many rows is
+/// already far beyond one machine; ids stay exact in every integer type the data path uses).
+pub const MAX_ITEM_BUCKETS: i64 = 1 << 40;
+
 /// A read and validated mapping.
 #[derive(Clone, Debug)]
 pub struct Mapping {
@@ -44,6 +48,9 @@ pub struct Mapping {
     pub cluster: Option<usize>,
     pub creator: Option<usize>,
     pub split: Split,
+    /// `[output] item_buckets`: item keys are written raw and hashed into this many buckets by
+    /// the loader (`vocab V hashed`), instead of numbered by their training counts.
+    pub item_buckets: Option<u64>,
     /// Output key of the impressed item, and the dim names of the item and user vocabularies.
     pub item_key: String,
     pub item_dim: String,

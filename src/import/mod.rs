@@ -197,7 +197,7 @@ pub fn import(
 
     let mut files =
         [scratch.create(out, "train.jsonl")?, scratch.create(out, "valid.jsonl")?, scratch.create(out, "test.jsonl")?];
-    let written = build::write_rows(&sorted, &m, splitter(), &vocabs, &joins, &mut files, progress)?;
+    let written = build::write_rows(&sorted, &m, splitter(), &vocabs, &joins, keys.1, &mut files, progress)?;
     let mut staged = vec![];
     for f in files {
         staged.push(f.finish()?);
@@ -227,6 +227,7 @@ pub fn import(
         labels: m.labels.iter().map(|l| l.name.clone()).collect(),
         splits: summary::splits(&written.splits),
         vocabularies: vocabularies(&m, &vocabs, read.users.keys.len(), read.items.keys.len()),
+        item_collisions: m.item_buckets.map(|b| vocab::bucket_collisions(&vocabs, keys.1, b)),
         sequences: m.sequences.iter().zip(&written.lengths).map(|(s, h)| SequenceSummary::new(&s.name, h)).collect(),
         hparams: hparams(&m, &vocabs),
         extra_files,
@@ -250,7 +251,11 @@ fn empty_split_reason(split: &mapping::Split, cuts: Option<split::Cuts>) -> Stri
 
 fn vocabularies(m: &mapping::Mapping, v: &vocab::Vocabs, users: usize, items: usize) -> Vec<VocabSummary> {
     let mut out = vec![
-        VocabSummary { name: "items".into(), size: v.items.size(), distinct: Some(items) },
+        VocabSummary {
+            name: if m.item_buckets.is_some() { "items (hashed)" } else { "items" }.into(),
+            size: m.item_buckets.map_or(v.items.size(), |b| b as usize),
+            distinct: Some(items),
+        },
         VocabSummary { name: "users".into(), size: v.users.size(), distinct: Some(users) },
     ];
     for (c, ids) in [(&m.fields, &v.fields), (&m.profile, &v.profile)] {
@@ -274,7 +279,14 @@ fn vocabularies(m: &mapping::Mapping, v: &vocab::Vocabs, users: usize, items: us
 fn hparams(m: &mapping::Mapping, v: &vocab::Vocabs) -> Vec<Hparam> {
     let h = |name: &str, value: usize, note: String| Hparam { name: name.to_string(), value, note };
     let mut out = vec![
-        h(&m.item_dim, v.items.size(), "item vocabulary (id 0: items not in the training split)".into()),
+        match m.item_buckets {
+            None => h(&m.item_dim, v.items.size(), "item vocabulary (id 0: items not in the training split)".into()),
+            Some(b) => h(
+                &m.item_dim,
+                b as usize,
+                "item hash buckets: rows hold raw item keys; declare the item inputs `vocab V hashed`".into(),
+            ),
+        },
         h(&m.user_dim, v.users.size(), "user vocabulary (id 0: users not in the training split)".into()),
     ];
     let mut dims: Vec<(&str, usize, Vec<&str>)> = vec![];

@@ -23,6 +23,8 @@ pub struct ImportSummary {
     pub labels: Vec<String>,
     pub splits: [SplitSummary; 3],
     pub vocabularies: Vec<VocabSummary>,
+    /// With `[output] item_buckets`: how the training items spread over the buckets.
+    pub item_collisions: Option<BucketCollisions>,
     pub sequences: Vec<SequenceSummary>,
     /// The dims written to data.toml, with their comments.
     pub hparams: Vec<Hparam>,
@@ -45,6 +47,23 @@ pub struct VocabSummary {
     pub name: String,
     pub size: usize,
     pub distinct: Option<usize>,
+}
+
+/// Hashed item keys: `items` distinct training items in `buckets` buckets, `shared` of them in a
+/// bucket that holds another training item (their rows share one embedding row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BucketCollisions {
+    pub buckets: u64,
+    pub items: usize,
+    pub shared: usize,
+}
+
+impl BucketCollisions {
+    /// The share of items expected in a shared bucket when `items` keys hash uniformly:
+    /// 1 - (1 - 1/buckets)^(items - 1).
+    pub fn expected_shared(&self) -> f64 {
+        1.0 - (1.0 - 1.0 / self.buckets as f64).powf(self.items.saturating_sub(1) as f64)
+    }
 }
 
 /// The length distribution of one sequence over all rows.
@@ -116,6 +135,12 @@ impl ImportSummary {
             let key: String = v.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
             s.push_str(&format!("{key}_vocabulary = {}\n", v.size));
         }
+        if let Some(c) = &self.item_collisions {
+            s.push_str(&format!(
+                "item_buckets = {}\ntraining_items = {}\ntraining_items_sharing_a_bucket = {}\n",
+                c.buckets, c.items, c.shared
+            ));
+        }
         for sp in &self.splits {
             s.push_str(&format!("{}_rows = {}\n", sp.name, sp.rows));
             for (l, r) in self.labels.iter().zip(&sp.rates) {
@@ -157,6 +182,17 @@ impl fmt::Display for ImportSummary {
         for v in &self.vocabularies {
             let distinct = v.distinct.map(|d| format!(" / {d}")).unwrap_or_default();
             writeln!(f, "  {:<name_width$} {}{distinct}", v.name, v.size)?;
+        }
+        if let Some(c) = &self.item_collisions {
+            writeln!(
+                f,
+                "item keys hashed into {} buckets: {} of {} training items share a bucket with another ({:.2}%; {:.2}% expected from uniform hashing)",
+                c.buckets,
+                c.shared,
+                c.items,
+                100.0 * c.shared as f64 / c.items.max(1) as f64,
+                100.0 * c.expected_shared()
+            )?;
         }
         if !self.sequences.is_empty() {
             writeln!(f, "sequence lengths per row (mean / p50 / p90 / max, of at most T):")?;

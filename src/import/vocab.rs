@@ -10,7 +10,9 @@ use super::mapping::{Categorical, Mapping, ValueSource};
 use super::read::Event;
 use super::sort::Sorted;
 use super::split::{Splitter, TRAIN};
+use super::summary::BucketCollisions;
 use super::ImportError;
+use crate::data::{hash_bucket, RawId};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -174,6 +176,18 @@ pub fn count(
     Ok(Vocabs { items, users, fields, profile, clusters, creators, split_events })
 }
 
+/// How the training items spread over `buckets` when their keys are hashed.
+pub fn bucket_collisions(v: &Vocabs, item_keys: &[String], buckets: u64) -> BucketCollisions {
+    let mut per_bucket: HashMap<i64, usize> = HashMap::new();
+    let ids: Vec<i64> =
+        v.items.entries.iter().map(|(i, _)| hash_bucket(RawId::Str(&item_keys[*i as usize]), buckets as i64)).collect();
+    for b in &ids {
+        *per_bucket.entry(*b).or_default() += 1;
+    }
+    let shared = ids.iter().filter(|b| per_bucket[b] > 1).count();
+    BucketCollisions { buckets, items: ids.len(), shared }
+}
+
 /// A JSON Lines vocabulary file: one object per line.
 fn lines(objects: impl Iterator<Item = serde_json::Value>) -> String {
     objects.map(|o| format!("{o}\n")).collect()
@@ -185,10 +199,20 @@ pub fn files(m: &Mapping, v: &Vocabs, keys: (&[String], &[String]), user_rows: &
     use serde_json::json;
     let (user_keys, item_keys) = keys;
     let mut out = vec![];
-    let items = v.items.entries.iter().enumerate();
+    let items = v.items.entries.iter();
     out.push((
         "item.jsonl".to_string(),
-        lines(items.map(|(id, (i, n))| json!({"id": id + 1, "key": item_keys[*i as usize], "train_events": n}))),
+        match m.item_buckets {
+            None => lines(
+                items
+                    .enumerate()
+                    .map(|(id, (i, n))| json!({"id": id + 1, "key": item_keys[*i as usize], "train_events": n})),
+            ),
+            Some(b) => lines(items.map(|(i, n)| {
+                let key = &item_keys[*i as usize];
+                json!({"key": key, "bucket": hash_bucket(RawId::Str(key), b as i64), "train_events": n})
+            })),
+        },
     ));
     let mut users: Vec<(u64, usize)> = user_rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     users.sort();

@@ -154,7 +154,7 @@ impl DataSet {
         let splits = ["train", "valid", "test"].map(|s| jsonl(&dir.join(format!("{s}.jsonl"))));
         let item_ids = jsonl(&dir.join("vocab/item.jsonl"))
             .iter()
-            .map(|v| (v["key"].as_str().unwrap().to_string(), v["id"].as_i64().unwrap()))
+            .filter_map(|v| Some((v["key"].as_str().unwrap().to_string(), v.get("id")?.as_i64().unwrap())))
             .collect();
         let user_keys = jsonl(&dir.join("vocab/user.jsonl"))
             .iter()
@@ -427,4 +427,101 @@ fn seed_specs_train_on_imported_data() {
         assert_eq!(code(&o), 0, "{spec}: {}", stderr(&o));
     }
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// The fixture's mapping with `[output] item_buckets = buckets` (and without items.jsonl's
+/// cluster and creator, which need item ids), written to `dir` with absolute table paths.
+fn hashed_mapping(dir: &Path, buckets: &str) -> PathBuf {
+    let fixture = crate::root().join(FIXTURE);
+    let text = std::fs::read_to_string(fixture.join("mapping.toml"))
+        .unwrap()
+        .replace("cluster = \"genres\"\n", "")
+        .replace("creator = \"creator\"\n", "")
+        .replace("file = \"users.csv\"", &format!("file = {:?}", fixture.join("users.csv").display().to_string()))
+        .replace("file = \"items.tsv\"", &format!("file = {:?}", fixture.join("items.tsv").display().to_string()));
+    let path = dir.join("hashed.toml");
+    std::fs::write(&path, format!("{text}\n[output]\nitem_buckets = {buckets}\n")).unwrap();
+    path
+}
+
+/// `[output] item_buckets`: rows hold the raw item keys (the loader hashes them, `vocab V
+/// hashed`), so items first seen after the training split keep their own bucket instead of
+/// sharing id 0. Everything else is the numbered import's: each row's item and sequences map
+/// back to it key for key.
+#[test]
+fn hashed_item_keys_keep_items_first_seen_after_training_apart() {
+    use recspec::data::{hash_bucket, RawId};
+    let dir = scratch("hashed");
+    let (numbered, hashed) = (dir.join("numbered"), dir.join("hashed"));
+    let o = import(&Path::new(FIXTURE).join("events.csv"), &hashed_mapping(&dir, "4096"), &hashed, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let e = stderr(&o);
+    let plain =
+        std::fs::read_to_string(dir.join("hashed.toml")).unwrap().replace("[output]\nitem_buckets = 4096\n", "");
+    std::fs::write(dir.join("plain.toml"), plain).unwrap();
+    let o = import(&Path::new(FIXTURE).join("events.csv"), &dir.join("plain.toml"), &numbered, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (a, b) = (DataSet::load(&numbered), DataSet::load(&hashed));
+    assert_eq!(b.hparams["V"], 4096);
+    let key = |v: &Value| v.as_str().unwrap_or_else(|| panic!("a raw key: {v}")).to_string();
+    let mut late_keys = 0;
+    for (split, (ra, rb)) in a.splits.iter().zip(&b.splits).enumerate() {
+        assert_eq!(ra.len(), rb.len());
+        for (x, y) in ra.iter().zip(rb) {
+            assert_eq!(
+                (&x["user"], &x["time"], &x["labels"], &x["fields"]),
+                (&y["user"], &y["time"], &y["labels"], &y["fields"])
+            );
+            assert_eq!(x["item"].as_i64().unwrap(), a.item(&key(&y["item"])), "{y}");
+            if split > 0 && x["item"] == 0 {
+                late_keys += 1;
+                let bucket = hash_bucket(RawId::Str(&key(&y["item"])), 4096);
+                assert!(bucket > 0, "a late item has a bucket of its own: {y}");
+            }
+            for s in SEQUENCES {
+                let keys: Vec<String> = y[s].as_array().unwrap().iter().map(key).collect();
+                assert_eq!(ints(&x[s]), keys.iter().map(|k| a.item(k)).collect::<Vec<_>>(), "{s}: {y}");
+            }
+        }
+    }
+    assert!(late_keys >= 5, "items first seen after training: {late_keys}");
+
+    // vocab/item.jsonl gives each training item's bucket; the summary counts shared buckets.
+    let items = jsonl(&hashed.join("vocab/item.jsonl"));
+    let mut per_bucket: HashMap<i64, usize> = HashMap::new();
+    for v in &items {
+        let bucket = v["bucket"].as_i64().unwrap();
+        assert_eq!(bucket, hash_bucket(RawId::Str(v["key"].as_str().unwrap()), 4096), "{v}");
+        *per_bucket.entry(bucket).or_default() += 1;
+    }
+    let shared = items.iter().filter(|v| per_bucket[&v["bucket"].as_i64().unwrap()] > 1).count();
+    assert_eq!(items.len() as i64, a.hparams["V"] - 1, "every training item");
+    let toml: toml::Table = std::fs::read_to_string(hashed.join("data.toml")).unwrap().parse().unwrap();
+    assert_eq!(toml["import"]["item_buckets"].as_integer(), Some(4096));
+    assert_eq!(toml["import"]["training_items_sharing_a_bucket"].as_integer(), Some(shared as i64));
+    assert!(e.contains(&format!("item keys hashed into 4096 buckets: {shared} of {}", items.len())), "{e}");
+
+    // A spec whose item inputs are declared hashed trains on it.
+    let spec = dir.join("hashed.recspec");
+    std::fs::write(
+        &spec,
+        "model hashed {\n  dim T = 6;\n  dim V = 10;\n  dim D = 8;\n  input item: id[B] vocab V hashed;\n  seq clicks: id[B, T] vocab V hashed;\n  label click;\n  let items = Embedding(vocab: V, dim: D);\n  output p = sigmoid(dot(items(item), pool(items(clicks), mask: clicks.mask, mode: mean)));\n  loss click = bce(p, label: click);\n}\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        spec.to_str().unwrap(),
+        "--data",
+        hashed.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--max-steps",
+        "3",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).ok();
 }

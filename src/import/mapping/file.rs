@@ -83,4 +83,5 @@ pub struct OutputSection {
     pub item: Option<Spanned<String>>,
     pub item_vocab: Option<Spanned<String>>,
     pub user_vocab: Option<Spanned<String>>,
+    pub item_buckets: Option<Spanned<i64>>,
 }

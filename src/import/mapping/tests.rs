@@ -69,6 +69,10 @@ fn mistakes_name_their_line() {
         ("[split]", "[output]\nitem = \"labels\"\n\n[split]", "map.toml:71: `labels` is a key the data format reserves"),
         ("[split]", "[output]\nitem = \"the item\"\n\n[split]", "map.toml:71: key `the item`: names are letters, digits and `_`"),
         ("push = \"false\"", "\"push it\" = \"false\"", "map.toml:18: label `push it`: names are letters, digits and `_`"),
+        ("[split]", "[output]\nitem_buckets = 0\n\n[split]", "map.toml:71: [output] item_buckets must be in 1..=1099511627776, found 0"),
+        ("[split]", "[output]\nitem_buckets = 1099511627777\n\n[split]", "map.toml:71: [output] item_buckets must be in 1..=1099511627776"),
+        ("[split]", "[output]\nitem_buckets = 1000\n\n[split]", "map.toml:71: [output] item_buckets hashes item keys, so items have no vocabulary ids for items.jsonl's `cluster` and `creator`"),
+        ("cluster = \"genres\"\ncreator = \"creator\"\n\n[split]", "\n[output]\nitem_buckets = 1000\n\n[split]", ""),
     ] {
         let result = parse_edit(from, to);
         if want.is_empty() {

@@ -155,10 +155,21 @@ impl Builder<'_> {
         let item = slot(self, &ev.item, "item")?;
         let time = slot(self, &ev.time, "time")?;
 
-        let output = file.output.unwrap_or(OutputSection { item: None, item_vocab: None, user_vocab: None });
+        let output =
+            file.output.unwrap_or(OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None });
         let item_key = self.key_name(&output.item, "item", 0..0)?;
         let item_dim = self.dim_name(&output.item_vocab, "V", 0..0)?;
         let user_dim = self.dim_name(&output.user_vocab, "U", 0..0)?;
+        let item_buckets = match &output.item_buckets {
+            None => None,
+            Some(b) if !(1..=MAX_ITEM_BUCKETS).contains(b.get_ref()) => {
+                return self.error(
+                    b.span(),
+                    format!("[output] item_buckets must be in 1..={MAX_ITEM_BUCKETS}, found {}", b.get_ref()),
+                )
+            }
+            Some(b) => Some((*b.get_ref() as u64, b.span())),
+        };
 
         let labels_span = file.labels.span();
         let mut labels = vec![];
@@ -249,6 +260,14 @@ impl Builder<'_> {
                 }
             }
         }
+        if let (Some((_, span)), true) = (&item_buckets, cluster.is_some() || creator.is_some()) {
+            return self.error(
+                span.clone(),
+                "[output] item_buckets hashes item keys, so items have no vocabulary ids for items.jsonl's \
+                 `cluster` and `creator`; drop one or the other"
+                    .into(),
+            );
+        }
 
         let split = self.split(&file.split)?;
         Ok(Mapping {
@@ -270,6 +289,7 @@ impl Builder<'_> {
             cluster,
             creator,
             split,
+            item_buckets: item_buckets.map(|(n, _)| n),
             item_key,
             item_dim,
             user_dim,
