@@ -30,6 +30,7 @@ pub mod render;
 pub mod resolve;
 pub mod rng;
 pub mod runtime;
+pub mod server;
 pub mod simulate;
 pub mod source;
 pub mod stdlib;

@@ -75,6 +75,9 @@ enum Command {
     /// Top-K items for each history in a JSON Lines or Parquet file (one row per history holding
     /// the inputs the model's item scores depend on); JSON Lines on stdout.
     Recommend(cli::recommend::Args),
+    /// Serve a trained run over HTTP: POST /score and /recommend (JSON rows in, scores out,
+    /// concurrent requests batched), GET /health and /metrics (Prometheus), POST /admin/reload.
+    Serve(cli::serve::Args),
     /// Serve the Language Server Protocol on stdin and stdout (diagnostics, hover, go to
     /// definition, references, completion) for editors.
     Lsp(cli::lsp::Args),
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Recommend(args) => cli::recommend::run(args),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Responsiveness(args) => cli::responsiveness::run(args),
         Command::Lsp(args) => cli::lsp::run(args),
     };

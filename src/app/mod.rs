@@ -75,6 +75,8 @@ pub enum AppError {
     Lsp(crate::lsp::LspError),
     /// The counterfactual simulation of `responsiveness` cannot run.
     Responsiveness(String),
+    /// `recspec serve` could not start or stopped: the address, the runtime.
+    Serve(String),
     /// A report or `state.json` could not be serialised.
     Json(serde_json::Error),
     /// The runtime failed: bad data, a model that cannot do what was asked, a diverged loss.
@@ -169,7 +171,7 @@ impl fmt::Display for AppError {
                 write!(f, "no `.recspec` files in {}", shown.join(", "))
             }
             AppError::Lsp(e) => e.fmt(f),
-            AppError::Responsiveness(m) => f.write_str(m),
+            AppError::Responsiveness(m) | AppError::Serve(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
             AppError::Lower(e) => write!(f, "internal error: {e}"),

@@ -31,6 +31,9 @@ pub struct Args {
     /// Skip (and count) malformed rows instead of stopping at the first.
     #[arg(long)]
     skip_bad_rows: bool,
+    /// Also write every row's scores to this JSON Lines file: `{"file", "row", "scores": {stream: p}}`.
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -43,6 +46,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         ks: args.k,
         skip_bad_rows: args.skip_bad_rows,
         device: recspec::runtime::parse_device(&args.device)?,
+        predictions: args.predictions.as_deref(),
     };
     print_json(&eval(&request)?)?;
     Ok(Exit::Ok)

@@ -18,6 +18,7 @@ pub mod pytorch;
 pub mod recommend;
 pub mod responsiveness;
 pub mod schema;
+pub mod serve;
 pub mod simulate;
 pub mod snapshot;
 pub mod train;

@@ -104,8 +104,11 @@ pub struct Loader {
     /// The shards in reading order; `shards[current]` is open in `source` (when `Some`).
     shards: Vec<PathBuf>,
     current: usize,
-    /// The shard rows come from now (errors name it).
+    /// The shard rows come from now (errors name it), and its index in `shards`.
     path: PathBuf,
+    row_shard: usize,
+    /// (shard index, row number) of each row of the last batch.
+    batch_rows: Vec<(usize, usize)>,
     source: Option<Source>,
     shuffle: Option<Shuffle>,
     schema: Schema,
@@ -241,6 +244,8 @@ impl Loader {
         let source = open_source(&shards[0], schema)?;
         Ok(Loader {
             path: shards[0].clone(),
+            row_shard: 0,
+            batch_rows: vec![],
             shards,
             current: 0,
             source: Some(source),
@@ -290,6 +295,7 @@ impl Loader {
             }
             self.current += 1;
             self.path = self.shards[self.current].clone();
+            self.row_shard = self.current;
             self.source = None;
         }
     }
@@ -318,6 +324,7 @@ impl Loader {
         self.shuffle = Some(shuffle);
         let Some((shard, row, value)) = out? else { return Ok(None) };
         self.path = self.shards[shard].clone();
+        self.row_shard = shard;
         Ok(Some((row, value.map(Some))))
     }
 
@@ -353,12 +360,20 @@ impl Loader {
         &self.stats
     }
 
+    /// Where each row of the last batch came from: its file (shard) and 1-based row number.
+    pub fn batch_rows(&self) -> impl Iterator<Item = (&Path, usize)> + '_ {
+        self.batch_rows.iter().map(|(shard, row)| (self.shards[*shard].as_path(), *row))
+    }
+
     /// The next batch of up to `batch_size` valid rows; `Ok(None)` at the end of the file.
     ///
     /// Without `skip_bad_rows` the first bad row is returned as `Err` (the valid rows read before
     /// it stay pending, so calling again continues after the bad line). With `skip_bad_rows` bad
     /// rows are counted in [`Loader::stats`] and skipped. An I/O error ends the stream.
     pub fn next_batch(&mut self) -> Result<Option<HostBatch>, DataError> {
+        if self.builder.len() == 0 {
+            self.batch_rows.clear();
+        }
         while !self.done && self.builder.len() < self.batch_size {
             let (row, value) = match self.next_row() {
                 Err(e) => {
@@ -375,6 +390,7 @@ impl Loader {
                 Ok(None) => None,
                 Ok(Some(v)) => match self.builder.append(&self.schema, &v) {
                     Ok(()) => {
+                        self.batch_rows.push((self.row_shard, row));
                         self.stats.rows += 1;
                         self.stats.last_row = row;
                         None

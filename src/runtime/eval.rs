@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// How a label stream is scored.
 #[derive(Clone, Debug, PartialEq)]
-enum Scorer {
+pub(crate) enum Scorer {
     /// The probability a loss term on this stream uses, or a chosen output.
     Value(ValueId),
     /// sigmoid of a logit (`bce_logits`).
@@ -51,6 +51,16 @@ pub struct EvalReport {
     pub bad_rows: usize,
     pub streams: BTreeMap<String, StreamMetrics>,
     pub retrieval: BTreeMap<String, RetrievalMetrics>,
+    /// Every row's scores, when [`EvalOptions::keep_predictions`] asked for them.
+    #[serde(skip)]
+    pub predictions: Option<Predictions>,
+}
+
+/// Per-row scores of an evaluation: `rows[i]` (file, 1-based row) scored `scores[stream][i]`.
+#[derive(Clone, Debug, Default)]
+pub struct Predictions {
+    pub rows: Vec<(std::path::PathBuf, usize)>,
+    pub scores: BTreeMap<String, Vec<f32>>,
 }
 
 /// A retrieval head: a `softmax_ce` loss over the item corpus, the value that scores the whole
@@ -92,7 +102,11 @@ pub fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
 
 /// Chooses a scorer for every label stream of the schema: the output named in `chosen`, else the
 /// probability of a loss on the stream, else 1 - the primary output.
-fn scorers(program: &Program, labels: &[String], chosen: &BTreeMap<String, String>) -> BTreeMap<String, Scorer> {
+pub(crate) fn scorers(
+    program: &Program,
+    labels: &[String],
+    chosen: &BTreeMap<String, String>,
+) -> BTreeMap<String, Scorer> {
     let primary = program.outputs.iter().find(|o| per_example(&program.value(o.value).shape)).map(|o| o.value);
     let mut out = BTreeMap::new();
     for label in labels {
@@ -122,7 +136,17 @@ fn per_example(shape: &[Extent]) -> bool {
     shape.len() == 1 || (shape.len() == 2 && shape[1].constant() == Some(1))
 }
 
-fn score(s: &Scorer, pass: &Forward) -> Vec<f32> {
+impl Scorer {
+    /// The value the score is computed from.
+    pub(crate) fn value(&self) -> ValueId {
+        match self {
+            Scorer::Value(v) | Scorer::SigmoidOf(v) | Scorer::OneMinus(v) => *v,
+        }
+    }
+}
+
+/// The scores of one batch from a pass that computed `s.value()`.
+pub(crate) fn score(s: &Scorer, pass: &Forward) -> Vec<f32> {
     let value = |id: &ValueId| pass.value(*id).expect("scored values are computed by a full pass");
     match s {
         Scorer::Value(v) => value(v).to_host(),
@@ -165,6 +189,8 @@ pub struct EvalOptions {
     pub scored_by: BTreeMap<String, String>,
     /// Cut-offs for recall@K and NDCG@K of retrieval heads.
     pub ks: Vec<usize>,
+    /// Keep every row's scores in [`EvalReport::predictions`] (`recspec eval --predictions`).
+    pub keep_predictions: bool,
 }
 
 impl EvalOptions {
@@ -189,7 +215,7 @@ impl EvalOptions {
                 None => extra_labels.push(entry.trim().to_string()),
             }
         }
-        Ok(EvalOptions { batch_size, skip_bad_rows, extra_labels, scored_by, ks })
+        Ok(EvalOptions { batch_size, skip_bad_rows, extra_labels, scored_by, ks, keep_predictions: false })
     }
 }
 
@@ -226,7 +252,11 @@ pub fn evaluate(
     let mut users = vec![];
     let heads = retrieval_heads(program);
     let mut retrieval: BTreeMap<String, RetrievalMetrics> = BTreeMap::new();
+    let mut rows_read = vec![];
     while let Some(hb) = loader.next_batch()? {
+        if opts.keep_predictions {
+            rows_read.extend(loader.batch_rows().map(|(file, row)| (file.to_path_buf(), row)));
+        }
         let batch = DeviceBatch::from_host(&hb, device);
         let pass = forward(program, weights, &batch, Mode::Eval, 0);
         for (label, s) in &chosen {
@@ -254,6 +284,9 @@ pub fn evaluate(
         }
     }
     let mut report = EvalReport { rows: loader.stats().rows, bad_rows: loader.stats().bad_rows, ..Default::default() };
+    if opts.keep_predictions {
+        report.predictions = Some(Predictions { rows: rows_read, scores: scores.clone() });
+    }
     for (label, s) in &chosen {
         let (sc, lb) = (scores.remove(label).unwrap_or_default(), labels.remove(label).unwrap_or_default());
         let g = metrics::gauc(&sc, &lb, &users);

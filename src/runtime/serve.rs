@@ -1,9 +1,11 @@
-//! Serving: top-K items for user histories from a trained retrieval model.
+//! Serving: per-row probabilities of a trained model's label streams ([`RowScorer`]), and top-K
+//! items for user histories from a trained retrieval model ([`Recommender`]).
 //!
-//! The model scores the whole corpus through an output of shape [B, V] (`item_logits`); only the
-//! nodes that output depends on run, so a history file needs only their inputs (no target item,
-//! no labels).
+//! Both run only the nodes their outputs depend on, so rows need only those inputs (no labels,
+//! no weights; for recommending, no target item). A retrieval model scores the whole corpus
+//! through an output of shape [B, V] (`item_logits`).
 
+use super::eval::{score, scorers, Scorer};
 use super::exec::{forward_to, DeviceBatch};
 use super::tensor::Value as TensorValue;
 use super::weights::Weights;
@@ -13,6 +15,72 @@ use crate::ir::InputRole;
 use crate::lower::{OutputSlot, Program, ValueId};
 use burn::prelude::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Scores rows without labels: for every label stream of the model, the probability that
+/// `recspec eval` reports it by (the loss's probability, sigmoid of a `bce_logits` logit, or
+/// 1 - the primary output), in eval mode.
+pub struct RowScorer {
+    program: Program,
+    weights: Weights,
+    device: Device,
+    scorers: BTreeMap<String, Scorer>,
+    values: Vec<ValueId>,
+    schema: Schema,
+}
+
+impl RowScorer {
+    pub fn new(program: Program, weights: Weights, device: Device) -> Result<RowScorer, RuntimeError> {
+        let scorers = scorers(&program, &program.labels, &BTreeMap::new());
+        if scorers.is_empty() {
+            return Err(RuntimeError::Model(format!(
+                "model `{}` scores no label stream (no loss gives a probability, and no output is per example)",
+                program.model
+            )));
+        }
+        let values: Vec<ValueId> = scorers.values().map(Scorer::value).collect();
+        let schema = reads_only(&program, &values)?;
+        Ok(RowScorer { program, weights, device, scorers, values, schema })
+    }
+
+    /// The label streams scored, in the order of each row's scores.
+    pub fn streams(&self) -> Vec<String> {
+        self.scorers.keys().cloned().collect()
+    }
+
+    /// The inputs a row must provide.
+    pub fn inputs(&self) -> Vec<String> {
+        self.schema.fields.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// Every row's scores, one per stream of [`RowScorer::streams`]; the first row that cannot
+    /// be read is `Err((row index, message))`.
+    pub fn score(&self, rows: &[Value]) -> Result<Vec<Vec<f32>>, (usize, String)> {
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let hb = batch_from_rows(&self.schema, rows)?;
+        let batch = DeviceBatch::from_host(&hb, &self.device);
+        let pass = forward_to(&self.program, &self.weights, &batch, &self.values);
+        let per_stream: Vec<Vec<f32>> = self.scorers.values().map(|s| score(s, &pass)).collect();
+        Ok((0..rows.len()).map(|r| per_stream.iter().map(|s| s[r]).collect()).collect())
+    }
+}
+
+/// The schema of the inputs the steps computing `values` read, without labels and weights.
+fn reads_only(program: &Program, values: &[ValueId]) -> Result<Schema, RuntimeError> {
+    let needed = program.needed_steps(values);
+    let reads = |name: &str| {
+        let Some(input) = program.find(name) else { return false };
+        values.contains(&input)
+            || program.steps.iter().zip(&needed).any(|(s, n)| *n && s.kernel.operands().contains(&input))
+    };
+    let mut schema = Schema::from_program(program)?;
+    schema.fields.retain(|f| reads(&f.name));
+    schema.labels.clear();
+    schema.weights.clear();
+    Ok(schema)
+}
 
 pub struct Recommender {
     program: Program,
@@ -75,15 +143,7 @@ impl Recommender {
         };
         let scores = chosen.value;
         let output = chosen.name.clone();
-        let needed = program.needed_steps(&[scores]);
-        let reads = |name: &str| {
-            let Some(input) = program.find(name) else { return false };
-            program.steps.iter().zip(&needed).any(|(s, n)| *n && s.kernel.operands().contains(&input))
-        };
-        let mut schema = Schema::from_program(&program)?;
-        schema.fields.retain(|f| reads(&f.name));
-        schema.labels.clear();
-        schema.weights.clear();
+        let schema = reads_only(&program, &[scores])?;
         let vocab = program.value(scores).shape[1].constant().map(|v| v as i64);
         let consumed = schema
             .fields
@@ -125,6 +185,18 @@ impl Recommender {
             return Ok(vec![]);
         }
         let (scores, vocab) = self.scores(rows)?;
+        Ok(self.pick(rows, &scores, vocab, k, exclude_consumed))
+    }
+
+    /// [`Recommender::top_k`] from the rows' scores (`scores`, row-major [rows, vocab]).
+    pub fn pick(
+        &self,
+        rows: &[Value],
+        scores: &[f32],
+        vocab: usize,
+        k: usize,
+        exclude_consumed: bool,
+    ) -> Vec<Vec<Pick>> {
         let mut out = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter().enumerate() {
             let mut banned = vec![false; vocab];
@@ -148,6 +220,6 @@ impl Recommender {
             ids.sort_by(by_score);
             out.push(ids.into_iter().map(|i| Pick { item: i as i64, score: row_scores[i] }).collect());
         }
-        Ok(out)
+        out
     }
 }

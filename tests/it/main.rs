@@ -15,6 +15,7 @@ mod ok;
 mod parquet;
 mod pytorch;
 mod rows;
+mod serve;
 mod specs;
 mod training;
 

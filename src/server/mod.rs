@@ -1,0 +1,436 @@
+//! `recspec serve`: a trained run behind an HTTP JSON API (axum on tokio).
+//!
+//! - `POST /score` `{"rows": [ROW, ...]}` → `{"model", "streams", "scores": [[p, ...], ...]}`:
+//!   per row, the probability of every label stream the model scores, rows in the data set's
+//!   row format (labels and weights not needed).
+//! - `POST /recommend` `{"rows": [HISTORY, ...], "k": 10, "exclude_consumed": false}` →
+//!   `{"model", "output", "items": [[{"item", "score"}, ...], ...]}` for runs with an
+//!   item-scoring output.
+//! - `GET /health`: the model served; `GET /metrics`: Prometheus text (requests and errors by
+//!   endpoint and status, latency and batch-size histograms).
+//! - `POST /admin/reload` `{"run": PATH}` (optional): loads a run (the same one when no path is
+//!   given) and swaps it in; requests queued before the swap are answered by the old model, none
+//!   is dropped.
+//!
+//! Concurrent requests are batched by one worker thread that owns the model ([`model::work`]).
+//! Bad requests get a 4xx JSON `{"error": message}` naming the row (0-based, in the request)
+//! and the field; the server keeps serving.
+
+pub mod model;
+
+use crate::app::AppError;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use burn::prelude::Device;
+use model::{Answer, Ask, Batching, Job, Message, Model, Refusal};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How to serve.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    /// Rows per forward pass at most (requests are batched together up to it).
+    pub max_batch_rows: usize,
+    /// How long the first request of a batch waits for others.
+    pub max_wait: Duration,
+    /// Rows one request may hold.
+    pub max_request_rows: usize,
+    /// Bytes one request body may hold.
+    pub max_body_bytes: usize,
+    /// Largest `k` of `/recommend`.
+    pub max_k: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_batch_rows: 256,
+            max_wait: Duration::from_millis(2),
+            max_request_rows: 1024,
+            max_body_bytes: 16 << 20,
+            max_k: 1000,
+        }
+    }
+}
+
+/// The server's metrics, registered in their own registry.
+struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    errors: IntCounterVec,
+    latency: HistogramVec,
+    batch_rows: prometheus::Histogram,
+    reloads: prometheus::IntCounter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("recspec_requests_total", "HTTP requests answered, by endpoint and status code"),
+            &["endpoint", "status"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new("recspec_request_errors_total", "requests answered with a 4xx or 5xx status, by endpoint"),
+            &["endpoint"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("recspec_request_duration_seconds", "time from request to response, by endpoint")
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
+            &["endpoint"],
+        )
+        .expect("valid metric");
+        let batch_rows = prometheus::Histogram::with_opts(
+            HistogramOpts::new("recspec_batch_rows", "rows per forward pass (requests batched together)")
+                .buckets(prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        let reloads = prometheus::IntCounter::new("recspec_model_reloads_total", "models swapped in by /admin/reload")
+            .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(errors.clone()),
+            Box::new(latency.clone()),
+            Box::new(batch_rows.clone()),
+            Box::new(reloads.clone()),
+        ] {
+            registry.register(m).expect("metric names are distinct");
+        }
+        Metrics { registry, requests, errors, latency, batch_rows, reloads }
+    }
+
+    fn record(&self, endpoint: &str, status: StatusCode, started: Instant) {
+        self.requests.with_label_values(&[endpoint, status.as_str()]).inc();
+        if status.is_client_error() || status.is_server_error() {
+            self.errors.with_label_values(&[endpoint]).inc();
+        }
+        self.latency.with_label_values(&[endpoint]).observe(started.elapsed().as_secs_f64());
+    }
+}
+
+struct Shared {
+    worker: Mutex<Sender<Message>>,
+    options: ServeOptions,
+    metrics: Metrics,
+    device: Device,
+    /// The run served and its description, for `/health` and reloads.
+    current: Mutex<(PathBuf, Value)>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// A refused request: its status and message, answered as JSON `{"error": message}`.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError { status, message: message.into() }
+}
+
+/// Serves `run` until interrupted (SIGINT or SIGTERM); `ready` is called with the bound
+/// address once the server accepts connections.
+pub fn serve(
+    run: PathBuf,
+    device: Device,
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), AppError> {
+    let model = Model::load(&run, &device)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Serve(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(|e| AppError::Serve(format!("cannot listen on {}: {e}", options.addr)))?;
+        let addr = listener.local_addr().map_err(|e| AppError::Serve(format!("no local address: {e}")))?;
+        let metrics = Metrics::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let batching = Batching { max_batch_rows: options.max_batch_rows, max_wait: options.max_wait };
+        let batch_rows = metrics.batch_rows.clone();
+        let description = model.describe();
+        let worker = std::thread::Builder::new()
+            .name("recspec-model".into())
+            .spawn(move || model::work(model, rx, batching, |n| batch_rows.observe(n as f64)))
+            .map_err(|e| AppError::Serve(format!("cannot start the model thread: {e}")))?;
+        let shared = Arc::new(Shared {
+            worker: Mutex::new(tx),
+            options: options.clone(),
+            metrics,
+            device,
+            current: Mutex::new((run, description)),
+            generation: std::sync::atomic::AtomicU64::new(1),
+        });
+        let app = router(shared.clone());
+        ready(addr);
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
+        drop(shared);
+        let _ = worker.join();
+        served.map_err(|e| AppError::Serve(format!("the server stopped: {e}")))
+    })
+}
+
+/// The routes, with the body limit applied.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/score", post(score))
+        .route("/recommend", post(recommend))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/admin/reload", post(reload))
+        // Bodies are read by `read_body`, which applies --max-body-bytes itself.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared)
+}
+
+async fn shutdown() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
+
+/// The request body as JSON: a 413 past the size limit, a 400 for anything but JSON.
+///
+/// A body over the limit is read on (and dropped) up to four times the limit, so that the client,
+/// still sending, receives the 413 instead of a reset connection; past that the connection is
+/// closed.
+async fn read_json(body: Body, limit: usize) -> Result<Value, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let (mut bytes, mut seen) = (Vec::new(), 0usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            bytes.extend_from_slice(&data);
+        } else if seen > limit.saturating_mul(4) {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes (--max-body-bytes)"),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+}
+
+/// The `rows` array of a request body.
+fn rows_of(body: &mut Value, max: usize) -> Result<Vec<Value>, ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(error(StatusCode::BAD_REQUEST, "the body must be a JSON object with a `rows` array"));
+    };
+    let rows = match object.remove("rows") {
+        Some(Value::Array(rows)) => rows,
+        Some(_) => return Err(error(StatusCode::BAD_REQUEST, "`rows` must be an array of row objects")),
+        None => return Err(error(StatusCode::BAD_REQUEST, "the body has no `rows` array")),
+    };
+    if rows.len() > max {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request has {} rows; at most {max} per request (--max-request-rows)", rows.len()),
+        ));
+    }
+    if let Some(i) = rows.iter().position(|r| !r.is_object()) {
+        return Err(error(StatusCode::BAD_REQUEST, format!("row {i}: expected an object of the row's inputs")));
+    }
+    Ok(rows)
+}
+
+/// Sends a job to the worker and waits for its answer.
+async fn ask(shared: &Shared, ask: Ask, rows: Vec<Value>) -> Result<Answer, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    let sent = shared.worker.lock().map(|w| w.send(Message::Job(Job { ask, rows, reply })).is_ok()).unwrap_or(false);
+    if !sent {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"));
+    }
+    match answer.await {
+        Ok(Ok((answer, _batch))) => Ok(answer),
+        Ok(Err(Refusal::BadRow { row, message })) => {
+            Err(error(StatusCode::BAD_REQUEST, format!("row {row}: {message}")))
+        }
+        Ok(Err(Refusal::Unsupported(message))) => Err(error(StatusCode::NOT_FOUND, message)),
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "the model thread dropped the request")),
+    }
+}
+
+fn model_name(shared: &Shared) -> Value {
+    shared.current.lock().map(|c| c.1["model"].clone()).unwrap_or(Value::Null)
+}
+
+async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let started = Instant::now();
+    let response = async {
+        let mut body = read_json(body, shared.options.max_body_bytes).await?;
+        let rows = rows_of(&mut body, shared.options.max_request_rows)?;
+        let (streams, scores) = if rows.is_empty() {
+            (Value::Null, vec![])
+        } else {
+            match ask(&shared, Ask::Score, rows).await? {
+                Answer::Scores { streams, rows } => (json!(streams), rows),
+                Answer::Lists { .. } => unreachable!("a score job is answered with scores"),
+            }
+        };
+        Ok::<Response, ApiError>(
+            Json(json!({ "model": model_name(&shared), "streams": streams, "scores": scores })).into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    shared.metrics.record("/score", response.status(), started);
+    response
+}
+
+async fn recommend(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let started = Instant::now();
+    let response = async {
+        let mut body = read_json(body, shared.options.max_body_bytes).await?;
+        let rows = rows_of(&mut body, shared.options.max_request_rows)?;
+        let k = match body.get("k") {
+            None => 10,
+            Some(v) => match v.as_u64() {
+                Some(k) if k >= 1 && k as usize <= shared.options.max_k => k as usize,
+                _ => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        format!("`k` must be an integer in 1..={}, found {v}", shared.options.max_k),
+                    ))
+                }
+            },
+        };
+        let exclude_consumed = match body.get("exclude_consumed") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`exclude_consumed` must be true or false, found {v}"),
+                ))
+            }
+        };
+        let (output, items) = if rows.is_empty() {
+            (Value::Null, vec![])
+        } else {
+            match ask(&shared, Ask::Recommend { k, exclude_consumed }, rows).await? {
+                Answer::Lists { output, rows } => (json!(output), rows),
+                Answer::Scores { .. } => unreachable!("a recommend job is answered with lists"),
+            }
+        };
+        Ok(Json(json!({ "model": model_name(&shared), "output": output, "items": items })).into_response())
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    shared.metrics.record("/recommend", response.status(), started);
+    response
+}
+
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let started = Instant::now();
+    let (run, description) = shared.current.lock().map(|c| c.clone()).unwrap_or_default();
+    let generation = shared.generation.load(std::sync::atomic::Ordering::Relaxed);
+    let response = Json(json!({
+        "status": "ok",
+        "run": run.display().to_string(),
+        "generation": generation,
+        "served": description,
+    }))
+    .into_response();
+    shared.metrics.record("/health", response.status(), started);
+    response
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut text = String::new();
+    let encoder = prometheus::TextEncoder::new();
+    match encoder.encode_utf8(&shared.metrics.registry.gather(), &mut text) {
+        Ok(()) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the metrics: {e}")).into_response(),
+    }
+}
+
+async fn reload(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let started = Instant::now();
+    let response = async {
+        let bytes = axum::body::to_bytes(body, 1 << 16)
+            .await
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))?;
+        let run = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            let body: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+            match body.get("run") {
+                None => None,
+                Some(Value::String(p)) => Some(PathBuf::from(p)),
+                Some(v) => return Err(error(StatusCode::BAD_REQUEST, format!("`run` must be a path, found {v}"))),
+            }
+        };
+        let run = match run {
+            Some(r) => r,
+            None => shared.current.lock().map(|c| c.0.clone()).unwrap_or_default(),
+        };
+        let device = shared.device.clone();
+        let path = run.clone();
+        let loaded = tokio::task::spawn_blocking(move || Model::load(&path, &device))
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("loading stopped: {e}")))?
+            .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot load {}: {e}", run.display())))?;
+        let description = loaded.describe();
+        let (done, swapped) = oneshot::channel();
+        let sent = shared.worker.lock().map(|w| w.send(Message::Swap(Box::new(loaded), done)).is_ok()).unwrap_or(false);
+        if !sent || swapped.await.is_err() {
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"));
+        }
+        if let Ok(mut c) = shared.current.lock() {
+            *c = (run.clone(), description.clone());
+        }
+        let generation = shared.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        shared.metrics.reloads.inc();
+        Ok(Json(json!({ "run": run.display().to_string(), "generation": generation, "served": description }))
+            .into_response())
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    shared.metrics.record("/admin/reload", response.status(), started);
+    response
+}
