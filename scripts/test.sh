@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): sets up the Python side once (PyTorch for the generated modules'
-# equivalence tests, TorchRec for the sharded-table test, in .venv), then runs the Python package's tests, every Rust test, and the
+# equivalence tests, TorchRec for the sharded-table test, onnx and onnxruntime for the ONNX export, in .venv), then runs the Python package's tests, every Rust test, and the
 # library examples in examples/ (built by cargo test; each asserts what it shows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,10 @@ if ! .venv/bin/python -c "import torchrec" 2>/dev/null; then
   .venv/bin/pip install --quiet fbgemm-gpu-cpu==1.4.2 tensordict==0.10.0 iopath==0.1.10 \
     pyre-extensions==0.0.32 torchmetrics==1.0.3 tqdm==4.70.1
   .venv/bin/pip install --quiet --no-deps torchrec==1.4.0
+fi
+if ! .venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null; then
+  echo "installing onnx and onnxruntime into .venv (the ONNX export tests)" >&2
+  .venv/bin/pip install --quiet onnx==1.23.2 onnxruntime==1.32.0
 fi
 .venv/bin/python -m unittest discover -s python/tests
 RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked

@@ -188,7 +188,9 @@ def repeat(x, axis, times):
 
 def reshape(x, shape):
     """The same elements (row-major) at `shape`."""
-    return x.reshape(tuple(int(d) for d in shape))
+    # A dim that is a tensor (the batch size while torch.onnx traces) stays one, so the traced
+    # graph keeps a dynamic batch.
+    return x.reshape(tuple(d if torch.is_tensor(d) else int(d) for d in shape))
 
 
 def full_mask(x):

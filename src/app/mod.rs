@@ -11,6 +11,7 @@ pub mod bench;
 pub mod convert;
 pub mod dataset;
 pub mod eval;
+pub mod export;
 pub mod format;
 pub mod git;
 pub mod git_diff;
@@ -77,6 +78,8 @@ pub enum AppError {
     Responsiveness(String),
     /// `recspec serve` could not start or stopped: the address, the runtime.
     Serve(String),
+    /// `recspec export --format onnx` failed: no Python, or the exporter's message.
+    Export(String),
     /// A report or `state.json` could not be serialised.
     Json(serde_json::Error),
     /// The runtime failed: bad data, a model that cannot do what was asked, a diverged loss.
@@ -171,7 +174,7 @@ impl fmt::Display for AppError {
                 write!(f, "no `.recspec` files in {}", shown.join(", "))
             }
             AppError::Lsp(e) => e.fmt(f),
-            AppError::Responsiveness(m) | AppError::Serve(m) => f.write_str(m),
+            AppError::Responsiveness(m) | AppError::Serve(m) | AppError::Export(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
             AppError::Lower(e) => write!(f, "internal error: {e}"),

@@ -37,6 +37,10 @@ struct ModuleView {
     /// Embedding tables looked up only by inputs' ids, with those inputs
     /// (`Program::input_lookups`): the tables TorchRec can shard.
     input_lookups: Vec<(String, Vec<String>)>,
+    /// The steps the declared outputs need (`Program::needed_steps`), for `infer`.
+    infer_steps: Vec<StepView>,
+    /// The inputs those steps read, in input order.
+    infer_inputs: Vec<InputView>,
 }
 
 #[derive(Serialize)]
@@ -93,24 +97,38 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
             },
         })
         .collect();
-    let inputs = program
-        .inputs()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| InputView {
-            name: v.name.clone(),
-            var: names.value(ValueId(i)),
-            dtype: dtype(v.dtype),
-            role: v.role.map_or("feature", |r| r.name()),
-            shape: tuple(v.shape.iter().map(|e| if *e == Extent::BATCH { "None".into() } else { extent(*e) })),
-            vocab: v.vocab,
-        })
-        .collect();
-    let steps = program
+    let input_view = |(i, v): (usize, &crate::lower::ValueInfo)| InputView {
+        name: v.name.clone(),
+        var: names.value(ValueId(i)),
+        dtype: dtype(v.dtype),
+        role: v.role.map_or("feature", |r| r.name()),
+        shape: tuple(v.shape.iter().map(|e| if *e == Extent::BATCH { "None".into() } else { extent(*e) })),
+        vocab: v.vocab,
+    };
+    let inputs = program.inputs().iter().enumerate().map(input_view).collect();
+    let steps: Vec<StepView> = program
         .steps
         .iter()
         .map(|s| StepView { name: s.name.clone(), code: statement(program, &names, &s.kernel, s.out) })
         .collect();
+    let outputs_values: Vec<ValueId> = program.outputs.iter().map(|o| o.value).collect();
+    let needed = program.needed_steps(&outputs_values);
+    let infer_steps: Vec<StepView> = steps
+        .iter()
+        .zip(&needed)
+        .filter(|(_, n)| **n)
+        .map(|(s, _)| StepView { name: s.name.clone(), code: s.code.clone() })
+        .collect();
+    let read: HashSet<ValueId> = program
+        .steps
+        .iter()
+        .zip(&needed)
+        .filter(|(_, n)| **n)
+        .flat_map(|(s, _)| s.kernel.operands())
+        .chain(outputs_values.iter().copied())
+        .collect();
+    let infer_inputs =
+        program.inputs().iter().enumerate().filter(|(i, _)| read.contains(&ValueId(*i))).map(input_view).collect();
     let mut scores: Vec<(String, String, &'static str)> = vec![];
     for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
         let (label, value, kind) = match &step.kernel {
@@ -147,6 +165,8 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
             .map(|(p, _)| p.key())
             .collect(),
         hashed_inputs: program.inputs().iter().filter(|v| v.hashed).map(|v| v.name.clone()).collect(),
+        infer_steps,
+        infer_inputs,
         input_lookups: program
             .params
             .iter()

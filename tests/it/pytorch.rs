@@ -749,3 +749,162 @@ fn hashed_ids_hash_the_same_in_burn_and_pytorch() {
     assert_eq!(ours, theirs);
     assert!(ours.iter().zip(&cases).all(|(b, (_, v))| (0..*v).contains(b)));
 }
+
+/// Per-element tolerance of the ONNX comparison: `|burn - onnxruntime| <= abs + rel · |onnxruntime|`.
+const ONNX_ABS: f32 = 1e-6;
+const ONNX_REL: f32 = 1e-5;
+
+/// Every shipped spec exports to ONNX (`recspec_torch.onnx_export`, traced on 3 rows) and
+/// onnxruntime computes burn-flex's outputs from the same perturbed weights, on batches of 1 and
+/// 7 rows (sizes the export never saw), per element; a NaN or infinity on either side fails.
+#[test]
+fn every_spec_exports_to_onnx_and_onnxruntime_agrees_with_burn() {
+    let python = python();
+    let data = comparison_data("onnx-data");
+    let small = small_dims();
+    let device = Device::flex().autodiff();
+    let specs = shipped_specs();
+    let mut failures = vec![];
+    let mut compared = 0;
+    for spec in &specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().to_string();
+        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), &small).unwrap();
+        let program = recspec::app::lower_graph(&checked.graph.unwrap()).unwrap();
+        let weights = perturbed(&program, &device);
+        let dir = temp(&format!("onnx-{name}"));
+        std::fs::write(dir.join("model.py"), recspec::pytorch::render(&program).unwrap()).unwrap();
+        std::fs::write(dir.join("weights.safetensors"), weights.to_safetensors(&program).unwrap()).unwrap();
+        let module = |args: &[&std::ffi::OsStr]| {
+            Command::new(&python)
+                .args(["-m", "recspec_torch.onnx_export"])
+                .args(args)
+                .env("PYTHONPATH", crate::root().join("python"))
+                .output()
+                .expect("python runs")
+        };
+        let onnx = dir.join("model.onnx");
+        let o = module(&[
+            "--model".as_ref(),
+            dir.join("model.py").as_os_str(),
+            "--weights".as_ref(),
+            dir.join("weights.safetensors").as_os_str(),
+            "--out".as_ref(),
+            onnx.as_os_str(),
+        ]);
+        if !o.status.success() {
+            failures.push(format!("{name}: export failed:\n{}", String::from_utf8_lossy(&o.stderr)));
+            continue;
+        }
+        let schema = recspec::data::Schema::from_program(&program).unwrap();
+        for rows in [1, 7] {
+            let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, rows, false).unwrap();
+            let hb = loader.next_batch().unwrap().unwrap();
+            assert_eq!(hb.len, rows);
+            std::fs::write(dir.join("batch.safetensors"), batch_file(&program, &hb)).unwrap();
+            let o = module(&[
+                "--run".as_ref(),
+                onnx.as_os_str(),
+                "--batch".as_ref(),
+                dir.join("batch.safetensors").as_os_str(),
+                "--out".as_ref(),
+                dir.join("out.safetensors").as_os_str(),
+            ]);
+            assert!(o.status.success(), "{name}: onnxruntime failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            let bytes = std::fs::read(dir.join("out.safetensors")).unwrap();
+            let theirs = SafeTensors::deserialize(&bytes).unwrap();
+            let pass = forward(&program, &weights, &DeviceBatch::from_host(&hb, &device), Mode::Eval, 0);
+            for o in &program.outputs {
+                let key = format!("output:{}", o.name);
+                let ours = pass.value(o.value).unwrap().to_host();
+                let Ok(t) = theirs.tensor(&key) else {
+                    failures.push(format!("{name}: the ONNX graph has no output `{}`", o.name));
+                    continue;
+                };
+                let values: Vec<f32> =
+                    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                failures.extend(elementwise(&format!("{name} {rows} rows {key}"), &ours, &values, ONNX_ABS, ONNX_REL));
+                compared += 1;
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    std::fs::remove_dir_all(&data).ok();
+    assert!(specs.len() >= 15 && compared >= 2 * specs.len(), "{compared} outputs of {} specs", specs.len());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `recspec export RUN --format onnx` on a trained run: onnxruntime scores the test rows as
+/// `recspec eval --predictions` does.
+#[test]
+fn recspec_export_onnx_scores_as_recspec_eval() {
+    use crate::cli::{code, recspec, stderr};
+    let data = simulated("onnx-cli-data", 80, 100, 10, 6);
+    let dir = temp("onnx-cli");
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        "specs/dfn.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "D=16",
+        "--set",
+        "heads=2",
+        "--max-steps",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let onnx = dir.join("dfn.onnx");
+    let o = Command::new(env!("CARGO_BIN_EXE_recspec"))
+        .args(["export", run.to_str().unwrap(), "--format", "onnx", "--out", onnx.to_str().unwrap()])
+        .env("RECSPEC_PYTHON", python())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let predictions = dir.join("predictions.jsonl");
+    let o = recspec(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let expected: Vec<f64> = std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["scores"]["click"].as_f64().unwrap())
+        .collect();
+    // The test split's first 50 rows, as the run's program reads them, through onnxruntime.
+    let (program, _) = recspec::app::RunDir::open(&run).load_program().unwrap();
+    let schema = recspec::data::Schema::from_program(&program).unwrap();
+    let mut loader = recspec::data::Loader::open(&data.join("test.jsonl"), &schema, 50, false).unwrap();
+    let hb = loader.next_batch().unwrap().unwrap();
+    std::fs::write(dir.join("batch.safetensors"), batch_file(&program, &hb)).unwrap();
+    let o = Command::new(python())
+        .args(["-m", "recspec_torch.onnx_export", "--run"])
+        .arg(&onnx)
+        .arg("--batch")
+        .arg(dir.join("batch.safetensors"))
+        .arg("--out")
+        .arg(dir.join("out.safetensors"))
+        .env("PYTHONPATH", crate::root().join("python"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(dir.join("out.safetensors")).unwrap();
+    let out = SafeTensors::deserialize(&bytes).unwrap();
+    let p = out.tensor("output:p").unwrap();
+    let served: Vec<f32> = p.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let evaluated: Vec<f32> = expected[..50].iter().map(|x| *x as f32).collect();
+    assert!(crate::max_difference(&served, &evaluated) <= 1e-5, "onnxruntime {served:?}\nrecspec eval {evaluated:?}");
+    assert!(!expected.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&data).ok();
+}
