@@ -177,6 +177,7 @@ impl fmt::Display for AppError {
             AppError::Responsiveness(m) | AppError::Serve(m) | AppError::Export(m) => f.write_str(m),
             AppError::Json(e) => write!(f, "cannot write JSON: {e}"),
             AppError::Backend(e) => e.fmt(f),
+            AppError::Lower(e @ crate::lower::LowerError::TooLarge { .. }) => write!(f, "{e}"),
             AppError::Lower(e) => write!(f, "internal error: {e}"),
             AppError::RunExists(dir) => write!(
                 f,

@@ -76,6 +76,9 @@ impl<'g> Builder<'g> {
         ty: &crate::types::TensorType,
         role: Option<InputRole>,
     ) -> Result<ValueId, LowerError> {
+        if let Some(d) = ty.shape.iter().chain(&ty.vocab).find(|d| self.bindings.overflows(d)) {
+            return Err(LowerError::TooLarge { at: format!("value `{name}`"), dim: d.to_string() });
+        }
         let dim_error = |problem: String| LowerError::Dim { at: format!("`{name}`"), problem };
         let shape =
             ty.shape.iter().map(|d| self.bindings.extent(d)).collect::<Result<Shape, String>>().map_err(dim_error)?;
@@ -97,6 +100,9 @@ impl<'g> Builder<'g> {
     fn lay_out(&mut self, inst: &Instance) -> Result<(), LowerError> {
         for p in &inst.params {
             let at = || format!("parameter `{}/{}`", inst.name, p.name);
+            if let Some(d) = p.shape.iter().find(|d| self.bindings.overflows(d)) {
+                return Err(LowerError::TooLarge { at: at(), dim: d.to_string() });
+            }
             let shape = p
                 .shape
                 .iter()

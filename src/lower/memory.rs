@@ -63,17 +63,19 @@ pub struct MemoryEstimate {
 impl MemoryEstimate {
     /// Activations held while training one batch: inputs, forward values and their gradients.
     pub fn training_activations(&self) -> u128 {
-        self.inputs + 2 * self.forward
+        self.inputs.saturating_add(self.forward.saturating_mul(2))
     }
 
     /// Everything a training step holds at once.
     pub fn training_total(&self) -> u128 {
-        self.params + self.state + self.gradients + self.optimizer + self.training_activations()
+        [self.state, self.gradients, self.optimizer, self.training_activations()]
+            .into_iter()
+            .fold(self.params, u128::saturating_add)
     }
 
     /// Everything an inference batch holds at once.
     pub fn inference_total(&self) -> u128 {
-        self.params + self.state + self.inputs + self.forward
+        [self.state, self.inputs, self.forward].into_iter().fold(self.params, u128::saturating_add)
     }
 
     /// Training activations per example at this batch size.
@@ -153,14 +155,14 @@ pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> M
     }
     let (mut inputs, mut forward) = (0u128, 0u128);
     for (i, value) in program.values.iter().enumerate() {
-        let bytes = numel(value.shape.iter().map(|e| e.at(batch))) * element_bytes(value.dtype);
+        let bytes = numel(value.shape.iter().map(|e| e.at(batch))).saturating_mul(element_bytes(value.dtype));
         if i < program.input_count {
-            inputs += bytes;
+            inputs = inputs.saturating_add(bytes);
         } else {
             let step = &program.steps[i - program.input_count];
             let bytes = bytes.saturating_add(scratch(program, step, batch).saturating_mul(4));
-            forward += bytes;
-            components.push(Component { name: value.name.clone(), kind: "activations", bytes: 2 * bytes });
+            forward = forward.saturating_add(bytes);
+            components.push(Component { name: value.name.clone(), kind: "activations", bytes: bytes.saturating_mul(2) });
         }
     }
     components.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
@@ -191,32 +193,33 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
     match &step.kernel {
         Kernel::SelfAttention { x, heads, .. } => {
             let d = dims(*x);
-            let (rows, n) = (d.iter().rev().skip(1).product::<usize>() as u128, d[d.len().saturating_sub(2)] as u128);
+            let (rows, n) = (numel(d.iter().rev().skip(1).copied()), d[d.len().saturating_sub(2)] as u128);
             // q, k, v and the attended values; per head, the attention weights (all that the
             // fused masked softmax keeps for its backward pass) and one score-sized temporary
             // (the scores before the softmax, the weights' gradient after it).
-            4 * size(*x) + 2 * rows * n * *heads as u128
+            product(&[4, size(*x)]).saturating_add(product(&[2, rows, n, *heads as u128]))
         }
         Kernel::Gru { x, hidden, .. } => {
             let d = dims(*x);
-            let steps_rows = d.iter().rev().skip(1).product::<usize>() as u128;
+            let steps_rows = numel(d.iter().rev().skip(1).copied());
             // Per step: the input and hidden projections (3H each), kept for the fused gates'
             // backward pass, and the new state.
-            steps_rows * 7 * (width(hidden.weight) / 3)
+            product(&[steps_rows, 7, width(hidden.weight) / 3])
         }
         Kernel::Mlp { x, layers, .. } => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
             // Every layer's pre-activation and activation but the last (the output slot).
-            let hidden: u128 = layers[..layers.len().saturating_sub(1)].iter().map(|l| width(l.weight)).sum();
-            2 * rows * hidden
+            let hidden = layers[..layers.len().saturating_sub(1)].iter().map(|l| width(l.weight)).fold(0, u128::saturating_add);
+            product(&[2, rows, hidden])
         }
         Kernel::Mmoe { x, experts, tasks, layers, .. } => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
-            let widths: u128 = layers.iter().map(|l| width(l.weight)).sum();
-            2 * rows * (*experts as u128 * widths + *tasks as u128 * *experts as u128)
+            let widths = layers.iter().map(|l| width(l.weight)).fold(0, u128::saturating_add);
+            let per_row = product(&[*experts as u128, widths]).saturating_add(product(&[*tasks as u128, *experts as u128]));
+            product(&[2, rows, per_row])
         }
-        Kernel::Distribution { p, .. } => 2 * size(*p),
-        Kernel::AttentionPool { scores, .. } => 3 * size(*scores),
+        Kernel::Distribution { p, .. } => size(*p).saturating_mul(2),
+        Kernel::AttentionPool { scores, .. } => size(*scores).saturating_mul(3),
         _ => 0,
     }
 }
@@ -225,7 +228,14 @@ fn numel(dims: impl Iterator<Item = usize>) -> u128 {
     dims.fold(1u128, |acc, d| acc.saturating_mul(d as u128))
 }
 
-/// A byte count for people: `512 B`, `4.7 MiB`, `1.6 EiB`; beyond that, in bytes with an exponent.
+/// The product of `factors`, saturating at `u128::MAX`.
+fn product(factors: &[u128]) -> u128 {
+    factors.iter().fold(1u128, |acc, f| acc.saturating_mul(*f))
+}
+
+/// A byte count for people: `512 B`, `4.7 MiB`, `1.6 EiB`; beyond that, in bytes with an
+/// exponent; a count that saturated (`u128::MAX`: the true size did not fit in 128 bits) as
+/// `more than 3.4e38 bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bytes(pub u128);
 
@@ -233,6 +243,9 @@ impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
         let n = self.0;
+        if n == u128::MAX {
+            return write!(f, "more than {:.1e} bytes", n as f64);
+        }
         if n < 1024 {
             return write!(f, "{n} B");
         }
@@ -259,5 +272,6 @@ mod tests {
         assert_eq!(Bytes(5 * 1024 * 1024 * 1024).to_string(), "5.0 GiB");
         assert_eq!(Bytes(3 << 60).to_string(), "3.0 EiB");
         assert_eq!(Bytes(1u128 << 80).to_string(), "1.2e24 bytes");
+        assert_eq!(Bytes(u128::MAX).to_string(), "more than 3.4e38 bytes");
     }
 }

@@ -310,6 +310,12 @@ impl Bindings {
         self.dims.get(name).copied()
     }
 
+    /// Whether evaluating `d` overflows 64-bit arithmetic (at batch 3, the largest batch
+    /// [`Bindings::extent`] evaluates at): a spec too large to build, not a compiler bug.
+    pub fn overflows(&self, d: &Dim) -> bool {
+        matches!(d.eval(&|s| if s == BATCH { Some(3) } else { self.get(s) }), Err(crate::dim::EvalError::Overflow))
+    }
+
     /// Evaluates a dim that may contain the batch to `a·B + c`.
     pub fn extent(&self, d: &Dim) -> Result<Extent, String> {
         let at = |b: i64| {
@@ -338,6 +344,8 @@ pub enum LowerError {
     Param { node: String, instance: String, param: String },
     /// A dim or shape could not be evaluated.
     Dim { at: String, problem: String },
+    /// A shape's size overflows 64-bit arithmetic: the spec is too large, not a compiler bug.
+    TooLarge { at: String, dim: String },
     /// An output or loss names a node that does not exist.
     Dangling { what: String, source: String },
 }
@@ -354,6 +362,10 @@ impl fmt::Display for LowerError {
                 write!(f, "node `{node}`: instance `{instance}` has no parameter `{param}`")
             }
             LowerError::Dim { at, problem } => write!(f, "{at}: {problem}"),
+            LowerError::TooLarge { at, dim } => write!(
+                f,
+                "the model is too large to build: {at} has a dimension of size {dim}, more than 2^63 - 1 with these dims"
+            ),
             LowerError::Dangling { what, source } => write!(f, "{what} reads `{source}`, which is not a node"),
         }
     }

@@ -134,3 +134,29 @@ fn an_absurd_model_has_an_absurd_estimate_not_an_overflow() {
     assert!(m.params > 5 * 1_000_000_000_000u128 * 4);
     assert!(m.training_total() > m.params * 4);
 }
+
+#[test]
+fn a_size_beyond_128_bits_saturates_and_reads_more_than() {
+    // Each dim fits, their product (256 x 10^36 x 4 bytes) does not fit in 128 bits.
+    let g = graph("model m {\n dim D = 1000000000;\n input x: float[B, D, D, D, D];\n output y = Linear(out: 1)(x);\n}\n");
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let m = memory::estimate(&p, 256, memory::OptimizerSlots::dense(2));
+    assert_eq!(m.inputs, u128::MAX, "saturated, not wrapped");
+    assert_eq!(m.training_total(), u128::MAX);
+    assert_eq!(m.inference_total(), u128::MAX);
+    assert_eq!(memory::Bytes(m.training_total()).to_string(), "more than 3.4e38 bytes");
+    assert!(m.params < u128::MAX && m.params > 0, "the parameters are still counted exactly");
+}
+
+#[test]
+fn a_dimension_beyond_64_bits_is_a_too_large_model_not_a_compiler_bug() {
+    let g = graph(
+        "model m {\n dim D = 1000000000000;\n input x: float[B, D, D, D];\n label click;\n \
+         output p = sigmoid(Linear(out: 1)(flatten(x, from: 1)));\n loss click = bce(p, label: click);\n}\n",
+    );
+    let e = lower(&g, &Bindings::of(&g)).unwrap_err();
+    assert!(matches!(&e, LowerError::TooLarge { .. }), "{e:?}");
+    assert!(e.to_string().contains("the model is too large to build"), "{e}");
+    let app = crate::app::AppError::Lower(e).to_string();
+    assert!(!app.contains("internal error"), "{app}");
+}
