@@ -8,10 +8,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+sys.path.insert(0, os.path.dirname(__file__))
 import torch  # noqa: E402
 
 from recspec_torch import ops  # noqa: E402
 from recspec_torch.rng import SplitMix  # noqa: E402
+from floats import assert_close  # noqa: E402
 
 
 def t(data, dtype=torch.float32):
@@ -26,10 +28,11 @@ def mask(data):
 
 class Case(unittest.TestCase):
     def close(self, got, want, tol=1e-6):
-        """Asserts equal shapes and values within `tol`."""
+        """Asserts equal shapes and values within `tol` (absolute and relative); NaN or
+        infinity on either side fails (`floats.assert_close`)."""
         want = want if isinstance(want, torch.Tensor) else torch.tensor(want, dtype=got.dtype)
         self.assertEqual(tuple(got.shape), tuple(want.shape))
-        self.assertTrue(torch.allclose(got, want.to(got.dtype), atol=tol, rtol=tol), f"\n{got}\n!=\n{want}")
+        assert_close(self, got, want.to(got.dtype), tol, tol, f"\n{got}\n!=\n{want}")
 
 
 class ArithmeticAndLayout(Case):

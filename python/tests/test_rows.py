@@ -18,8 +18,10 @@ import numpy as np
 PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, PYTHON_DIR)
 
+sys.path.insert(0, os.path.dirname(__file__))
 import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
+from floats import assert_close  # noqa: E402
 
 from recspec_torch import check, ops, train  # noqa: E402
 from recspec_torch.rows import Optimizers, RowOptimizer  # noqa: E402
@@ -303,21 +305,6 @@ def reference(batches, lr, optimizer, embedding):
                 state[name][key] = row_state[key].get(name, np.zeros(shape)).copy()
         out.append({"loss": loss, "w": {k: v.copy() for k, v in w.items()}, "state": state, "steps": dict(row_steps)})
     return out
-
-
-def assert_close(test, actual, expected, atol, rtol, what):
-    """Every element |a - e| <= atol + rtol |e|; any NaN or infinity in either is a failure."""
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    test.assertEqual(a.shape, e.shape, what)
-    test.assertTrue(np.all(np.isfinite(a)), f"{what}: non-finite values in the result: {a}")
-    test.assertTrue(np.all(np.isfinite(e)), f"{what}: non-finite values in the reference: {e}")
-    bad = np.abs(a - e) > atol + rtol * np.abs(e)
-    test.assertFalse(
-        bool(bad.any()),
-        f"{what}: {int(bad.sum())} elements differ beyond {atol} + {rtol}·|expected|; "
-        f"worst |a - e| {float(np.max(np.abs(a - e))):.3g}\nactual {a}\nexpected {e}",
-    )
 
 
 # Tolerances against the float64 reference: weights, Adam's m, Adagrad sums and accumulators
