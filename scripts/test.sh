@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README): sets up the Python side once (PyTorch for the generated modules'
-# equivalence tests, TorchRec for the sharded-table test, onnx and onnxruntime for the ONNX export, in .venv), then runs the Python package's tests, every Rust test, and the
-# library examples in examples/ (built by cargo test; each asserts what it shows).
+# The test command (README): sets up the Python side once, in .venv (PyTorch for the generated
+# modules' equivalence tests, TorchRec for the sharded-table test, onnx and onnxruntime for the
+# ONNX export), then runs every Rust test, the Python package's tests, and the library examples
+# in examples/ (built by cargo test; each asserts what it shows). No test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
@@ -22,8 +23,10 @@ if ! .venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null; then
   echo "installing onnx and onnxruntime into .venv (the ONNX export tests)" >&2
   .venv/bin/pip install --quiet onnx==1.23.2 onnxruntime==1.32.0
 fi
-.venv/bin/python -m unittest discover -s python/tests
+# Rust first: it builds target/release/recspec, which the Python fixture test runs (it fails,
+# rather than skips, without it).
 RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked
+RECSPEC_BIN="$PWD/target/release/recspec" .venv/bin/python -m unittest discover -s python/tests
 # Each example prints what it shows; only a failing one's output (a snapshot diff, an assertion)
 # is shown.
 for example in compile_and_snapshot diff_specs sasrec; do
