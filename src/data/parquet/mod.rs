@@ -26,6 +26,8 @@ pub struct ParquetRows {
     rows: RowIter<'static>,
     row: usize,
     total: usize,
+    /// The row after each row group's last (cumulative row counts), to name a failing group.
+    group_ends: Vec<usize>,
 }
 
 fn file_error(path: &Path, message: String) -> DataError {
@@ -41,6 +43,31 @@ fn open_reader(path: &Path) -> Result<SerializedFileReader<std::fs::File>, DataE
     }
     SerializedFileReader::new(file)
         .map_err(|e| file_error(path, format!("not a readable Parquet file (truncated or corrupt?): {}", clean(&e))))
+}
+
+thread_local! {
+    /// Set while [`quietly`] runs: the panic hook stays silent on this thread.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err` without the panic message on stderr: the `parquet`
+/// crate panics on some corrupt pages, and a corrupt file is bad input, not a crash. The hook
+/// is installed once and stays silent only on a thread inside `quietly`; every other panic is
+/// reported as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                default(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result
 }
 
 /// A Parquet error as one line, without the crate's "Parquet error: " prefix.
@@ -72,6 +99,15 @@ impl ParquetRows {
     ) -> Result<ParquetRows, DataError> {
         let reader = open_reader(path)?;
         let total = reader.metadata().file_metadata().num_rows().max(0) as usize;
+        let group_ends = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .scan(0usize, |end, g| {
+                *end = end.saturating_add(g.num_rows().max(0) as usize);
+                Some(*end)
+            })
+            .collect();
         let root = reader.metadata().file_metadata().schema().clone();
         let projection = match wanted {
             None => None,
@@ -106,7 +142,7 @@ impl ParquetRows {
         let rows = RowIter::from_file_into(Box::new(reader))
             .project(projection)
             .map_err(|e| file_error(path, format!("cannot read the columns: {}", clean(&e))))?;
-        Ok(ParquetRows { path: path.to_path_buf(), rows, row: 0, total })
+        Ok(ParquetRows { path: path.to_path_buf(), rows, row: 0, total, group_ends })
     }
 
     /// Rows the footer declares.
@@ -119,13 +155,22 @@ impl ParquetRows {
     /// (corrupt pages); `Ok(None)` is the end.
     #[allow(clippy::type_complexity)]
     pub fn next_row(&mut self) -> Result<Option<(usize, Result<Value, String>)>, DataError> {
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rows.next()));
+        let next = quietly(|| self.rows.next());
         let row = self.row + 1;
+        let group = self.group_ends.iter().position(|end| row <= *end);
+        let within = match group {
+            Some(g) => format!(
+                "row group {g} (rows {}-{})",
+                if g == 0 { 1 } else { self.group_ends[g - 1] + 1 },
+                self.group_ends[g]
+            ),
+            None => "past the rows the footer declares".to_string(),
+        };
         let error = |message: String| DataError { file: self.path.clone(), row, message };
         match next {
-            Err(_) => Err(error("cannot decode the row: the file is corrupt".into())),
+            Err(_) => Err(error(format!("cannot decode {within}: the file is corrupt"))),
             Ok(None) => Ok(None),
-            Ok(Some(Err(e))) => Err(error(format!("cannot read: {}", clean(&e)))),
+            Ok(Some(Err(e))) => Err(error(format!("cannot read {within}: {}", clean(&e)))),
             Ok(Some(Ok(r))) => {
                 self.row = row;
                 Ok(Some((row, row_value(r.into_columns()))))
