@@ -25,10 +25,19 @@ use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
+/// Writes `bytes` to `path` atomically: a temporary file, flushed to the disk, then renamed over
+/// `path`. A failed write (a full disk) leaves `path` as it was and removes the temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
+    use std::io::Write as _;
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).map_err(FileError::at("write", &tmp))?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(FileError::at("write", &tmp)(e).into());
+    }
     Ok(std::fs::rename(&tmp, path).map_err(FileError::renaming(&tmp, path))?)
 }
 

@@ -162,7 +162,11 @@ pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> M
             let step = &program.steps[i - program.input_count];
             let bytes = bytes.saturating_add(scratch(program, step, batch).saturating_mul(4));
             forward = forward.saturating_add(bytes);
-            components.push(Component { name: value.name.clone(), kind: "activations", bytes: bytes.saturating_mul(2) });
+            components.push(Component {
+                name: value.name.clone(),
+                kind: "activations",
+                bytes: bytes.saturating_mul(2),
+            });
         }
     }
     components.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
@@ -209,13 +213,15 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
         Kernel::Mlp { x, layers, .. } => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
             // Every layer's pre-activation and activation but the last (the output slot).
-            let hidden = layers[..layers.len().saturating_sub(1)].iter().map(|l| width(l.weight)).fold(0, u128::saturating_add);
+            let hidden =
+                layers[..layers.len().saturating_sub(1)].iter().map(|l| width(l.weight)).fold(0, u128::saturating_add);
             product(&[2, rows, hidden])
         }
         Kernel::Mmoe { x, experts, tasks, layers, .. } => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
             let widths = layers.iter().map(|l| width(l.weight)).fold(0, u128::saturating_add);
-            let per_row = product(&[*experts as u128, widths]).saturating_add(product(&[*tasks as u128, *experts as u128]));
+            let per_row =
+                product(&[*experts as u128, widths]).saturating_add(product(&[*tasks as u128, *experts as u128]));
             product(&[2, rows, per_row])
         }
         Kernel::Distribution { p, .. } => size(*p).saturating_mul(2),

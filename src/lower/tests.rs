@@ -138,7 +138,8 @@ fn an_absurd_model_has_an_absurd_estimate_not_an_overflow() {
 #[test]
 fn a_size_beyond_128_bits_saturates_and_reads_more_than() {
     // Each dim fits, their product (256 x 10^36 x 4 bytes) does not fit in 128 bits.
-    let g = graph("model m {\n dim D = 1000000000;\n input x: float[B, D, D, D, D];\n output y = Linear(out: 1)(x);\n}\n");
+    let g =
+        graph("model m {\n dim D = 1000000000;\n input x: float[B, D, D, D, D];\n output y = Linear(out: 1)(x);\n}\n");
     let p = lower(&g, &Bindings::of(&g)).unwrap();
     let m = memory::estimate(&p, 256, memory::OptimizerSlots::dense(2));
     assert_eq!(m.inputs, u128::MAX, "saturated, not wrapped");

@@ -639,3 +639,63 @@ fn snapshot_checks_and_updates_the_files_beside_a_spec() {
     assert!(stderr(&o).contains("no `.recspec` files in"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A disk that fills up while a later epoch's checkpoint is written (simulated with a file-size
+/// limit, `ulimit -f`, under which a write past the limit fails with EFBIG): the run stops with
+/// an error naming the file, no temporary file is left, and the last committed epoch stays
+/// loadable (`state.json` still names it and `recspec eval` reads it).
+#[cfg(unix)]
+#[test]
+fn a_disk_full_during_a_checkpoint_keeps_the_last_committed_epoch() {
+    let dir = std::env::temp_dir().join(format!("recspec-diskfull-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (data, run) = (dir.join("data"), dir.join("run"));
+    let o = recspec(&["simulate", "--out", data.to_str().unwrap(), "--users", "60", "--impressions", "10"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let train = |extra: &str| -> Output {
+        // SIGXFSZ ignored (inherited through exec), so a write past the limit fails with EFBIG
+        // instead of killing the process: what a full disk looks like to the program.
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; {extra} exec \"$0\" train specs/din.recspec --data \"$1\" --out \"$2\" --set D=32 --max-steps 2 --quiet \"${{@:3}}\"",
+            ))
+            .arg(env!("CARGO_BIN_EXE_recspec"))
+            .arg(&data)
+            .arg(&run)
+            .args(if extra.is_empty() { vec!["--epochs", "2"] } else { vec!["--resume", "--epochs", "3"] })
+            .current_dir(crate::root())
+            .output()
+            .expect("bash runs")
+    };
+    let o = train("");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let model = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.file_name().to_string_lossy().starts_with("model.epoch"))
+        .expect("a model checkpoint");
+    let size_kib = model.metadata().unwrap().len() / 1024;
+    assert!(size_kib > 8, "the checkpoint is {size_kib} KiB");
+    // Files up to half the checkpoint's size can still be written (state.json, metrics).
+    let o = train(&format!("ulimit -f {};", size_kib / 2));
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("cannot write") && err.contains("model.epoch3.bpk.tmp") && err.contains("File too large"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let leftovers: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 2, "{state}");
+    let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "the committed epoch loads: {}", stderr(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}
