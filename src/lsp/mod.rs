@@ -12,6 +12,7 @@
 //! and the server goes on.
 
 mod convert;
+mod transport;
 
 use crate::ide::{self, Analysis};
 use crate::load::Overlay;
@@ -49,9 +50,9 @@ impl std::error::Error for LspError {}
 /// Serves the protocol on stdin and stdout until the client says `exit`. `Ok(true)` when a
 /// `shutdown` request came first (exit code 0), `Ok(false)` when it did not (exit code 1).
 pub fn run_stdio() -> Result<bool, LspError> {
-    let (connection, io_threads) = Connection::stdio();
+    let (connection, transport) = transport::stdio();
     let result = serve(connection);
-    io_threads.join().map_err(LspError::Io)?;
+    transport.join().map_err(LspError::Io)?;
     result
 }
 

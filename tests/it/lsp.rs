@@ -71,6 +71,13 @@ impl Client {
         stdin.flush().unwrap();
     }
 
+    /// Writes raw bytes: frames as a broken client might send them.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
     fn notify(&mut self, method: &str, params: Value) {
         self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
     }
@@ -332,4 +339,137 @@ fn editor_package_matches_the_language() {
         );
     }
     let _: Value = serde_json::from_str(&read("language-configuration.json")).expect("language configuration is JSON");
+}
+
+/// Resident memory of a process, in KiB (`VmRSS` of /proc/PID/status).
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The server fed as an attacker would: 3,000 random edits of DFN (insertions of tokens,
+/// punctuation, digits, non-ASCII text and control characters, deletions, truncations), random
+/// text documents, requests at random positions (in range or far outside it), and well-framed
+/// JSON-RPC messages of the wrong shape, and frames that are not JSON-RPC at all (bad headers,
+/// bodies that are not JSON). It answers every request, reports errors as errors, never exits,
+/// and its memory stays flat (the last 1,500 edits grow it by less than 32 MiB).
+#[cfg(target_os = "linux")]
+#[test]
+fn lsp_survives_random_edits_text_and_malformed_messages_with_flat_memory() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    const PIECES: [&str; 24] = [
+        "let ",
+        "x",
+        " = ",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ";",
+        ",",
+        ":",
+        "Embedding(",
+        "vocab: V",
+        "dim: D",
+        "model ",
+        "\"",
+        "é",
+        "日本",
+        "\u{0}",
+        "\t",
+        "\n",
+        "99999999999999999999",
+        "import \"nope.recspec\";",
+    ];
+    let base = std::fs::read_to_string(crate::root().join("specs/dfn.recspec")).unwrap();
+    let uri = Url::from_file_path(crate::root().join("specs/fuzzed.recspec")).unwrap();
+    let mut client = Client::start();
+    let pid = client.child.id();
+    initialize(&mut client);
+    open(&mut client, &uri, &base);
+    let mut text = base.clone();
+    let mut halfway = 0;
+    for edit in 0..3000 {
+        let chars: Vec<char> = text.chars().collect();
+        let at = next(chars.len() + 1);
+        text = match next(10) {
+            0..=5 => {
+                let piece = PIECES[next(PIECES.len())];
+                chars[..at].iter().collect::<String>() + piece + &chars[at..].iter().collect::<String>()
+            }
+            6..=7 => {
+                let end = (at + next(12)).min(chars.len());
+                chars[..at].iter().chain(&chars[end..]).collect()
+            }
+            8 => chars[..at].iter().collect(),
+            _ if next(4) == 0 => base.clone(),
+            _ => (0..next(200)).map(|_| char::from_u32(next(0x3000) as u32).unwrap_or('?')).collect(),
+        };
+        change(&mut client, &uri, edit + 2, &text);
+        if edit % 25 == 0 {
+            let line = next(text.lines().count() + 5) as u32;
+            let character = next(120) as u32;
+            let method =
+                ["textDocument/hover", "textDocument/definition", "textDocument/completion", "textDocument/references"]
+                    [next(4)];
+            let mut params =
+                json!({"textDocument": {"uri": uri.as_str()}, "position": {"line": line, "character": character}});
+            if method == "textDocument/references" {
+                params["context"] = json!({"includeDeclaration": true});
+            }
+            let r = client.request(method, params);
+            assert!(r.get("result").is_some() || r.get("error").is_some(), "{method} at edit {edit}: {r}");
+        }
+        if edit == 1500 {
+            halfway = rss_kib(pid);
+        }
+    }
+    // Well-framed messages of the wrong shape: answered with errors, or ignored if notifications.
+    for bad in [
+        json!({"jsonrpc": "2.0", "id": 9001, "method": "textDocument/hover", "params": {"textDocument": 3}}),
+        json!({"jsonrpc": "2.0", "id": 9002, "method": "textDocument/definition"}),
+        json!({"jsonrpc": "2.0", "id": 9003, "method": "no/such/method", "params": {}}),
+        json!({"jsonrpc": "2.0", "id": "text-id", "method": "textDocument/completion", "params": {"textDocument": {"uri": "not a uri"}, "position": {"line": -1, "character": 0}}}),
+        json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"contentChanges": 5}}),
+        json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": uri.as_str()}}}),
+        json!({"jsonrpc": "2.0", "id": 9004, "method": "textDocument/hover", "params": {"textDocument": {"uri": "file:///nowhere/x.recspec"}, "position": {"line": 0, "character": 0}}}),
+    ] {
+        let id = bad.get("id").cloned();
+        client.send(bad);
+        if let Some(id) = id {
+            let r = client.wait(|m| m["id"] == id && m.get("method").is_none());
+            assert!(r.get("result").is_some() || r.get("error").is_some(), "{r}");
+        }
+    }
+    // Frames that are not JSON-RPC: each answered with an error (id null), and reading goes on.
+    for (raw, code) in [
+        (&b"Content-Length: 9\r\n\r\n{not json"[..], -32700),
+        (&b"Content-Length: 10\r\n\r\n{\"foo\": 1}"[..], -32600),
+        (&b"Content-Type: text\r\n\r\n"[..], -32700),
+        (&b"Content-Length: many\r\n\r\n"[..], -32700),
+        (&b"Content-Length: 4\r\n\r\n\xff\xfe\x00\x01"[..], -32700),
+    ] {
+        client.send_raw(raw);
+        let r = client.wait(|m| m["id"].is_null() && m.get("error").is_some());
+        assert_eq!(r["error"]["code"], code, "{r}");
+    }
+    change(&mut client, &uri, 9999, &base);
+    let r = client.request("textDocument/hover", at(&uri, &base, "model $0"));
+    assert!(r.get("result").is_some(), "still answering: {r}");
+    let end = rss_kib(pid);
+    assert!(end < halfway + 32 * 1024, "memory grew from {halfway} KiB to {end} KiB over the last 1,500 edits");
+    shutdown(client);
 }

@@ -1,0 +1,205 @@
+//! The stdio transport of `recspec lsp`: Content-Length framed JSON-RPC on stdin and stdout.
+//!
+//! `lsp-server`'s own stdio transport ends the connection at the first malformed frame (a bad
+//! header, a body that is not JSON, a JSON value that is not a message): an editor extension
+//! with a bug, or a fuzzer, would kill the server. This one answers such a frame with a JSON-RPC
+//! error (`id` null: -32700 for text that is not JSON, -32600 for JSON that is not a message,
+//! as the JSON-RPC 2.0 specification says) and reads on; a body larger than
+//! [`MAX_MESSAGE_BYTES`] is skipped unread. The server itself runs on `lsp-server`'s in-memory
+//! [`Connection`], as before.
+
+use lsp_server::{Connection, Message};
+use std::io::{self, BufRead, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The largest message body read; a larger one is skipped and answered with an error.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The longest header line read whole.
+const MAX_HEADER_BYTES: u64 = 8 << 10;
+
+/// One frame of input.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    /// The input ended between frames.
+    End,
+    Body(Vec<u8>),
+    /// A frame that cannot be read, and why.
+    Bad(String),
+}
+
+/// The writer thread, joined once the server has dropped its end of the connection.
+pub struct Transport {
+    writer: JoinHandle<io::Result<()>>,
+}
+
+impl Transport {
+    /// Waits until everything the server sent is written.
+    pub fn join(self) -> io::Result<()> {
+        self.writer.join().unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")))
+    }
+}
+
+/// A connection on stdin and stdout; the reader thread ends at the end of input or after
+/// forwarding `exit`, and is not joined (it may be blocked on stdin).
+pub fn stdio() -> (Connection, Transport) {
+    let (server, client) = Connection::memory();
+    let out = Arc::new(Mutex::new(io::stdout()));
+    let writer_out = out.clone();
+    let receiver = client.receiver;
+    let writer = std::thread::Builder::new()
+        .name("recspec-lsp-writer".into())
+        .spawn(move || {
+            for message in receiver {
+                let mut out = writer_out.lock().map_err(|_| io::Error::other("stdout lock poisoned"))?;
+                message.write(&mut *out)?;
+            }
+            Ok(())
+        })
+        .expect("the writer thread starts");
+    let sender = client.sender;
+    std::thread::Builder::new()
+        .name("recspec-lsp-reader".into())
+        .spawn(move || {
+            let stdin = io::stdin();
+            let mut input = stdin.lock();
+            loop {
+                let reply = match read_frame(&mut input) {
+                    Ok(Frame::End) | Err(_) => return,
+                    Ok(Frame::Bad(message)) => error_response(-32700, &message),
+                    Ok(Frame::Body(body)) => match parse(&body) {
+                        Ok(message) => {
+                            let exit = matches!(&message, Message::Notification(n) if n.method == "exit");
+                            if sender.send(message).is_err() || exit {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err((code, message)) => error_response(code, &message),
+                    },
+                };
+                let Ok(mut out) = out.lock() else { return };
+                if write!(out, "Content-Length: {}\r\n\r\n{reply}", reply.len()).and_then(|_| out.flush()).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("the reader thread starts");
+    (server, Transport { writer })
+}
+
+/// A message from a frame's body, or the JSON-RPC error code and message for it.
+fn parse(body: &[u8]) -> Result<Message, (i64, String)> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| (-32700, format!("the message is not JSON: {e}")))?;
+    serde_json::from_value(value)
+        .map_err(|e| (-32600, format!("the JSON is not a request, response or notification: {e}")))
+}
+
+fn error_response(code: i64, message: &str) -> String {
+    serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }).to_string()
+}
+
+/// Reads one frame: header lines (`Content-Length: N`, others ignored; `\r\n` or `\n`) up to a
+/// blank line, then N bytes.
+fn read_frame(input: &mut impl BufRead) -> io::Result<Frame> {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut headers = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input.by_ref().take(MAX_HEADER_BYTES).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(if headers { Frame::Bad("the input ended inside a header".into()) } else { Frame::End });
+        }
+        if !line.ends_with(b"\n") && n as u64 == MAX_HEADER_BYTES {
+            // An over-long header line: skip to its end.
+            let mut rest = Vec::new();
+            input.read_until(b'\n', &mut rest)?;
+            headers = true;
+            length = Some(Err(format!("a header line longer than {MAX_HEADER_BYTES} bytes")));
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if headers {
+                break;
+            }
+            continue; // a stray blank line between frames
+        }
+        headers = true;
+        if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("Content-Length `{}` is not a size", value.trim())),
+                );
+            }
+        }
+    }
+    match length {
+        None => Ok(Frame::Bad("a message without a Content-Length header".into())),
+        Some(Err(message)) => Ok(Frame::Bad(message)),
+        Some(Ok(n)) if n > MAX_MESSAGE_BYTES => {
+            io::copy(&mut input.by_ref().take(n as u64), &mut io::sink())?;
+            Ok(Frame::Bad(format!("a message of {n} bytes; at most {MAX_MESSAGE_BYTES} are read")))
+        }
+        Some(Ok(n)) => {
+            let mut body = vec![0; n];
+            match input.read_exact(&mut body) {
+                Ok(()) => Ok(Frame::Body(body)),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Frame::End),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &str) -> Vec<Frame> {
+        let mut r = io::Cursor::new(input.as_bytes().to_vec());
+        let mut out = vec![];
+        loop {
+            match read_frame(&mut r).unwrap() {
+                Frame::End => return out,
+                f => out.push(f),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_are_read_leniently_and_bad_ones_reported() {
+        let got = frames(
+            "Content-Length: 2\r\n\r\n{}\n\nContent-Length: 3\n\nabcContent-Type: x\r\n\r\nContent-Length: x\r\n\r\nContent-Length: 1\r\n\r\n[",
+        );
+        assert_eq!(
+            got,
+            vec![
+                Frame::Body(b"{}".to_vec()),
+                Frame::Body(b"abc".to_vec()),
+                Frame::Bad("a message without a Content-Length header".into()),
+                Frame::Bad("Content-Length `x` is not a size".into()),
+                Frame::Body(b"[".to_vec()),
+            ]
+        );
+        assert_eq!(parse(b"{not json").unwrap_err().0, -32700);
+        assert_eq!(parse(b"{\"foo\": 1}").unwrap_err().0, -32600);
+        assert!(parse(b"{\"jsonrpc\": \"2.0\", \"method\": \"exit\"}").is_ok());
+    }
+
+    #[test]
+    fn a_too_large_body_is_skipped_and_reading_goes_on() {
+        let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        let input = format!("Content-Length: {}\r\n\r\n{big}Content-Length: 2\r\n\r\n{{}}", big.len());
+        let got = frames(&input);
+        assert!(matches!(&got[0], Frame::Bad(m) if m.contains("at most")), "{:?}", got.first().map(|_| ()));
+        assert_eq!(got[1], Frame::Body(b"{}".to_vec()));
+    }
+}
