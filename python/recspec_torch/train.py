@@ -26,7 +26,8 @@ step, and after every epoch the validation file is scored (AUC, GAUC, log loss p
 a loss scores). Written to RUN_DIR by rank 0: `model.safetensors` (recspec keys, after every
 epoch) and `torch_metrics.jsonl` (one line per epoch); by every rank: `rows.rank{R}.json`, the
 sorted indices of the training rows it trained on (those of the batches it stepped on, in any
-epoch).
+epoch), and (tables not sharded) `weights.rank{R}.sha256`, the SHA-256 of its final trainable
+weights, the same on every rank when gradients were averaged.
 
 Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK in the environment) every rank reads only its part
 of each split (`recspec_torch.data.SplitPlan`: of a folder of n shards, whole shards `i` with
@@ -590,7 +591,7 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     torch.manual_seed((seed + rank) & MASK64)
     if rank == 0:
         for name in os.listdir(run_dir):
-            if re.fullmatch(r"rows\.rank\d+\.json", name) or name == "sharding.json":
+            if re.fullmatch(r"(rows\.rank\d+\.json|weights\.rank\d+\.sha256)", name) or name == "sharding.json":
                 os.remove(os.path.join(run_dir, name))
     placeholder = placeholder_batch(module, ctx.device)
     sharding = getattr(args, "table_sharding", None)
@@ -729,6 +730,10 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
             raise failed
     trained_rows = train_plan.indices()[trained].tolist()
     _write_atomic(os.path.join(run_dir, f"rows.rank{rank}.json"), lambda tmp: _write_int_list(tmp, trained_rows))
+    if sharding is None:
+        # The SHA-256 of this rank's final weights (every PARAMS key, in order): data-parallel
+        # ranks that averaged their gradients hold the same bytes.
+        _write_json(os.path.join(run_dir, f"weights.rank{rank}.sha256"), weights_digest(generated, module))
     ctx.agree(False)
     if rank != 0:
         return None
@@ -749,6 +754,19 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
         flush=True,
     )
     return report
+
+
+def weights_digest(model, module):
+    """The hex SHA-256 of a generated module's trainable weights, in PARAMS order (memory slots
+    are excluded: DDP keeps rank 0's, and each rank writes its own in a training pass)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, (attr, _, is_state, _) in module.PARAMS.items():
+        if not is_state:
+            h.update(key.encode())
+            h.update(getattr(model, attr).detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _shard_tables(ctx, module, cls, settings, loss_weights, sharding, run_dir):

@@ -330,7 +330,12 @@ fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(epochs.len(), 3, "{log}");
+    assert!(epochs.iter().all(|e| e["world_size"] == 2), "two ranks: {epochs:?}");
     assert!(epochs[2]["steps"].as_u64().unwrap() >= 200, "{}", epochs[2]);
+    // The ranks read different rows; only averaged gradients leave them with the same weights.
+    let digest = |rank: usize| std::fs::read_to_string(run.join(format!("weights.rank{rank}.sha256"))).unwrap();
+    assert_eq!(digest(0).len(), 64, "{}", digest(0));
+    assert_eq!(digest(0), digest(1), "the ranks' final weights are identical");
     let loss = |i: usize| epochs[i]["train_loss"].as_f64().unwrap();
     assert!(loss(2) < loss(0), "training loss fell: {} -> {}", loss(0), loss(2));
 
