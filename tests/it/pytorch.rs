@@ -34,6 +34,12 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Where `recspec_torch` is imported from: `RECSPEC_TORCH_PATH` (bench/mutate_ops.py points it
+/// at mutated copies), else the repository's `python/`.
+fn torch_package() -> PathBuf {
+    std::env::var_os("RECSPEC_TORCH_PATH").map(PathBuf::from).unwrap_or_else(|| crate::root().join("python"))
+}
+
 fn temp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("recspec-torch-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
@@ -234,7 +240,7 @@ fn every_spec_matches_its_generated_pytorch_module() {
             .arg(dir.join("batch.safetensors"))
             .arg("--out")
             .arg(dir.join("out.safetensors"))
-            .env("PYTHONPATH", crate::root().join("python"))
+            .env("PYTHONPATH", torch_package())
             .output()
             .expect("python runs");
         assert!(run.status.success(), "{name}: the generated module failed:\n{}", String::from_utf8_lossy(&run.stderr));
@@ -291,7 +297,7 @@ fn train_in_pytorch_with(launcher: &[&str], run: &Path, data: &Path, flags: &[&s
         .arg("--data")
         .arg(data)
         .args(flags)
-        .env("PYTHONPATH", crate::root().join("python"))
+        .env("PYTHONPATH", torch_package())
         .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("python runs");
@@ -555,7 +561,7 @@ fn compare_steps(
         .args(["--optimizer", settings.optimizer.name(), "--embedding-optimizer", settings.embedding_optimizer.name()])
         .arg("--out")
         .arg(dir.join("out.safetensors"))
-        .env("PYTHONPATH", crate::root().join("python"))
+        .env("PYTHONPATH", torch_package())
         .output()
         .expect("python runs");
     assert!(run.status.success(), "{name}: the stepping module failed:\n{}", String::from_utf8_lossy(&run.stderr));
@@ -662,7 +668,7 @@ fn python_json(python: &Path, code: &str, args: &[String]) -> serde_json::Value 
     let out = Command::new(python)
         .args(["-c", code])
         .args(args)
-        .env("PYTHONPATH", crate::root().join("python"))
+        .env("PYTHONPATH", torch_package())
         .output()
         .expect("python runs");
     assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -783,7 +789,7 @@ fn every_spec_exports_to_onnx_and_onnxruntime_agrees_with_burn() {
             Command::new(&python)
                 .args(["-m", "recspec_torch.onnx_export"])
                 .args(args)
-                .env("PYTHONPATH", crate::root().join("python"))
+                .env("PYTHONPATH", torch_package())
                 .output()
                 .expect("python runs")
         };
@@ -899,7 +905,7 @@ fn recspec_export_onnx_scores_as_recspec_eval() {
         .arg(dir.join("batch.safetensors"))
         .arg("--out")
         .arg(dir.join("out.safetensors"))
-        .env("PYTHONPATH", crate::root().join("python"))
+        .env("PYTHONPATH", torch_package())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
