@@ -185,20 +185,15 @@ impl Recommender {
             return Ok(vec![]);
         }
         let (scores, vocab) = self.scores(rows)?;
-        Ok(self.pick(rows, &scores, vocab, k, exclude_consumed))
+        let per_row: Vec<&[f32]> = scores.chunks(vocab.max(1)).collect();
+        Ok(self.pick(rows, &per_row, k, exclude_consumed))
     }
 
-    /// [`Recommender::top_k`] from the rows' scores (`scores`, row-major [rows, vocab]).
-    pub fn pick(
-        &self,
-        rows: &[Value],
-        scores: &[f32],
-        vocab: usize,
-        k: usize,
-        exclude_consumed: bool,
-    ) -> Vec<Vec<Pick>> {
+    /// [`Recommender::top_k`] from the rows' scores (`scores[r]`: every item's score for row r).
+    pub fn pick(&self, rows: &[Value], scores: &[&[f32]], k: usize, exclude_consumed: bool) -> Vec<Vec<Pick>> {
         let mut out = Vec::with_capacity(rows.len());
-        for (r, row) in rows.iter().enumerate() {
+        for (row, row_scores) in rows.iter().zip(scores) {
+            let vocab = row_scores.len();
             let mut banned = vec![false; vocab];
             if exclude_consumed {
                 for name in &self.consumed {
@@ -209,7 +204,6 @@ impl Recommender {
                     }
                 }
             }
-            let row_scores = &scores[r * vocab..(r + 1) * vocab];
             let mut ids: Vec<usize> = (0..vocab).filter(|i| !banned[*i]).collect();
             let by_score = |a: &usize, b: &usize| row_scores[*b].total_cmp(&row_scores[*a]).then(a.cmp(b));
             let k = k.min(ids.len());

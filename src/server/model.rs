@@ -162,21 +162,14 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
     let Some(rec) = &model.recommender else { return };
     run_jobs(recommend, observe, |rows| {
         let (scores, vocab) = rec.scores(rows)?;
-        Ok(rows.iter().enumerate().map(|(i, _)| scores[i * vocab..(i + 1) * vocab].to_vec()).collect())
+        Ok(scores.chunks(vocab.max(1)).map(<[f32]>::to_vec).collect())
     })
     .into_iter()
     .for_each(|(job, result)| {
         let Ask::Recommend { k, exclude_consumed } = job.ask else { return };
         let answer = result.map(|(scores, n)| {
-            let vocab = scores.first().map_or(0, Vec::len);
-            let flat: Vec<f32> = scores.concat();
-            (
-                Answer::Lists {
-                    output: rec.output.clone(),
-                    rows: rec.pick(&job.rows, &flat, vocab, k, exclude_consumed),
-                },
-                n,
-            )
+            let per_row: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
+            (Answer::Lists { output: rec.output.clone(), rows: rec.pick(&job.rows, &per_row, k, exclude_consumed) }, n)
         });
         let _ = job.reply.send(answer);
     });

@@ -98,27 +98,28 @@ fn jsonl_to_parquet_and_back_gives_the_same_rows_and_batches() {
     }
 }
 
+/// The settings the DFN training comparisons share: one epoch of batches of 64 at seed 11.
+fn dfn_settings() -> TrainSettings {
+    TrainSettings { lr: 0.005, batch_size: 64, epochs: 1, seed: 11, ..TrainSettings::default() }
+}
+
+/// Trains DFN (small dims) on `data` into the run directory `out` on the CPU.
+fn train_dfn(data: &Path, out: &Path, settings: TrainSettings) -> recspec::runtime::train::TrainReport {
+    let options = TrainOptions {
+        device: recspec::runtime::parse_device("cpu").unwrap(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+    };
+    std::fs::create_dir_all(out).unwrap();
+    train(&RunDir::open(out), dfn_plan(data), settings, data, options).unwrap()
+}
+
 #[test]
 fn dfn_trains_to_the_same_losses_on_parquet() {
     let (jsonl, parquet) = data_sets("train");
-    let run = |data: &Path, out: &Path| {
-        let settings = TrainSettings {
-            lr: 0.005,
-            batch_size: 64,
-            epochs: 1,
-            max_steps: Some(12),
-            seed: 11,
-            ..TrainSettings::default()
-        };
-        let options = TrainOptions {
-            device: recspec::runtime::parse_device("cpu").unwrap(),
-            skip_bad_rows: false,
-            extra_labels: vec![],
-            progress: false,
-        };
-        std::fs::create_dir_all(out).unwrap();
-        train(&RunDir::open(out), dfn_plan(data), settings, data, options).unwrap()
-    };
+    let settings = TrainSettings { max_steps: Some(12), ..dfn_settings() };
+    let run = |data: &Path, out: &Path| train_dfn(data, out, settings.clone());
     let (ra, rb) = (temp("train-run-a"), temp("train-run-b"));
     let a = run(&jsonl, &ra);
     let b = run(&parquet, &rb);
@@ -151,25 +152,8 @@ fn dfn_trains_to_the_same_losses_on_a_folder_of_mixed_shards() {
     std::fs::write(folder.join("_SUCCESS"), "").unwrap();
     assert_eq!(recspec::data::count_rows(&folder).unwrap(), lines.len());
 
-    let run = |data: &Path, out: &Path| {
-        let settings = TrainSettings {
-            lr: 0.005,
-            batch_size: 64,
-            epochs: 1,
-            max_steps: None,
-            seed: 11,
-            shuffle_buffer: 0,
-            ..TrainSettings::default()
-        };
-        let options = TrainOptions {
-            device: recspec::runtime::parse_device("cpu").unwrap(),
-            skip_bad_rows: false,
-            extra_labels: vec![],
-            progress: false,
-        };
-        std::fs::create_dir_all(out).unwrap();
-        train(&RunDir::open(out), dfn_plan(data), settings, data, options).unwrap()
-    };
+    let settings = TrainSettings { max_steps: None, shuffle_buffer: 0, ..dfn_settings() };
+    let run = |data: &Path, out: &Path| train_dfn(data, out, settings.clone());
     let (ra, rb) = (temp("folder-run-a"), temp("folder-run-b"));
     let a = run(&jsonl, &ra);
     let b = run(&sharded, &rb);
