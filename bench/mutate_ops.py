@@ -10,7 +10,8 @@ change of 1e-3 by default, a hundred times the tests' tolerance — and the Rust
 shipped spec on one batch) and `every_spec_trains_the_same_steps_in_burn_and_pytorch` (weights
 and optimizer state after each of several steps) are run against the copy
 (`RECSPEC_TORCH_PATH`). A mutant is killed when a test fails. Prints one line per op and the
-count; an op that no shipped spec calls survives, and is named as such.
+count; an op that neither a shipped spec nor tests/data/coverage/ops.recspec calls survives,
+and is named as such.
 
 Runs the test binary cargo last built (`cargo test --release --test it --no-run` first).
 """

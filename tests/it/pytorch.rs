@@ -193,14 +193,19 @@ fn small_dims() -> Vec<Override> {
         .collect()
 }
 
-/// Every shipped spec (specs/*.recspec), sorted.
-fn shipped_specs() -> Vec<PathBuf> {
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(crate::root().join("specs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "recspec"))
-        .collect();
-    specs.sort();
+/// Every shipped spec (specs/*.recspec), sorted, then the specs of tests/data/coverage, which
+/// call the ops no shipped spec calls.
+fn compared_specs() -> Vec<PathBuf> {
+    let mut specs = vec![];
+    for dir in ["specs", "tests/data/coverage"] {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(crate::root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "recspec"))
+            .collect();
+        found.sort();
+        specs.extend(found);
+    }
     specs
 }
 
@@ -210,7 +215,7 @@ fn every_spec_matches_its_generated_pytorch_module() {
     let data = comparison_data("data");
     let small = small_dims();
     let device = Device::flex().autodiff();
-    let specs = shipped_specs();
+    let specs = compared_specs();
     let mut failures = vec![];
     for spec in &specs {
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
@@ -251,7 +256,7 @@ fn every_spec_matches_its_generated_pytorch_module() {
         std::fs::remove_dir_all(&dir).ok();
     }
     std::fs::remove_dir_all(&data).ok();
-    assert!(specs.len() >= 15, "{} specs", specs.len());
+    assert!(specs.len() >= 16, "{} specs", specs.len());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -628,7 +633,7 @@ fn every_spec_trains_the_same_steps_in_burn_and_pytorch() {
     let python = python();
     let data = comparison_data("steps-data");
     let small = small_dims();
-    let specs = shipped_specs();
+    let specs = compared_specs();
     let mut failures = vec![];
     let mut compared = 0;
     for spec in &specs {
@@ -774,7 +779,7 @@ fn every_spec_exports_to_onnx_and_onnxruntime_agrees_with_burn() {
     let data = comparison_data("onnx-data");
     let small = small_dims();
     let device = Device::flex().autodiff();
-    let specs = shipped_specs();
+    let specs = compared_specs();
     let mut failures = vec![];
     let mut compared = 0;
     for spec in &specs {
@@ -840,7 +845,7 @@ fn every_spec_exports_to_onnx_and_onnxruntime_agrees_with_burn() {
         std::fs::remove_dir_all(&dir).ok();
     }
     std::fs::remove_dir_all(&data).ok();
-    assert!(specs.len() >= 15 && compared >= 2 * specs.len(), "{compared} outputs of {} specs", specs.len());
+    assert!(specs.len() >= 16 && compared >= 2 * specs.len(), "{compared} outputs of {} specs", specs.len());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 

@@ -204,6 +204,7 @@ pub(super) fn mmoe(call: &Call) -> R<Inferred> {
     let mut params = vec![];
     let mut din = x.ty.shape[1].clone();
     for (i, u) in units.iter().enumerate() {
+        call.positive("units", u)?;
         params.push(param(
             &format!("experts.layer{i}.weight"),
             vec![experts.clone(), din.clone(), u.clone()],

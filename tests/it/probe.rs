@@ -1,0 +1,318 @@
+//! The mutation probe: small edits of every shipped spec, each compiled, lowered, checked
+//! against a memory budget and, when accepted, trained for two steps on a tiny simulated data
+//! set through the same calls `recspec train` makes. A mutant may be refused at any stage with
+//! an error; none may panic. (An abort would end the test binary, which fails the run too.)
+//!
+//! `mutants_train_or_are_refused` is the slice `.ci/run` runs; the full probe is
+//! `RECSPEC_PROBE_MUTANTS=5000 RECSPEC_PROBE_SEED=5 cargo test --release full_probe -- --ignored
+//! --nocapture`.
+
+use recspec::app::train::{check_splits, train, trainable_graph, TrainOptions};
+use recspec::app::RunDir;
+use recspec::config::TrainSettings;
+use recspec::simulate::{simulate, SimConfig};
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+/// xorshift64*, so that a failure names a seed that reproduces it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tok {
+    Ident,
+    Number,
+    Other,
+}
+
+/// The tokens of a spec that mutations edit: identifiers and numbers with their byte ranges
+/// (strings and comments are skipped, so imports and notes stay intact).
+fn tokens(text: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
+    let b = text.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push((Tok::Ident, s..i));
+        } else if c.is_ascii_digit() {
+            let s = i;
+            let mut exponent = false;
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e' || (b[i] == b'-' && exponent)) {
+                exponent = b[i] == b'e';
+                i += 1;
+            }
+            out.push((Tok::Number, s..i));
+        } else {
+            if !c.is_ascii_whitespace() {
+                out.push((Tok::Other, i..i + 1));
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+const INTS: &[&str] = &["0", "1", "2", "3", "4", "7", "16", "100", "-1", "-2"];
+const FLOATS: &[&str] = &["0.0", "1.0", "0.5", "-1.0", "1e-9", "2.5", "100.0"];
+/// Names a user might reach for instead of the one written: components, functions, options.
+const NAMES: &[&str] = &[
+    "Linear",
+    "MLP",
+    "Embedding",
+    "SelfAttention",
+    "TargetAttention",
+    "GRU",
+    "Memory",
+    "MMoE",
+    "concat",
+    "stack",
+    "sum",
+    "mean",
+    "max",
+    "pool",
+    "sigmoid",
+    "softmax",
+    "relu",
+    "bce",
+    "triplet",
+    "not_to_recommend",
+    "B",
+    "T",
+    "D",
+    "F",
+    "true",
+    "false",
+];
+
+/// One mutant of `text`: one to three edits, each replacing a number (most often: numbers are
+/// where an edit is most likely to be accepted), replacing a name (with another name of the
+/// same file or a common one), swapping two names, or deleting or duplicating a line.
+fn mutate(text: &str, rng: &mut Rng) -> String {
+    let mut text = text.to_string();
+    for _ in 0..1 + rng.below(3) {
+        let toks = tokens(&text);
+        let of = |kinds: &[Tok]| -> Vec<std::ops::Range<usize>> {
+            toks.iter().filter(|t| kinds.contains(&t.0)).map(|t| t.1.clone()).collect()
+        };
+        let (numbers, names) = (of(&[Tok::Number]), of(&[Tok::Ident]));
+        match rng.below(10) {
+            0..=3 if !numbers.is_empty() => {
+                let range = rng.pick(&numbers).clone();
+                let float = text[range.clone()].contains(['.', 'e']);
+                let new = if float { rng.pick(FLOATS) } else { rng.pick(INTS) };
+                text.replace_range(range, new);
+            }
+            4..=6 if !names.is_empty() => {
+                let range = rng.pick(&names).clone();
+                let new = if rng.below(2) == 0 {
+                    text[rng.pick(&names).clone()].to_string()
+                } else {
+                    rng.pick(NAMES).to_string()
+                };
+                text.replace_range(range, &new);
+            }
+            7 if names.len() > 1 => {
+                let (a, b) = (rng.pick(&names).clone(), rng.pick(&names).clone());
+                let (first, second) = if a.start < b.start { (a, b) } else { (b, a) };
+                if first.end <= second.start {
+                    let (x, y) = (text[first.clone()].to_string(), text[second.clone()].to_string());
+                    text.replace_range(second, &x);
+                    text.replace_range(first, &y);
+                }
+            }
+            _ => {
+                let lines: Vec<&str> = text.lines().collect();
+                let at = rng.below(lines.len());
+                let mut out = lines.clone();
+                if rng.below(2) == 0 {
+                    out.remove(at);
+                } else {
+                    out.insert(at, lines[at]);
+                }
+                text = out.join("\n");
+            }
+        }
+    }
+    text
+}
+
+/// Where a mutant stopped.
+#[derive(Default, Debug)]
+struct Tally {
+    mutants: usize,
+    refused_by_check: usize,
+    refused_later: usize,
+    trained: usize,
+    panics: Vec<String>,
+}
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("recspec-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// What one mutant reached: `Ok(true)` trained two steps, `Ok(false)` refused by the checker,
+/// `Err` refused later with an error.
+fn compile_and_train(spec: &Path, data: &Path, out: &Path) -> Result<bool, recspec::app::AppError> {
+    let (_, checked) = recspec::app::compile_for_data(spec, Some(data), &[])?;
+    let Some(graph) = checked.graph else { return Ok(false) };
+    let graph = trainable_graph(spec, graph, &BTreeMap::new())?;
+    let program = recspec::app::lower_graph(&graph)?;
+    let settings = TrainSettings {
+        lr: 0.01,
+        batch_size: 8,
+        epochs: 1,
+        max_steps: Some(2),
+        shuffle_buffer: 0,
+        ..Default::default()
+    };
+    recspec::app::memory::check_fits(&program, settings.batch_size, &settings, Some(1 << 30))?;
+    check_splits(&program, data)?;
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).unwrap();
+    let options = TrainOptions {
+        device: recspec::runtime::parse_device("cpu").unwrap(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+    };
+    train(&RunDir::open(out), program, settings, data, options)?;
+    Ok(true)
+}
+
+fn probe(mutants: usize, seed: u64) -> Tally {
+    let data = temp(&format!("data-{seed:x}"));
+    let cfg = SimConfig { users: 12, items: 40, impressions_per_user: 6, seq_len: 4, seed: 5, ..SimConfig::default() };
+    simulate(&cfg, &data).unwrap();
+    let specs = temp(&format!("specs-{seed:x}"));
+    copy_dir(&crate::root().join("specs"), &specs);
+    // Every shipped spec, and each library file with a spec that imports it.
+    let mut targets: Vec<(PathBuf, PathBuf)> = vec![];
+    for e in std::fs::read_dir(&specs).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "recspec") {
+            targets.push((p.clone(), p));
+        }
+    }
+    targets.sort();
+    targets.push((specs.join("dumn.recspec"), specs.join("lib/dumn.recspec")));
+    targets.push((specs.join("mmoe.recspec"), specs.join("lib/mtl.recspec")));
+    let out = temp(&format!("run-{seed:x}"));
+    let mut rng = Rng(seed);
+    let mut tally = Tally::default();
+    // The previous panic hook prints each panic; the tally lists them at the end instead.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for _ in 0..mutants {
+        let (spec, file) = rng.pick(&targets).clone();
+        let original = std::fs::read_to_string(&file).unwrap();
+        let mutant = mutate(&original, &mut rng);
+        std::fs::write(&file, &mutant).unwrap();
+        tally.mutants += 1;
+        match catch_unwind(AssertUnwindSafe(|| compile_and_train(&spec, &data, &out))) {
+            Ok(Ok(true)) => tally.trained += 1,
+            Ok(Ok(false)) => tally.refused_by_check += 1,
+            Ok(Err(_)) => tally.refused_later += 1,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                tally.panics.push(format!(
+                    "{} panicked: {message}\n--- mutant of {} ---\n{}",
+                    spec.file_name().unwrap().to_string_lossy(),
+                    file.file_name().unwrap().to_string_lossy(),
+                    changed_lines(&original, &mutant)
+                ));
+            }
+        }
+        std::fs::write(&file, &original).unwrap();
+    }
+    std::panic::set_hook(hook);
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&specs);
+    let _ = std::fs::remove_dir_all(&out);
+    tally
+}
+
+/// The lines of `mutant` that are not in `original`, for a readable report.
+fn changed_lines(original: &str, mutant: &str) -> String {
+    let old: std::collections::HashSet<&str> = original.lines().collect();
+    mutant.lines().filter(|l| !old.contains(l)).map(|l| format!("+ {l}\n")).collect()
+}
+
+fn report(t: &Tally) {
+    eprintln!(
+        "{} mutants: {} refused by the checker, {} refused later with an error, {} trained two steps, {} panicked",
+        t.mutants,
+        t.refused_by_check,
+        t.refused_later,
+        t.trained,
+        t.panics.len()
+    );
+    for p in t.panics.iter().take(10) {
+        eprintln!("{p}");
+    }
+}
+
+#[test]
+fn mutants_train_or_are_refused() {
+    let t = probe(5000, 0x0bad_5eed_0000_0027);
+    report(&t);
+    assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
+    assert!(t.trained >= 500, "the probe trains a fair share of its mutants: {}", t.trained);
+}
+
+#[test]
+#[ignore = "the full probe; RECSPEC_PROBE_MUTANTS and RECSPEC_PROBE_SEED set its size and seed"]
+fn full_probe() {
+    let var = |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let t = probe(var("RECSPEC_PROBE_MUTANTS", 5000) as usize, var("RECSPEC_PROBE_SEED", 5));
+    report(&t);
+    assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
+}
