@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side speed of recspec's interpreter (`recspec bench`, burn-flex on the CPU), the
-# generated PyTorch module (`python -m recspec_torch.bench`) and the hand-written PyTorch eager
-# reference of the same architecture (`python -m reference.bench`, bench/reference/) on the same
-# spec, data and batches.
+# generated PyTorch module (`python -m recspec_torch.bench`) and the hand-written PyTorch
+# reference of the same architecture (`python -m reference.bench`, bench/reference/), the two
+# PyTorch ones eager and under `torch.compile` (`--compile`), on the same spec, data and batches.
 #
 # For each family (specs/NAME.recspec) on the simulator's default data set: writes the PyTorch
 # run directory (`recspec pytorch`); when the reference runs, checks it against the generated
@@ -13,13 +13,19 @@
 # program of a round reports the same parameter count; finally prints the machine and the
 # Markdown table of bench/speed_table.py (also written to RESULTS_DIR/table.md).
 #
-# Usage: bash bench/speed.sh
-# Environment (defaults in brackets):
-#   ROUNDS [3]  BATCH [256]  STEPS [20]  WARMUP [3]  THREADS [2]
+# Every run times at least STEPS training steps and goes on until its timed steps add up to
+# MIN_SECONDS (and the same for inference), so that a window is seconds long whatever the
+# family's step time; the table prints each program's shortest window.
+#
+# Usage: bash bench/speed.sh [--families dfn,din] [--rounds 5] [--programs recspec,reference]
+#          [--min-seconds 2]
+# The flags override the environment variables of the same names (defaults in brackets):
+#   ROUNDS [5]  BATCH [256]  STEPS [10]  WARMUP [3]  THREADS [2]  MIN_SECONDS [2]
 #   FAMILIES ["dfn din dumn dlen retrieval_ntr"]
-#   PROGRAMS ["recspec pytorch reference"]: which programs run, in this order within a round
-#   SMOKE=1     1 round, STEPS=2, WARMUP=1, BATCH=32 on a tiny simulated data set, in
-#               target/speed/smoke (for tests; the numbers mean nothing)
+#   PROGRAMS ["recspec reference reference_compiled pytorch pytorch_compiled"]: which programs
+#               run, in this order within a round
+#   SMOKE=1     1 round, STEPS=2, WARMUP=1, BATCH=32, MIN_SECONDS=0 on a tiny simulated data
+#               set, in target/speed/smoke (for tests; the numbers mean nothing)
 #   RESULTS_DIR [target/speed, or target/speed/smoke with SMOKE=1]
 #   RECSPEC_BIN [target/release/recspec, built with `cargo build --release`; when set, no build]
 #   PYTHON      [.venv/bin/python]
@@ -28,29 +34,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+die() { echo "speed.sh: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --families) [ $# -ge 2 ] || die "--families needs a value"; FAMILIES=${2//,/ }; shift 2 ;;
+    --rounds) [ $# -ge 2 ] || die "--rounds needs a value"; ROUNDS=$2; shift 2 ;;
+    --programs) [ $# -ge 2 ] || die "--programs needs a value"; PROGRAMS=${2//,/ }; shift 2 ;;
+    --min-seconds) [ $# -ge 2 ] || die "--min-seconds needs a value"; MIN_SECONDS=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
-  ROUNDS=${ROUNDS:-1} BATCH=${BATCH:-32} STEPS=${STEPS:-2} WARMUP=${WARMUP:-1}
+  ROUNDS=${ROUNDS:-1} BATCH=${BATCH:-32} STEPS=${STEPS:-2} WARMUP=${WARMUP:-1} MIN_SECONDS=${MIN_SECONDS:-0}
   RESULTS_DIR=${RESULTS_DIR:-target/speed/smoke}
   SIM_FLAGS=(--users 100 --items 200 --impressions 10 --seq-len 8)
 else
-  ROUNDS=${ROUNDS:-3} BATCH=${BATCH:-256} STEPS=${STEPS:-20} WARMUP=${WARMUP:-3}
+  ROUNDS=${ROUNDS:-5} BATCH=${BATCH:-256} STEPS=${STEPS:-10} WARMUP=${WARMUP:-3} MIN_SECONDS=${MIN_SECONDS:-2}
   RESULTS_DIR=${RESULTS_DIR:-target/speed}
   SIM_FLAGS=()
 fi
 THREADS=${THREADS:-2}
 FAMILIES=${FAMILIES:-dfn din dumn dlen retrieval_ntr}
-PROGRAMS=${PROGRAMS:-recspec pytorch reference}
+PROGRAMS=${PROGRAMS:-recspec reference reference_compiled pytorch pytorch_compiled}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS (--rounds) must be a positive integer, got $ROUNDS"
+[[ $MIN_SECONDS =~ ^[0-9]+([.][0-9]+)?$ ]] || die "MIN_SECONDS (--min-seconds) must be a number of seconds, got $MIN_SECONDS"
 PYTHON=${PYTHON:-.venv/bin/python}
 bin=${RECSPEC_BIN:-target/release/recspec}
-
-die() { echo "speed.sh: $*" >&2; exit 1; }
 
 [ -n "${PROGRAMS// /}" ] || die "PROGRAMS is empty"
 for program in $PROGRAMS; do
   case $program in
-    recspec | pytorch | reference) ;;
-    *) die "PROGRAMS: unknown program $program (expected recspec, pytorch, reference)" ;;
+    recspec | pytorch | pytorch_compiled | reference | reference_compiled) ;;
+    *) die "PROGRAMS: unknown program $program (expected recspec, pytorch, pytorch_compiled, reference, reference_compiled)" ;;
   esac
 done
 
@@ -76,18 +95,18 @@ fi
 one_run() {
   local name=$1 program=$2 round=$3
   local base=$logs/$name.r$round.$program
-  local cmd
+  local cmd window=(--batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --min-seconds "$MIN_SECONDS")
   case $program in
     recspec)
-      cmd=("$bin" bench "specs/$name.recspec" --data "$data" --batch-size "$BATCH" --steps "$STEPS"
-        --warmup "$WARMUP") ;;
-    pytorch)
+      cmd=("$bin" bench "specs/$name.recspec" --data "$data" "${window[@]}") ;;
+    pytorch | pytorch_compiled)
       cmd=(env PYTHONPATH=python "$PYTHON" -m recspec_torch.bench "$RESULTS_DIR/$name" --data "$data"
-        --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS") ;;
-    reference)
+        "${window[@]}" --threads "$THREADS") ;;
+    reference | reference_compiled)
       cmd=(env PYTHONPATH=python:bench "$PYTHON" -m reference.bench "$name" --data "$data"
-        --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS") ;;
+        "${window[@]}" --threads "$THREADS") ;;
   esac
+  [[ $program != *_compiled ]] || cmd+=(--compile)
   echo "[$name round $round/$ROUNDS] ${cmd[*]}" >&2
   "${cmd[@]}" >"$base.json" 2>"$base.log" || { cat "$base.log" >&2; die "$name: $program failed (log: $base.log)"; }
   "$PYTHON" - "$base.json" "$program" <<'PY' || die "$name: $program did not print one JSON line (see $base.json)"
@@ -96,7 +115,7 @@ lines = [l for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
 assert len(lines) == 1, f"{len(lines)} lines"
 r = json.loads(lines[0])
 assert r.get("program") == sys.argv[2], r.get("program")
-for key in ("spec", "params", "train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
+for key in ("spec", "params", "train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb", "seconds"):
     assert key in r, key
 PY
   cat "$base.json" >> "$results"
@@ -120,7 +139,7 @@ for name in $FAMILIES; do
   rm -rf "$run"
   "$bin" pytorch "specs/$name.recspec" --data "$data" --out "$run" >"$logs/$name.pytorch-gen.log" 2>&1 \
     || { cat "$logs/$name.pytorch-gen.log" >&2; die "$name: recspec pytorch failed"; }
-  if [[ " $PROGRAMS " == *" reference "* ]]; then
+  if [[ " $PROGRAMS " == *" reference"* ]]; then
     echo "[$name] checking the hand-written reference against the generated module" >&2
     env PYTHONPATH=python:bench "$PYTHON" -m reference.equivalence "$name" "$run" --data "$data" \
       >"$logs/$name.equivalence.log" 2>&1 \
@@ -144,8 +163,8 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
 {
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Machine: $(uname -m), nproc $(nproc --all), CPU: ${cpu:-unknown}"
-  echo "recspec $commit; $torch_line"
-  echo "Settings: batch $BATCH, $STEPS timed steps after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (programs in turn: ${PROGRAMS// /, })$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
+  echo "recspec $commit ($bin, sha256 $(sha256sum "$bin" | cut -c1-12)); $torch_line"
+  echo "Settings: batch $BATCH, at least $STEPS timed steps and $MIN_SECONDS s after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (programs in turn: ${PROGRAMS// /, })$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
   echo "Data: $data ($(grep -c . "$data/train.jsonl") training rows)"
   echo
   "$PYTHON" bench/speed_table.py "$results"

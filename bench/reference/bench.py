@@ -2,12 +2,14 @@
 the generated module.
 
     PYTHONPATH=python:bench python -m reference.bench FAMILY --data DATA [--batch-size B]
-        [--steps S] [--warmup W] [--threads N] [--device cpu|cuda] [--sparse] [--dims K=V ...]
+        [--steps S] [--warmup W] [--min-seconds SEC] [--threads N] [--device cpu|cuda] [--compile]
+        [--sparse] [--dims K=V ...]
 
 FAMILY is one of dfn, din, dumn, dlen, retrieval_ntr; the other flags, the JSON line's keys, the
 batches (DATA/train.jsonl read by `recspec_torch.data` with the family's inputs, dims from
 DATA/data.toml) and the timing protocol (`recspec_torch.bench.time_model`) are those of
-`recspec_torch.bench`, with "program": "reference". A step is the forward in train mode, the loss
+`recspec_torch.bench`, with "program": "reference" (or "reference_compiled" with `--compile`,
+`torch.compile` of the model before the warm-up). A step is the forward in train mode, the loss
 terms' means weighted by the spec's default weights (the means read back), backward and Adam
 (lr 0.001, eps 1e-5). Weights start from PyTorch's initialisation (reference.layers) after
 `torch.manual_seed(1)`.
@@ -68,10 +70,13 @@ class SplitAdam:
             optimizer.step()
 
 
-def measure(name, data_dir, batch_size, steps, warmup, threads, device="cpu", sparse=False, dims=None):
+def measure(
+    name, data_dir, batch_size, steps, warmup, threads, device="cpu", sparse=False, dims=None, min_seconds=0.0,
+    compile=False,
+):
     """The result dict (the JSON line's fields). `sparse`: sparse tables and SparseAdam (the
     module docstring); `dims`: {name: value} replacing the data set's dims (ValueError for a name
-    the family does not declare)."""
+    the family does not declare); `min_seconds` and `compile` as in `recspec_torch.bench`."""
     family = load(name)
     dev, sync = bench.device_and_sync(device, threads)
     overrides = dict(dims or {})
@@ -86,6 +91,8 @@ def measure(name, data_dir, batch_size, steps, warmup, threads, device="cpu", sp
     model = family.Model(dims).to(dev)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in trainable)
+    if compile:
+        model.compile()
     if sparse:
         sparse_tables(model)
         optimizer = SplitAdam(trainable, lr=bench.LR, eps=OPTIMIZER_EPS)
@@ -103,8 +110,11 @@ def measure(name, data_dir, batch_size, steps, warmup, threads, device="cpu", sp
     def infer(batch):
         model(batch.inputs, batch.labels)
 
-    train_rate, infer_us = bench.time_model(model, train_step, infer, batches, steps, warmup, sync)
-    return bench.report("reference", name, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s)
+    train_rate, infer_us, timed, seconds = bench.time_model(
+        model, train_step, infer, batches, steps, warmup, sync, min_seconds
+    )
+    program = "reference_compiled" if compile else "reference"
+    return bench.report(program, name, dev, batch_size, n_params, timed, train_rate, infer_us, rows, load_s, seconds)
 
 
 def parse_dim(text):
@@ -139,6 +149,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=256, dest="batch_size")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (and inference batches)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    bench.add_window_flags(parser)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
@@ -156,9 +167,7 @@ def parse_args(argv):
     unknown = [k for k in names if k not in family.DIMS]
     if unknown:
         parser.error(f"--dims: {args.family} has no dim {', '.join(unknown)} (its dims: {', '.join(family.DIMS)})")
-    for name, low in (("batch_size", 1), ("steps", 1), ("warmup", 0), ("threads", 1)):
-        if getattr(args, name) < low:
-            parser.error(f"--{name.replace('_', '-')} must be at least {low}")
+    bench.check_counts(parser, args)
     return args
 
 
@@ -167,7 +176,7 @@ def main(argv=None):
     try:
         result = measure(
             args.family, args.data, args.batch_size, args.steps, args.warmup, args.threads, args.device,
-            sparse=args.sparse, dims=dict(args.dims),
+            sparse=args.sparse, dims=dict(args.dims), min_seconds=args.min_seconds, compile=args.compile,
         )
     except (UserError, data_mod.DataError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -1,21 +1,26 @@
 """Speed of a generated module on the CPU, measured as `recspec bench` measures the interpreter.
 
     python -m recspec_torch.bench RUN_DIR --data DATA [--batch-size B] [--steps S] [--warmup W]
-        [--threads N] [--device cpu|cuda]
+        [--min-seconds SEC] [--threads N] [--device cpu|cuda] [--compile]
 
-Prints one JSON line on stdout (the same keys as `recspec bench`, "program": "pytorch"):
+Prints one JSON line on stdout (the same keys as `recspec bench`, "program": "pytorch", or
+"pytorch_compiled" with `--compile`, which compiles the module with `torch.compile`
+(`nn.Module.compile`, default mode) before the warm-up, so compilation is not timed):
 
 - `loader_rows_per_s`: rows of DATA/train.jsonl per second, reading the whole file into
   batches of B with `recspec_torch.data.iterate` (parse, validate, collate into tensors). Only
   the first W + S batches are kept; the rest are dropped as they are read.
 - `train_samples_per_s`: step i in 0..W+S trains on batch i (cycling when the file has fewer
-  batches); steps 0..W are untimed warm-up, the S after them timed one by one. A step is the
+  batches); steps 0..W are untimed warm-up, the S after them timed one by one, and more steps
+  follow until the timed steps add up to at least SEC seconds (`--min-seconds`, default 0). A step is the
   forward in train mode with `step` = i, the weighted sum of the loss terms (each term's mean
   read back), backward and Adam (lr 0.001, burn's epsilon 1e-5). Rows of the timed steps /
   their seconds.
-- `infer_us_per_example`: after training, the eval-mode forward (under `torch.no_grad()`,
-  labels given, `step` 0) of the timed steps' batches (W..W+S), no warm-up: total seconds /
-  total rows, in µs.
+- `infer_us_per_example`: after training, one untimed eval-mode forward (under
+  `torch.no_grad()`, labels given, `step` 0: the warm-up, where a compiled module compiles its
+  eval graph), then the same forward of the timed steps' batches (W..W+S, cycling, again until
+  at least SEC seconds): total seconds / total rows, in µs.
+- `steps` and `seconds`: the timed training steps and their seconds.
 - `params`: trainable parameter elements (memory slots, which are buffers, excluded).
 - `peak_rss_mb`: VmHWM of /proc/self/status at the end, in MiB (kB / 1024).
 - `device`, and on CUDA `peak_gpu_mb`: `torch.cuda.max_memory_allocated()` in MiB.
@@ -97,17 +102,20 @@ def device_batches(data_dir, schema, batch_size, keep, dev):
     return batches, rows, load_s
 
 
-def time_model(model, train_step, infer, batches, steps, warmup, sync):
+def time_model(model, train_step, infer, batches, steps, warmup, sync, min_seconds=0.0):
     """The timing protocol (the module docstring): `train_step(batch, i)` for i in 0..W+S in train
-    mode, the S after the warm-up timed; then `infer(batch)` on the timed steps' batches in eval
-    mode under `torch.no_grad()`. Returns `(training samples/s, inference µs per example)`."""
+    mode, the S after the warm-up timed, and more until the timed ones add up to `min_seconds`;
+    then one untimed `infer(batch)` and timed ones on the timed steps' batches in eval mode under
+    `torch.no_grad()`, at least S and `min_seconds`. Returns `(training samples/s, inference µs
+    per example, timed training steps, their seconds)`."""
 
     def batch_at(i):
         return batches[i % len(batches)]
 
     model.train()
-    train_s, trained = 0.0, 0
-    for i in range(warmup + steps):
+    train_s, trained, timed = 0.0, 0, 0
+    i = 0
+    while i < warmup + steps or train_s < min_seconds:
         batch = batch_at(i)
         start = time.perf_counter()
         train_step(batch, i)
@@ -115,21 +123,27 @@ def time_model(model, train_step, infer, batches, steps, warmup, sync):
         if i >= warmup:
             train_s += time.perf_counter() - start
             trained += len(batch.users)
+            timed += 1
+        i += 1
 
     model.eval()
     infer_s, examples = 0.0, 0
     with torch.no_grad():
-        for i in range(steps):
+        infer(batch_at(warmup))
+        sync()
+        i = 0
+        while i < steps or infer_s < min_seconds:
             batch = batch_at(warmup + i)
             start = time.perf_counter()
             infer(batch)
             sync()
             infer_s += time.perf_counter() - start
             examples += len(batch.users)
-    return trained / max(train_s, 1e-12), infer_s / examples * 1e6
+            i += 1
+    return trained / max(train_s, 1e-12), infer_s / examples * 1e6, timed, train_s
 
 
-def report(program, spec, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s):
+def report(program, spec, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s, seconds=None):
     """The JSON line's fields, in `recspec bench`'s order (`peak_gpu_mb` last, on CUDA)."""
     rss = peak_rss_mb()
     result = {
@@ -144,14 +158,15 @@ def report(program, spec, dev, batch_size, n_params, steps, train_rate, infer_us
         "infer_us_per_example": round(infer_us, 3),
         "loader_rows_per_s": round(rows / max(load_s, 1e-12), 3),
         "peak_rss_mb": None if rss is None else round(rss, 1),
+        "seconds": None if seconds is None else round(seconds, 3),
     }
     if dev.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     return result
 
 
-def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu"):
-    """The result dict (the JSON line's fields)."""
+def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu", min_seconds=0.0, compile=False):
+    """The result dict (the JSON line's fields); `compile`: `torch.compile` the module first."""
     dev, sync = device_and_sync(device, threads)
     module, cls = load_model(run_dir)
     try:
@@ -163,6 +178,8 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
     torch.manual_seed(SEED)  # dropout masks
     model = cls(seed=SEED).to(dev)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if compile:
+        model.compile()
     objective = Objective(model, {})  # the module's own loss weights
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=LR, eps=OPTIMIZER_EPS)
@@ -177,9 +194,12 @@ def measure(run_dir, data_dir, batch_size, steps, warmup, threads, device="cpu")
     def infer(batch):
         model(batch.inputs, batch.labels, step=0)
 
-    train_rate, infer_us = time_model(model, train_step, infer, batches, steps, warmup, sync)
+    train_rate, infer_us, timed, seconds = time_model(
+        model, train_step, infer, batches, steps, warmup, sync, min_seconds
+    )
     spec = getattr(module, "MODEL", os.path.basename(os.path.normpath(run_dir)))
-    return report("pytorch", spec, dev, batch_size, n_params, steps, train_rate, infer_us, rows, load_s)
+    program = "pytorch_compiled" if compile else "pytorch"
+    return report(program, spec, dev, batch_size, n_params, timed, train_rate, infer_us, rows, load_s, seconds)
 
 
 def parse_args(argv):
@@ -192,19 +212,41 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=256, dest="batch_size")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (and inference batches)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
+    add_window_flags(parser)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
+    check_counts(parser, args)
+    return args
+
+
+def add_window_flags(parser):
+    """`--min-seconds` and `--compile`, shared with bench/reference/bench.py."""
+    parser.add_argument(
+        "--min-seconds", type=float, default=0.0, dest="min_seconds",
+        help="time more steps (and inference batches) until they add up to at least this many seconds",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model before the warm-up (program *_compiled)"
+    )
+
+
+def check_counts(parser, args):
+    """The counts of both benches' flags are in range (a parser error otherwise)."""
     for name, low in (("batch_size", 1), ("steps", 1), ("warmup", 0), ("threads", 1)):
         if getattr(args, name) < low:
             parser.error(f"--{name.replace('_', '-')} must be at least {low}")
-    return args
+    if not args.min_seconds >= 0 or args.min_seconds == float("inf"):
+        parser.error(f"--min-seconds must be a finite number of seconds, at least 0, got {args.min_seconds}")
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        result = measure(args.run_dir, args.data, args.batch_size, args.steps, args.warmup, args.threads, args.device)
+        result = measure(
+            args.run_dir, args.data, args.batch_size, args.steps, args.warmup, args.threads, args.device,
+            min_seconds=args.min_seconds, compile=args.compile,
+        )
     except (UserError, data_mod.DataError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

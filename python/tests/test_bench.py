@@ -61,13 +61,30 @@ class BenchTest(unittest.TestCase):
         self.assertEqual(
             list(r),
             ["program", "spec", "device", "batch", "threads", "params", "steps", "train_samples_per_s",
-             "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"],
+             "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb", "seconds"],
         )
         self.assertEqual((r["program"], r["spec"], r["batch"], r["threads"], r["steps"]), ("pytorch", "tiny", 10, 1, 7))
         self.assertEqual(r["device"], "cpu")
         self.assertEqual(r["params"], 20 * 4 + 9 + 1 + 4 * 2)  # the memory buffer is not counted
         for key in ("train_samples_per_s", "infer_us_per_example", "loader_rows_per_s", "peak_rss_mb"):
             self.assertGreater(r[key], 0, key)
+
+    def test_min_seconds_times_more_steps(self):
+        """One step asked for, but the timed steps must fill 0.3 s: more of them run, cycling over
+        the batches, and `seconds` reports the window."""
+        status, out, err = self.main("--batch-size", "10", "--steps", "1", "--warmup", "1", "--min-seconds", "0.3")
+        self.assertEqual(status, 0, err)
+        r = json.loads(out)
+        self.assertGreater(r["steps"], 1)
+        self.assertGreaterEqual(r["seconds"], 0.3)
+        self.assertLess(r["seconds"], 30)
+
+    def test_bad_min_seconds_is_a_usage_error(self):
+        for bad in ("nan", "-1", "inf"):
+            with self.assertRaises(SystemExit) as caught, contextlib.redirect_stderr(io.StringIO()) as err:
+                bench.main([self.run_dir, "--data", self.data_dir, "--min-seconds", bad])
+            self.assertEqual(caught.exception.code, 2, bad)
+            self.assertIn("--min-seconds must be a finite number of seconds", err.getvalue())
 
     @unittest.skipIf(torch.cuda.is_available(), "this machine has CUDA")
     def test_cuda_without_a_gpu_is_an_error(self):
@@ -116,29 +133,45 @@ class TableTest(unittest.TestCase):
         two = self.t.summarize(self.rows[:4])["dfn"]["recspec"]
         self.assertEqual(two["train_median"], 1100.0)
 
-    def test_ratios_are_greater_than_one_when_recspec_is_faster(self):
+    def test_ratios_are_taken_round_by_round(self):
+        """The k-th run of each program is round k; a ratio is the median of the rounds' ratios,
+        with their min and max, > 1 when recspec is faster."""
         s = self.t.summarize(self.rows)
         r = self.t.ratios(s["dfn"], "pytorch")
-        self.assertAlmostEqual(r["train"], 1100.0 / 2000.0)
-        self.assertAlmostEqual(r["infer"], 150.0 / 300.0)
-        self.assertAlmostEqual(r["loader"], 55000.0 / 25000.0)
-        self.assertAlmostEqual(r["rss"], 310.0 / 820.0)
-        # Two reference runs: medians are the means of the two.
+        self.assertEqual(r["rounds"], 3)
+        expect = {
+            "train": (1000 / 2000, 1200 / 1800, 1100 / 2200),
+            "infer": (150 / 300, 160 / 280, 140 / 320),
+            "loader": (50000 / 20000, 60000 / 25000, 55000 / 30000),
+            "rss": (300 / 800, 310 / 820, 305 / 810),
+        }
+        for metric, rounds in expect.items():
+            ordered = sorted(rounds)
+            for got, want in zip(r[metric], (ordered[1], ordered[0], ordered[2])):
+                self.assertAlmostEqual(got, want, msg=metric)
+        # Two reference runs pair with recspec's first two rounds.
         r = self.t.ratios(s["dfn"], "reference")
-        self.assertAlmostEqual(r["train"], 1100.0 / 4200.0)
-        self.assertAlmostEqual(r["infer"], 110.0 / 300.0)
-        self.assertAlmostEqual(r["loader"], 55000.0 / 21000.0)
-        self.assertAlmostEqual(r["rss"], 310.0 / 750.0)
+        self.assertEqual(r["rounds"], 2)
+        for got, want in zip(r["train"], ((0.25 + 1200 / 4400) / 2, 0.25, 1200 / 4400)):
+            self.assertAlmostEqual(got, want)
         self.assertIsNone(self.t.ratios(s["din"], "pytorch"))
         self.assertIsNone(self.t.ratios(s["din"], "reference"))
 
     def test_render_and_param_check(self):
         text = self.t.render(self.t.summarize(self.rows))
-        self.assertIn("| dfn | recspec | 3 | 1,000 / 1,100 | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
-        self.assertIn("| dfn | PyTorch generated | 3 | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
-        self.assertIn("| dfn | PyTorch reference | 2 | 4,000 / 4,200 | 100.0 / 110.0 | 21,000 | 750.0 | 100 |", text)
-        self.assertIn("| dfn | recspec / generated | | **0.55×** | **0.50×** | **2.20×** | **0.38×** | |", text)
-        self.assertIn("| dfn | recspec / reference | | **0.26×** | **0.37×** | **2.62×** | **0.41×** | |", text)
+        self.assertIn("| dfn | recspec | 3 | - | 1,000 / 1,100 | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch generated | 3 | - | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch reference | 2 | - | 4,000 / 4,200 | 100.0 / 110.0 | 21,000 | 750.0 | 100 |", text)
+        self.assertIn(
+            "| dfn | recspec / generated | 3 | | **0.50×** (0.50–0.67) | **0.50×** (0.44–0.57) "
+            "| **2.40×** (1.83–2.50) | **0.38×** (0.38–0.38) | |",
+            text,
+        )
+        self.assertIn(
+            "| dfn | recspec / reference | 2 | | **0.26×** (0.25–0.27) | **0.38×** (0.33–0.43) "
+            "| **2.61×** (2.50–2.73) | **0.42×** (0.41–0.43) | |",
+            text,
+        )
         # Program rows in the order recspec, generated, reference, then the ratio rows.
         dfn_rows = [line.split(" | ")[1] for line in text.splitlines() if line.startswith("| dfn |")]
         self.assertEqual(
@@ -153,6 +186,14 @@ class TableTest(unittest.TestCase):
             self.t.param_mismatches(self.t.summarize(bad)),
             [("dfn", {"recspec": [100], "pytorch": [100], "reference": [100, 101]})],
         )
+
+    def test_compiled_programs_and_windows(self):
+        rows = [dict(r, seconds=2.5) for r in self.rows[:2]] + [
+            dict(row("dfn", "reference_compiled", 500.0, 200.0, 20000.0, 900.0), seconds=2.1)
+        ]
+        text = self.t.render(self.t.summarize(rows))
+        self.assertIn("| dfn | PyTorch reference, compiled | 1 | 2.1 | 500 / 500 |", text)
+        self.assertIn("| dfn | recspec / reference compiled | 1 | | **2.00×** (2.00–2.00) |", text)
 
     def test_main_exits_1_on_a_param_mismatch(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -23,6 +23,9 @@ pub struct BenchSettings {
     pub steps: usize,
     /// Untimed training steps first.
     pub warmup: usize,
+    /// More timed steps (and inference batches) follow `steps` until they add up to at least
+    /// this many seconds: a window long enough for the machine's noise to average out.
+    pub min_seconds: f64,
     /// The device's name, as given to `--device`, for the report.
     pub device_name: String,
     /// How the training steps update embedding tables.
@@ -38,6 +41,7 @@ pub struct BenchReport {
     pub batch: usize,
     pub threads: usize,
     pub params: usize,
+    /// Timed training steps: at least `--steps`, more to fill `--min-seconds`.
     pub steps: usize,
     /// `lazy`, `rowwise_adagrad` or `dense` (`[train] embedding_optimizer`).
     pub embedding_optimizer: &'static str,
@@ -48,6 +52,8 @@ pub struct BenchReport {
     /// The training step's memory as estimated before running (`lower::memory`), in MB, to
     /// compare with the measured peak.
     pub estimate_train_mb: f64,
+    /// Seconds of the timed training steps.
+    pub seconds: f64,
 }
 
 /// Measures `program` on `data`'s training split on `device`.
@@ -76,7 +82,7 @@ pub fn bench(
         return Err(RuntimeError::Model(format!("{} has no rows to measure", file.display())).into());
     }
     // Both loops run on a thread of rayon's pool, as `recspec train` does.
-    let ((busy, samples), (infer_busy, examples)) =
+    let Measured { train_seconds, samples, steps, infer_seconds, examples } =
         crate::runtime::cpu::on_pool(|| measure(program, &batches, s, device));
 
     Ok(BenchReport {
@@ -86,10 +92,10 @@ pub fn bench(
         batch: s.batch_size,
         threads: threads(),
         params: program.trainable_count(),
-        steps: s.steps,
+        steps,
         embedding_optimizer: s.embedding_optimizer.name(),
-        train_samples_per_s: samples as f64 / busy.max(1e-9),
-        infer_us_per_example: infer_busy * 1e6 / examples.max(1) as f64,
+        train_samples_per_s: samples as f64 / train_seconds.max(1e-9),
+        infer_us_per_example: infer_seconds * 1e6 / examples.max(1) as f64,
         loader_rows_per_s,
         peak_rss_mb: peak_rss_mb(),
         estimate_train_mb: super::memory::for_training(
@@ -99,17 +105,23 @@ pub fn bench(
         )
         .training_total() as f64
             / (1024.0 * 1024.0),
+        seconds: train_seconds,
     })
 }
 
-/// Seconds busy and examples for `s.warmup + s.steps` training steps (the warm-up not counted)
-/// and `s.steps` inference passes over `batches`.
-fn measure(
-    program: &Program,
-    batches: &[HostBatch],
-    s: &BenchSettings,
-    device: &Device,
-) -> ((f64, usize), (f64, usize)) {
+/// What the timed loops of [`measure`] counted.
+struct Measured {
+    train_seconds: f64,
+    samples: usize,
+    steps: usize,
+    infer_seconds: f64,
+    examples: usize,
+}
+
+/// The timed loops over `batches` (cycling): `s.warmup` untimed training steps, then timed ones,
+/// at least `s.steps` and until they add up to `s.min_seconds`; then one untimed inference pass
+/// and timed ones, at least `s.steps` and `s.min_seconds`.
+fn measure(program: &Program, batches: &[HostBatch], s: &BenchSettings, device: &Device) -> Measured {
     let batch_at = |i: usize| &batches[i % batches.len()];
 
     // Training: forward, backward and Adam, each step on its own batch.
@@ -117,34 +129,43 @@ fn measure(
     let mut weights = Weights::init(program, &autodiff, 1);
     let defaults = TrainSettings { embedding_optimizer: s.embedding_optimizer, ..TrainSettings::default() };
     let mut optim = Optimizer::new(program, &defaults);
-    let (mut busy, mut samples) = (0.0, 0);
-    for i in 0..s.warmup + s.steps {
+    let (mut train_seconds, mut samples, mut steps) = (0.0, 0, 0);
+    let mut i = 0;
+    while i < s.warmup + s.steps || train_seconds < s.min_seconds {
         let batch = DeviceBatch::from_host(batch_at(i), &autodiff);
         let started = Instant::now();
         let (next, _) = train_step(program, weights, &mut optim, defaults.lr, &batch, i as u64);
         weights = next;
         if i >= s.warmup {
-            busy += started.elapsed().as_secs_f64();
+            train_seconds += started.elapsed().as_secs_f64();
             samples += batch.len;
+            steps += 1;
         }
+        i += 1;
     }
 
     // Inference: the evaluation pass, its outputs read back.
     let eval_weights = weights.valid();
-    let (mut infer_busy, mut examples) = (0.0, 0);
-    for i in 0..s.steps {
-        let batch = DeviceBatch::from_host(batch_at(s.warmup + i), device);
-        let started = Instant::now();
-        let pass = forward(program, &eval_weights, &batch, Mode::Eval, 0);
+    let infer = |batch: &DeviceBatch| {
+        let pass = forward(program, &eval_weights, batch, Mode::Eval, 0);
         for o in &program.outputs {
             if let Some(v) = pass.value(o.value) {
                 v.to_host();
             }
         }
-        infer_busy += started.elapsed().as_secs_f64();
+    };
+    infer(&DeviceBatch::from_host(batch_at(s.warmup), device));
+    let (mut infer_seconds, mut examples) = (0.0, 0);
+    let mut i = 0;
+    while i < s.steps || infer_seconds < s.min_seconds {
+        let batch = DeviceBatch::from_host(batch_at(s.warmup + i), device);
+        let started = Instant::now();
+        infer(&batch);
+        infer_seconds += started.elapsed().as_secs_f64();
         examples += batch.len;
+        i += 1;
     }
-    ((busy, samples), (infer_busy, examples))
+    Measured { train_seconds, samples, steps, infer_seconds, examples }
 }
 
 /// The worker threads the CPU backends use: `RAYON_NUM_THREADS`, else every core.

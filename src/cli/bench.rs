@@ -24,6 +24,9 @@ pub struct Args {
     /// Untimed training steps before them.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Time more steps and inference batches until they add up to at least this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    min_seconds: f64,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -38,6 +41,10 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
             recspec::runtime::RuntimeError::Options("--batch-size and --steps must be at least 1".into()).into()
         );
     }
+    if !(args.min_seconds.is_finite() && args.min_seconds >= 0.0) {
+        let message = format!("--min-seconds must be a finite number of seconds, at least 0, got {}", args.min_seconds);
+        return Err(recspec::runtime::RuntimeError::Options(message).into());
+    }
     let (_, checked) = compile(&args.file, Some(&args.data), &args.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
@@ -48,6 +55,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         batch_size: args.batch_size,
         steps: args.steps,
         warmup: args.warmup,
+        min_seconds: args.min_seconds,
         device_name: args.device.clone(),
         embedding_optimizer: args.embedding_optimizer,
     };

@@ -207,8 +207,21 @@ fn bench_measures_and_export_writes_safetensors() {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
     assert_eq!(v["program"], "recspec");
+    assert_eq!(v["steps"], 2, "{v}");
+    // A minimum window: one step asked for, more timed until they fill 0.3 s.
+    let o = recspec(&["bench", "specs/fm.recspec", "--data", d, "--steps", "1", "--min-seconds", "0.3"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["steps"].as_u64().is_some_and(|n| n > 1), "{v}");
+    assert!(v["seconds"].as_f64().is_some_and(|s| (0.3..30.0).contains(&s)), "{v}");
     let o = recspec(&["bench", "specs/fm.recspec", "--data", d, "--steps", "0"]);
     assert_eq!(code(&o), 2);
+    for bad in ["NaN", "-1", "inf"] {
+        let flag = format!("--min-seconds={bad}");
+        let o = recspec(&["bench", "specs/fm.recspec", "--data", d, &flag]);
+        assert_eq!(code(&o), 2, "{bad}");
+        assert!(stderr(&o).contains("--min-seconds must be a finite number of seconds"), "{}", stderr(&o));
+    }
     let run = data.join("run");
     let o =
         train("specs/fm.recspec", &data, &run, &["--epochs", "1", "--max-steps", "2", "--batch-size", "16", "--quiet"]);
