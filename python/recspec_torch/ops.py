@@ -260,7 +260,9 @@ def softmax(x, axis):
 
 def masked_softmax(x, mask, temperature=1.0):
     """x [.., N], mask [.., N] → [.., N]: softmax of x / temperature over valid positions;
-    padding gets 0."""
+    padding gets 0. burn's kernel (`runtime::fused::masked_softmax`) clamps the shifted scores at
+    -30 before `exp`; this one does not, so a masked position weighs 0 here and e^-30 there
+    before normalising: the two differ by less than N·e^-30 ≈ N·9.4e-14 relative."""
     x = _f(x)
     m = _m(mask, x)
     z = x / max(float(temperature), EPS) + ((-m) + 1.0) * NEG_INF
