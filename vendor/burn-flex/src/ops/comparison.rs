@@ -16,6 +16,9 @@ use crate::simd;
 /// Comparison operation type for SIMD dispatch.
 pub use simd::CmpOp as CompareOp;
 
+// recspec patch (vendor/README.md): the comparison closures' bounds below gain `Sync + Send`,
+// which the element-wise paths that split across threads (crate::par) need.
+
 /// Compare two tensors element-wise, returning a boolean tensor with the
 /// requested output dtype.
 pub fn compare<F32Cmp, F64Cmp>(
