@@ -158,11 +158,26 @@ torch_line=$("$PYTHON" -c '
 import torch
 hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(f"PyTorch {torch.__version__}; peak RSS of a bare `import torch`: {int(hwm) / 1024:.1f} MB")')
+# The nominal f32 peak of the threads used: cores × clock × FLOP per cycle of the widest FMA the
+# CPU reports, assuming two FMA units per core (AVX-512: 2 × 16 lanes × 2; AVX2: 2 × 8 × 2).
+peak=$(python3 - "$THREADS" <<'PY'
+import sys
+threads = int(sys.argv[1])
+info = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
+mhz = next((float(l.split(":", 1)[1]) for l in info.splitlines() if l.startswith("cpu MHz")), None)
+per_cycle, isa = (64, "AVX-512 FMA") if "avx512f" in flags else (32, "AVX2 FMA") if "avx2" in flags and "fma" in flags else (8, "SSE")
+if mhz is None:
+    print(f"unknown (no clock in /proc/cpuinfo; {isa})")
+else:
+    print(f"{threads * mhz / 1000 * per_cycle:,.0f} GFLOP/s nominal ({threads} threads × {mhz / 1000:.2f} GHz × {per_cycle} FLOP/cycle, {isa})")
+PY
+)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
 {
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "Machine: $(uname -m), nproc $(nproc --all), CPU: ${cpu:-unknown}"
+  echo "Machine: $(uname -m), nproc $(nproc --all), CPU: ${cpu:-unknown}; f32 peak: $peak"
   echo "recspec $commit ($bin, sha256 $(sha256sum "$bin" | cut -c1-12)); $torch_line"
   echo "Settings: batch $BATCH, at least $STEPS timed steps and $MIN_SECONDS s after $WARMUP warm-up steps, $THREADS threads, $ROUNDS rounds (programs in turn: ${PROGRAMS// /, })$([ "$SMOKE" = 1 ] && echo '; SMOKE run on tiny data: the numbers mean nothing')"
   echo "Data: $data ($(grep -c . "$data/train.jsonl") training rows)"

@@ -7,8 +7,10 @@ for the generated PyTorch module, `python -m reference.bench` for the hand-writt
 reference, each of the PyTorch ones eager or under `torch.compile` (`--compile`)): program,
 spec, params, train_samples_per_s, infer_us_per_example, loader_rows_per_s, peak_rss_mb and
 `seconds`, the timed training window. Per spec and program: runs, the shortest timed window,
-training samples/s min / median, inference µs per example min / median, loader rows/s median,
-peak RSS max, params. Per spec, one ratio row per other program that ran, recspec / that
+training samples/s min / median, training GFLOP/s at the median (recspec's count of a training
+step's operations per example, `train_flops_per_example`, times samples/s: the programs compute
+the same model), inference µs per example min / median, loader rows/s median, peak RSS max,
+params. Per spec, one ratio row per other program that ran, recspec / that
 program, computed round by round (the k-th run of each program of a spec is round k: speed.sh
 runs the programs in turn, so a round's runs saw the same machine): the median of the rounds'
 ratios and their min–max beside it. Training and loading: recspec / other throughput;
@@ -134,16 +136,19 @@ def _ratio(x):
 
 def render(summary):
     lines = [
-        "| spec | program | runs | timed s min | train samples/s min / median "
+        "| spec | program | runs | timed s min | train samples/s min / median | train GFLOP/s "
         "| inference µs/example min / median | loader rows/s median | peak RSS MB max | params |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec, programs in summary.items():
+        flops = [r.get("train_flops_per_example") for r in programs.get("recspec", {}).get("rounds", [])]
+        flops = next((float(f) for f in flops if f), None)
         for program in [p for p in PROGRAMS if p in programs] + sorted(set(programs) - set(PROGRAMS)):
             s = programs[program]
             lines.append(
                 f"| {spec} | {LABELS.get(program, program)} | {s['runs']} | {_num(s['seconds_min'], 1)} "
                 f"| {_num(s['train_min'])} / {_num(s['train_median'])} "
+                f"| {_num(None if flops is None else flops * s['train_median'] / 1e9, 2)} "
                 f"| {_num(s['infer_min'], 1)} / {_num(s['infer_median'], 1)} "
                 f"| {_num(s['loader_median'])} | {_num(s['rss_max'], 1)} "
                 f"| {', '.join(f'{c:,}' for c in s['params'])} |"
@@ -152,7 +157,7 @@ def render(summary):
             r = ratios(programs, other)
             if r is not None:
                 lines.append(
-                    f"| {spec} | {label} | {r['rounds']} | | {_ratio(r['train'])} | {_ratio(r['infer'])} "
+                    f"| {spec} | {label} | {r['rounds']} | | {_ratio(r['train'])} | | {_ratio(r['infer'])} "
                     f"| {_ratio(r['loader'])} | {_ratio(r['rss'])} | |"
                 )
     lines.append("")

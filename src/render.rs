@@ -370,11 +370,24 @@ pub struct MemoryView {
     pub largest: Vec<String>,
 }
 
-/// The Markdown model card; with `memory`, it has a memory section.
-pub fn summary(g: &Graph, memory: Option<&MemoryView>) -> Result<String, RenderError> {
+/// Operation counts for the model card, formatted by the caller.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ComputeView {
+    pub batch: usize,
+    /// `(what, per example, per batch)` rows, formatted.
+    pub rows: Vec<(String, String, String)>,
+    /// The steps that cost most in training, formatted (`` `deep` 1.2 GFLOP ``).
+    pub largest: Vec<String>,
+}
+
+/// The Markdown model card; with `memory` and `compute`, it has memory and compute sections.
+pub fn summary(g: &Graph, memory: Option<&MemoryView>, compute: Option<&ComputeView>) -> Result<String, RenderError> {
     let view = GraphView::new(g);
     let seqs: Vec<InputView> = view.sequences().into_iter().cloned().collect();
-    render_builtin("summary.md", minijinja::context! { g => view, sequences => seqs, memory => memory })
+    render_builtin(
+        "summary.md",
+        minijinja::context! { g => view, sequences => seqs, memory => memory, compute => compute },
+    )
 }
 
 /// What `compile --emit` can produce.
@@ -393,6 +406,6 @@ pub fn emit(g: &Graph, what: Emit) -> Result<String, RenderError> {
         Emit::Json => serde_json::to_string_pretty(&view).map(|s| s + "\n").map_err(RenderError::Json),
         Emit::Graph => render_builtin("graph.txt", minijinja::context! { g => view }),
         Emit::Dot => render_builtin("graph.dot", minijinja::context! { g => view }),
-        Emit::Summary => summary(g, None),
+        Emit::Summary => summary(g, None, None),
     }
 }

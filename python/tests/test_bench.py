@@ -159,16 +159,16 @@ class TableTest(unittest.TestCase):
 
     def test_render_and_param_check(self):
         text = self.t.render(self.t.summarize(self.rows))
-        self.assertIn("| dfn | recspec | 3 | - | 1,000 / 1,100 | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
-        self.assertIn("| dfn | PyTorch generated | 3 | - | 1,800 / 2,000 | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
-        self.assertIn("| dfn | PyTorch reference | 2 | - | 4,000 / 4,200 | 100.0 / 110.0 | 21,000 | 750.0 | 100 |", text)
+        self.assertIn("| dfn | recspec | 3 | - | 1,000 / 1,100 | - | 280.0 / 300.0 | 55,000 | 310.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch generated | 3 | - | 1,800 / 2,000 | - | 140.0 / 150.0 | 25,000 | 820.0 | 100 |", text)
+        self.assertIn("| dfn | PyTorch reference | 2 | - | 4,000 / 4,200 | - | 100.0 / 110.0 | 21,000 | 750.0 | 100 |", text)
         self.assertIn(
-            "| dfn | recspec / generated | 3 | | **0.50×** (0.50–0.67) | **0.50×** (0.44–0.57) "
+            "| dfn | recspec / generated | 3 | | **0.50×** (0.50–0.67) | | **0.50×** (0.44–0.57) "
             "| **2.40×** (1.83–2.50) | **0.38×** (0.38–0.38) | |",
             text,
         )
         self.assertIn(
-            "| dfn | recspec / reference | 2 | | **0.26×** (0.25–0.27) | **0.38×** (0.33–0.43) "
+            "| dfn | recspec / reference | 2 | | **0.26×** (0.25–0.27) | | **0.38×** (0.33–0.43) "
             "| **2.61×** (2.50–2.73) | **0.42×** (0.41–0.43) | |",
             text,
         )
@@ -194,6 +194,14 @@ class TableTest(unittest.TestCase):
         text = self.t.render(self.t.summarize(rows))
         self.assertIn("| dfn | PyTorch reference, compiled | 1 | 2.1 | 500 / 500 |", text)
         self.assertIn("| dfn | recspec / reference compiled | 1 | | **2.00×** (2.00–2.00) |", text)
+
+    def test_gflops_use_recspecs_operation_count_for_every_program(self):
+        """recspec reports 1e6 operations per example: 1,100 samples/s is 1.1 GFLOP/s, and the
+        generated module's 2,000 samples/s of the same model 2.0."""
+        rows = [dict(r, train_flops_per_example=1_000_000) if r["program"] == "recspec" else r for r in self.rows]
+        text = self.t.render(self.t.summarize(rows))
+        self.assertIn("| dfn | recspec | 3 | - | 1,000 / 1,100 | 1.10 |", text)
+        self.assertIn("| dfn | PyTorch generated | 3 | - | 1,800 / 2,000 | 2.00 |", text)
 
     def test_main_exits_1_on_a_param_mismatch(self):
         with tempfile.TemporaryDirectory() as tmp:

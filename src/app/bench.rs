@@ -54,6 +54,9 @@ pub struct BenchReport {
     pub estimate_train_mb: f64,
     /// Seconds of the timed training steps.
     pub seconds: f64,
+    /// Floating-point operations of one training step per example (`lower::flops`), so that
+    /// samples/s reads as GFLOP/s.
+    pub train_flops_per_example: u128,
 }
 
 /// Measures `program` on `data`'s training split on `device`.
@@ -106,6 +109,7 @@ pub fn bench(
         .training_total() as f64
             / (1024.0 * 1024.0),
         seconds: train_seconds,
+        train_flops_per_example: crate::lower::flops::count(program, s.batch_size).0.training_per_example(),
     })
 }
 

@@ -4,9 +4,10 @@
 use super::AppError;
 use crate::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use crate::ir::Graph;
+use crate::lower::flops::{self, Count};
 use crate::lower::memory::{estimate, Bytes, MemoryEstimate, OptimizerSlots, TableSlots};
 use crate::lower::Program;
-use crate::render::{thousands, MemoryView};
+use crate::render::{thousands, ComputeView, MemoryView};
 use std::fmt;
 
 /// The batch size the model card's memory section assumes (the training default).
@@ -58,7 +59,36 @@ pub fn model_card(graph: &Graph) -> Result<String, AppError> {
     let program = super::lower_graph(graph)?;
     let train = TrainSettings::default();
     let m = for_training(&program, CARD_BATCH, &train);
-    Ok(crate::render::summary(graph, Some(&view(&m, &train)))?)
+    Ok(crate::render::summary(graph, Some(&view(&m, &train)), Some(&compute_view(&program, CARD_BATCH)))?)
+}
+
+/// The model card's compute rows: the forward pass and a training step, per example and per
+/// batch, and the three steps that cost most in training.
+pub fn compute_view(program: &Program, batch: usize) -> ComputeView {
+    let (total, per_step) = flops::count(program, batch);
+    let c = |n: u128| Count(n).to_string();
+    let rows = vec![
+        ("inference (forward)".to_string(), c(total.forward_per_example()), c(total.forward)),
+        (
+            "**one training step** (forward and backward)".to_string(),
+            format!("**{}**", c(total.training_per_example())),
+            format!("**{}**", c(total.training)),
+        ),
+    ];
+    let mut steps: Vec<(usize, u128)> = per_step.iter().map(|f| f.training).enumerate().collect();
+    steps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let largest = steps
+        .iter()
+        .take(3)
+        .filter(|(_, n)| *n > 0)
+        .map(|&(i, n)| format!("`{}` {} ({})", program.steps[i].name, Count(n), share(n, total.training)))
+        .collect();
+    ComputeView { batch, rows, largest }
+}
+
+/// `n` as a percentage of `total`, `42%`.
+fn share(n: u128, total: u128) -> String {
+    format!("{:.0}%", n as f64 * 100.0 / total.max(1) as f64)
 }
 
 /// `parameters P, gradients G, adam state O, activations A`: where a training step's memory goes.

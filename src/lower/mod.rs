@@ -12,6 +12,7 @@
 //! in the compiler (or a graph built by hand), never a user mistake.
 
 mod build;
+pub mod flops;
 pub mod kernel;
 pub mod memory;
 

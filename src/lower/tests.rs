@@ -161,3 +161,21 @@ fn a_dimension_beyond_64_bits_is_a_too_large_model_not_a_compiler_bug() {
     let app = crate::app::AppError::Lower(e).to_string();
     assert!(!app.contains("internal error"), "{app}");
 }
+
+#[test]
+fn flops_count_products_twice_and_training_three_times_the_products() {
+    let g = graph(SPEC);
+    let p = lower(&g, &Bindings::of(&g)).unwrap();
+    let (total, per_step) = flops::count(&p, 10);
+    let of = |op: Op| per_step[p.steps.iter().position(|s| s.op == op).unwrap()];
+    // The embedding gathers: no arithmetic.
+    assert_eq!(of(Op::Embedding).forward, 0);
+    // Mean pooling adds 10 x 3 x 4 elements; its backward pass is as long.
+    assert_eq!((of(Op::Pool).forward, of(Op::Pool).training), (120, 240));
+    // MLP on 10 rows: 4 -> 4 (2·10·4·4 products, 40 biases, 40 activations) and 4 -> 2 (160,
+    // 20, 20); backward twice that.
+    assert_eq!((of(Op::Mlp).forward, of(Op::Mlp).training), (600, 1800));
+    assert_eq!(total.forward, per_step.iter().map(|f| f.forward).sum::<u128>());
+    assert_eq!((total.forward, total.training), (720, 2040));
+    assert_eq!((total.forward_per_example(), total.training_per_example()), (72, 204));
+}

@@ -924,3 +924,42 @@ fn recspec_export_onnx_scores_as_recspec_eval() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// The model card's operation count (`lower::flops`) against PyTorch's own
+/// (`torch.utils.flop_counter.FlopCounterMode`, which counts matrix products, forward and
+/// backward, on the generated module): ours also counts element-wise work, so it is at least
+/// PyTorch's and, for these matmul-bound families, at most a quarter above it.
+#[test]
+fn the_flop_count_agrees_with_pytorchs_flop_counter() {
+    let python = python();
+    let data = comparison_data("flops-data");
+    let small = small_dims();
+    let code = "import json, sys\nimport torch\nfrom torch.utils.flop_counter import FlopCounterMode\nfrom recspec_torch import data as data_mod\nfrom recspec_torch.train import Objective, load_model\nmodule, cls = load_model(sys.argv[1])\nschema = data_mod.Schema.from_module(module)\nbatch = next(iter(data_mod.iterate(sys.argv[2], schema, int(sys.argv[3]))))\nmodel = cls(seed=1)\nmodel.train()\nwith FlopCounterMode(display=False) as counter:\n    total, _ = Objective(model, {})(batch.inputs, batch.labels, 0)\n    forward = counter.get_total_flops()\n    total.backward()\nprint(json.dumps({'rows': len(batch.users), 'forward': forward, 'training': counter.get_total_flops()}))";
+    let mut report = vec![];
+    for name in ["dfn", "din", "dumn", "dlen", "retrieval_ntr"] {
+        let spec = crate::root().join(format!("specs/{name}.recspec"));
+        let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), &small).unwrap();
+        let program = recspec::app::lower_graph(&checked.graph.unwrap()).unwrap();
+        let dir = temp(&format!("flops-{name}"));
+        std::fs::write(dir.join("model.py"), recspec::pytorch::render(&program).unwrap()).unwrap();
+        let args = [dir.display().to_string(), data.join("train.jsonl").display().to_string(), "64".to_string()];
+        let theirs = python_json(&python, code, &args);
+        let rows = theirs["rows"].as_u64().unwrap() as usize;
+        let (ours, _) = recspec::lower::flops::count(&program, rows);
+        for (what, ours, theirs) in [
+            ("forward", ours.forward as f64, theirs["forward"].as_f64().unwrap()),
+            ("training", ours.training as f64, theirs["training"].as_f64().unwrap()),
+        ] {
+            let ratio = ours / theirs;
+            report.push(format!("{name} {what}: ours {ours:.4e}, PyTorch {theirs:.4e}, ratio {ratio:.3}"));
+            assert!(
+                ratio.is_finite() && (1.0..=1.25).contains(&ratio),
+                "{name} {what}: {ours} operations against PyTorch's {theirs}\n{}",
+                report.join("\n")
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    std::fs::remove_dir_all(&data).ok();
+    eprintln!("{}", report.join("\n"));
+}
