@@ -269,6 +269,24 @@ def masked_softmax(x, mask, temperature=1.0):
     return _softmax(z, -1) * m
 
 
+@torch.compiler.disable
+def read_state(module, attrs):
+    """{key: attribute} → {key: a detached copy of that buffer of `module`}: the state (memory
+    slots) a forward pass reads. A copy made outside `torch.compile`'s graph, so that what a
+    compiled backward pass saved is never the buffer that `write_state` then overwrites (inside
+    the graph the copy was optimised away and the backward failed on the overwritten buffer)."""
+    return {key: getattr(module, attr).detach().clone() for key, attr in attrs.items()}
+
+
+@torch.compiler.disable
+def write_state(module, values):
+    """Writes a training pass's new state (memory slots) into `module`'s buffers, {attribute:
+    tensor}, outside autograd and outside `torch.compile`'s graph."""
+    with torch.no_grad():
+        for attr, value in values.items():
+            getattr(module, attr).copy_(value.detach())
+
+
 def dropout(x, rate, train):
     """Inverted dropout (x · keep / (1 - rate)) in training, the identity otherwise; same shape."""
     return _dropout(x, rate, train)
