@@ -3,12 +3,13 @@
 
 use super::dataset::split_file;
 use super::run_dir::{EpochWriter, RunDir};
-use super::settings::apply_loss_weights;
+use super::settings::{apply_loss_weights, merge_train_settings, TrainFlags};
 use super::AppError;
-use crate::config::TrainSettings;
+use crate::config::{RunConfig, TrainSettings};
 use crate::ir::Graph;
 use crate::load::LoadedSpec;
 use crate::lower::Program;
+use crate::overrides::Override;
 use crate::runtime::train::{TrainJob, TrainReport};
 use burn::prelude::Device;
 use std::collections::BTreeMap;
@@ -21,6 +22,58 @@ pub fn trainable_graph(spec: &Path, mut graph: Graph, loss_weights: &BTreeMap<St
         return Err(AppError::NoLoss(spec.to_path_buf()));
     }
     Ok(graph)
+}
+
+/// A run as the user asked for it: the spec, the data set, the run directory, the run config
+/// (read once, by the caller) and what the command line adds to it.
+pub struct RunRequest<'a> {
+    pub spec: &'a Path,
+    pub data: &'a Path,
+    pub out: &'a Path,
+    /// The run config's overrides, `[train]` and loss weights (the defaults when there is none).
+    pub config: RunConfig,
+    /// `--set` overrides, applied after the config's.
+    pub set: Vec<Override>,
+    /// Training settings from flags, each replacing the config's.
+    pub flags: TrainFlags,
+    /// Continue the run in `out` after its last completed epoch.
+    pub resume: bool,
+    /// Bytes of memory available: a model whose training step needs more is refused before
+    /// anything is written. `None` skips the check.
+    pub available: Option<u64>,
+}
+
+/// A run directory ready to train in.
+pub struct Started {
+    pub dir: RunDir,
+    pub program: Program,
+    pub settings: TrainSettings,
+}
+
+/// Assembles a run: merges the settings, compiles the spec for the data set (handing its
+/// diagnostics, if any, to `report` at once), applies the loss weights, lowers, checks memory and
+/// the splits, and prepares the run directory (saving the spec, settings and graph), in that
+/// order, so that nothing is written for a run that cannot start. `None` when the spec has
+/// errors.
+pub fn prepare(
+    request: RunRequest,
+    report: &mut dyn FnMut(&LoadedSpec, &[crate::diag::Diagnostic]),
+) -> Result<Option<Started>, AppError> {
+    let RunRequest { spec, data, out, config, set, flags, resume, available } = request;
+    let settings = merge_train_settings(config.train.as_ref(), &flags)?;
+    let mut overrides = config.overrides;
+    overrides.extend(set);
+    let (loaded, checked) = super::compile_for_data(spec, Some(data), &overrides)?;
+    if !checked.diagnostics.is_empty() {
+        report(&loaded, &checked.diagnostics);
+    }
+    let Some(graph) = checked.graph else { return Ok(None) };
+    let graph = trainable_graph(spec, graph, &config.loss_weights)?;
+    let program = super::lower_graph(&graph)?;
+    super::memory::check_fits(&program, settings.batch_size, &settings, available)?;
+    check_splits(&program, data)?;
+    let dir = start_run(out, resume, spec, &loaded, &graph, &settings, data)?;
+    Ok(Some(Started { dir, program, settings }))
 }
 
 /// Prepares `out` for a run of `graph` (a new run, or with `resume` the same run continued) and

@@ -57,10 +57,13 @@ impl Hparams {
             Some(p) => recspec::config::load_run_config(p)?.overrides,
             None => vec![],
         };
-        for s in &self.set {
-            out.push(recspec::config::parse_set(s)?);
-        }
+        out.extend(self.set_overrides()?);
         Ok(out)
+    }
+
+    /// The `--set` overrides alone, for a caller that reads the run config itself.
+    pub fn set_overrides(&self) -> Result<Vec<Override>, AppError> {
+        self.set.iter().map(|s| Ok(recspec::config::parse_set(s)?)).collect()
     }
 }
 

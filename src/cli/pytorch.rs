@@ -4,8 +4,9 @@
 //! `python -m recspec_torch.train DIR --data DATA` (or under `torchrun`) trains `model.py` and
 //! writes `DIR/model.safetensors`, which `recspec eval`, `recommend` and `responsiveness` read.
 
-use super::train::{start, RunArgs, Started};
+use super::train::{start, RunArgs};
 use super::Exit;
+use recspec::app::train::Started;
 use recspec::app::AppError;
 use recspec::files::FileError;
 
@@ -16,9 +17,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let Started { dir, program, .. } = match start(&args.run, false, None)? {
-        Ok(started) => started,
-        Err(exit) => return Ok(exit),
+    let Some(Started { dir, program, .. }) = start(&args.run, false, None)? else {
+        return Ok(Exit::Findings);
     };
     let module = dir.path().join("model.py");
     std::fs::write(&module, recspec::pytorch::render(&program)?).map_err(FileError::at("write", &module))?;

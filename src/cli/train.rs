@@ -1,11 +1,10 @@
 //! `recspec train`: train a spec on a data set into a run directory, or continue one.
 
-use super::{compile, Exit, Hparams};
-use recspec::app::settings::{merge_train_settings, TrainFlags};
-use recspec::app::train::{check_splits, start_run, train, trainable_graph, TrainOptions};
-use recspec::app::{memory, AppError, RunDir};
-use recspec::config::{EmbeddingOptimizer, TrainSettings};
-use recspec::lower::Program;
+use super::{Exit, Hparams};
+use recspec::app::settings::TrainFlags;
+use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
+use recspec::app::{memory, AppError};
+use recspec::config::EmbeddingOptimizer;
 use std::path::PathBuf;
 
 /// What a run is made of: the spec, the data set, the run directory and the settings.
@@ -68,47 +67,38 @@ pub struct Args {
     quiet: bool,
 }
 
-/// A run directory ready to train in: the spec compiled for the data set, its settings merged,
-/// the spec, settings and graph saved. `Err(exit)` when the spec has errors.
-pub struct Started {
-    pub dir: RunDir,
-    pub program: Program,
-    pub settings: TrainSettings,
-}
-
-/// Compiles `run.file` for its data set and prepares `run.out` (a new run, or with `resume` the
-/// same run continued). With `available` bytes of memory, a model whose training step needs
-/// more is refused before anything is written.
-pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Result<Started, Exit>, AppError> {
+/// Prepares the run `run` asks for (`app::train::prepare`), printing the spec's diagnostics;
+/// `None` when the spec has errors. The run config is read here, once.
+pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Option<Started>, AppError> {
     let config = match &run.hparams.config {
         Some(p) => recspec::config::load_run_config(p)?,
         None => Default::default(),
     };
-    let flags = TrainFlags {
-        epochs: run.epochs,
-        max_steps: run.max_steps,
-        lr: run.lr,
-        batch_size: run.batch_size,
-        seed: run.seed,
-        embedding_optimizer: run.embedding_optimizer,
-        shuffle_buffer: run.shuffle_buffer,
+    let request = RunRequest {
+        spec: &run.file,
+        data: &run.data,
+        out: &run.out,
+        config,
+        set: run.hparams.set_overrides()?,
+        flags: TrainFlags {
+            epochs: run.epochs,
+            max_steps: run.max_steps,
+            lr: run.lr,
+            batch_size: run.batch_size,
+            seed: run.seed,
+            embedding_optimizer: run.embedding_optimizer,
+            shuffle_buffer: run.shuffle_buffer,
+        },
+        resume,
+        available,
     };
-    let settings = merge_train_settings(config.train.as_ref(), &flags)?;
-    let (loaded, checked) = compile(&run.file, Some(&run.data), &run.hparams.overrides()?)?;
-    let Some(graph) = checked.graph else { return Ok(Err(Exit::Findings)) };
-    let graph = trainable_graph(&run.file, graph, &config.loss_weights)?;
-    let program = recspec::app::lower_graph(&graph)?;
-    memory::check_fits(&program, settings.batch_size, &settings, available)?;
-    check_splits(&program, &run.data)?;
-    let dir = start_run(&run.out, resume, &run.file, &loaded, &graph, &settings, &run.data)?;
-    Ok(Ok(Started { dir, program, settings }))
+    prepare(request, &mut |spec, diagnostics| eprint!("{}", recspec::diag::render(&spec.sources, diagnostics)))
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
     let available = memory::available_for(&args.device);
-    let Started { dir, program, settings } = match start(&args.run, args.resume, available)? {
-        Ok(started) => started,
-        Err(exit) => return Ok(exit),
+    let Some(Started { dir, program, settings }) = start(&args.run, args.resume, available)? else {
+        return Ok(Exit::Findings);
     };
     let run = &args.run;
     eprintln!(
