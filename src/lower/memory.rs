@@ -29,13 +29,30 @@ fn element_bytes(dtype: DType) -> u128 {
 /// Bytes of one parameter element (f32).
 const PARAM_BYTES: u128 = 4;
 
+/// What a [`Component`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentKind {
+    /// An instance's parameters, with their gradients and optimizer state.
+    Parameters,
+    /// A value slot and the temporaries its kernel keeps, forward and backward.
+    Activations,
+}
+
+impl fmt::Display for ComponentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ComponentKind::Parameters => "parameters",
+            ComponentKind::Activations => "activations",
+        })
+    }
+}
+
 /// One named contributor to the total, for "the largest components" in reports and errors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Component {
     /// An instance (`items`) or a value slot (`f_c/attended`).
     pub name: String,
-    /// What it is: `parameters`, `activations`.
-    pub kind: &'static str,
+    pub kind: ComponentKind,
     /// Bytes it costs in training (parameters with their gradients and optimizer state).
     pub bytes: u128,
 }
@@ -148,9 +165,13 @@ pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> M
             ParamRole::Trained => params = params.saturating_add(bytes),
             ParamRole::State => state = state.saturating_add(bytes),
         }
-        match components.iter_mut().find(|c| c.kind == "parameters" && c.name == slot.instance) {
+        match components.iter_mut().find(|c| c.kind == ComponentKind::Parameters && c.name == slot.instance) {
             Some(c) => c.bytes = c.bytes.saturating_add(training),
-            None => components.push(Component { name: slot.instance.clone(), kind: "parameters", bytes: training }),
+            None => components.push(Component {
+                name: slot.instance.clone(),
+                kind: ComponentKind::Parameters,
+                bytes: training,
+            }),
         }
     }
     let (mut inputs, mut forward) = (0u128, 0u128);
@@ -164,7 +185,7 @@ pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> M
             forward = forward.saturating_add(bytes);
             components.push(Component {
                 name: value.name.clone(),
-                kind: "activations",
+                kind: ComponentKind::Activations,
                 bytes: bytes.saturating_mul(2),
             });
         }
@@ -189,7 +210,8 @@ fn rows_per_batch(program: &Program, batch: usize) -> Vec<u128> {
 }
 
 /// The f32 elements of the large temporaries a step's kernel keeps for the backward pass,
-/// besides its output slot (the same algorithm in every back end).
+/// besides its output slot (the same algorithm in every back end). Every kernel is listed, so a
+/// new one does not compile until its temporaries are written down.
 pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
     let size = |id: super::ValueId| numel(program.value(id).shape.iter().map(|e| e.at(batch)));
     let dims = |id: super::ValueId| super::shape_at(&program.value(id).shape, batch);
@@ -226,7 +248,42 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
         }
         Kernel::Distribution { p, .. } => size(*p).saturating_mul(2),
         Kernel::AttentionPool { scores, .. } => size(*scores).saturating_mul(3),
-        _ => 0,
+        // Nothing larger than the kernel's own output or operands.
+        Kernel::Binary { .. }
+        | Kernel::Scalar { .. }
+        | Kernel::Neg { .. }
+        | Kernel::Concat { .. }
+        | Kernel::Stack { .. }
+        | Kernel::Slice { .. }
+        | Kernel::Index { .. }
+        | Kernel::Repeat { .. }
+        | Kernel::Reshape { .. }
+        | Kernel::FullMask { .. }
+        | Kernel::ToFloat { .. }
+        | Kernel::Keep { .. }
+        | Kernel::Nonempty { .. }
+        | Kernel::SampleValid { .. }
+        | Kernel::Activation { .. }
+        | Kernel::Softmax { .. }
+        | Kernel::MaskedSoftmax { .. }
+        | Kernel::Dropout { .. }
+        | Kernel::Pool { .. }
+        | Kernel::Reduce { .. }
+        | Kernel::Dot { .. }
+        | Kernel::Cosine { .. }
+        | Kernel::Project { .. }
+        | Kernel::Fm { .. }
+        | Kernel::ItemLogits { .. }
+        | Kernel::SampledLogits { .. }
+        | Kernel::Embedding { .. }
+        | Kernel::PositionEmbedding { .. }
+        | Kernel::Linear { .. }
+        | Kernel::LayerNorm { .. }
+        | Kernel::Wide { .. }
+        | Kernel::Memory { .. }
+        | Kernel::ProbabilityLoss { .. }
+        | Kernel::BceLogits { .. }
+        | Kernel::Triplet { .. } => 0,
     }
 }
 

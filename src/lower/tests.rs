@@ -118,10 +118,10 @@ fn the_memory_estimate_counts_every_slot() {
     assert_eq!(m.forward, forward);
     assert_eq!(m.training_total(), 200 + 200 + 400 + m.inputs + 2 * forward);
     // An instance costs its weights, their gradients and Adam's two moments: 20 x 4 x 4 bytes.
-    let table = m
-        .components
-        .iter()
-        .find(|c| c.kind == "parameters" && p.params.iter().any(|s| s.instance == c.name && s.shape == [5, 4]));
+    let table = m.components.iter().find(|c| {
+        c.kind == memory::ComponentKind::Parameters
+            && p.params.iter().any(|s| s.instance == c.name && s.shape == [5, 4])
+    });
     assert_eq!(table.map(|c| c.bytes), Some(320));
     assert!(m.components.windows(2).all(|w| w[0].bytes >= w[1].bytes));
 }
