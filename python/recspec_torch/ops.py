@@ -34,7 +34,22 @@ EPS = 1e-7
 #: The additive bias that removes a position from a softmax (`NEG_INF` in exec/mod.rs).
 NEG_INF = -1e9
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "none")
+#: The spellings of every option of a spec's ops, keyed by the Rust enum that holds them
+#: (`options!` in src/ops/options.rs; `tests/it/pytorch.rs` fails when the two tables differ).
+OPTIONS = {
+    "Activation": ("relu", "sigmoid", "tanh", "gelu", "none"),
+    "PoolMode": ("mean", "sum", "max"),
+    "Padding": ("exclude", "include"),
+    "AttentionNorm": ("softmax", "sum", "none"),
+    "AttentionScale": ("sqrt_head", "sqrt_model", "sqrt_len"),
+    "PositionMode": ("add", "concat"),
+    "GruOutput": ("last", "all"),
+    "MemoryOutput": ("read", "both"),
+    "Distance": ("cosine", "euclidean"),
+}
+ACTIVATIONS = OPTIONS["Activation"]
+#: Arithmetic, reductions and distribution losses are not spec options: the generator writes
+#: them from `lower::kernel`'s enums.
 ARITHMETIC = ("add", "sub", "mul", "div")
 
 #: The attribute of a row table that holds its lookup log (a list the lookups append id tensors
@@ -318,7 +333,7 @@ def _dropout(x, rate, train):
 def pool(x, mask, mode, include_padding):
     """x [B, N, ..], mask [B, N] → [B, ..], pooling axis 1. Max ignores `include_padding` and
     gives zeros for a row without valid positions."""
-    _check("mode", mode, ("mean", "sum", "max"))
+    _check("mode", mode, OPTIONS["PoolMode"])
     x = _f(x)
     b, n, rest = x.shape[0], x.shape[1], x.shape[2:]
     x3 = x.reshape(b, n, -1)
@@ -341,7 +356,7 @@ def pool(x, mask, mode, include_padding):
 def attention_pool(values, scores, mask, norm, temperature):
     """values [B, N, D], scores [B, N], mask [B, N] → [B, D]: values weighted by the normalised
     scores (softmax, sum-normalised, or raw), padding weighted 0."""
-    _check("norm", norm, ("softmax", "sum", "none"))
+    _check("norm", norm, OPTIONS["AttentionNorm"])
     v = _f(values)
     b, n = v.shape[0], v.shape[1]
     s = _f(scores).reshape(b, n)
@@ -446,7 +461,7 @@ def embedding(ids, table):
 
 def position_embedding(x, table, mode):
     """x [B, N, D], table [N, E] → [B, N, D] (add, E = D) or [B, N, D + E] (concat)."""
-    _check("mode", mode, ("add", "concat"))
+    _check("mode", mode, OPTIONS["PositionMode"])
     x = _f(x)
     t = _rows(table).unsqueeze(0)
     if mode == "concat":
@@ -493,7 +508,7 @@ def layer_norm(x, gamma, beta, eps):
 def self_attention(x, mask, heads, scale, residual, dropout, train, query, key, value, out, norm):
     """x [B, N, D], mask [B, N] → [B, N, D]: multi-head scaled dot-product self-attention with
     padded keys masked, an output projection, optional residual and layer norm (eps 1e-5)."""
-    _check("scale", scale, ("sqrt_head", "sqrt_model", "sqrt_len"))
+    _check("scale", scale, OPTIONS["AttentionScale"])
     x = _f(x)
     b, n, d = x.shape
     heads = int(heads)
@@ -523,7 +538,7 @@ def self_attention(x, mask, heads, scale, residual, dropout, train, query, key, 
 def gru(x, mask, input, hidden, output):
     """x [B, N, In], mask [B, N] → [B, H] (last) or [B, N, H] (all). input (W [In, 3H], b [3H]),
     hidden (W [H, 3H], b [3H]), gates reset, update, candidate; padding keeps the state; h0 = 0."""
-    _check("output", output, ("last", "all"))
+    _check("output", output, OPTIONS["GruOutput"])
     x = _f(x)
     b, n, din = x.shape
     w_hh, b_hh = hidden
@@ -578,7 +593,7 @@ def memory(key, write, slots, read_key, write_key, erase, add, persist, output, 
     Read: w_r = softmax over slots of cosine-like k̂ · M̂ᵀ, r = w_r M. Write (batch-averaged):
     M' = M · (1 - w_wᵀ sigmoid(erase) / B) + w_wᵀ tanh(add) / B.
     """
-    _check("output", output, ("read", "both"))
+    _check("output", output, OPTIONS["MemoryOutput"])
     key, write = _rows(_f(key)), _rows(_f(write))
     b = key.shape[0]
     # A copy, not a view: the generated module writes the new slots into the slots buffer in
@@ -653,7 +668,7 @@ def distribution_loss(p, target, label, weight, kind):
 def triplet(anchor, positive, negative, margin, distance, weight):
     """anchor, positive, negative [B, D] → [B]: relu(d(a, p) - d(a, n) + margin), d the
     euclidean distance sqrt(|x - y|² + 1e-12) or 1 - cosine."""
-    _check("distance", distance, ("cosine", "euclidean"))
+    _check("distance", distance, OPTIONS["Distance"])
     a, pos, negv = _rows(_f(anchor)), _rows(_f(positive)), _rows(_f(negative))
 
     def dist(u, v):
@@ -667,6 +682,9 @@ def triplet(anchor, positive, negative, margin, distance, weight):
 __all__ = [
     "EPS",
     "NEG_INF",
+    "OPTIONS",
+    "read_state",
+    "write_state",
     "binary",
     "scalar",
     "neg",

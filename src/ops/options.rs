@@ -31,6 +31,10 @@ macro_rules! options {
                 }
             }
         )*
+
+        /// Every option enum's name and spellings: the table the Python op package's
+        /// `OPTIONS` must equal (`tests/it/pytorch.rs`).
+        pub const ALL: &[(&str, &[&str])] = &[$((stringify!($name), $name::NAMES)),*];
     };
 }
 

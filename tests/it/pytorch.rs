@@ -963,3 +963,17 @@ fn the_flop_count_agrees_with_pytorchs_flop_counter() {
     std::fs::remove_dir_all(&data).ok();
     eprintln!("{}", report.join("\n"));
 }
+
+/// The Python op package's option spellings (`recspec_torch.ops.OPTIONS`) are the Rust ones
+/// (`ops::options::ALL`, from `options!`): the same enums, the same spellings in the same order.
+#[test]
+fn the_python_option_table_is_the_rust_one() {
+    let python = python();
+    let theirs =
+        python_json(&python, "import json\nfrom recspec_torch.ops import OPTIONS\nprint(json.dumps(OPTIONS))", &[]);
+    let ours: serde_json::Map<String, serde_json::Value> = recspec::ops::options::ALL
+        .iter()
+        .map(|(name, spellings)| (name.to_string(), serde_json::json!(spellings)))
+        .collect();
+    assert_eq!(theirs, serde_json::Value::Object(ours));
+}
