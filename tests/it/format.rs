@@ -1,6 +1,7 @@
 //! `recspec fmt`: the formatter's properties over every spec we have, and the command.
 
 use crate::cli::{code, recspec, stderr, stdout};
+use crate::copy_tree;
 use recspec::source::FileId;
 use recspec::syntax::{parse_tree, Rule, SyntaxNode};
 use std::path::Path;
@@ -48,19 +49,6 @@ pub fn check_properties(name: &str, text: &str) -> Option<String> {
     let twice = recspec::fmt::format(FileId(0), &out).expect("formatted text formats");
     assert_eq!(out, twice, "{name}: not idempotent\n--- input\n{text}");
     Some(out)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 fn graph(path: &Path) -> Option<String> {

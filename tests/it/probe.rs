@@ -7,6 +7,7 @@
 //! `RECSPEC_PROBE_MUTANTS=5000 RECSPEC_PROBE_SEED=5 cargo test --release full_probe -- --ignored
 //! --nocapture`.
 
+use crate::Rng;
 use recspec::app::train::{check_splits, train, trainable_graph, TrainOptions};
 use recspec::app::RunDir;
 use recspec::config::TrainSettings;
@@ -14,24 +15,6 @@ use recspec::simulate::{simulate, SimConfig};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-
-/// xorshift64*, so that a failure names a seed that reproduces it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Tok {
@@ -182,19 +165,6 @@ fn temp(name: &str) -> PathBuf {
     p
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 /// What one mutant reached: `Ok(true)` trained two steps, `Ok(false)` refused by the checker,
 /// `Err` refused later with an error.
 fn compile_and_train(spec: &Path, data: &Path, out: &Path) -> Result<bool, recspec::app::AppError> {
@@ -229,7 +199,7 @@ fn probe(mutants: usize, seed: u64) -> Tally {
     let cfg = SimConfig { users: 12, items: 40, impressions_per_user: 6, seq_len: 4, seed: 5, ..SimConfig::default() };
     simulate(&cfg, &data).unwrap();
     let specs = temp(&format!("specs-{seed:x}"));
-    copy_dir(&crate::root().join("specs"), &specs);
+    crate::copy_tree(&crate::root().join("specs"), &specs);
     // Every shipped spec, and each library file with a spec that imports it.
     let mut targets: Vec<(PathBuf, PathBuf)> = vec![];
     for e in std::fs::read_dir(&specs).unwrap() {
