@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# recspec on a CUDA GPU, side by side with the generated PyTorch module on the same GPU.
+# recspec on a CUDA GPU, side by side with the generated PyTorch module and the hand-written
+# PyTorch reference on the same GPU, each of the PyTorch programs eager and under torch.compile.
 #
 # Needs a recspec binary built with `--features tch` against the machine's libtorch (RECSPEC_BIN)
 # and a Python with torch and safetensors (PYTHON). In one run:
 #   1. the machine: nvidia-smi, torch's version;
 #   2. a simulated data set (USERS users);
-#   3. for each family and each batch size in BATCHES: ROUNDS rounds of
-#      `recspec bench --device "$DEVICE"` then `python -m recspec_torch.bench --device "$DEVICE"`
-#      (interleaved), each JSON line appended to OUT/results_bBATCH.jsonl, and the Markdown table
-#      of bench/speed_table.py per batch size in OUT/table_bBATCH.md;
+#   3. for each family and each batch size in BATCHES: ROUNDS rounds of the PROGRAMS in turn
+#      (`recspec bench --device "$DEVICE"`, `python -m reference.bench` and
+#      `python -m recspec_torch.bench`, the last two with `--compile` for *_compiled), each timing
+#      at least STEPS steps and MIN_SECONDS seconds, each JSON line appended to
+#      OUT/results_bBATCH.jsonl, and the Markdown table of bench/speed_table.py (ratios round by
+#      round, with their spread) per batch size in OUT/table_bBATCH.md;
 #   4. real training on the GPU: `recspec train --device "$DEVICE"` of dfn for one epoch, and the
 #      generated module under `torchrun --nproc_per_node 1 --device "$DEVICE"` (NCCL) for one epoch,
 #      both scored by `recspec eval` on the test split (OUT/eval_*.json).
 # A failing step is logged (OUT/logs) and the script goes on, so one run says as much as it can.
 #
 # Usage: RECSPEC_BIN=path/to/recspec PYTHON=python3 bash bench/gpu.sh OUT
-# Environment: FAMILIES ["dfn din dumn dlen retrieval_ntr"], BATCHES ["256 2048"], ROUNDS [2],
-#   STEPS [20], WARMUP [5], USERS [500], TRAIN_SPEC [dfn], DEVICE [cuda] (cpu runs the same
-#   steps on the CPU, to try the script on a machine without a GPU)
+# Environment: FAMILIES ["dfn din dumn dlen retrieval_ntr"], BATCHES ["256 2048"], ROUNDS [5],
+#   STEPS [10], WARMUP [5], MIN_SECONDS [2], USERS [500], TRAIN_SPEC [dfn], DEVICE [cuda] (cpu
+#   runs the same steps on the CPU, to try the script on a machine without a GPU),
+#   PROGRAMS ["recspec reference reference_compiled pytorch pytorch_compiled"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bench/gpu.sh OUT}
@@ -25,9 +29,10 @@ bin=${RECSPEC_BIN:?set RECSPEC_BIN to a recspec built with --features tch}
 PYTHON=${PYTHON:-python3}
 FAMILIES=${FAMILIES:-dfn din dumn dlen retrieval_ntr}
 BATCHES=${BATCHES:-256 2048}
-ROUNDS=${ROUNDS:-2} STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} USERS=${USERS:-500}
+ROUNDS=${ROUNDS:-5} STEPS=${STEPS:-10} WARMUP=${WARMUP:-5} MIN_SECONDS=${MIN_SECONDS:-2} USERS=${USERS:-500}
 TRAIN_SPEC=${TRAIN_SPEC:-dfn} DEVICE=${DEVICE:-cuda}
-export PYTHONPATH=python${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+PROGRAMS=${PROGRAMS:-recspec reference reference_compiled pytorch pytorch_compiled}
+export PYTHONPATH=python:bench${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$out/logs"
 logs=$out/logs
 work=$(mktemp -d)
@@ -54,12 +59,20 @@ for batch in $BATCHES; do
   for fam in $FAMILIES; do
     for round in $(seq "$ROUNDS"); do
       step "bench $fam batch $batch round $round"
-      "$bin" bench "specs/$fam.recspec" --data "$work/data" --device "$DEVICE" --batch-size "$batch" \
-        --steps "$STEPS" --warmup "$WARMUP" >>"$results" 2>"$logs/recspec_${fam}_$batch.log" \
-        || { echo "recspec bench $fam failed"; tail -5 "$logs/recspec_${fam}_$batch.log"; }
-      "$PYTHON" -m recspec_torch.bench "$work/runs/$fam" --data "$work/data" --device "$DEVICE" --threads 1 \
-        --batch-size "$batch" --steps "$STEPS" --warmup "$WARMUP" >>"$results" 2>"$logs/pytorch_${fam}_$batch.log" \
-        || { echo "pytorch bench $fam failed"; tail -5 "$logs/pytorch_${fam}_$batch.log"; }
+      window=(--device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --warmup "$WARMUP" --min-seconds "$MIN_SECONDS")
+      for program in $PROGRAMS; do
+        case $program in
+          recspec) cmd=("$bin" bench "specs/$fam.recspec" --data "$work/data" "${window[@]}") ;;
+          reference | reference_compiled)
+            cmd=("$PYTHON" -m reference.bench "$fam" --data "$work/data" "${window[@]}" --threads 1) ;;
+          pytorch | pytorch_compiled)
+            cmd=("$PYTHON" -m recspec_torch.bench "$work/runs/$fam" --data "$work/data" "${window[@]}" --threads 1) ;;
+          *) echo "unknown program $program"; continue ;;
+        esac
+        [[ $program != *_compiled ]] || cmd+=(--compile)
+        "${cmd[@]}" >>"$results" 2>"$logs/${program}_${fam}_$batch.log" \
+          || { echo "$program bench $fam failed"; tail -5 "$logs/${program}_${fam}_$batch.log"; }
+      done
     done
   done
   "$PYTHON" bench/speed_table.py "$results" >"$out/table_b$batch.md" 2>&1
