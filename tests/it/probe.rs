@@ -3,9 +3,8 @@
 //! set through the same calls `recspec train` makes. A mutant may be refused at any stage with
 //! an error; none may panic. (An abort would end the test binary, which fails the run too.)
 //!
-//! `mutants_train_or_are_refused` is the slice `.ci/run` runs; the full probe is
-//! `RECSPEC_PROBE_MUTANTS=5000 RECSPEC_PROBE_SEED=5 cargo test --release full_probe -- --ignored
-//! --nocapture`.
+//! `.ci/run` runs 5,000 mutants; another size or seed is
+//! `RECSPEC_PROBE_MUTANTS=20000 RECSPEC_PROBE_SEED=5 cargo test --release probe -- --nocapture`.
 
 use crate::Rng;
 use recspec::app::train::{check_splits, train, trainable_graph, TrainOptions};
@@ -270,19 +269,14 @@ fn report(t: &Tally) {
     }
 }
 
+/// 5,000 mutants from a fixed seed; `RECSPEC_PROBE_MUTANTS` and `RECSPEC_PROBE_SEED` run
+/// another size or seed (the same test, so nothing is skipped in CI).
 #[test]
 fn mutants_train_or_are_refused() {
-    let t = probe(5000, 0x0bad_5eed_0000_0027);
+    let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let mutants = var("RECSPEC_PROBE_MUTANTS").unwrap_or(5000) as usize;
+    let t = probe(mutants, var("RECSPEC_PROBE_SEED").unwrap_or(0x0bad_5eed_0000_0027));
     report(&t);
     assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
-    assert!(t.trained >= 500, "the probe trains a fair share of its mutants: {}", t.trained);
-}
-
-#[test]
-#[ignore = "the full probe; RECSPEC_PROBE_MUTANTS and RECSPEC_PROBE_SEED set its size and seed"]
-fn full_probe() {
-    let var = |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    let t = probe(var("RECSPEC_PROBE_MUTANTS", 5000) as usize, var("RECSPEC_PROBE_SEED", 5));
-    report(&t);
-    assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
+    assert!(t.trained >= mutants / 10, "the probe trains a fair share of its mutants: {}", t.trained);
 }
