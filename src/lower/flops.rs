@@ -10,6 +10,7 @@
 //! kernel does not compile until its cost is written down.
 
 use super::kernel::Kernel;
+use super::memory::{numel, product};
 use super::{shape_at, ParamId, Program, ValueId};
 
 /// Floating-point operations of one batch.
@@ -64,12 +65,12 @@ pub fn count(program: &Program, batch: usize) -> (Flops, Vec<Flops>) {
 /// Forward operations of one kernel at `batch`, and how its backward pass compares.
 fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
     use Backward::{Elementwise, Products};
-    let size = |id: &ValueId| numel(&shape_at(&program.value(*id).shape, batch));
+    let size = |id: &ValueId| numel(shape_at(&program.value(*id).shape, batch).into_iter());
     let dims = |id: &ValueId| shape_at(&program.value(*id).shape, batch);
     // The rows of a [.., D] value: every axis but the last.
     let rows = |id: &ValueId| {
         let d = dims(id);
-        numel(&d[..d.len().saturating_sub(1)])
+        numel(d[..d.len().saturating_sub(1)].iter().copied())
     };
     let param = |p: &ParamId| program.params[p.0].shape.iter().map(|&d| d as u128).collect::<Vec<_>>();
     // A dense layer [in, out] applied to `r` rows: the product and the bias.
@@ -82,10 +83,11 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
     let softmax = |n: u128| n.saturating_mul(5);
     match k {
         Kernel::Binary { a, .. } => (size(a), Elementwise),
-        Kernel::Scalar { x, .. } | Kernel::Neg { x } | Kernel::ToFloat { x } | Kernel::Dropout { x, .. } => {
-            (size(x), Elementwise)
-        }
-        Kernel::Activation { x, .. } => (size(x), Elementwise),
+        Kernel::Scalar { x, .. }
+        | Kernel::Neg { x }
+        | Kernel::ToFloat { x }
+        | Kernel::Dropout { x, .. }
+        | Kernel::Activation { x, .. } => (size(x), Elementwise),
         Kernel::Concat { .. }
         | Kernel::Stack { .. }
         | Kernel::Slice { .. }
@@ -170,7 +172,7 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
             // The gates' products and softmaxes, and the mixture of the last layer's outputs.
             let g = param(&gates.weight);
             let gate_ops =
-                product(&[2, b, g.iter().product::<u128>()]).saturating_add(softmax(product(&[b, *tasks as u128, e])));
+                product(&[2, b]).saturating_mul(product(&g)).saturating_add(softmax(product(&[b, *tasks as u128, e])));
             let last = layers.last().map_or(0, |l| param(&l.weight).last().copied().unwrap_or(0));
             let mixture = product(&[2, b, *tasks as u128, e, last]);
             (experts_ops.saturating_add(gate_ops).saturating_add(mixture), Products)
@@ -199,14 +201,6 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
         // Two distances of [B, D] vectors and the hinge.
         Kernel::Triplet { anchor, .. } => (size(anchor).saturating_mul(6), Products),
     }
-}
-
-fn numel(dims: &[usize]) -> u128 {
-    dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
-}
-
-fn product(factors: &[u128]) -> u128 {
-    factors.iter().fold(1u128, |acc, f| acc.saturating_mul(*f))
 }
 
 /// An operation count for people: `840 FLOP`, `2.41 MFLOP`, `1.2 TFLOP`; a count that saturated

@@ -287,12 +287,13 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
     }
 }
 
-fn numel(dims: impl Iterator<Item = usize>) -> u128 {
+/// The elements of a shape, saturating at `u128::MAX`.
+pub(super) fn numel(dims: impl Iterator<Item = usize>) -> u128 {
     dims.fold(1u128, |acc, d| acc.saturating_mul(d as u128))
 }
 
 /// The product of `factors`, saturating at `u128::MAX`.
-fn product(factors: &[u128]) -> u128 {
+pub(super) fn product(factors: &[u128]) -> u128 {
     factors.iter().fold(1u128, |acc, f| acc.saturating_mul(*f))
 }
 
