@@ -7,11 +7,10 @@
 //! `RECSPEC_PROBE_MUTANTS=20000 RECSPEC_PROBE_SEED=5 cargo test --release probe -- --nocapture`.
 
 use crate::Rng;
-use recspec::app::train::{check_splits, train, trainable_graph, TrainOptions};
-use recspec::app::RunDir;
-use recspec::config::TrainSettings;
+use recspec::app::settings::TrainFlags;
+use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
+use recspec::config::RunConfig;
 use recspec::simulate::{simulate, SimConfig};
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -165,31 +164,35 @@ fn temp(name: &str) -> PathBuf {
 }
 
 /// What one mutant reached: `Ok(true)` trained two steps, `Ok(false)` refused by the checker,
-/// `Err` refused later with an error.
+/// `Err` refused later with an error. The run is assembled by `app::train::prepare`, as
+/// `recspec train` assembles it.
 fn compile_and_train(spec: &Path, data: &Path, out: &Path) -> Result<bool, recspec::app::AppError> {
-    let (_, checked) = recspec::app::compile_for_data(spec, Some(data), &[])?;
-    let Some(graph) = checked.graph else { return Ok(false) };
-    let graph = trainable_graph(spec, graph, &BTreeMap::new())?;
-    let program = recspec::app::lower_graph(&graph)?;
-    let settings = TrainSettings {
-        lr: 0.01,
-        batch_size: 8,
-        epochs: 1,
-        max_steps: Some(2),
-        shuffle_buffer: 0,
-        ..Default::default()
-    };
-    recspec::app::memory::check_fits(&program, settings.batch_size, &settings, Some(1 << 30))?;
-    check_splits(&program, data)?;
     let _ = std::fs::remove_dir_all(out);
-    std::fs::create_dir_all(out).unwrap();
+    let request = RunRequest {
+        spec,
+        data,
+        out,
+        config: RunConfig::default(),
+        set: vec![],
+        flags: TrainFlags {
+            lr: Some(0.01),
+            batch_size: Some(8),
+            epochs: Some(1),
+            max_steps: Some(2),
+            shuffle_buffer: Some(0),
+            ..TrainFlags::default()
+        },
+        resume: false,
+        available: Some(1 << 30),
+    };
+    let Some(Started { dir, program, settings }) = prepare(request, &mut |_, _| {})? else { return Ok(false) };
     let options = TrainOptions {
         device: recspec::runtime::parse_device("cpu").unwrap(),
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
     };
-    train(&RunDir::open(out), program, settings, data, options)?;
+    train(&dir, program, settings, data, options)?;
     Ok(true)
 }
 
