@@ -2,7 +2,8 @@
 # The test command (README): sets up the Python side once, in .venv (PyTorch for the generated
 # modules' equivalence tests, TorchRec for the sharded-table test, onnx and onnxruntime for the
 # ONNX export), then runs every Rust test, the Python package's tests, and the library examples
-# in examples/ (built by cargo test; each asserts what it shows). No test is skipped.
+# in examples/ (built by cargo test; each asserts what it shows). No test is skipped, except the
+# browser checks of the pictures where Chromium cannot be installed (said loudly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
@@ -22,6 +23,21 @@ fi
 if ! .venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null; then
   echo "installing onnx and onnxruntime into .venv (the ONNX export tests)" >&2
   .venv/bin/pip install --quiet onnx==1.23.2 onnxruntime==1.32.0
+fi
+# The pictures' tests look at the pages in headless Chromium (Debian's package). Where it cannot
+# be installed (no root, no apt), those checks are skipped with a loud message; where it is here,
+# RECSPEC_REQUIRE_BROWSER makes a browser that goes missing a failure instead.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium (the pictures' browser tests)" >&2
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+      || echo "!!! could not install chromium: the pictures' browser checks will be SKIPPED" >&2
+  else
+    echo "!!! no chromium and no root to install it: the pictures' browser checks will be SKIPPED" >&2
+  fi
+fi
+if command -v chromium >/dev/null 2>&1; then
+  export RECSPEC_REQUIRE_BROWSER=1
 fi
 # Rust first: it builds target/release/recspec, which the Python fixture test runs (it fails,
 # rather than skips, without it).

@@ -25,6 +25,7 @@ pub mod lsp;
 pub mod metrics;
 pub mod ops;
 pub mod overrides;
+pub mod picture;
 pub mod pytorch;
 pub mod render;
 pub mod resolve;

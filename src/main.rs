@@ -72,6 +72,9 @@ enum Command {
     Bench(cli::bench::Args),
     /// Evaluate a trained run on a data split; JSON on stdout.
     Eval(cli::eval::Args),
+    /// One self-contained HTML page of a run (or several overlaid): loss per step, validation
+    /// metrics per epoch, settings, model card, architecture.
+    Report(cli::report::Args),
     /// Top-K items for each history in a JSON Lines or Parquet file (one row per history holding
     /// the inputs the model's item scores depend on); JSON Lines on stdout.
     Recommend(cli::recommend::Args),
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Compile(args) => cli::compile::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Snapshot(args) => cli::snapshot::run(args),
         Command::Fmt(args) => cli::fmt::run(args),
         Command::Schema(args) => cli::schema::run(args),

@@ -20,6 +20,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("git_diff.txt", include_str!("../templates/git_diff.txt.j2")),
     ("git_diff.md", include_str!("../templates/git_diff.md.j2")),
     ("pytorch.py", include_str!("../templates/pytorch.py.j2")),
+    ("page.html", include_str!("../templates/page.html.j2")),
+    ("legend.html", include_str!("../templates/legend.html.j2")),
+    ("architecture.html", include_str!("../templates/architecture.html.j2")),
+    ("diff.html", include_str!("../templates/diff.html.j2")),
+    ("report.html", include_str!("../templates/report.html.j2")),
 ];
 
 #[derive(Serialize, Clone, Debug, PartialEq)]

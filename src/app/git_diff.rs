@@ -47,8 +47,8 @@ pub struct SpecDiff {
 }
 
 pub enum Outcome {
-    /// Both sides compile and the graphs differ.
-    Changed(DiffReport),
+    /// Both sides compile and the graphs differ (the graphs are kept for the HTML picture).
+    Changed { report: DiffReport, old: Box<Graph>, new: Box<Graph> },
     /// Both sides compile to the same architecture (a comment, a layout or an unused block changed).
     Same,
     /// A model spec that is not one at `REV` (a new file, or a block library that gained a model).
@@ -77,7 +77,34 @@ pub struct Failure {
     pub diagnostics: String,
 }
 
+impl Outcome {
+    /// `changed`, `added`, `deleted`, `broken` or `same`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Changed { .. } => "changed",
+            Outcome::Same => "same",
+            Outcome::Added(_) => "added",
+            Outcome::Deleted(_) => "deleted",
+            Outcome::Broken(_) => "broken",
+        }
+    }
+}
+
 impl GitDiff {
+    /// `2 changed, 1 added, 3 unchanged`: the counts of each outcome that occurs.
+    pub fn summary(&self) -> String {
+        let count = |kind: &str| self.specs.iter().filter(|s| s.outcome.kind() == kind).count();
+        let counts = [
+            (count("changed"), "changed"),
+            (count("added"), "added"),
+            (count("deleted"), "deleted"),
+            (count("broken"), "not compiling"),
+            (count("same"), "unchanged"),
+        ];
+        let parts: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+        parts.join(", ")
+    }
+
     /// Some spec does not compile, so the report is incomplete.
     pub fn broken(&self) -> bool {
         self.specs.iter().any(|s| matches!(s.outcome, Outcome::Broken(_)))
@@ -85,7 +112,9 @@ impl GitDiff {
 
     /// Some architecture changed: a graph differs, or a model was added or deleted.
     pub fn changed(&self) -> bool {
-        self.specs.iter().any(|s| matches!(s.outcome, Outcome::Changed(_) | Outcome::Added(_) | Outcome::Deleted(_)))
+        self.specs
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Changed { .. } | Outcome::Added(_) | Outcome::Deleted(_)))
     }
 }
 
@@ -152,7 +181,7 @@ fn compare(old: Option<State>, new: Option<State>) -> Option<Outcome> {
             if report.same {
                 Outcome::Same
             } else {
-                Outcome::Changed(report)
+                Outcome::Changed { report, old: a, new: b }
             }
         }
         (None | Some(Library), Some(Model(b))) => Outcome::Added(info(&b)),
@@ -268,52 +297,29 @@ pub fn render(report: &GitDiff, markdown: bool) -> Result<String, RenderError> {
     }
     let mut sections = vec![];
     let mut unchanged = vec![];
-    let (mut changed, mut added, mut deleted, mut broken) = (0, 0, 0, 0);
     for s in &report.specs {
-        let mut section = Section { path: &s.path, kind: "", diff: String::new(), model: None, failures: &[] };
+        let mut section =
+            Section { path: &s.path, kind: s.outcome.kind(), diff: String::new(), model: None, failures: &[] };
         match &s.outcome {
             Outcome::Same => {
                 unchanged.push(s.path.as_str());
                 continue;
             }
-            Outcome::Changed(d) => {
-                changed += 1;
-                section.kind = "changed";
-                section.diff = crate::diff::render(d, markdown)?;
-            }
-            Outcome::Added(m) => {
-                added += 1;
-                section.kind = "added";
-                section.model = Some(m);
-            }
-            Outcome::Deleted(m) => {
-                deleted += 1;
-                section.kind = "deleted";
-                section.model = m.as_ref();
-            }
-            Outcome::Broken(f) => {
-                broken += 1;
-                section.kind = "broken";
-                section.failures = f;
-            }
+            Outcome::Changed { report: d, .. } => section.diff = crate::diff::render(d, markdown)?,
+            Outcome::Added(m) => section.model = Some(m),
+            Outcome::Deleted(m) => section.model = m.as_ref(),
+            Outcome::Broken(f) => section.failures = f,
         }
         sections.push(section);
     }
-    let counts = [
-        (changed, "changed"),
-        (added, "added"),
-        (deleted, "deleted"),
-        (broken, "not compiling"),
-        (unchanged.len(), "unchanged"),
-    ];
-    let summary: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    let summary = report.summary();
     let name = if markdown { "git_diff.md" } else { "git_diff.txt" };
     render_builtin(
         name,
         minijinja::context! {
             rev => report.rev,
             commit => report.commit,
-            summary => summary.join(", "),
+            summary => summary,
             sections => sections,
             unchanged => unchanged,
         },

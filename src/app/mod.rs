@@ -16,7 +16,9 @@ pub mod format;
 pub mod git;
 pub mod git_diff;
 pub mod memory;
+pub mod pictures;
 pub mod recommend;
+pub mod report;
 pub mod responsiveness;
 pub mod run_dir;
 pub mod settings;
@@ -55,6 +57,10 @@ pub enum AppError {
     Load(crate::load::LoadError),
     /// A template or a rendering failed.
     Render(crate::render::RenderError),
+    /// A picture could not be laid out or plotted.
+    Picture(crate::picture::PictureError),
+    /// `recspec report`: a run directory without anything to report.
+    NothingToReport(PathBuf),
     /// A data file is unreadable or holds a bad row.
     Data(crate::data::DataError),
     /// A model's inputs have no data layout.
@@ -160,6 +166,12 @@ impl fmt::Display for AppError {
             AppError::File(e) => e.fmt(f),
             AppError::Load(e) => e.fmt(f),
             AppError::Render(e) => e.fmt(f),
+            AppError::Picture(e) => e.fmt(f),
+            AppError::NothingToReport(dir) => write!(
+                f,
+                "{}: not a run directory (no run.toml, steps.jsonl or metrics.jsonl); `recspec train --out` writes one",
+                dir.display()
+            ),
             AppError::Data(e) => e.fmt(f),
             AppError::Schema(e) => e.fmt(f),
             AppError::Simulate(e) => e.fmt(f),
@@ -266,6 +278,7 @@ from_error!(
     File(crate::files::FileError),
     Load(crate::load::LoadError),
     Render(crate::render::RenderError),
+    Picture(crate::picture::PictureError),
     Data(crate::data::DataError),
     Schema(crate::data::SchemaError),
     Simulate(crate::simulate::SimulateError),

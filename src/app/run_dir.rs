@@ -3,8 +3,8 @@
 //! Layout of `RUN/`: `spec.recspec` (and relatively imported files), `run.toml` (resolved
 //! hyperparameters, training settings, loss weights), `graph.txt` (the compiled graph),
 //! `model.epochN.bpk` and `optimizer.epochN.bpk` (burnpack checkpoints of the last completed
-//! epoch N), `state.json` (completed epochs and history) and `metrics.jsonl` (one line per
-//! epoch). Every file is written to a temporary name and renamed, and `state.json` is written
+//! epoch N), `state.json` (completed epochs and history), `metrics.jsonl` (one line per
+//! epoch) and `steps.jsonl` (one line per step: its losses, for `recspec report`). Every file is written to a temporary name and renamed, and `state.json` is written
 //! last: a run killed at any point resumes from its last completed epoch.
 //!
 //! A run prepared by `recspec pytorch` has the spec, `run.toml`, `graph.txt` and `model.py`;
@@ -19,7 +19,7 @@ use crate::ir::Graph;
 use crate::load::LoadedSpec;
 use crate::lower::Program;
 use crate::render::{self, Emit};
-use crate::runtime::train::{self as runtime_train, Checkpoint, EpochSink, Position};
+use crate::runtime::train::{self as runtime_train, Checkpoint, EpochSink, Position, StepLosses};
 use crate::runtime::weights::Weights;
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,12 @@ impl RunDir {
     /// Rebuilds the run's program from its saved spec and `run.toml`: the compiled graph with the
     /// run's loss weights, lowered.
     pub fn load_program(&self) -> Result<(Program, RunConfig), AppError> {
+        let (graph, config) = self.load_graph()?;
+        Ok((super::lower_graph(&graph)?, config))
+    }
+
+    /// The run's compiled graph from its saved spec and `run.toml`, with the run's loss weights.
+    pub fn load_graph(&self) -> Result<(Graph, RunConfig), AppError> {
         let config = crate::config::load_run_config(&self.path.join("run.toml"))?;
         let spec = self.path.join("spec.recspec");
         let (program, checked) = crate::compile_file(&spec, &config.overrides)?;
@@ -182,7 +188,7 @@ impl RunDir {
             return Err(AppError::SpecNoLongerCompiles { spec, diagnostics });
         };
         apply_loss_weights(&mut graph, &config.loss_weights)?;
-        Ok((super::lower_graph(&graph)?, config))
+        Ok((graph, config))
     }
 
     /// The weights of the run's last completed epoch, on `device`; for a run trained by the
@@ -230,16 +236,70 @@ impl RunDir {
 /// The weights `python -m recspec_torch.train` writes into a run directory.
 pub const TORCH_WEIGHTS: &str = "model.safetensors";
 
-/// The training loop's [`EpochSink`] for a run directory: commits every completed epoch.
+/// The training loop's [`EpochSink`] for a run directory: commits every completed epoch, and
+/// appends every step's losses to `steps.jsonl`.
 pub struct EpochWriter<'a> {
-    pub dir: &'a RunDir,
-    pub state: RunState,
+    dir: &'a RunDir,
+    state: RunState,
+    steps: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// The step log: one line per training step, `{"step", "epoch", "loss", "terms": {name: value}}`
+/// (`loss` the weighted sum, `terms` unweighted). Buffered; a killed run loses at most the
+/// buffer's last lines, and `recspec report` skips a torn last line.
+pub const STEPS_FILE: &str = "steps.jsonl";
+
+impl<'a> EpochWriter<'a> {
+    pub fn new(dir: &'a RunDir, state: RunState) -> EpochWriter<'a> {
+        EpochWriter { dir, state, steps: None }
+    }
+
+    /// The step log, opened on the first step: a resumed run first drops the lines of steps after
+    /// its checkpoint (they are trained again), so each step appears once.
+    fn step_log(&mut self) -> Result<&mut std::io::BufWriter<std::fs::File>, AppError> {
+        if self.steps.is_none() {
+            let path = self.dir.path.join(STEPS_FILE);
+            let kept: String = match std::fs::read_to_string(&path) {
+                Ok(text) => text
+                    .lines()
+                    .filter(|l| {
+                        let step = serde_json::from_str::<serde_json::Value>(l)
+                            .ok()
+                            .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+                        step.is_some_and(|s| s <= self.state.steps)
+                    })
+                    .map(|l| format!("{l}\n"))
+                    .collect(),
+                Err(_) => String::new(),
+            };
+            write_atomic(&path, kept.as_bytes())?;
+            let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(FileError::at("open", &path))?;
+            self.steps = Some(std::io::BufWriter::new(file));
+        }
+        Ok(self.steps.as_mut().expect("opened above"))
+    }
 }
 
 impl EpochSink for EpochWriter<'_> {
     type Error = AppError;
 
     fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), AppError> {
+        if let Some(log) = self.steps.as_mut() {
+            use std::io::Write as _;
+            let path = self.dir.path.join(STEPS_FILE);
+            log.flush().map_err(FileError::at("write", &path))?;
+        }
         self.dir.commit(&mut self.state, checkpoint, metrics)
+    }
+
+    fn step_done(&mut self, step: StepLosses<'_>) -> Result<(), AppError> {
+        use std::io::Write as _;
+        let terms: serde_json::Map<String, serde_json::Value> =
+            step.terms.iter().map(|(name, _, v)| (name.clone(), serde_json::json!(v))).collect();
+        let line = serde_json::json!({ "step": step.step, "epoch": step.epoch, "loss": step.total, "terms": terms });
+        let path = self.dir.path.join(STEPS_FILE);
+        let log = self.step_log()?;
+        writeln!(log, "{line}").map_err(FileError::at("write", &path))?;
+        Ok(())
     }
 }

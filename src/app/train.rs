@@ -163,6 +163,6 @@ pub fn train(
         extra_labels: options.extra_labels,
         progress: options.progress,
     };
-    let mut writer = EpochWriter { dir, state };
+    let mut writer = EpochWriter::new(dir, state);
     crate::runtime::train::train(job, start, &mut writer)
 }

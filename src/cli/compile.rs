@@ -3,7 +3,7 @@
 
 use super::{compile, Exit, Hparams};
 use clap::ValueEnum;
-use recspec::app::AppError;
+use recspec::app::{pictures, AppError};
 use recspec::render::{self, Emit};
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ pub struct Args {
     #[command(flatten)]
     hparams: Hparams,
     /// What to print: the canonical text graph, JSON, Graphviz, the Markdown model card
-    /// (summary) or a PyTorch module.
+    /// (summary), a PyTorch module, or the architecture as a picture (svg, html).
     #[arg(long, value_enum, default_value = "graph")]
     emit: EmitArg,
     /// Render with this minijinja template instead (it receives `g`, the graph view).
@@ -30,6 +30,10 @@ enum EmitArg {
     Summary,
     /// A self-contained PyTorch module (imports the `recspec_torch` package in python/).
     Pytorch,
+    /// The architecture drawn as one SVG file (no external tools).
+    Svg,
+    /// One self-contained HTML page: the architecture picture, its legend and the model card.
+    Html,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -53,6 +57,18 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         EmitArg::Pytorch => {
             let program = recspec::app::lower_graph(&graph)?;
             print!("{}", recspec::pytorch::render(&program)?);
+            return Ok(Exit::Ok);
+        }
+        EmitArg::Svg | EmitArg::Html if args.template.is_some() => {
+            eprintln!("error: --template renders the graph view; it does not combine with --emit svg or html");
+            return Ok(Exit::Error);
+        }
+        EmitArg::Svg => {
+            print!("{}", pictures::architecture_svg(&graph)?);
+            return Ok(Exit::Ok);
+        }
+        EmitArg::Html => {
+            print!("{}", pictures::architecture_page(&graph)?);
             return Ok(Exit::Ok);
         }
     };

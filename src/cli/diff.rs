@@ -21,7 +21,8 @@ pub struct Args {
     git: Option<String>,
     #[command(flatten)]
     hparams: Hparams,
-    /// Plain text, or Markdown for a pull request.
+    /// Plain text, Markdown for a pull request, or one self-contained HTML page with the two
+    /// architectures overlaid (added, removed and changed parts coloured).
     #[arg(long, value_enum, default_value = "text")]
     format: DiffFormat,
 }
@@ -30,12 +31,12 @@ pub struct Args {
 enum DiffFormat {
     Text,
     Markdown,
+    Html,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let markdown = matches!(args.format, DiffFormat::Markdown);
     if let Some(rev) = &args.git {
-        return run_git(rev, &args, markdown);
+        return run_git(rev, &args);
     }
     let [old, new] = args.files.as_slice() else {
         eprintln!("error: `recspec diff` takes two spec files, OLD and NEW (or --git REV [PATHS])");
@@ -49,18 +50,31 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         return Ok(Exit::Error);
     };
     let report = recspec::diff::diff(&ga, &gb);
-    print!("{}", recspec::diff::render(&report, markdown)?);
+    match args.format {
+        DiffFormat::Html => {
+            let (a, b) = (old.display().to_string(), new.display().to_string());
+            print!("{}", recspec::app::pictures::diff_page(&a, &b, &ga, &gb)?)
+        }
+        DiffFormat::Text | DiffFormat::Markdown => {
+            print!("{}", recspec::diff::render(&report, matches!(args.format, DiffFormat::Markdown))?)
+        }
+    }
     Ok(if report.same { Exit::Ok } else { Exit::Findings })
 }
 
-fn run_git(rev: &str, args: &Args, markdown: bool) -> Result<Exit, AppError> {
+fn run_git(rev: &str, args: &Args) -> Result<Exit, AppError> {
     if !args.hparams.set.is_empty() || args.hparams.config.is_some() {
         eprintln!("error: --set and --config apply to one spec; `diff --git` compares specs as written");
         return Ok(Exit::Error);
     }
     let cwd = std::env::current_dir().map_err(recspec::files::FileError::at("read", std::path::Path::new(".")))?;
     let report = git_diff::diff_against(&cwd, rev, &args.files)?;
-    print!("{}", git_diff::render(&report, markdown)?);
+    match args.format {
+        DiffFormat::Html => print!("{}", recspec::app::pictures::git_diff_page(&report)?),
+        DiffFormat::Text | DiffFormat::Markdown => {
+            print!("{}", git_diff::render(&report, matches!(args.format, DiffFormat::Markdown))?)
+        }
+    }
     Ok(if report.broken() {
         Exit::Error
     } else if report.changed() {

@@ -16,6 +16,7 @@ pub mod import;
 pub mod lsp;
 pub mod pytorch;
 pub mod recommend;
+pub mod report;
 pub mod responsiveness;
 pub mod schema;
 pub mod serve;

@@ -169,6 +169,20 @@ pub trait EpochSink {
 
     /// `metrics` is the epoch's metrics line (`epoch`, `steps`, `train_loss`, `seconds`, `valid`).
     fn epoch_done(&mut self, checkpoint: Checkpoint, metrics: serde_json::Value) -> Result<(), Self::Error>;
+
+    /// Every finished step's losses, before the next step starts (the run report's curves).
+    fn step_done(&mut self, step: StepLosses<'_>) -> Result<(), Self::Error>;
+}
+
+/// One training step's losses as the loop computed them.
+pub struct StepLosses<'a> {
+    /// The step's number since the run started, from 1.
+    pub step: u64,
+    pub epoch: usize,
+    /// The weighted sum the optimizer minimised.
+    pub total: f64,
+    /// Each loss term: name, weight, unweighted mean value.
+    pub terms: &'a [(String, f64, f32)],
 }
 
 /// Serialises weights to burnpack bytes.
@@ -267,23 +281,24 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
             let (next, terms) = train_step(&job.program, weights, &mut optim, job.settings.lr, &batch, state.steps);
             weights = next;
             let mut step_loss = 0.0;
-            for (name, w, v) in terms {
+            for (name, w, v) in &terms {
                 if !v.is_finite() {
                     return Err(RuntimeError::Diverged {
-                        loss: name,
-                        value: v,
+                        loss: name.clone(),
+                        value: *v,
                         epoch,
                         step: state.steps + 1,
                         row: loader.stats().last_row,
                     }
                     .into());
                 }
-                step_loss += w * v as f64;
+                step_loss += w * *v as f64;
             }
             busy += t0.elapsed().as_secs_f64();
             samples += hb.len;
             state.steps += 1;
             epoch_steps += 1;
+            sink.step_done(StepLosses { step: state.steps, epoch, total: step_loss, terms: &terms })?;
             loss_sum += step_loss;
             loss_n += 1;
             report.first_loss.get_or_insert(step_loss);

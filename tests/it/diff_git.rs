@@ -165,6 +165,18 @@ fn changed_added_deleted_and_imported_specs() {
     assert!(md.contains("➕ New model `deepfm`: "), "{md}");
     assert!(md.contains("➖ Deleted: model `fm` had "), "{md}");
     assert!(!md.contains("=== "), "{md}");
+
+    // The HTML page: one section per spec, a picture per changed one, the same counts.
+    let o = repo.recspec("", &["diff", "--git", "HEAD", "--format", "html"]);
+    let html = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<p>3 changed, 1 added, 1 deleted</p>"), "{html}");
+    for spec in ["deepfm.recspec", "dfn.recspec", "din.recspec", "fm.recspec"] {
+        // (minijinja's HTML escaping writes the folder's `/` as `&#x2f;`)
+        assert!(html.contains(&format!("{spec} <span class=\"kind\">")), "{spec}");
+    }
+    assert_eq!(html.matches("<svg").count(), 3, "one overlay per changed spec");
+    assert!(html.contains("changed: f_ud/scores = MLP("), "the changed MLP is marked");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod lsp;
 mod mutations;
 mod ok;
 mod parquet;
+mod pictures;
 mod probe;
 mod pytorch;
 mod rows;
