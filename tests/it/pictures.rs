@@ -157,28 +157,23 @@ fn the_overlay_marks_what_the_diff_reports() {
     assert!(marked_somewhere > 0, "no case added or removed a node");
 }
 
+/// `recspec train` of a small DFN, 6 steps an epoch up to epoch `epochs`.
+fn train_dfn(data: &Path, run: &Path, epochs: usize, extra: &[&str]) -> std::process::Output {
+    let epochs = epochs.to_string();
+    let (data, run) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = vec!["train", "specs/dfn.recspec", "--data", data, "--out", run, "--epochs", &epochs];
+    args.extend(["--max-steps", "6", "--batch-size", "32", "--set", "D=16"]);
+    args.extend(extra);
+    recspec(&args)
+}
+
 /// Simulates a small data set and trains DFN on it for two short epochs with the binary.
 fn trained_run(name: &str) -> (PathBuf, PathBuf) {
     let dir = temp(name);
     let (data, run) = (dir.join("data"), dir.join("run"));
     let sim = recspec(&["simulate", "--out", data.to_str().unwrap(), "--users", "80", "--impressions", "20"]);
     assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
-    let train = recspec(&[
-        "train",
-        "specs/dfn.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--max-steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--set",
-        "D=16",
-    ]);
+    let train = train_dfn(&data, &run, 2, &[]);
     assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
     (data, run)
 }
@@ -201,23 +196,7 @@ fn the_step_log_holds_each_step_once_across_a_killed_epoch_and_a_resume() {
         log.push_str(&format!("{{\"step\":{step},\"epoch\":3,\"loss\":9.0,\"terms\":{{}}}}\n"));
     }
     std::fs::write(run.join("steps.jsonl"), log).unwrap();
-    let resume = recspec(&[
-        "train",
-        "specs/dfn.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--resume",
-        "--epochs",
-        "3",
-        "--max-steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--set",
-        "D=16",
-    ]);
+    let resume = train_dfn(&data, &run, 3, &["--resume"]);
     assert!(resume.status.success(), "{}", String::from_utf8_lossy(&resume.stderr));
     assert_eq!(steps_of(&run), (1..=18).collect::<Vec<u64>>());
     let last: serde_json::Value =
