@@ -28,12 +28,15 @@ use hover::{HoverInfo, HoverTable};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use value::{Tensor, Value};
 
-/// The result of checking: the graph when there are no errors, all diagnostics, and what was
-/// inferred at each span (for editors; filled even when there are errors).
+/// The result of checking: the graph when there are no errors, all diagnostics, what was
+/// inferred at each span and the resolution table (both for editors; filled even when there are
+/// errors).
 pub struct Checked {
     pub graph: Option<Graph>,
     pub diagnostics: Vec<Diagnostic>,
     pub hover: HoverTable,
+    /// Every definition and use of a name, as the resolver resolved them.
+    pub names: resolve::index::Index,
 }
 
 impl Checked {
@@ -45,7 +48,8 @@ impl Checked {
 /// Resolves and shape-checks a loaded program. `load_diags` are the loader's diagnostics.
 pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Override]) -> Checked {
     let mut diagnostics = load_diags;
-    diagnostics.extend(resolve::resolve(program));
+    let resolution = resolve::resolve(program);
+    diagnostics.extend(resolution.diagnostics);
     let mut graph = None;
     let mut hover = HoverTable::default();
     if let Some(model) = program.model() {
@@ -62,7 +66,7 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
     if diagnostics.iter().any(Diagnostic::is_error) {
         graph = None;
     }
-    Checked { graph, diagnostics, hover }
+    Checked { graph, diagnostics, hover, names: resolution.names }
 }
 
 /// Naming context: where new nodes and weight owners go.

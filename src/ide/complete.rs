@@ -4,10 +4,10 @@
 //! version of the text.
 
 use super::hover::{arg_text, op_doc};
-use super::index::{DefKind, ScopeId};
 use super::Analysis;
 use crate::ast::{BlockDef, ValueKind};
 use crate::ops::{self, ArgKind, ArgSpec, Op};
+use crate::resolve::index::{DefKind, ScopeId};
 use crate::stdlib;
 
 /// What a completion inserts.
@@ -150,7 +150,7 @@ fn values(a: &Analysis, scope: Option<ScopeId>) -> Vec<Completion> {
                 continue;
             }
             let name = match &d.symbol {
-                super::index::Symbol::Local(_, n) => n.clone(),
+                crate::resolve::index::Symbol::Local(_, n) => n.clone(),
                 _ => continue,
             };
             if !out.iter().any(|c: &Completion| c.label == name) {
@@ -181,7 +181,7 @@ fn values(a: &Analysis, scope: Option<ScopeId>) -> Vec<Completion> {
 
 fn block_header(a: &Analysis, b: &BlockDef) -> String {
     a.index
-        .def(&super::index::Symbol::Block(b.name.name.clone()))
+        .def(&crate::resolve::index::Symbol::Block(b.name.name.clone()))
         .map_or(format!("block {}", b.name.name), |d| d.detail.clone())
 }
 
@@ -231,7 +231,9 @@ fn argument_values(a: &Analysis, scope: Option<ScopeId>, callee: &Callee, arg: &
             .defs_in(scope)
             .filter(|d| matches!(d.kind, DefKind::Param | DefKind::BlockParam) && d.detail.contains("symbol"))
             .filter_map(|d| match &d.symbol {
-                super::index::Symbol::Local(_, n) => Some(Completion::new(n, CompletionKind::Name, d.detail.clone())),
+                crate::resolve::index::Symbol::Local(_, n) => {
+                    Some(Completion::new(n, CompletionKind::Name, d.detail.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -253,7 +255,7 @@ fn argument_values(a: &Analysis, scope: Option<ScopeId>, callee: &Callee, arg: &
                     .flat_map(|s| a.index.defs_in(s))
                     .filter(|d| d.kind == DefKind::Label)
                     .filter_map(|d| match &d.symbol {
-                        super::index::Symbol::Label(_, n) => {
+                        crate::resolve::index::Symbol::Label(_, n) => {
                             Some(Completion::new(n, CompletionKind::Name, "label stream"))
                         }
                         _ => None,
@@ -426,7 +428,7 @@ fn callee_of(a: &Analysis, code: &[u8], open: usize, scope: Option<ScopeId>) -> 
     }
     let is_local = |n: &str| {
         scope.is_some_and(|s| {
-            a.index.defs_in(s).any(|d| matches!(&d.symbol, super::index::Symbol::Local(_, x) if x == n))
+            a.index.defs_in(s).any(|d| matches!(&d.symbol, crate::resolve::index::Symbol::Local(_, x) if x == n))
         })
     };
     if is_ident(code[end - 1]) {

@@ -1,12 +1,12 @@
 //! Hover text: what a name is, and what the checker inferred for it (types with symbolic and
 //! evaluated dims, value ranges, parameter counts), or an op's catalogue entry.
 
-use super::index::{Occurrence, Symbol};
 use super::Analysis;
 use crate::check::hover::{HoverInfo, HoverTable};
 use crate::dim::Dim;
 use crate::ops::{self, ArgSpec, Op};
 use crate::render::thousands;
+use crate::resolve::index::{Occurrence, Symbol};
 use crate::source::{FileId, Span};
 use crate::types::{format_float, DType, Range, TensorType};
 

@@ -2,20 +2,21 @@
 //! (hover), where a name is defined and used, and what can be written there (completion).
 //!
 //! An [`Analysis`] is one load and check of a root file, with unsaved editor texts standing in
-//! for files on disk ([`crate::load::Overlay`]), plus an [`index::Index`] of every name. Offsets
-//! are bytes; [`line_index::LineIndex`] converts them to editor lines and UTF-16 columns.
+//! for files on disk ([`crate::load::Overlay`]); the resolver's table of every name
+//! ([`crate::resolve::index::Index`], kept in `Checked::names`) answers what a name is, where it
+//! is defined and where it is used. The editor has no resolver of its own. Offsets are bytes;
+//! [`line_index::LineIndex`] converts them to editor lines and UTF-16 columns.
 
 pub mod complete;
 pub mod hover;
-pub mod index;
 pub mod line_index;
 #[cfg(test)]
 mod tests;
 
 use crate::check::{self, Checked};
 use crate::load::{self, LoadError, LoadedSpec, Overlay};
+use crate::resolve::index::{Index, Symbol};
 use crate::source::{FileId, Span};
-use index::{Index, Symbol};
 use std::path::Path;
 
 pub use complete::{complete, Completion, CompletionKind};
@@ -42,8 +43,8 @@ impl Analysis {
     }
 
     fn of(spec: LoadedSpec, diags: Vec<crate::diag::Diagnostic>) -> Analysis {
-        let checked = check::check(&spec, diags, &[]);
-        let index = Index::build(&spec);
+        let mut checked = check::check(&spec, diags, &[]);
+        let index = std::mem::take(&mut checked.names);
         Analysis { spec, checked, index }
     }
 

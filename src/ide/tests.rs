@@ -236,3 +236,49 @@ fn the_overlay_stands_in_for_files_on_disk() {
     assert!(diags.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_imported_name_hovers_goes_to_its_file_and_lists_its_uses_across_files() {
+    let dir = std::env::temp_dir().join(format!("recspec-ide-imported-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib_text = "block Tower(units: int)(x: float[B, N]) -> float[B, 1] {\n  return Linear(out: 1)(MLP(units: [units])(x));\n}\n";
+    std::fs::write(dir.join("lib.recspec"), lib_text).unwrap();
+    let main = "import \"lib.recspec\";\nmodel m {\n  input x: float[B, 4];\n  let tower = Tower(units: 8);\n  output y = tower(x);\n  output z = Tower(units: 2)(x);\n}\n";
+    let root = dir.join("main.recspec");
+    std::fs::write(&root, main).unwrap();
+    let a = Analysis::load(&root, &crate::load::Overlay::new()).unwrap();
+    assert!(!a.checked.has_errors(), "{:?}", a.checked.diagnostics);
+    let root_id = a.file(&root.canonicalize().unwrap()).unwrap();
+    let lib_id = a.file(&dir.join("lib.recspec").canonicalize().unwrap()).unwrap();
+    let at = main.find("Tower(units: 8)").unwrap() as u32 + 2;
+
+    let def = a.definition(root_id, at).expect("the imported block's definition");
+    assert_eq!(def.file, lib_id);
+    assert_eq!(text_of(&a, def), "Tower");
+    let uses = a.references(root_id, at, true);
+    assert_eq!(uses.len(), 3, "the definition in lib.recspec and two calls in main.recspec: {uses:?}");
+    assert_eq!(uses.iter().filter(|s| s.file == lib_id).count(), 1);
+    let h = a.hover(root_id, at).expect("a hover").markdown;
+    assert!(h.contains("block Tower(units: int)"), "{h}");
+    // The named argument of the imported block goes to its parameter in the other file.
+    let arg = main.find("units: 2").unwrap() as u32 + 1;
+    let param = a.definition(root_id, arg).unwrap();
+    assert_eq!((param.file, text_of(&a, param)), (lib_id, "units"));
+    // Completion in the root offers the imported block.
+    let offered = super::complete(&a, main, main.find("Tower(units: 2)").unwrap() + 1);
+    assert!(offered.iter().any(|c| c.label == "Tower"), "{:?}", offered.iter().map(|c| &c.label).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_table_is_the_resolvers_and_the_checker_keeps_it() {
+    // A name used before its definition is an error, and still a use of that definition.
+    let text = "model m {\n  input x: float[B, 4];\n  output y = h;\n  let h = Linear(out: 2)(x);\n}\n";
+    let (spec, diags) = crate::load::load_str("t.recspec", text);
+    let checked = crate::check::check(&spec, diags, &[]);
+    assert!(checked.diagnostics.iter().any(|d| d.code == crate::diag::Code::UseBeforeDef));
+    let use_at = text.find("= h;").unwrap() as u32 + 2;
+    let occ = checked.names.at(FileId(0), use_at).expect("the early use is in the table");
+    let def = checked.names.def(&occ.symbol).expect("resolved to the binding");
+    assert_eq!(def.span.start as usize, text.find("h = Linear").unwrap());
+}

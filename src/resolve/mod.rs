@@ -1,6 +1,9 @@
 //! Name resolution: undefined, duplicate, used-before-defined and unused names, misplaced
-//! statements, and cycles between blocks. Runs on the AST before shape checking.
+//! statements, and cycles between blocks. Runs on the AST before shape checking, and records
+//! every definition and use it resolves in the resolution table ([`index::Index`]) that the
+//! checker keeps and the editor features read: one walk, one set of rules.
 
+pub mod index;
 mod scope;
 mod signature;
 
@@ -11,6 +14,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::load::LoadedSpec;
 use crate::ops::Op;
 use crate::source::Span;
+use index::{DefKind, Index, ScopeId, ScopeInfo, Symbol};
 use scope::Scope;
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +28,8 @@ enum Kind {
     Let,
     Output,
     Weight,
+    /// A block's parameter (`Param` is a model's).
+    BlockParam,
     Port,
     DimVar,
 }
@@ -32,7 +38,7 @@ impl Kind {
     fn describe(self) -> &'static str {
         match self {
             Kind::Dim => "dimension",
-            Kind::Param => "parameter",
+            Kind::Param | Kind::BlockParam => "parameter",
             Kind::Input => "input",
             Kind::Seq => "sequence",
             Kind::Side => "side feature",
@@ -41,6 +47,23 @@ impl Kind {
             Kind::Weight => "weight stream",
             Kind::Port => "block input",
             Kind::DimVar => "dimension variable",
+        }
+    }
+
+    /// The resolution table's kind.
+    fn def_kind(self) -> DefKind {
+        match self {
+            Kind::Dim => DefKind::Dim,
+            Kind::Param => DefKind::Param,
+            Kind::Input => DefKind::Input,
+            Kind::Seq => DefKind::Seq,
+            Kind::Side => DefKind::Side,
+            Kind::Let => DefKind::Let,
+            Kind::Output => DefKind::Output,
+            Kind::Weight => DefKind::Weight,
+            Kind::BlockParam => DefKind::BlockParam,
+            Kind::Port => DefKind::Port,
+            Kind::DimVar => DefKind::DimVar,
         }
     }
 }
@@ -54,9 +77,17 @@ struct Def {
     symbol: bool,
 }
 
-/// Resolves every name of a program; returns diagnostics (errors and warnings).
-pub fn resolve(program: &LoadedSpec) -> Vec<Diagnostic> {
+/// What resolution found: the diagnostics (errors and warnings) and the resolution table.
+pub struct Resolution {
+    pub diagnostics: Vec<Diagnostic>,
+    pub names: Index,
+}
+
+/// Resolves every name of a program: every block of every loaded file, the root's model (and,
+/// for the table only, any other file's model), and each file's imports.
+pub fn resolve(program: &LoadedSpec) -> Resolution {
     let mut diags = vec![];
+    let mut names = Index::default();
     let mut blocks: HashMap<&str, &BlockDef> = HashMap::new();
     for b in program.blocks() {
         if let Some(prev) = blocks.get(b.name.name.as_str()) {
@@ -78,18 +109,36 @@ pub fn resolve(program: &LoadedSpec) -> Vec<Diagnostic> {
         }
         blocks.insert(&b.name.name, b);
     }
-    for b in program.blocks() {
-        diags.extend(resolve_block(b, &blocks));
-    }
-    if let Some(model) = program.model() {
-        diags.extend(resolve_model(model, &blocks));
+    let root_model = program.model();
+    for (id, file) in &program.files {
+        for import in &file.imports {
+            if let Some(target) = index::import_target(program, *id, import) {
+                names.occur(import.span, Symbol::File(target), false, vec![]);
+            }
+        }
+        for b in &file.blocks {
+            diags.extend(resolve_block(program, b, &blocks, &mut names));
+        }
+        for m in &file.models {
+            let found = resolve_model(program, m, &blocks, &mut names);
+            if root_model.is_some_and(|r| std::ptr::eq(r, m)) {
+                diags.extend(found);
+            }
+        }
     }
     diags.extend(block_cycles(program, &blocks));
-    diags
+    Resolution { diagnostics: diags, names }
 }
 
-fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope::new(blocks, false);
+fn resolve_model(
+    program: &LoadedSpec,
+    model: &ModelDef,
+    blocks: &HashMap<&str, &BlockDef>,
+    names: &mut Index,
+) -> Vec<Diagnostic> {
+    let id = ScopeId(model.span);
+    names.scopes.push(ScopeInfo { id, name: model.name.name.clone(), is_block: false });
+    let mut s = Scope::new(program, blocks, names, id, false);
     s.define_builtin_batch();
     for (i, stmt) in model.body.iter().enumerate() {
         s.declare(i, stmt);
@@ -108,11 +157,25 @@ fn resolve_model(model: &ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
     s.finish()
 }
 
-fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Diagnostic> {
-    let mut s = Scope::new(blocks, true);
+fn resolve_block(
+    program: &LoadedSpec,
+    block: &BlockDef,
+    blocks: &HashMap<&str, &BlockDef>,
+    names: &mut Index,
+) -> Vec<Diagnostic> {
+    let id = ScopeId(block.span);
+    let header = Span { end: block.ret.span.end, ..block.span };
+    let mut s = Scope::new(program, blocks, names, id, true);
+    if blocks.get(block.name.name.as_str()).is_some_and(|first| std::ptr::eq(*first, block)) {
+        let detail = s.text(header);
+        s.names.define(block.name.span, Symbol::Block(block.name.name.clone()), DefKind::Block, detail);
+    }
+    s.names.scopes.push(ScopeInfo { id, name: block.name.name.clone(), is_block: true });
     s.define_builtin_batch();
     for p in &block.params {
-        s.define(&p.name, Kind::Param, 0, p.kind == ValueKind::Symbol);
+        let default = p.default.as_ref().map_or(String::new(), |d| format!(" = {}", s.text(d.span)));
+        let detail = format!("{}: {}{default}", p.name.name, p.kind.name());
+        s.define(&p.name, Kind::BlockParam, 0, p.kind == ValueKind::Symbol, detail);
         match &p.default {
             Some(Expr { kind: ExprKind::Name(_), .. }) if p.kind == ValueKind::Symbol => {}
             Some(d) => s.expr(d, 0),
@@ -120,18 +183,21 @@ fn resolve_block(block: &BlockDef, blocks: &HashMap<&str, &BlockDef>) -> Vec<Dia
         }
     }
     for port in &block.ports {
-        s.define(&port.name, Kind::Port, 0, false);
+        let detail = format!("{}: {}", port.name.name, s.text(port.ty.span));
+        s.define(&port.name, Kind::Port, 0, false, detail);
     }
-    // Free names in port types are dimension variables bound when the block is applied.
+    // Free names in port types are dimension variables bound when the block is applied, defined
+    // where first written.
     for port in &block.ports {
         for d in &port.ty.dims {
             d.walk(&mut |e| {
                 if let ExprKind::Name(n) = &e.kind {
                     if !s.defs.contains_key(n) {
-                        s.defs.insert(
-                            n.clone(),
-                            Def { kind: Kind::DimVar, span: e.span, stmt: 0, used: false, symbol: false },
-                        );
+                        let detail = format!("{n}, bound by each application of `{}`", block.name.name);
+                        let ident = Ident { name: n.clone(), span: e.span };
+                        s.define(&ident, Kind::DimVar, 0, false, detail);
+                    } else {
+                        s.record(n, e.span, vec![]);
                     }
                 }
             });
