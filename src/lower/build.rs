@@ -5,6 +5,9 @@
 use super::kernel::*;
 use super::*;
 use crate::ir::{Attr, Init, Instance, Node};
+use crate::lower::kernel::{
+    AttentionKernel, GeometryKernel, LayerKernel, LayoutKernel, LossKernel, MemoryKernel, PoolingKernel,
+};
 use crate::ops::options::*;
 
 pub(super) struct Builder<'g> {
@@ -284,247 +287,337 @@ impl NodeReader<'_, '_> {
         }
     }
 
-    /// The kernel of the node: the match on `Op` is exhaustive, so a new op does not compile
-    /// until it lowers.
+    /// The kernel of the node: one match on `Op`, exhaustive, so a new op does not compile until
+    /// it lowers. Functions (ops without weights, and item scoring over a shared table) first,
+    /// then weighted components (every parameter by its instance slot), then loss terms (label
+    /// streams by index, optional weights).
     fn kernel(&self) -> R<Kernel> {
         use Op::*;
-        match self.node.op {
-            Add | Sub | Mul | Div | Neg | Concat | Stack | Slice | Index | Repeat | Unsqueeze | Squeeze | Flatten
-            | FullMask | ToFloat | Keep | Nonempty | SampleValid | Sigmoid | Relu | Tanh | Softmax | MaskedSoftmax
-            | Dropout | Pool | AttentionPool | ReduceSum | ReduceMean | Dot | Cosine | Project | Orthogonal | Fm
-            | ItemLogits | SampledLogits => self.function(),
-            Embedding | PositionEmbedding | Linear | Mlp | LayerNorm | SelfAttention | Gru | Wide | Mmoe | Memory => {
-                self.component()
-            }
-            Bce | Nll | BceLogits | SoftmaxCe | NotToRecommend | Triplet => self.loss(),
-        }
-    }
-
-    /// Functions: ops without weights, and item scoring over a shared table.
-    fn function(&self) -> R<Kernel> {
-        use Op::*;
         let n = self.node;
         Ok(match n.op {
-            Add | Sub | Mul | Div => {
-                let op = match n.op {
-                    Add => Arithmetic::Add,
-                    Sub => Arithmetic::Sub,
-                    Mul => Arithmetic::Mul,
-                    _ => Arithmetic::Div,
-                };
-                match self.opt_value("x")? {
-                    None => Kernel::Binary { op, a: self.value("a")?, b: self.value("b")? },
-                    Some(x) => {
-                        let (scalar, side) = match (n.attrs.contains_key("lhs"), n.attrs.contains_key("rhs")) {
-                            (true, false) => (self.float("lhs")?, ScalarSide::Left),
-                            (false, true) => (self.float("rhs")?, ScalarSide::Right),
-                            _ => return Err(self.attr_error("lhs", "or `rhs`: a scalar operation needs exactly one")),
-                        };
-                        Kernel::Scalar { op, x, scalar, side }
-                    }
-                }
-            }
-            Neg => Kernel::Neg { x: self.value("x")? },
-            Concat | Stack => {
-                let xs = n
-                    .operands
-                    .iter()
-                    .filter(|o| o.port == "xs")
-                    .map(|o| self.slot(&o.source))
-                    .collect::<R<Vec<_>>>()?;
-                let first =
-                    *xs.first().ok_or_else(|| LowerError::Operand { node: n.name.clone(), port: "xs".into() })?;
-                if n.op == Concat {
-                    Kernel::Concat { axis: self.axis("axis", self.rank(first))?, xs }
-                } else {
-                    Kernel::Stack { axis: self.axis("axis", self.rank(first) + 1)?, xs }
-                }
-            }
-            Slice => {
-                let x = self.value("x")?;
-                Kernel::Slice {
-                    x,
-                    axis: self.axis("axis", self.rank(x))?,
-                    start: self.extent("start")?,
-                    len: self.extent("len")?,
-                }
-            }
-            Index => {
-                let x = self.value("x")?;
-                Kernel::Index { x, axis: self.axis("axis", self.rank(x))?, index: self.extent("index")? }
-            }
-            Repeat => {
-                let x = self.value("x")?;
-                Kernel::Repeat { x, axis: self.axis("axis", self.rank(x) + 1)?, times: self.extent("n")? }
-            }
-            Unsqueeze | Squeeze | Flatten => Kernel::Reshape { x: self.value("x")? },
-            FullMask => Kernel::FullMask { x: self.value("x")? },
-            ToFloat => Kernel::ToFloat { x: self.value("x")? },
-            Keep => Kernel::Keep { mask: self.value("mask")?, where_: self.value("where")? },
-            Nonempty => Kernel::Nonempty { mask: self.value("mask")? },
+            Add | Sub | Mul | Div => self.arithmetic_kernel()?,
+            Neg => Kernel::Layout(LayoutKernel::Neg { x: self.value("x")? }),
+            Concat | Stack => self.join_kernel()?,
+            Slice => self.slice_kernel()?,
+            Index => self.index_kernel()?,
+            Repeat => self.repeat_kernel()?,
+            Unsqueeze | Squeeze | Flatten => Kernel::Layout(LayoutKernel::Reshape { x: self.value("x")? }),
+            FullMask => Kernel::Layout(LayoutKernel::FullMask { x: self.value("x")? }),
+            ToFloat => Kernel::Layout(LayoutKernel::ToFloat { x: self.value("x")? }),
+            Keep => Kernel::Layout(LayoutKernel::Keep { mask: self.value("mask")?, where_: self.value("where")? }),
+            Nonempty => Kernel::Layout(LayoutKernel::Nonempty { mask: self.value("mask")? }),
             SampleValid => Kernel::SampleValid { x: self.value("x")?, mask: self.value("mask")? },
-            Sigmoid => Kernel::Activation { x: self.value("x")?, act: Activation::Sigmoid },
-            Relu => Kernel::Activation { x: self.value("x")?, act: Activation::Relu },
-            Tanh => Kernel::Activation { x: self.value("x")?, act: Activation::Tanh },
-            Softmax => {
-                let x = self.value("x")?;
-                Kernel::Softmax { x, axis: self.axis("axis", self.rank(x))? }
+            Sigmoid => Kernel::Pooling(PoolingKernel::Activation { x: self.value("x")?, act: Activation::Sigmoid }),
+            Relu => Kernel::Pooling(PoolingKernel::Activation { x: self.value("x")?, act: Activation::Relu }),
+            Tanh => Kernel::Pooling(PoolingKernel::Activation { x: self.value("x")?, act: Activation::Tanh }),
+            Softmax => self.softmax_kernel()?,
+            MaskedSoftmax => {
+                Kernel::Pooling(PoolingKernel::MaskedSoftmax { x: self.value("x")?, mask: self.value("mask")? })
             }
-            MaskedSoftmax => Kernel::MaskedSoftmax { x: self.value("x")?, mask: self.value("mask")? },
-            Dropout => Kernel::Dropout { x: self.value("x")?, rate: self.float("rate")? },
-            Pool => Kernel::Pool {
-                x: self.value("x")?,
-                mask: self.value("mask")?,
-                mode: self.option("mode", PoolMode::parse, PoolMode::NAMES)?,
-                include_padding: self.option("padding", Padding::parse, Padding::NAMES)? == Padding::Include,
-            },
-            AttentionPool => Kernel::AttentionPool {
-                values: self.value("values")?,
-                scores: self.value("scores")?,
-                mask: self.value("mask")?,
-                norm: self.option("norm", AttentionNorm::parse, AttentionNorm::NAMES)?,
-                temperature: self.float("temperature")?,
-            },
-            ReduceSum | ReduceMean => {
-                let x = self.value("x")?;
-                let reduction = if n.op == ReduceSum { Reduction::Sum } else { Reduction::Mean };
-                Kernel::Reduce { x, axis: self.axis("axis", self.rank(x))?, reduction }
-            }
-            Dot => Kernel::Dot { a: self.value("a")?, b: self.value("b")? },
-            Cosine => Kernel::Cosine { a: self.value("a")?, b: self.value("b")? },
-            Project => Kernel::Project { a: self.value("a")?, onto: self.value("onto")?, keep: Projection::Along },
-            Orthogonal => {
-                Kernel::Project { a: self.value("a")?, onto: self.value("to")?, keep: Projection::Orthogonal }
-            }
-            Fm => Kernel::Fm { x: self.value("x")?, reduce: self.flag("reduce")? },
-            ItemLogits => Kernel::ItemLogits { s: self.value("s")?, table: self.table()? },
-            SampledLogits => Kernel::SampledLogits {
-                s: self.value("s")?,
-                target: self.value("target")?,
-                table: self.table()?,
-                samples: self.count("samples")?,
-                logq: self.flag("logq")?,
-            },
-            _ => unreachable!("function does not lower {:?}", n.op),
-        })
-    }
-
-    /// Weighted components: every parameter by its instance slot.
-    fn component(&self) -> R<Kernel> {
-        use Op::*;
-        let n = self.node;
-        Ok(match n.op {
-            Embedding => Kernel::Embedding { ids: self.value("ids")?, table: self.param("table")? },
-            PositionEmbedding => Kernel::PositionEmbedding {
-                x: self.value("x")?,
-                table: self.param("table")?,
-                mode: self.option("mode", PositionMode::parse, PositionMode::NAMES)?,
-            },
-            Linear => Kernel::Linear {
-                x: self.value("x")?,
-                weight: self.param("weight")?,
-                bias: if self.flag("bias")? { Some(self.param("bias")?) } else { None },
-            },
-            Mlp => Kernel::Mlp {
-                x: self.value("x")?,
-                layers: (0..self.list_len("units")?).map(|i| self.dense(&format!("layer{i}"))).collect::<R<_>>()?,
-                act: self.activation("act")?,
-                out_act: self.activation("out_act")?,
-                dropout: self.float("dropout")?,
-            },
-            LayerNorm => Kernel::LayerNorm {
-                x: self.value("x")?,
-                norm: Norm { gamma: self.param("gamma")?, beta: self.param("beta")? },
-                eps: self.float("eps")?,
-            },
-            SelfAttention => Kernel::SelfAttention {
-                x: self.value("x")?,
-                mask: self.value("mask")?,
-                heads: self.count("heads")?,
-                scale: self.option("scale", AttentionScale::parse, AttentionScale::NAMES)?,
-                residual: self.flag("residual")?,
-                dropout: self.float("dropout")?,
-                query: self.dense("query")?,
-                key: self.dense("key")?,
-                value: self.dense("value")?,
-                out: self.dense("out")?,
-                norm: if self.flag("layer_norm")? {
-                    Some(Norm { gamma: self.param("norm.gamma")?, beta: self.param("norm.beta")? })
-                } else {
-                    None
-                },
-            },
-            Gru => Kernel::Gru {
-                x: self.value("x")?,
-                mask: self.value("mask")?,
-                input: self.dense("input")?,
-                hidden: self.dense("hidden")?,
-                output: self.option("output", GruOutput::parse, GruOutput::NAMES)?,
-            },
-            Wide => Kernel::Wide { ids: self.value("ids")?, weight: self.param("weight")?, bias: self.param("bias")? },
-            Mmoe => Kernel::Mmoe {
-                x: self.value("x")?,
-                experts: self.count("experts")?,
-                tasks: self.count("tasks")?,
-                layers: (0..self.list_len("units")?)
-                    .map(|i| self.dense(&format!("experts.layer{i}")))
-                    .collect::<R<_>>()?,
-                gates: self.dense("gates")?,
-                act: self.activation("act")?,
-            },
-            Memory => Kernel::Memory {
-                key: self.value("key")?,
-                write: self.value("write")?,
-                slots: self.param("slots")?,
-                read_key: self.dense("read_key")?,
-                write_key: self.dense("write_key")?,
-                erase: self.dense("erase")?,
-                add: self.dense("add")?,
-                persist: self.flag("persist")?,
-                output: self.option("output", MemoryOutput::parse, MemoryOutput::NAMES)?,
-            },
-            _ => unreachable!("component does not lower {:?}", n.op),
-        })
-    }
-
-    /// Loss terms: label streams by index, optional weights.
-    fn loss(&self) -> R<Kernel> {
-        use Op::*;
-        let n = self.node;
-        Ok(match n.op {
-            Bce => Kernel::ProbabilityLoss {
+            Dropout => Kernel::Pooling(PoolingKernel::Dropout { x: self.value("x")?, rate: self.float("rate")? }),
+            Pool => self.pool_kernel()?,
+            AttentionPool => self.attention_pool_kernel()?,
+            ReduceSum | ReduceMean => self.reduce_kernel()?,
+            Dot => Kernel::Geometry(GeometryKernel::Dot { a: self.value("a")?, b: self.value("b")? }),
+            Cosine => Kernel::Geometry(GeometryKernel::Cosine { a: self.value("a")?, b: self.value("b")? }),
+            Project => self.project_kernel()?,
+            Orthogonal => self.orthogonal_kernel()?,
+            Fm => Kernel::Geometry(GeometryKernel::Fm { x: self.value("x")?, reduce: self.flag("reduce")? }),
+            ItemLogits => Kernel::Geometry(GeometryKernel::ItemLogits { s: self.value("s")?, table: self.table()? }),
+            SampledLogits => self.sampled_logits_kernel()?,
+            Embedding => Kernel::Layer(LayerKernel::Embedding { ids: self.value("ids")?, table: self.param("table")? }),
+            PositionEmbedding => self.position_embedding_kernel()?,
+            Linear => self.linear_kernel()?,
+            Mlp => self.mlp_kernel()?,
+            LayerNorm => self.layer_norm_kernel()?,
+            SelfAttention => self.self_attention_kernel()?,
+            Gru => self.gru_kernel()?,
+            Wide => self.wide_kernel()?,
+            Mmoe => self.mmoe_kernel()?,
+            Memory => self.memory_kernel()?,
+            Bce => Kernel::Loss(LossKernel::ProbabilityLoss {
                 p: self.value("p")?,
                 label: self.label("label")?,
                 weight: self.opt_value("weight")?,
                 positives_only: false,
-            },
-            Nll => Kernel::ProbabilityLoss {
+            }),
+            Nll => Kernel::Loss(LossKernel::ProbabilityLoss {
                 p: self.value("p")?,
                 label: self.label("label")?,
                 weight: self.opt_value("weight")?,
                 positives_only: true,
-            },
-            BceLogits => Kernel::BceLogits {
+            }),
+            BceLogits => Kernel::Loss(LossKernel::BceLogits {
                 logit: self.value("logit")?,
                 label: self.label("label")?,
                 weight: self.opt_value("weight")?,
-            },
-            SoftmaxCe | NotToRecommend => Kernel::Distribution {
+            }),
+            SoftmaxCe | NotToRecommend => Kernel::Loss(LossKernel::Distribution {
                 p: self.value("p")?,
                 target: self.opt_value("target")?,
                 label: if n.op == NotToRecommend { Some(self.label("label")?) } else { self.opt_label("label")? },
                 weight: self.opt_value("weight")?,
                 loss: if n.op == SoftmaxCe { DistributionLoss::CrossEntropy } else { DistributionLoss::NotToRecommend },
-            },
-            Triplet => Kernel::Triplet {
+            }),
+            Triplet => Kernel::Loss(LossKernel::Triplet {
                 anchor: self.value("anchor")?,
                 positive: self.value("positive")?,
                 negative: self.value("negative")?,
                 margin: self.float("margin")?,
                 distance: self.option("distance", Distance::parse, Distance::NAMES)?,
                 weight: self.opt_value("weight")?,
-            },
-            _ => unreachable!("loss does not lower {:?}", n.op),
+            }),
         })
+    }
+
+    /// The kernel of `add`, `sub`, `mul`, `div`: two tensors, or a tensor and a scalar.
+    fn arithmetic_kernel(&self) -> R<Kernel> {
+        use Op::*;
+        let n = self.node;
+        Ok({
+            let op = match n.op {
+                Add => Arithmetic::Add,
+                Sub => Arithmetic::Sub,
+                Mul => Arithmetic::Mul,
+                _ => Arithmetic::Div,
+            };
+            match self.opt_value("x")? {
+                None => Kernel::Layout(LayoutKernel::Binary { op, a: self.value("a")?, b: self.value("b")? }),
+                Some(x) => {
+                    let (scalar, side) = match (n.attrs.contains_key("lhs"), n.attrs.contains_key("rhs")) {
+                        (true, false) => (self.float("lhs")?, ScalarSide::Left),
+                        (false, true) => (self.float("rhs")?, ScalarSide::Right),
+                        _ => return Err(self.attr_error("lhs", "or `rhs`: a scalar operation needs exactly one")),
+                    };
+                    Kernel::Layout(LayoutKernel::Scalar { op, x, scalar, side })
+                }
+            }
+        })
+    }
+
+    /// The kernel of `concat` and `stack`.
+    fn join_kernel(&self) -> R<Kernel> {
+        let n = self.node;
+        Ok({
+            let xs =
+                n.operands.iter().filter(|o| o.port == "xs").map(|o| self.slot(&o.source)).collect::<R<Vec<_>>>()?;
+            let first = *xs.first().ok_or_else(|| LowerError::Operand { node: n.name.clone(), port: "xs".into() })?;
+            if n.op == Op::Concat {
+                Kernel::Layout(LayoutKernel::Concat { axis: self.axis("axis", self.rank(first))?, xs })
+            } else {
+                Kernel::Layout(LayoutKernel::Stack { axis: self.axis("axis", self.rank(first) + 1)?, xs })
+            }
+        })
+    }
+
+    /// The kernel of `slice`.
+    fn slice_kernel(&self) -> R<Kernel> {
+        Ok({
+            let x = self.value("x")?;
+            Kernel::Layout(LayoutKernel::Slice {
+                x,
+                axis: self.axis("axis", self.rank(x))?,
+                start: self.extent("start")?,
+                len: self.extent("len")?,
+            })
+        })
+    }
+
+    /// The kernel of `index`.
+    fn index_kernel(&self) -> R<Kernel> {
+        Ok({
+            let x = self.value("x")?;
+            Kernel::Layout(LayoutKernel::Index {
+                x,
+                axis: self.axis("axis", self.rank(x))?,
+                index: self.extent("index")?,
+            })
+        })
+    }
+
+    /// The kernel of `repeat`.
+    fn repeat_kernel(&self) -> R<Kernel> {
+        Ok({
+            let x = self.value("x")?;
+            Kernel::Layout(LayoutKernel::Repeat {
+                x,
+                axis: self.axis("axis", self.rank(x) + 1)?,
+                times: self.extent("n")?,
+            })
+        })
+    }
+
+    /// The kernel of `softmax`.
+    fn softmax_kernel(&self) -> R<Kernel> {
+        Ok({
+            let x = self.value("x")?;
+            Kernel::Pooling(PoolingKernel::Softmax { x, axis: self.axis("axis", self.rank(x))? })
+        })
+    }
+
+    /// The kernel of `pool`.
+    fn pool_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Pooling(PoolingKernel::Pool {
+            x: self.value("x")?,
+            mask: self.value("mask")?,
+            mode: self.option("mode", PoolMode::parse, PoolMode::NAMES)?,
+            include_padding: self.option("padding", Padding::parse, Padding::NAMES)? == Padding::Include,
+        }))
+    }
+
+    /// The kernel of `attention_pool`.
+    fn attention_pool_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Pooling(PoolingKernel::AttentionPool {
+            values: self.value("values")?,
+            scores: self.value("scores")?,
+            mask: self.value("mask")?,
+            norm: self.option("norm", AttentionNorm::parse, AttentionNorm::NAMES)?,
+            temperature: self.float("temperature")?,
+        }))
+    }
+
+    /// The kernel of `reduce_sum` and `reduce_mean`.
+    fn reduce_kernel(&self) -> R<Kernel> {
+        let n = self.node;
+        Ok({
+            let x = self.value("x")?;
+            let reduction = if n.op == Op::ReduceSum { Reduction::Sum } else { Reduction::Mean };
+            Kernel::Pooling(PoolingKernel::Reduce { x, axis: self.axis("axis", self.rank(x))?, reduction })
+        })
+    }
+
+    /// The kernel of `project`.
+    fn project_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Geometry(GeometryKernel::Project {
+            a: self.value("a")?,
+            onto: self.value("onto")?,
+            keep: Projection::Along,
+        }))
+    }
+
+    /// The kernel of `orthogonal` (the part of `a` orthogonal to `onto`).
+    fn orthogonal_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Geometry(GeometryKernel::Project {
+            a: self.value("a")?,
+            onto: self.value("to")?,
+            keep: Projection::Orthogonal,
+        }))
+    }
+
+    /// The kernel of `sampled_logits`.
+    fn sampled_logits_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::SampledLogits {
+            s: self.value("s")?,
+            target: self.value("target")?,
+            table: self.table()?,
+            samples: self.count("samples")?,
+            logq: self.flag("logq")?,
+        })
+    }
+
+    /// The kernel of `PositionEmbedding`.
+    fn position_embedding_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Layer(LayerKernel::PositionEmbedding {
+            x: self.value("x")?,
+            table: self.param("table")?,
+            mode: self.option("mode", PositionMode::parse, PositionMode::NAMES)?,
+        }))
+    }
+
+    /// The kernel of `Linear`.
+    fn linear_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Layer(LayerKernel::Linear {
+            x: self.value("x")?,
+            weight: self.param("weight")?,
+            bias: if self.flag("bias")? { Some(self.param("bias")?) } else { None },
+        }))
+    }
+
+    /// The kernel of `MLP`.
+    fn mlp_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Layer(LayerKernel::Mlp {
+            x: self.value("x")?,
+            layers: (0..self.list_len("units")?).map(|i| self.dense(&format!("layer{i}"))).collect::<R<_>>()?,
+            act: self.activation("act")?,
+            out_act: self.activation("out_act")?,
+            dropout: self.float("dropout")?,
+        }))
+    }
+
+    /// The kernel of `LayerNorm`.
+    fn layer_norm_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Layer(LayerKernel::LayerNorm {
+            x: self.value("x")?,
+            norm: Norm { gamma: self.param("gamma")?, beta: self.param("beta")? },
+            eps: self.float("eps")?,
+        }))
+    }
+
+    /// The kernel of `SelfAttention`.
+    fn self_attention_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::SelfAttention(AttentionKernel {
+            x: self.value("x")?,
+            mask: self.value("mask")?,
+            heads: self.count("heads")?,
+            scale: self.option("scale", AttentionScale::parse, AttentionScale::NAMES)?,
+            residual: self.flag("residual")?,
+            dropout: self.float("dropout")?,
+            query: self.dense("query")?,
+            key: self.dense("key")?,
+            value: self.dense("value")?,
+            out: self.dense("out")?,
+            norm: if self.flag("layer_norm")? {
+                Some(Norm { gamma: self.param("norm.gamma")?, beta: self.param("norm.beta")? })
+            } else {
+                None
+            },
+        }))
+    }
+
+    /// The kernel of `GRU`.
+    fn gru_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Gru {
+            x: self.value("x")?,
+            mask: self.value("mask")?,
+            input: self.dense("input")?,
+            hidden: self.dense("hidden")?,
+            output: self.option("output", GruOutput::parse, GruOutput::NAMES)?,
+        })
+    }
+
+    /// The kernel of `Wide`.
+    fn wide_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Layer(LayerKernel::Wide {
+            ids: self.value("ids")?,
+            weight: self.param("weight")?,
+            bias: self.param("bias")?,
+        }))
+    }
+
+    /// The kernel of `MMoE`.
+    fn mmoe_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Mmoe {
+            x: self.value("x")?,
+            experts: self.count("experts")?,
+            tasks: self.count("tasks")?,
+            layers: (0..self.list_len("units")?).map(|i| self.dense(&format!("experts.layer{i}"))).collect::<R<_>>()?,
+            gates: self.dense("gates")?,
+            act: self.activation("act")?,
+        })
+    }
+
+    /// The kernel of `Memory`.
+    fn memory_kernel(&self) -> R<Kernel> {
+        Ok(Kernel::Memory(MemoryKernel {
+            key: self.value("key")?,
+            write: self.value("write")?,
+            slots: self.param("slots")?,
+            read_key: self.dense("read_key")?,
+            write_key: self.dense("write_key")?,
+            erase: self.dense("erase")?,
+            add: self.dense("add")?,
+            persist: self.flag("persist")?,
+            output: self.option("output", MemoryOutput::parse, MemoryOutput::NAMES)?,
+        }))
     }
 }

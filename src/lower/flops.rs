@@ -12,6 +12,9 @@
 use super::kernel::Kernel;
 use super::memory::{numel, product};
 use super::{shape_at, ParamId, Program, ValueId};
+use crate::lower::kernel::{
+    AttentionKernel, GeometryKernel, LayerKernel, LayoutKernel, LossKernel, MemoryKernel, PoolingKernel,
+};
 
 /// Floating-point operations of one batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,50 +85,56 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
     // Softmax over n elements: max, subtract, exp, sum, divide.
     let softmax = |n: u128| n.saturating_mul(5);
     match k {
-        Kernel::Binary { a, .. } => (size(a), Elementwise),
-        Kernel::Scalar { x, .. }
-        | Kernel::Neg { x }
-        | Kernel::ToFloat { x }
-        | Kernel::Dropout { x, .. }
-        | Kernel::Activation { x, .. } => (size(x), Elementwise),
-        Kernel::Concat { .. }
-        | Kernel::Stack { .. }
-        | Kernel::Slice { .. }
-        | Kernel::Index { .. }
-        | Kernel::Repeat { .. }
-        | Kernel::Reshape { .. }
-        | Kernel::FullMask { .. }
-        | Kernel::Keep { .. }
-        | Kernel::Nonempty { .. }
+        Kernel::Layout(LayoutKernel::Binary { a, .. }) => (size(a), Elementwise),
+        Kernel::Layout(LayoutKernel::Scalar { x, .. })
+        | Kernel::Layout(LayoutKernel::Neg { x })
+        | Kernel::Layout(LayoutKernel::ToFloat { x })
+        | Kernel::Pooling(PoolingKernel::Dropout { x, .. })
+        | Kernel::Pooling(PoolingKernel::Activation { x, .. }) => (size(x), Elementwise),
+        Kernel::Layout(LayoutKernel::Concat { .. })
+        | Kernel::Layout(LayoutKernel::Stack { .. })
+        | Kernel::Layout(LayoutKernel::Slice { .. })
+        | Kernel::Layout(LayoutKernel::Index { .. })
+        | Kernel::Layout(LayoutKernel::Repeat { .. })
+        | Kernel::Layout(LayoutKernel::Reshape { .. })
+        | Kernel::Layout(LayoutKernel::FullMask { .. })
+        | Kernel::Layout(LayoutKernel::Keep { .. })
+        | Kernel::Layout(LayoutKernel::Nonempty { .. })
         | Kernel::SampleValid { .. }
-        | Kernel::Embedding { .. } => (0, Elementwise),
-        Kernel::Softmax { x, .. } | Kernel::MaskedSoftmax { x, .. } => (softmax(size(x)), Elementwise),
-        Kernel::Pool { x, .. } | Kernel::Reduce { x, .. } => (size(x), Elementwise),
+        | Kernel::Layer(LayerKernel::Embedding { .. }) => (0, Elementwise),
+        Kernel::Pooling(PoolingKernel::Softmax { x, .. }) | Kernel::Pooling(PoolingKernel::MaskedSoftmax { x, .. }) => {
+            (softmax(size(x)), Elementwise)
+        }
+        Kernel::Pooling(PoolingKernel::Pool { x, .. }) | Kernel::Pooling(PoolingKernel::Reduce { x, .. }) => {
+            (size(x), Elementwise)
+        }
         // The scores' softmax and the weighted sum of the values.
-        Kernel::AttentionPool { values, scores, .. } => {
+        Kernel::Pooling(PoolingKernel::AttentionPool { values, scores, .. }) => {
             (softmax(size(scores)).saturating_add(size(values).saturating_mul(2)), Products)
         }
-        Kernel::Dot { a, .. } => (size(a).saturating_mul(2), Products),
+        Kernel::Geometry(GeometryKernel::Dot { a, .. }) => (size(a).saturating_mul(2), Products),
         // Three dot products and the division.
-        Kernel::Cosine { a, .. } => (size(a).saturating_mul(6).saturating_add(rows(a).saturating_mul(4)), Products),
+        Kernel::Geometry(GeometryKernel::Cosine { a, .. }) => {
+            (size(a).saturating_mul(6).saturating_add(rows(a).saturating_mul(4)), Products)
+        }
         // The dot products, then a scaled copy of `onto` (and the difference).
-        Kernel::Project { a, .. } => (size(a).saturating_mul(6), Products),
+        Kernel::Geometry(GeometryKernel::Project { a, .. }) => (size(a).saturating_mul(6), Products),
         // Sum over fields, its square, the squares' sum, the difference.
-        Kernel::Fm { x, .. } => (size(x).saturating_mul(3), Products),
-        Kernel::ItemLogits { s, table } => {
+        Kernel::Geometry(GeometryKernel::Fm { x, .. }) => (size(x).saturating_mul(3), Products),
+        Kernel::Geometry(GeometryKernel::ItemLogits { s, table }) => {
             let v = param(table).first().copied().unwrap_or(0);
             (product(&[2, size(s), v]), Products)
         }
         Kernel::SampledLogits { s, samples, .. } => (product(&[2, size(s), 1 + *samples as u128]), Products),
-        Kernel::PositionEmbedding { x, .. } => (size(x), Elementwise),
-        Kernel::Linear { x, weight, bias } => {
+        Kernel::Layer(LayerKernel::PositionEmbedding { x, .. }) => (size(x), Elementwise),
+        Kernel::Layer(LayerKernel::Linear { x, weight, bias }) => {
             let r = rows(x);
             let s = param(weight);
             let matmul = product(&[2, r, s.first().copied().unwrap_or(0), s.last().copied().unwrap_or(0)]);
             let bias = if bias.is_some() { product(&[r, s.last().copied().unwrap_or(0)]) } else { 0 };
             (matmul.saturating_add(bias), Products)
         }
-        Kernel::Mlp { x, layers, .. } => {
+        Kernel::Layer(LayerKernel::Mlp { x, layers, .. }) => {
             let r = rows(x);
             // Each layer and its activation.
             let ops = layers.iter().fold(0u128, |acc, l| {
@@ -135,8 +144,8 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
             (ops, Products)
         }
         // Mean, centring, variance, normalisation, scale and shift.
-        Kernel::LayerNorm { x, .. } => (size(x).saturating_mul(8), Products),
-        Kernel::SelfAttention { x, heads, query, key, value, out, norm, .. } => {
+        Kernel::Layer(LayerKernel::LayerNorm { x, .. }) => (size(x).saturating_mul(8), Products),
+        Kernel::SelfAttention(AttentionKernel { x, heads, query, key, value, out, norm, .. }) => {
             let d = dims(x);
             let n = d.get(d.len().saturating_sub(2)).copied().unwrap_or(0) as u128;
             let width = d.last().copied().unwrap_or(0) as u128;
@@ -159,7 +168,7 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
             (dense(r, &input.weight).saturating_add(dense(r, &hidden.weight)).saturating_add(gates), Products)
         }
         // The looked-up weights plus the per-field bias.
-        Kernel::Wide { ids, .. } => (size(ids), Elementwise),
+        Kernel::Layer(LayerKernel::Wide { ids, .. }) => (size(ids), Elementwise),
         Kernel::Mmoe { x, experts, tasks, layers, gates, .. } => {
             let b = rows(x);
             let e = *experts as u128;
@@ -177,7 +186,7 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
             let mixture = product(&[2, b, *tasks as u128, e, last]);
             (experts_ops.saturating_add(gate_ops).saturating_add(mixture), Products)
         }
-        Kernel::Memory { key, write, slots, read_key, write_key, erase, add, .. } => {
+        Kernel::Memory(MemoryKernel { key, write, slots, read_key, write_key, erase, add, .. }) => {
             let b = rows(key);
             let s = param(slots);
             let (n_slots, m) = (s.first().copied().unwrap_or(0), s.last().copied().unwrap_or(0));
@@ -193,13 +202,13 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
             (layers.saturating_add(address).saturating_add(read).saturating_add(update), Products)
         }
         // log, the products with the label, the sum.
-        Kernel::ProbabilityLoss { p, .. } => (size(p).saturating_mul(6), Elementwise),
-        Kernel::BceLogits { logit, .. } => (size(logit).saturating_mul(6), Elementwise),
+        Kernel::Loss(LossKernel::ProbabilityLoss { p, .. }) => (size(p).saturating_mul(6), Elementwise),
+        Kernel::Loss(LossKernel::BceLogits { logit, .. }) => (size(logit).saturating_mul(6), Elementwise),
         // The target's probability, its log and the label's product (the distribution itself
         // is the softmax kernel before).
-        Kernel::Distribution { p, .. } => (rows(p).saturating_mul(4), Elementwise),
+        Kernel::Loss(LossKernel::Distribution { p, .. }) => (rows(p).saturating_mul(4), Elementwise),
         // Two distances of [B, D] vectors and the hinge.
-        Kernel::Triplet { anchor, .. } => (size(anchor).saturating_mul(6), Products),
+        Kernel::Loss(LossKernel::Triplet { anchor, .. }) => (size(anchor).saturating_mul(6), Products),
     }
 }
 

@@ -74,9 +74,41 @@ pub enum ParamUse {
     Whole,
 }
 
-/// One kernel application. Every op of the catalogue lowers to exactly one variant.
+/// One kernel application. Every op of the catalogue lowers to exactly one variant; kernels of
+/// one family are one enum, so a family's interpreter, FLOP count and memory rule each match
+/// it exhaustively, without a catch-all.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
+    /// Element-wise arithmetic, joins, slices and reshapes, masks.
+    Layout(LayoutKernel),
+    /// Activations, softmaxes, dropout, pooling and reductions.
+    Pooling(PoolingKernel),
+    /// Products of vectors: dot, cosine, projection, factorisation machine, item logits.
+    Geometry(GeometryKernel),
+    /// Parameterised layers: embeddings, linear, MLP, layer norm, wide.
+    Layer(LayerKernel),
+    /// Per-example losses.
+    Loss(LossKernel),
+    /// x [B, N, D], mask [B, N] → [B, D]: a random valid position in training, the last valid one
+    /// in evaluation; zeros where none is valid.
+    SampleValid { x: ValueId, mask: ValueId },
+    /// s [B, D], target ids [B] or [B, 1], table [V, D] → [B, 1 + samples], target in column 0.
+    SampledLogits { s: ValueId, target: ValueId, table: ParamId, samples: usize, logq: bool },
+    /// x [B, N, D], mask [B, N] → [B, N, D]; D divisible by `heads`.
+    SelfAttention(AttentionKernel),
+    /// x [B, N, In], mask [B, N] → [B, H] (last) or [B, N, H] (all). `input` is [In, 3H],
+    /// `hidden` [H, 3H], gates in the order reset, update, candidate.
+    Gru { x: ValueId, mask: ValueId, input: Dense, hidden: Dense, output: GruOutput },
+    /// x [B, In] → [B, tasks, Out]. Expert layers are [experts, in, out] with biases
+    /// [experts, out]; the gates [tasks, In, experts] with biases [tasks, experts].
+    Mmoe { x: ValueId, experts: usize, tasks: usize, layers: Vec<Dense>, gates: Dense, act: Activation },
+    /// key [B, K], write [B, W], slots [S, M] (state) → [B, M] (read) or [B, 2, M] (both).
+    Memory(MemoryKernel),
+}
+
+/// Element-wise arithmetic, joins, slices and reshapes, masks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayoutKernel {
     /// `a op b`, same shapes.
     Binary {
         op: Arithmetic,
@@ -143,12 +175,11 @@ pub enum Kernel {
     Nonempty {
         mask: ValueId,
     },
-    /// x [B, N, D], mask [B, N] → [B, D]: a random valid position in training, the last valid one
-    /// in evaluation; zeros where none is valid.
-    SampleValid {
-        x: ValueId,
-        mask: ValueId,
-    },
+}
+
+/// Activations, softmaxes, dropout, pooling and reductions.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PoolingKernel {
     Activation {
         x: ValueId,
         act: Activation,
@@ -186,136 +217,48 @@ pub enum Kernel {
         axis: usize,
         reduction: Reduction,
     },
+}
+
+/// Products of vectors: dot, cosine, projection, factorisation machine, item logits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GeometryKernel {
     /// a, b [.., D] → [..].
-    Dot {
-        a: ValueId,
-        b: ValueId,
-    },
+    Dot { a: ValueId, b: ValueId },
     /// a, b [.., D] → [..].
-    Cosine {
-        a: ValueId,
-        b: ValueId,
-    },
+    Cosine { a: ValueId, b: ValueId },
     /// a, onto [.., D] → [.., D].
-    Project {
-        a: ValueId,
-        onto: ValueId,
-        keep: Projection,
-    },
+    Project { a: ValueId, onto: ValueId, keep: Projection },
     /// x [B, F, D] → [B, D], or [B] when `reduce`.
-    Fm {
-        x: ValueId,
-        reduce: bool,
-    },
+    Fm { x: ValueId, reduce: bool },
     /// s [B, D], table [V, D] → [B, V].
-    ItemLogits {
-        s: ValueId,
-        table: ParamId,
-    },
-    /// s [B, D], target ids [B] or [B, 1], table [V, D] → [B, 1 + samples], target in column 0.
-    SampledLogits {
-        s: ValueId,
-        target: ValueId,
-        table: ParamId,
-        samples: usize,
-        logq: bool,
-    },
+    ItemLogits { s: ValueId, table: ParamId },
+}
+
+/// Parameterised layers: embeddings, linear, MLP, layer norm, wide.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKernel {
     /// ids [..] → [.., D].
-    Embedding {
-        ids: ValueId,
-        table: ParamId,
-    },
+    Embedding { ids: ValueId, table: ParamId },
     /// x [B, N, D], table [N, E] → [B, N, D] (add, E = D) or [B, N, D + E] (concat).
-    PositionEmbedding {
-        x: ValueId,
-        table: ParamId,
-        mode: PositionMode,
-    },
+    PositionEmbedding { x: ValueId, table: ParamId, mode: PositionMode },
     /// x [.., In] → [.., Out].
-    Linear {
-        x: ValueId,
-        weight: ParamId,
-        bias: Option<ParamId>,
-    },
+    Linear { x: ValueId, weight: ParamId, bias: Option<ParamId> },
     /// x [.., In] → [.., Out]; `act` and dropout between layers, `out_act` after the last.
-    Mlp {
-        x: ValueId,
-        layers: Vec<Dense>,
-        act: Activation,
-        out_act: Activation,
-        dropout: f64,
-    },
+    Mlp { x: ValueId, layers: Vec<Dense>, act: Activation, out_act: Activation, dropout: f64 },
     /// x [.., D] → [.., D].
-    LayerNorm {
-        x: ValueId,
-        norm: Norm,
-        eps: f64,
-    },
-    /// x [B, N, D], mask [B, N] → [B, N, D]; D divisible by `heads`.
-    SelfAttention {
-        x: ValueId,
-        mask: ValueId,
-        heads: usize,
-        scale: AttentionScale,
-        residual: bool,
-        dropout: f64,
-        query: Dense,
-        key: Dense,
-        value: Dense,
-        out: Dense,
-        norm: Option<Norm>,
-    },
-    /// x [B, N, In], mask [B, N] → [B, H] (last) or [B, N, H] (all). `input` is [In, 3H],
-    /// `hidden` [H, 3H], gates in the order reset, update, candidate.
-    Gru {
-        x: ValueId,
-        mask: ValueId,
-        input: Dense,
-        hidden: Dense,
-        output: GruOutput,
-    },
+    LayerNorm { x: ValueId, norm: Norm, eps: f64 },
     /// ids [B, F], weight [V, 1], bias [F] → [B, F].
-    Wide {
-        ids: ValueId,
-        weight: ParamId,
-        bias: ParamId,
-    },
-    /// x [B, In] → [B, tasks, Out]. Expert layers are [experts, in, out] with biases
-    /// [experts, out]; the gates [tasks, In, experts] with biases [tasks, experts].
-    Mmoe {
-        x: ValueId,
-        experts: usize,
-        tasks: usize,
-        layers: Vec<Dense>,
-        gates: Dense,
-        act: Activation,
-    },
-    /// key [B, K], write [B, W], slots [S, M] (state) → [B, M] (read) or [B, 2, M] (both).
-    Memory {
-        key: ValueId,
-        write: ValueId,
-        slots: ParamId,
-        read_key: Dense,
-        write_key: Dense,
-        erase: Dense,
-        add: Dense,
-        persist: bool,
-        output: MemoryOutput,
-    },
+    Wide { ids: ValueId, weight: ParamId, bias: ParamId },
+}
+
+/// Per-example losses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossKernel {
     /// p [B] or [B, 1] in [0, 1] → [B]: `-(y log p + (1 - y) log(1 - p))`, or `-y log p` when
     /// `positives_only` (`nll`).
-    ProbabilityLoss {
-        p: ValueId,
-        label: LabelId,
-        weight: Option<ValueId>,
-        positives_only: bool,
-    },
+    ProbabilityLoss { p: ValueId, label: LabelId, weight: Option<ValueId>, positives_only: bool },
     /// logit [B] or [B, 1] → [B].
-    BceLogits {
-        logit: ValueId,
-        label: LabelId,
-        weight: Option<ValueId>,
-    },
+    BceLogits { logit: ValueId, label: LabelId, weight: Option<ValueId> },
     /// p [B, V] a distribution; target ids [B] or, when absent, column 0 → [B], times the label
     /// stream when one is given.
     Distribution {
@@ -336,12 +279,43 @@ pub enum Kernel {
     },
 }
 
+/// x [B, N, D], mask [B, N] → [B, N, D]; D divisible by `heads`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionKernel {
+    pub x: ValueId,
+    pub mask: ValueId,
+    pub heads: usize,
+    pub scale: AttentionScale,
+    pub residual: bool,
+    pub dropout: f64,
+    pub query: Dense,
+    pub key: Dense,
+    pub value: Dense,
+    pub out: Dense,
+    pub norm: Option<Norm>,
+}
+
+/// key [B, K], write [B, W], slots [S, M] (state) → [B, M] (read) or [B, 2, M] (both).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryKernel {
+    pub key: ValueId,
+    pub write: ValueId,
+    pub slots: ParamId,
+    pub read_key: Dense,
+    pub write_key: Dense,
+    pub erase: Dense,
+    pub add: Dense,
+    pub persist: bool,
+    pub output: MemoryOutput,
+}
+
 impl Kernel {
     /// The label stream a loss kernel reads, if any.
     pub fn label(&self) -> Option<LabelId> {
         match self {
-            Kernel::ProbabilityLoss { label, .. } | Kernel::BceLogits { label, .. } => Some(*label),
-            Kernel::Distribution { label, .. } => *label,
+            Kernel::Loss(LossKernel::ProbabilityLoss { label, .. })
+            | Kernel::Loss(LossKernel::BceLogits { label, .. }) => Some(*label),
+            Kernel::Loss(LossKernel::Distribution { label, .. }) => *label,
             _ => None,
         }
     }
@@ -353,56 +327,59 @@ impl Kernel {
         let dense = |d: &Dense| [(d.weight, Whole), (d.bias, Whole)];
         let norm = |n: &Norm| [(n.gamma, Whole), (n.beta, Whole)];
         match self {
-            Binary { .. }
-            | Scalar { .. }
-            | Neg { .. }
-            | Concat { .. }
-            | Stack { .. }
-            | Slice { .. }
-            | Index { .. }
-            | Repeat { .. }
-            | Reshape { .. }
-            | FullMask { .. }
-            | ToFloat { .. }
-            | Keep { .. }
-            | Nonempty { .. }
+            Layout(LayoutKernel::Binary { .. })
+            | Layout(LayoutKernel::Scalar { .. })
+            | Layout(LayoutKernel::Neg { .. })
+            | Layout(LayoutKernel::Concat { .. })
+            | Layout(LayoutKernel::Stack { .. })
+            | Layout(LayoutKernel::Slice { .. })
+            | Layout(LayoutKernel::Index { .. })
+            | Layout(LayoutKernel::Repeat { .. })
+            | Layout(LayoutKernel::Reshape { .. })
+            | Layout(LayoutKernel::FullMask { .. })
+            | Layout(LayoutKernel::ToFloat { .. })
+            | Layout(LayoutKernel::Keep { .. })
+            | Layout(LayoutKernel::Nonempty { .. })
             | SampleValid { .. }
-            | Activation { .. }
-            | Softmax { .. }
-            | MaskedSoftmax { .. }
-            | Dropout { .. }
-            | Pool { .. }
-            | AttentionPool { .. }
-            | Reduce { .. }
-            | Dot { .. }
-            | Cosine { .. }
-            | Project { .. }
-            | Fm { .. }
-            | ProbabilityLoss { .. }
-            | BceLogits { .. }
-            | Distribution { .. }
-            | Triplet { .. } => vec![],
-            ItemLogits { table, .. } | PositionEmbedding { table, .. } => vec![(*table, Whole)],
+            | Pooling(PoolingKernel::Activation { .. })
+            | Pooling(PoolingKernel::Softmax { .. })
+            | Pooling(PoolingKernel::MaskedSoftmax { .. })
+            | Pooling(PoolingKernel::Dropout { .. })
+            | Pooling(PoolingKernel::Pool { .. })
+            | Pooling(PoolingKernel::AttentionPool { .. })
+            | Pooling(PoolingKernel::Reduce { .. })
+            | Geometry(GeometryKernel::Dot { .. })
+            | Geometry(GeometryKernel::Cosine { .. })
+            | Geometry(GeometryKernel::Project { .. })
+            | Geometry(GeometryKernel::Fm { .. })
+            | Loss(LossKernel::ProbabilityLoss { .. })
+            | Loss(LossKernel::BceLogits { .. })
+            | Loss(LossKernel::Distribution { .. })
+            | Loss(LossKernel::Triplet { .. }) => vec![],
+            Geometry(GeometryKernel::ItemLogits { table, .. })
+            | Layer(LayerKernel::PositionEmbedding { table, .. }) => vec![(*table, Whole)],
             SampledLogits { table, target, samples, .. } => {
                 vec![(*table, ParamUse::Rows { ids: *target, extra: *samples })]
             }
-            Embedding { table, ids } => vec![(*table, ParamUse::Rows { ids: *ids, extra: 0 })],
-            Wide { weight, bias, ids } => vec![(*weight, ParamUse::Rows { ids: *ids, extra: 0 }), (*bias, Whole)],
-            Linear { weight, bias, .. } => {
+            Layer(LayerKernel::Embedding { table, ids }) => vec![(*table, ParamUse::Rows { ids: *ids, extra: 0 })],
+            Layer(LayerKernel::Wide { weight, bias, ids }) => {
+                vec![(*weight, ParamUse::Rows { ids: *ids, extra: 0 }), (*bias, Whole)]
+            }
+            Layer(LayerKernel::Linear { weight, bias, .. }) => {
                 let mut v = vec![(*weight, Whole)];
                 v.extend(bias.map(|b| (b, Whole)));
                 v
             }
-            Mlp { layers, .. } => layers.iter().flat_map(dense).collect(),
-            LayerNorm { norm: n, .. } => norm(n).to_vec(),
-            SelfAttention { query, key, value, out, norm: n, .. } => {
+            Layer(LayerKernel::Mlp { layers, .. }) => layers.iter().flat_map(dense).collect(),
+            Layer(LayerKernel::LayerNorm { norm: n, .. }) => norm(n).to_vec(),
+            SelfAttention(AttentionKernel { query, key, value, out, norm: n, .. }) => {
                 let mut v: Vec<_> = [query, key, value, out].into_iter().flat_map(dense).collect();
                 v.extend(n.iter().flat_map(norm));
                 v
             }
             Gru { input, hidden, .. } => dense(input).into_iter().chain(dense(hidden)).collect(),
             Mmoe { layers, gates, .. } => layers.iter().chain([gates]).flat_map(dense).collect(),
-            Memory { slots, read_key, write_key, erase, add, .. } => {
+            Memory(MemoryKernel { slots, read_key, write_key, erase, add, .. }) => {
                 let mut v = vec![(*slots, Whole)];
                 v.extend([read_key, write_key, erase, add].into_iter().flat_map(dense));
                 v
@@ -414,50 +391,52 @@ impl Kernel {
     pub fn operands(&self) -> Vec<ValueId> {
         use Kernel::*;
         let mut v = match self {
-            Binary { a, b, .. } | Dot { a, b } | Cosine { a, b } => vec![*a, *b],
-            Project { a, onto, .. } => vec![*a, *onto],
-            Concat { xs, .. } | Stack { xs, .. } => xs.clone(),
-            Scalar { x, .. }
-            | Neg { x }
-            | Slice { x, .. }
-            | Index { x, .. }
-            | Repeat { x, .. }
-            | Reshape { x }
-            | FullMask { x }
-            | ToFloat { x }
-            | Activation { x, .. }
-            | Softmax { x, .. }
-            | Dropout { x, .. }
-            | Reduce { x, .. }
-            | Fm { x, .. }
-            | PositionEmbedding { x, .. }
-            | Linear { x, .. }
-            | Mlp { x, .. }
-            | LayerNorm { x, .. }
+            Layout(LayoutKernel::Binary { a, b, .. })
+            | Geometry(GeometryKernel::Dot { a, b })
+            | Geometry(GeometryKernel::Cosine { a, b }) => vec![*a, *b],
+            Geometry(GeometryKernel::Project { a, onto, .. }) => vec![*a, *onto],
+            Layout(LayoutKernel::Concat { xs, .. }) | Layout(LayoutKernel::Stack { xs, .. }) => xs.clone(),
+            Layout(LayoutKernel::Scalar { x, .. })
+            | Layout(LayoutKernel::Neg { x })
+            | Layout(LayoutKernel::Slice { x, .. })
+            | Layout(LayoutKernel::Index { x, .. })
+            | Layout(LayoutKernel::Repeat { x, .. })
+            | Layout(LayoutKernel::Reshape { x })
+            | Layout(LayoutKernel::FullMask { x })
+            | Layout(LayoutKernel::ToFloat { x })
+            | Pooling(PoolingKernel::Activation { x, .. })
+            | Pooling(PoolingKernel::Softmax { x, .. })
+            | Pooling(PoolingKernel::Dropout { x, .. })
+            | Pooling(PoolingKernel::Reduce { x, .. })
+            | Geometry(GeometryKernel::Fm { x, .. })
+            | Layer(LayerKernel::PositionEmbedding { x, .. })
+            | Layer(LayerKernel::Linear { x, .. })
+            | Layer(LayerKernel::Mlp { x, .. })
+            | Layer(LayerKernel::LayerNorm { x, .. })
             | Mmoe { x, .. } => vec![*x],
-            Keep { mask, where_ } => vec![*mask, *where_],
-            Nonempty { mask } => vec![*mask],
+            Layout(LayoutKernel::Keep { mask, where_ }) => vec![*mask, *where_],
+            Layout(LayoutKernel::Nonempty { mask }) => vec![*mask],
             SampleValid { x, mask }
-            | MaskedSoftmax { x, mask }
-            | Pool { x, mask, .. }
-            | SelfAttention { x, mask, .. }
+            | Pooling(PoolingKernel::MaskedSoftmax { x, mask })
+            | Pooling(PoolingKernel::Pool { x, mask, .. })
+            | SelfAttention(AttentionKernel { x, mask, .. })
             | Gru { x, mask, .. } => vec![*x, *mask],
-            AttentionPool { values, scores, mask, .. } => vec![*values, *scores, *mask],
-            ItemLogits { s, .. } => vec![*s],
+            Pooling(PoolingKernel::AttentionPool { values, scores, mask, .. }) => vec![*values, *scores, *mask],
+            Geometry(GeometryKernel::ItemLogits { s, .. }) => vec![*s],
             SampledLogits { s, target, .. } => vec![*s, *target],
-            Embedding { ids, .. } | Wide { ids, .. } => vec![*ids],
-            Memory { key, write, .. } => vec![*key, *write],
-            ProbabilityLoss { p, .. } | Distribution { p, .. } => vec![*p],
-            BceLogits { logit, .. } => vec![*logit],
-            Triplet { anchor, positive, negative, .. } => vec![*anchor, *positive, *negative],
+            Layer(LayerKernel::Embedding { ids, .. }) | Layer(LayerKernel::Wide { ids, .. }) => vec![*ids],
+            Memory(MemoryKernel { key, write, .. }) => vec![*key, *write],
+            Loss(LossKernel::ProbabilityLoss { p, .. }) | Loss(LossKernel::Distribution { p, .. }) => vec![*p],
+            Loss(LossKernel::BceLogits { logit, .. }) => vec![*logit],
+            Loss(LossKernel::Triplet { anchor, positive, negative, .. }) => vec![*anchor, *positive, *negative],
         };
-        if let Distribution { target: Some(t), .. } = self {
+        if let Loss(LossKernel::Distribution { target: Some(t), .. }) = self {
             v.push(*t);
         }
-        if let ProbabilityLoss { weight: Some(w), .. }
-        | BceLogits { weight: Some(w), .. }
-        | Distribution { weight: Some(w), .. }
-        | Triplet { weight: Some(w), .. } = self
+        if let Loss(LossKernel::ProbabilityLoss { weight: Some(w), .. })
+        | Loss(LossKernel::BceLogits { weight: Some(w), .. })
+        | Loss(LossKernel::Distribution { weight: Some(w), .. })
+        | Loss(LossKernel::Triplet { weight: Some(w), .. }) = self
         {
             v.push(*w);
         }

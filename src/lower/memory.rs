@@ -14,6 +14,9 @@
 
 use super::kernel::{Kernel, ParamUse};
 use super::{ParamRole, Program, Step};
+use crate::lower::kernel::{
+    AttentionKernel, GeometryKernel, LayerKernel, LayoutKernel, LossKernel, MemoryKernel, PoolingKernel,
+};
 use crate::types::DType;
 use std::fmt;
 
@@ -217,7 +220,7 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
     let dims = |id: super::ValueId| super::shape_at(&program.value(id).shape, batch);
     let width = |p: super::ParamId| *program.params[p.0].shape.last().unwrap_or(&0) as u128;
     match &step.kernel {
-        Kernel::SelfAttention { x, heads, .. } => {
+        Kernel::SelfAttention(AttentionKernel { x, heads, .. }) => {
             let d = dims(*x);
             let (rows, n) = (numel(d.iter().rev().skip(1).copied()), d[d.len().saturating_sub(2)] as u128);
             // q, k, v and the attended values; per head, the attention weights (all that the
@@ -232,7 +235,7 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
             // backward pass, and the new state.
             product(&[steps_rows, 7, width(hidden.weight) / 3])
         }
-        Kernel::Mlp { x, layers, .. } => {
+        Kernel::Layer(LayerKernel::Mlp { x, layers, .. }) => {
             let rows = size(*x) / dims(*x).last().copied().unwrap_or(1).max(1) as u128;
             // Every layer's pre-activation and activation but the last (the output slot).
             let hidden =
@@ -246,44 +249,44 @@ pub fn scratch(program: &Program, step: &Step, batch: usize) -> u128 {
                 product(&[*experts as u128, widths]).saturating_add(product(&[*tasks as u128, *experts as u128]));
             product(&[2, rows, per_row])
         }
-        Kernel::Distribution { p, .. } => size(*p).saturating_mul(2),
-        Kernel::AttentionPool { scores, .. } => size(*scores).saturating_mul(3),
+        Kernel::Loss(LossKernel::Distribution { p, .. }) => size(*p).saturating_mul(2),
+        Kernel::Pooling(PoolingKernel::AttentionPool { scores, .. }) => size(*scores).saturating_mul(3),
         // Nothing larger than the kernel's own output or operands.
-        Kernel::Binary { .. }
-        | Kernel::Scalar { .. }
-        | Kernel::Neg { .. }
-        | Kernel::Concat { .. }
-        | Kernel::Stack { .. }
-        | Kernel::Slice { .. }
-        | Kernel::Index { .. }
-        | Kernel::Repeat { .. }
-        | Kernel::Reshape { .. }
-        | Kernel::FullMask { .. }
-        | Kernel::ToFloat { .. }
-        | Kernel::Keep { .. }
-        | Kernel::Nonempty { .. }
+        Kernel::Layout(LayoutKernel::Binary { .. })
+        | Kernel::Layout(LayoutKernel::Scalar { .. })
+        | Kernel::Layout(LayoutKernel::Neg { .. })
+        | Kernel::Layout(LayoutKernel::Concat { .. })
+        | Kernel::Layout(LayoutKernel::Stack { .. })
+        | Kernel::Layout(LayoutKernel::Slice { .. })
+        | Kernel::Layout(LayoutKernel::Index { .. })
+        | Kernel::Layout(LayoutKernel::Repeat { .. })
+        | Kernel::Layout(LayoutKernel::Reshape { .. })
+        | Kernel::Layout(LayoutKernel::FullMask { .. })
+        | Kernel::Layout(LayoutKernel::ToFloat { .. })
+        | Kernel::Layout(LayoutKernel::Keep { .. })
+        | Kernel::Layout(LayoutKernel::Nonempty { .. })
         | Kernel::SampleValid { .. }
-        | Kernel::Activation { .. }
-        | Kernel::Softmax { .. }
-        | Kernel::MaskedSoftmax { .. }
-        | Kernel::Dropout { .. }
-        | Kernel::Pool { .. }
-        | Kernel::Reduce { .. }
-        | Kernel::Dot { .. }
-        | Kernel::Cosine { .. }
-        | Kernel::Project { .. }
-        | Kernel::Fm { .. }
-        | Kernel::ItemLogits { .. }
+        | Kernel::Pooling(PoolingKernel::Activation { .. })
+        | Kernel::Pooling(PoolingKernel::Softmax { .. })
+        | Kernel::Pooling(PoolingKernel::MaskedSoftmax { .. })
+        | Kernel::Pooling(PoolingKernel::Dropout { .. })
+        | Kernel::Pooling(PoolingKernel::Pool { .. })
+        | Kernel::Pooling(PoolingKernel::Reduce { .. })
+        | Kernel::Geometry(GeometryKernel::Dot { .. })
+        | Kernel::Geometry(GeometryKernel::Cosine { .. })
+        | Kernel::Geometry(GeometryKernel::Project { .. })
+        | Kernel::Geometry(GeometryKernel::Fm { .. })
+        | Kernel::Geometry(GeometryKernel::ItemLogits { .. })
         | Kernel::SampledLogits { .. }
-        | Kernel::Embedding { .. }
-        | Kernel::PositionEmbedding { .. }
-        | Kernel::Linear { .. }
-        | Kernel::LayerNorm { .. }
-        | Kernel::Wide { .. }
-        | Kernel::Memory { .. }
-        | Kernel::ProbabilityLoss { .. }
-        | Kernel::BceLogits { .. }
-        | Kernel::Triplet { .. } => 0,
+        | Kernel::Layer(LayerKernel::Embedding { .. })
+        | Kernel::Layer(LayerKernel::PositionEmbedding { .. })
+        | Kernel::Layer(LayerKernel::Linear { .. })
+        | Kernel::Layer(LayerKernel::LayerNorm { .. })
+        | Kernel::Layer(LayerKernel::Wide { .. })
+        | Kernel::Memory(MemoryKernel { .. })
+        | Kernel::Loss(LossKernel::ProbabilityLoss { .. })
+        | Kernel::Loss(LossKernel::BceLogits { .. })
+        | Kernel::Loss(LossKernel::Triplet { .. }) => 0,
     }
 }
 

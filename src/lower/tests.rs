@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ir::Attr;
+use crate::lower::kernel::{LayerKernel, PoolingKernel};
 
 fn graph(spec: &str) -> Graph {
     let (_, checked) = crate::compile_str("lower.recspec", spec, &[]);
@@ -24,10 +25,10 @@ fn the_spec_lowers_with_typed_kernels() {
     let pool = p.steps.iter().find(|s| s.op == Op::Pool).unwrap();
     assert!(matches!(
         pool.kernel,
-        Kernel::Pool { mode: crate::ops::options::PoolMode::Mean, include_padding: false, .. }
+        Kernel::Pooling(PoolingKernel::Pool { mode: crate::ops::options::PoolMode::Mean, include_padding: false, .. })
     ));
     let mlp = p.steps.iter().find(|s| s.op == Op::Mlp).unwrap();
-    let Kernel::Mlp { layers, act, .. } = &mlp.kernel else { panic!("MLP lowers to Kernel::Mlp") };
+    let Kernel::Layer(LayerKernel::Mlp { layers, act, .. }) = &mlp.kernel else { panic!("MLP lowers to Kernel::Mlp") };
     assert_eq!(layers.len(), 2);
     assert_eq!(*act, crate::ops::options::Activation::Relu);
     assert_eq!(p.params[layers[1].weight.0].shape, vec![4, 2]);

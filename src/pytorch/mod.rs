@@ -11,6 +11,9 @@
 //! back ends never import each other.
 
 use crate::lower::kernel::*;
+use crate::lower::kernel::{
+    AttentionKernel, GeometryKernel, LayerKernel, LayoutKernel, LossKernel, MemoryKernel, PoolingKernel,
+};
 use crate::lower::{Extent, InitRule, LabelId, ParamId, ParamRole, Program, ValueId};
 use crate::render::{render_builtin, RenderError};
 use crate::types::DType;
@@ -132,8 +135,8 @@ pub fn render(program: &Program) -> Result<String, RenderError> {
     let mut scores: Vec<(String, String, &'static str)> = vec![];
     for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
         let (label, value, kind) = match &step.kernel {
-            Kernel::ProbabilityLoss { p, label, .. } => (label, p, "probability"),
-            Kernel::BceLogits { logit, label, .. } => (label, logit, "logit"),
+            Kernel::Loss(LossKernel::ProbabilityLoss { p, label, .. }) => (label, p, "probability"),
+            Kernel::Loss(LossKernel::BceLogits { logit, label, .. }) => (label, logit, "logit"),
             _ => continue,
         };
         let label = &program.labels[label.0];
@@ -299,43 +302,55 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
     let list = |xs: &[ValueId]| format!("[{}]", xs.iter().map(v).collect::<Vec<_>>().join(", "));
     let target = names.value(out);
     let call = match kernel {
-        Kernel::Binary { op, a, b } => format!("ops.binary({}, {}, {})", quoted(arithmetic(*op)), v(a), v(b)),
-        Kernel::Scalar { op, x, scalar, side } => format!(
+        Kernel::Layout(LayoutKernel::Binary { op, a, b }) => {
+            format!("ops.binary({}, {}, {})", quoted(arithmetic(*op)), v(a), v(b))
+        }
+        Kernel::Layout(LayoutKernel::Scalar { op, x, scalar, side }) => format!(
             "ops.scalar({}, {}, {}, left={})",
             quoted(arithmetic(*op)),
             v(x),
             float(*scalar),
             boolean(*side == ScalarSide::Left)
         ),
-        Kernel::Neg { x } => format!("ops.neg({})", v(x)),
-        Kernel::Concat { xs, axis } => format!("ops.concat({}, {axis})", list(xs)),
-        Kernel::Stack { xs, axis } => format!("ops.stack({}, {axis})", list(xs)),
-        Kernel::Slice { x, axis, start, len } => {
+        Kernel::Layout(LayoutKernel::Neg { x }) => format!("ops.neg({})", v(x)),
+        Kernel::Layout(LayoutKernel::Concat { xs, axis }) => format!("ops.concat({}, {axis})", list(xs)),
+        Kernel::Layout(LayoutKernel::Stack { xs, axis }) => format!("ops.stack({}, {axis})", list(xs)),
+        Kernel::Layout(LayoutKernel::Slice { x, axis, start, len }) => {
             format!("ops.slice_({}, {axis}, {}, {})", v(x), extent(*start), extent(*len))
         }
-        Kernel::Index { x, axis, index } => format!("ops.index({}, {axis}, {})", v(x), extent(*index)),
-        Kernel::Repeat { x, axis, times } => format!("ops.repeat({}, {axis}, {})", v(x), extent(*times)),
-        Kernel::Reshape { x } => {
+        Kernel::Layout(LayoutKernel::Index { x, axis, index }) => {
+            format!("ops.index({}, {axis}, {})", v(x), extent(*index))
+        }
+        Kernel::Layout(LayoutKernel::Repeat { x, axis, times }) => {
+            format!("ops.repeat({}, {axis}, {})", v(x), extent(*times))
+        }
+        Kernel::Layout(LayoutKernel::Reshape { x }) => {
             let shape = tuple(program.value(out).shape.iter().map(|e| extent(*e)));
             format!("ops.reshape({}, {shape})", v(x))
         }
-        Kernel::FullMask { x } => format!("ops.full_mask({})", v(x)),
-        Kernel::ToFloat { x } => format!("ops.to_float({})", v(x)),
-        Kernel::Keep { mask, where_ } => format!("ops.keep({}, {})", v(mask), v(where_)),
-        Kernel::Nonempty { mask } => format!("ops.nonempty({})", v(mask)),
+        Kernel::Layout(LayoutKernel::FullMask { x }) => format!("ops.full_mask({})", v(x)),
+        Kernel::Layout(LayoutKernel::ToFloat { x }) => format!("ops.to_float({})", v(x)),
+        Kernel::Layout(LayoutKernel::Keep { mask, where_ }) => format!("ops.keep({}, {})", v(mask), v(where_)),
+        Kernel::Layout(LayoutKernel::Nonempty { mask }) => format!("ops.nonempty({})", v(mask)),
         Kernel::SampleValid { x, mask } => format!("ops.sample_valid({}, {}, train, rng)", v(x), v(mask)),
-        Kernel::Activation { x, act } => format!("ops.activation({}, {})", v(x), quoted(act.name())),
-        Kernel::Softmax { x, axis } => format!("ops.softmax({}, {axis})", v(x)),
-        Kernel::MaskedSoftmax { x, mask } => format!("ops.masked_softmax({}, {})", v(x), v(mask)),
-        Kernel::Dropout { x, rate } => format!("ops.dropout({}, {}, train)", v(x), float(*rate)),
-        Kernel::Pool { x, mask, mode, include_padding } => format!(
+        Kernel::Pooling(PoolingKernel::Activation { x, act }) => {
+            format!("ops.activation({}, {})", v(x), quoted(act.name()))
+        }
+        Kernel::Pooling(PoolingKernel::Softmax { x, axis }) => format!("ops.softmax({}, {axis})", v(x)),
+        Kernel::Pooling(PoolingKernel::MaskedSoftmax { x, mask }) => {
+            format!("ops.masked_softmax({}, {})", v(x), v(mask))
+        }
+        Kernel::Pooling(PoolingKernel::Dropout { x, rate }) => {
+            format!("ops.dropout({}, {}, train)", v(x), float(*rate))
+        }
+        Kernel::Pooling(PoolingKernel::Pool { x, mask, mode, include_padding }) => format!(
             "ops.pool({}, {}, {}, include_padding={})",
             v(x),
             v(mask),
             quoted(mode.name()),
             boolean(*include_padding)
         ),
-        Kernel::AttentionPool { values, scores, mask, norm, temperature } => format!(
+        Kernel::Pooling(PoolingKernel::AttentionPool { values, scores, mask, norm, temperature }) => format!(
             "ops.attention_pool({}, {}, {}, {}, {})",
             v(values),
             v(scores),
@@ -343,31 +358,31 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
             quoted(norm.name()),
             float(*temperature)
         ),
-        Kernel::Reduce { x, axis, reduction } => {
+        Kernel::Pooling(PoolingKernel::Reduce { x, axis, reduction }) => {
             let r = match reduction {
                 Reduction::Sum => "sum",
                 Reduction::Mean => "mean",
             };
             format!("ops.reduce({}, {axis}, {})", v(x), quoted(r))
         }
-        Kernel::Dot { a, b } => format!("ops.dot({}, {})", v(a), v(b)),
-        Kernel::Cosine { a, b } => format!("ops.cosine({}, {})", v(a), v(b)),
-        Kernel::Project { a, onto, keep } => {
+        Kernel::Geometry(GeometryKernel::Dot { a, b }) => format!("ops.dot({}, {})", v(a), v(b)),
+        Kernel::Geometry(GeometryKernel::Cosine { a, b }) => format!("ops.cosine({}, {})", v(a), v(b)),
+        Kernel::Geometry(GeometryKernel::Project { a, onto, keep }) => {
             format!("ops.project({}, {}, along={})", v(a), v(onto), boolean(*keep == Projection::Along))
         }
-        Kernel::Fm { x, reduce } => format!("ops.fm({}, {})", v(x), boolean(*reduce)),
-        Kernel::ItemLogits { s, table } => format!("ops.item_logits({}, {})", v(s), p(table)),
+        Kernel::Geometry(GeometryKernel::Fm { x, reduce }) => format!("ops.fm({}, {})", v(x), boolean(*reduce)),
+        Kernel::Geometry(GeometryKernel::ItemLogits { s, table }) => format!("ops.item_logits({}, {})", v(s), p(table)),
         Kernel::SampledLogits { s, target, table, samples, logq } => {
             format!("ops.sampled_logits({}, {}, {}, {samples}, {}, rng)", v(s), v(target), p(table), boolean(*logq))
         }
-        Kernel::Embedding { ids, table } => format!("ops.embedding({}, {})", v(ids), p(table)),
-        Kernel::PositionEmbedding { x, table, mode } => {
+        Kernel::Layer(LayerKernel::Embedding { ids, table }) => format!("ops.embedding({}, {})", v(ids), p(table)),
+        Kernel::Layer(LayerKernel::PositionEmbedding { x, table, mode }) => {
             format!("ops.position_embedding({}, {}, {})", v(x), p(table), quoted(mode.name()))
         }
-        Kernel::Linear { x, weight, bias } => {
+        Kernel::Layer(LayerKernel::Linear { x, weight, bias }) => {
             format!("ops.linear({}, {}, {})", v(x), p(weight), bias.as_ref().map_or("None".into(), p))
         }
-        Kernel::Mlp { x, layers, act, out_act, dropout } => format!(
+        Kernel::Layer(LayerKernel::Mlp { x, layers, act, out_act, dropout }) => format!(
             "ops.mlp({}, [{}], {}, {}, {}, train)",
             v(x),
             layers.iter().map(dense).collect::<Vec<_>>().join(", "),
@@ -375,10 +390,22 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
             quoted(out_act.name()),
             float(*dropout)
         ),
-        Kernel::LayerNorm { x, norm, eps } => {
+        Kernel::Layer(LayerKernel::LayerNorm { x, norm, eps }) => {
             format!("ops.layer_norm({}, {}, {}, {})", v(x), p(&norm.gamma), p(&norm.beta), float(*eps))
         }
-        Kernel::SelfAttention { x, mask, heads, scale, residual, dropout, query, key, value, out: o, norm } => {
+        Kernel::SelfAttention(AttentionKernel {
+            x,
+            mask,
+            heads,
+            scale,
+            residual,
+            dropout,
+            query,
+            key,
+            value,
+            out: o,
+            norm,
+        }) => {
             format!(
                 "ops.self_attention({}, {}, {heads}, {}, {}, {}, train, {}, {}, {}, {}, {})",
                 v(x),
@@ -396,7 +423,9 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
         Kernel::Gru { x, mask, input, hidden, output } => {
             format!("ops.gru({}, {}, {}, {}, {})", v(x), v(mask), dense(input), dense(hidden), quoted(output.name()))
         }
-        Kernel::Wide { ids, weight, bias } => format!("ops.wide({}, {}, {})", v(ids), p(weight), p(bias)),
+        Kernel::Layer(LayerKernel::Wide { ids, weight, bias }) => {
+            format!("ops.wide({}, {}, {})", v(ids), p(weight), p(bias))
+        }
         Kernel::Mmoe { x, experts, tasks, layers, gates, act } => format!(
             "ops.mmoe({}, {experts}, {tasks}, [{}], {}, {})",
             v(x),
@@ -404,7 +433,7 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
             dense(gates),
             quoted(act.name())
         ),
-        Kernel::Memory { key, write, slots, read_key, write_key, erase, add, persist, output } => {
+        Kernel::Memory(MemoryKernel { key, write, slots, read_key, write_key, erase, add, persist, output }) => {
             // The slots are read from `state` (this pass's newest write) and written back to it.
             let slot = quoted(&program.params[slots.0].key());
             return format!(
@@ -419,13 +448,13 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
                 quoted(output.name())
             );
         }
-        Kernel::ProbabilityLoss { p: prob, label: l, weight, positives_only } => {
+        Kernel::Loss(LossKernel::ProbabilityLoss { p: prob, label: l, weight, positives_only }) => {
             format!("ops.probability_loss({}, {}, {}, {})", v(prob), label(l), opt_v(weight), boolean(*positives_only))
         }
-        Kernel::BceLogits { logit, label: l, weight } => {
+        Kernel::Loss(LossKernel::BceLogits { logit, label: l, weight }) => {
             format!("ops.bce_logits({}, {}, {})", v(logit), label(l), opt_v(weight))
         }
-        Kernel::Distribution { p: prob, target: t, label: l, weight, loss } => {
+        Kernel::Loss(LossKernel::Distribution { p: prob, target: t, label: l, weight, loss }) => {
             let kind = match loss {
                 DistributionLoss::CrossEntropy => "cross_entropy",
                 DistributionLoss::NotToRecommend => "not_to_recommend",
@@ -439,7 +468,7 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
                 quoted(kind)
             )
         }
-        Kernel::Triplet { anchor, positive, negative, margin, distance, weight } => format!(
+        Kernel::Loss(LossKernel::Triplet { anchor, positive, negative, margin, distance, weight }) => format!(
             "ops.triplet({}, {}, {}, {}, {}, {})",
             v(anchor),
             v(positive),

@@ -6,6 +6,7 @@ use super::weights::Weights;
 use super::RuntimeError;
 use crate::data::{Loader, Schema};
 use crate::lower::kernel::DistributionLoss;
+use crate::lower::kernel::{GeometryKernel, LossKernel, PoolingKernel};
 use crate::lower::{Extent, Kernel, LabelId, Program, Step, ValueId};
 use crate::metrics;
 use burn::prelude::*;
@@ -78,7 +79,9 @@ pub struct RetrievalHead<'p> {
 pub fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
     let mut out = vec![];
     for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
-        let Kernel::Distribution { p, target, label, loss: DistributionLoss::CrossEntropy, .. } = &step.kernel else {
+        let Kernel::Loss(LossKernel::Distribution { p, target, label, loss: DistributionLoss::CrossEntropy, .. }) =
+            &step.kernel
+        else {
             continue;
         };
         if let Some(target) = target {
@@ -86,12 +89,12 @@ pub fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
             continue;
         }
         let sampled = match program.producer(*p).map(|s| &s.kernel) {
-            Some(Kernel::Softmax { x, .. }) => program.producer(*x).map(|s| &s.kernel),
+            Some(Kernel::Pooling(PoolingKernel::Softmax { x, .. })) => program.producer(*x).map(|s| &s.kernel),
             _ => None,
         };
         let Some(Kernel::SampledLogits { table, target, .. }) = sampled else { continue };
         let full = program.outputs.iter().find(|o| {
-            matches!(program.producer(o.value).map(|s| &s.kernel), Some(Kernel::ItemLogits { table: t, .. }) if t == table)
+            matches!(program.producer(o.value).map(|s| &s.kernel), Some(Kernel::Geometry(GeometryKernel::ItemLogits { table: t, .. })) if t == table)
         });
         if let Some(full) = full {
             out.push(RetrievalHead { loss: step, scores: full.value, target: *target, label: *label });
@@ -113,7 +116,10 @@ pub(crate) fn scorers(
         let on_label = |l: &LabelId| &program.labels[l.0] == label;
         let loss_kernel =
             program.losses.iter().filter_map(|l| program.producer(l.value)).find_map(|s| match &s.kernel {
-                k @ (Kernel::ProbabilityLoss { label: l, .. } | Kernel::BceLogits { label: l, .. }) if on_label(l) => {
+                k @ (Kernel::Loss(LossKernel::ProbabilityLoss { label: l, .. })
+                | Kernel::Loss(LossKernel::BceLogits { label: l, .. }))
+                    if on_label(l) =>
+                {
                     Some(k)
                 }
                 _ => None,
@@ -121,8 +127,8 @@ pub(crate) fn scorers(
         let named = chosen.get(label).and_then(|o| program.output(o));
         let scorer = match (named, loss_kernel) {
             (Some(v), _) => Some(Scorer::Value(v)),
-            (None, Some(Kernel::BceLogits { logit, .. })) => Some(Scorer::SigmoidOf(*logit)),
-            (None, Some(Kernel::ProbabilityLoss { p, .. })) => Some(Scorer::Value(*p)),
+            (None, Some(Kernel::Loss(LossKernel::BceLogits { logit, .. }))) => Some(Scorer::SigmoidOf(*logit)),
+            (None, Some(Kernel::Loss(LossKernel::ProbabilityLoss { p, .. }))) => Some(Scorer::Value(*p)),
             _ => primary.map(Scorer::OneMinus),
         };
         if let Some(s) = scorer {

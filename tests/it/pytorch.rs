@@ -7,6 +7,7 @@
 use burn::prelude::*;
 use recspec::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use recspec::data::HostBatch;
+use recspec::lower::kernel::{AttentionKernel, LayerKernel, PoolingKernel};
 use recspec::lower::{ParamRole, Program};
 use recspec::overrides::Override;
 use recspec::runtime::exec::{forward, DeviceBatch, Mode};
@@ -496,8 +497,9 @@ fn without_dropout(mut program: Program) -> Program {
     use recspec::lower::Kernel;
     for step in &mut program.steps {
         match &mut step.kernel {
-            Kernel::Dropout { rate, .. } => *rate = 0.0,
-            Kernel::Mlp { dropout, .. } | Kernel::SelfAttention { dropout, .. } => *dropout = 0.0,
+            Kernel::Pooling(PoolingKernel::Dropout { rate, .. }) => *rate = 0.0,
+            Kernel::Layer(LayerKernel::Mlp { dropout, .. })
+            | Kernel::SelfAttention(AttentionKernel { dropout, .. }) => *dropout = 0.0,
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 
 use super::kernels::{act, affine, l2, layer_norm};
 use super::*;
+use crate::lower::kernel::{AttentionKernel, MemoryKernel};
 use crate::lower::kernel::{Dense, Norm};
 use crate::ops::options::{Activation, AttentionScale, GruOutput, MemoryOutput};
 use crate::runtime::fused;
@@ -64,11 +65,8 @@ impl Interpreter<'_> {
     /// # Shapes
     /// - x: [B, N, D], mask: [B, N]; D = heads · Dh
     /// - output: [B, N, D]
-    pub(super) fn self_attention(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
-        let Kernel::SelfAttention { x, mask, heads, scale, residual, dropout, query, key, value, out, norm } = kernel
-        else {
-            unreachable!("called for SelfAttention")
-        };
+    pub(super) fn self_attention(&mut self, kernel: &AttentionKernel, out_shape: Vec<usize>) -> Value {
+        let AttentionKernel { x, mask, heads, scale, residual, dropout, query, key, value, out, norm } = kernel;
         let x = self.float(*x);
         let [b, len, d] = [x.shape[0], x.shape[1], x.shape[2]];
         let dh = d / heads;
@@ -178,10 +176,8 @@ impl Interpreter<'_> {
     /// # Shapes
     /// - key: [B, K], write: [B, W], slots: [S, M]
     /// - output: [B, M] (read) or [B, 2, M] (both)
-    pub(super) fn memory(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
-        let Kernel::Memory { key, write, slots, read_key, write_key, erase, add, persist, output } = kernel else {
-            unreachable!("called for Memory")
-        };
+    pub(super) fn memory(&mut self, kernel: &MemoryKernel, out_shape: Vec<usize>) -> Value {
+        let MemoryKernel { key, write, slots, read_key, write_key, erase, add, persist, output } = kernel;
         let key = self.float(*key).rows_by_last();
         let write = self.float(*write).rows_by_last();
         let b = key.dims()[0];

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::lower::kernel::{Arithmetic, DistributionLoss, Projection, Reduction, ScalarSide};
+use crate::lower::kernel::{GeometryKernel, LayerKernel, LayoutKernel, LossKernel, PoolingKernel};
 use crate::ops::options::{Activation, AttentionNorm, Distance, PoolMode, PositionMode};
 use crate::runtime::fused;
 use crate::runtime::tensor::{numel, split3};
@@ -55,12 +56,12 @@ fn cosine(x: Tensor<2>, y: Tensor<2>) -> Tensor<2> {
 
 impl Interpreter<'_> {
     /// Element-wise arithmetic and layout: joins, slices, reshapes and masks.
-    pub(super) fn arithmetic_and_layout(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    pub(super) fn arithmetic_and_layout(&mut self, kernel: &LayoutKernel, out_shape: Vec<usize>) -> Value {
         let b = self.batch.len;
         let n_out = numel(&out_shape);
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
         match kernel {
-            Kernel::Binary { op, a, b } => {
+            LayoutKernel::Binary { op, a, b } => {
                 let (a, b) = (self.float(*a).flat, self.float(*b).flat);
                 float(match op {
                     Arithmetic::Add => a + b,
@@ -69,7 +70,7 @@ impl Interpreter<'_> {
                     Arithmetic::Div => a / b,
                 })
             }
-            Kernel::Scalar { op, x, scalar, side } => {
+            LayoutKernel::Scalar { op, x, scalar, side } => {
                 let (x, s) = (self.float(*x).flat, *scalar);
                 float(match (op, side) {
                     (Arithmetic::Add, _) => x.add_scalar(s),
@@ -80,12 +81,14 @@ impl Interpreter<'_> {
                     (Arithmetic::Div, ScalarSide::Right) => x.div_scalar(s),
                 })
             }
-            Kernel::Neg { x } => float(self.float(*x).flat.neg()),
-            Kernel::Concat { xs, axis } => self.join(xs, |s| split3(s, *axis), out_shape),
-            Kernel::Stack { xs, axis } => self.join(xs, |s| [numel(&s[..*axis]), 1, numel(&s[*axis..])], out_shape),
-            Kernel::Slice { x, axis, start, len } => self.narrow(*x, *axis, start.at(b), len.at(b), out_shape),
-            Kernel::Index { x, axis, index } => self.narrow(*x, *axis, index.at(b), 1, out_shape),
-            Kernel::Repeat { x, axis, times } => {
+            LayoutKernel::Neg { x } => float(self.float(*x).flat.neg()),
+            LayoutKernel::Concat { xs, axis } => self.join(xs, |s| split3(s, *axis), out_shape),
+            LayoutKernel::Stack { xs, axis } => {
+                self.join(xs, |s| [numel(&s[..*axis]), 1, numel(&s[*axis..])], out_shape)
+            }
+            LayoutKernel::Slice { x, axis, start, len } => self.narrow(*x, *axis, start.at(b), len.at(b), out_shape),
+            LayoutKernel::Index { x, axis, index } => self.narrow(*x, *axis, index.at(b), 1, out_shape),
+            LayoutKernel::Repeat { x, axis, times } => {
                 let x = self.float(*x);
                 let [before, after] = [numel(&x.shape[..*axis]), numel(&x.shape[*axis..])];
                 // A broadcast view, materialised once by the reshape (burn-flex's `repeat_dim`
@@ -93,41 +96,42 @@ impl Interpreter<'_> {
                 let v: Tensor<3> = x.flat.reshape([before, 1, after]);
                 float(v.expand([before, times.at(b), after]).reshape([n_out]))
             }
-            Kernel::Reshape { x } => self.value(*x).clone().with_shape(out_shape),
-            Kernel::ToFloat { x } => float(self.float(*x).flat),
-            Kernel::Nonempty { mask } => {
+            LayoutKernel::Reshape { x } => self.value(*x).clone().with_shape(out_shape),
+            LayoutKernel::ToFloat { x } => float(self.float(*x).flat),
+            LayoutKernel::Nonempty { mask } => {
                 let m = self.mask(*mask).float();
                 let [rows, len, _] = split3(&m.shape, m.shape.len() - 1);
                 let any: Tensor<2> = m.flat.reshape([rows, len]).sum_dim(1).clamp_max(1.0);
                 float(any.reshape([rows]))
             }
-            Kernel::Keep { mask, where_ } => {
+            LayoutKernel::Keep { mask, where_ } => {
                 let (m, w) = (self.mask(*mask), self.float(*where_));
                 Value::Mask(MaskTensor { flat: m.flat.bool_and(w.flat.greater_elem(0.5)), shape: out_shape })
             }
-            Kernel::FullMask { x } => {
+            LayoutKernel::FullMask { x } => {
                 let device = self.float(*x).flat.device();
                 let ones = Tensor::<1>::ones([n_out], &device).greater_elem(0.5);
                 Value::Mask(MaskTensor { flat: ones, shape: out_shape })
             }
-            _ => unreachable!("arithmetic_and_layout does not run {kernel:?}"),
         }
     }
 
     /// Activations, softmaxes, dropout, pooling and reductions.
-    pub(super) fn activation_and_pooling(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    pub(super) fn activation_and_pooling(&mut self, kernel: &PoolingKernel, out_shape: Vec<usize>) -> Value {
         let n_out = numel(&out_shape);
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
         match kernel {
-            Kernel::Activation { x, act: a } => float(act(self.float(*x).flat, *a)),
-            Kernel::Softmax { x, axis } => float(activation::softmax(self.float(*x).around(*axis), 1).reshape([n_out])),
-            Kernel::MaskedSoftmax { x, mask } => {
+            PoolingKernel::Activation { x, act: a } => float(act(self.float(*x).flat, *a)),
+            PoolingKernel::Softmax { x, axis } => {
+                float(activation::softmax(self.float(*x).around(*axis), 1).reshape([n_out]))
+            }
+            PoolingKernel::MaskedSoftmax { x, mask } => {
                 let x = self.float(*x).rows_by_last();
                 let valid = self.mask(*mask).flat.reshape(x.dims());
                 float(masked_softmax(x, valid, 1.0).reshape([n_out]))
             }
-            Kernel::Dropout { x, rate } => float(self.dropout(self.float(*x).flat, *rate)),
-            Kernel::Pool { x, mask, mode, include_padding } => {
+            PoolingKernel::Dropout { x, rate } => float(self.dropout(self.float(*x).flat, *rate)),
+            PoolingKernel::Pool { x, mask, mode, include_padding } => {
                 let x = self.float(*x);
                 let [batch, len, rest] = split3(&x.shape, 1);
                 let x3: Tensor<3> = x.flat.reshape([batch, len, rest]);
@@ -144,7 +148,7 @@ impl Interpreter<'_> {
                 };
                 float(y.reshape([n_out]))
             }
-            Kernel::AttentionPool { values, scores, mask, norm, temperature } => {
+            PoolingKernel::AttentionPool { values, scores, mask, norm, temperature } => {
                 let v = self.float(*values);
                 let [batch, len, d] = [v.shape[0], v.shape[1], v.shape[2]];
                 let s: Tensor<2> = self.float(*scores).flat.reshape([batch, len]);
@@ -160,7 +164,7 @@ impl Interpreter<'_> {
                 let y: Tensor<3> = (weights.unsqueeze_dim::<3>(2) * v.rank3()).sum_dim(1);
                 float(y.reshape([batch * d]))
             }
-            Kernel::Reduce { x, axis, reduction } => {
+            PoolingKernel::Reduce { x, axis, reduction } => {
                 let x3 = self.float(*x).around(*axis);
                 let y = match reduction {
                     Reduction::Sum => x3.sum_dim(1),
@@ -168,24 +172,23 @@ impl Interpreter<'_> {
                 };
                 float(y.reshape([n_out]))
             }
-            _ => unreachable!("activation_and_pooling does not run {kernel:?}"),
         }
     }
 
     /// Vector geometry: dot products, cosines, projections, FM and item scores.
-    pub(super) fn geometry(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    pub(super) fn geometry(&mut self, kernel: &GeometryKernel, out_shape: Vec<usize>) -> Value {
         let n_out = numel(&out_shape);
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
         match kernel {
-            Kernel::Dot { a, b } => {
+            GeometryKernel::Dot { a, b } => {
                 let (a, b) = (self.float(*a).rows_by_last(), self.float(*b).rows_by_last());
                 float((a * b).sum_dim(1).reshape([n_out]))
             }
-            Kernel::Cosine { a, b } => {
+            GeometryKernel::Cosine { a, b } => {
                 let (a, b) = (self.float(*a).rows_by_last(), self.float(*b).rows_by_last());
                 float(cosine(a, b).reshape([n_out]))
             }
-            Kernel::Project { a, onto, keep } => {
+            GeometryKernel::Project { a, onto, keep } => {
                 let (a, onto) = (self.float(*a).rows_by_last(), self.float(*onto).rows_by_last());
                 let coef =
                     (a.clone() * onto.clone()).sum_dim(1) / (onto.clone() * onto.clone()).sum_dim(1).add_scalar(1e-8);
@@ -198,7 +201,7 @@ impl Interpreter<'_> {
                     .reshape([n_out]),
                 )
             }
-            Kernel::Fm { x, reduce } => {
+            GeometryKernel::Fm { x, reduce } => {
                 let x = self.float(*x);
                 let x3 = x.rank3();
                 let sum = x3.clone().sum_dim(1);
@@ -208,24 +211,23 @@ impl Interpreter<'_> {
                 let y = if *reduce { y.sum_dim(1) } else { y };
                 float(y.reshape([n_out]))
             }
-            Kernel::ItemLogits { s, table } => {
+            GeometryKernel::ItemLogits { s, table } => {
                 let s = self.float(*s).rows_by_last();
                 float(s.matmul(self.matrix(*table).transpose()).reshape([n_out]))
             }
-            _ => unreachable!("geometry does not run {kernel:?}"),
         }
     }
 
     /// The weighted layers without internal steps.
-    pub(super) fn layers(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    pub(super) fn layers(&mut self, kernel: &LayerKernel, out_shape: Vec<usize>) -> Value {
         let n_out = numel(&out_shape);
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
         match kernel {
-            Kernel::Embedding { ids, table } => {
+            LayerKernel::Embedding { ids, table } => {
                 let ids = self.ids(*ids);
                 float(self.rows(*table, ids.flat).reshape([n_out]))
             }
-            Kernel::PositionEmbedding { x, table, mode } => {
+            LayerKernel::PositionEmbedding { x, table, mode } => {
                 let x = self.float(*x);
                 let table = self.matrix(*table).unsqueeze_dim::<3>(0);
                 let y = match mode {
@@ -234,11 +236,11 @@ impl Interpreter<'_> {
                 };
                 float(y.reshape([n_out]))
             }
-            Kernel::Linear { x, weight, bias } => {
+            LayerKernel::Linear { x, weight, bias } => {
                 let x = self.float(*x).rows_by_last();
                 float(affine(x, self.matrix(*weight), bias.map(|p| self.param(p))).reshape([n_out]))
             }
-            Kernel::Mlp { x, layers, act: hidden_act, out_act, dropout } => {
+            LayerKernel::Mlp { x, layers, act: hidden_act, out_act, dropout } => {
                 let mut h = self.float(*x).rows_by_last();
                 for (i, layer) in layers.iter().enumerate() {
                     h = affine(h, self.matrix(layer.weight), Some(self.param(layer.bias)));
@@ -250,26 +252,25 @@ impl Interpreter<'_> {
                 }
                 float(h.reshape([n_out]))
             }
-            Kernel::LayerNorm { x, norm, eps } => {
+            LayerKernel::LayerNorm { x, norm, eps } => {
                 let x = self.float(*x).rows_by_last();
                 float(layer_norm(x, self.param(norm.gamma), self.param(norm.beta), *eps).reshape([n_out]))
             }
-            Kernel::Wide { ids, weight, bias } => {
+            LayerKernel::Wide { ids, weight, bias } => {
                 let ids = self.ids(*ids);
                 let (batch, fields) = (ids.shape[0], ids.shape[1]);
                 let w: Tensor<2> = self.rows(*weight, ids.flat).reshape([batch, fields]);
                 float((w + self.param(*bias).unsqueeze_dim::<2>(0)).reshape([batch * fields]))
             }
-            _ => unreachable!("layers does not run {kernel:?}"),
         }
     }
 
     /// The per-example loss terms, [B].
-    pub(super) fn losses(&mut self, kernel: &Kernel, out_shape: Vec<usize>) -> Value {
+    pub(super) fn losses(&mut self, kernel: &LossKernel, out_shape: Vec<usize>) -> Value {
         let b = self.batch.len;
         let float = |t: Tensor<1>| Value::Float(FloatTensor::new(t, out_shape.clone()));
         match kernel {
-            Kernel::ProbabilityLoss { p, label, weight, positives_only } => {
+            LossKernel::ProbabilityLoss { p, label, weight, positives_only } => {
                 let y = self.label(*label);
                 let p = self.float(*p).flat.clamp(EPS, 1.0 - EPS);
                 let loss = if *positives_only {
@@ -279,13 +280,13 @@ impl Interpreter<'_> {
                 };
                 float(self.weighted(*weight, loss))
             }
-            Kernel::BceLogits { logit, label, weight } => {
+            LossKernel::BceLogits { logit, label, weight } => {
                 let y = self.label(*label);
                 let z = self.float(*logit).flat;
                 let loss = activation::relu(z.clone()) - z.clone() * y + z.abs().neg().exp().log1p();
                 float(self.weighted(*weight, loss))
             }
-            Kernel::Distribution { p, target, label, weight, loss } => {
+            LossKernel::Distribution { p, target, label, weight, loss } => {
                 let p = self.float(*p).rows_by_last();
                 // Without `target`, p is a sampled softmax whose column 0 is the target.
                 let picked: Tensor<1> = match target {
@@ -301,7 +302,7 @@ impl Interpreter<'_> {
                 }
                 float(self.weighted(*weight, per_example))
             }
-            Kernel::Triplet { anchor, positive, negative, margin, distance, weight } => {
+            LossKernel::Triplet { anchor, positive, negative, margin, distance, weight } => {
                 let a = self.float(*anchor).rows_by_last();
                 let (pos, neg) = (self.float(*positive).rows_by_last(), self.float(*negative).rows_by_last());
                 let dist = |x: Tensor<2>, y: Tensor<2>| -> Tensor<2> {
@@ -313,7 +314,6 @@ impl Interpreter<'_> {
                 let loss = activation::relu(dist(a.clone(), pos) - dist(a, neg) + *margin);
                 float(self.weighted(*weight, loss.reshape([b])))
             }
-            _ => unreachable!("losses does not run {kernel:?}"),
         }
     }
 

@@ -272,47 +272,17 @@ impl<'a> Interpreter<'a> {
                 self.sampled_logits(*s, *target, *table, *samples, *logq, out_shape)
             }
             Kernel::SampleValid { x, mask } => self.sample_valid(*x, *mask, out_shape),
-            Kernel::SelfAttention { .. } => self.self_attention(kernel, out_shape),
+            Kernel::SelfAttention(a) => self.self_attention(a, out_shape),
             Kernel::Gru { x, mask, input, hidden, output } => self.gru(*x, *mask, *input, *hidden, *output, out_shape),
             Kernel::Mmoe { x, experts, tasks, layers, gates, act } => {
                 self.mmoe(*x, *experts, *tasks, layers, *gates, *act, out_shape)
             }
-            Kernel::Memory { .. } => self.memory(kernel, out_shape),
-            Kernel::Binary { .. }
-            | Kernel::Scalar { .. }
-            | Kernel::Neg { .. }
-            | Kernel::Concat { .. }
-            | Kernel::Stack { .. }
-            | Kernel::Slice { .. }
-            | Kernel::Index { .. }
-            | Kernel::Repeat { .. }
-            | Kernel::Reshape { .. }
-            | Kernel::ToFloat { .. }
-            | Kernel::Nonempty { .. }
-            | Kernel::Keep { .. }
-            | Kernel::FullMask { .. } => self.arithmetic_and_layout(kernel, out_shape),
-            Kernel::Activation { .. }
-            | Kernel::Softmax { .. }
-            | Kernel::MaskedSoftmax { .. }
-            | Kernel::Dropout { .. }
-            | Kernel::Pool { .. }
-            | Kernel::AttentionPool { .. }
-            | Kernel::Reduce { .. } => self.activation_and_pooling(kernel, out_shape),
-            Kernel::Dot { .. }
-            | Kernel::Cosine { .. }
-            | Kernel::Project { .. }
-            | Kernel::Fm { .. }
-            | Kernel::ItemLogits { .. } => self.geometry(kernel, out_shape),
-            Kernel::Embedding { .. }
-            | Kernel::PositionEmbedding { .. }
-            | Kernel::Linear { .. }
-            | Kernel::Mlp { .. }
-            | Kernel::LayerNorm { .. }
-            | Kernel::Wide { .. } => self.layers(kernel, out_shape),
-            Kernel::ProbabilityLoss { .. }
-            | Kernel::BceLogits { .. }
-            | Kernel::Distribution { .. }
-            | Kernel::Triplet { .. } => self.losses(kernel, out_shape),
+            Kernel::Memory(m) => self.memory(m, out_shape),
+            Kernel::Layout(k) => self.arithmetic_and_layout(k, out_shape),
+            Kernel::Pooling(k) => self.activation_and_pooling(k, out_shape),
+            Kernel::Geometry(k) => self.geometry(k, out_shape),
+            Kernel::Layer(k) => self.layers(k, out_shape),
+            Kernel::Loss(k) => self.losses(k, out_shape),
         }
     }
 }
