@@ -145,7 +145,7 @@ pub struct Stmt {
 
 impl Stmt {
     /// The statement keyword, for messages.
-    pub fn keyword(&self) -> &'static str {
+    pub(crate) fn keyword(&self) -> &'static str {
         match self.kind {
             StmtKind::Dim { .. } => "dim",
             StmtKind::Param { .. } => "param",

@@ -157,7 +157,7 @@ impl OptimizerKind {
     }
 
     /// How many tensors of a parameter's size the optimizer keeps per parameter.
-    pub fn state_tensors(self) -> usize {
+    pub(crate) fn state_tensors(self) -> usize {
         match self {
             OptimizerKind::Adam => 2,
             OptimizerKind::Adagrad => 1,
@@ -219,7 +219,7 @@ pub struct TrainSettings {
 
 /// The default shuffle buffer: about a minute of a two-core run's rows, and a few tens of MB of
 /// buffered rows.
-pub const DEFAULT_SHUFFLE_BUFFER: usize = 10_000;
+pub(crate) const DEFAULT_SHUFFLE_BUFFER: usize = 10_000;
 
 impl std::fmt::Display for TrainSettings {
     /// `adam, lr 0.005, batch 256, 3 epochs, seed 1` (and `, at most 40 steps per epoch`).
@@ -273,7 +273,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Parses run-config text; errors name the file and line.
-pub fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, ConfigError> {
+pub(crate) fn parse_run_config(name: &str, text: &str) -> Result<RunConfig, ConfigError> {
     let file: RunConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         file: name.to_string(),
         line: e.span().map(|s| line_of(text, s.start)),

@@ -135,12 +135,12 @@ impl Diagnostic {
         self
     }
 
-    pub fn with_label(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
+    pub(crate) fn with_label(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
         self.secondary.push(SpanLabel { span, message: label.into() });
         self
     }
 
-    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
     }
@@ -213,7 +213,7 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic]) -> String {
 
 /// Edit distance between two names, for "did you mean" hints: insertions, deletions,
 /// substitutions and swaps of two adjacent characters (`lable` → `label`) each cost 1.
-pub fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     // rows[i][j]: the distance between a[..i] and b[..j]; only three rows are live.
     let mut before: Vec<usize> = vec![0; b.len() + 1];
@@ -233,7 +233,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate within a small edit distance, if any.
-pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -245,7 +245,7 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// A "did you mean" help line, if a candidate is close.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     suggest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 

@@ -5,14 +5,14 @@
 //! (`D/H`). Two dims are equal exactly when their canonical forms are equal, so `2*D + 1` and
 //! `D + 1 + D` compare equal, and `D` never equals `E` even when both happen to be 64.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The batch dimension: bound by every spec, sized by each batch at run time.
 pub const BATCH: &str = "B";
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Atom {
+pub(crate) enum Atom {
     Sym(String),
     /// An unsimplified quotient, numerator / denominator.
     Div(Box<Dim>, Box<Dim>),
@@ -70,7 +70,7 @@ impl Dim {
     }
 
     /// The value if this dim has no symbols.
-    pub fn as_constant(&self) -> Option<i64> {
+    pub(crate) fn as_constant(&self) -> Option<i64> {
         match self.terms.len() {
             0 => Some(0),
             1 => self.terms.get(&vec![]).copied(),
@@ -81,7 +81,7 @@ impl Dim {
     /// The names this dim mentions, sorted and deduplicated.
     /// Whether the dim is at most linear in `sym`: no monomial holds it twice and no
     /// unsimplified quotient holds it at all.
-    pub fn linear_in(&self, sym: &str) -> bool {
+    pub(crate) fn linear_in(&self, sym: &str) -> bool {
         self.terms.keys().all(|mono| {
             let mut count = 0;
             mono.iter().all(|atom| match atom {
@@ -94,7 +94,7 @@ impl Dim {
         })
     }
 
-    pub fn symbols(&self) -> Vec<String> {
+    pub(crate) fn symbols(&self) -> Vec<String> {
         let mut out = vec![];
         for mono in self.terms.keys() {
             for atom in mono {
@@ -149,7 +149,7 @@ impl Dim {
     /// Exact division. Simplifies when the divisor is a constant dividing every coefficient, or
     /// when the dividend is a constant multiple of the divisor; otherwise keeps a quotient atom
     /// whose divisibility is checked when evaluated.
-    pub fn div(&self, other: &Dim) -> Dim {
+    pub(crate) fn div(&self, other: &Dim) -> Dim {
         if let Some(d) = other.as_constant() {
             if d == 1 {
                 return self.clone();
@@ -172,7 +172,8 @@ impl Dim {
     }
 
     /// Substitutes named dims by other dims (used when a block's dimension variables are bound).
-    pub fn substitute(&self, map: &HashMap<String, Dim>) -> Dim {
+    #[cfg(test)]
+    pub(crate) fn substitute(&self, map: &std::collections::HashMap<String, Dim>) -> Dim {
         let mut out = Dim::default();
         for (mono, c) in &self.terms {
             let mut term = Dim::constant(*c);
@@ -356,7 +357,7 @@ mod tests {
 
     #[test]
     fn substitution_binds_variables() {
-        let mut m = HashMap::new();
+        let mut m = std::collections::HashMap::new();
         m.insert("N".to_string(), d("T").add(&c(1)));
         let e = d("N").mul(&d("D"));
         assert_eq!(e.substitute(&m), d("T").mul(&d("D")).add(&d("D")));

@@ -30,7 +30,7 @@ impl FileError {
     }
 
     /// The error of renaming `from` to `to`, for `map_err`.
-    pub fn renaming(from: &Path, to: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+    pub(crate) fn renaming(from: &Path, to: &Path) -> impl FnOnce(std::io::Error) -> FileError {
         let (from, to) = (from.to_path_buf(), to.to_path_buf());
         move |source| FileError::Rename { from, to, source }
     }
@@ -51,14 +51,14 @@ impl std::error::Error for FileError {}
 
 /// A file written as `name.tmp` in `dir`; [`Staged::finish`] flushes it and returns the
 /// temporary and final paths, for the caller to rename once every file of a set is complete.
-pub struct Staged {
+pub(crate) struct Staged {
     tmp: PathBuf,
     dest: PathBuf,
     w: BufWriter<File>,
 }
 
 impl Staged {
-    pub fn create(dir: &Path, name: &str) -> Result<Staged, FileError> {
+    pub(crate) fn create(dir: &Path, name: &str) -> Result<Staged, FileError> {
         let dest = dir.join(name);
         let tmp = dir.join(format!("{name}.tmp"));
         let f = File::create(&tmp).map_err(FileError::at("create", &tmp))?;

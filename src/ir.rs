@@ -185,7 +185,7 @@ pub struct Loss {
 }
 
 impl Graph {
-    pub fn dim_value(&self, name: &str) -> Option<i64> {
+    pub(crate) fn dim_value(&self, name: &str) -> Option<i64> {
         if name == crate::dim::BATCH {
             return None;
         }
@@ -204,7 +204,7 @@ impl Graph {
         self.instances.iter().map(Instance::param_count).sum()
     }
 
-    pub fn total_state(&self) -> i64 {
+    pub(crate) fn total_state(&self) -> i64 {
         self.instances.iter().flat_map(|i| &i.params).filter(|p| p.state).map(|p| p.count).sum()
     }
 }

@@ -49,7 +49,7 @@ pub fn compile_file(
 }
 
 /// Loads and checks a spec file read from `files` (a git revision, say) instead of the disk.
-pub fn compile_with(
+pub(crate) fn compile_with(
     files: &dyn load::SpecFiles,
     path: &Path,
     overrides: &[overrides::Override],

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Texts that stand in for files on disk (an editor's unsaved buffers), keyed by canonical path.
-pub type Overlay = HashMap<PathBuf, String>;
+pub(crate) type Overlay = HashMap<PathBuf, String>;
 
 /// A root file and everything it imports, parsed.
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ impl std::error::Error for LoadError {}
 
 /// Where the loader reads spec files. Paths are the root's path as given and, for a relative
 /// import, `canonical(importer).parent()` joined with the import's path.
-pub trait SpecFiles {
+pub(crate) trait SpecFiles {
     /// The text of a spec file.
     fn read(&self, path: &Path) -> std::io::Result<String>;
     /// One path per file, so that a file imported twice is loaded once and cycles are found.
@@ -72,7 +72,7 @@ pub trait SpecFiles {
 }
 
 /// The file system, with the standard library built into the binary.
-pub struct Disk;
+pub(crate) struct Disk;
 
 impl SpecFiles for Disk {
     fn read(&self, path: &Path) -> std::io::Result<String> {
@@ -102,7 +102,7 @@ impl SpecFiles for Overlaid<'_> {
 
 /// [`load_file`] with some files' texts taken from `overlay` instead of the disk: the root and
 /// any import whose canonical path (or, for a root not on disk, whose path as given) it holds.
-pub fn load_file_with(path: &Path, overlay: &Overlay) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+pub(crate) fn load_file_with(path: &Path, overlay: &Overlay) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
     load_with(&Overlaid(overlay), path)
 }
 
@@ -112,7 +112,7 @@ pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError
 }
 
 /// Loads a spec file and its imports from `files`, as [`load_file`] does from disk.
-pub fn load_with(files: &dyn SpecFiles, path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+pub(crate) fn load_with(files: &dyn SpecFiles, path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
     let text = files.read(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
     let mut loader = Loader::new(files);
     loader.load(files.name(path), Some(files.canonical(path)), text, None);
@@ -120,7 +120,7 @@ pub fn load_with(files: &dyn SpecFiles, path: &Path) -> Result<(LoadedSpec, Vec<
 }
 
 /// Loads a spec from a string (tests, fuzzing). Relative imports are unavailable.
-pub fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
+pub(crate) fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
     let mut loader = Loader::new(&Disk);
     loader.load(name.to_string(), None, text.to_string(), None);
     (loader.program, loader.diags)

@@ -34,7 +34,7 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> Option<f64> {
 
 /// Per-user AUC averaged with each user's impression count as weight, over users that have
 /// both classes. Returns `(gauc, users counted)`.
-pub fn gauc(scores: &[f32], labels: &[f32], users: &[u64]) -> Option<(f64, usize)> {
+pub(crate) fn gauc(scores: &[f32], labels: &[f32], users: &[u64]) -> Option<(f64, usize)> {
     let mut groups: BTreeMap<u64, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
     for ((s, y), u) in scores.iter().zip(labels).zip(users) {
         let g = groups.entry(*u).or_default();
@@ -53,7 +53,7 @@ pub fn gauc(scores: &[f32], labels: &[f32], users: &[u64]) -> Option<(f64, usize
 }
 
 /// Mean binary log loss of probabilities, clipped to [1e-7, 1 - 1e-7].
-pub fn logloss(probs: &[f32], labels: &[f32]) -> Option<f64> {
+pub(crate) fn logloss(probs: &[f32], labels: &[f32]) -> Option<f64> {
     if probs.is_empty() {
         return None;
     }
@@ -70,13 +70,13 @@ pub fn logloss(probs: &[f32], labels: &[f32]) -> Option<f64> {
 }
 
 /// RelaImpr = (AUC(model) - 0.5) / (AUC(base) - 0.5) - 1 (Yan et al., 2014).
-pub fn rela_impr(model_auc: f64, base_auc: f64) -> Option<f64> {
+pub(crate) fn rela_impr(model_auc: f64, base_auc: f64) -> Option<f64> {
     let denom = base_auc - 0.5;
     (denom.abs() > 1e-12).then(|| (model_auc - 0.5) / denom - 1.0)
 }
 
 /// Recall@K and NDCG@K of one target within a row of scores (one relevant item).
-pub fn rank_metrics(row: &[f32], target: usize, k: usize) -> (f64, f64) {
+pub(crate) fn rank_metrics(row: &[f32], target: usize, k: usize) -> (f64, f64) {
     let t = row[target];
     // The target's rank: items scored strictly higher, plus earlier ties (stable order).
     let higher = row.iter().enumerate().filter(|(i, s)| **s > t || (**s == t && *i < target)).count();

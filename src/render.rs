@@ -281,7 +281,7 @@ impl GraphView {
 }
 
 /// A template environment with the built-in templates and the helpers they use.
-pub fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
@@ -342,7 +342,7 @@ impl std::fmt::Display for RenderError {
 impl std::error::Error for RenderError {}
 
 /// Renders a built-in template by name.
-pub fn render_builtin(name: &str, ctx: impl Serialize) -> Result<String, RenderError> {
+pub(crate) fn render_builtin(name: &str, ctx: impl Serialize) -> Result<String, RenderError> {
     let env = environment();
     let template_error = |source| RenderError::Template { name: name.to_string(), source };
     let t = env.get_template(name).map_err(template_error)?;

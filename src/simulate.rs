@@ -125,7 +125,7 @@ pub struct SplitSummary {
 /// The label streams every row carries, in order. `positive` is "any positive interaction"
 /// (click, like, follow, push or comment), DLEN's check for its latent "user prefers" target;
 /// `engaged` is a click that was not skipped (a long view), the retrieval positive.
-pub const LABELS: [&str; 10] =
+pub(crate) const LABELS: [&str; 10] =
     ["click", "unclick", "like", "dislike", "skip", "follow", "push", "comment", "positive", "engaged"];
 
 fn label_values(e: &Event) -> [bool; 10] {

@@ -52,11 +52,11 @@ impl SourceMap {
         &self.files[id.0 as usize]
     }
 
-    pub fn find_path(&self, path: &Path) -> Option<FileId> {
+    pub(crate) fn find_path(&self, path: &Path) -> Option<FileId> {
         self.files.iter().position(|f| f.path.as_deref() == Some(path)).map(|i| FileId(i as u32))
     }
 
-    pub fn find_name(&self, name: &str) -> Option<FileId> {
+    pub(crate) fn find_name(&self, name: &str) -> Option<FileId> {
         self.files.iter().position(|f| f.name == name).map(|i| FileId(i as u32))
     }
 

@@ -46,7 +46,7 @@ pub struct SyntaxNode {
 
 impl SyntaxNode {
     /// Whether this is a token.
-    pub fn is_token(&self) -> bool {
+    pub(crate) fn is_token(&self) -> bool {
         self.children.is_empty()
     }
 

@@ -31,8 +31,8 @@ pub struct Range {
 }
 
 impl Range {
-    pub const ANY: Range = Range { lo: f64::NEG_INFINITY, hi: f64::INFINITY };
-    pub const UNIT: Range = Range { lo: 0.0, hi: 1.0 };
+    pub(crate) const ANY: Range = Range { lo: f64::NEG_INFINITY, hi: f64::INFINITY };
+    pub(crate) const UNIT: Range = Range { lo: 0.0, hi: 1.0 };
 
     pub fn point(v: f64) -> Range {
         Range { lo: v, hi: v }
@@ -42,7 +42,7 @@ impl Range {
         self.lo >= 0.0 && self.hi <= 1.0
     }
 
-    pub fn is_bounded(self) -> bool {
+    pub(crate) fn is_bounded(self) -> bool {
         self.lo.is_finite() && self.hi.is_finite()
     }
 
@@ -50,11 +50,11 @@ impl Range {
         Range { lo: self.lo + o.lo, hi: self.hi + o.hi }
     }
 
-    pub fn negate(self) -> Range {
+    pub(crate) fn negate(self) -> Range {
         Range { lo: -self.hi, hi: -self.lo }
     }
 
-    pub fn minus(self, o: Range) -> Range {
+    pub(crate) fn minus(self, o: Range) -> Range {
         self.plus(o.negate())
     }
 
@@ -73,7 +73,7 @@ impl Range {
         }
     }
 
-    pub fn hull(self, o: Range) -> Range {
+    pub(crate) fn hull(self, o: Range) -> Range {
         Range { lo: self.lo.min(o.lo), hi: self.hi.max(o.hi) }
     }
 }
@@ -99,7 +99,7 @@ impl fmt::Display for Range {
 }
 
 /// Fixed, locale-free float formatting used by every rendering: shortest round-trip form.
-pub fn format_float(v: f64) -> String {
+pub(crate) fn format_float(v: f64) -> String {
     if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
         format!("{v:.1}")
     } else {
@@ -138,7 +138,7 @@ impl TensorType {
         TensorType { dtype: DType::Mask, range: Range::UNIT, ..TensorType::float(shape) }
     }
 
-    pub fn with_range(mut self, range: Range) -> TensorType {
+    pub(crate) fn with_range(mut self, range: Range) -> TensorType {
         self.range = range;
         self
     }
@@ -147,12 +147,12 @@ impl TensorType {
         self.shape.len()
     }
 
-    pub fn shape_str(&self) -> String {
+    pub(crate) fn shape_str(&self) -> String {
         shape_str(&self.shape)
     }
 }
 
-pub fn shape_str(shape: &[Dim]) -> String {
+pub(crate) fn shape_str(shape: &[Dim]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", dims.join(", "))
 }

@@ -26,7 +26,7 @@ pub fn compile_for_data(
 }
 
 /// The data set's `data.toml` hyperparameters, if it has one, as optional overrides.
-pub fn data_overrides(data: &Path) -> Result<Vec<Override>, AppError> {
+pub(crate) fn data_overrides(data: &Path) -> Result<Vec<Override>, AppError> {
     let p = data.join("data.toml");
     if !p.exists() {
         return Ok(vec![]);
@@ -35,12 +35,12 @@ pub fn data_overrides(data: &Path) -> Result<Vec<Override>, AppError> {
 }
 
 /// The splits of a data set, in the order they are used.
-pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+pub(crate) const SPLITS: [&str; 3] = ["train", "valid", "test"];
 
 /// The path of one split of the data set, which must exist: `SPLIT.jsonl`, `SPLIT.parquet`, or
 /// a folder `SPLIT/` of shards ([`crate::data::shards`]); one of them — two is an error naming
 /// both, so a stale copy is never read by accident.
-pub fn split_file(data: &Path, split: &str) -> Result<PathBuf, AppError> {
+pub(crate) fn split_file(data: &Path, split: &str) -> Result<PathBuf, AppError> {
     let mut found: Vec<PathBuf> = DataFormat::ALL
         .iter()
         .map(|f| data.join(format!("{split}.{}", f.extension())))

@@ -62,7 +62,7 @@ pub struct Repo {
 
 impl Repo {
     /// The work tree holding `dir`.
-    pub fn discover(dir: &Path) -> Result<Repo, GitError> {
+    pub(crate) fn discover(dir: &Path) -> Result<Repo, GitError> {
         let run = |arg: &str| {
             output(Command::new("git").current_dir(dir).args(["rev-parse", arg]))?
                 .map_err(|message| GitError::NotARepository { dir: dir.to_path_buf(), message })
@@ -86,12 +86,12 @@ impl Repo {
     }
 
     /// Every file in the tree of `commit`.
-    pub fn files_at(&self, commit: &str) -> Result<BTreeSet<String>, GitError> {
+    pub(crate) fn files_at(&self, commit: &str) -> Result<BTreeSet<String>, GitError> {
         self.names(&["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit])
     }
 
     /// Every file in the work tree that git tracks or would track (untracked but not ignored).
-    pub fn work_tree_files(&self) -> Result<BTreeSet<String>, GitError> {
+    pub(crate) fn work_tree_files(&self) -> Result<BTreeSet<String>, GitError> {
         let mut names = self.names(&["ls-files", "-z", "--cached", "--others", "--exclude-standard"])?;
         names.retain(|n| self.top.join(n).is_file());
         Ok(names)
@@ -99,14 +99,14 @@ impl Repo {
 
     /// The files that differ between `commit` and the work tree: modified, added (untracked
     /// ones too, unless ignored) and deleted.
-    pub fn changed_since(&self, commit: &str) -> Result<BTreeSet<String>, GitError> {
+    pub(crate) fn changed_since(&self, commit: &str) -> Result<BTreeSet<String>, GitError> {
         let mut names = self.names(&["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", commit, "--"])?;
         names.extend(self.names(&["ls-files", "-z", "--others", "--exclude-standard"])?);
         Ok(names)
     }
 
     /// The text of `path` at `commit`.
-    pub fn read_at(&self, commit: &str, path: &str) -> Result<String, GitError> {
+    pub(crate) fn read_at(&self, commit: &str, path: &str) -> Result<String, GitError> {
         let spec = format!("{commit}:{path}");
         let bytes = bytes(self.command().args(["cat-file", "blob", &spec]))?;
         String::from_utf8(bytes).map_err(|_| GitError::Failed {
@@ -147,7 +147,7 @@ impl Repo {
 }
 
 /// A path with `.` and `name/..` folded away, without touching the file system.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

@@ -11,7 +11,7 @@ use crate::render::{thousands, ComputeView, MemoryView};
 use std::fmt;
 
 /// The batch size the model card's memory section assumes (the training default).
-pub const CARD_BATCH: usize = 256;
+pub(crate) const CARD_BATCH: usize = 256;
 
 /// The estimate for training `program` at `batch` examples with `train`'s optimizers.
 pub fn for_training(program: &Program, batch: usize, train: &TrainSettings) -> MemoryEstimate {
@@ -64,7 +64,7 @@ pub fn model_card(graph: &Graph) -> Result<String, AppError> {
 
 /// The model card's compute rows: the forward pass and a training step, per example and per
 /// batch, and the three steps that cost most in training.
-pub fn compute_view(program: &Program, batch: usize) -> ComputeView {
+pub(crate) fn compute_view(program: &Program, batch: usize) -> ComputeView {
     let (total, per_step) = flops::count(program, batch);
     let c = |n: u128| Count(n).to_string();
     let rows = vec![

@@ -41,11 +41,11 @@ pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> Str
 pub const EVAL_BATCH_SIZE: usize = 1024;
 
 /// Histories scored per forward pass when recommending (recommend, responsiveness).
-pub const RECOMMEND_CHUNK: usize = 1024;
+pub(crate) const RECOMMEND_CHUNK: usize = 1024;
 
 /// Held-out rows with a dislike measured for re-recommendation: all of them, or a uniform
 /// sample of this many.
-pub const RERECOMMEND_ROWS: usize = 5000;
+pub(crate) const RERECOMMEND_ROWS: usize = 5000;
 
 /// Why a command could not do its work. Spec diagnostics are not errors here: they are
 /// reported by the compiler and make a command exit with 1.

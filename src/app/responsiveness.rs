@@ -96,7 +96,7 @@ const DWELL_SAMPLE: usize = 100_000;
 /// skip, in seconds (`NAME.dwell` holds log1p seconds). The fixed 30 s / 2 s it replaces lay
 /// outside the range of data sets whose dwell is on another scale (MovieLens' log1p(rating) is
 /// 0.7-1.8, log1p(30 s) is 3.4): a long view the model had never seen.
-pub fn dwell_scale(train: &Path, history: &str, seed: u64) -> Result<DwellScale, AppError> {
+pub(crate) fn dwell_scale(train: &Path, history: &str, seed: u64) -> Result<DwellScale, AppError> {
     let (dwell_key, flag_key) = (format!("{history}.dwell"), format!("{history}.disliked"));
     let mut sample = Reservoir::new(DWELL_SAMPLE, Rng::derive(seed, 13, 0));
     for_each_row(train, |_, v| {
@@ -129,8 +129,8 @@ pub struct Step {
 }
 
 /// Seconds of a long view and of a skip where the training histories hold no step.
-pub const LONG_VIEW: f64 = 30.0;
-pub const SKIP_VIEW: f64 = 2.0;
+pub(crate) const LONG_VIEW: f64 = 30.0;
+pub(crate) const SKIP_VIEW: f64 = 2.0;
 
 /// The counterfactual continuations of one history at the branching step: identical up to the
 /// last step, which differs only in the user's action on `last`.
@@ -207,7 +207,7 @@ pub struct Report {
 }
 
 /// Item id -> (cluster, creator), from the simulator's items.jsonl.
-pub fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, AppError> {
+pub(crate) fn read_items(path: &Path) -> Result<Vec<(i64, i64)>, AppError> {
     let mut items: Vec<(i64, i64)> = vec![];
     for_each_json_row(path, |_, v| {
         let field = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| format!("missing integer `{k}`"));
@@ -248,7 +248,7 @@ fn err_at(e: (usize, String)) -> AppError {
 /// users in the order they first appear, cycled to `users` (dwell read back from log1p seconds).
 /// One per user, so that the starts stand for many users: a file sorted by time or by user would
 /// otherwise give most of them to a few heavy users.
-pub fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppError> {
+pub(crate) fn start_histories(file: &Path, s: &Settings) -> Result<Vec<Vec<Step>>, AppError> {
     let mut found = vec![];
     let mut seen = std::collections::HashSet::new();
     for_each_row(file, |_, v| {

@@ -100,7 +100,7 @@ impl RunDir {
     /// The checkpoint files of a completed epoch: the model, then the optimizer. Each epoch
     /// writes new files; the state file then points at them, so a kill between the two leaves
     /// the previous checkpoint intact.
-    pub fn checkpoint_files(&self, epoch: usize) -> (PathBuf, PathBuf) {
+    pub(crate) fn checkpoint_files(&self, epoch: usize) -> (PathBuf, PathBuf) {
         (self.path.join(format!("model.epoch{epoch}.bpk")), self.path.join(format!("optimizer.epoch{epoch}.bpk")))
     }
 
@@ -110,7 +110,7 @@ impl RunDir {
     }
 
     /// Copies the spec (and the files it imports by relative path) into the run directory.
-    pub fn save_spec(&self, spec: &Path, loaded: &LoadedSpec) -> Result<(), AppError> {
+    pub(crate) fn save_spec(&self, spec: &Path, loaded: &LoadedSpec) -> Result<(), AppError> {
         let root_dir = spec.parent().unwrap_or(Path::new("."));
         let root_dir = root_dir.canonicalize().unwrap_or(root_dir.to_path_buf());
         for (i, f) in loaded.sources.files().iter().enumerate() {
@@ -132,7 +132,7 @@ impl RunDir {
     }
 
     /// Writes `run.toml` (the resolved settings) and `graph.txt` (the compiled graph).
-    pub fn save_settings(&self, graph: &Graph, train: &TrainSettings, data: &Path) -> Result<(), AppError> {
+    pub(crate) fn save_settings(&self, graph: &Graph, train: &TrainSettings, data: &Path) -> Result<(), AppError> {
         write_atomic(&self.path.join("run.toml"), settings_toml(graph, train, data).as_bytes())?;
         let graph_text = render::emit(graph, Emit::Graph)?;
         write_atomic(&self.path.join("graph.txt"), graph_text.as_bytes())
@@ -179,7 +179,7 @@ impl RunDir {
     }
 
     /// The run's compiled graph from its saved spec and `run.toml`, with the run's loss weights.
-    pub fn load_graph(&self) -> Result<(Graph, RunConfig), AppError> {
+    pub(crate) fn load_graph(&self) -> Result<(Graph, RunConfig), AppError> {
         let config = crate::config::load_run_config(&self.path.join("run.toml"))?;
         let spec = self.path.join("spec.recspec");
         let (program, checked) = crate::compile_file(&spec, &config.overrides)?;
@@ -234,11 +234,11 @@ impl RunDir {
 }
 
 /// The weights `python -m recspec_torch.train` writes into a run directory.
-pub const TORCH_WEIGHTS: &str = "model.safetensors";
+pub(crate) const TORCH_WEIGHTS: &str = "model.safetensors";
 
 /// The training loop's [`EpochSink`] for a run directory: commits every completed epoch, and
 /// appends every step's losses to `steps.jsonl`.
-pub struct EpochWriter<'a> {
+pub(crate) struct EpochWriter<'a> {
     dir: &'a RunDir,
     state: RunState,
     steps: Option<std::io::BufWriter<std::fs::File>>,
@@ -247,7 +247,7 @@ pub struct EpochWriter<'a> {
 /// The step log: one line per training step, `{"step", "epoch", "loss", "terms": {name: value}}`
 /// (`loss` the weighted sum, `terms` unweighted). Buffered; a killed run loses at most the
 /// buffer's last lines, and `recspec report` skips a torn last line.
-pub const STEPS_FILE: &str = "steps.jsonl";
+pub(crate) const STEPS_FILE: &str = "steps.jsonl";
 
 impl<'a> EpochWriter<'a> {
     pub fn new(dir: &'a RunDir, state: RunState) -> EpochWriter<'a> {

@@ -40,7 +40,7 @@ pub fn merge_train_settings(config: Option<&TrainSettings>, flags: &TrainFlags) 
 
 /// The settings file of a run, in the run-config format so it can be read back with
 /// [`crate::config::load_run_config`].
-pub fn settings_toml(graph: &Graph, train: &TrainSettings, data: &Path) -> String {
+pub(crate) fn settings_toml(graph: &Graph, train: &TrainSettings, data: &Path) -> String {
     let mut out = String::from("# written by recspec train: the resolved settings of this run\n[hparams]\n");
     for d in graph.dims.iter().filter(|d| d.derived.is_none()) {
         out.push_str(&format!("{} = {}\n", d.name, d.value));
@@ -74,7 +74,7 @@ pub fn settings_toml(graph: &Graph, train: &TrainSettings, data: &Path) -> Strin
 }
 
 /// Applies `[loss_weights]` to a compiled graph; unknown loss names are errors.
-pub fn apply_loss_weights(graph: &mut Graph, weights: &BTreeMap<String, f64>) -> Result<(), AppError> {
+pub(crate) fn apply_loss_weights(graph: &mut Graph, weights: &BTreeMap<String, f64>) -> Result<(), AppError> {
     for (name, w) in weights {
         match graph.losses.iter_mut().find(|l| &l.name == name) {
             Some(l) => l.weight = *w,

@@ -87,7 +87,7 @@ impl Value {
     }
 
     /// Converts a constant value to a node attribute.
-    pub fn to_attr(&self) -> Option<Attr> {
+    pub(crate) fn to_attr(&self) -> Option<Attr> {
         Some(match self {
             Value::Int(d) => Attr::Int(d.clone()),
             Value::Float(v) => Attr::Float(*v),

@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Longest accepted line; longer lines are bad rows (memory stays bounded by this).
-pub const MAX_LINE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 64 << 20;
 
 enum Line {
     End,
@@ -361,7 +361,7 @@ impl Loader {
     }
 
     /// Where each row of the last batch came from: its file (shard) and 1-based row number.
-    pub fn batch_rows(&self) -> impl Iterator<Item = (&Path, usize)> + '_ {
+    pub(crate) fn batch_rows(&self) -> impl Iterator<Item = (&Path, usize)> + '_ {
         self.batch_rows.iter().map(|(shard, row)| (self.shards[*shard].as_path(), *row))
     }
 

@@ -63,7 +63,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Top-level keys the format itself uses; no input may be named like them.
-pub const RESERVED_KEYS: [&str; 4] = ["user", "time", "labels", "weights"];
+pub(crate) const RESERVED_KEYS: [&str; 4] = ["user", "time", "labels", "weights"];
 
 /// The on-disk format of a split, told by its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl DataFormat {
     }
 
     /// `.parquet` is Parquet; anything else is read as JSON Lines.
-    pub fn of_path(path: &std::path::Path) -> DataFormat {
+    pub(crate) fn of_path(path: &std::path::Path) -> DataFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("parquet") => DataFormat::Parquet,
             _ => DataFormat::JsonLines,
@@ -147,7 +147,7 @@ pub fn hash_bucket(id: RawId<'_>, buckets: i64) -> i64 {
 
 impl FieldSchema {
     /// Numbers per example in the padded batch buffer.
-    pub fn row_len(&self) -> usize {
+    pub(crate) fn row_len(&self) -> usize {
         self.shape.iter().product()
     }
 
@@ -157,7 +157,7 @@ impl FieldSchema {
     }
 
     /// Numbers per sequence element (prod of the dims after T); 1 for `[B, T]`.
-    pub fn elem_len(&self) -> usize {
+    pub(crate) fn elem_len(&self) -> usize {
         self.shape.iter().skip(1).product()
     }
 
@@ -322,7 +322,7 @@ impl Schema {
     }
 
     /// What one of [`Schema::columns`] holds, in words.
-    pub fn describe_column(&self, column: &str) -> String {
+    pub(crate) fn describe_column(&self, column: &str) -> String {
         if column == "user" {
             return "non-negative integers".into();
         }
@@ -372,7 +372,7 @@ impl Schema {
     }
 
     /// One valid row (sequences of length min(2, T)), as compact JSON.
-    pub fn example_row(&self) -> String {
+    pub(crate) fn example_row(&self) -> String {
         let num = |kind: FieldKind, i: usize| match kind {
             FieldKind::Ids { vocab } => ((i as i64 + 1) % vocab).to_string(),
             FieldKind::HashedIds { .. } => format!("\"id-{}\"", i + 1),
@@ -417,7 +417,7 @@ fn json_str(s: &str) -> String {
 /// Streams the JSON rows of a JSON Lines file to `f` with their 1-based line numbers, until `f`
 /// says stop; blank lines and a leading byte-order mark are skipped. A malformed line, or a
 /// message `f` returns about a row, is a [`DataError`] naming `file:line`.
-pub fn for_each_json_row(
+pub(crate) fn for_each_json_row(
     path: &std::path::Path,
     mut f: impl FnMut(usize, serde_json::Value) -> Result<bool, String>,
 ) -> Result<(), DataError> {
@@ -478,7 +478,7 @@ fn for_each_file_row(
 /// What a split holds, before training reads it: rows that parse, and per label stream the rows
 /// where it is positive.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LabelScan {
+pub(crate) struct LabelScan {
     pub rows: usize,
     pub positives: BTreeMap<String, usize>,
 }
@@ -486,12 +486,12 @@ pub struct LabelScan {
 /// Counts the rows of a split (JSON Lines or Parquet) and the positives of `labels`, reading only each row's
 /// `labels` object. Lines that do not parse are not counted (the loader reports them, with their
 /// line, when it reaches them).
-pub fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan, DataError> {
+pub(crate) fn scan_labels(path: &std::path::Path, labels: &[&str]) -> Result<LabelScan, DataError> {
     scan(path, labels, usize::MAX)
 }
 
 /// Whether a split holds a row that parses (for Parquet: any row); reads up to the first one.
-pub fn has_rows(path: &std::path::Path) -> Result<bool, DataError> {
+pub(crate) fn has_rows(path: &std::path::Path) -> Result<bool, DataError> {
     Ok(scan(path, &[], 1)?.rows > 0)
 }
 
@@ -572,7 +572,7 @@ fn scan_file(path: &std::path::Path, labels: &[&str], max_rows: usize) -> Result
 
 /// Builds one batch from rows already parsed (serving): the row's index and the message of the
 /// first invalid row. A row without `user` counts as user 0.
-pub fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Result<HostBatch, (usize, String)> {
+pub(crate) fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Result<HostBatch, (usize, String)> {
     let mut builder = row::BatchBuilder::new(schema, rows.len());
     for (i, row) in rows.iter().enumerate() {
         let mut row = row.clone();
@@ -632,4 +632,4 @@ pub struct LoaderStats {
     pub first_errors: Vec<DataError>,
 }
 
-pub const MAX_KEPT_ERRORS: usize = 20;
+pub(crate) const MAX_KEPT_ERRORS: usize = 20;

@@ -7,7 +7,7 @@
 
 /// A document: text and where lines may break.
 #[derive(Clone, Debug)]
-pub enum Doc {
+pub(crate) enum Doc {
     Text(String),
     Concat(Vec<Doc>),
     /// The content one indentation level deeper (after its next line break).
@@ -40,7 +40,7 @@ impl Doc {
         Doc::Text(s.into())
     }
 
-    pub fn nest(doc: Doc) -> Doc {
+    pub(crate) fn nest(doc: Doc) -> Doc {
         Doc::Nest(Box::new(doc))
     }
 

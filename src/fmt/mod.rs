@@ -27,9 +27,9 @@ use doc::Doc;
 use std::collections::HashMap;
 
 /// The line width groups are fitted to.
-pub const WIDTH: usize = 100;
+pub(crate) const WIDTH: usize = 100;
 /// Spaces per indentation level.
-pub const INDENT: usize = 2;
+pub(crate) const INDENT: usize = 2;
 
 /// Formats spec text; a syntax error yields the parser's diagnostic and no text.
 pub fn format(file: FileId, text: &str) -> Result<String, Diagnostic> {

@@ -121,7 +121,7 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// One fact as text: `float[B, T=30, D=64]`, values in `[0.0, 1.0]`, `6,400,000 parameters`...
-pub fn info_text(table: &HoverTable, info: &HoverInfo) -> String {
+pub(crate) fn info_text(table: &HoverTable, info: &HoverInfo) -> String {
     match info {
         HoverInfo::Tensor(t) => format!("`{}`", type_text(table, t)),
         HoverInfo::Int(d) => format!("`{}`", dim_text(table, d)),
@@ -140,7 +140,7 @@ pub fn info_text(table: &HoverTable, info: &HoverInfo) -> String {
 
 /// A tensor type with every dim evaluated where it can be: `float[B, T + 1=31, D=64]`, then its
 /// vocabulary, value range and whether it is a distribution.
-pub fn type_text(table: &HoverTable, t: &TensorType) -> String {
+pub(crate) fn type_text(table: &HoverTable, t: &TensorType) -> String {
     let dims: Vec<String> = t.shape.iter().map(|d| dim_text(table, d)).collect();
     let mut s = format!("{}[{}]", t.dtype.name(), dims.join(", "));
     if let Some(v) = &t.vocab {
@@ -159,7 +159,7 @@ pub fn type_text(table: &HoverTable, t: &TensorType) -> String {
 }
 
 /// A dim and its value: `31`, `D=64`, `T + 1=31`, `B`.
-pub fn dim_text(table: &HoverTable, d: &Dim) -> String {
+pub(crate) fn dim_text(table: &HoverTable, d: &Dim) -> String {
     if let Some(c) = d.as_constant() {
         return c.to_string();
     }
@@ -170,7 +170,7 @@ pub fn dim_text(table: &HoverTable, d: &Dim) -> String {
 }
 
 /// An op's catalogue entry: its doc line and arguments.
-pub fn op_doc(op: Op) -> String {
+pub(crate) fn op_doc(op: Op) -> String {
     let kind = if op.is_constructor() {
         "constructor (owns weights)"
     } else if op.is_loss() {
@@ -189,7 +189,7 @@ pub fn op_doc(op: Op) -> String {
 }
 
 /// An argument's name, kind and default: `` `bias`: a bool = true ``.
-pub fn arg_text(spec: &ArgSpec) -> String {
+pub(crate) fn arg_text(spec: &ArgSpec) -> String {
     let default = match spec.default {
         ops::Default::Required => " (required)".to_string(),
         ops::Default::Absent => " (optional)".to_string(),

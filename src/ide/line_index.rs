@@ -3,14 +3,14 @@
 
 /// A zero-based line and UTF-16 column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LineCol {
+pub(crate) struct LineCol {
     pub line: u32,
     pub col: u32,
 }
 
 /// The line starts of one text.
 #[derive(Clone, Debug)]
-pub struct LineIndex<'t> {
+pub(crate) struct LineIndex<'t> {
     text: &'t str,
     /// Byte offset of the start of every line; the first is 0.
     starts: Vec<usize>,

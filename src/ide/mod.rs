@@ -37,7 +37,8 @@ impl Analysis {
     }
 
     /// Checks spec text held in memory (relative imports are unavailable).
-    pub fn of_str(name: &str, text: &str) -> Analysis {
+    #[cfg(test)]
+    pub(crate) fn of_str(name: &str, text: &str) -> Analysis {
         let (spec, diags) = load::load_str(name, text);
         Analysis::of(spec, diags)
     }
@@ -54,7 +55,7 @@ impl Analysis {
     }
 
     /// The root file's model, if it has one (block libraries have none).
-    pub fn has_model(&self) -> bool {
+    pub(crate) fn has_model(&self) -> bool {
         self.spec.model().is_some()
     }
 

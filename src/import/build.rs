@@ -109,7 +109,7 @@ fn json_key(s: &str) -> String {
 /// Writes every event's row to `files` (train, valid, test) in sorted order; `item_keys` are the
 /// item keys by key index (written as they are with `[output] item_buckets`).
 #[allow(clippy::too_many_arguments)]
-pub fn write_rows(
+pub(crate) fn write_rows(
     sorted: &Sorted<Event>,
     m: &Mapping,
     mut splitter: Splitter,

@@ -43,7 +43,7 @@ impl Format {
 
     /// The format a file's extension implies: `.csv`; `.tsv`, `.tab` and RecBole's atomic files
     /// `.inter`, `.user`, `.item`; `.jsonl`, `.ndjson`; `.parquet`.
-    pub fn of_path(path: &Path) -> Option<Format> {
+    pub(crate) fn of_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "tsv" | "tab" | "inter" | "user" | "item" => Some(Format::Tsv),

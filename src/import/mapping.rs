@@ -15,11 +15,11 @@ use super::ImportError;
 use std::path::{Path, PathBuf};
 
 /// The longest sequence a mapping may ask for (the simulator's limit too).
-pub const MAX_SEQUENCE_LENGTH: i64 = 10_000;
+pub(crate) const MAX_SEQUENCE_LENGTH: i64 = 10_000;
 
 /// The most buckets `[output] item_buckets` may ask for (2^40: a table of that many rows is
 /// already far beyond one machine; ids stay exact in every integer type the data path uses).
-pub const MAX_ITEM_BUCKETS: i64 = 1 << 40;
+pub(crate) const MAX_ITEM_BUCKETS: i64 = 1 << 40;
 
 /// A read and validated mapping.
 #[derive(Clone, Debug)]

@@ -39,7 +39,7 @@ use summary::{Hparam, SequenceSummary, VocabSummary};
 pub const DEFAULT_CHUNK_EVENTS: usize = 1 << 20;
 
 /// Rows between two progress reports.
-pub const PROGRESS_EVERY: usize = 100_000;
+pub(crate) const PROGRESS_EVERY: usize = 100_000;
 
 /// How to import.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 
 /// Bad rows listed in the summary (all are counted).
-pub const LISTED_BAD_ROWS: usize = 5;
+pub(crate) const LISTED_BAD_ROWS: usize = 5;
 
 /// One event as the later passes see it. Sorted by time, then by row (file order).
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +90,7 @@ pub struct Interner {
 }
 
 impl Interner {
-    pub fn intern(&mut self, key: &str) -> u32 {
+    pub(crate) fn intern(&mut self, key: &str) -> u32 {
         if let Some(i) = self.index.get(key) {
             return *i;
         }
@@ -103,7 +103,7 @@ impl Interner {
 
 /// Bad rows: with `skip`, counted and the first few kept; otherwise the first one stops.
 #[derive(Default)]
-pub struct BadRows {
+pub(crate) struct BadRows {
     pub skip: bool,
     pub count: usize,
     pub first: Vec<DataError>,
@@ -126,7 +126,7 @@ impl BadRows {
 
     /// The next record of `reader` that can be read, skipping bad ones as [`report`](Self::report)
     /// allows: its row number, or `None` at the end.
-    pub fn next_record(
+    pub(crate) fn next_record(
         &mut self,
         reader: &mut dyn RecordReader,
         values: &mut Vec<String>,
@@ -151,7 +151,7 @@ pub struct Read {
 
 /// Reads the event log into `sorter`: every record projected to the mapping's columns, its
 /// rules evaluated and its float side features parsed.
-pub fn read_events(
+pub(crate) fn read_events(
     path: &Path,
     m: &Mapping,
     sorter: &mut Sorter<Event>,
@@ -236,7 +236,7 @@ fn event(m: &Mapping, values: &[String]) -> Result<Event, String> {
 pub type Rows = HashMap<String, Vec<String>>;
 
 /// Reads a table. Malformed rows follow the bad-row policy; a key given twice is an error.
-pub fn read_table(t: &Table, bad: &mut BadRows) -> Result<Rows, ImportError> {
+pub(crate) fn read_table(t: &Table, bad: &mut BadRows) -> Result<Rows, ImportError> {
     let mut wanted = vec![t.key.clone()];
     wanted.extend(t.columns.iter().cloned());
     let mut reader: Box<dyn RecordReader> = events::open(&t.file, &t.layout, &wanted)?;

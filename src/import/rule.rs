@@ -90,12 +90,12 @@ impl fmt::Display for EvalError {
 }
 
 /// A value as a message shows it: double-quoted, control characters escaped.
-pub fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
 /// Parses a number the way rules read column values: trimmed, finite or not a number at all.
-pub fn parse_number(s: &str) -> Option<f64> {
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|x| !x.is_nan())
 }
 

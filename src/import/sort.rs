@@ -19,7 +19,7 @@ pub trait Spill: Ord + Sized {
 }
 
 /// Collects records, spilling every `capacity` of them as a sorted chunk under `dir`.
-pub struct Sorter<T: Spill> {
+pub(crate) struct Sorter<T: Spill> {
     dir: PathBuf,
     capacity: usize,
     buffer: Vec<T>,
@@ -162,37 +162,37 @@ impl<T: Spill> Iterator for SortedIter<T> {
 pub mod codec {
     use std::io::{self, BufRead, Read, Write};
 
-    pub fn put_u32(w: &mut impl Write, x: u32) -> io::Result<()> {
+    pub(crate) fn put_u32(w: &mut impl Write, x: u32) -> io::Result<()> {
         w.write_all(&x.to_le_bytes())
     }
 
-    pub fn put_u64(w: &mut impl Write, x: u64) -> io::Result<()> {
+    pub(crate) fn put_u64(w: &mut impl Write, x: u64) -> io::Result<()> {
         w.write_all(&x.to_le_bytes())
     }
 
-    pub fn put_str(w: &mut impl Write, s: &str) -> io::Result<()> {
+    pub(crate) fn put_str(w: &mut impl Write, s: &str) -> io::Result<()> {
         put_u32(w, u32::try_from(s.len()).map_err(|_| io::Error::other("a value longer than 4 GiB"))?)?;
         w.write_all(s.as_bytes())
     }
 
     /// True at the end of the input.
-    pub fn at_end(r: &mut impl BufRead) -> io::Result<bool> {
+    pub(crate) fn at_end(r: &mut impl BufRead) -> io::Result<bool> {
         Ok(r.fill_buf()?.is_empty())
     }
 
-    pub fn get_u32(r: &mut impl Read) -> io::Result<u32> {
+    pub(crate) fn get_u32(r: &mut impl Read) -> io::Result<u32> {
         let mut b = [0; 4];
         r.read_exact(&mut b)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    pub fn get_u64(r: &mut impl Read) -> io::Result<u64> {
+    pub(crate) fn get_u64(r: &mut impl Read) -> io::Result<u64> {
         let mut b = [0; 8];
         r.read_exact(&mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    pub fn get_str(r: &mut impl Read) -> io::Result<String> {
+    pub(crate) fn get_str(r: &mut impl Read) -> io::Result<String> {
         let n = get_u32(r)? as usize;
         let mut b = vec![0; n];
         r.read_exact(&mut b)?;

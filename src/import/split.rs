@@ -6,10 +6,10 @@ use super::sort::Sorted;
 use super::ImportError;
 
 /// The split names, in file and index order.
-pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
-pub const TRAIN: usize = 0;
-pub const VALID: usize = 1;
-pub const TEST: usize = 2;
+pub(crate) const SPLITS: [&str; 3] = ["train", "valid", "test"];
+pub(crate) const TRAIN: usize = 0;
+pub(crate) const VALID: usize = 1;
+pub(crate) const TEST: usize = 2;
 
 /// Assigns splits to the events of one pass over the sorted file, in order.
 pub struct Splitter {
@@ -33,7 +33,7 @@ pub struct Cuts {
 /// The cut times of a time split over the sorted events: the last `round(n·test)` events are
 /// test and the `round(n·valid)` before them valid, except that events sharing a time with the
 /// first event of a later split join that split (so no split holds a time of the next one).
-pub fn time_cuts(sorted: &Sorted<Event>, valid: f64, test: f64) -> Result<Cuts, ImportError> {
+pub(crate) fn time_cuts(sorted: &Sorted<Event>, valid: f64, test: f64) -> Result<Cuts, ImportError> {
     let n = sorted.records;
     let n_test = ((n as f64) * test).round() as usize;
     let n_valid = ((n as f64) * valid).round() as usize;

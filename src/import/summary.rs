@@ -61,7 +61,7 @@ pub struct BucketCollisions {
 impl BucketCollisions {
     /// The share of items expected in a shared bucket when `items` keys hash uniformly:
     /// 1 - (1 - 1/buckets)^(items - 1).
-    pub fn expected_shared(&self) -> f64 {
+    pub(crate) fn expected_shared(&self) -> f64 {
         1.0 - (1.0 - 1.0 / self.buckets as f64).powf(self.items.saturating_sub(1) as f64)
     }
 }
@@ -118,7 +118,7 @@ impl ImportSummary {
     }
 
     /// The text of `data.toml`: the dims, then an `[import]` table of what was done.
-    pub fn data_toml(&self) -> String {
+    pub(crate) fn data_toml(&self) -> String {
         let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
         let mut s =
             String::from("# written by recspec import; `recspec train` applies [hparams] automatically\n[hparams]\n");

@@ -177,7 +177,7 @@ pub fn count(
 }
 
 /// How the training items spread over `buckets` when their keys are hashed.
-pub fn bucket_collisions(v: &Vocabs, item_keys: &[String], buckets: u64) -> BucketCollisions {
+pub(crate) fn bucket_collisions(v: &Vocabs, item_keys: &[String], buckets: u64) -> BucketCollisions {
     let mut per_bucket: HashMap<i64, usize> = HashMap::new();
     let ids: Vec<i64> =
         v.items.entries.iter().map(|(i, _)| hash_bucket(RawId::Str(&item_keys[*i as usize]), buckets as i64)).collect();
@@ -251,7 +251,7 @@ pub fn files(m: &Mapping, v: &Vocabs, keys: (&[String], &[String]), user_rows: &
 
 /// `items.jsonl` (as the simulator writes it, for `recspec responsiveness`): every item id in
 /// order with its cluster and creator ids; `None` when the mapping names neither.
-pub fn items_jsonl(v: &Vocabs) -> Option<String> {
+pub(crate) fn items_jsonl(v: &Vocabs) -> Option<String> {
     if v.clusters.is_none() && v.creators.is_none() {
         return None;
     }

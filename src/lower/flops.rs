@@ -29,12 +29,12 @@ pub struct Flops {
 
 impl Flops {
     /// Forward operations per example.
-    pub fn forward_per_example(&self) -> u128 {
+    pub(crate) fn forward_per_example(&self) -> u128 {
         self.forward / self.batch.max(1) as u128
     }
 
     /// Training operations per example.
-    pub fn training_per_example(&self) -> u128 {
+    pub(crate) fn training_per_example(&self) -> u128 {
         self.training / self.batch.max(1) as u128
     }
 }
@@ -215,7 +215,7 @@ fn kernel(program: &Program, k: &Kernel, batch: usize) -> (u128, Backward) {
 /// An operation count for people: `840 FLOP`, `2.41 MFLOP`, `1.2 TFLOP`; a count that saturated
 /// (`u128::MAX`) as `more than 3.4e38 FLOP`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Count(pub u128);
+pub(crate) struct Count(pub u128);
 
 impl std::fmt::Display for Count {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -82,24 +82,24 @@ pub struct MemoryEstimate {
 
 impl MemoryEstimate {
     /// Activations held while training one batch: inputs, forward values and their gradients.
-    pub fn training_activations(&self) -> u128 {
+    pub(crate) fn training_activations(&self) -> u128 {
         self.inputs.saturating_add(self.forward.saturating_mul(2))
     }
 
     /// Everything a training step holds at once.
-    pub fn training_total(&self) -> u128 {
+    pub(crate) fn training_total(&self) -> u128 {
         [self.state, self.gradients, self.optimizer, self.training_activations()]
             .into_iter()
             .fold(self.params, u128::saturating_add)
     }
 
     /// Everything an inference batch holds at once.
-    pub fn inference_total(&self) -> u128 {
+    pub(crate) fn inference_total(&self) -> u128 {
         [self.state, self.inputs, self.forward].into_iter().fold(self.params, u128::saturating_add)
     }
 
     /// Training activations per example at this batch size.
-    pub fn training_per_example(&self) -> u128 {
+    pub(crate) fn training_per_example(&self) -> u128 {
         self.training_activations() / self.batch.max(1) as u128
     }
 
@@ -112,7 +112,7 @@ impl MemoryEstimate {
 /// The f32 tensors an optimizer keeps: per element of a dense parameter, and, when embedding
 /// tables (`Program::row_tables`) are trained row-sparse, what a table keeps instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OptimizerSlots {
+pub(crate) struct OptimizerSlots {
     pub dense: usize,
     pub tables: Option<TableSlots>,
 }
@@ -120,13 +120,14 @@ pub struct OptimizerSlots {
 /// A row-sparse table's optimizer state: tensors of the table's size and vectors of one value
 /// per row (row-wise Adagrad's accumulator).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableSlots {
+pub(crate) struct TableSlots {
     pub per_element: usize,
     pub per_row: usize,
 }
 
 impl OptimizerSlots {
     /// `slots` tensors per parameter, tables included.
+    #[cfg(test)]
     pub fn dense(slots: usize) -> OptimizerSlots {
         OptimizerSlots { dense: slots, tables: None }
     }
@@ -135,7 +136,7 @@ impl OptimizerSlots {
 /// The memory `program` needs at `batch` examples with `optimizer`'s state. A row-sparse
 /// table's gradient is the rows one batch can look up (its ids, at most the table), not the
 /// table.
-pub fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> MemoryEstimate {
+pub(crate) fn estimate(program: &Program, batch: usize, optimizer: OptimizerSlots) -> MemoryEstimate {
     let mut components: Vec<Component> = Vec::new();
     let (mut params, mut state, mut gradients, mut optimizer_bytes) = (0u128, 0u128, 0u128, 0u128);
     let row_tables = if optimizer.tables.is_some() { program.row_tables() } else { vec![false; program.params.len()] };

@@ -76,10 +76,10 @@ impl fmt::Display for Extent {
 }
 
 /// The sizes of every axis of a value.
-pub type Shape = Vec<Extent>;
+pub(crate) type Shape = Vec<Extent>;
 
 /// The concrete sizes of a shape for one batch.
-pub fn shape_at(shape: &[Extent], batch: usize) -> Vec<usize> {
+pub(crate) fn shape_at(shape: &[Extent], batch: usize) -> Vec<usize> {
     shape.iter().map(|e| e.at(batch)).collect()
 }
 
@@ -135,7 +135,7 @@ impl ParamSlot {
         format!("{}/{}", self.instance, self.name)
     }
 
-    pub fn numel(&self) -> usize {
+    pub(crate) fn numel(&self) -> usize {
         self.shape.iter().product()
     }
 }
@@ -205,7 +205,7 @@ impl Program {
     }
 
     /// The step that writes `id`, if it is not an input.
-    pub fn producer(&self, id: ValueId) -> Option<&Step> {
+    pub(crate) fn producer(&self, id: ValueId) -> Option<&Step> {
         id.0.checked_sub(self.input_count).and_then(|i| self.steps.get(i))
     }
 
@@ -218,16 +218,12 @@ impl Program {
         self.params.iter().filter(|p| p.role == ParamRole::Trained).map(ParamSlot::numel).sum()
     }
 
-    pub fn state_count(&self) -> usize {
-        self.params.iter().filter(|p| p.role == ParamRole::State).map(ParamSlot::numel).sum()
-    }
-
     /// For each parameter slot: when it is an embedding table ([`Program::row_tables`]) every use
     /// of which looks rows up by the ids of a program input, with no extra rows (an `Embedding`
     /// or `wide` lookup, not sampled negatives), those inputs in first-use order; else `None`.
     /// Such a table's rows can all be looked up before the forward runs, which is how an engine
     /// that owns the tables (TorchRec) serves them.
-    pub fn input_lookups(&self) -> Vec<Option<Vec<ValueId>>> {
+    pub(crate) fn input_lookups(&self) -> Vec<Option<Vec<ValueId>>> {
         let mut out: Vec<Option<Vec<ValueId>>> =
             self.row_tables().into_iter().map(|rows| rows.then(Vec::new)).collect();
         for step in &self.steps {
@@ -264,7 +260,7 @@ impl Program {
     }
 
     /// The label streams a loss term trains on (none for a triplet loss).
-    pub fn loss_labels(&self, term: &LossTerm) -> Vec<&str> {
+    pub(crate) fn loss_labels(&self, term: &LossTerm) -> Vec<&str> {
         let needed = self.needed_steps(&[term.value]);
         let mut labels: Vec<&str> = self
             .steps
@@ -280,7 +276,7 @@ impl Program {
     }
 
     /// Which steps `targets` depend on, transitively (indexed like `steps`).
-    pub fn needed_steps(&self, targets: &[ValueId]) -> Vec<bool> {
+    pub(crate) fn needed_steps(&self, targets: &[ValueId]) -> Vec<bool> {
         let mut needed = vec![false; self.steps.len()];
         let mut stack: Vec<ValueId> = targets.to_vec();
         while let Some(v) = stack.pop() {
@@ -313,12 +309,12 @@ impl Bindings {
 
     /// Whether evaluating `d` overflows 64-bit arithmetic (at batch 3, the largest batch
     /// [`Bindings::extent`] evaluates at): a spec too large to build, not a compiler bug.
-    pub fn overflows(&self, d: &Dim) -> bool {
+    pub(crate) fn overflows(&self, d: &Dim) -> bool {
         matches!(d.eval(&|s| if s == BATCH { Some(3) } else { self.get(s) }), Err(crate::dim::EvalError::Overflow))
     }
 
     /// Evaluates a dim that may contain the batch to `a·B + c`.
-    pub fn extent(&self, d: &Dim) -> Result<Extent, String> {
+    pub(crate) fn extent(&self, d: &Dim) -> Result<Extent, String> {
         let at = |b: i64| {
             d.eval(&|s| if s == BATCH { Some(b) } else { self.get(s) }).map_err(|e| format!("cannot evaluate {d}: {e}"))
         };

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// The file a document URI names: its path for `file:` URIs, else the URI's path as a name
 /// (an unsaved buffer), which never exists on disk.
-pub fn path_of(uri: &Url) -> PathBuf {
+pub(crate) fn path_of(uri: &Url) -> PathBuf {
     uri.to_file_path().unwrap_or_else(|_| PathBuf::from(uri.path()))
 }
 
@@ -38,7 +38,7 @@ pub fn range(a: &Analysis, span: Span) -> lsp::Range {
 
 /// How the client names an analysis's files: the analysed document's URI for the root, an open
 /// document's own URI for a file open in the editor (by canonical path), else a `file:` URI.
-pub struct Uris<'a> {
+pub(crate) struct Uris<'a> {
     pub root: &'a Url,
     pub open: &'a HashMap<PathBuf, Url>,
 }

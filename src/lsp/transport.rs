@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The largest message body read; a larger one is skipped and answered with an error.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// The longest header line read whole.
 const MAX_HEADER_BYTES: u64 = 8 << 10;
@@ -30,7 +30,7 @@ enum Frame {
 }
 
 /// The writer thread, joined once the server has dropped its end of the connection.
-pub struct Transport {
+pub(crate) struct Transport {
     writer: JoinHandle<io::Result<()>>,
 }
 

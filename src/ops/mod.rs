@@ -47,10 +47,6 @@ impl ArgKind {
             ArgKind::Table => "an Embedding instance".into(),
         }
     }
-
-    pub fn is_tensor(self) -> bool {
-        matches!(self, ArgKind::Tensor | ArgKind::Tensors)
-    }
 }
 
 /// A default for an argument; `Required` has none, `Absent` makes it optional without a value.
@@ -109,12 +105,12 @@ macro_rules! ops {
             }
 
             /// Whether the op is a constructor that owns weights (`Linear(...)(x)`).
-            pub fn is_constructor(self) -> bool {
+            pub(crate) fn is_constructor(self) -> bool {
                 match self { $(Op::$variant => $ctor),* }
             }
 
             /// Whether the op is a loss term, allowed only in `loss` statements.
-            pub fn is_loss(self) -> bool {
+            pub(crate) fn is_loss(self) -> bool {
                 match self { $(Op::$variant => $loss),* }
             }
 
@@ -200,15 +196,15 @@ ops! {
 }
 
 /// The built-in `select(option, name: expr, ...)`: picks one branch by an option's value.
-pub const SELECT: &str = "select";
+pub(crate) const SELECT: &str = "select";
 
 /// `layers(n, Component(config))`: `n` copies of a configured component (op or block), each
 /// with its own weights, applied in sequence: the first input of copy k+1 is the output of copy
 /// k, the other inputs go to every copy. A built-in like `select`, not an op.
-pub const LAYERS: &str = "layers";
+pub(crate) const LAYERS: &str = "layers";
 
 /// The most copies `layers` makes: each is elaborated like a written-out application.
-pub const MAX_LAYERS: i64 = 1024;
+pub(crate) const MAX_LAYERS: i64 = 1024;
 
 /// Argument names the language accepted before, as `(earlier, current)`: a call may still use
 /// the earlier one (with a W0101 warning). Every loss names its label stream `label:`; `nll`,
@@ -216,7 +212,7 @@ pub const MAX_LAYERS: i64 = 1024;
 pub const RENAMED_ARGS: &[(&str, &str)] = &[("on", "label")];
 
 /// The spec an argument called `name` binds to, and whether `name` is an earlier spelling.
-pub fn arg_spec(specs: &'static [ArgSpec], name: &str) -> Option<(&'static ArgSpec, bool)> {
+pub(crate) fn arg_spec(specs: &'static [ArgSpec], name: &str) -> Option<(&'static ArgSpec, bool)> {
     if let Some(s) = specs.iter().find(|s| s.name == name) {
         return Some((s, false));
     }
@@ -226,7 +222,7 @@ pub fn arg_spec(specs: &'static [ArgSpec], name: &str) -> Option<(&'static ArgSp
 
 /// The current spelling of argument `name` in a call of the op `callee`, when `name` is an
 /// earlier one (what `recspec fmt` rewrites); None for anything else, blocks included.
-pub fn renamed_arg(callee: &str, name: &str) -> Option<&'static str> {
+pub(crate) fn renamed_arg(callee: &str, name: &str) -> Option<&'static str> {
     let op = Op::by_name(callee)?;
     [op.config(), op.inputs()].into_iter().find_map(|specs| match arg_spec(specs, name) {
         Some((s, true)) => Some(s.name),
@@ -236,11 +232,11 @@ pub fn renamed_arg(callee: &str, name: &str) -> Option<&'static str> {
 
 impl Op {
     /// Looks an op up by its spelling. Operator-only ops (`add`...) are not callable by name.
-    pub fn by_name(name: &str) -> Option<Op> {
+    pub(crate) fn by_name(name: &str) -> Option<Op> {
         Op::ALL.iter().copied().find(|op| op.name() == name && !op.is_operator())
     }
 
-    pub fn is_operator(self) -> bool {
+    pub(crate) fn is_operator(self) -> bool {
         matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Neg)
     }
 

@@ -60,7 +60,7 @@ options! {
 }
 
 /// `out_act` of `MLP`: the activations, with `none` first (its default).
-pub const OUTPUT_ACTIVATIONS: &[&str] = &["none", "relu", "sigmoid", "tanh", "gelu"];
+pub(crate) const OUTPUT_ACTIVATIONS: &[&str] = &["none", "relu", "sigmoid", "tanh", "gelu"];
 
 #[cfg(test)]
 mod tests {

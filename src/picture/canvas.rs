@@ -58,7 +58,7 @@ fn color(look: &StyleAttr) -> String {
 }
 
 impl Canvas {
-    pub fn tag(&mut self, class: impl Into<String>, title: impl Into<String>) -> String {
+    pub(crate) fn tag(&mut self, class: impl Into<String>, title: impl Into<String>) -> String {
         self.tags.push(Tag { class: class.into(), title: title.into() });
         (self.tags.len() - 1).to_string()
     }

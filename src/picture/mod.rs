@@ -54,7 +54,7 @@ pub fn overlay(old: &Graph, new: &Graph) -> Result<String, PictureError> {
 }
 
 /// Markdown (the model card) as HTML, for the pages.
-pub fn markdown_html(md: &str) -> String {
+pub(crate) fn markdown_html(md: &str) -> String {
     let mut options = pulldown_cmark::Options::empty();
     options.insert(pulldown_cmark::Options::ENABLE_TABLES);
     let mut out = String::new();

@@ -23,7 +23,7 @@ impl Series {
 
     /// At most `max` points: consecutive points averaged in equal buckets (a bucket without a
     /// finite value stays a gap). Keeps a million-step run's chart small.
-    pub fn thinned(&self, max: usize) -> Series {
+    pub(crate) fn thinned(&self, max: usize) -> Series {
         if self.points.len() <= max || max == 0 {
             return self.clone();
         }

@@ -143,7 +143,7 @@ impl Index {
     }
 
     /// The first definition of a symbol.
-    pub fn def(&self, symbol: &Symbol) -> Option<&Def> {
+    pub(crate) fn def(&self, symbol: &Symbol) -> Option<&Def> {
         self.defs.iter().find(|d| &d.symbol == symbol)
     }
 
@@ -153,7 +153,7 @@ impl Index {
     }
 
     /// The definitions made in one body.
-    pub fn defs_in(&self, scope: ScopeId) -> impl Iterator<Item = &Def> {
+    pub(crate) fn defs_in(&self, scope: ScopeId) -> impl Iterator<Item = &Def> {
         self.defs.iter().filter(move |d| match &d.symbol {
             Symbol::Local(s, _) | Symbol::Label(s, _) | Symbol::Loss(s, _) => *s == scope,
             _ => false,
@@ -161,13 +161,13 @@ impl Index {
     }
 
     /// The body of the model, or of the block called `name`.
-    pub fn scope_named(&self, name: &str, is_block: bool) -> Option<ScopeId> {
+    pub(crate) fn scope_named(&self, name: &str, is_block: bool) -> Option<ScopeId> {
         self.scopes.iter().find(|s| s.is_block == is_block && (s.name == name || !is_block)).map(|s| s.id)
     }
 }
 
 /// The loaded file an import names, if it was loaded.
-pub fn import_target(spec: &LoadedSpec, from: FileId, import: &Import) -> Option<FileId> {
+pub(crate) fn import_target(spec: &LoadedSpec, from: FileId, import: &Import) -> Option<FileId> {
     if stdlib::get(&import.path).is_some() {
         return spec.sources.find_name(&import.path);
     }

@@ -27,7 +27,7 @@ static POOL: Once = Once::new();
 
 /// Flushes subnormal floats to zero on this thread and on rayon's global pool (cheap after the
 /// first call on a thread).
-pub fn flush_subnormals() {
+pub(crate) fn flush_subnormals() {
     if !FLUSHED.get() {
         set_this_thread();
         FLUSHED.set(true);
@@ -41,7 +41,7 @@ pub fn flush_subnormals() {
 }
 
 /// Runs `f` on a thread of rayon's global pool (here when already on one).
-pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         f()
     } else {
@@ -50,7 +50,8 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Whether this thread flushes subnormal results to zero.
-pub fn flushes_subnormals() -> bool {
+#[cfg(test)]
+pub(crate) fn flushes_subnormals() -> bool {
     let tiny = std::hint::black_box(f32::MIN_POSITIVE);
     std::hint::black_box(tiny * std::hint::black_box(0.5f32)) == 0.0
 }

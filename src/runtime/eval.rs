@@ -66,7 +66,7 @@ pub struct Predictions {
 
 /// A retrieval head: a `softmax_ce` loss over the item corpus, the value that scores the whole
 /// corpus, and the target ids.
-pub struct RetrievalHead<'p> {
+pub(crate) struct RetrievalHead<'p> {
     pub loss: &'p Step,
     pub scores: ValueId,
     pub target: ValueId,
@@ -76,7 +76,7 @@ pub struct RetrievalHead<'p> {
 /// The retrieval heads of a model. A full softmax scores with its own distribution; a sampled
 /// one (target in column 0) with an output of `item_logits` over the same table, if the spec
 /// has one.
-pub fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
+pub(crate) fn retrieval_heads(program: &Program) -> Vec<RetrievalHead<'_>> {
     let mut out = vec![];
     for step in program.losses.iter().filter_map(|l| program.producer(l.value)) {
         let Kernel::Loss(LossKernel::Distribution { p, target, label, loss: DistributionLoss::CrossEntropy, .. }) =

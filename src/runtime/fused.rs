@@ -38,7 +38,7 @@ use burn::tensor::{BoolStore, DType, Slice};
 use rayon::prelude::*;
 
 /// The additive bias that removes a position from a softmax.
-pub const NEG_INF: f32 = -1e9;
+pub(crate) const NEG_INF: f32 = -1e9;
 
 /// The lowest exponent a masked softmax evaluates. `exp(-30)` ≈ 9.4e-14 is far from the
 /// subnormal range, so `expf` never takes its underflow path (glibc's `__expf` sets `errno`
@@ -50,7 +50,7 @@ pub const NEG_INF: f32 = -1e9;
 /// other source). The result equals the exact softmax to f32 precision for rows of up to a
 /// million positions: a clamped entry weighs at most 9.4e-14 against the row maximum's 1, so a
 /// million of them move the sum by less than f32's epsilon (1.2e-7).
-pub const MIN_EXPONENT: f32 = -30.0;
+pub(crate) const MIN_EXPONENT: f32 = -30.0;
 
 /// Scores from this many elements up are cut into row blocks across rayon's threads (the
 /// threshold burn-flex's element-wise kernels use).
@@ -58,7 +58,7 @@ const PARALLEL_FROM: usize = 1 << 18;
 
 /// Backend ops recspec fuses. Each has a default body composed of the backend's own ops.
 #[backend_extension(Flex, NdArray, LibTorch: cfg(feature = "tch"), Autodiff)]
-pub trait FusedOps: Backend {
+pub(crate) trait FusedOps: Backend {
     /// Softmax over the last axis of `scale · scores`, `scores` `[G, R, K]`, where `valid`
     /// `[G, K]` marks the positions each of a group's `R` rows may weigh.
     fn masked_softmax(
@@ -115,7 +115,7 @@ pub fn masked_softmax(scores: Tensor<3>, valid: Tensor<2, Bool>, scale: f64, zer
 }
 
 /// [`FusedOps::masked_softmax`] composed of `B`'s tensor ops.
-pub fn composed_masked_softmax<B: Backend>(
+pub(crate) fn composed_masked_softmax<B: Backend>(
     scores: FloatTensor<B>,
     valid: BoolTensor<B>,
     scale: f32,
@@ -141,7 +141,7 @@ pub fn composed_masked_softmax<B: Backend>(
 }
 
 /// [`FusedOps::masked_softmax_backward`] composed of `B`'s tensor ops.
-pub fn composed_masked_softmax_backward<B: Backend>(
+pub(crate) fn composed_masked_softmax_backward<B: Backend>(
     output: FloatTensor<B>,
     grad: FloatTensor<B>,
     scale: f32,
@@ -186,7 +186,7 @@ fn one_minus<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
 }
 
 /// [`FusedOps::gru_gates`] composed of `B`'s tensor ops.
-pub fn composed_gru_gates<B: Backend>(
+pub(crate) fn composed_gru_gates<B: Backend>(
     gi: FloatTensor<B>,
     gh: FloatTensor<B>,
     h: FloatTensor<B>,
@@ -200,7 +200,7 @@ pub fn composed_gru_gates<B: Backend>(
 }
 
 /// [`FusedOps::gru_gates_backward`] composed of `B`'s tensor ops.
-pub fn composed_gru_gates_backward<B: Backend>(
+pub(crate) fn composed_gru_gates_backward<B: Backend>(
     gi: FloatTensor<B>,
     gh: FloatTensor<B>,
     h: FloatTensor<B>,

@@ -66,7 +66,7 @@ impl From<SchemaError> for RuntimeError {
 impl std::error::Error for RuntimeError {}
 
 /// The devices a user can ask for with `--device`.
-pub const DEVICES: &[&str] = &["cpu", "ndarray", "tch-cpu", "cuda"];
+pub(crate) const DEVICES: &[&str] = &["cpu", "ndarray", "tch-cpu", "cuda"];
 
 /// Parses `--device`: `cpu` (burn-flex), `ndarray`, and with the `tch` feature `tch-cpu` and
 /// `cuda` (libtorch).

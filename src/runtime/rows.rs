@@ -225,7 +225,12 @@ impl RowOptimizer {
 
     /// The state written by [`to_safetensors`](Self::to_safetensors), for `program` under this
     /// optimizer's rule; tensors land on `device` (an inner device).
-    pub fn load_safetensors(&mut self, program: &Program, bytes: &[u8], device: &Device) -> Result<(), RuntimeError> {
+    pub(crate) fn load_safetensors(
+        &mut self,
+        program: &Program,
+        bytes: &[u8],
+        device: &Device,
+    ) -> Result<(), RuntimeError> {
         let bad = |m: String| RuntimeError::Checkpoint(format!("embedding optimizer state: {m}"));
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 /// Scores rows without labels: for every label stream of the model, the probability that
 /// `recspec eval` reports it by (the loss's probability, sigmoid of a `bce_logits` logit, or
 /// 1 - the primary output), in eval mode.
-pub struct RowScorer {
+pub(crate) struct RowScorer {
     program: Program,
     weights: Weights,
     device: Device,
@@ -158,7 +158,7 @@ impl Recommender {
     }
 
     /// T of a sequence input the scores read.
-    pub fn sequence_len(&self, name: &str) -> Option<usize> {
+    pub(crate) fn sequence_len(&self, name: &str) -> Option<usize> {
         self.schema.fields.iter().find(|f| f.name == name && f.role == InputRole::Sequence).map(|f| f.max_len())
     }
 
@@ -180,7 +180,12 @@ impl Recommender {
 
     /// The top `k` items of each row, best first; `exclude_consumed` leaves out the items of the
     /// row's own sequences. Ties break towards the smaller item id.
-    pub fn top_k(&self, rows: &[Value], k: usize, exclude_consumed: bool) -> Result<Vec<Vec<Pick>>, (usize, String)> {
+    pub(crate) fn top_k(
+        &self,
+        rows: &[Value],
+        k: usize,
+        exclude_consumed: bool,
+    ) -> Result<Vec<Vec<Pick>>, (usize, String)> {
         if rows.is_empty() {
             return Ok(vec![]);
         }

@@ -36,12 +36,12 @@ pub enum Value {
 }
 
 /// The number of elements of a shape.
-pub fn numel(shape: &[usize]) -> usize {
+pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
 /// `[prod(axes before axis), shape[axis], prod(axes after axis)]`.
-pub fn split3(shape: &[usize], axis: usize) -> [usize; 3] {
+pub(crate) fn split3(shape: &[usize], axis: usize) -> [usize; 3] {
     [numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..])]
 }
 
@@ -66,13 +66,13 @@ impl FloatTensor {
     }
 
     /// `[rows, last]`: every axis but the last merged.
-    pub fn rows_by_last(&self) -> Tensor<2> {
+    pub(crate) fn rows_by_last(&self) -> Tensor<2> {
         let last = self.last();
         self.flat.clone().reshape([numel(&self.shape) / last.max(1), last])
     }
 
     /// `[before, shape[axis], after]`.
-    pub fn around(&self, axis: usize) -> Tensor<3> {
+    pub(crate) fn around(&self, axis: usize) -> Tensor<3> {
         self.flat.clone().reshape(split3(&self.shape, axis))
     }
 
@@ -82,7 +82,7 @@ impl FloatTensor {
     }
 
     /// Viewed as [B, N, D] (the caller knows the value has rank 3).
-    pub fn rank3(&self) -> Tensor<3> {
+    pub(crate) fn rank3(&self) -> Tensor<3> {
         self.flat.clone().reshape([self.shape[0], self.shape[1], self.shape[2]])
     }
 }
@@ -104,7 +104,7 @@ impl Value {
     }
 
     /// The same elements with another logical shape of the same size.
-    pub fn with_shape(self, shape: Vec<usize>) -> Value {
+    pub(crate) fn with_shape(self, shape: Vec<usize>) -> Value {
         match self {
             Value::Float(x) => Value::Float(FloatTensor { flat: x.flat, shape }),
             Value::Ids(x) => Value::Ids(IdTensor { flat: x.flat, shape }),

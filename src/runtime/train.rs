@@ -20,7 +20,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Rows per batch when validating after an epoch.
-pub const VALID_BATCH_SIZE: usize = 1024;
+pub(crate) const VALID_BATCH_SIZE: usize = 1024;
 use std::time::Instant;
 
 /// Everything a training run needs.
@@ -80,7 +80,7 @@ impl Optimizer {
 
     /// The dense optimizer's state (burnpack bytes) and the row optimizer's (safetensors bytes,
     /// empty without one).
-    pub fn to_bytes(&self, program: &Program) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
+    pub(crate) fn to_bytes(&self, program: &Program) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
         let dense = self
             .dense
             .into_bytes()
@@ -186,7 +186,7 @@ pub struct StepLosses<'a> {
 }
 
 /// Serialises weights to burnpack bytes.
-pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, RuntimeError> {
+pub(crate) fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, RuntimeError> {
     let bytes = w
         .clone()
         .into_record()
@@ -196,7 +196,7 @@ pub fn weights_to_bytes(w: &Weights) -> Result<Vec<u8>, RuntimeError> {
 }
 
 /// Weights for `program` on `device` from burnpack bytes written by [`weights_to_bytes`].
-pub fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, RuntimeError> {
+pub(crate) fn weights_from_bytes(program: &Program, bytes: Vec<u8>, device: &Device) -> Result<Weights, RuntimeError> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| RuntimeError::Checkpoint(format!("not a checkpoint: {e}")))?;
     Weights::zeros(program, device)

@@ -42,7 +42,7 @@ impl Rng {
         mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    pub fn bernoulli(&mut self, p: f64) -> bool {
+    pub(crate) fn bernoulli(&mut self, p: f64) -> bool {
         self.uniform() < p
     }
 
@@ -60,7 +60,7 @@ impl Rng {
     }
 
     /// An index drawn by cumulative weights (increasing, last = total).
-    pub fn by_cumulative(&mut self, cum: &[f64]) -> usize {
+    pub(crate) fn by_cumulative(&mut self, cum: &[f64]) -> usize {
         let x = self.uniform() * cum.last().copied().unwrap_or(0.0);
         cum.partition_point(|c| *c <= x).min(cum.len().saturating_sub(1))
     }
@@ -97,7 +97,7 @@ struct User {
 }
 
 /// Regions of the user profile (a field with no signal of its own).
-pub const REGIONS: usize = 8;
+pub(crate) const REGIONS: usize = 8;
 
 /// One impression and the user's feedback to it.
 #[derive(Clone, Debug)]
@@ -118,7 +118,7 @@ pub struct Event {
     pub dwell: f32,
 }
 
-pub struct World {
+pub(crate) struct World {
     cfg: SimConfig,
     items: Vec<Item>,
     cluster_items: Vec<Vec<u32>>,
@@ -195,7 +195,7 @@ impl World {
         ]
     }
 
-    pub fn items_jsonl(&self) -> String {
+    pub(crate) fn items_jsonl(&self) -> String {
         let mut s = String::new();
         for (i, it) in self.items.iter().enumerate() {
             s.push_str(&format!(

@@ -154,7 +154,7 @@ impl ParquetRows {
     /// (a non-finite float; the caller may skip it). `Err` is a file that cannot be read on
     /// (corrupt pages); `Ok(None)` is the end.
     #[allow(clippy::type_complexity)]
-    pub fn next_row(&mut self) -> Result<Option<(usize, Result<Value, String>)>, DataError> {
+    pub(crate) fn next_row(&mut self) -> Result<Option<(usize, Result<Value, String>)>, DataError> {
         let next = quietly(|| self.rows.next());
         let row = self.row + 1;
         let group = self.group_ends.iter().position(|end| row <= *end);

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Rows per row group written.
-pub const ROW_GROUP_ROWS: usize = 8192;
+pub(crate) const ROW_GROUP_ROWS: usize = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leaf {

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MappingFile {
+pub(crate) struct MappingFile {
     pub events: EventsSection,
     pub labels: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
     #[serde(default)]
@@ -22,7 +22,7 @@ pub struct MappingFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventsSection {
+pub(crate) struct EventsSection {
     pub user: Spanned<String>,
     pub item: Spanned<String>,
     pub time: Spanned<String>,
@@ -32,7 +32,7 @@ pub struct EventsSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SequenceSection {
+pub(crate) struct SequenceSection {
     pub when: Spanned<String>,
     pub length: Spanned<i64>,
     pub dim: Option<Spanned<String>>,
@@ -42,7 +42,7 @@ pub struct SequenceSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CategoricalSection {
+pub(crate) struct CategoricalSection {
     pub columns: Spanned<Vec<Spanned<String>>>,
     pub key: Option<Spanned<String>>,
     pub size: Option<Spanned<String>>,
@@ -51,7 +51,7 @@ pub struct CategoricalSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TableSection {
+pub(crate) struct TableSection {
     pub file: Spanned<String>,
     pub key: Spanned<String>,
     pub format: Option<Spanned<String>>,
@@ -60,7 +60,7 @@ pub struct TableSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ItemsSection {
+pub(crate) struct ItemsSection {
     pub file: Spanned<String>,
     pub key: Spanned<String>,
     pub format: Option<Spanned<String>>,
@@ -71,7 +71,7 @@ pub struct ItemsSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SplitSection {
+pub(crate) struct SplitSection {
     pub method: Spanned<String>,
     pub valid: Option<Spanned<f64>>,
     pub test: Option<Spanned<f64>>,
@@ -79,7 +79,7 @@ pub struct SplitSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputSection {
+pub(crate) struct OutputSection {
     pub item: Option<Spanned<String>>,
     pub item_vocab: Option<Spanned<String>>,
     pub user_vocab: Option<Spanned<String>>,

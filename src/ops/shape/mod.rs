@@ -18,7 +18,7 @@ mod losses;
 
 /// A tensor argument as the rule sees it.
 #[derive(Clone, Debug)]
-pub struct TensorArg {
+pub(crate) struct TensorArg {
     pub port: &'static str,
     pub ty: TensorType,
     pub span: Span,
@@ -26,7 +26,7 @@ pub struct TensorArg {
 
 /// The embedding table passed to `item_logits` / `sampled_logits`.
 #[derive(Clone, Debug)]
-pub struct TableArg {
+pub(crate) struct TableArg {
     pub name: String,
     pub vocab: Dim,
     pub dim: Dim,
@@ -34,7 +34,7 @@ pub struct TableArg {
 }
 
 /// Everything a shape rule may look at.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     pub op: Op,
     pub span: Span,
     pub tensors: &'a [TensorArg],
@@ -50,7 +50,7 @@ pub struct Call<'a> {
 /// A parameter tensor an op owns: its name within the instance, its shape, whether it is
 /// persistent state rather than trained, and how it starts.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParamSpec {
+pub(crate) struct ParamSpec {
     pub name: String,
     pub shape: Vec<Dim>,
     pub state: bool,
@@ -58,7 +58,7 @@ pub struct ParamSpec {
 }
 
 /// The result of a shape rule.
-pub struct Inferred {
+pub(crate) struct Inferred {
     pub ty: TensorType,
     pub params: Vec<ParamSpec>,
 }
@@ -310,7 +310,7 @@ fn dense(prefix: &str, din: Dim, dout: Dim) -> [ParamSpec; 2] {
 const TABLE_STD: f64 = 0.05;
 
 /// The parameters of an `Embedding` of `vocab` vectors of `dim`: its table.
-pub fn embedding_params(vocab: Dim, dim: Dim) -> Vec<ParamSpec> {
+pub(crate) fn embedding_params(vocab: Dim, dim: Dim) -> Vec<ParamSpec> {
     vec![param("table", vec![vocab, dim], Init::Normal { std: TABLE_STD })]
 }
 
@@ -332,7 +332,7 @@ fn act_range(act: Option<Activation>) -> Range {
 }
 
 /// The shape rule of every op: one arm, one function.
-pub fn infer(call: &Call) -> R<Inferred> {
+pub(crate) fn infer(call: &Call) -> R<Inferred> {
     use Op::*;
     match call.op {
         Add | Sub | Mul | Div => functions::arithmetic(call),

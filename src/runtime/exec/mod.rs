@@ -113,7 +113,7 @@ pub fn forward(program: &Program, weights: &Weights, batch: &DeviceBatch, mode: 
 /// A training pass in which the parameters flagged in `row_tables` (indexed by slot, see
 /// `Program::row_tables`) are read without autodiff: each lookup's rows become a leaf, listed in
 /// [`Forward::lookups`], so the backward pass yields gradients of looked-up rows only.
-pub fn forward_rows(
+pub(crate) fn forward_rows(
     program: &Program,
     weights: &Weights,
     batch: &DeviceBatch,
@@ -149,7 +149,7 @@ fn forward_here(
 
 /// Evaluates (eval mode) only the steps `targets` depend on, so that serving needs only their
 /// inputs.
-pub fn forward_to(program: &Program, weights: &Weights, batch: &DeviceBatch, targets: &[ValueId]) -> Forward {
+pub(crate) fn forward_to(program: &Program, weights: &Weights, batch: &DeviceBatch, targets: &[ValueId]) -> Forward {
     let needed = program.needed_steps(targets);
     let mut run = Interpreter::new(program, weights, batch, Mode::Eval, 0);
     for (s, _) in program.steps.iter().zip(&needed).filter(|(_, n)| **n) {
