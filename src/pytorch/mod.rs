@@ -292,106 +292,220 @@ fn boolean(b: bool) -> &'static str {
     }
 }
 
-/// The Python statement of one step.
+/// The names the Python statements use, for one step writing `out`.
+struct Py<'a> {
+    program: &'a Program,
+    names: &'a Names,
+    out: ValueId,
+}
+
+impl Py<'_> {
+    fn v(&self, id: &ValueId) -> String {
+        self.names.value(*id)
+    }
+
+    fn p(&self, id: &ParamId) -> String {
+        format!("self.{}", self.names.param(*id))
+    }
+
+    fn opt_v(&self, id: &Option<ValueId>) -> String {
+        id.as_ref().map_or("None".to_string(), |i| self.v(i))
+    }
+
+    fn dense(&self, d: &Dense) -> String {
+        format!("({}, {})", self.p(&d.weight), self.p(&d.bias))
+    }
+
+    fn label(&self, l: &LabelId) -> String {
+        format!("labels[{}]", quoted(&self.program.labels[l.0]))
+    }
+
+    fn list(&self, xs: &[ValueId]) -> String {
+        format!("[{}]", xs.iter().map(|x| self.v(x)).collect::<Vec<_>>().join(", "))
+    }
+
+    fn layout(&self, kernel: &LayoutKernel) -> String {
+        match kernel {
+            LayoutKernel::Binary { op, a, b } => {
+                format!("ops.binary({}, {}, {})", quoted(arithmetic(*op)), self.v(a), self.v(b))
+            }
+            LayoutKernel::Scalar { op, x, scalar, side } => format!(
+                "ops.scalar({}, {}, {}, left={})",
+                quoted(arithmetic(*op)),
+                self.v(x),
+                float(*scalar),
+                boolean(*side == ScalarSide::Left)
+            ),
+            LayoutKernel::Neg { x } => format!("ops.neg({})", self.v(x)),
+            LayoutKernel::Concat { xs, axis } => format!("ops.concat({}, {axis})", self.list(xs)),
+            LayoutKernel::Stack { xs, axis } => format!("ops.stack({}, {axis})", self.list(xs)),
+            LayoutKernel::Slice { x, axis, start, len } => {
+                format!("ops.slice_({}, {axis}, {}, {})", self.v(x), extent(*start), extent(*len))
+            }
+            LayoutKernel::Index { x, axis, index } => {
+                format!("ops.index({}, {axis}, {})", self.v(x), extent(*index))
+            }
+            LayoutKernel::Repeat { x, axis, times } => {
+                format!("ops.repeat({}, {axis}, {})", self.v(x), extent(*times))
+            }
+            LayoutKernel::Reshape { x } => {
+                let shape = tuple(self.program.value(self.out).shape.iter().map(|e| extent(*e)));
+                format!("ops.reshape({}, {shape})", self.v(x))
+            }
+            LayoutKernel::FullMask { x } => format!("ops.full_mask({})", self.v(x)),
+            LayoutKernel::ToFloat { x } => format!("ops.to_float({})", self.v(x)),
+            LayoutKernel::Keep { mask, where_ } => format!("ops.keep({}, {})", self.v(mask), self.v(where_)),
+            LayoutKernel::Nonempty { mask } => format!("ops.nonempty({})", self.v(mask)),
+        }
+    }
+
+    fn pooling(&self, kernel: &PoolingKernel) -> String {
+        match kernel {
+            PoolingKernel::Activation { x, act } => {
+                format!("ops.activation({}, {})", self.v(x), quoted(act.name()))
+            }
+            PoolingKernel::Softmax { x, axis } => format!("ops.softmax({}, {axis})", self.v(x)),
+            PoolingKernel::MaskedSoftmax { x, mask } => {
+                format!("ops.masked_softmax({}, {})", self.v(x), self.v(mask))
+            }
+            PoolingKernel::Dropout { x, rate } => {
+                format!("ops.dropout({}, {}, train)", self.v(x), float(*rate))
+            }
+            PoolingKernel::Pool { x, mask, mode, include_padding } => format!(
+                "ops.pool({}, {}, {}, include_padding={})",
+                self.v(x),
+                self.v(mask),
+                quoted(mode.name()),
+                boolean(*include_padding)
+            ),
+            PoolingKernel::AttentionPool { values, scores, mask, norm, temperature } => format!(
+                "ops.attention_pool({}, {}, {}, {}, {})",
+                self.v(values),
+                self.v(scores),
+                self.v(mask),
+                quoted(norm.name()),
+                float(*temperature)
+            ),
+            PoolingKernel::Reduce { x, axis, reduction } => {
+                let r = match reduction {
+                    Reduction::Sum => "sum",
+                    Reduction::Mean => "mean",
+                };
+                format!("ops.reduce({}, {axis}, {})", self.v(x), quoted(r))
+            }
+        }
+    }
+
+    fn geometry(&self, kernel: &GeometryKernel) -> String {
+        match kernel {
+            GeometryKernel::Dot { a, b } => format!("ops.dot({}, {})", self.v(a), self.v(b)),
+            GeometryKernel::Cosine { a, b } => format!("ops.cosine({}, {})", self.v(a), self.v(b)),
+            GeometryKernel::Project { a, onto, keep } => {
+                format!("ops.project({}, {}, along={})", self.v(a), self.v(onto), boolean(*keep == Projection::Along))
+            }
+            GeometryKernel::Fm { x, reduce } => format!("ops.fm({}, {})", self.v(x), boolean(*reduce)),
+            GeometryKernel::ItemLogits { s, table } => format!("ops.item_logits({}, {})", self.v(s), self.p(table)),
+        }
+    }
+
+    fn layer(&self, kernel: &LayerKernel) -> String {
+        match kernel {
+            LayerKernel::Embedding { ids, table } => format!("ops.embedding({}, {})", self.v(ids), self.p(table)),
+            LayerKernel::PositionEmbedding { x, table, mode } => {
+                format!("ops.position_embedding({}, {}, {})", self.v(x), self.p(table), quoted(mode.name()))
+            }
+            LayerKernel::Linear { x, weight, bias } => {
+                format!(
+                    "ops.linear({}, {}, {})",
+                    self.v(x),
+                    self.p(weight),
+                    bias.as_ref().map_or("None".into(), |b| self.p(b))
+                )
+            }
+            LayerKernel::Mlp { x, layers, act, out_act, dropout } => format!(
+                "ops.mlp({}, [{}], {}, {}, {}, train)",
+                self.v(x),
+                layers.iter().map(|d| self.dense(d)).collect::<Vec<_>>().join(", "),
+                quoted(act.name()),
+                quoted(out_act.name()),
+                float(*dropout)
+            ),
+            LayerKernel::LayerNorm { x, norm, eps } => {
+                format!(
+                    "ops.layer_norm({}, {}, {}, {})",
+                    self.v(x),
+                    self.p(&norm.gamma),
+                    self.p(&norm.beta),
+                    float(*eps)
+                )
+            }
+            LayerKernel::Wide { ids, weight, bias } => {
+                format!("ops.wide({}, {}, {})", self.v(ids), self.p(weight), self.p(bias))
+            }
+        }
+    }
+
+    fn loss(&self, kernel: &LossKernel) -> String {
+        match kernel {
+            LossKernel::ProbabilityLoss { p: prob, label: l, weight, positives_only } => {
+                format!(
+                    "ops.probability_loss({}, {}, {}, {})",
+                    self.v(prob),
+                    self.label(l),
+                    self.opt_v(weight),
+                    boolean(*positives_only)
+                )
+            }
+            LossKernel::BceLogits { logit, label: l, weight } => {
+                format!("ops.bce_logits({}, {}, {})", self.v(logit), self.label(l), self.opt_v(weight))
+            }
+            LossKernel::Distribution { p: prob, target: t, label: l, weight, loss } => {
+                let kind = match loss {
+                    DistributionLoss::CrossEntropy => "cross_entropy",
+                    DistributionLoss::NotToRecommend => "not_to_recommend",
+                };
+                format!(
+                    "ops.distribution_loss({}, {}, {}, {}, {})",
+                    self.v(prob),
+                    self.opt_v(t),
+                    l.as_ref().map_or("None".into(), |l| self.label(l)),
+                    self.opt_v(weight),
+                    quoted(kind)
+                )
+            }
+            LossKernel::Triplet { anchor, positive, negative, margin, distance, weight } => format!(
+                "ops.triplet({}, {}, {}, {}, {}, {})",
+                self.v(anchor),
+                self.v(positive),
+                self.v(negative),
+                float(*margin),
+                quoted(distance.name()),
+                self.opt_v(weight)
+            ),
+        }
+    }
+}
+
+/// The Python statement of one step: one `ops` call per kernel, each family in its own method of
+/// [`Py`] (every match exhaustive).
 fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) -> String {
-    let v = |id: &ValueId| names.value(*id);
-    let p = |id: &ParamId| format!("self.{}", names.param(*id));
-    let opt_v = |id: &Option<ValueId>| id.as_ref().map_or("None".to_string(), v);
-    let dense = |d: &Dense| format!("({}, {})", p(&d.weight), p(&d.bias));
-    let label = |l: &LabelId| format!("labels[{}]", quoted(&program.labels[l.0]));
-    let list = |xs: &[ValueId]| format!("[{}]", xs.iter().map(v).collect::<Vec<_>>().join(", "));
+    let py = Py { program, names, out };
     let target = names.value(out);
     let call = match kernel {
-        Kernel::Layout(LayoutKernel::Binary { op, a, b }) => {
-            format!("ops.binary({}, {}, {})", quoted(arithmetic(*op)), v(a), v(b))
-        }
-        Kernel::Layout(LayoutKernel::Scalar { op, x, scalar, side }) => format!(
-            "ops.scalar({}, {}, {}, left={})",
-            quoted(arithmetic(*op)),
-            v(x),
-            float(*scalar),
-            boolean(*side == ScalarSide::Left)
-        ),
-        Kernel::Layout(LayoutKernel::Neg { x }) => format!("ops.neg({})", v(x)),
-        Kernel::Layout(LayoutKernel::Concat { xs, axis }) => format!("ops.concat({}, {axis})", list(xs)),
-        Kernel::Layout(LayoutKernel::Stack { xs, axis }) => format!("ops.stack({}, {axis})", list(xs)),
-        Kernel::Layout(LayoutKernel::Slice { x, axis, start, len }) => {
-            format!("ops.slice_({}, {axis}, {}, {})", v(x), extent(*start), extent(*len))
-        }
-        Kernel::Layout(LayoutKernel::Index { x, axis, index }) => {
-            format!("ops.index({}, {axis}, {})", v(x), extent(*index))
-        }
-        Kernel::Layout(LayoutKernel::Repeat { x, axis, times }) => {
-            format!("ops.repeat({}, {axis}, {})", v(x), extent(*times))
-        }
-        Kernel::Layout(LayoutKernel::Reshape { x }) => {
-            let shape = tuple(program.value(out).shape.iter().map(|e| extent(*e)));
-            format!("ops.reshape({}, {shape})", v(x))
-        }
-        Kernel::Layout(LayoutKernel::FullMask { x }) => format!("ops.full_mask({})", v(x)),
-        Kernel::Layout(LayoutKernel::ToFloat { x }) => format!("ops.to_float({})", v(x)),
-        Kernel::Layout(LayoutKernel::Keep { mask, where_ }) => format!("ops.keep({}, {})", v(mask), v(where_)),
-        Kernel::Layout(LayoutKernel::Nonempty { mask }) => format!("ops.nonempty({})", v(mask)),
-        Kernel::SampleValid { x, mask } => format!("ops.sample_valid({}, {}, train, rng)", v(x), v(mask)),
-        Kernel::Pooling(PoolingKernel::Activation { x, act }) => {
-            format!("ops.activation({}, {})", v(x), quoted(act.name()))
-        }
-        Kernel::Pooling(PoolingKernel::Softmax { x, axis }) => format!("ops.softmax({}, {axis})", v(x)),
-        Kernel::Pooling(PoolingKernel::MaskedSoftmax { x, mask }) => {
-            format!("ops.masked_softmax({}, {})", v(x), v(mask))
-        }
-        Kernel::Pooling(PoolingKernel::Dropout { x, rate }) => {
-            format!("ops.dropout({}, {}, train)", v(x), float(*rate))
-        }
-        Kernel::Pooling(PoolingKernel::Pool { x, mask, mode, include_padding }) => format!(
-            "ops.pool({}, {}, {}, include_padding={})",
-            v(x),
-            v(mask),
-            quoted(mode.name()),
-            boolean(*include_padding)
-        ),
-        Kernel::Pooling(PoolingKernel::AttentionPool { values, scores, mask, norm, temperature }) => format!(
-            "ops.attention_pool({}, {}, {}, {}, {})",
-            v(values),
-            v(scores),
-            v(mask),
-            quoted(norm.name()),
-            float(*temperature)
-        ),
-        Kernel::Pooling(PoolingKernel::Reduce { x, axis, reduction }) => {
-            let r = match reduction {
-                Reduction::Sum => "sum",
-                Reduction::Mean => "mean",
-            };
-            format!("ops.reduce({}, {axis}, {})", v(x), quoted(r))
-        }
-        Kernel::Geometry(GeometryKernel::Dot { a, b }) => format!("ops.dot({}, {})", v(a), v(b)),
-        Kernel::Geometry(GeometryKernel::Cosine { a, b }) => format!("ops.cosine({}, {})", v(a), v(b)),
-        Kernel::Geometry(GeometryKernel::Project { a, onto, keep }) => {
-            format!("ops.project({}, {}, along={})", v(a), v(onto), boolean(*keep == Projection::Along))
-        }
-        Kernel::Geometry(GeometryKernel::Fm { x, reduce }) => format!("ops.fm({}, {})", v(x), boolean(*reduce)),
-        Kernel::Geometry(GeometryKernel::ItemLogits { s, table }) => format!("ops.item_logits({}, {})", v(s), p(table)),
+        Kernel::Layout(k) => py.layout(k),
+        Kernel::Pooling(k) => py.pooling(k),
+        Kernel::Geometry(k) => py.geometry(k),
+        Kernel::Layer(k) => py.layer(k),
+        Kernel::Loss(k) => py.loss(k),
+        Kernel::SampleValid { x, mask } => format!("ops.sample_valid({}, {}, train, rng)", py.v(x), py.v(mask)),
         Kernel::SampledLogits { s, target, table, samples, logq } => {
-            format!("ops.sampled_logits({}, {}, {}, {samples}, {}, rng)", v(s), v(target), p(table), boolean(*logq))
-        }
-        Kernel::Layer(LayerKernel::Embedding { ids, table }) => format!("ops.embedding({}, {})", v(ids), p(table)),
-        Kernel::Layer(LayerKernel::PositionEmbedding { x, table, mode }) => {
-            format!("ops.position_embedding({}, {}, {})", v(x), p(table), quoted(mode.name()))
-        }
-        Kernel::Layer(LayerKernel::Linear { x, weight, bias }) => {
-            format!("ops.linear({}, {}, {})", v(x), p(weight), bias.as_ref().map_or("None".into(), p))
-        }
-        Kernel::Layer(LayerKernel::Mlp { x, layers, act, out_act, dropout }) => format!(
-            "ops.mlp({}, [{}], {}, {}, {}, train)",
-            v(x),
-            layers.iter().map(dense).collect::<Vec<_>>().join(", "),
-            quoted(act.name()),
-            quoted(out_act.name()),
-            float(*dropout)
-        ),
-        Kernel::Layer(LayerKernel::LayerNorm { x, norm, eps }) => {
-            format!("ops.layer_norm({}, {}, {}, {})", v(x), p(&norm.gamma), p(&norm.beta), float(*eps))
+            format!(
+                "ops.sampled_logits({}, {}, {}, {samples}, {}, rng)",
+                py.v(s),
+                py.v(target),
+                py.p(table),
+                boolean(*logq)
+            )
         }
         Kernel::SelfAttention(AttentionKernel {
             x,
@@ -408,75 +522,50 @@ fn statement(program: &Program, names: &Names, kernel: &Kernel, out: ValueId) ->
         }) => {
             format!(
                 "ops.self_attention({}, {}, {heads}, {}, {}, {}, train, {}, {}, {}, {}, {})",
-                v(x),
-                v(mask),
+                py.v(x),
+                py.v(mask),
                 quoted(scale.name()),
                 boolean(*residual),
                 float(*dropout),
-                dense(query),
-                dense(key),
-                dense(value),
-                dense(o),
-                norm.as_ref().map_or("None".into(), |n| format!("({}, {})", p(&n.gamma), p(&n.beta)))
+                py.dense(query),
+                py.dense(key),
+                py.dense(value),
+                py.dense(o),
+                norm.as_ref().map_or("None".into(), |n| format!("({}, {})", py.p(&n.gamma), py.p(&n.beta)))
             )
         }
         Kernel::Gru { x, mask, input, hidden, output } => {
-            format!("ops.gru({}, {}, {}, {}, {})", v(x), v(mask), dense(input), dense(hidden), quoted(output.name()))
-        }
-        Kernel::Layer(LayerKernel::Wide { ids, weight, bias }) => {
-            format!("ops.wide({}, {}, {})", v(ids), p(weight), p(bias))
+            format!(
+                "ops.gru({}, {}, {}, {}, {})",
+                py.v(x),
+                py.v(mask),
+                py.dense(input),
+                py.dense(hidden),
+                quoted(output.name())
+            )
         }
         Kernel::Mmoe { x, experts, tasks, layers, gates, act } => format!(
             "ops.mmoe({}, {experts}, {tasks}, [{}], {}, {})",
-            v(x),
-            layers.iter().map(dense).collect::<Vec<_>>().join(", "),
-            dense(gates),
+            py.v(x),
+            layers.iter().map(|d| py.dense(d)).collect::<Vec<_>>().join(", "),
+            py.dense(gates),
             quoted(act.name())
         ),
         Kernel::Memory(MemoryKernel { key, write, slots, read_key, write_key, erase, add, persist, output }) => {
             // The slots are read from `state` (this pass's newest write) and written back to it.
-            let slot = quoted(&program.params[slots.0].key());
+            let slot = quoted(&py.program.params[slots.0].key());
             return format!(
                 "{target}, new_slots = ops.memory({}, {}, state[{slot}], {}, {}, {}, {}, {}, {}, train)\n        if new_slots is not None:\n            state[{slot}] = new_slots",
-                v(key),
-                v(write),
-                dense(read_key),
-                dense(write_key),
-                dense(erase),
-                dense(add),
+                py.v(key),
+                py.v(write),
+                py.dense(read_key),
+                py.dense(write_key),
+                py.dense(erase),
+                py.dense(add),
                 boolean(*persist),
                 quoted(output.name())
             );
         }
-        Kernel::Loss(LossKernel::ProbabilityLoss { p: prob, label: l, weight, positives_only }) => {
-            format!("ops.probability_loss({}, {}, {}, {})", v(prob), label(l), opt_v(weight), boolean(*positives_only))
-        }
-        Kernel::Loss(LossKernel::BceLogits { logit, label: l, weight }) => {
-            format!("ops.bce_logits({}, {}, {})", v(logit), label(l), opt_v(weight))
-        }
-        Kernel::Loss(LossKernel::Distribution { p: prob, target: t, label: l, weight, loss }) => {
-            let kind = match loss {
-                DistributionLoss::CrossEntropy => "cross_entropy",
-                DistributionLoss::NotToRecommend => "not_to_recommend",
-            };
-            format!(
-                "ops.distribution_loss({}, {}, {}, {}, {})",
-                v(prob),
-                opt_v(t),
-                l.as_ref().map_or("None".into(), label),
-                opt_v(weight),
-                quoted(kind)
-            )
-        }
-        Kernel::Loss(LossKernel::Triplet { anchor, positive, negative, margin, distance, weight }) => format!(
-            "ops.triplet({}, {}, {}, {}, {}, {})",
-            v(anchor),
-            v(positive),
-            v(negative),
-            float(*margin),
-            quoted(distance.name()),
-            opt_v(weight)
-        ),
     };
     format!("{target} = {call}")
 }
