@@ -295,7 +295,7 @@ impl EpochSink for EpochWriter<'_> {
     fn step_done(&mut self, step: StepLosses<'_>) -> Result<(), AppError> {
         use std::io::Write as _;
         let terms: serde_json::Map<String, serde_json::Value> =
-            step.terms.iter().map(|(name, _, v)| (name.clone(), serde_json::json!(v))).collect();
+            step.losses.iter().zip(step.terms).map(|(term, v)| (term.name.clone(), serde_json::json!(v))).collect();
         let line = serde_json::json!({ "step": step.step, "epoch": step.epoch, "loss": step.total, "terms": terms });
         let path = self.dir.path.join(STEPS_FILE);
         let log = self.step_log()?;

@@ -115,8 +115,8 @@ impl Optimizer {
 
 /// One optimizer step on `batch`: the forward pass in training mode (`step` seeds sampling),
 /// backward, the update with learning rate `lr` (row tables through the row optimizer), and
-/// memory state written back. Returns the new weights and every loss term's
-/// `(name, weight, value)`; a non-finite value means the caller must not keep the step.
+/// memory state written back. Returns the new weights and every loss term's unweighted value,
+/// indexed like `Program::losses`; a non-finite value means the caller must not keep the step.
 pub fn train_step(
     program: &Program,
     weights: Weights,
@@ -124,10 +124,10 @@ pub fn train_step(
     lr: f64,
     batch: &DeviceBatch,
     step: u64,
-) -> (Weights, Vec<(String, f64, f32)>) {
+) -> (Weights, Vec<f32>) {
     crate::runtime::cpu::on_pool(|| {
         let mut fwd = forward_rows(program, &weights, batch, step, &optim.row_tables);
-        let terms = fwd.losses.iter().map(|(name, w, value)| (name.clone(), *w, value.clone().into_scalar())).collect();
+        let terms = fwd.losses.iter().map(|value| value.clone().into_scalar()).collect();
         let mut grads = fwd.total.backward();
         let lookups = std::mem::take(&mut fwd.lookups);
         let mut weights = weights;
@@ -181,8 +181,10 @@ pub struct StepLosses<'a> {
     pub epoch: usize,
     /// The weighted sum the optimizer minimised.
     pub total: f64,
-    /// Each loss term: name, weight, unweighted mean value.
-    pub terms: &'a [(String, f64, f32)],
+    /// Each loss term's unweighted mean, indexed like `losses`.
+    pub terms: &'a [f32],
+    /// The program's loss terms (name, weight).
+    pub losses: &'a [crate::lower::LossTerm],
 }
 
 /// Serialises weights to burnpack bytes.
@@ -281,10 +283,10 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
             let (next, terms) = train_step(&job.program, weights, &mut optim, job.settings.lr, &batch, state.steps);
             weights = next;
             let mut step_loss = 0.0;
-            for (name, w, v) in &terms {
+            for (term, v) in job.program.losses.iter().zip(&terms) {
                 if !v.is_finite() {
                     return Err(RuntimeError::Diverged {
-                        loss: name.clone(),
+                        loss: term.name.clone(),
                         value: *v,
                         epoch,
                         step: state.steps + 1,
@@ -292,13 +294,14 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
                     }
                     .into());
                 }
-                step_loss += w * *v as f64;
+                step_loss += term.weight * *v as f64;
             }
             busy += t0.elapsed().as_secs_f64();
             samples += hb.len;
             state.steps += 1;
             epoch_steps += 1;
-            sink.step_done(StepLosses { step: state.steps, epoch, total: step_loss, terms: &terms })?;
+            let losses = &job.program.losses;
+            sink.step_done(StepLosses { step: state.steps, epoch, total: step_loss, terms: &terms, losses })?;
             loss_sum += step_loss;
             loss_n += 1;
             report.first_loss.get_or_insert(step_loss);

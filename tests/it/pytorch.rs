@@ -115,8 +115,8 @@ fn burn_results(program: &Program, weights: &Weights, batch: &DeviceBatch) -> BT
     for o in &program.outputs {
         out.insert(format!("output:{}", o.name), pass.value(o.value).unwrap().to_host());
     }
-    for (name, _, mean) in &pass.losses {
-        out.insert(format!("loss:{name}"), floats(mean.clone()));
+    for (term, mean) in program.losses.iter().zip(&pass.losses) {
+        out.insert(format!("loss:{}", term.name), floats(mean.clone()));
     }
     if !pass.losses.is_empty() {
         let grads = pass.total.backward();

@@ -236,7 +236,7 @@ fn run(program: &Program, hbs: &[recspec::data::HostBatch], settings: &TrainSett
     for (i, hb) in hbs.iter().enumerate() {
         let batch = DeviceBatch::from_host(hb, &device);
         let (next, terms) = train_step(program, weights, &mut optim, 0.01, &batch, i as u64);
-        assert!(terms.iter().all(|(_, _, v)| v.is_finite()));
+        assert!(terms.iter().all(|v| v.is_finite()));
         weights = next;
         after.push(weights.tensors.iter().map(|t| floats(t.val())).collect());
     }

@@ -83,8 +83,9 @@ pub enum Mode {
 pub struct Forward {
     /// Every value slot the pass computed (inputs too), indexed by `ValueId`.
     pub values: Vec<Option<Value>>,
-    /// `(loss name, weight, mean over the batch)` for each loss term.
-    pub losses: Vec<(String, f64, Tensor<1>)>,
+    /// Each loss term's mean over the batch, unweighted, indexed like `Program::losses` (which
+    /// holds the term's name and weight).
+    pub losses: Vec<Tensor<1>>,
     /// The weighted sum of the loss terms, shape [1].
     pub total: Tensor<1>,
     /// New values of persistent state parameters.
@@ -142,7 +143,7 @@ fn forward_here(
     for l in &program.losses {
         let mean = run.float(l.value).flat.mean();
         total = total + mean.clone().mul_scalar(l.weight);
-        losses.push((l.name.clone(), l.weight, mean));
+        losses.push(mean);
     }
     Forward { values: run.values, losses, total, state: run.state, lookups: run.lookups }
 }
