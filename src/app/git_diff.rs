@@ -93,13 +93,13 @@ impl Outcome {
 impl GitDiff {
     /// `2 changed, 1 added, 3 unchanged`: the counts of each outcome that occurs.
     pub fn summary(&self) -> String {
-        let count = |kind: &str| self.specs.iter().filter(|s| s.outcome.kind() == kind).count();
+        let count = |is: fn(&Outcome) -> bool| self.specs.iter().filter(|s| is(&s.outcome)).count();
         let counts = [
-            (count("changed"), "changed"),
-            (count("added"), "added"),
-            (count("deleted"), "deleted"),
-            (count("broken"), "not compiling"),
-            (count("same"), "unchanged"),
+            (count(|o| matches!(o, Outcome::Changed { .. })), "changed"),
+            (count(|o| matches!(o, Outcome::Added(_))), "added"),
+            (count(|o| matches!(o, Outcome::Deleted(_))), "deleted"),
+            (count(|o| matches!(o, Outcome::Broken(_))), "not compiling"),
+            (count(|o| matches!(o, Outcome::Same)), "unchanged"),
         ];
         let parts: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
         parts.join(", ")

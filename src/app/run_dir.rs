@@ -297,9 +297,9 @@ impl EpochSink for EpochWriter<'_> {
         let terms: serde_json::Map<String, serde_json::Value> =
             step.losses.iter().zip(step.terms).map(|(term, v)| (term.name.clone(), serde_json::json!(v))).collect();
         let line = serde_json::json!({ "step": step.step, "epoch": step.epoch, "loss": step.total, "terms": terms });
-        let path = self.dir.path.join(STEPS_FILE);
+        let dir = self.dir;
         let log = self.step_log()?;
-        writeln!(log, "{line}").map_err(FileError::at("write", &path))?;
+        writeln!(log, "{line}").map_err(|e| FileError::at("write", &dir.path.join(STEPS_FILE))(e))?;
         Ok(())
     }
 }

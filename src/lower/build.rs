@@ -374,23 +374,21 @@ impl NodeReader<'_, '_> {
     fn arithmetic_kernel(&self) -> R<Kernel> {
         use Op::*;
         let n = self.node;
-        Ok({
-            let op = match n.op {
-                Add => Arithmetic::Add,
-                Sub => Arithmetic::Sub,
-                Mul => Arithmetic::Mul,
-                _ => Arithmetic::Div,
-            };
-            match self.opt_value("x")? {
-                None => Kernel::Layout(LayoutKernel::Binary { op, a: self.value("a")?, b: self.value("b")? }),
-                Some(x) => {
-                    let (scalar, side) = match (n.attrs.contains_key("lhs"), n.attrs.contains_key("rhs")) {
-                        (true, false) => (self.float("lhs")?, ScalarSide::Left),
-                        (false, true) => (self.float("rhs")?, ScalarSide::Right),
-                        _ => return Err(self.attr_error("lhs", "or `rhs`: a scalar operation needs exactly one")),
-                    };
-                    Kernel::Layout(LayoutKernel::Scalar { op, x, scalar, side })
-                }
+        let op = match n.op {
+            Add => Arithmetic::Add,
+            Sub => Arithmetic::Sub,
+            Mul => Arithmetic::Mul,
+            _ => Arithmetic::Div,
+        };
+        Ok(match self.opt_value("x")? {
+            None => Kernel::Layout(LayoutKernel::Binary { op, a: self.value("a")?, b: self.value("b")? }),
+            Some(x) => {
+                let (scalar, side) = match (n.attrs.contains_key("lhs"), n.attrs.contains_key("rhs")) {
+                    (true, false) => (self.float("lhs")?, ScalarSide::Left),
+                    (false, true) => (self.float("rhs")?, ScalarSide::Right),
+                    _ => return Err(self.attr_error("lhs", "or `rhs`: a scalar operation needs exactly one")),
+                };
+                Kernel::Layout(LayoutKernel::Scalar { op, x, scalar, side })
             }
         })
     }
@@ -398,61 +396,50 @@ impl NodeReader<'_, '_> {
     /// The kernel of `concat` and `stack`.
     fn join_kernel(&self) -> R<Kernel> {
         let n = self.node;
-        Ok({
-            let xs =
-                n.operands.iter().filter(|o| o.port == "xs").map(|o| self.slot(&o.source)).collect::<R<Vec<_>>>()?;
-            let first = *xs.first().ok_or_else(|| LowerError::Operand { node: n.name.clone(), port: "xs".into() })?;
-            if n.op == Op::Concat {
-                Kernel::Layout(LayoutKernel::Concat { axis: self.axis("axis", self.rank(first))?, xs })
-            } else {
-                Kernel::Layout(LayoutKernel::Stack { axis: self.axis("axis", self.rank(first) + 1)?, xs })
-            }
+        let xs = n.operands.iter().filter(|o| o.port == "xs").map(|o| self.slot(&o.source)).collect::<R<Vec<_>>>()?;
+        let first = *xs.first().ok_or_else(|| LowerError::Operand { node: n.name.clone(), port: "xs".into() })?;
+        Ok(if n.op == Op::Concat {
+            Kernel::Layout(LayoutKernel::Concat { axis: self.axis("axis", self.rank(first))?, xs })
+        } else {
+            Kernel::Layout(LayoutKernel::Stack { axis: self.axis("axis", self.rank(first) + 1)?, xs })
         })
     }
 
     /// The kernel of `slice`.
     fn slice_kernel(&self) -> R<Kernel> {
-        Ok({
-            let x = self.value("x")?;
-            Kernel::Layout(LayoutKernel::Slice {
-                x,
-                axis: self.axis("axis", self.rank(x))?,
-                start: self.extent("start")?,
-                len: self.extent("len")?,
-            })
-        })
+        let x = self.value("x")?;
+        Ok(Kernel::Layout(LayoutKernel::Slice {
+            x,
+            axis: self.axis("axis", self.rank(x))?,
+            start: self.extent("start")?,
+            len: self.extent("len")?,
+        }))
     }
 
     /// The kernel of `index`.
     fn index_kernel(&self) -> R<Kernel> {
-        Ok({
-            let x = self.value("x")?;
-            Kernel::Layout(LayoutKernel::Index {
-                x,
-                axis: self.axis("axis", self.rank(x))?,
-                index: self.extent("index")?,
-            })
-        })
+        let x = self.value("x")?;
+        Ok(Kernel::Layout(LayoutKernel::Index {
+            x,
+            axis: self.axis("axis", self.rank(x))?,
+            index: self.extent("index")?,
+        }))
     }
 
     /// The kernel of `repeat`.
     fn repeat_kernel(&self) -> R<Kernel> {
-        Ok({
-            let x = self.value("x")?;
-            Kernel::Layout(LayoutKernel::Repeat {
-                x,
-                axis: self.axis("axis", self.rank(x) + 1)?,
-                times: self.extent("n")?,
-            })
-        })
+        let x = self.value("x")?;
+        Ok(Kernel::Layout(LayoutKernel::Repeat {
+            x,
+            axis: self.axis("axis", self.rank(x) + 1)?,
+            times: self.extent("n")?,
+        }))
     }
 
     /// The kernel of `softmax`.
     fn softmax_kernel(&self) -> R<Kernel> {
-        Ok({
-            let x = self.value("x")?;
-            Kernel::Pooling(PoolingKernel::Softmax { x, axis: self.axis("axis", self.rank(x))? })
-        })
+        let x = self.value("x")?;
+        Ok(Kernel::Pooling(PoolingKernel::Softmax { x, axis: self.axis("axis", self.rank(x))? }))
     }
 
     /// The kernel of `pool`.
@@ -479,11 +466,9 @@ impl NodeReader<'_, '_> {
     /// The kernel of `reduce_sum` and `reduce_mean`.
     fn reduce_kernel(&self) -> R<Kernel> {
         let n = self.node;
-        Ok({
-            let x = self.value("x")?;
-            let reduction = if n.op == Op::ReduceSum { Reduction::Sum } else { Reduction::Mean };
-            Kernel::Pooling(PoolingKernel::Reduce { x, axis: self.axis("axis", self.rank(x))?, reduction })
-        })
+        let x = self.value("x")?;
+        let reduction = if n.op == Op::ReduceSum { Reduction::Sum } else { Reduction::Mean };
+        Ok(Kernel::Pooling(PoolingKernel::Reduce { x, axis: self.axis("axis", self.rank(x))?, reduction }))
     }
 
     /// The kernel of `project`.

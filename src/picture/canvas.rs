@@ -11,10 +11,12 @@ use layout::core::geometry::Point;
 use layout::core::style::StyleAttr;
 use std::fmt::Write as _;
 
-/// What an element's `properties` string refers to: its CSS classes and its tooltip.
+/// What an element's `properties` string refers to: its CSS classes, its tooltip and, for an
+/// edge, the suffix of its arrowhead marker (`-added`, `-removed`, or empty).
 pub(super) struct Tag {
     pub class: String,
     pub title: String,
+    pub head: &'static str,
 }
 
 #[derive(Default)]
@@ -58,8 +60,8 @@ fn color(look: &StyleAttr) -> String {
 }
 
 impl Canvas {
-    pub(crate) fn tag(&mut self, class: impl Into<String>, title: impl Into<String>) -> String {
-        self.tags.push(Tag { class: class.into(), title: title.into() });
+    pub(crate) fn tag(&mut self, class: impl Into<String>, title: impl Into<String>, head: &'static str) -> String {
+        self.tags.push(Tag { class: class.into(), title: title.into(), head });
         (self.tags.len() - 1).to_string()
     }
 
@@ -186,18 +188,11 @@ impl RenderBackend for Canvas {
         for (a, b) in path {
             self.grow(a.x.max(b.x), a.y.max(b.y));
         }
-        let mark = properties.as_deref().and_then(|p| p.parse::<usize>().ok()).and_then(|i| self.tags.get(i)).map_or(
-            "",
-            |t| {
-                if t.class.contains("added") {
-                    "-added"
-                } else if t.class.contains("removed") {
-                    "-removed"
-                } else {
-                    ""
-                }
-            },
-        );
+        let mark = properties
+            .as_deref()
+            .and_then(|p| p.parse::<usize>().ok())
+            .and_then(|i| self.tags.get(i))
+            .map_or("", |t| t.head);
         let mut d = format!(
             "M {} {} C {} {}, {} {}, {} {}",
             n(path[0].0.x),

@@ -52,13 +52,9 @@ impl ItemKind {
 /// How an item or edge of an overlay differs; `None` in a single graph's picture.
 pub type Mark = Option<ChangeKind>;
 
-fn mark_class(mark: Mark) -> &'static str {
-    match mark {
-        None => "",
-        Some(ChangeKind::Added) => " added",
-        Some(ChangeKind::Removed) => " removed",
-        Some(ChangeKind::Changed) => " changed",
-    }
+/// ` added`, ` removed`, ` changed`: the CSS class a mark adds.
+fn mark_class(mark: Mark) -> String {
+    mark.map_or(String::new(), |m| format!(" {}", change_word(m)))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -256,7 +252,7 @@ impl Scene {
                 Some(m) => format!("{}: {}", change_word(m), item.title),
                 None => item.title.clone(),
             };
-            let tag = canvas.tag(class, title);
+            let tag = canvas.tag(class, title, "");
             let element = Element::create_with_properties(
                 ShapeKind::new_box(&item.label),
                 look,
@@ -278,7 +274,12 @@ impl Scene {
             };
             let look = StyleAttr::new(Color::fast(text_colour), 1, None, 0, EDGE_FONT);
             let class = format!("edge{}", mark_class(e.mark));
-            let tag = canvas.tag(class, format!("{} -> {}: {}", e.from, e.to, e.label.replace('\n', " ")));
+            let head = match e.mark {
+                Some(ChangeKind::Added) => "-added",
+                Some(ChangeKind::Removed) => "-removed",
+                Some(ChangeKind::Changed) | None => "",
+            };
+            let tag = canvas.tag(class, format!("{} -> {}: {}", e.from, e.to, e.label.replace('\n', " ")), head);
             let dashed = e.mark == Some(ChangeKind::Removed);
             let style = if dashed {
                 layout::core::style::LineStyleKind::Dashed

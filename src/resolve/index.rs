@@ -64,6 +64,25 @@ pub enum DefKind {
 }
 
 impl DefKind {
+    /// How a diagnostic names the kind (`` `x` is already defined as a dimension ``).
+    pub fn noun(self) -> &'static str {
+        match self {
+            DefKind::Dim => "dimension",
+            DefKind::Param | DefKind::BlockParam => "parameter",
+            DefKind::Input => "input",
+            DefKind::Seq => "sequence",
+            DefKind::Side => "side feature",
+            DefKind::Label => "label stream",
+            DefKind::Weight => "weight stream",
+            DefKind::Let => "binding",
+            DefKind::Output => "output",
+            DefKind::Loss => "loss",
+            DefKind::Block => "block",
+            DefKind::Port => "block input",
+            DefKind::DimVar => "dimension variable",
+        }
+    }
+
     /// How a hover or completion names the kind.
     pub fn describe(self) -> &'static str {
         match self {

@@ -18,58 +18,8 @@ use index::{DefKind, Index, ScopeId, ScopeInfo, Symbol};
 use scope::Scope;
 use std::collections::{HashMap, HashSet};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Dim,
-    Param,
-    Input,
-    Seq,
-    Side,
-    Let,
-    Output,
-    Weight,
-    /// A block's parameter (`Param` is a model's).
-    BlockParam,
-    Port,
-    DimVar,
-}
-
-impl Kind {
-    fn describe(self) -> &'static str {
-        match self {
-            Kind::Dim => "dimension",
-            Kind::Param | Kind::BlockParam => "parameter",
-            Kind::Input => "input",
-            Kind::Seq => "sequence",
-            Kind::Side => "side feature",
-            Kind::Let => "binding",
-            Kind::Output => "output",
-            Kind::Weight => "weight stream",
-            Kind::Port => "block input",
-            Kind::DimVar => "dimension variable",
-        }
-    }
-
-    /// The resolution table's kind.
-    fn def_kind(self) -> DefKind {
-        match self {
-            Kind::Dim => DefKind::Dim,
-            Kind::Param => DefKind::Param,
-            Kind::Input => DefKind::Input,
-            Kind::Seq => DefKind::Seq,
-            Kind::Side => DefKind::Side,
-            Kind::Let => DefKind::Let,
-            Kind::Output => DefKind::Output,
-            Kind::Weight => DefKind::Weight,
-            Kind::BlockParam => DefKind::BlockParam,
-            Kind::Port => DefKind::Port,
-            Kind::DimVar => DefKind::DimVar,
-        }
-    }
-}
-
 struct Def {
-    kind: Kind,
+    kind: DefKind,
     span: Span,
     /// Index of the defining statement; later uses are fine, earlier ones are not.
     stmt: usize,
@@ -175,7 +125,7 @@ fn resolve_block(
     for p in &block.params {
         let default = p.default.as_ref().map_or(String::new(), |d| format!(" = {}", s.text(d.span)));
         let detail = format!("{}: {}{default}", p.name.name, p.kind.name());
-        s.define(&p.name, Kind::BlockParam, 0, p.kind == ValueKind::Symbol, detail);
+        s.define(&p.name, DefKind::BlockParam, 0, p.kind == ValueKind::Symbol, detail);
         match &p.default {
             Some(Expr { kind: ExprKind::Name(_), .. }) if p.kind == ValueKind::Symbol => {}
             Some(d) => s.expr(d, 0),
@@ -184,7 +134,7 @@ fn resolve_block(
     }
     for port in &block.ports {
         let detail = format!("{}: {}", port.name.name, s.text(port.ty.span));
-        s.define(&port.name, Kind::Port, 0, false, detail);
+        s.define(&port.name, DefKind::Port, 0, false, detail);
     }
     // Free names in port types are dimension variables bound when the block is applied, defined
     // where first written.
@@ -195,7 +145,7 @@ fn resolve_block(
                     if !s.defs.contains_key(n) {
                         let detail = format!("{n}, bound by each application of `{}`", block.name.name);
                         let ident = Ident { name: n.clone(), span: e.span };
-                        s.define(&ident, Kind::DimVar, 0, false, detail);
+                        s.define(&ident, DefKind::DimVar, 0, false, detail);
                     } else {
                         s.record(n, e.span, vec![]);
                     }
@@ -231,7 +181,7 @@ fn resolve_block(
     }
     // Dimension variables are used by the types that declare them.
     for d in s.defs.values_mut() {
-        if d.kind == Kind::DimVar {
+        if d.kind == DefKind::DimVar {
             d.used = true;
         }
     }

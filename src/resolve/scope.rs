@@ -3,7 +3,7 @@
 
 use super::index::{DefKind, Index, ScopeId, Symbol};
 use super::signature::{signature, ArgRole};
-use super::{Def, Kind};
+use super::Def;
 use crate::ast::*;
 use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::BATCH;
@@ -97,18 +97,18 @@ impl<'a, 'r> Scope<'a, 'r> {
     pub(super) fn define_builtin_batch(&mut self) {
         self.defs.insert(
             BATCH.to_string(),
-            Def { kind: Kind::Dim, span: Span::default(), stmt: 0, used: true, symbol: false },
+            Def { kind: DefKind::Dim, span: Span::default(), stmt: 0, used: true, symbol: false },
         );
     }
 
     /// Defines `name` in this body and records it in the table with `detail`.
-    pub(super) fn define(&mut self, name: &Ident, kind: Kind, stmt: usize, symbol: bool, detail: String) {
-        self.names.define(name.span, self.local(&name.name), kind.def_kind(), detail);
+    pub(super) fn define(&mut self, name: &Ident, kind: DefKind, stmt: usize, symbol: bool, detail: String) {
+        self.names.define(name.span, self.local(&name.name), kind, detail);
         self.define_quietly(name, kind, stmt, symbol);
     }
 
     /// Defines `name` in this body without a table entry (the caller records it).
-    pub(super) fn define_quietly(&mut self, name: &Ident, kind: Kind, stmt: usize, symbol: bool) {
+    pub(super) fn define_quietly(&mut self, name: &Ident, kind: DefKind, stmt: usize, symbol: bool) {
         if name.name == BATCH {
             self.diags.push(
                 Diagnostic::error(Code::Duplicate, "`B` is the built-in batch dimension")
@@ -120,14 +120,14 @@ impl<'a, 'r> Scope<'a, 'r> {
             self.diags.push(
                 Diagnostic::error(
                     Code::Duplicate,
-                    format!("`{}` is already defined as a {}", name.name, prev.kind.describe()),
+                    format!("`{}` is already defined as a {}", name.name, prev.kind.noun()),
                 )
                 .at(name.span, "defined again here")
                 .with_label(prev.span, "first defined here"),
             );
             return;
         }
-        let used = kind == Kind::Output;
+        let used = kind == DefKind::Output;
         self.defs.insert(name.name.clone(), Def { kind, span: name.span, stmt, used, symbol });
     }
 
@@ -167,16 +167,18 @@ impl<'a, 'r> Scope<'a, 'r> {
                         .at(stmt.span, "models use `output` and `loss`"),
                 );
             }
-            StmtKind::Dim { name, .. } => self.define(name, Kind::Dim, i, false, detail),
-            StmtKind::Param { name, kind, .. } => self.define(name, Kind::Param, i, *kind == ValueKind::Symbol, detail),
-            StmtKind::Input { name, .. } => self.define(name, Kind::Input, i, false, detail),
-            StmtKind::Seq { name, .. } => self.define(name, Kind::Seq, i, false, detail),
+            StmtKind::Dim { name, .. } => self.define(name, DefKind::Dim, i, false, detail),
+            StmtKind::Param { name, kind, .. } => {
+                self.define(name, DefKind::Param, i, *kind == ValueKind::Symbol, detail)
+            }
+            StmtKind::Input { name, .. } => self.define(name, DefKind::Input, i, false, detail),
+            StmtKind::Seq { name, .. } => self.define(name, DefKind::Seq, i, false, detail),
             StmtKind::Side { seq, name, .. } => {
                 let full = Ident { name: format!("{}.{}", seq.name, name.name), span: seq.span.to(name.span) };
                 // The table names the side feature at its own name (`dwell` in `side clicks.dwell`).
                 let symbol = self.local(&full.name);
                 self.names.define(name.span, symbol, DefKind::Side, detail);
-                self.define_quietly(&full, Kind::Side, i, false);
+                self.define_quietly(&full, DefKind::Side, i, false);
             }
             StmtKind::Label { names } => {
                 for n in names {
@@ -192,9 +194,9 @@ impl<'a, 'r> Scope<'a, 'r> {
                     }
                 }
             }
-            StmtKind::Weight { name } => self.define(name, Kind::Weight, i, false, detail),
-            StmtKind::Let { name, .. } => self.define(name, Kind::Let, i, false, detail),
-            StmtKind::Output { name, .. } => self.define(name, Kind::Output, i, false, detail),
+            StmtKind::Weight { name } => self.define(name, DefKind::Weight, i, false, detail),
+            StmtKind::Let { name, .. } => self.define(name, DefKind::Let, i, false, detail),
+            StmtKind::Output { name, .. } => self.define(name, DefKind::Output, i, false, detail),
             StmtKind::Loss { name, .. } => {
                 self.names.define(name.span, Symbol::Loss(self.id, name.name.clone()), DefKind::Loss, detail);
                 // Losses have their own namespace: nothing refers to them, and `loss triplet =
@@ -232,9 +234,9 @@ impl<'a, 'r> Scope<'a, 'r> {
                     self.names.occur(seq.span, self.local(&seq.name), false, vec![]);
                 }
                 match self.defs.get_mut(&seq.name) {
-                    Some(d) if d.kind == Kind::Seq => {}
+                    Some(d) if d.kind == DefKind::Seq => {}
                     Some(d) => {
-                        let kind = d.kind.describe();
+                        let kind = d.kind.noun();
                         self.diags.push(
                             Diagnostic::error(Code::BadSide, format!("`{}` is a {kind}, not a sequence", seq.name))
                                 .at(seq.span, "side features attach to `seq` inputs"),
@@ -401,10 +403,10 @@ impl<'a, 'r> Scope<'a, 'r> {
                 if n != BATCH && d.stmt > i
                     || (n != BATCH
                         && d.stmt == i
-                        && d.kind != Kind::Port
-                        && d.kind != Kind::DimVar
-                        && d.kind != Kind::Param
-                        && d.kind != Kind::BlockParam) =>
+                        && d.kind != DefKind::Port
+                        && d.kind != DefKind::DimVar
+                        && d.kind != DefKind::Param
+                        && d.kind != DefKind::BlockParam) =>
             {
                 let (kind, def_span) = (d.kind, d.span);
                 d.used = true;
@@ -416,7 +418,7 @@ impl<'a, 'r> Scope<'a, 'r> {
                 self.diags.push(
                     Diagnostic::error(Code::UseBeforeDef, msg)
                         .at(span, "used here")
-                        .with_label(def_span, format!("{} defined here", kind.describe()))
+                        .with_label(def_span, format!("{} defined here", kind.noun()))
                         .with_help("bindings are evaluated in order; move the definition up"),
                 );
             }
@@ -465,7 +467,7 @@ impl<'a, 'r> Scope<'a, 'r> {
     pub(super) fn finish(mut self) -> Vec<Diagnostic> {
         for (name, d) in &self.defs {
             if !d.used && !name.starts_with('_') {
-                let what = d.kind.describe();
+                let what = d.kind.noun();
                 self.diags.push(
                     Diagnostic::warning(Code::Unused, format!("{what} `{name}` is never used"))
                         .at(d.span, "unused")

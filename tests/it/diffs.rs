@@ -1,13 +1,8 @@
 //! Diff cases: each directory in tests/data/diff holds old.recspec and new.recspec; the text and
 //! Markdown diffs are snapshotted.
 
-use crate::{compile, root, settings};
+use crate::{graph, root, settings};
 use recspec::diff::{diff, render};
-
-fn graph(path: &std::path::Path) -> recspec::ir::Graph {
-    let (checked, diags) = compile(path, &[]);
-    checked.graph.unwrap_or_else(|| panic!("{} does not compile:\n{diags}", path.display()))
-}
 
 #[test]
 fn diff_cases_match_snapshots() {

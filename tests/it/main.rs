@@ -46,6 +46,12 @@ pub fn compile(path: &Path, overrides: &[Override]) -> (Checked, String) {
     (checked, text.replace(&root().display().to_string(), "[ROOT]"))
 }
 
+/// The graph of a spec that must compile (relative to the root); its diagnostics otherwise.
+pub fn graph(path: &Path) -> recspec::ir::Graph {
+    let (checked, diags) = compile(path, &[]);
+    checked.graph.unwrap_or_else(|| panic!("{} does not compile:\n{diags}", path.display()))
+}
+
 /// A small deterministic generator (xorshift64*), so that a fuzzed failure names a seed that
 /// reproduces it.
 pub struct Rng(pub u64);

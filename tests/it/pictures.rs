@@ -3,15 +3,10 @@
 //! step log across a resume, and every page looked at in headless Chromium.
 
 use crate::cli::recspec;
-use crate::{root, settings};
+use crate::{graph, root, settings};
 use recspec::diff::ChangeKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn graph(path: &Path) -> recspec::ir::Graph {
-    let (checked, diags) = crate::compile(path, &[]);
-    checked.graph.unwrap_or_else(|| panic!("{} does not compile:\n{diags}", path.display()))
-}
 
 fn temp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("recspec-pictures-{name}-{}", std::process::id()));
