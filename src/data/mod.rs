@@ -97,8 +97,32 @@ impl DataFormat {
 pub struct Schema {
     /// Stored inputs (features, sequences, side features) in graph order; masks are derived.
     pub fields: Vec<FieldSchema>,
+    /// Label streams: the program's (`Program::labels`, in its order) and any a caller adds after
+    /// them (`recspec eval --labels`).
     pub labels: Vec<String>,
     pub weights: Vec<String>,
+    /// One entry per program input, in slot order (`Program::inputs`): what fills the slot.
+    pub inputs: Vec<SchemaInput>,
+}
+
+/// One of the program's input slots and what fills it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchemaInput {
+    pub name: String,
+    /// `None` for an input the schema's reader does not read ([`Schema::reading_only`]): its
+    /// slot stays empty in the batches.
+    pub source: Option<InputSource>,
+}
+
+/// Where a batch's value for an input slot comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    /// The stored field `Schema::fields[i]`.
+    Field(usize),
+    /// The mask of the sequence field `Schema::fields[i]`: which of its positions hold an element.
+    Mask(usize),
+    /// The per-example weight stream `Schema::weights[i]`.
+    Weight(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -263,12 +287,29 @@ impl Schema {
     /// The data layout a lowered program reads.
     pub fn from_program(program: &Program) -> Result<Schema, SchemaError> {
         let mut fields: Vec<FieldSchema> = vec![];
+        let mut weights = vec![];
+        let mut inputs = vec![];
         for input in program.inputs() {
             let role = input.role.unwrap_or(InputRole::Feature);
+            let name = &input.name;
+            let source = match role {
+                // A sequence's mask input (`clicks.mask`) follows the sequence.
+                InputRole::Mask => InputSource::Mask(
+                    fields
+                        .iter()
+                        .position(|f| f.role == InputRole::Sequence && name.strip_suffix(".mask") == Some(&f.name))
+                        .ok_or_else(|| SchemaError::MaskInput(name.clone()))?,
+                ),
+                InputRole::Weight => {
+                    weights.push(name.clone());
+                    InputSource::Weight(weights.len() - 1)
+                }
+                _ => InputSource::Field(fields.len()),
+            };
+            inputs.push(SchemaInput { name: name.clone(), source: Some(source) });
             if matches!(role, InputRole::Mask | InputRole::Weight) {
                 continue;
             }
-            let name = &input.name;
             if RESERVED_KEYS.contains(&name.as_str()) {
                 return Err(SchemaError::ReservedKey(name.clone()));
             }
@@ -308,7 +349,42 @@ impl Schema {
             }
             fields.push(FieldSchema { name: name.clone(), kind, role, shape, sequence });
         }
-        Ok(Schema { fields, labels: program.labels.clone(), weights: program.weight_streams.clone() })
+        Ok(Schema { fields, labels: program.labels.clone(), weights, inputs })
+    }
+
+    /// The schema of a reader that needs only the inputs whose slots `read` accepts, and no
+    /// labels or weights (serving). A sequence is kept, with its mask, when either is read.
+    pub fn reading_only(&self, read: impl Fn(usize) -> bool) -> Schema {
+        let mut keep = vec![false; self.fields.len()];
+        for (slot, input) in self.inputs.iter().enumerate() {
+            if let (true, Some(InputSource::Field(i) | InputSource::Mask(i))) = (read(slot), input.source) {
+                keep[i] = true;
+            }
+        }
+        let mut renumbered = vec![None; self.fields.len()];
+        let mut fields = vec![];
+        for (i, f) in self.fields.iter().enumerate().filter(|(i, _)| keep[*i]) {
+            renumbered[i] = Some(fields.len());
+            fields.push(f.clone());
+        }
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|input| SchemaInput {
+                name: input.name.clone(),
+                source: match input.source {
+                    Some(InputSource::Field(i)) => renumbered[i].map(InputSource::Field),
+                    Some(InputSource::Mask(i)) => renumbered[i].map(InputSource::Mask),
+                    Some(InputSource::Weight(_)) | None => None,
+                },
+            })
+            .collect();
+        Schema { fields, labels: vec![], weights: vec![], inputs }
+    }
+
+    /// The input slot of an input by name.
+    pub fn input(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name == name)
     }
 
     /// The Parquet columns this schema reads: `user`, each stored input, `labels.NAME`,
@@ -584,19 +660,48 @@ pub(crate) fn batch_from_rows(schema: &Schema, rows: &[serde_json::Value]) -> Re
     Ok(builder.take(schema))
 }
 
-/// One host-side batch: row-major flat buffers with their full shapes (batch axis first).
+/// One host-side batch, keyed by the program's slots.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostBatch {
     pub len: usize,
     pub users: Vec<u64>,
-    /// Id inputs: name -> (data, shape incl. batch).
-    pub ids: BTreeMap<String, (Vec<i64>, Vec<usize>)>,
-    /// Float inputs and side features: name -> (data, shape incl. batch).
-    pub floats: BTreeMap<String, (Vec<f32>, Vec<usize>)>,
-    /// Sequence masks, keyed `seq.mask`: [len, T].
-    pub masks: BTreeMap<String, (Vec<bool>, Vec<usize>)>,
-    pub labels: BTreeMap<String, Vec<f32>>,
-    pub weights: BTreeMap<String, Vec<f32>>,
+    /// One column per program input, indexed by input slot (`Program::inputs`,
+    /// [`Schema::inputs`]). A loader fills every slot; a batch made by hand may leave out inputs
+    /// the program never reads.
+    pub inputs: Vec<Option<Column>>,
+    /// One per label stream, indexed like [`Schema::labels`] (so by `LabelId` for the program's
+    /// streams).
+    pub labels: Vec<Vec<f32>>,
+}
+
+/// One input's values in a batch: a row-major flat buffer and its full shape (batch axis first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub data: ColumnData,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnData {
+    Ids(Vec<i64>),
+    /// Float inputs, side features and weight streams.
+    Floats(Vec<f32>),
+    /// Sequence masks: `[B, T]`.
+    Mask(Vec<bool>),
+}
+
+impl Column {
+    pub fn ids(data: Vec<i64>, shape: Vec<usize>) -> Column {
+        Column { data: ColumnData::Ids(data), shape }
+    }
+
+    pub fn floats(data: Vec<f32>, shape: Vec<usize>) -> Column {
+        Column { data: ColumnData::Floats(data), shape }
+    }
+
+    pub fn mask(data: Vec<bool>, shape: Vec<usize>) -> Column {
+        Column { data: ColumnData::Mask(data), shape }
+    }
 }
 
 /// A bad row (or an I/O failure, row 0) in a data file.

@@ -1,6 +1,6 @@
 //! Validation of one JSON row against a schema and its append to the batch buffers.
 
-use super::{hash_bucket, FieldKind, FieldSchema, HostBatch, RawId, Schema};
+use super::{hash_bucket, Column, FieldKind, FieldSchema, HostBatch, InputSource, RawId, Schema};
 use crate::ir::InputRole;
 use serde_json::{Map, Value};
 
@@ -286,29 +286,24 @@ impl BatchBuilder {
     /// Moves the accumulated rows out as a batch and starts empty again.
     pub(super) fn take(&mut self, schema: &Schema) -> HostBatch {
         let n = self.len;
-        let mut batch = HostBatch { len: n, users: std::mem::take(&mut self.users), ..HostBatch::default() };
-        for (i, f) in schema.fields.iter().enumerate() {
-            let mut shape = vec![n];
-            shape.extend(&f.shape);
-            match &mut self.bufs[i] {
-                Buf::Ids(b) => {
-                    batch.ids.insert(f.name.clone(), (std::mem::take(b), shape));
+        let shape = |f: &FieldSchema| [&[n][..], &f.shape].concat();
+        let inputs = schema
+            .inputs
+            .iter()
+            .map(|input| match input.source {
+                None => None,
+                Some(InputSource::Field(i)) => Some(match &mut self.bufs[i] {
+                    Buf::Ids(b) => Column::ids(std::mem::take(b), shape(&schema.fields[i])),
+                    Buf::Floats(b) => Column::floats(std::mem::take(b), shape(&schema.fields[i])),
+                }),
+                Some(InputSource::Mask(i)) => {
+                    self.masks[i].as_mut().map(|m| Column::mask(std::mem::take(m), vec![n, schema.fields[i].max_len()]))
                 }
-                Buf::Floats(b) => {
-                    batch.floats.insert(f.name.clone(), (std::mem::take(b), shape));
-                }
-            }
-            if let Some(m) = &mut self.masks[i] {
-                batch.masks.insert(format!("{}.mask", f.name), (std::mem::take(m), vec![n, f.max_len()]));
-            }
-        }
-        for (l, v) in schema.labels.iter().zip(&mut self.labels) {
-            batch.labels.insert(l.clone(), std::mem::take(v));
-        }
-        for (w, v) in schema.weights.iter().zip(&mut self.weights) {
-            batch.weights.insert(w.clone(), std::mem::take(v));
-        }
+                Some(InputSource::Weight(i)) => Some(Column::floats(std::mem::take(&mut self.weights[i]), vec![n])),
+            })
+            .collect();
+        let labels = self.labels.iter_mut().map(std::mem::take).collect();
         self.len = 0;
-        batch
+        HostBatch { len: n, users: std::mem::take(&mut self.users), inputs, labels }
     }
 }

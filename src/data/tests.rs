@@ -140,21 +140,38 @@ fn rows_round_trip_with_padding_and_masks() {
     let b = &batches[0];
     assert_eq!(b.len, 2);
     assert_eq!(b.users, vec![1, 2]);
-    assert_eq!(b.ids["item"], (vec![3, 3], vec![2]));
-    assert_eq!(b.ids["fields"], (vec![1, 19, 1, 19], vec![2, 2]));
-    assert_eq!(b.ids["clicks"], (vec![4, 5, 0, 0, 0, 0], vec![2, 3]));
-    assert_eq!(b.masks["clicks.mask"], (vec![true, true, false, false, false, false], vec![2, 3]));
-    assert_eq!(b.floats["clicks.dwell"], (vec![1.5, 2.0, 0.0, 0.0, 0.0, 0.0], vec![2, 3]));
-    assert_eq!(b.floats["clicks.emb"].1, vec![2, 3, 2]);
-    assert_eq!(&b.floats["clicks.emb"].0[..6], &[1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
-    assert_eq!(b.floats["dense"], (vec![1.0, 2.0, 3.0, 4.5, 1.0, 2.0, 3.0, 4.5], vec![2, 2, 2]));
-    assert_eq!(b.floats["score"], (vec![0.25, 0.25], vec![2]));
-    assert_eq!(b.labels["click"], vec![1.0, 1.0]);
-    assert_eq!(b.labels["like"], vec![0.0, 0.0]);
-    assert_eq!(b.weights["w"], vec![2.0, 2.0]);
-    assert_eq!(batches[1].len, 1);
-    assert_eq!(batches[1].ids["clicks"].1, vec![1, 3]);
-    assert!(!b.masks.contains_key("clicks") && !b.ids.contains_key("clicks.mask"));
+    let s = schema();
+    let c = |name: &str| column(&s, b, name);
+    assert_eq!(*c("item"), Column::ids(vec![3, 3], vec![2]));
+    assert_eq!(*c("fields"), Column::ids(vec![1, 19, 1, 19], vec![2, 2]));
+    assert_eq!(*c("clicks"), Column::ids(vec![4, 5, 0, 0, 0, 0], vec![2, 3]));
+    assert_eq!(*c("clicks.mask"), Column::mask(vec![true, true, false, false, false, false], vec![2, 3]));
+    assert_eq!(*c("clicks.dwell"), Column::floats(vec![1.5, 2.0, 0.0, 0.0, 0.0, 0.0], vec![2, 3]));
+    assert_eq!(c("clicks.emb").shape, vec![2, 3, 2]);
+    assert!(matches!(&c("clicks.emb").data, ColumnData::Floats(x) if x[..6] == [1.0, 2.0, 3.0, 4.0, 0.0, 0.0]));
+    assert_eq!(*c("dense"), Column::floats(vec![1.0, 2.0, 3.0, 4.5, 1.0, 2.0, 3.0, 4.5], vec![2, 2, 2]));
+    assert_eq!(*c("score"), Column::floats(vec![0.25, 0.25], vec![2]));
+    assert_eq!(*c("w"), Column::floats(vec![2.0, 2.0], vec![2]));
+    // Label columns in the schema's order: click, like.
+    assert_eq!(b.labels, [vec![1.0, 1.0], vec![0.0, 0.0]]);
+    assert_eq!(column(&s, &batches[1], "clicks").shape, vec![1, 3]);
+    // Every program input has its column, in slot order.
+    let names: Vec<&str> = s.inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["item", "fields", "dense", "score", "clicks", "clicks.mask", "clicks.dwell", "clicks.emb", "w"]);
+    assert!(b.inputs.len() == names.len() && b.inputs.iter().all(Option::is_some));
+}
+
+/// The column of the input `name` in a loaded batch.
+fn column<'a>(schema: &Schema, b: &'a HostBatch, name: &str) -> &'a Column {
+    b.inputs[schema.input(name).unwrap_or_else(|| panic!("no input `{name}`"))].as_ref().expect("a loaded column")
+}
+
+/// The ids of a column.
+fn ids(c: &Column) -> &[i64] {
+    match &c.data {
+        ColumnData::Ids(x) => x,
+        other => panic!("not ids: {other:?}"),
+    }
 }
 
 /// Line 3 is bad (lines 1-2 good); asserts the error names the row and holds `fragment`.
@@ -412,12 +429,13 @@ fn hashed_ids_take_integers_and_strings_and_land_in_their_buckets() {
     let mut loader = Loader::open(&file.0, &schema, 8, false).unwrap();
     let b = loader.next_batch().unwrap().unwrap();
     let bucket = |id| hash_bucket(id, 1000);
-    assert_eq!(b.ids["item"].0, vec![bucket(RawId::Str("sku-123")), bucket(RawId::Int(123456789012))]);
+    let (item, seq) = (ids(column(&schema, &b, "item")), ids(column(&schema, &b, "clicks")));
+    assert_eq!(item, [bucket(RawId::Str("sku-123")), bucket(RawId::Int(123456789012))]);
     // u64::MAX is the 64 bits of -1.
     let clicks = [bucket(RawId::Int(5)), bucket(RawId::Int(-7)), bucket(RawId::Int(-1))];
-    assert_eq!(b.ids["clicks"].0[..3], clicks);
-    assert_eq!(b.ids["clicks"].0[3..5], [bucket(RawId::Str("a")), bucket(RawId::Str("b"))]);
-    assert!(b.ids["item"].0.iter().chain(&b.ids["clicks"].0).all(|i| (0..1000).contains(i)));
+    assert_eq!(seq[..3], clicks);
+    assert_eq!(seq[3..5], [bucket(RawId::Str("a")), bucket(RawId::Str("b"))]);
+    assert!(item.iter().chain(seq).all(|i| (0..1000).contains(i)));
 
     for (bad, expect) in [("1.5", "found 1.5"), ("true", "found `true`"), ("null", "found null")] {
         let file = Tmp::new("hashed-bad", &format!(r#"{{"user":1,"item":{bad},"clicks":[],"labels":{{"click":1}}}}"#));
@@ -577,4 +595,24 @@ fn a_folder_that_is_not_a_split_is_refused_before_reading() {
             assert!(err.message.contains(fragment), "{err}");
         }
     }
+}
+
+/// A reader of some inputs gets batches with those inputs' columns and empty other slots; a
+/// sequence read only through its mask is still loaded.
+#[test]
+fn a_schema_reading_only_some_inputs_leaves_the_others_empty() {
+    let full = schema();
+    let slot = |name: &str| full.input(name).unwrap();
+    let (mask, score) = (slot("clicks.mask"), slot("score"));
+    let s = full.reading_only(|i| i == mask || i == score);
+    let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["score", "clicks"]);
+    assert!(s.labels.is_empty() && s.weights.is_empty());
+    let t = Tmp::new("reading-only", &format!("{GOOD}\n"));
+    let b = Loader::open(&t.0, &s, 4, false).unwrap().next_batch().unwrap().unwrap();
+    let present: Vec<&str> =
+        s.inputs.iter().zip(&b.inputs).filter(|(_, c)| c.is_some()).map(|(i, _)| i.name.as_str()).collect();
+    assert_eq!(present, ["score", "clicks", "clicks.mask"]);
+    assert_eq!(*column(&s, &b, "score"), Column::floats(vec![0.25], vec![1]));
+    assert_eq!(*column(&s, &b, "clicks.mask"), Column::mask(vec![true, true, false], vec![1, 3]));
 }

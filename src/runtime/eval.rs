@@ -252,6 +252,9 @@ pub fn evaluate(
         }
     }
     let chosen = scorers(program, &schema.labels, &opts.scored_by);
+    // Each scored stream's place among the batch's label columns.
+    let columns: Vec<Option<usize>> =
+        chosen.keys().map(|label| schema.labels.iter().position(|l| l == label)).collect();
     let mut loader = Loader::open(file, &schema, opts.batch_size, opts.skip_bad_rows)?;
     let mut scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<f32>> = BTreeMap::new();
@@ -265,15 +268,18 @@ pub fn evaluate(
         }
         let batch = DeviceBatch::from_host(&hb, device);
         let pass = forward(program, weights, &batch, Mode::Eval, 0);
-        for (label, s) in &chosen {
+        for ((label, s), column) in chosen.iter().zip(&columns) {
             scores.entry(label.clone()).or_default().extend(score(s, &pass));
-            labels.entry(label.clone()).or_default().extend(hb.labels.get(label).cloned().unwrap_or_default());
+            labels
+                .entry(label.clone())
+                .or_default()
+                .extend(column.and_then(|c| hb.labels.get(c)).cloned().unwrap_or_default());
         }
         users.extend(hb.users.iter().copied());
         for head in &heads {
             let probs = pass.value(head.scores).map(Value::to_host).unwrap_or_default();
-            let targets = batch.host_ids.get(&program.value(head.target).name).cloned().unwrap_or_default();
-            let on = head.label.and_then(|l| hb.labels.get(&program.labels[l.0]).cloned());
+            let targets = batch.host_ids.get(head.target.0).cloned().flatten().unwrap_or_default();
+            let on = head.label.and_then(|l| hb.labels.get(l.0).cloned());
             let vocab = probs.len() / hb.len.max(1);
             let entry = retrieval.entry(head.loss.name.clone()).or_default();
             for (i, t) in targets.iter().enumerate() {

@@ -70,16 +70,12 @@ impl RowScorer {
 /// The schema of the inputs the steps computing `values` read, without labels and weights.
 fn reads_only(program: &Program, values: &[ValueId]) -> Result<Schema, RuntimeError> {
     let needed = program.needed_steps(values);
-    let reads = |name: &str| {
-        let Some(input) = program.find(name) else { return false };
+    let reads = |slot: usize| {
+        let input = ValueId(slot);
         values.contains(&input)
             || program.steps.iter().zip(&needed).any(|(s, n)| *n && s.kernel.operands().contains(&input))
     };
-    let mut schema = Schema::from_program(program)?;
-    schema.fields.retain(|f| reads(&f.name));
-    schema.labels.clear();
-    schema.weights.clear();
-    Ok(schema)
+    Ok(Schema::from_program(program)?.reading_only(reads))
 }
 
 pub struct Recommender {

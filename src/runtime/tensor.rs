@@ -4,6 +4,7 @@
 //! Every runtime value is stored flat (rank 1) with its logical shape, and viewed at the rank an
 //! operation needs (`rows_by_last`, `around`). Reshapes of contiguous tensors are free in burn.
 
+use crate::data::{Column, ColumnData};
 use burn::prelude::*;
 
 /// A float tensor stored flat, with its logical shape.
@@ -95,6 +96,23 @@ impl MaskTensor {
 }
 
 impl Value {
+    /// A host batch's column on `device`.
+    pub(crate) fn from_column(c: &Column, device: &Device) -> Value {
+        let shape = c.shape.clone();
+        match &c.data {
+            ColumnData::Ids(d) => {
+                Value::Ids(IdTensor { flat: Tensor::from_data(TensorData::new(d.clone(), [d.len()]), device), shape })
+            }
+            ColumnData::Floats(d) => {
+                Value::Float(FloatTensor::new(Tensor::from_data(TensorData::new(d.clone(), [d.len()]), device), shape))
+            }
+            ColumnData::Mask(d) => Value::Mask(MaskTensor {
+                flat: Tensor::from_data(TensorData::new(d.clone(), [d.len()]), device),
+                shape,
+            }),
+        }
+    }
+
     pub fn shape(&self) -> &[usize] {
         match self {
             Value::Float(x) => &x.shape,

@@ -1,7 +1,7 @@
 //! Runtime kernels on tiny hand-computed inputs, and gradients against finite differences.
 
 use burn::prelude::*;
-use recspec::data::HostBatch;
+use recspec::data::{Column, HostBatch};
 use recspec::lower::{lower, Bindings, Program};
 use recspec::runtime::exec::{forward, DeviceBatch, Mode};
 use recspec::runtime::tensor::Value;
@@ -16,34 +16,52 @@ fn plan(spec: &str) -> Program {
     lower(&graph, &Bindings::of(&graph)).unwrap()
 }
 
-/// A host batch from float inputs `(name, data, shape)`, id inputs, masks and labels.
+/// A batch of named float inputs `(name, data, shape)`, id inputs, masks and labels, put in the
+/// program's slots by [`Batch::device`].
 #[derive(Default)]
 struct Batch {
-    hb: HostBatch,
+    len: usize,
+    inputs: Vec<(String, Column)>,
+    labels: Vec<(String, Vec<f32>)>,
 }
 
 impl Batch {
     fn new(len: usize) -> Batch {
-        Batch { hb: HostBatch { len, users: (0..len as u64).collect(), ..Default::default() } }
+        Batch { len, ..Default::default() }
     }
     fn floats(mut self, name: &str, data: &[f32], shape: &[usize]) -> Batch {
-        self.hb.floats.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self.inputs.push((name.into(), Column::floats(data.to_vec(), shape.to_vec())));
         self
     }
     fn ids(mut self, name: &str, data: &[i64], shape: &[usize]) -> Batch {
-        self.hb.ids.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self.inputs.push((name.into(), Column::ids(data.to_vec(), shape.to_vec())));
         self
     }
     fn mask(mut self, name: &str, data: &[bool], shape: &[usize]) -> Batch {
-        self.hb.masks.insert(name.into(), (data.to_vec(), shape.to_vec()));
+        self.inputs.push((name.into(), Column::mask(data.to_vec(), shape.to_vec())));
         self
     }
     fn label(mut self, name: &str, data: &[f32]) -> Batch {
-        self.hb.labels.insert(name.into(), data.to_vec());
+        self.labels.push((name.into(), data.to_vec()));
         self
     }
-    fn device(&self, device: &Device) -> DeviceBatch {
-        DeviceBatch::from_host(&self.hb, device)
+    fn device(&self, plan: &Program, device: &Device) -> DeviceBatch {
+        let mut hb = HostBatch {
+            len: self.len,
+            users: (0..self.len as u64).collect(),
+            inputs: vec![None; plan.input_count],
+            labels: vec![vec![]; plan.labels.len()],
+        };
+        for (name, column) in &self.inputs {
+            let slot =
+                plan.find(name).filter(|v| v.0 < plan.input_count).unwrap_or_else(|| panic!("no input `{name}`"));
+            hb.inputs[slot.0] = Some(column.clone());
+        }
+        for (name, data) in &self.labels {
+            let l = plan.labels.iter().position(|l| l == name).unwrap_or_else(|| panic!("no label `{name}`"));
+            hb.labels[l] = data.clone();
+        }
+        DeviceBatch::from_host(&hb, device)
     }
 }
 
@@ -53,7 +71,7 @@ fn values(v: &Value) -> Vec<f32> {
 
 fn run(plan: &Program, w: &Weights, b: &Batch, node: &str) -> Vec<f32> {
     let device = Device::flex();
-    let fwd = forward(plan, w, &b.device(&device), Mode::Eval, 0);
+    let fwd = forward(plan, w, &b.device(plan, &device), Mode::Eval, 0);
     values(fwd.named(plan, node).unwrap())
 }
 
@@ -194,7 +212,7 @@ fn not_to_recommend_gradient_stays_finite_as_p_goes_to_zero() {
     let i = p.param("items", "table").unwrap().0;
     w.tensors[i] = burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(table, [8]), &device));
     let b = Batch::new(1).floats("s", &[1.0, 1.0], &[1, 2]).ids("y", &[0], &[1]).label("neg", &[1.0]);
-    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 0);
+    let fwd = forward(&p, &w, &b.device(&p, &device), Mode::Train, 0);
     let grads = fwd.total.backward();
     let g = w.tensors[i].val().grad(&grads).unwrap().into_data().convert::<f32>().as_slice::<f32>().unwrap().to_vec();
     assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
@@ -221,7 +239,7 @@ fn memory_reads_before_writing_and_returns_the_write_summary() {
     set(&p, &mut w, inst, "add.bias", &[0.0, 0.0]);
     // The read key points at slot 0, the write key at slot 1.
     let b = Batch::new(1).floats("key", &[100.0, 0.0], &[1, 2]).floats("content", &[0.0, 100.0], &[1, 2]);
-    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 0);
+    let fwd = forward(&p, &w, &b.device(&p, &device), Mode::Train, 0);
     assert_eq!(fwd.state.len(), 1, "training updates the memory state");
     let mem = fwd.state[0].1.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     // Cosine 1 vs 0 gives weights e/(e+1) and 1/(e+1); each slot keeps 1 - w_write of its value.
@@ -230,7 +248,7 @@ fn memory_reads_before_writing_and_returns_the_write_summary() {
     // r (eq. 11) reads the memory before the write; q (eq. 18) is the write-weighted new memory.
     let out = values(fwd.named(&p, "r").unwrap());
     close(&out, &[w0, 1.0 - w0, (1.0 - w0) * w0, w0 * (1.0 - w0)], 1e-4);
-    let eval = forward(&p, &w, &b.device(&device), Mode::Eval, 0);
+    let eval = forward(&p, &w, &b.device(&p, &device), Mode::Eval, 0);
     assert!(eval.state.is_empty(), "evaluation leaves the memory alone");
 }
 
@@ -245,12 +263,12 @@ fn sample_valid_picks_valid_positions_and_nonempty_flags_rows() {
         .ids("s", &[1, 0, 3, 0, 0, 0, 0, 0], &[2, 4])
         .mask("s.mask", &[true, false, true, false, false, false, false, false], &[2, 4])
         .floats("e", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[2, 4, 1]);
-    let eval = forward(&p, &w, &b.device(&device), Mode::Eval, 0);
+    let eval = forward(&p, &w, &b.device(&p, &device), Mode::Eval, 0);
     close(&values(eval.named(&p, "y").unwrap()), &[3.0, 0.0], 1e-6);
     close(&values(eval.named(&p, "any").unwrap()), &[1.0, 0.0], 1e-6);
     let mut seen = std::collections::BTreeSet::new();
     for step in 0..40 {
-        let v = values(forward(&p, &w, &b.device(&device), Mode::Train, step).named(&p, "y").unwrap());
+        let v = values(forward(&p, &w, &b.device(&p, &device), Mode::Train, step).named(&p, "y").unwrap());
         assert!(v[0] == 1.0 || v[0] == 3.0, "padding was sampled: {v:?}");
         assert_eq!(v[1], 0.0);
         seen.insert(v[0] as i32);
@@ -303,7 +321,7 @@ fn check_gradients(name: &str, p: &Program) {
         .floats("e", &(0..18).map(|i| ((i * 7 % 11) as f32 - 5.0) / 7.0).collect::<Vec<_>>(), &[2, 3, 3])
         .ids("s", &[1, 2, 3, 4, 5, 0], &[2, 3])
         .mask("s.mask", &[true, true, true, true, true, false], &[2, 3]);
-    let db = b.device(&device);
+    let db = b.device(p, &device);
     let y_slot = p.output("y").expect("output y");
     let objective = |w: &Weights| -> Tensor<1> {
         let fwd = forward(p, w, &db, Mode::Eval, 0);
@@ -447,7 +465,7 @@ fn sampled_softmax_agrees_with_the_full_softmax_on_a_small_corpus() {
         .ids("y", &[2, 3], &[2])
         .label("pos", &[1.0, 1.0])
         .label("neg", &[1.0, 1.0]);
-    let fwd = forward(&p, &w, &b.device(&device), Mode::Train, 7);
+    let fwd = forward(&p, &w, &b.device(&p, &device), Mode::Train, 7);
     let loss = |name: &str| -> f32 {
         let term = p.losses.iter().position(|l| l.name == name).unwrap();
         fwd.losses[term].clone().into_scalar()

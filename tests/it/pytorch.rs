@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 use recspec::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
-use recspec::data::HostBatch;
+use recspec::data::{Column, ColumnData, HostBatch};
 use recspec::lower::kernel::{AttentionKernel, LayerKernel, PoolingKernel};
 use recspec::lower::{ParamRole, Program};
 use recspec::overrides::Override;
@@ -67,20 +67,16 @@ fn serialize(tensors: Vec<NamedTensor>) -> Vec<u8> {
 /// `{prefix}label:<name>`.
 fn batch_tensors(program: &Program, hb: &HostBatch, prefix: &str) -> Vec<NamedTensor> {
     let mut tensors: Vec<NamedTensor> = vec![];
-    for input in program.inputs() {
-        let name = &input.name;
-        let key = format!("{prefix}input:{name}");
-        if let Some((data, shape)) = hb.ids.get(name) {
-            tensors.push((key, Dtype::I64, shape.clone(), data.iter().flat_map(|v| v.to_le_bytes()).collect()));
-        } else if let Some((data, shape)) = hb.floats.get(name) {
-            tensors.push((key, Dtype::F32, shape.clone(), data.iter().flat_map(|v| v.to_le_bytes()).collect()));
-        } else if let Some((data, shape)) = hb.masks.get(name) {
-            tensors.push((key, Dtype::BOOL, shape.clone(), data.iter().map(|b| u8::from(*b)).collect()));
-        } else if let Some(data) = hb.weights.get(name) {
-            tensors.push((key, Dtype::F32, vec![data.len()], data.iter().flat_map(|v| v.to_le_bytes()).collect()));
-        }
+    for (input, column) in program.inputs().iter().zip(&hb.inputs) {
+        let Some(Column { data, shape }) = column else { continue };
+        let key = format!("{prefix}input:{}", input.name);
+        tensors.push(match data {
+            ColumnData::Ids(d) => (key, Dtype::I64, shape.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ColumnData::Floats(d) => (key, Dtype::F32, shape.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ColumnData::Mask(d) => (key, Dtype::BOOL, shape.clone(), d.iter().map(|b| u8::from(*b)).collect()),
+        });
     }
-    for (name, data) in &hb.labels {
+    for (name, data) in program.labels.iter().zip(&hb.labels) {
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         tensors.push((format!("{prefix}label:{name}"), Dtype::F32, vec![data.len()], bytes));
     }
@@ -692,7 +688,7 @@ fn the_training_order_is_the_same_in_burn_and_pytorch() {
     let file = dir.join("train.jsonl");
     let rows: String = (0..53).map(|i| format!("{{\"user\": {i}}}\n{}", if i % 7 == 3 { "\n" } else { "" })).collect();
     std::fs::write(&file, rows).unwrap();
-    let schema = recspec::data::Schema { fields: vec![], labels: vec![], weights: vec![] };
+    let schema = recspec::data::Schema { fields: vec![], labels: vec![], weights: vec![], inputs: vec![] };
     let code = "import json, sys\nfrom recspec_torch.data import Schema, iterate\npath, k, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\nprint(json.dumps([i for b in iterate(path, Schema.from_inputs({}, []), 1 << 20, shuffle_buffer=k, seed=seed) for i in b.indices]))";
     for (capacity, epoch) in [(0, 1), (1, 1), (8, 1), (8, 2), (53, 3), (1000, 1)] {
         let seed = recspec::data::shuffle_seed(11, epoch, 0);

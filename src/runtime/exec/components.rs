@@ -32,7 +32,7 @@ impl Interpreter<'_> {
         let s = self.float(s).rows_by_last();
         // The target's ids on the host: the batch's copy for an input, else read back.
         let host_targets = match self.program.producer(target) {
-            None => self.batch.host_ids.get(&self.program.value(target).name).cloned(),
+            None => self.batch.host_ids.get(target.0).cloned().flatten(),
             Some(_) => None,
         };
         let target = self.ids(target);

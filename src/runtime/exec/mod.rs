@@ -8,10 +8,10 @@
 use super::rows::RowLookup;
 use super::tensor::{FloatTensor, IdTensor, MaskTensor, Value};
 use super::weights::{SplitMix, Weights};
+use crate::data::{Column, ColumnData, HostBatch};
 use crate::lower::{shape_at, Kernel, LabelId, ParamId, Program, ValueId};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use std::collections::HashMap;
 
 mod components;
 mod kernels;
@@ -21,53 +21,42 @@ const EPS: f64 = 1e-7;
 /// The additive bias that removes a position from a softmax.
 const NEG_INF: f64 = crate::runtime::fused::NEG_INF as f64;
 
-/// One batch on the device: every graph input by name, plus label streams.
+/// One batch on the device, keyed by the program's slots like the [`HostBatch`] it came from.
 #[derive(Clone, Debug)]
 pub struct DeviceBatch {
     pub len: usize,
-    pub values: HashMap<String, Value>,
-    pub labels: HashMap<String, Tensor<1>>,
-    /// Host copies of id inputs, for sampling that must avoid the true target.
-    pub host_ids: HashMap<String, Vec<i64>>,
+    /// One value per program input, indexed by input slot; `None` for one the batch lacks.
+    pub inputs: Vec<Option<Value>>,
+    /// One per label stream, indexed like the host batch's (by `LabelId` for the program's).
+    pub labels: Vec<Tensor<1>>,
+    /// Host copies of id inputs by input slot, for sampling that must avoid the true target.
+    pub host_ids: Vec<Option<Vec<i64>>>,
     pub users: Vec<u64>,
 }
 
 impl DeviceBatch {
     /// Moves a host batch to the device.
-    pub fn from_host(b: &crate::data::HostBatch, device: &Device) -> DeviceBatch {
-        let mut values = HashMap::new();
-        let mut host_ids = HashMap::new();
-        for (name, (data, shape)) in &b.ids {
-            let flat = Tensor::<1, Int>::from_data(TensorData::new(data.clone(), [data.len()]), device);
-            values.insert(name.clone(), Value::Ids(IdTensor { flat, shape: shape.clone() }));
-            host_ids.insert(name.clone(), data.clone());
-        }
-        for (name, (data, shape)) in b.floats.iter() {
-            let flat = Tensor::<1>::from_data(TensorData::new(data.clone(), [data.len()]), device);
-            values.insert(name.clone(), Value::Float(FloatTensor::new(flat, shape.clone())));
-        }
-        for (name, data) in &b.weights {
-            let flat = Tensor::<1>::from_data(TensorData::new(data.clone(), [data.len()]), device);
-            values.insert(name.clone(), Value::Float(FloatTensor::new(flat, vec![data.len()])));
-        }
-        for (name, (data, shape)) in &b.masks {
-            let flat = Tensor::<1, Bool>::from_data(TensorData::new(data.clone(), [data.len()]), device);
-            values.insert(name.clone(), Value::Mask(MaskTensor { flat, shape: shape.clone() }));
-        }
-        let labels = b
-            .labels
+    pub fn from_host(b: &HostBatch, device: &Device) -> DeviceBatch {
+        let inputs = b.inputs.iter().map(|c| c.as_ref().map(|c| Value::from_column(c, device))).collect();
+        let host_ids = b
+            .inputs
             .iter()
-            .map(|(k, v)| (k.clone(), Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device)))
+            .map(|c| match c {
+                Some(Column { data: ColumnData::Ids(ids), .. }) => Some(ids.clone()),
+                _ => None,
+            })
             .collect();
-        DeviceBatch { len: b.len, values, labels, host_ids, users: b.users.clone() }
+        let labels =
+            b.labels.iter().map(|v| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device)).collect();
+        DeviceBatch { len: b.len, inputs, labels, host_ids, users: b.users.clone() }
     }
 
     fn device(&self) -> Device {
-        match self.values.values().next() {
+        match self.inputs.iter().flatten().next() {
             Some(Value::Float(x)) => x.flat.device(),
             Some(Value::Ids(x)) => x.flat.device(),
             Some(Value::Mask(x)) => x.flat.device(),
-            None => self.labels.values().next().map(|t| t.device()).unwrap_or_default(),
+            None => self.labels.first().map(|t| t.device()).unwrap_or_default(),
         }
     }
 }
@@ -181,8 +170,8 @@ impl<'a> Interpreter<'a> {
         // The forward, its backward and the optimizer step run on this thread and rayon's pool.
         crate::runtime::cpu::flush_subnormals();
         let mut values = vec![None; program.values.len()];
-        for (slot, input) in values.iter_mut().zip(program.inputs()) {
-            *slot = batch.values.get(&input.name).cloned();
+        for (slot, input) in values.iter_mut().zip(&batch.inputs).take(program.input_count) {
+            *slot = input.clone();
         }
         let rng = SplitMix(step ^ 0xA5A5_5A5A_0F0F_F0F0);
         Interpreter { program, weights, batch, values, mode, state: vec![], rng, row_tables: &[], lookups: vec![] }
@@ -252,8 +241,11 @@ impl<'a> Interpreter<'a> {
     }
 
     fn label(&self, l: LabelId) -> Tensor<1> {
-        let name = &self.program.labels[l.0];
-        self.batch.labels.get(name).cloned().unwrap_or_else(|| panic!("label stream `{name}` missing from the batch"))
+        self.batch
+            .labels
+            .get(l.0)
+            .cloned()
+            .unwrap_or_else(|| panic!("label stream `{}` missing from the batch", self.program.labels[l.0]))
     }
 
     /// Inverted dropout in training; the identity in evaluation.
