@@ -11,8 +11,10 @@
 //!
 //! [`FusedOps`] makes each one op. burn-flex runs it as a kernel on raw slices (threaded by row
 //! blocks when large), its backward pass too, from what it needs alone (the softmax's output;
-//! the GRU step's inputs, its gates recomputed). ndarray and libtorch run the same formulas
-//! composed of their own ops (the trait's default bodies, `composed_*`), under the same
+//! the GRU step's inputs, its gates recomputed). libtorch runs them through torch's own kernels
+//! (its softmax and softmax backward, a GRU step in six element-wise kernels; the `libtorch`
+//! module says how its softmax differs, below f32 precision). ndarray runs the same formulas
+//! composed of its own ops (the trait's default bodies, `composed_*`), under the same
 //! hand-written backward, so every backend computes the same function.
 //!
 //! # Masked softmax
@@ -225,8 +227,84 @@ pub(crate) fn composed_gru_gates_backward<B: Backend>(
 
 impl FusedOps for NdArray {}
 
+/// libtorch runs the fused ops through torch's own kernels: its softmax and softmax backward
+/// (one kernel each, where the composed formula is seven), and a GRU step in six element-wise
+/// kernels (`addcmul`, `lerp`) where the composed one is about fifteen burn ops, each a libtorch
+/// call. The function is the one above except for the softmax's exponent clamp: torch's softmax
+/// does not clamp at [`MIN_EXPONENT`], so an entry more than 30 below its row's maximum weighs
+/// its exact `e^(z - max)` instead of `e^-30` ≈ 9.4e-14. Against the row's sum (≥ 1) that moves
+/// each weight by at most K · 9.4e-14 relative for K keys, below f32's epsilon for K < 10^6; the
+/// same bound as the generated PyTorch module's softmax (`recspec_torch.ops`). Masked positions
+/// are filled with [`NEG_INF`] rather than offset by it, so a row with no valid position is
+/// exactly uniform. Tested against the formulas, values and gradients, in
+/// `tests/it/kernels.rs` (with `--features tch`: `scripts/tch_check.sh`).
 #[cfg(feature = "tch")]
-impl FusedOps for burn::backend::LibTorch {}
+mod libtorch {
+    use super::{FusedOps, NEG_INF};
+    use burn::backend::libtorch::TchTensor;
+    use burn::backend::LibTorch;
+    use tch::Tensor;
+
+    /// `1 − t`.
+    fn one_minus(t: &Tensor) -> Tensor {
+        t.neg() + 1.0
+    }
+
+    /// A GRU step's gates: `(r, z, n, gh_n)`, each `[B, H]`.
+    fn gates(gi: &Tensor, gh: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+        let hidden = gh.size()[1] / 3;
+        let rz = (gi.narrow(1, 0, 2 * hidden) + gh.narrow(1, 0, 2 * hidden)).sigmoid();
+        let (r, z) = (rz.narrow(1, 0, hidden), rz.narrow(1, hidden, hidden));
+        let gh_n = gh.narrow(1, 2 * hidden, hidden);
+        let n = gi.narrow(1, 2 * hidden, hidden).addcmul(&r, &gh_n).tanh();
+        (r, z, n, gh_n)
+    }
+
+    impl FusedOps for LibTorch {
+        fn masked_softmax(scores: TchTensor, valid: TchTensor, scale: f32, zero_invalid: bool) -> TchTensor {
+            let invalid = valid.tensor.unsqueeze(1).logical_not();
+            let z = (&scores.tensor * f64::from(scale)).masked_fill(&invalid, f64::from(NEG_INF));
+            let y = z.softmax(-1, None);
+            TchTensor::new(if zero_invalid { y.masked_fill(&invalid, 0.0) } else { y })
+        }
+
+        fn masked_softmax_backward(output: TchTensor, grad: TchTensor, scale: f32) -> TchTensor {
+            let kind = output.tensor.kind();
+            let dx = Tensor::internal_softmax_backward_data(&grad.tensor, &output.tensor, -1, kind);
+            TchTensor::new(dx * f64::from(scale))
+        }
+
+        fn gru_gates(gi: TchTensor, gh: TchTensor, h: TchTensor, valid: TchTensor) -> TchTensor {
+            let (_, z, n, _) = gates(&gi.tensor, &gh.tensor);
+            // h' = n + z (h − n); padding keeps the state: h + valid (h' − h).
+            let next = n.lerp_tensor(&h.tensor, &z);
+            TchTensor::new(h.tensor.lerp_tensor(&next, &valid.tensor))
+        }
+
+        fn gru_gates_backward(
+            gi: TchTensor,
+            gh: TchTensor,
+            h: TchTensor,
+            valid: TchTensor,
+            grad: TchTensor,
+        ) -> (TchTensor, TchTensor, TchTensor) {
+            let (r, z, n, gh_n) = gates(&gi.tensor, &gh.tensor);
+            let grad = &grad.tensor;
+            let d_next = grad * &valid.tensor;
+            // dh = grad (1 − valid) + d_next z = grad − d_next (1 − z).
+            let dn = &d_next * one_minus(&z);
+            let dh = grad - &dn;
+            let dz = &d_next * (&h.tensor - &n);
+            let da_n = dn * one_minus(&n.square());
+            let da_r = &da_n * &gh_n * &r * one_minus(&r);
+            let da_z = dz * &z * one_minus(&z);
+            let dgh_n = &da_n * &r;
+            let dgi = Tensor::cat(&[&da_r, &da_z, &da_n], 1);
+            let dgh = Tensor::cat(&[&da_r, &da_z, &dgh_n], 1);
+            (TchTensor::new(dgi), TchTensor::new(dgh), TchTensor::new(dh))
+        }
+    }
+}
 
 impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn masked_softmax(

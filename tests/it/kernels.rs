@@ -767,10 +767,15 @@ fn fused_gru_gates_match_the_formulas_on_every_cpu_backend() {
     }
 }
 
-/// The CPU backends the fused ops run on: burn-flex's kernels, and ndarray's composed ops.
-fn cpu_backends() -> [(&'static str, Device); 2] {
-    #[allow(deprecated)]
-    [("flex", Device::flex()), ("ndarray", Device::ndarray())]
+/// The CPU backends the fused ops run on: burn-flex's kernels, ndarray's composed ops, and with
+/// `--features tch` libtorch's own kernels (`scripts/tch_check.sh`).
+#[allow(deprecated)]
+fn cpu_backends() -> Vec<(&'static str, Device)> {
+    let mut backends = vec![("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    if cfg!(feature = "tch") {
+        backends.push(("tch-cpu", recspec::runtime::parse_device("tch-cpu").expect("built with libtorch")));
+    }
+    backends
 }
 
 /// Every element of `a` within `tol` of `b`'s, absolutely.
