@@ -3,6 +3,7 @@
     python -m recspec_torch.train RUN_DIR --data DATA [--epochs N] [--max-steps M]
         [--batch-size B] [--lr LR] [--seed S] [--shuffle-buffer K]
         [--embedding-optimizer lazy|rowwise_adagrad|dense] [--device cpu|cuda]
+        [--compile [default|reduce-overhead|max-autotune]]
         [--table-sharding table_wise|column_wise|row_wise]
     torchrun --standalone --nproc_per_node N -m recspec_torch.train RUN_DIR --data DATA ...
 
@@ -23,7 +24,9 @@ Adam or AdaGrad (burn's epsilon, 1e-5), the module's embedding tables (ROW_TABLE
 `embedding_optimizer` says (`recspec_torch.rows`: lazy or rowwise_adagrad row-sparse updates, or
 dense as ordinary parameters), a non-finite loss term stops the run naming the term, epoch and
 step, and after every epoch the validation file is scored (AUC, GAUC, log loss per label stream
-a loss scores). Written to RUN_DIR by rank 0: `model.safetensors` (recspec keys, after every
+a loss scores). `--compile` trains the module under `torch.compile` (opt-in; `reduce-overhead`
+replays CUDA graphs on a GPU, the batches' padded shapes being static): the same steps as eager
+to float32 rounding (python/tests/test_compile.py). Written to RUN_DIR by rank 0: `model.safetensors` (recspec keys, after every
 epoch) and `torch_metrics.jsonl` (one line per epoch); by every rank: `rows.rank{R}.json`, the
 sorted indices of the training rows it trained on (those of the batches it stepped on, in any
 epoch), and (tables not sharded) `weights.rank{R}.sha256`, the SHA-256 of its final trainable
@@ -209,6 +212,10 @@ def load_run_config(path):
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {path}: {e}") from None
     return parse_run_config(str(path), text)
+
+
+#: `--compile` modes: torch.compile's.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def merge_settings(config, args):
@@ -595,8 +602,15 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
                 os.remove(os.path.join(run_dir, name))
     placeholder = placeholder_batch(module, ctx.device)
     sharding = getattr(args, "table_sharding", None)
+    compile_mode = getattr(args, "compile", None)
+    if compile_mode is not None and sharding is not None:
+        raise UserError("--compile does not combine with --table-sharding (TorchRec's collection is not compiled)")
     if sharding is None:
         model = cls(seed=seed).to(ctx.device)  # recspec's initialisation: identical on every rank
+        if compile_mode is not None:
+            # Compiled lazily, on the first forward; parameters, buffers and their names stay
+            # the module's own, so checkpoints, row optimizers and DDP see the same model.
+            model.compile(mode=compile_mode)
         objective = Objective(model, loss_weights)
         step_fn = data_parallel(ctx, objective, placeholder)
         generated = model
@@ -621,7 +635,8 @@ def _train(ctx, args, module, cls, schema, settings, loss_weights, train_path, v
     _log(
         ctx,
         f"training {os.path.join(run_dir, 'model.py')} ({n_params:,} parameters) on {args.data} with "
-        f"{describe_settings(settings)}; {world} process{'es' if world > 1 else ''} on {ctx.device.type}",
+        f"{describe_settings(settings)}; {world} process{'es' if world > 1 else ''} on {ctx.device.type}"
+        + ("" if compile_mode is None else f"; torch.compile mode {compile_mode}"),
     )
 
     # Rows trained on: the union over the epochs of the rows of the batches stepped on (with a
@@ -832,6 +847,15 @@ def parse_args(argv):
         help="how embedding tables are updated (default lazy)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        choices=COMPILE_MODES,
+        metavar="MODE",
+        help="torch.compile the module (MODE: default, or reduce-overhead, which on a GPU replays CUDA "
+        "graphs: batches are padded, so their shapes are static; or max-autotune)",
+    )
     parser.add_argument(
         "--table-sharding",
         dest="table_sharding",
