@@ -654,6 +654,36 @@ fn large_elementwise_ops_equal_their_formulas() {
     }
 }
 
+/// A column slice of a wider matrix, made contiguous by a reshape (as the gradients `cat`'s
+/// backward cuts are): the rows copied whole (vendor patch 5), on one thread when small and
+/// across threads from 256K elements, equal the slice written out element by element; so does
+/// the gradient of a `cat` that flows through one.
+#[test]
+fn column_slices_copy_to_their_elements() {
+    let device = Device::flex();
+    for (rows, width, start, len) in [(7usize, 10usize, 3usize, 4usize), (7680, 256, 64, 64), (4099, 130, 1, 127)] {
+        let at = |r: usize, c: usize| ((r * 31 + c * 7) % 997) as f32 - 498.0;
+        let data: Vec<f32> = (0..rows * width).map(|e| at(e / width, e % width)).collect();
+        let t = Tensor::<2>::from_data(TensorData::new(data, [rows, width]), &device);
+        let got = t.narrow(1, start, len).reshape([rows * len]).into_data().to_vec::<f32>().unwrap();
+        let want: Vec<f32> = (0..rows * len).map(|e| at(e / len, start + e % len)).collect();
+        assert_eq!(got, want, "[{rows}, {width}] columns {start}..{}", start + len);
+    }
+    let device = device.autodiff();
+    let (rows, d) = (4096, 64);
+    let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32; rows * d], [rows, d]), &device).require_grad();
+    let y = Tensor::<2>::from_data(TensorData::new(vec![2.0f32; rows * d], [rows, d]), &device).require_grad();
+    let weights: Vec<f32> = (0..rows * 2 * d).map(|e| (e % 13) as f32).collect();
+    let w = Tensor::<1>::from_data(TensorData::new(weights.clone(), [rows * 2 * d]), &device);
+    let joined = Tensor::cat(vec![x.clone(), y.clone()], 1).reshape([rows * 2 * d]);
+    let grads = (joined * w).sum().backward();
+    for (name, t, first) in [("x", &x, 0), ("y", &y, d)] {
+        let g = t.grad(&grads).unwrap().reshape([rows * d]).into_data().to_vec::<f32>().unwrap();
+        let want: Vec<f32> = (0..rows * d).map(|e| weights[(e / d) * 2 * d + first + e % d]).collect();
+        assert_eq!(g, want, "d{name}");
+    }
+}
+
 /// The fused masked softmax (`runtime::fused`) against the formula written with burn's own
 /// tensor ops: values, and the gradient of a weighted sum of them. burn-flex runs the fused
 /// kernels; ndarray runs the trait's composed default bodies under the same custom backward.

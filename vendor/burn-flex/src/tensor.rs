@@ -393,6 +393,12 @@ impl FlexTensor {
                     }
                 }
             }
+        } else if shape.len() == 2 && strides[1] == 1 && strides[0] >= shape[1] as isize {
+            // recspec patch (vendor/README.md): rows that are contiguous runs (a column slice
+            // of a wider matrix, as `cat`'s backward makes) are copied a row at a time,
+            // across threads when large, instead of element by element in tiles.
+            unsafe { dst.set_len(n) };
+            copy_row_runs(&mut dst, src, offset as usize, shape[1], strides[0] as usize);
         } else if shape.len() == 2 && all_positive {
             // 2D positive-stride (transpose-like): tile both dims so
             // reads stay in cache. The loop-nesting chooser inside
@@ -816,6 +822,35 @@ fn copy_inner_contiguous_run<E: Copy>(
 #[cfg(any(feature = "rayon", test))]
 // recspec patch (vendor/README.md): 256K elements (ops::PARALLEL_THRESHOLD) instead of 1M.
 pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 256 * 1024;
+
+/// recspec patch (vendor/README.md): copies rows of `cols` contiguous elements, row `r` starting
+/// at `offset + r * row_stride` in `src`, into the contiguous `dst` (its length a multiple of
+/// `cols`); blocks of rows run on rayon's threads from [`COPY_2D_PARALLEL_THRESHOLD`] elements.
+fn copy_row_runs<E: Copy + Send + Sync>(
+    dst: &mut [E],
+    src: &[E],
+    offset: usize,
+    cols: usize,
+    row_stride: usize,
+) {
+    let copy_rows = |first_row: usize, dst_rows: &mut [E]| {
+        for (r, out) in dst_rows.chunks_exact_mut(cols).enumerate() {
+            let start = offset + (first_row + r) * row_stride;
+            out.copy_from_slice(&src[start..start + cols]);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if dst.len() >= COPY_2D_PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        let rows = dst.len() / cols;
+        let rows_per_task = rows.div_ceil(rayon::current_num_threads()).max(1);
+        dst.par_chunks_mut(rows_per_task * cols)
+            .enumerate()
+            .for_each(|(task, chunk)| copy_rows(task * rows_per_task, chunk));
+        return;
+    }
+    copy_rows(0, dst);
+}
 
 /// Tiled 2D copy from a strided source into a contiguous destination.
 /// The loop nesting is chosen so the innermost read walks whichever
