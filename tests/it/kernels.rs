@@ -665,7 +665,7 @@ fn column_slices_copy_to_their_elements() {
         let at = |r: usize, c: usize| ((r * 31 + c * 7) % 997) as f32 - 498.0;
         let data: Vec<f32> = (0..rows * width).map(|e| at(e / width, e % width)).collect();
         let t = Tensor::<2>::from_data(TensorData::new(data, [rows, width]), &device);
-        let got = t.narrow(1, start, len).reshape([rows * len]).into_data().to_vec::<f32>().unwrap();
+        let got = t.narrow(1, start, len).reshape([rows * len]).into_data().try_to_vec::<f32>().unwrap();
         let want: Vec<f32> = (0..rows * len).map(|e| at(e / len, start + e % len)).collect();
         assert_eq!(got, want, "[{rows}, {width}] columns {start}..{}", start + len);
     }
@@ -678,7 +678,7 @@ fn column_slices_copy_to_their_elements() {
     let joined = Tensor::cat(vec![x.clone(), y.clone()], 1).reshape([rows * 2 * d]);
     let grads = (joined * w).sum().backward();
     for (name, t, first) in [("x", &x, 0), ("y", &y, d)] {
-        let g = t.grad(&grads).unwrap().reshape([rows * d]).into_data().to_vec::<f32>().unwrap();
+        let g = t.grad(&grads).unwrap().reshape([rows * d]).into_data().try_to_vec::<f32>().unwrap();
         let want: Vec<f32> = (0..rows * d).map(|e| weights[(e / d) * 2 * d + first + e % d]).collect();
         assert_eq!(g, want, "d{name}");
     }
