@@ -666,8 +666,9 @@ pub struct HostBatch {
     pub len: usize,
     pub users: Vec<u64>,
     /// One column per program input, indexed by input slot (`Program::inputs`,
-    /// [`Schema::inputs`]). A loader fills every slot; a batch made by hand may leave out inputs
-    /// the program never reads.
+    /// [`Schema::inputs`]). A loader fills every slot its schema reads (all of them, unless the
+    /// schema is [`Schema::reading_only`]); a batch made by hand may leave out inputs the program
+    /// never reads.
     pub inputs: Vec<Option<Column>>,
     /// One per label stream, indexed like [`Schema::labels`] (so by `LabelId` for the program's
     /// streams).

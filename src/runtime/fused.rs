@@ -237,7 +237,7 @@ impl FusedOps for NdArray {}
 /// same bound as the generated PyTorch module's softmax (`recspec_torch.ops`). Masked positions
 /// are filled with [`NEG_INF`] rather than offset by it, so a row with no valid position is
 /// exactly uniform. Tested against the formulas, values and gradients, in
-/// `tests/it/kernels.rs` (with `--features tch`: `scripts/tch_check.sh`).
+/// `tests/it/kernels.rs` (with `--features tch`: `scripts/tch_check.sh`, run by `.ci/run`).
 #[cfg(feature = "tch")]
 mod libtorch {
     use super::{FusedOps, NEG_INF};
