@@ -6,23 +6,33 @@
 # browser checks of the pictures where Chromium cannot be installed (said loudly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# PyTorch's wheel brings its CUDA libraries (about 7 GB installed) and the release builds take
+# about 6 GB more (7 with scripts/tch_check.sh): say so before pip fails on a full disk with a
+# traceback. pip keeps no cache of the wheels it installs (--no-cache-dir): on 2026-12-05 a CI
+# machine ran out of space in pip's caching copy of a download.
+need_gb=8
+.venv/bin/python -c "import torch" 2>/dev/null || need_gb=16
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gb:-0}" -lt "$need_gb" ]; then
+  echo "!!! only ${free_gb} GB free on $(df -P . | awk 'NR == 2 { print $6 }'); the tests need about ${need_gb} GB (the .venv and the release builds)" >&2
+fi
 if ! .venv/bin/python -c "import torch, safetensors" 2>/dev/null; then
   echo "setting up .venv (PyTorch from the Python package index, a few minutes the first time)" >&2
   python3 -m venv .venv
-  .venv/bin/pip install --quiet torch==2.9.0 safetensors==0.8.0 numpy
+  .venv/bin/pip install --quiet --no-cache-dir torch==2.9.0 safetensors==0.8.0 numpy
 fi
 if ! .venv/bin/python -c "import torchrec" 2>/dev/null; then
   echo "installing TorchRec into .venv (the sharded-table tests)" >&2
   # torchrec declares `fbgemm-gpu`, the CUDA build; on a CPU machine fbgemm-gpu-cpu provides the
   # same `fbgemm_gpu` package, so torchrec goes in without its declared dependencies, which are
   # listed here instead.
-  .venv/bin/pip install --quiet fbgemm-gpu-cpu==1.4.2 tensordict==0.10.0 iopath==0.1.10 \
+  .venv/bin/pip install --quiet --no-cache-dir fbgemm-gpu-cpu==1.4.2 tensordict==0.10.0 iopath==0.1.10 \
     pyre-extensions==0.0.32 torchmetrics==1.0.3 tqdm==4.70.1
-  .venv/bin/pip install --quiet --no-deps torchrec==1.4.0
+  .venv/bin/pip install --quiet --no-cache-dir --no-deps torchrec==1.4.0
 fi
 if ! .venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null; then
   echo "installing onnx and onnxruntime into .venv (the ONNX export tests)" >&2
-  .venv/bin/pip install --quiet onnx==1.23.2 onnxruntime==1.32.0
+  .venv/bin/pip install --quiet --no-cache-dir onnx==1.23.2 onnxruntime==1.32.0
 fi
 # The pictures' tests look at the pages in headless Chromium (Debian's package). Where it cannot
 # be installed (no root, no apt), those checks are skipped with a loud message; where it is here,
