@@ -10,7 +10,7 @@ use crate::lower::Program;
 use crate::runtime::exec::{forward, DeviceBatch, Mode};
 use crate::runtime::train::{train_step, Optimizer};
 use crate::runtime::weights::Weights;
-use crate::runtime::RuntimeError;
+use crate::runtime::{DeviceChoice, RuntimeError};
 use burn::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -26,8 +26,8 @@ pub struct BenchSettings {
     /// More timed steps (and inference batches) follow `steps` until they add up to at least
     /// this many seconds: a window long enough for the machine's noise to average out.
     pub min_seconds: f64,
-    /// The device's name, as given to `--device`, for the report.
-    pub device_name: String,
+    /// Where to measure.
+    pub device: DeviceChoice,
     /// How the training steps update embedding tables.
     pub embedding_optimizer: EmbeddingOptimizer,
 }
@@ -37,7 +37,7 @@ pub struct BenchSettings {
 pub struct BenchReport {
     pub program: &'static str,
     pub spec: String,
-    pub device: String,
+    pub device: &'static str,
     pub batch: usize,
     pub threads: usize,
     pub params: usize,
@@ -59,14 +59,9 @@ pub struct BenchReport {
     pub train_flops_per_example: u128,
 }
 
-/// Measures `program` on `data`'s training split on `device`.
-pub fn bench(
-    spec: &str,
-    program: &Program,
-    data: &Path,
-    s: &BenchSettings,
-    device: &Device,
-) -> Result<BenchReport, AppError> {
+/// Measures `program` on `data`'s training split on `s.device`.
+pub fn bench(spec: &str, program: &Program, data: &Path, s: &BenchSettings) -> Result<BenchReport, AppError> {
+    let device = &s.device.device()?;
     let schema = Schema::from_program(program)?;
     let file = split_file(data, "train")?;
     // The loader: the whole split into batches.
@@ -91,7 +86,7 @@ pub fn bench(
     Ok(BenchReport {
         program: "recspec",
         spec: spec.to_string(),
-        device: s.device_name.clone(),
+        device: s.device.name(),
         batch: s.batch_size,
         threads: threads(),
         params: program.trainable_count(),

@@ -8,6 +8,7 @@ use crate::lower::flops::{self, Count};
 use crate::lower::memory::{estimate, Bytes, MemoryEstimate, OptimizerSlots, TableSlots};
 use crate::lower::Program;
 use crate::render::{thousands, ComputeView, MemoryView};
+use crate::runtime::DeviceChoice;
 use std::fmt;
 
 /// The batch size the model card's memory section assumes (the training default).
@@ -170,13 +171,13 @@ pub fn check_fits(
     Ok(())
 }
 
-/// The host memory a run on `--device device` can be checked against: `None` for libtorch's
-/// CUDA device, which holds the model in GPU memory that this check does not read.
-pub fn available_for(device: &str) -> Option<u64> {
-    if device == "cuda" {
-        None
-    } else {
+/// The host memory a run on `device` can be checked against: `None` for a device that holds the
+/// model in GPU memory, which this check does not read.
+pub fn available_for(device: DeviceChoice) -> Option<u64> {
+    if device.in_host_memory() {
         available_memory()
+    } else {
+        None
     }
 }
 
@@ -188,4 +189,20 @@ pub fn available_memory() -> Option<u64> {
         let kib = l.strip_prefix("MemAvailable:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
         Some(kib * 1024)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_devices_in_host_memory_are_checked_against_it() {
+        assert!(available_memory().is_some(), "Linux reports MemAvailable");
+        for device in DeviceChoice::ALL {
+            assert_eq!(device.name().parse::<DeviceChoice>(), Ok(device), "`{device}` names itself");
+            // libtorch's CUDA device keeps the model in GPU memory, which the check cannot read.
+            assert_eq!(available_for(device).is_none(), device == DeviceChoice::Cuda, "{device}");
+        }
+        assert_eq!("flex".parse::<DeviceChoice>(), Ok(DeviceChoice::Cpu));
+    }
 }

@@ -4,6 +4,7 @@ use super::{compile, Exit, Hparams};
 use recspec::app::bench::{bench, BenchSettings};
 use recspec::app::{memory, AppError};
 use recspec::config::EmbeddingOptimizer;
+use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub struct Args {
     min_seconds: f64,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// How embedding tables are updated: lazy (the default), rowwise_adagrad or dense.
     #[arg(long, default_value = "lazy", value_parser = super::parse_embedding_optimizer)]
     embedding_optimizer: EmbeddingOptimizer,
@@ -48,19 +49,18 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let (_, checked) = compile(&args.file, Some(&args.data), &args.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
-    let device = recspec::runtime::parse_device(&args.device)?;
     let train = recspec::config::TrainSettings { embedding_optimizer: args.embedding_optimizer, ..Default::default() };
-    memory::check_fits(&program, args.batch_size, &train, memory::available_for(&args.device))?;
+    memory::check_fits(&program, args.batch_size, &train, memory::available_for(args.device))?;
     let settings = BenchSettings {
         batch_size: args.batch_size,
         steps: args.steps,
         warmup: args.warmup,
         min_seconds: args.min_seconds,
-        device_name: args.device.clone(),
+        device: args.device,
         embedding_optimizer: args.embedding_optimizer,
     };
     let name = args.file.file_stem().map_or("spec".into(), |s| s.to_string_lossy().to_string());
-    let report = bench(&name, &program, &args.data, &settings, &device)?;
+    let report = bench(&name, &program, &args.data, &settings)?;
     println!("{}", serde_json::to_string(&report).map_err(AppError::Json)?);
     Ok(Exit::Ok)
 }

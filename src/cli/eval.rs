@@ -3,6 +3,7 @@
 use super::{print_json, Exit};
 use recspec::app::eval::{eval, EvalRequest};
 use recspec::app::AppError;
+use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -27,7 +28,7 @@ pub struct Args {
     k: Vec<usize>,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// Skip (and count) malformed rows instead of stopping at the first.
     #[arg(long)]
     skip_bad_rows: bool,
@@ -45,7 +46,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         labels: &args.labels,
         ks: args.k,
         skip_bad_rows: args.skip_bad_rows,
-        device: recspec::runtime::parse_device(&args.device)?,
+        device: args.device.device()?,
         predictions: args.predictions.as_deref(),
     };
     print_json(&eval(&request)?)?;

@@ -3,6 +3,7 @@
 use super::Exit;
 use recspec::app::recommend::{recommend, recommender};
 use recspec::app::AppError;
+use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,11 +24,11 @@ pub struct Args {
     output: Option<String>,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let device = recspec::runtime::parse_device(&args.device)?;
+    let device = args.device.device()?;
     let rec = recommender(&args.run, args.output.as_deref(), device)?;
     let mut out = String::new();
     for (line, list) in recommend(&rec, &args.user_history, args.k, args.exclude_consumed)? {

@@ -5,6 +5,7 @@ use super::{print_json, Exit};
 use recspec::app::recommend::recommender;
 use recspec::app::responsiveness::{choose_dwell, history_len, measure, Settings};
 use recspec::app::AppError;
+use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -50,11 +51,11 @@ pub struct Args {
     output: Option<String>,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let device = recspec::runtime::parse_device(&args.device)?;
+    let device = args.device.device()?;
     let rec = recommender(&args.run, args.output.as_deref(), device)?;
     let settings = Settings {
         users: args.users,

@@ -2,6 +2,7 @@
 
 use super::Exit;
 use recspec::app::AppError;
+use recspec::runtime::DeviceChoice;
 use recspec::server::{serve, ServeOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ pub struct Args {
     max_body_bytes: usize,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -46,7 +47,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         max_body_bytes: args.max_body_bytes,
         ..ServeOptions::default()
     };
-    let device = recspec::runtime::parse_device(&args.device)?;
+    let device = args.device.device()?;
     let run = args.run.clone();
     serve(args.run, device, options, |addr| {
         eprintln!(

@@ -5,6 +5,7 @@ use recspec::app::settings::TrainFlags;
 use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
 use recspec::app::{memory, AppError};
 use recspec::config::EmbeddingOptimizer;
+use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 /// What a run is made of: the spec, the data set, the run directory and the settings.
@@ -57,7 +58,7 @@ pub struct Args {
     skip_bad_rows: bool,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// Extra label streams to report in validation, comma-separated: `name` (scored as 1 - p)
     /// or `name=output`.
     #[arg(long, value_delimiter = ',')]
@@ -96,7 +97,7 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Opti
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let available = memory::available_for(&args.device);
+    let available = memory::available_for(args.device);
     let Some(Started { dir, program, settings }) = start(&args.run, args.resume, available)? else {
         return Ok(Exit::Findings);
     };
@@ -109,7 +110,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         settings
     );
     let options = TrainOptions {
-        device: recspec::runtime::parse_device(&args.device)?,
+        device: args.device.device()?,
         skip_bad_rows: args.skip_bad_rows,
         extra_labels: args.labels,
         progress: !args.quiet,

@@ -65,28 +65,88 @@ impl From<SchemaError> for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-/// The devices a user can ask for with `--device`.
-pub(crate) const DEVICES: &[&str] = &["cpu", "ndarray", "tch-cpu", "cuda"];
+/// A device a user can ask for with `--device`: its name, the burn [`Device`] it opens, and
+/// whether the model's tensors live in this machine's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// burn-flex, the pure-Rust CPU back end and the default (`cpu`, also `flex`).
+    Cpu,
+    /// burn-ndarray (`ndarray`), kept for the back-end comparison benchmark.
+    Ndarray,
+    /// libtorch on the CPU (`tch-cpu`; the `tch` feature).
+    TchCpu,
+    /// libtorch on the first CUDA GPU (`cuda`; the `tch` feature).
+    Cuda,
+}
 
-/// Parses `--device`: `cpu` (burn-flex), `ndarray`, and with the `tch` feature `tch-cpu` and
-/// `cuda` (libtorch).
-pub fn parse_device(name: &str) -> Result<Device, RuntimeError> {
-    match name {
-        "cpu" | "flex" => Ok(Device::flex()),
-        // Deprecated upstream in favour of flex; kept for the backend comparison benchmark.
-        #[allow(deprecated)]
-        "ndarray" => Ok(Device::ndarray()),
-        // burn-tch is deprecated upstream; it is the libtorch route this project was asked for.
-        #[cfg(feature = "tch")]
-        #[allow(deprecated)]
-        "tch-cpu" => Ok(Device::libtorch()),
-        #[cfg(feature = "tch")]
-        #[allow(deprecated)]
-        "cuda" => Ok(Device::libtorch_cuda(0)),
-        #[cfg(not(feature = "tch"))]
-        "tch-cpu" | "cuda" => Err(RuntimeError::Options(format!(
-            "--device {name} needs libtorch: rebuild with `cargo build --release --features tch` (see README)"
-        ))),
-        other => Err(RuntimeError::Options(format!("unknown device `{other}`; choose one of {}", DEVICES.join(", ")))),
+impl DeviceChoice {
+    /// Every choice, in the order `--device`'s error lists them.
+    pub const ALL: [DeviceChoice; 4] =
+        [DeviceChoice::Cpu, DeviceChoice::Ndarray, DeviceChoice::TchCpu, DeviceChoice::Cuda];
+
+    /// The name `--device` takes (and `recspec bench` reports).
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Ndarray => "ndarray",
+            DeviceChoice::TchCpu => "tch-cpu",
+            DeviceChoice::Cuda => "cuda",
+        }
     }
+
+    /// Whether the model's tensors live in this machine's memory, so that a run can be checked
+    /// against it (`app::memory`); libtorch's CUDA device holds them in GPU memory instead.
+    pub fn in_host_memory(self) -> bool {
+        match self {
+            DeviceChoice::Cpu | DeviceChoice::Ndarray | DeviceChoice::TchCpu => true,
+            DeviceChoice::Cuda => false,
+        }
+    }
+
+    /// Opens the device; the libtorch ones need a build with the `tch` feature.
+    pub fn device(self) -> Result<Device, RuntimeError> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::flex()),
+            // Deprecated upstream in favour of flex; kept for the backend comparison benchmark.
+            #[allow(deprecated)]
+            DeviceChoice::Ndarray => Ok(Device::ndarray()),
+            // burn-tch is deprecated upstream; it is the libtorch route this project was asked for.
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            DeviceChoice::TchCpu => Ok(Device::libtorch()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            DeviceChoice::Cuda => Ok(Device::libtorch_cuda(0)),
+            #[cfg(not(feature = "tch"))]
+            DeviceChoice::TchCpu | DeviceChoice::Cuda => Err(RuntimeError::Options(format!(
+                "--device {self} needs libtorch: rebuild with `cargo build --release --features tch` (see README)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = RuntimeError;
+
+    fn from_str(name: &str) -> Result<DeviceChoice, RuntimeError> {
+        if name == "flex" {
+            return Ok(DeviceChoice::Cpu);
+        }
+        DeviceChoice::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = DeviceChoice::ALL.iter().map(|d| d.name()).collect();
+            RuntimeError::Options(format!("unknown device `{name}`; choose one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Parses `--device` and opens it: `cpu` (burn-flex), `ndarray`, and with the `tch` feature
+/// `tch-cpu` and `cuda` (libtorch).
+pub fn parse_device(name: &str) -> Result<Device, RuntimeError> {
+    name.parse::<DeviceChoice>()?.device()
 }

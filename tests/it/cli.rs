@@ -712,3 +712,21 @@ fn a_disk_full_during_a_checkpoint_keeps_the_last_committed_epoch() {
     assert_eq!(code(&o), 0, "the committed epoch loads: {}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn device_names_are_checked_before_any_work() {
+    // An unknown device is a usage error naming the choices, before the spec or data are read.
+    let o =
+        recspec(&["train", "specs/dfn.recspec", "--data", "no/such/data", "--out", "no/such/run", "--device", "gpu"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown device `gpu`; choose one of cpu, ndarray, tch-cpu, cuda"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Options("), "no Debug text: {}", stderr(&o));
+    // The libtorch devices name the feature they need in a build without it.
+    if !cfg!(feature = "tch") {
+        for device in ["tch-cpu", "cuda"] {
+            let o = recspec(&["eval", "no/such/run", "--data", "no/such/data", "--device", device]);
+            assert_eq!(code(&o), 2, "{}", stderr(&o));
+            assert!(stderr(&o).contains(&format!("--device {device} needs libtorch")), "{}", stderr(&o));
+        }
+    }
+}
