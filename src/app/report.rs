@@ -14,7 +14,7 @@ use crate::picture::{self};
 use crate::render::render_builtin;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The most points a curve keeps; longer ones are averaged into this many buckets.
@@ -202,60 +202,58 @@ fn series_name(runs: &[Run], run: &Run, name: &str) -> String {
     }
 }
 
-/// Validation metrics per epoch: `(chart title, metric) -> series`, for every label stream and
-/// retrieval head the runs report.
-fn epoch_series(runs: &[Run]) -> BTreeMap<&'static str, Vec<Series>> {
-    let mut charts: BTreeMap<&'static str, Vec<Series>> = BTreeMap::new();
+/// A chart of metrics per epoch: its title and its y axis.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct EpochChart {
+    title: &'static str,
+    y: &'static str,
+}
+
+const TRAIN_LOSS: EpochChart = EpochChart { title: "train loss per epoch", y: "loss" };
+
+/// Each label stream's validation metrics, with their keys in `metrics.jsonl`.
+const STREAM_METRICS: [(EpochChart, &str); 3] = [
+    (EpochChart { title: "validation AUC", y: "AUC" }, "auc"),
+    (EpochChart { title: "validation GAUC", y: "GAUC" }, "gauc"),
+    (EpochChart { title: "validation log loss", y: "log loss" }, "logloss"),
+];
+
+/// Each retrieval head's validation metrics at every K, with their keys in `metrics.jsonl`.
+const RETRIEVAL_METRICS: [(EpochChart, &str); 2] = [
+    (EpochChart { title: "validation recall@K", y: "recall@K" }, "recall"),
+    (EpochChart { title: "validation NDCG@K", y: "NDCG@K" }, "ndcg"),
+];
+
+/// Metrics per epoch: `chart -> series`, the train loss and, for every label stream and
+/// retrieval head the runs report, the validation metrics.
+fn epoch_series(runs: &[Run]) -> BTreeMap<EpochChart, Vec<Series>> {
+    let mut charts: BTreeMap<EpochChart, Vec<Series>> = BTreeMap::new();
     for run in runs {
         let epoch = |v: &Value| number(v.get("epoch"));
-        let mut add = |chart: &'static str, name: String, points: Vec<(f64, f64)>| {
+        let mut add = |chart: EpochChart, name: String, pointer: &str| {
+            let points = run.epochs.iter().map(|v| (epoch(v), number(v.pointer(pointer)))).collect();
             charts.entry(chart).or_default().push(Series { name: series_name(runs, run, &name), points, faint: false });
         };
-        add(
-            "train loss per epoch",
-            "train loss".into(),
-            run.epochs.iter().map(|v| (epoch(v), number(v.get("train_loss")))).collect(),
-        );
-        let streams: std::collections::BTreeSet<String> = run
-            .epochs
-            .iter()
-            .filter_map(|v| v.pointer("/valid/streams").and_then(Value::as_object))
-            .flat_map(|m| m.keys().cloned())
-            .collect();
-        for stream in &streams {
-            for (chart, metric) in
-                [("validation AUC", "auc"), ("validation GAUC", "gauc"), ("validation log loss", "logloss")]
-            {
-                let pointer = format!("/valid/streams/{stream}/{metric}");
-                add(
-                    chart,
-                    stream.clone(),
-                    run.epochs.iter().map(|v| (epoch(v), number(v.pointer(&pointer)))).collect(),
-                );
-            }
-        }
-        let heads: std::collections::BTreeSet<(String, String, String)> =
+        add(TRAIN_LOSS, "train loss".into(), "/train_loss");
+        let keys = |pointer: &str| -> BTreeSet<String> {
             run.epochs
                 .iter()
-                .filter_map(|v| v.pointer("/valid/retrieval").and_then(Value::as_object))
-                .flat_map(|m| {
-                    m.iter().flat_map(|(head, h)| {
-                        ["recall", "ndcg"].into_iter().flat_map(move |metric| {
-                            h.get(metric).and_then(Value::as_object).into_iter().flat_map(move |ks| {
-                                ks.keys().map(move |k| (head.clone(), metric.to_string(), k.clone()))
-                            })
-                        })
-                    })
-                })
-                .collect();
-        for (head, metric, k) in heads {
-            let chart = if metric == "recall" { "validation recall@K" } else { "validation NDCG@K" };
-            let pointer = format!("/valid/retrieval/{head}/{metric}/{k}");
-            add(
-                chart,
-                format!("{head} {metric}{k}"),
-                run.epochs.iter().map(|v| (epoch(v), number(v.pointer(&pointer)))).collect(),
-            );
+                .filter_map(|v| v.pointer(pointer).and_then(Value::as_object))
+                .flat_map(|m| m.keys().cloned())
+                .collect()
+        };
+        for stream in keys("/valid/streams") {
+            for (chart, metric) in STREAM_METRICS {
+                add(chart, stream.clone(), &format!("/valid/streams/{stream}/{metric}"));
+            }
+        }
+        let heads = keys("/valid/retrieval");
+        for (chart, metric) in RETRIEVAL_METRICS {
+            for head in &heads {
+                for k in keys(&format!("/valid/retrieval/{head}/{metric}")) {
+                    add(chart, format!("{head} {metric}{k}"), &format!("/valid/retrieval/{head}/{metric}/{k}"));
+                }
+            }
         }
     }
     charts
@@ -298,9 +296,8 @@ pub fn page(runs: &[Run]) -> Result<String, AppError> {
     if terms.len() > 1 {
         figures.extend(figure("loss terms per step (unweighted)", "step", "loss", terms)?);
     }
-    for (title, series) in epoch_series(runs) {
-        let y = if title.starts_with("train") { "loss" } else { title.trim_start_matches("validation ") };
-        figures.extend(figure(title, "epoch", y, series)?);
+    for (chart, series) in epoch_series(runs) {
+        figures.extend(figure(chart.title, "epoch", chart.y, series)?);
     }
     let mut sections = vec![];
     for r in runs {

@@ -248,6 +248,31 @@ fn a_report_shows_what_a_run_has_and_says_what_it_lacks() {
     assert!(!ok);
     assert!(err.contains(&empty.display().to_string()) && err.contains("not a run directory"), "{err}");
 
+    // A retrieval head's recall and NDCG at each K, one series per head and K, in charts of their
+    // own with the metric on the y axis (metrics lines as the runtime writes them).
+    let retrieval = temp("retrieval");
+    for f in ["run.toml", "spec.recspec", "steps.jsonl"] {
+        std::fs::copy(run.join(f), retrieval.join(f)).unwrap();
+    }
+    let head = |r: [f64; 2], n: f64| serde_json::json!({"examples": 40, "recall": {"@10": r[0], "@50": r[1]}, "ndcg": {"@10": n}});
+    let lines: Vec<String> = (1..=2)
+        .map(|epoch| {
+            let e = epoch as f64;
+            serde_json::json!({"epoch": epoch, "train_loss": 0.5 / e, "valid": {"rows": 40, "bad_rows": 0,
+                "streams": {}, "retrieval": {"watch": head([0.1 * e, 0.3 * e], 0.05 * e)}}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(retrieval.join("metrics.jsonl"), lines.join("\n") + "\n").unwrap();
+    let (ok, page, err) = report(&[&retrieval]);
+    assert!(ok, "{err}");
+    for part in ["validation recall@K", "validation NDCG@K", "watch recall@10", "watch recall@50", "watch ndcg@10"] {
+        assert!(page.contains(part), "missing {part}");
+    }
+    let axis = |label: &str| page.contains(&format!(">\n{label}\n</text>"));
+    assert!(axis("recall@K") && axis("NDCG@K"), "the y axes name the metric");
+    assert!(!page.contains("watch ndcg@50") && !page.contains("validation AUC"), "only what the run reports");
+
     // Two runs overlaid: each series is named by its run.
     let (ok, page, err) = report(&[&run, &killed]);
     assert!(ok, "{err}");
