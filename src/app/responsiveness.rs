@@ -462,8 +462,8 @@ mod tests {
 
     #[test]
     fn test_starts_take_one_history_per_user() {
-        let dir = std::env::temp_dir().join(format!("recspec-starts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recspec-starts-").tempdir().unwrap();
+        let dir = scratch.path();
         let file = dir.join("test.jsonl");
         let row = |user: i64, item: i64| format!(r#"{{"user":{user},"h":[{item}],"h.dwell":[1.0],"h.disliked":[0]}}"#);
         // A heavy user first, as a file sorted by user or time may put them; an empty history.
@@ -490,13 +490,12 @@ mod tests {
         let starts = start_histories(&file, &s).unwrap();
         let first: Vec<i64> = starts.iter().map(|h| h[0].item).collect();
         assert_eq!(first, [1, 4, 5, 1], "users 7, 8, 9, then cycled");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn the_dwell_scale_is_the_training_histories_median_and_tenth_percentile() {
-        let dir = std::env::temp_dir().join(format!("recspec-dwell-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recspec-dwell-").tempdir().unwrap();
+        let dir = scratch.path();
         let file = dir.join("train.jsonl");
         // Steps of 1..=10 s (log1p), plus a disliked 1000 s step and a row without the input.
         let row = |secs: &[f64], flags: &[u8]| {
@@ -517,7 +516,6 @@ mod tests {
         assert!((scale.skip_view_s - 2.0).abs() < 1e-9, "{scale:?}");
         let none = dwell_scale(&file, "other", 1).unwrap();
         assert_eq!((none.long_view_s, none.skip_view_s, none.source), (LONG_VIEW, SKIP_VIEW, DwellSource::Fallback));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// The re-recommendation sample keeps every row of the file equally likely, not the first.

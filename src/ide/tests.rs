@@ -213,8 +213,8 @@ fn completion_works_on_text_that_does_not_parse() {
 
 #[test]
 fn the_overlay_stands_in_for_files_on_disk() {
-    let dir = std::env::temp_dir().join(format!("recspec-ide-overlay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recspec-ide-overlay-").tempdir().unwrap();
+    let dir = scratch.path();
     let lib = dir.join("lib.recspec");
     std::fs::write(&lib, "block Id()(x: float[B, N]) -> float[B, N] {\n  return x;\n}\n").unwrap();
     // The root exists only in memory; its import is read from the overlay, not the disk.
@@ -234,13 +234,12 @@ fn the_overlay_stands_in_for_files_on_disk() {
     // Without an overlay the disk is read as before.
     let (_, diags) = crate::load::load_file(&lib).unwrap();
     assert!(diags.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_imported_name_hovers_goes_to_its_file_and_lists_its_uses_across_files() {
-    let dir = std::env::temp_dir().join(format!("recspec-ide-imported-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recspec-ide-imported-").tempdir().unwrap();
+    let dir = scratch.path();
     let lib_text = "block Tower(units: int)(x: float[B, N]) -> float[B, 1] {\n  return Linear(out: 1)(MLP(units: [units])(x));\n}\n";
     std::fs::write(dir.join("lib.recspec"), lib_text).unwrap();
     let main = "import \"lib.recspec\";\nmodel m {\n  input x: float[B, 4];\n  let tower = Tower(units: 8);\n  output y = tower(x);\n  output z = Tower(units: 2)(x);\n}\n";
@@ -267,7 +266,6 @@ fn an_imported_name_hovers_goes_to_its_file_and_lists_its_uses_across_files() {
     // Completion in the root offers the imported block.
     let offered = super::complete(&a, main, main.find("Tower(units: 2)").unwrap() + 1);
     assert!(offered.iter().any(|c| c.label == "Tower"), "{:?}", offered.iter().map(|c| &c.label).collect::<Vec<_>>());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -333,12 +333,28 @@ mod tests {
         Ok(out)
     }
 
-    fn temp(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("recspec-import-events-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
+    /// A file holding `text`, named `recspec-import-events-…-{name}`, removed when dropped.
+    struct Temp(tempfile::NamedTempFile);
+
+    impl std::ops::Deref for Temp {
+        type Target = Path;
+
+        fn deref(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    impl AsRef<Path> for Temp {
+        fn as_ref(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    fn temp(name: &str, text: &str) -> Temp {
+        let file = tempfile::Builder::new().prefix("recspec-import-events-").suffix(&format!("-{name}")).tempfile();
+        let file = file.unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        Temp(file)
     }
 
     #[test]

@@ -238,16 +238,9 @@ mod tests {
         }
     }
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("recspec-sort-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn sort(name: &str, records: &[Rec], capacity: usize) -> (Vec<Rec>, usize, PathBuf) {
-        let d = dir(name);
-        let mut s = Sorter::new(&d, capacity);
+    fn sort(name: &str, records: &[Rec], capacity: usize) -> (Vec<Rec>, usize, tempfile::TempDir) {
+        let d = tempfile::Builder::new().prefix(&format!("recspec-sort-{name}-")).tempdir().unwrap();
+        let mut s = Sorter::new(d.path(), capacity);
         for r in records {
             s.push(r.clone()).unwrap();
         }
@@ -276,15 +269,13 @@ mod tests {
             assert!(got.iter().zip(&want).all(|(a, b)| a.key == b.key && a.seq == b.seq), "capacity {capacity}");
             let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
             assert_eq!(left, vec![std::ffi::OsString::from("sorted.bin")], "chunks are removed");
-            std::fs::remove_dir_all(d).ok();
         }
     }
 
     #[test]
     fn nothing_to_sort_is_an_empty_file() {
-        let (got, chunks, d) = sort("empty", &[], 3);
+        let (got, chunks, _dir) = sort("empty", &[], 3);
         assert!(got.is_empty());
         assert_eq!(chunks, 1);
-        std::fs::remove_dir_all(d).ok();
     }
 }

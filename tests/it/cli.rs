@@ -1,5 +1,6 @@
 //! The `recspec` binary: exit codes, outputs and overrides as a user sees them.
 
+use crate::Scratch;
 use std::process::{Command, Output};
 
 pub fn recspec(args: &[&str]) -> Output {
@@ -66,8 +67,7 @@ fn set_and_config_override_hyperparameters() {
     assert_eq!(d["value"], 32);
     assert_eq!(d["overridden"], true);
 
-    let dir = std::env::temp_dir().join(format!("recspec-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("cli");
     let cfg = dir.join("run.toml");
     std::fs::write(&cfg, "[hparams]\nD = 16\nlambda_d = 3.0\n").unwrap();
     let o =
@@ -89,7 +89,6 @@ fn set_and_config_override_hyperparameters() {
     let o = recspec(&["check", "specs/dfn.recspec", "--set", "Q=1"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("--set Q=1"), "{}", stderr(&o));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -106,8 +105,7 @@ fn diff_exit_codes() {
 
 #[test]
 fn user_templates_render_the_graph_view() {
-    let dir = std::env::temp_dir().join(format!("recspec-tpl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("tpl");
     let t = dir.join("count.j2");
     std::fs::write(
         &t,
@@ -120,12 +118,10 @@ fn user_templates_render_the_graph_view() {
     std::fs::write(&t, "{{ g.model ").unwrap();
     let o = recspec(&["compile", "specs/fm.recspec", "--template", t.to_str().unwrap()]);
     assert_eq!(code(&o), 2);
-    std::fs::remove_dir_all(dir).ok();
 }
 
-fn tiny_data(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("recspec-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn tiny_data(name: &str) -> Scratch {
+    let dir = Scratch::new(&format!("cli-{name}"));
     let o = recspec(&[
         "simulate",
         "--out",
@@ -192,7 +188,6 @@ fn simulate_schema_train_and_eval() {
     assert!(streams["click"]["auc"].is_number());
     assert_eq!(streams["dislike"]["scored_by"], "1 - p");
     assert_eq!(v["relaimpr"]["click"], 0.0, "a run against itself");
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// `recspec bench` prints one JSON line with every measurement, and exports a run's weights.
@@ -232,7 +227,6 @@ fn bench_measures_and_export_writes_safetensors() {
     let bytes = std::fs::read(&file).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert!(tensors.names().iter().any(|n| n.ends_with("/table")), "{:?}", tensors.names());
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// DLEN's convergence check: its latent P(UP) output scores the `positive` stream.
@@ -259,7 +253,6 @@ fn eval_scores_a_label_by_a_named_output() {
     let o = eval("=p_up");
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("label=output"), "{}", stderr(&o));
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -303,7 +296,6 @@ fn corrupt_rows_are_reported_by_file_and_row() {
     let o = recspec(&skip);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("skipped 2 bad rows"), "{}", stderr(&o));
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -377,7 +369,6 @@ fn a_killed_training_resumes_without_losing_a_completed_epoch() {
     let o = train("specs/dfn.recspec", &data, &run, &["--resume", "--set", "D=16", "--set", "heads=2"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("changed"), "{}", stderr(&o));
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -395,7 +386,6 @@ fn retrieval_heads_report_recall_and_ndcg() {
     let (r5, r50) = (head["recall"]["@5"].as_f64().unwrap(), head["recall"]["@50"].as_f64().unwrap());
     assert!((0.0..=1.0).contains(&r5) && r50 == 1.0, "the corpus has 50 items, so recall@50 is 1: {head}");
     assert!(head["ndcg"]["@5"].as_f64().unwrap() <= r5);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The counterfactual branches share the history up to step k and differ only in the action on
@@ -527,7 +517,6 @@ fn recommend_and_responsiveness_serve_a_trained_retrieval_run() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["start"].as_str(), v["branches"].as_array().unwrap().len()), (Some("test"), 2));
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -567,7 +556,6 @@ fn memory_is_known_before_training() {
         assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{err}");
         assert!(!run.exists(), "a refused run writes nothing");
     }
-    std::fs::remove_dir_all(data).ok();
 }
 
 #[test]
@@ -610,13 +598,11 @@ fn data_training_cannot_learn_from_is_refused_before_the_run_starts() {
     let o = train("specs/dfn.recspec", &data, &run, &["--epochs", "1"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("valid.jsonl: no rows"), "{}", stderr(&o));
-    std::fs::remove_dir_all(data).ok();
 }
 
 #[test]
 fn snapshot_checks_and_updates_the_files_beside_a_spec() {
-    let dir = std::env::temp_dir().join(format!("recspec-cli-snapshot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("cli-snapshot");
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     let spec = dir.join("nested/fm.recspec");
     std::fs::copy(crate::root().join("specs/fm.recspec"), &spec).unwrap();
@@ -650,7 +636,6 @@ fn snapshot_checks_and_updates_the_files_beside_a_spec() {
     let o = recspec(&["snapshot", empty.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "a folder without specs checks nothing: {}", stderr(&o));
     assert!(stderr(&o).contains("no `.recspec` files in"), "{}", stderr(&o));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// A disk that fills up while a later epoch's checkpoint is written (simulated with a file-size
@@ -660,8 +645,7 @@ fn snapshot_checks_and_updates_the_files_beside_a_spec() {
 #[cfg(unix)]
 #[test]
 fn a_disk_full_during_a_checkpoint_keeps_the_last_committed_epoch() {
-    let dir = std::env::temp_dir().join(format!("recspec-diskfull-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("diskfull");
     let (data, run) = (dir.join("data"), dir.join("run"));
     let o = recspec(&["simulate", "--out", data.to_str().unwrap(), "--users", "60", "--impressions", "10"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -710,7 +694,6 @@ fn a_disk_full_during_a_checkpoint_keeps_the_last_committed_epoch() {
     assert_eq!(state["epochs_done"], 2, "{state}");
     let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "the committed epoch loads: {}", stderr(&o));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

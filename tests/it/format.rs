@@ -2,6 +2,7 @@
 
 use crate::cli::{code, recspec, stderr, stdout};
 use crate::copy_tree;
+use crate::Scratch;
 use recspec::source::FileId;
 use recspec::syntax::{parse_tree, Rule, SyntaxNode};
 use std::path::Path;
@@ -61,7 +62,7 @@ fn graph(path: &Path) -> Option<String> {
 /// point; and the shipped specs are already formatted.
 #[test]
 fn formatting_keeps_tokens_comments_and_graphs() {
-    let tmp = std::env::temp_dir().join(format!("recspec-fmt-{}", std::process::id()));
+    let tmp = Scratch::new("fmt");
     let mut graphs = 0;
     for dir in ["specs", "std", "tests/data/ok", "bench/movielens"] {
         let copy = tmp.join(dir);
@@ -85,13 +86,11 @@ fn formatting_keeps_tokens_comments_and_graphs() {
         }
     }
     assert!(graphs >= 18, "only {graphs} specs compiled to graphs");
-    std::fs::remove_dir_all(&tmp).ok();
 }
 
 #[test]
 fn fmt_checks_writes_and_refuses_syntax_errors() {
-    let dir = std::env::temp_dir().join(format!("recspec-cli-fmt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("cli-fmt");
     let messy = dir.join("messy.recspec");
     std::fs::write(&messy, "model m{dim D=4; // size\ninput x:float[B,D];output y=x;}\n").unwrap();
     let d = dir.to_str().unwrap();
@@ -120,7 +119,6 @@ fn fmt_checks_writes_and_refuses_syntax_errors() {
     let empty = dir.join("none");
     std::fs::create_dir_all(&empty).unwrap();
     assert_eq!(code(&recspec(&["fmt", empty.to_str().unwrap()])), 2, "nothing to format is an error");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod errors;
 
 use crate::cli::{code, recspec, stderr};
+use crate::Scratch;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,11 +19,8 @@ const SEQUENCES: [&str; 6] = ["clicks", "unclicks", "likes", "dislikes", "skips"
 const T: usize = 6;
 
 /// A fresh directory for one test's outputs.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recspec-import-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("import-{name}"))
 }
 
 /// `recspec import EVENTS --mapping MAPPING --out OUT --quiet EXTRA...`.
@@ -303,7 +301,6 @@ fn rows_labels_and_vocabularies_follow_the_training_split() {
         .enumerate()
         .all(|(i, v)| v["item"] == i as i64 && v["cluster"].is_i64() && v["creator"].is_i64()));
     assert_eq!(items[0]["cluster"], 0, "the OOV item has the OOV cluster");
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// The time split cuts the sorted events once: train before valid before test, ties never
@@ -344,7 +341,6 @@ fn splits_follow_their_method() {
             assert_eq!(valid, [evs[evs.len() - 2].time], "{user}: the one before is valid");
         }
     }
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// The fixture's events as JSON objects with the CSV's columns (`dwell` null where empty).
@@ -397,9 +393,6 @@ fn imports_are_deterministic_across_chunk_sizes_and_formats() {
     for name in fa.keys().filter(|k| !k.ends_with("data.toml")) {
         assert!(fa[name] == fc[name], "{name} differs between CSV and JSON Lines input");
     }
-    for d in [a, b, c, dir] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// The seed specs train on an imported data set unchanged, its data.toml supplying the dims.
@@ -426,7 +419,6 @@ fn seed_specs_train_on_imported_data() {
         ]);
         assert_eq!(code(&o), 0, "{spec}: {}", stderr(&o));
     }
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// The fixture's mapping with `[output] item_buckets = buckets` (and without items.jsonl's
@@ -523,5 +515,4 @@ fn hashed_item_keys_keep_items_first_seen_after_training_apart() {
         "--quiet",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    std::fs::remove_dir_all(&dir).ok();
 }

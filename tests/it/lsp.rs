@@ -1,6 +1,7 @@
 //! `recspec lsp` driven by a scripted client over stdio: Content-Length framed JSON-RPC, every
 //! read with a timeout so that a hang fails the test instead of blocking.
 
+use crate::Scratch;
 use lsp_types::Url;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -265,9 +266,7 @@ fn lsp_session_on_dfn() {
 /// text, and the library's errors are published to the library.
 #[test]
 fn lsp_uses_unsaved_imports_and_publishes_their_diagnostics() {
-    let dir = std::env::temp_dir().join(format!("recspec-lsp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("lsp");
     let lib = "block Tower(units: int)(x: float[B, N]) -> float[B, 1] {\n  let h = Linear(out: units)(x);\n  return Linear(out: 1)(h);\n}\n";
     let main = "import \"lib.recspec\";\n\nmodel m {\n  dim D = 8;\n  input x: float[B, D];\n  label click;\n  output p = sigmoid(Tower(units: 4)(x));\n  loss click = bce(p, label: click);\n}\n";
     std::fs::write(dir.join("lib.recspec"), lib).unwrap();
@@ -303,7 +302,6 @@ fn lsp_uses_unsaved_imports_and_publishes_their_diagnostics() {
     assert_eq!(client.diagnostics(&lib_uri), Vec::<Value>::new());
     assert_eq!(client.diagnostics(&main_uri), Vec::<Value>::new());
     shutdown(client);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

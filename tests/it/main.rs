@@ -26,6 +26,32 @@ use recspec::diag;
 use recspec::overrides::Override;
 use std::path::{Path, PathBuf};
 
+/// A test's scratch directory: a fresh directory under the system's temporary directory, named
+/// `recspec-{name}-…`, removed with everything in it when dropped, so that a test leaves nothing
+/// behind whether it passes or fails. It reads as the `Path` it holds.
+pub struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = tempfile::Builder::new().prefix(&format!("recspec-{name}-")).tempdir();
+        Scratch(dir.unwrap_or_else(|e| panic!("cannot make a scratch directory for {name}: {e}")))
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,6 +3,7 @@
 //! files are clear errors, and `recspec import` reads Parquet events like CSV.
 
 use crate::cli::{code, recspec, stderr};
+use crate::Scratch;
 use recspec::app::convert::convert;
 use recspec::app::train::{train, TrainOptions};
 use recspec::app::RunDir;
@@ -13,15 +14,12 @@ use recspec::simulate::{simulate, SimConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-parquet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("parquet-{name}"))
 }
 
 /// A small simulated data set and its Parquet copy.
-fn data_sets(name: &str) -> (PathBuf, PathBuf) {
+fn data_sets(name: &str) -> (Scratch, Scratch) {
     let jsonl = temp(&format!("{name}-jsonl"));
     let cfg =
         SimConfig { users: 60, items: 120, impressions_per_user: 30, seq_len: 8, seed: 5, ..SimConfig::default() };
@@ -93,9 +91,6 @@ fn jsonl_to_parquet_and_back_gives_the_same_rows_and_batches() {
     }
     let valid = rows(&parquet.join("valid.parquet"));
     assert!(valid.iter().map(numbers_as_floats).eq(rows(&jsonl.join("valid.jsonl")).iter().map(numbers_as_floats)));
-    for d in [jsonl, parquet, back] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// The settings the DFN training comparisons share: one epoch of batches of 64 at seed 11.
@@ -126,9 +121,6 @@ fn dfn_trains_to_the_same_losses_on_parquet() {
     assert!(a.steps > 0 && a.steps == b.steps, "{} vs {} steps", a.steps, b.steps);
     assert!(a.epoch_losses.iter().all(|l| l.is_finite()), "{:?}", a.epoch_losses);
     assert_eq!(a.epoch_losses, b.epoch_losses, "same seed, same data, same losses");
-    for d in [jsonl, parquet, ra, rb] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// A split may be a folder of shards in either format: DFN trains on the same rows in the same
@@ -136,7 +128,7 @@ fn dfn_trains_to_the_same_losses_on_parquet() {
 /// writes the folder shard by shard.
 #[test]
 fn dfn_trains_to_the_same_losses_on_a_folder_of_mixed_shards() {
-    let (jsonl, parquet) = data_sets("folder");
+    let (jsonl, _parquet) = data_sets("folder");
     let sharded = temp("folder-sharded");
     for name in ["valid.jsonl", "data.toml"] {
         std::fs::copy(jsonl.join(name), sharded.join(name)).unwrap();
@@ -173,9 +165,6 @@ fn dfn_trains_to_the_same_losses_on_a_folder_of_mixed_shards() {
     assert_eq!(names, ["part-0.parquet", "part-1.parquet", "part-2.parquet"]);
     let schema = Schema::from_program(&dfn_plan(&jsonl)).unwrap();
     assert_eq!(batches(&converted.join("train"), &schema), batches(&jsonl.join("train.jsonl"), &schema));
-    for d in [jsonl, parquet, sharded, ra, rb, converted] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// Writes `lines` (JSON rows) as `dir/name.parquet`.
@@ -191,7 +180,7 @@ fn parquet_file(dir: &Path, name: &str, lines: &[Value]) -> PathBuf {
 
 #[test]
 fn bad_parquet_rows_name_the_file_row_and_column() {
-    let (jsonl, parquet) = data_sets("bad");
+    let (jsonl, _parquet) = data_sets("bad");
     let schema = Schema::from_program(&dfn_plan(&jsonl)).unwrap();
     let good: Vec<Value> = rows(&jsonl.join("train.jsonl")).into_iter().take(5).collect();
     let dir = temp("bad-files");
@@ -228,9 +217,6 @@ fn bad_parquet_rows_name_the_file_row_and_column() {
     let file = parquet_file(&dir, "noitem", &no_item);
     let e = Loader::open(&file, &schema, 64, false).err().expect("a missing column is an error").to_string();
     assert!(e.contains("noitem.parquet: missing column `item` (an id in 0..120)"), "{e}");
-    for d in [jsonl, parquet, dir] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// `recspec train` on a data set whose train split is broken: exit 2, one clear line.
@@ -272,9 +258,6 @@ fn empty_truncated_and_ambiguous_parquet_splits_are_clear_errors() {
     std::fs::copy(jsonl.join("train.jsonl"), parquet.join("train.jsonl")).unwrap();
     let e = train_fails(&parquet);
     assert!(e.contains("the train split is in two places") && e.contains("train.jsonl and "), "{e}");
-    for d in [jsonl, parquet] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 #[test]
@@ -292,9 +275,6 @@ fn import_reads_parquet_events_like_csv() {
     for name in fa.keys().filter(|k| !k.ends_with("data.toml")) {
         assert!(fa[name] == fb[name], "{name} differs between CSV and Parquet input");
     }
-    for d in [a, b, dir] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }
 
 /// A Parquet split damaged as storage damages files: bytes overwritten at several places in
@@ -304,7 +284,7 @@ fn import_reads_parquet_events_like_csv() {
 /// row; never a panic, never Rust debug text.
 #[test]
 fn parquet_damaged_in_its_row_groups_or_its_footer_is_named_never_a_panic() {
-    let (jsonl, parquet) = data_sets("damaged");
+    let (_jsonl, parquet) = data_sets("damaged");
     let train = parquet.join("train.parquet");
     let bytes = std::fs::read(&train).unwrap();
     let n = bytes.len();
@@ -353,7 +333,4 @@ fn parquet_damaged_in_its_row_groups_or_its_footer_is_named_never_a_panic() {
     std::fs::write(&train, &lying).unwrap();
     let e = train_fails(&parquet);
     assert!(e.contains("train.parquet: not a readable Parquet file"), "{e}");
-    for d in [jsonl, parquet] {
-        std::fs::remove_dir_all(d).ok();
-    }
 }

@@ -3,16 +3,14 @@
 //! step log across a resume, and every page looked at in headless Chromium.
 
 use crate::cli::recspec;
+use crate::Scratch;
 use crate::{graph, root, settings};
 use recspec::diff::ChangeKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-pictures-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("pictures-{name}"))
 }
 
 /// A drawn box or edge: its classes, its tooltip and, for a box, its rectangle.
@@ -163,14 +161,14 @@ fn train_dfn(data: &Path, run: &Path, epochs: usize, extra: &[&str]) -> std::pro
 }
 
 /// Simulates a small data set and trains DFN on it for two short epochs with the binary.
-fn trained_run(name: &str) -> (PathBuf, PathBuf) {
+fn trained_run(name: &str) -> (Scratch, PathBuf, PathBuf) {
     let dir = temp(name);
     let (data, run) = (dir.join("data"), dir.join("run"));
     let sim = recspec(&["simulate", "--out", data.to_str().unwrap(), "--users", "80", "--impressions", "20"]);
     assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
     let train = train_dfn(&data, &run, 2, &[]);
     assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
-    (data, run)
+    (dir, data, run)
 }
 
 fn steps_of(run: &Path) -> Vec<u64> {
@@ -183,7 +181,7 @@ fn steps_of(run: &Path) -> Vec<u64> {
 
 #[test]
 fn the_step_log_holds_each_step_once_across_a_killed_epoch_and_a_resume() {
-    let (data, run) = trained_run("resume");
+    let (_dir, data, run) = trained_run("resume");
     assert_eq!(steps_of(&run), (1..=12).collect::<Vec<u64>>());
     // A run killed in its third epoch left lines for steps past its checkpoint (step 12).
     let mut log = std::fs::read_to_string(run.join("steps.jsonl")).unwrap();
@@ -212,7 +210,7 @@ fn report(runs: &[&Path]) -> (bool, String, String) {
 
 #[test]
 fn a_report_shows_what_a_run_has_and_says_what_it_lacks() {
-    let (_, run) = trained_run("report");
+    let (_dir, _, run) = trained_run("report");
     let (ok, page, err) = report(&[&run]);
     assert!(ok, "{err}");
     for part in ["training loss per step", "validation AUC", "validation GAUC", "validation log loss", "Model card"] {
@@ -423,7 +421,7 @@ fn chromium_shows_the_pages_drawn_and_without_console_errors() {
             "html",
         ],
     );
-    let (_, run) = trained_run("browser-run");
+    let (_dir, _, run) = trained_run("browser-run");
     let report_page = dir.join("report.html");
     let out = recspec(&["report", run.to_str().unwrap(), "--out", report_page.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

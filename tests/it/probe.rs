@@ -7,6 +7,7 @@
 //! `RECSPEC_PROBE_MUTANTS=20000 RECSPEC_PROBE_SEED=5 cargo test --release probe -- --nocapture`.
 
 use crate::Rng;
+use crate::Scratch;
 use recspec::app::settings::TrainFlags;
 use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
 use recspec::config::RunConfig;
@@ -157,10 +158,8 @@ struct Tally {
     panics: Vec<String>,
 }
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-probe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("probe-{name}"))
 }
 
 /// What one mutant reached: `Ok(true)` trained two steps, `Ok(false)` refused by the checker,

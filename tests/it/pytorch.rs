@@ -4,6 +4,7 @@
 //! Needs a Python with torch and safetensors: `RECSPEC_PYTHON`, or `.venv/bin/python` as the
 //! README's test command sets it up.
 
+use crate::Scratch;
 use burn::prelude::*;
 use recspec::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use recspec::data::{Column, ColumnData, HostBatch};
@@ -41,11 +42,8 @@ fn torch_package() -> PathBuf {
     std::env::var_os("RECSPEC_TORCH_PATH").map(PathBuf::from).unwrap_or_else(|| crate::root().join("python"))
 }
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-torch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("torch-{name}"))
 }
 
 /// A batch file for `recspec_torch.check`: every input the program reads, and the labels.
@@ -168,7 +166,7 @@ fn compare(spec: &str, ours: &BTreeMap<String, Vec<f32>>, torch: &SafeTensors) -
 }
 
 /// The small simulated data set the comparisons run on, in a fresh temporary folder.
-fn comparison_data(name: &str) -> PathBuf {
+fn comparison_data(name: &str) -> Scratch {
     let data = temp(name);
     let cfg = recspec::simulate::SimConfig {
         users: 120,
@@ -258,7 +256,7 @@ fn every_spec_matches_its_generated_pytorch_module() {
 }
 
 /// A simulated data set of `users` users, `items` items and `impressions` rows each.
-fn simulated(name: &str, users: usize, items: usize, impressions: usize, seq_len: usize) -> PathBuf {
+fn simulated(name: &str, users: usize, items: usize, impressions: usize, seq_len: usize) -> Scratch {
     let data = temp(name);
     let cfg = recspec::simulate::SimConfig {
         users,
@@ -273,7 +271,7 @@ fn simulated(name: &str, users: usize, items: usize, impressions: usize, seq_len
 }
 
 /// `recspec pytorch SPEC --data DATA --out RUN EXTRA...`: a run directory with `model.py`.
-fn prepare_run(name: &str, spec: &str, data: &Path, extra: &[&str]) -> PathBuf {
+fn prepare_run(name: &str, spec: &str, data: &Path, extra: &[&str]) -> Scratch {
     use crate::cli::{code, recspec, stderr};
     let run = temp(name);
     std::fs::remove_dir_all(&run).unwrap();
@@ -292,6 +290,8 @@ fn train_in_pytorch(launcher: &[&str], run: &Path, data: &Path) -> String {
 
 /// [`train_in_pytorch`] with more flags for the trainer.
 fn train_in_pytorch_with(launcher: &[&str], run: &Path, data: &Path, flags: &[&str]) -> String {
+    // torchrun's own scratch files (`torchelastic_*`) go to a directory removed afterwards.
+    let tmp = Scratch::new("torch-tmp");
     let out = Command::new(python())
         .args(launcher)
         .args(["-m", "recspec_torch.train"])
@@ -301,6 +301,7 @@ fn train_in_pytorch_with(launcher: &[&str], run: &Path, data: &Path, flags: &[&s
         .args(flags)
         .env("PYTHONPATH", torch_package())
         .env("OMP_NUM_THREADS", "1")
+        .env("TMPDIR", tmp.as_os_str())
         .output()
         .expect("python runs");
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -355,7 +356,6 @@ fn torchrun_trains_dfn_on_two_ranks_and_recspec_evaluates_it() {
     let auc = report["report"]["streams"]["click"]["auc"].as_f64().unwrap();
     assert!(auc > 0.55, "click AUC of the torch-trained DFN in recspec: {auc}");
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&run).ok();
 }
 
 /// Embedding tables sharded by TorchRec on two gloo ranks (`--table-sharding`), with the
@@ -462,7 +462,6 @@ fn torchrec_shards_din_tables_on_two_ranks() {
     let auc = report["report"]["streams"]["click"]["auc"].as_f64().unwrap();
     assert!(auc > 0.55, "click AUC of the TorchRec-trained DIN in recspec: {auc}");
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&run).ok();
 }
 
 /// A model with memory state (DUMN) trains in PyTorch: the memory is written in training mode
@@ -484,7 +483,6 @@ fn dumn_trains_in_pytorch_and_writes_its_memories() {
         assert_ne!(floats(trained.tensors[i].val()), floats(initial.tensors[i].val()), "{}", program.params[i].key());
     }
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&run).ok();
 }
 
 /// The program with every dropout rate 0 (the stepping comparison trains without dropout: the
@@ -730,7 +728,6 @@ fn the_training_order_is_the_same_in_burn_and_pytorch() {
         assert_eq!(ours, theirs, "folder, buffer {capacity}, epoch {epoch}");
         assert_eq!(ours.len(), 40);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Hashed ids land in the same bucket in recspec's loader and in `recspec_torch.data`.
@@ -920,7 +917,6 @@ fn recspec_export_onnx_scores_as_recspec_eval() {
     assert!(crate::max_difference(&served, &evaluated) <= 1e-5, "onnxruntime {served:?}\nrecspec eval {evaluated:?}");
     assert!(!expected.is_empty());
     std::fs::remove_dir_all(&dir).ok();
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The model card's operation count (`lower::flops`) against PyTorch's own

@@ -3,6 +3,7 @@
 //! real model, lazy Adagrad equal to dense Adagrad, and resuming with the tables' state.
 
 use crate::max_difference;
+use crate::Scratch;
 use burn::prelude::*;
 use recspec::config::{EmbeddingOptimizer, OptimizerKind, TrainSettings};
 use recspec::lower::{lower, Bindings, ParamId, Program};
@@ -10,7 +11,7 @@ use recspec::runtime::exec::DeviceBatch;
 use recspec::runtime::rows::{RowLookup, RowOptimizer, RowRule, BETA_1, BETA_2, EPSILON, ROWWISE_EPSILON};
 use recspec::runtime::train::{train_step, Optimizer};
 use recspec::runtime::weights::{SplitMix, Weights};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Fails on any non-finite value on either side, and where `|a - b| > abs + rel · |b|`.
 fn assert_close(what: &str, actual: &[f32], expected: &[f64], abs: f64, rel: f64) {
@@ -182,14 +183,12 @@ fn rowwise_adagrad_matches_the_rule_over_several_steps() {
     rule_matches_reference(RowRule::RowwiseAdagrad);
 }
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-rows-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("rows-{name}"))
 }
 
 /// A small simulated data set in a fresh temporary folder.
-fn small_data(name: &str) -> PathBuf {
+fn small_data(name: &str) -> Scratch {
     let data = temp(name);
     let cfg = recspec::simulate::SimConfig {
         users: 60,
@@ -296,7 +295,6 @@ fn lazy_updates_agree_with_dense_where_the_rules_say() {
             );
         }
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// A run resumed after its first epoch ends where the same run trained without a stop ends: the
@@ -321,9 +319,6 @@ fn a_resumed_run_continues_the_tables_state_exactly() {
     let (a, b) = (a.weights.unwrap(), b.weights.unwrap());
     for (p, (x, y)) in a.tensors.iter().zip(&b.tensors).enumerate() {
         assert_eq!(floats(x.val()), floats(y.val()), "{} after resuming", program.params[p].key());
-    }
-    for dir in [&data, &straight, &stopped] {
-        std::fs::remove_dir_all(dir).ok();
     }
 }
 

@@ -4,6 +4,7 @@
 //! the row and field while the server keeps serving; a reload under load drops nothing.
 
 use crate::cli::{code, recspec, stderr};
+use crate::Scratch;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,11 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recspec-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("serve-{name}"))
 }
 
 /// A running `recspec serve`, stopped on drop.
@@ -257,7 +255,6 @@ fn serve_answers_concurrent_clients_as_recspec_eval_scores_the_rows() {
     );
     assert!(metrics.contains("recspec_request_duration_seconds_bucket{endpoint=\"/score\""), "{metrics}");
     drop(server);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Bad requests get a 4xx with a message naming the row and field; the server keeps serving and
@@ -316,7 +313,6 @@ fn bad_requests_get_4xx_answers_and_the_server_keeps_serving() {
     assert_eq!(sample(&metrics, "recspec_request_errors_total{endpoint=\"/score\"}"), 9.0);
     assert_eq!(sample(&metrics, "recspec_request_errors_total{endpoint=\"/recommend\"}"), 2.0);
     drop(server);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A run swapped in by `/admin/reload` while 4 clients keep sending: no request fails, and after
@@ -370,7 +366,6 @@ fn a_reload_under_load_drops_no_request() {
     assert_eq!(status, 422, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("cannot load /nonexistent/run"), "{answer}");
     drop(server);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `/recommend` on a retrieval run gives the lists `recspec recommend` gives for the same
@@ -401,5 +396,4 @@ fn recommend_answers_as_recspec_recommend_ranks() {
         assert_eq!(items, want, "row {i}");
     }
     drop(server);
-    std::fs::remove_dir_all(&dir).ok();
 }

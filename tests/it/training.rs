@@ -1,6 +1,7 @@
 //! End to end on the CPU default: simulate, train a small DFN into a run directory, validate,
 //! reload, resume.
 
+use crate::Scratch;
 use recspec::app::train::{train, TrainOptions};
 use recspec::app::{AppError, RunDir};
 use recspec::config::TrainSettings;
@@ -8,12 +9,10 @@ use recspec::lower::{lower, Bindings, Program};
 use recspec::runtime::train::TrainReport;
 use recspec::runtime::weights::Weights;
 use recspec::simulate::{simulate, SimConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("recspec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+fn temp(name: &str) -> Scratch {
+    Scratch::new(name)
 }
 
 fn small_data(dir: &Path) {
@@ -81,7 +80,6 @@ fn dfn_learns_reloads_bit_identically_and_resumes() {
     let state = RunDir::open(&out).load_state().unwrap().unwrap();
     assert_eq!(state.history.len(), 4);
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&out).ok();
 }
 
 #[test]
@@ -99,7 +97,6 @@ fn a_non_finite_loss_stops_training_with_the_term_named() {
     let err = train_run(plan, &data, &out, 1).err().expect("training must stop").to_string();
     assert!(err.contains("loss term `click_loss`") && err.contains("NaN"), "{err}");
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// DUMN end to end at small sizes: its four memories are written during training, saved in the
@@ -136,5 +133,4 @@ fn dumn_trains_and_checkpoints_its_memories() {
     let a = recspec::runtime::eval::predict(&plan, &trained, &batch, &plan.labels);
     assert_eq!(a, recspec::runtime::eval::predict(&plan, &reloaded, &batch, &plan.labels));
     std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&out).ok();
 }

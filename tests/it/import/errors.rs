@@ -3,10 +3,11 @@
 
 use super::{files, import, scratch, FIXTURE};
 use crate::cli::{code, stderr};
-use std::path::{Path, PathBuf};
+use crate::Scratch;
+use std::path::Path;
 
 /// A scratch copy of the fixture directory, for editing.
-fn copy_fixture(name: &str) -> PathBuf {
+fn copy_fixture(name: &str) -> Scratch {
     let dir = scratch(name);
     for f in ["events.csv", "users.csv", "items.tsv", "mapping.toml", "mapping_llo.toml"] {
         std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
@@ -71,7 +72,6 @@ fn bad_rows_stop_the_import_unless_skipped_and_counted() {
         assert!(a[name] == b[name], "{name}: skipping the bad rows imports the clean file");
     }
     assert!(String::from_utf8_lossy(&b["/data.toml"]).contains("bad_rows = 3"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -135,5 +135,4 @@ fn inputs_that_cannot_be_imported_are_named() {
     );
     edit(&dir.join("mapping.toml"), "file = \"users.csv\"", "file = \"nobody.csv\"");
     fails(&dir, "events.csv", "mapping.toml", "cannot read ");
-    std::fs::remove_dir_all(&dir).ok();
 }
