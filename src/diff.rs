@@ -1,7 +1,7 @@
 //! Structural diff of two compiled graphs, matched by names: what a reviewer needs to see.
 
 use crate::ir::Graph;
-use crate::render::{GraphView, NodeView};
+use crate::render::{GraphView, InstanceView, NodeView};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -121,6 +121,27 @@ fn node_inputs(n: &NodeView) -> String {
     n.inputs.iter().map(|o| format!("{}={}", o.port, o.source)).collect::<Vec<_>>().join(", ")
 }
 
+/// What changed in a weight-holding instance kept under the same name.
+fn instance_changes(x: &InstanceView, y: &InstanceView) -> Vec<String> {
+    let mut v: Vec<String> = field("kind", &x.op, &y.op).into_iter().collect();
+    v.extend(list_changes("config", &x.attrs, &y.attrs));
+    let shapes = |i: &InstanceView| i.params.iter().map(|p| format!("{}={}", p.name, p.shape)).collect::<Vec<_>>();
+    v.extend(list_changes("weight", &shapes(x), &shapes(y)));
+    v
+}
+
+/// What changed in a node kept under the same name.
+fn node_changes(x: &NodeView, y: &NodeView) -> Vec<String> {
+    let mut v: Vec<String> = field("op", &x.op, &y.op).into_iter().collect();
+    v.extend(field("type", &x.ty, &y.ty));
+    v.extend(field("inputs", &node_inputs(x), &node_inputs(y)));
+    v.extend(list_changes("attr", &x.attrs, &y.attrs));
+    v.extend(field("weights", x.instance.as_deref().unwrap_or("-"), y.instance.as_deref().unwrap_or("-")));
+    let range = |n: &NodeView| if n.range.is_empty() { "unbounded".to_string() } else { n.range.clone() };
+    v.extend(field("range", &range(x), &range(y)));
+    v
+}
+
 /// Structural differences from `old` to `new`.
 pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
     let (a, b) = (GraphView::new(old), GraphView::new(new));
@@ -183,15 +204,7 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         &b.instances,
         |i| i.name.clone(),
         |i| format!("{}({})", i.op, i.attrs.join(", ")),
-        |x, y| {
-            let mut v: Vec<String> = field("kind", &x.op, &y.op).into_iter().collect();
-            v.extend(list_changes("config", &x.attrs, &y.attrs));
-            let shapes = |i: &crate::render::InstanceView| {
-                i.params.iter().map(|p| format!("{}={}", p.name, p.shape)).collect::<Vec<_>>()
-            };
-            v.extend(list_changes("weight", &shapes(x), &shapes(y)));
-            v
-        },
+        instance_changes,
         |i| i.param_count,
     ));
     sections.push(section(
@@ -200,19 +213,7 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         &b.nodes,
         |n| n.name.clone(),
         |n| format!("{}({}) -> {}", n.op, node_inputs(n), n.ty),
-        |x, y| {
-            let mut v: Vec<String> = field("op", &x.op, &y.op).into_iter().collect();
-            v.extend(field("type", &x.ty, &y.ty));
-            v.extend(field("inputs", &node_inputs(x), &node_inputs(y)));
-            v.extend(list_changes("attr", &x.attrs, &y.attrs));
-            v.extend(field("weights", x.instance.as_deref().unwrap_or("-"), y.instance.as_deref().unwrap_or("-")));
-            v.extend(field(
-                "range",
-                if x.range.is_empty() { "unbounded" } else { &x.range },
-                if y.range.is_empty() { "unbounded" } else { &y.range },
-            ));
-            v
-        },
+        node_changes,
         |n| n.params,
     ));
     sections.push(section(

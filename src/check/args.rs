@@ -147,17 +147,6 @@ impl Checker<'_> {
     }
 
     fn bind_one(&mut self, scope: &Scope, what: &str, spec: &ArgSpec, e: &Expr, b: &mut Bound) -> bool {
-        let wrong = |v: &Value| {
-            Diagnostic::error(
-                Code::KindMismatch,
-                format!(
-                    "argument `{}` of `{what}` must be {}, found {}",
-                    spec.name,
-                    spec.kind.describe(),
-                    v.describe()
-                ),
-            )
-        };
         match spec.kind {
             ArgKind::Tensor | ArgKind::Tensors => match self.eval(scope, e) {
                 Value::Tensor(t) => {
@@ -167,7 +156,7 @@ impl Checker<'_> {
                 }
                 Value::Poison => false,
                 v => {
-                    self.diags.push(wrong(&v).at(e.span, "not a tensor"));
+                    self.diags.push(wrong_kind(what, spec, &v).at(e.span, "not a tensor"));
                     false
                 }
             },
@@ -189,85 +178,112 @@ impl Checker<'_> {
                     false
                 }
             },
-            ArgKind::Sym(options) => {
-                let chosen = match &e.kind {
-                    ExprKind::Name(n) => match scope.get(n) {
-                        Some(Value::Sym(s)) => s.clone(),
-                        _ => n.clone(),
-                    },
-                    _ => {
-                        let v = self.eval(scope, e);
-                        self.diags.push(wrong(&v).at(e.span, "not an option name"));
-                        return false;
-                    }
-                };
-                if !options.contains(&chosen.as_str()) {
-                    let mut d = Diagnostic::error(
-                        Code::BadOption,
-                        format!("`{chosen}` is not an option of `{}` in `{what}`", spec.name),
-                    )
-                    .at(e.span, format!("expected one of {}", options.join(", ")));
-                    if let Some(h) = did_you_mean(&chosen, options.iter().copied()) {
-                        d = d.with_help(h);
-                    }
-                    self.diags.push(d);
-                    return false;
-                }
-                b.attrs.insert(spec.name.to_string(), Attr::Sym(chosen));
-                b.attr_spans.insert(spec.name.to_string(), e.span);
-                true
-            }
-            ArgKind::Table => match self.eval(scope, e) {
-                Value::Instance(inst) if inst.callee == Callee::Op(Op::Embedding) && inst.name.is_some() => {
-                    let name = inst.name.clone().unwrap_or_default();
-                    let vocab = attr_dim(&inst.attrs, "vocab");
-                    let dim = attr_dim(&inst.attrs, "dim");
-                    self.register_instance(
-                        &name,
-                        Op::Embedding,
-                        &inst.attrs,
-                        crate::ops::shape::embedding_params(vocab.clone(), dim.clone()),
-                    );
-                    b.table = Some(TableArg { name, vocab, dim, span: e.span });
-                    true
-                }
-                Value::Poison => false,
-                v => {
-                    self.diags.push(
-                        wrong(&v)
-                            .at(e.span, "not a named Embedding")
-                            .with_help("bind the table first: `let items = Embedding(vocab: V, dim: D);`"),
-                    );
-                    false
-                }
-            },
+            ArgKind::Sym(options) => self.bind_sym(scope, what, spec, options, e, b),
+            ArgKind::Table => self.bind_table(scope, what, spec, e, b),
             ArgKind::Int | ArgKind::Float | ArgKind::Bool | ArgKind::IntList => {
-                let v = self.eval(scope, e);
-                let attr = match (spec.kind, &v) {
-                    (_, Value::Poison) => return false,
-                    (ArgKind::Int, Value::Int(d)) => Attr::Int(d.clone()),
-                    (ArgKind::Float, Value::Float(f)) => Attr::Float(*f),
-                    (ArgKind::Float, Value::Int(d)) if d.as_constant().is_some() => {
-                        Attr::Float(d.as_constant().unwrap_or(0) as f64)
-                    }
-                    (ArgKind::Bool, Value::Bool(x)) => Attr::Bool(*x),
-                    (ArgKind::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => {
-                        Attr::List(items.iter().filter_map(Value::to_attr).collect())
-                    }
-                    (ArgKind::IntList, Value::List(items)) if items.iter().any(|i| matches!(i, Value::Poison)) => {
-                        return false
-                    }
-                    _ => {
-                        self.diags.push(wrong(&v).at(e.span, format!("expected {}", spec.kind.describe())));
-                        return false;
-                    }
-                };
-                b.attrs.insert(spec.name.to_string(), attr);
-                b.attr_spans.insert(spec.name.to_string(), e.span);
-                true
+                self.bind_value(scope, what, spec, e, b)
             }
         }
     }
+
+    /// An option argument: a name among `options`, or a block parameter bound to one.
+    fn bind_sym(
+        &mut self,
+        scope: &Scope,
+        what: &str,
+        spec: &ArgSpec,
+        options: &[&str],
+        e: &Expr,
+        b: &mut Bound,
+    ) -> bool {
+        let chosen = match &e.kind {
+            ExprKind::Name(n) => match scope.get(n) {
+                Some(Value::Sym(s)) => s.clone(),
+                _ => n.clone(),
+            },
+            _ => {
+                let v = self.eval(scope, e);
+                self.diags.push(wrong_kind(what, spec, &v).at(e.span, "not an option name"));
+                return false;
+            }
+        };
+        if !options.contains(&chosen.as_str()) {
+            let mut d = Diagnostic::error(
+                Code::BadOption,
+                format!("`{chosen}` is not an option of `{}` in `{what}`", spec.name),
+            )
+            .at(e.span, format!("expected one of {}", options.join(", ")));
+            if let Some(h) = did_you_mean(&chosen, options.iter().copied()) {
+                d = d.with_help(h);
+            }
+            self.diags.push(d);
+            return false;
+        }
+        b.attrs.insert(spec.name.to_string(), Attr::Sym(chosen));
+        b.attr_spans.insert(spec.name.to_string(), e.span);
+        true
+    }
+
+    /// A table argument: a named `Embedding`, registered as an instance here.
+    fn bind_table(&mut self, scope: &Scope, what: &str, spec: &ArgSpec, e: &Expr, b: &mut Bound) -> bool {
+        match self.eval(scope, e) {
+            Value::Instance(inst) if inst.callee == Callee::Op(Op::Embedding) && inst.name.is_some() => {
+                let name = inst.name.clone().unwrap_or_default();
+                let vocab = attr_dim(&inst.attrs, "vocab");
+                let dim = attr_dim(&inst.attrs, "dim");
+                self.register_instance(
+                    &name,
+                    Op::Embedding,
+                    &inst.attrs,
+                    crate::ops::shape::embedding_params(vocab.clone(), dim.clone()),
+                );
+                b.table = Some(TableArg { name, vocab, dim, span: e.span });
+                true
+            }
+            Value::Poison => false,
+            v => {
+                self.diags.push(
+                    wrong_kind(what, spec, &v)
+                        .at(e.span, "not a named Embedding")
+                        .with_help("bind the table first: `let items = Embedding(vocab: V, dim: D);`"),
+                );
+                false
+            }
+        }
+    }
+
+    /// A number, flag or list of ints, checked against the kind the argument takes.
+    fn bind_value(&mut self, scope: &Scope, what: &str, spec: &ArgSpec, e: &Expr, b: &mut Bound) -> bool {
+        let v = self.eval(scope, e);
+        let attr = match (spec.kind, &v) {
+            (_, Value::Poison) => return false,
+            (ArgKind::Int, Value::Int(d)) => Attr::Int(d.clone()),
+            (ArgKind::Float, Value::Float(f)) => Attr::Float(*f),
+            (ArgKind::Float, Value::Int(d)) if d.as_constant().is_some() => {
+                Attr::Float(d.as_constant().unwrap_or(0) as f64)
+            }
+            (ArgKind::Bool, Value::Bool(x)) => Attr::Bool(*x),
+            (ArgKind::IntList, Value::List(items)) if items.iter().all(|i| matches!(i, Value::Int(_))) => {
+                Attr::List(items.iter().filter_map(Value::to_attr).collect())
+            }
+            (ArgKind::IntList, Value::List(items)) if items.iter().any(|i| matches!(i, Value::Poison)) => return false,
+            _ => {
+                self.diags.push(wrong_kind(what, spec, &v).at(e.span, format!("expected {}", spec.kind.describe())));
+                return false;
+            }
+        };
+        b.attrs.insert(spec.name.to_string(), attr);
+        b.attr_spans.insert(spec.name.to_string(), e.span);
+        true
+    }
+}
+
+/// An argument given a value of the wrong kind.
+fn wrong_kind(what: &str, spec: &ArgSpec, v: &Value) -> Diagnostic {
+    Diagnostic::error(
+        Code::KindMismatch,
+        format!("argument `{}` of `{what}` must be {}, found {}", spec.name, spec.kind.describe(), v.describe()),
+    )
 }
 
 fn attr_dim(attrs: &BTreeMap<String, Attr>, name: &str) -> Dim {

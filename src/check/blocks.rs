@@ -152,69 +152,10 @@ impl Checker<'_> {
             // The resolver reported the cycle.
             return Value::Poison;
         }
-        // Bind ports.
-        let mut inputs: BTreeMap<String, (Tensor, Span)> = BTreeMap::new();
+        let Some(inputs) = self.block_inputs(scope, span, name, block, args) else {
+            return Value::Poison;
+        };
         let mut ok = true;
-        for (arg, port) in match_args(args, &block.ports, |p| &p.name.name) {
-            let Some(port) = port else {
-                ok = false;
-                let label = arg.name.as_ref().map_or("extra input".to_string(), |n| format!("no input `{}`", n.name));
-                let ports: Vec<&str> = block.ports.iter().map(|p| p.name.name.as_str()).collect();
-                self.diags.push(
-                    Diagnostic::error(Code::UnknownArgument, format!("block `{name}` has no such input"))
-                        .at(arg.name.as_ref().map_or(arg.value.span, |n| n.span), label)
-                        .with_help(format!("inputs of `{name}`: {}", ports.join(", "))),
-                );
-                continue;
-            };
-            match self.eval(scope, &arg.value) {
-                Value::Tensor(t) => {
-                    if inputs.insert(port.name.name.clone(), (t, arg.value.span)).is_some() {
-                        ok = false;
-                        self.diags.push(
-                            Diagnostic::error(
-                                Code::DuplicateArgument,
-                                format!("input `{}` is given twice", port.name.name),
-                            )
-                            .at(arg.value.span, "given again"),
-                        );
-                    }
-                }
-                Value::Poison => ok = false,
-                v => {
-                    ok = false;
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::KindMismatch,
-                            format!(
-                                "input `{}` of block `{name}` must be a tensor, found {}",
-                                port.name.name,
-                                v.describe()
-                            ),
-                        )
-                        .at(arg.value.span, "not a tensor"),
-                    );
-                }
-            }
-        }
-        if !ok {
-            return Value::Poison;
-        }
-        let missing: Vec<&str> =
-            block.ports.iter().filter(|p| !inputs.contains_key(&p.name.name)).map(|p| p.name.name.as_str()).collect();
-        if !missing.is_empty() {
-            self.diags.push(
-                Diagnostic::error(
-                    Code::MissingArgument,
-                    format!("block `{name}` is missing input {}", missing.join(", ")),
-                )
-                .at(span, "missing inputs"),
-            );
-            return Value::Poison;
-        }
-        if !ok {
-            return Value::Poison;
-        }
         // The block's own scope: parameters, then dimension variables bound by matching ports.
         let mut inner = Scope::new();
         inner.insert(crate::dim::BATCH.to_string(), Value::Int(Dim::batch()));
@@ -284,6 +225,78 @@ impl Checker<'_> {
             d.secondary.push(crate::diag::SpanLabel { span, message: format!("in this application of `{name}`") });
         }
         result
+    }
+
+    /// The tensors an application passes to a block's ports, by port name; `None` (reported)
+    /// when an argument names no port, is given twice, is not a tensor, or a port is left out.
+    fn block_inputs(
+        &mut self,
+        scope: &Scope,
+        span: Span,
+        name: &str,
+        block: &ast::BlockDef,
+        args: &[Arg],
+    ) -> Option<BTreeMap<String, (Tensor, Span)>> {
+        let mut inputs: BTreeMap<String, (Tensor, Span)> = BTreeMap::new();
+        let mut ok = true;
+        for (arg, port) in match_args(args, &block.ports, |p| &p.name.name) {
+            let Some(port) = port else {
+                ok = false;
+                let label = arg.name.as_ref().map_or("extra input".to_string(), |n| format!("no input `{}`", n.name));
+                let ports: Vec<&str> = block.ports.iter().map(|p| p.name.name.as_str()).collect();
+                self.diags.push(
+                    Diagnostic::error(Code::UnknownArgument, format!("block `{name}` has no such input"))
+                        .at(arg.name.as_ref().map_or(arg.value.span, |n| n.span), label)
+                        .with_help(format!("inputs of `{name}`: {}", ports.join(", "))),
+                );
+                continue;
+            };
+            match self.eval(scope, &arg.value) {
+                Value::Tensor(t) => {
+                    if inputs.insert(port.name.name.clone(), (t, arg.value.span)).is_some() {
+                        ok = false;
+                        self.diags.push(
+                            Diagnostic::error(
+                                Code::DuplicateArgument,
+                                format!("input `{}` is given twice", port.name.name),
+                            )
+                            .at(arg.value.span, "given again"),
+                        );
+                    }
+                }
+                Value::Poison => ok = false,
+                v => {
+                    ok = false;
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::KindMismatch,
+                            format!(
+                                "input `{}` of block `{name}` must be a tensor, found {}",
+                                port.name.name,
+                                v.describe()
+                            ),
+                        )
+                        .at(arg.value.span, "not a tensor"),
+                    );
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let missing: Vec<&str> =
+            block.ports.iter().filter(|p| !inputs.contains_key(&p.name.name)).map(|p| p.name.name.as_str()).collect();
+        if !missing.is_empty() {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::MissingArgument,
+                    format!("block `{name}` is missing input {}", missing.join(", ")),
+                )
+                .at(span, "missing inputs"),
+            );
+            return None;
+        }
+        Some(inputs)
     }
 
     /// Binds dimension variables of a port type to the argument's dims, or checks them.

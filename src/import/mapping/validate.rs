@@ -143,6 +143,84 @@ impl Builder<'_> {
         Ok(if p.is_absolute() { p } else { self.path.parent().unwrap_or(Path::new("")).join(p) })
     }
 
+    /// `[labels]`: at least one, each a name and its rule.
+    fn labels(
+        &mut self,
+        labels: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+    ) -> Result<Vec<Label>, ImportError> {
+        let span = labels.span();
+        let mut out = vec![];
+        for (name, rule) in in_order(labels.into_inner()) {
+            if !is_name(name.get_ref()) {
+                return self
+                    .error(name.span(), format!("label `{}`: names are letters, digits and `_`", name.get_ref()));
+            }
+            let rule = self.rule(format!("[labels] {}", name.get_ref()), &rule, None)?;
+            out.push(Label { name: name.get_ref().clone(), rule });
+        }
+        if out.is_empty() {
+            return self.error(span, "[labels] names no label; a data set needs at least one".into());
+        }
+        Ok(out)
+    }
+
+    /// `[sequences.*]`: each a key of its own, a rule, a length shared by the sequences on its dim, and
+    /// side features.
+    fn sequences(
+        &mut self,
+        sections: BTreeMap<Spanned<String>, SequenceSection>,
+    ) -> Result<Vec<Sequence>, ImportError> {
+        let mut sequences = vec![];
+        let mut lengths: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        for (name, s) in in_order(sections) {
+            let n = name.get_ref().clone();
+            if !is_name(&n) {
+                return self.error(name.span(), format!("sequence `{n}`: names are letters, digits and `_`"));
+            }
+            self.claim_key(&n, &name.span())?;
+            let when = self.rule(format!("[sequences.{n}] when"), &s.when, None)?;
+            let length = *s.length.get_ref();
+            if !(1..=MAX_SEQUENCE_LENGTH).contains(&length) {
+                return self
+                    .error(s.length.span(), format!("[sequences.{n}] length must be in 1..={MAX_SEQUENCE_LENGTH}"));
+            }
+            let dim = match &s.dim {
+                Some(d) if !is_name(d.get_ref()) => {
+                    return self.error(d.span(), "dim names are letters, digits and `_`".into())
+                }
+                Some(d) => d.get_ref().clone(),
+                None => "T".to_string(),
+            };
+            match lengths.get(&dim) {
+            Some((other, seq)) if *other != length => {
+                return self.error(
+                    s.length.span(),
+                    format!("[sequences.{n}] length {length} differs from {other} of `{seq}`, which shares dim {dim}; set `dim` to another name"),
+                )
+            }
+            Some(_) => {}
+            None => {
+                let span = s.dim.as_ref().map_or(s.length.span(), |d| d.span());
+                self.claim_dim(&dim, &span)?;
+                lengths.insert(dim.clone(), (length, n.clone()));
+            }
+        }
+            let mut sides = vec![];
+            for (side, value) in in_order(s.side) {
+                let sn = side.get_ref().clone();
+                if !is_name(&sn) {
+                    return self
+                        .error(side.span(), format!("side feature `{n}.{sn}`: names are letters, digits and `_`"));
+                }
+                self.claim_key(&format!("{n}.{sn}"), &side.span())?;
+                let kind = self.side(&n, &sn, value, when)?;
+                sides.push(Side { name: sn, kind });
+            }
+            sequences.push(Sequence { name: n, length: length as usize, dim, when, sides });
+        }
+        Ok(sequences)
+    }
+
     fn build(&mut self, file: MappingFile) -> Result<Mapping, ImportError> {
         let ev = &file.events;
         let events = self.layout(&ev.format, &ev.delimiter)?;
@@ -171,68 +249,8 @@ impl Builder<'_> {
             Some(b) => Some((*b.get_ref() as u64, b.span())),
         };
 
-        let labels_span = file.labels.span();
-        let mut labels = vec![];
-        for (name, rule) in in_order(file.labels.into_inner()) {
-            if !is_name(name.get_ref()) {
-                return self
-                    .error(name.span(), format!("label `{}`: names are letters, digits and `_`", name.get_ref()));
-            }
-            let rule = self.rule(format!("[labels] {}", name.get_ref()), &rule, None)?;
-            labels.push(Label { name: name.get_ref().clone(), rule });
-        }
-        if labels.is_empty() {
-            return self.error(labels_span, "[labels] names no label; a data set needs at least one".into());
-        }
-
-        let mut sequences = vec![];
-        let mut lengths: BTreeMap<String, (i64, String)> = BTreeMap::new();
-        for (name, s) in in_order(file.sequences) {
-            let n = name.get_ref().clone();
-            if !is_name(&n) {
-                return self.error(name.span(), format!("sequence `{n}`: names are letters, digits and `_`"));
-            }
-            self.claim_key(&n, &name.span())?;
-            let when = self.rule(format!("[sequences.{n}] when"), &s.when, None)?;
-            let length = *s.length.get_ref();
-            if !(1..=MAX_SEQUENCE_LENGTH).contains(&length) {
-                return self
-                    .error(s.length.span(), format!("[sequences.{n}] length must be in 1..={MAX_SEQUENCE_LENGTH}"));
-            }
-            let dim = match &s.dim {
-                Some(d) if !is_name(d.get_ref()) => {
-                    return self.error(d.span(), "dim names are letters, digits and `_`".into())
-                }
-                Some(d) => d.get_ref().clone(),
-                None => "T".to_string(),
-            };
-            match lengths.get(&dim) {
-                Some((other, seq)) if *other != length => {
-                    return self.error(
-                        s.length.span(),
-                        format!("[sequences.{n}] length {length} differs from {other} of `{seq}`, which shares dim {dim}; set `dim` to another name"),
-                    )
-                }
-                Some(_) => {}
-                None => {
-                    let span = s.dim.as_ref().map_or(s.length.span(), |d| d.span());
-                    self.claim_dim(&dim, &span)?;
-                    lengths.insert(dim.clone(), (length, n.clone()));
-                }
-            }
-            let mut sides = vec![];
-            for (side, value) in in_order(s.side) {
-                let sn = side.get_ref().clone();
-                if !is_name(&sn) {
-                    return self
-                        .error(side.span(), format!("side feature `{n}.{sn}`: names are letters, digits and `_`"));
-                }
-                self.claim_key(&format!("{n}.{sn}"), &side.span())?;
-                let kind = self.side(&n, &sn, value, when)?;
-                sides.push(Side { name: sn, kind });
-            }
-            sequences.push(Sequence { name: n, length: length as usize, dim, when, sides });
-        }
+        let labels = self.labels(file.labels)?;
+        let sequences = self.sequences(file.sequences)?;
 
         if let Some(t) = &file.users {
             self.users = Some(self.table("users", &t.file, &t.key, &t.format, &t.delimiter)?);
