@@ -323,8 +323,8 @@ mod tests {
         names.iter().map(|n| Wanted { name: n.to_string(), origin: "a test".into() }).collect()
     }
 
-    fn read_all(path: &Path, layout: &Layout, names: &[&str]) -> Result<Vec<(usize, Vec<String>)>, String> {
-        let mut r = open(path, layout, &wanted(names)).map_err(|e| e.to_string())?;
+    fn read_all(path: impl AsRef<Path>, layout: &Layout, names: &[&str]) -> Result<Vec<(usize, Vec<String>)>, String> {
+        let mut r = open(path.as_ref(), layout, &wanted(names)).map_err(|e| e.to_string())?;
         let mut out = vec![];
         let mut values = vec![];
         while let Some(row) = r.next_record(&mut values).map_err(|e| e.to_string())? {
@@ -334,27 +334,11 @@ mod tests {
     }
 
     /// A file holding `text`, named `recspec-import-events-…-{name}`, removed when dropped.
-    struct Temp(tempfile::NamedTempFile);
-
-    impl std::ops::Deref for Temp {
-        type Target = Path;
-
-        fn deref(&self) -> &Path {
-            self.0.path()
-        }
-    }
-
-    impl AsRef<Path> for Temp {
-        fn as_ref(&self) -> &Path {
-            self.0.path()
-        }
-    }
-
-    fn temp(name: &str, text: &str) -> Temp {
+    fn temp(name: &str, text: &str) -> tempfile::NamedTempFile {
         let file = tempfile::Builder::new().prefix("recspec-import-events-").suffix(&format!("-{name}")).tempfile();
         let file = file.unwrap();
         std::fs::write(file.path(), text).unwrap();
-        Temp(file)
+        file
     }
 
     #[test]
@@ -380,22 +364,22 @@ mod tests {
         assert!(e.ends_with("b.csv: no column `x` in the header (named by a test); the columns are: u, i"), "{e}");
         let e = read_all(&csv, &Layout::default(), &["u"]).unwrap_err();
         assert!(e.ends_with("b.csv:3: has 1 fields, the header has 2"), "{e}");
-        let e = read_all(&temp("c.csv", ""), &Layout::default(), &["u"]).unwrap_err();
+        let e = read_all(temp("c.csv", ""), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.ends_with("c.csv: is empty: expected a header line naming the columns"), "{e}");
-        let e = read_all(&temp("d.jsonl", "{\"u\": 1}\n[1]\n"), &Layout::default(), &["u"]).unwrap_err();
+        let e = read_all(temp("d.jsonl", "{\"u\": 1}\n[1]\n"), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.contains("d.jsonl:2: is not a JSON object"), "{e}");
         let bytes = temp("h.jsonl", "");
         std::fs::write(&bytes, b"{\"u\": 1}\n{\"u\": \"\xff\"}\n{\"u\": 3}\n").unwrap();
-        let mut r = open(&bytes, &Layout::default(), &wanted(&["u"])).unwrap();
+        let mut r = open(bytes.path(), &Layout::default(), &wanted(&["u"])).unwrap();
         let mut values = vec![];
         assert_eq!(r.next_record(&mut values).unwrap(), Some(1));
         assert!(r.next_record(&mut values).unwrap_err().to_string().ends_with("h.jsonl:2: is not UTF-8"));
         assert_eq!(r.next_record(&mut values).unwrap(), Some(3), "reading goes on after a bad row");
-        let e = read_all(&temp("e.jsonl", "{\"v\": 1}\n"), &Layout::default(), &["u"]).unwrap_err();
+        let e = read_all(temp("e.jsonl", "{\"v\": 1}\n"), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.ends_with("e.jsonl:1: has no key `u` (named by a test)"), "{e}");
-        let e = read_all(&temp("f.txt", "u\n"), &Layout::default(), &["u"]).unwrap_err();
+        let e = read_all(temp("f.txt", "u\n"), &Layout::default(), &["u"]).unwrap_err();
         assert!(e.contains("cannot tell the format"), "{e}");
         let semicolons = Layout { format: Some(Format::Csv), delimiter: Some(b';') };
-        assert_eq!(read_all(&temp("g.txt", "u;i\n1;2\n"), &semicolons, &["i"]).unwrap(), vec![(2, vec!["2".into()])]);
+        assert_eq!(read_all(temp("g.txt", "u;i\n1;2\n"), &semicolons, &["i"]).unwrap(), vec![(2, vec!["2".into()])]);
     }
 }
