@@ -7,12 +7,12 @@
 #   1. the machine: nvidia-smi, torch's version;
 #   2. a simulated data set (USERS users);
 #   3. for each family and each batch size in BATCHES: ROUNDS rounds of the PROGRAMS in turn
-#      (`recspec bench --device "$DEVICE"`, `python -m reference.bench` and
+#      (`recspec bench --device "$RECSPEC_DEVICE"`, `python -m reference.bench` and
 #      `python -m recspec_torch.bench`, the last two with `--compile` for *_compiled), each timing
 #      at least STEPS steps and MIN_SECONDS seconds, each JSON line appended to
 #      OUT/results_bBATCH.jsonl, and the Markdown table of bench/speed_table.py (ratios round by
 #      round, with their spread) per batch size in OUT/table_bBATCH.md;
-#   4. real training on the GPU: `recspec train --device "$DEVICE"` of dfn for one epoch, and the
+#   4. real training on the GPU: `recspec train --device "$RECSPEC_DEVICE"` of dfn for one epoch, and the
 #      generated module under `torchrun --nproc_per_node 1 --device "$DEVICE"` (NCCL) for one epoch,
 #      both scored by `recspec eval` on the test split (OUT/eval_*.json).
 # A failing step is logged (OUT/logs) and the script goes on, so one run says as much as it can.
@@ -21,7 +21,9 @@
 # Environment: FAMILIES ["dfn din dumn dlen retrieval_ntr"], BATCHES ["256 2048"], ROUNDS [5],
 #   STEPS [10], WARMUP [5], MIN_SECONDS [2], USERS [500], TRAIN_SPEC [dfn], DEVICE [cuda] (cpu
 #   runs the same steps on the CPU, to try the script on a machine without a GPU),
-#   PROGRAMS ["recspec reference reference_compiled pytorch pytorch_compiled"]
+#   RECSPEC_DEVICE [DEVICE] (recspec's own `--device`: tch-cpu with DEVICE=cpu tries recspec's
+#   libtorch path without a GPU), PROGRAMS ["recspec reference reference_compiled pytorch
+#   pytorch_compiled"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bench/gpu.sh OUT}
@@ -31,6 +33,7 @@ FAMILIES=${FAMILIES:-dfn din dumn dlen retrieval_ntr}
 BATCHES=${BATCHES:-256 2048}
 ROUNDS=${ROUNDS:-5} STEPS=${STEPS:-10} WARMUP=${WARMUP:-5} MIN_SECONDS=${MIN_SECONDS:-2} USERS=${USERS:-500}
 TRAIN_SPEC=${TRAIN_SPEC:-dfn} DEVICE=${DEVICE:-cuda}
+RECSPEC_DEVICE=${RECSPEC_DEVICE:-$DEVICE}
 PROGRAMS=${PROGRAMS:-recspec reference reference_compiled pytorch pytorch_compiled}
 export PYTHONPATH=python:bench${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$out/logs"
@@ -59,14 +62,15 @@ for batch in $BATCHES; do
   for fam in $FAMILIES; do
     for round in $(seq "$ROUNDS"); do
       step "bench $fam batch $batch round $round"
-      window=(--device "$DEVICE" --batch-size "$batch" --steps "$STEPS" --warmup "$WARMUP" --min-seconds "$MIN_SECONDS")
+      window=(--batch-size "$batch" --steps "$STEPS" --warmup "$WARMUP" --min-seconds "$MIN_SECONDS")
       for program in $PROGRAMS; do
         case $program in
-          recspec) cmd=("$bin" bench "specs/$fam.recspec" --data "$work/data" "${window[@]}") ;;
+          recspec) cmd=("$bin" bench "specs/$fam.recspec" --data "$work/data" --device "$RECSPEC_DEVICE" "${window[@]}") ;;
           reference | reference_compiled)
-            cmd=("$PYTHON" -m reference.bench "$fam" --data "$work/data" "${window[@]}" --threads 1) ;;
+            cmd=("$PYTHON" -m reference.bench "$fam" --data "$work/data" --device "$DEVICE" "${window[@]}" --threads 1) ;;
           pytorch | pytorch_compiled)
-            cmd=("$PYTHON" -m recspec_torch.bench "$work/runs/$fam" --data "$work/data" "${window[@]}" --threads 1) ;;
+            cmd=("$PYTHON" -m recspec_torch.bench "$work/runs/$fam" --data "$work/data" --device "$DEVICE" "${window[@]}" \
+              --threads 1) ;;
           *) echo "unknown program $program"; continue ;;
         esac
         [[ $program != *_compiled ]] || cmd+=(--compile)
@@ -79,8 +83,8 @@ for batch in $BATCHES; do
   cat "$out/table_b$batch.md"
 done
 
-step "train $TRAIN_SPEC on $DEVICE (recspec)"
-"$bin" train "specs/$TRAIN_SPEC.recspec" --data "$work/data" --out "$work/train_recspec" --device "$DEVICE" \
+step "train $TRAIN_SPEC on $RECSPEC_DEVICE (recspec)"
+"$bin" train "specs/$TRAIN_SPEC.recspec" --data "$work/data" --out "$work/train_recspec" --device "$RECSPEC_DEVICE" \
   --epochs 1 --quiet >"$logs/train_recspec.log" 2>&1 && tail -3 "$logs/train_recspec.log"
 "$bin" eval "$work/train_recspec" --data "$work/data" --split test >"$out/eval_recspec.json" 2>"$logs/eval_recspec.log" \
   && cat "$out/eval_recspec.json" || tail -5 "$logs/train_recspec.log" "$logs/eval_recspec.log"
