@@ -91,7 +91,7 @@ step "train $TRAIN_SPEC on $RECSPEC_DEVICE (recspec)"
 
 step "train $TRAIN_SPEC on $DEVICE (generated PyTorch, torchrun, NCCL)"
 "$bin" pytorch "specs/$TRAIN_SPEC.recspec" --data "$work/data" --out "$work/train_torch" >/dev/null 2>&1
-"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 1 -m recspec_torch.train "$work/train_torch" \
+TMPDIR="$work" "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 1 -m recspec_torch.train "$work/train_torch" \
   --data "$work/data" --epochs 1 --device "$DEVICE" >"$logs/train_torch.log" 2>&1 && tail -3 "$logs/train_torch.log"
 "$bin" eval "$work/train_torch" --data "$work/data" --split test >"$out/eval_torch.json" 2>"$logs/eval_torch.log" \
   && cat "$out/eval_torch.json" || tail -5 "$logs/train_torch.log" "$logs/eval_torch.log"

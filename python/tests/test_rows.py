@@ -624,7 +624,8 @@ class TwoRanksTest(unittest.TestCase):
             script = os.path.join(tmp, "ddp.py")
             with open(script, "w") as fh:
                 fh.write(DDP_SCRIPT % {"python": os.path.abspath(PYTHON_DIR), "lr": LR})
-            env = dict(os.environ, OMP_NUM_THREADS="1")
+            # TMPDIR: torchrun's own scratch folders (torchelastic_*) go with the test's.
+            env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=tmp)
             for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
                 env.pop(k, None)
             for optimizer, embedding in (("adam", "lazy"), ("adagrad", "rowwise_adagrad")):

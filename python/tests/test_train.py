@@ -308,7 +308,8 @@ class TrainTest(unittest.TestCase):
         self.assertIn(f"train.jsonl:{last + 1})", err)
 
     def torchrun(self, *flags):
-        env = dict(os.environ, PYTHONPATH=PYTHON_DIR, OMP_NUM_THREADS="1")
+        # TMPDIR: torchrun's own scratch folders (torchelastic_*) go with the test's.
+        env = dict(os.environ, PYTHONPATH=PYTHON_DIR, OMP_NUM_THREADS="1", TMPDIR=self.tmp.name)
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
             env.pop(k, None)
         cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "recspec_torch.train", self.run_dir,
