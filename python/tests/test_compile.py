@@ -50,6 +50,30 @@ def train(module, cls, batches, compiled):
     return states
 
 
+_INDUCTOR_CACHE = {}
+
+
+def setUpModule():
+    # torch.compile's generated code goes to a folder removed after these tests, not to
+    # /tmp/torchinductor_<user> (about 500 MB left behind otherwise): TORCHINDUCTOR_CACHE_DIR
+    # for its caches, and tempfile's default folder for its precompiled headers, which inductor
+    # places under tempfile.gettempdir() whatever the variable says.
+    _INDUCTOR_CACHE["dir"] = tempfile.TemporaryDirectory(prefix="recspec-inductor-")
+    _INDUCTOR_CACHE["before"] = (os.environ.get("TORCHINDUCTOR_CACHE_DIR"), tempfile.tempdir)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _INDUCTOR_CACHE["dir"].name
+    tempfile.tempdir = _INDUCTOR_CACHE["dir"].name
+
+
+def tearDownModule():
+    variable, tempdir = _INDUCTOR_CACHE["before"]
+    if variable is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = variable
+    tempfile.tempdir = tempdir
+    _INDUCTOR_CACHE["dir"].cleanup()
+
+
 class CompiledModuleTest(unittest.TestCase):
     def test_dumn_trains_the_same_steps_compiled(self):
         module, cls = load_module(os.path.join(FIXTURES, "dumn.py"))
