@@ -22,7 +22,7 @@ fn data_dir() -> PathBuf {
 
 fn dfn(data: &Path) -> Program {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/dfn.recspec");
-    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &[]).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), None, &[]).unwrap();
     let graph = checked.graph.unwrap();
     lower(&graph, &Bindings::of(&graph)).unwrap()
 }

@@ -53,7 +53,7 @@ fn run(work: &Path) -> Result<ExitCode, AppError> {
     // 3. Train (`recspec train`): compile for the data set, apply the settings, refuse what
     //    cannot train (too large for this machine, a missing split, a label with no positive),
     //    prepare the run directory, then the epochs.
-    let (loaded, checked) = recspec::app::compile_for_data(spec, Some(&data), &[])?;
+    let (loaded, checked) = recspec::app::compile_for_data(spec, Some(&data), None, &[])?;
     let Some(graph) = checked.graph else { return Ok(ExitCode::from(1)) };
     let flags =
         TrainFlags { epochs: Some(2), lr: Some(0.005), batch_size: Some(128), seed: Some(1), ..Default::default() };

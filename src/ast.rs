@@ -15,6 +15,7 @@ pub struct File {
     pub imports: Vec<Import>,
     pub blocks: Vec<BlockDef>,
     pub models: Vec<ModelDef>,
+    pub features: Vec<FeaturesDef>,
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +28,38 @@ pub struct Import {
 pub struct ModelDef {
     pub name: Ident,
     pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+/// `features NAME { statements }`: how raw events become a model's inputs and labels.
+#[derive(Clone, Debug)]
+pub struct FeaturesDef {
+    pub name: Ident,
+    pub body: Vec<FeatureStmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum FeatureStmtKind {
+    /// `dim T = 30;`: binds a model dim (as a data set's `data.toml` does).
+    Dim { name: Ident, value: Expr },
+    /// `source events(...);`, `source users(...);`, `source items(...);`
+    Source { value: Expr },
+    /// `split time(valid: 0.1, test: 0.1);`
+    Split { value: Expr },
+    /// `feature NAME = expr;`
+    Feature { name: Ident, value: Expr },
+    /// `label NAME = "rule";`
+    Label { name: Ident, value: Expr },
+    /// `seq NAME = expr;`
+    Seq { name: Ident, value: Expr },
+    /// `side SEQ.NAME = expr;`
+    Side { seq: Ident, name: Ident, value: Expr },
+}
+
+#[derive(Clone, Debug)]
+pub struct FeatureStmt {
+    pub kind: FeatureStmtKind,
     pub span: Span,
 }
 

@@ -81,6 +81,14 @@ pub enum Code {
     /// A weight shape that depends on the batch, or a size that grows faster than linearly
     /// with it.
     BatchDependentSize = 32,
+    /// A model input or label stream that the spec's feature set does not make.
+    MissingFeature = 33,
+    /// A feature that disagrees with the model input it fills (kind, element type, width,
+    /// sequence length, vocabulary, hashing).
+    FeatureMismatch = 34,
+    /// A feature, source or split that is not well formed: an unknown transform, a bad
+    /// argument, a column of a table the set does not join, a rule that does not parse.
+    BadFeature = 35,
     /// Warning: a binding, input, parameter or label that nothing uses.
     Unused = 100,
     /// Warning: an earlier spelling the language still accepts (an argument renamed).

@@ -198,6 +198,16 @@ pub fn diff(old: &Graph, new: &Graph) -> DiffReport {
         |_, _| vec![],
         |_| 0,
     ));
+    let entries = |v: &GraphView| v.features.as_ref().map(|f| f.entries.clone()).unwrap_or_default();
+    sections.push(section(
+        "features",
+        &entries(&a),
+        &entries(&b),
+        |e| e.key.trim_end().to_string(),
+        |e| e.value.clone(),
+        |x, y| field("definition", &x.value, &y.value).into_iter().collect(),
+        |_| 0,
+    ));
     sections.push(section(
         "instances",
         &a.instances,

@@ -25,6 +25,8 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub outputs: Vec<Output>,
     pub losses: Vec<Loss>,
+    /// How a data set's raw events make the inputs and labels, when the spec has a feature set.
+    pub features: Option<crate::features::FeatureSet>,
 }
 
 /// A dimension hyperparameter. `derived` holds the defining expression of a derived dim.

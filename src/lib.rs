@@ -14,6 +14,7 @@ pub mod data;
 pub mod diag;
 pub mod diff;
 pub mod dim;
+pub mod features;
 pub mod files;
 pub mod fmt;
 pub mod ide;
@@ -46,6 +47,18 @@ pub fn compile_file(
     overrides: &[overrides::Override],
 ) -> Result<(load::LoadedSpec, check::Checked), load::LoadError> {
     compile_with(&load::Disk, path, overrides)
+}
+
+/// [`compile_file`] with a feature set file checked with the spec, as if the spec imported it
+/// (`recspec check SPEC --features FILE`).
+pub fn compile_file_with_features(
+    path: &Path,
+    features: Option<&Path>,
+    overrides: &[overrides::Override],
+) -> Result<(load::LoadedSpec, check::Checked), load::LoadError> {
+    let (program, diags) = load::load_with_features(&load::Disk, path, features)?;
+    let checked = check::check(&program, diags, overrides);
+    Ok((program, checked))
 }
 
 /// Loads and checks a spec file read from `files` (a git revision, say) instead of the disk.

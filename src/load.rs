@@ -5,7 +5,7 @@
 
 use crate::ast;
 use crate::diag::{Code, Diagnostic};
-use crate::source::{FileId, SourceMap, Span};
+use crate::source::{FileId, SourceMap};
 use crate::stdlib;
 use crate::syntax;
 use std::borrow::Cow;
@@ -113,16 +113,33 @@ pub fn load_file(path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError
 
 /// Loads a spec file and its imports from `files`, as [`load_file`] does from disk.
 pub(crate) fn load_with(files: &dyn SpecFiles, path: &Path) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
+    load_with_features(files, path, None)
+}
+
+/// [`load_with`], and `features` (a file with a feature set) loaded as if the root imported it,
+/// unless the root already does.
+pub(crate) fn load_with_features(
+    files: &dyn SpecFiles,
+    path: &Path,
+    features: Option<&Path>,
+) -> Result<(LoadedSpec, Vec<Diagnostic>), LoadError> {
     let text = files.read(path).map_err(|source| LoadError { path: path.to_path_buf(), source })?;
     let mut loader = Loader::new(files);
-    loader.load(files.name(path), Some(files.canonical(path)), text, None);
+    loader.load(files.name(path), Some(files.canonical(path)), text, false);
+    if let Some(f) = features {
+        let canonical = files.canonical(f);
+        if loader.program.sources.find_path(&canonical).is_none() {
+            let text = files.read(f).map_err(|source| LoadError { path: f.to_path_buf(), source })?;
+            loader.load(files.name(f), Some(canonical), text, true);
+        }
+    }
     Ok((loader.program, loader.diags))
 }
 
 /// Loads a spec from a string (tests, fuzzing). Relative imports are unavailable.
 pub(crate) fn load_str(name: &str, text: &str) -> (LoadedSpec, Vec<Diagnostic>) {
     let mut loader = Loader::new(&Disk);
-    loader.load(name.to_string(), None, text.to_string(), None);
+    loader.load(name.to_string(), None, text.to_string(), false);
     (loader.program, loader.diags)
 }
 
@@ -139,7 +156,8 @@ impl<'f> Loader<'f> {
         Loader { files, program: LoadedSpec::default(), diags: vec![], stack: vec![] }
     }
 
-    fn load(&mut self, name: String, path: Option<PathBuf>, text: String, imported_at: Option<Span>) {
+    /// Loads one file; `imported`: not the root (so it may not define a model).
+    fn load(&mut self, name: String, path: Option<PathBuf>, text: String, imported: bool) {
         let id = self.program.sources.add(name, path.clone(), text);
         let text = self.program.sources.get(id).text.clone();
         let file = match syntax::parse(id, &text) {
@@ -149,7 +167,7 @@ impl<'f> Loader<'f> {
                 return;
             }
         };
-        if imported_at.is_some() {
+        if imported {
             for m in &file.models {
                 self.diags.push(
                     Diagnostic::error(Code::ModelCount, format!("imported file defines model `{}`", m.name.name))
@@ -218,7 +236,7 @@ impl<'f> Loader<'f> {
                 return;
             }
         }
-        self.load(name, path, text, Some(import.span));
+        self.load(name, path, text, true);
     }
 
     fn check_cycle(&mut self, from: FileId, target: FileId, import: &ast::Import) {

@@ -124,6 +124,43 @@ pub struct Totals {
     pub state: i64,
 }
 
+/// A feature set as templates show it: its facts as named lines (sources, split, dims, labels,
+/// features; what `recspec diff` compares) and a row per feature for the model card.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FeaturesView {
+    pub name: String,
+    /// Every statement.
+    pub entries: Vec<crate::features::Entry>,
+    /// The statements that are not features: sources, split, dims, labels.
+    pub setup: Vec<String>,
+    pub features: Vec<FeatureRow>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FeatureRow {
+    pub input: String,
+    pub definition: String,
+    /// Fitted on the training split (a vocabulary or statistics).
+    pub fitted: bool,
+}
+
+impl FeaturesView {
+    fn new(f: &crate::features::FeatureSet) -> FeaturesView {
+        let entries = f.entries();
+        let features: Vec<String> = f.features.iter().map(|x| format!("{} {}", x.kind.statement(), x.input)).collect();
+        FeaturesView {
+            name: f.name.clone(),
+            setup: entries.iter().filter(|e| !features.contains(&e.key)).map(|e| e.line.clone()).collect(),
+            entries,
+            features: f
+                .features
+                .iter()
+                .map(|x| FeatureRow { input: x.input.clone(), definition: x.kind.to_string(), fitted: x.kind.fitted() })
+                .collect(),
+        }
+    }
+}
+
 /// The template-facing view of a compiled graph.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct GraphView {
@@ -138,6 +175,8 @@ pub struct GraphView {
     pub outputs: Vec<OutputView>,
     pub losses: Vec<LossView>,
     pub totals: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeaturesView>,
 }
 
 fn attrs_view(attrs: &BTreeMap<String, Attr>) -> Vec<String> {
@@ -271,6 +310,7 @@ impl GraphView {
                 params: g.total_params(),
                 state: g.total_state(),
             },
+            features: g.features.as_ref().map(FeaturesView::new),
         }
     }
 

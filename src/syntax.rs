@@ -26,6 +26,7 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
             }
             Rule::block_def => out.blocks.push(lower.block(item)),
             Rule::model_def => out.models.push(lower.model(item)),
+            Rule::features_def => out.features.push(lower.features(item)),
             _ => {}
         }
     }
@@ -118,6 +119,7 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::import | Rule::kw_import => "`import`",
         Rule::block_def | Rule::kw_block => "`block`",
         Rule::model_def | Rule::kw_model => "`model`",
+        Rule::features_def | Rule::kw_features => "`features`",
         Rule::ident => "a name",
         Rule::arg_name => "an argument name",
         Rule::value_kind => "a kind (int, float, bool, symbol, list)",
@@ -132,7 +134,13 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         | Rule::let_stmt
         | Rule::output_stmt
         | Rule::loss_stmt
-        | Rule::return_stmt => "a statement",
+        | Rule::return_stmt
+        | Rule::source_stmt
+        | Rule::split_stmt
+        | Rule::feature_def
+        | Rule::label_def
+        | Rule::seq_def
+        | Rule::side_def => "a statement",
         Rule::expr
         | Rule::unary
         | Rule::postfix
@@ -203,6 +211,10 @@ fn meaningful(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
                 | Rule::kw_loss
                 | Rule::kw_return
                 | Rule::kw_vocab
+                | Rule::kw_features
+                | Rule::kw_source
+                | Rule::kw_split
+                | Rule::kw_feature
         )
     })
 }
@@ -224,6 +236,38 @@ impl Lower {
         let name = self.ident(it.next().expect("grammar: model name"));
         let body = it.map(|s| self.stmt(s)).collect();
         ModelDef { name, body, span }
+    }
+
+    fn features(&self, p: Pair<'_, Rule>) -> FeaturesDef {
+        let span = self.span(&p);
+        let mut it = meaningful(p);
+        // features_def = kw_features ident { feature_stmt* }
+        let name = self.ident(it.next().expect("grammar: feature set name"));
+        let body = it.map(|s| self.feature_stmt(s)).collect();
+        FeaturesDef { name, body, span }
+    }
+
+    fn feature_stmt(&self, p: Pair<'_, Rule>) -> FeatureStmt {
+        let span = self.span(&p);
+        let rule = p.as_rule();
+        let parts: Vec<Pair<'_, Rule>> = meaningful(p).collect();
+        let mut it = parts.into_iter();
+        let mut next = || it.next().expect("grammar: feature statement part");
+        let kind = match rule {
+            Rule::dim_stmt => FeatureStmtKind::Dim { name: self.ident(next()), value: self.expr(next()) },
+            Rule::source_stmt => FeatureStmtKind::Source { value: self.expr(next()) },
+            Rule::split_stmt => FeatureStmtKind::Split { value: self.expr(next()) },
+            Rule::feature_def => FeatureStmtKind::Feature { name: self.ident(next()), value: self.expr(next()) },
+            Rule::label_def => FeatureStmtKind::Label { name: self.ident(next()), value: self.expr(next()) },
+            Rule::seq_def => FeatureStmtKind::Seq { name: self.ident(next()), value: self.expr(next()) },
+            // side_def is the only feature statement rule left.
+            _ => {
+                let seq = self.ident(next());
+                let name = self.ident(next());
+                FeatureStmtKind::Side { seq, name, value: self.expr(next()) }
+            }
+        };
+        FeatureStmt { kind, span }
     }
 
     fn block(&self, p: Pair<'_, Rule>) -> BlockDef {

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 /// Compiles a spec for a data set: the data set's `data.toml` dims, applied only where the spec
 /// declares them (a data set describes more dims than any one model uses), then `extra` (run
-/// config, `--set`), which wins. Without `data`, this is [`crate::compile_file`].
+/// config, `--set`), which wins. Without `data`, this is [`crate::compile_file`]. `features`: a
+/// feature set file checked with the spec (`--features`).
 pub fn compile_for_data(
     spec: &Path,
     data: Option<&Path>,
+    features: Option<&Path>,
     extra: &[Override],
 ) -> Result<(LoadedSpec, Checked), AppError> {
     let mut all = match data {
@@ -22,7 +24,7 @@ pub fn compile_for_data(
         None => vec![],
     };
     all.extend_from_slice(extra);
-    Ok(crate::compile_file(spec, &all)?)
+    Ok(crate::compile_file_with_features(spec, features, &all)?)
 }
 
 /// The data set's `data.toml` hyperparameters, if it has one, as optional overrides.

@@ -63,7 +63,7 @@ pub fn prepare(
     let settings = merge_train_settings(config.train.as_ref(), &flags)?;
     let mut overrides = config.overrides;
     overrides.extend(set);
-    let (loaded, checked) = super::compile_for_data(spec, Some(data), &overrides)?;
+    let (loaded, checked) = super::compile_for_data(spec, Some(data), None, &overrides)?;
     if !checked.diagnostics.is_empty() {
         report(&loaded, &checked.diagnostics);
     }

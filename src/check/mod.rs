@@ -10,6 +10,7 @@
 mod args;
 mod blocks;
 mod expr;
+mod features;
 pub mod hover;
 pub mod value;
 
@@ -52,13 +53,25 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
     diagnostics.extend(resolution.diagnostics);
     let mut graph = None;
     let mut hover = HoverTable::default();
+    let feature_set = features::definition(program, &mut diagnostics);
     if let Some(model) = program.model() {
-        let mut checker = Checker::new(program, overrides);
+        // The feature set's dims bind the model's as a data set's do, below every other override.
+        let mut all = feature_set.map(|f| features::dims(f, &mut diagnostics)).unwrap_or_default();
+        all.extend_from_slice(overrides);
+        let mut checker = Checker::new(program, &all);
         checker.model(model);
+        let model_ok = !checker.diags.iter().any(Diagnostic::is_error);
         diagnostics.extend(checker.diags);
         hover = checker.hover;
         hover.finish(&checker.graph);
-        graph = Some(checker.graph);
+        let mut g = checker.graph;
+        if let (Some(def), true) = (feature_set, model_ok) {
+            g.features = features::check(def, Some(model), &g, &mut diagnostics);
+        }
+        graph = Some(g);
+    } else if let Some(def) = feature_set {
+        // A file of features alone: its statements are checked, with no model to fill.
+        features::check(def, None, &Graph::default(), &mut diagnostics);
     }
     let mut seen = HashSet::new();
     diagnostics.retain(|d| seen.insert((d.code, d.primary.as_ref().map(|p| p.span), d.message.clone())));

@@ -46,7 +46,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         let message = format!("--min-seconds must be a finite number of seconds, at least 0, got {}", args.min_seconds);
         return Err(recspec::runtime::RuntimeError::Options(message).into());
     }
-    let (_, checked) = compile(&args.file, Some(&args.data), &args.hparams.overrides()?)?;
+    let (_, checked) = compile(&args.file, Some(&args.data), None, &args.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
     let train = recspec::config::TrainSettings { embedding_optimizer: args.embedding_optimizer, ..Default::default() };

@@ -1,6 +1,6 @@
 //! `recspec check`: compile specs and count their errors and warnings.
 
-use super::{compile, Exit, Hparams};
+use super::{compile, Exit, FeatureFile, Hparams};
 use recspec::app::{memory, AppError};
 use std::path::PathBuf;
 
@@ -11,6 +11,8 @@ pub struct Args {
     files: Vec<PathBuf>,
     #[command(flatten)]
     hparams: Hparams,
+    #[command(flatten)]
+    features: FeatureFile,
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
@@ -31,7 +33,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let (mut errors, mut warnings) = (0, 0);
     for f in &args.files {
-        let (_, checked) = compile(f, None, &overrides)?;
+        let (_, checked) = compile(f, None, args.features.features.as_deref(), &overrides)?;
         let e = checked.diagnostics.iter().filter(|d| d.is_error()).count();
         errors += e;
         warnings += checked.diagnostics.len() - e;

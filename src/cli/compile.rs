@@ -1,7 +1,7 @@
 //! `recspec compile`: print a spec's graph as text, JSON, Graphviz, a model card, a PyTorch
 //! module, or through a user template.
 
-use super::{compile, Exit, Hparams};
+use super::{compile, Exit, FeatureFile, Hparams};
 use clap::ValueEnum;
 use recspec::app::{pictures, AppError};
 use recspec::render::{self, Emit};
@@ -13,6 +13,8 @@ pub struct Args {
     file: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
+    #[command(flatten)]
+    features: FeatureFile,
     /// What to print: the canonical text graph, JSON, Graphviz, the Markdown model card
     /// (summary), a PyTorch module, or the architecture as a picture (svg, html).
     #[arg(long, value_enum, default_value = "graph")]
@@ -37,7 +39,7 @@ enum EmitArg {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let (_, checked) = compile(&args.file, None, &args.hparams.overrides()?)?;
+    let (_, checked) = compile(&args.file, None, args.features.features.as_deref(), &args.hparams.overrides()?)?;
     let Some(graph) = checked.graph else {
         if !checked.has_errors() {
             eprintln!("error: {} has no model to compile", args.file.display());

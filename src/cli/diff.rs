@@ -43,8 +43,8 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         return Ok(Exit::Error);
     };
     let overrides = args.hparams.overrides()?;
-    let (_, a) = compile(old, None, &overrides)?;
-    let (_, b) = compile(new, None, &overrides)?;
+    let (_, a) = compile(old, None, None, &overrides)?;
+    let (_, b) = compile(new, None, None, &overrides)?;
     let (Some(ga), Some(gb)) = (a.graph, b.graph) else {
         eprintln!("error: both specs must compile to be compared");
         return Ok(Exit::Error);

@@ -68,9 +68,24 @@ impl Hparams {
     }
 }
 
-/// Compiles a spec (for the data set `data`, when given) and prints its diagnostics to stderr.
-pub fn compile(spec: &Path, data: Option<&Path>, overrides: &[Override]) -> Result<(LoadedSpec, Checked), AppError> {
-    let (program, checked) = recspec::app::compile_for_data(spec, data, overrides)?;
+/// `--features FILE`: a feature set checked with the spec.
+#[derive(clap::Args)]
+pub struct FeatureFile {
+    /// A file with a feature set (`features NAME { ... }`), checked with the spec as if the spec
+    /// imported it: every input and label must have its feature (docs/features.md).
+    #[arg(long, value_name = "FILE")]
+    pub features: Option<PathBuf>,
+}
+
+/// Compiles a spec (for the data set `data`, when given; with the feature set file `features`)
+/// and prints its diagnostics to stderr.
+pub fn compile(
+    spec: &Path,
+    data: Option<&Path>,
+    features: Option<&Path>,
+    overrides: &[Override],
+) -> Result<(LoadedSpec, Checked), AppError> {
+    let (program, checked) = recspec::app::compile_for_data(spec, data, features, overrides)?;
     if !checked.diagnostics.is_empty() {
         eprint!("{}", recspec::diag::render(&program.sources, &checked.diagnostics));
     }

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let (_, checked) = compile(&args.file, args.data.as_deref(), &args.hparams.overrides()?)?;
+    let (_, checked) = compile(&args.file, args.data.as_deref(), None, &args.hparams.overrides()?)?;
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     print!("{}", recspec::data::Schema::from_graph(&graph)?.describe());
     Ok(Exit::Ok)

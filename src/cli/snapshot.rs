@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let (mut same, mut differ, mut broken) = (0, 0, 0);
     let specs = spec_files(&args.paths)?;
     for spec in specs {
-        let (_, checked) = compile(&spec, None, &overrides)?;
+        let (_, checked) = compile(&spec, None, None, &overrides)?;
         let Some(graph) = checked.graph else {
             // A block library has no graph to snapshot; a spec with errors is a finding.
             broken += usize::from(checked.has_errors());

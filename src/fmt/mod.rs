@@ -215,7 +215,8 @@ impl<'a> Formatter<'a> {
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 out.push(Doc::HardLine);
-                let definition = |n: &SyntaxNode| matches!(n.rule, Rule::block_def | Rule::model_def);
+                let definition =
+                    |n: &SyntaxNode| matches!(n.rule, Rule::block_def | Rule::model_def | Rule::features_def);
                 if self.blank_before(item) || definition(item) || definition(&items[i - 1]) {
                     out.push(Doc::BlankLine);
                 }
@@ -245,7 +246,7 @@ impl<'a> Formatter<'a> {
         }
         let c = &n.children;
         match n.rule {
-            Rule::model_def | Rule::block_def => self.definition(n),
+            Rule::model_def | Rule::block_def | Rule::features_def => self.definition(n),
             Rule::call_args | Rule::list => {
                 let (open, rest) = c.split_first().expect("grammar: opening bracket");
                 let (close, inner) = rest.split_last().expect("grammar: closing bracket");

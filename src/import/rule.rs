@@ -14,7 +14,7 @@
 //! column  = name | `any text but a backtick`
 //! name    = (letter | "_") { letter | digit | "_" | ":" | "." | "-" }
 //! op      = ">=" | ">" | "<=" | "<" | "==" | "!="
-//! literal = number | "double-quoted text"   (escapes \" and \\)
+//! literal = number | "double-quoted text" | 'single-quoted text'   (escapes \" \' and \\)
 //! ```
 //!
 //! A comparison with a number reads the column's value as a number (surrounding white space
@@ -205,19 +205,20 @@ fn lex(text: &str) -> Result<Vec<(usize, Token)>, SyntaxError> {
                 i += if matches!(op, Op::Gt | Op::Lt) { 1 } else { 2 };
                 Token::Op(op)
             }
-            '"' => {
+            '"' | '\'' => {
+                let quote = c;
                 let mut s = String::new();
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(error(start, "unterminated text: a closing `\"` is missing".into())),
-                        Some('"') => break,
+                        None => return Err(error(start, format!("unterminated text: a closing `{quote}` is missing"))),
+                        Some(q) if *q == quote => break,
                         Some('\\') => match chars.get(i + 1) {
-                            Some(e @ ('"' | '\\')) => {
+                            Some(e @ ('"' | '\'' | '\\')) => {
                                 s.push(*e);
                                 i += 2;
                             }
-                            _ => return Err(error(i, "only \\\" and \\\\ are escapes in rule text".into())),
+                            _ => return Err(error(i, "only \\\", \\' and \\\\ are escapes in rule text".into())),
                         },
                         Some(ch) => {
                             s.push(*ch);
@@ -350,7 +351,7 @@ impl Parser<'_> {
                 let literal = match self.peek() {
                     Some((_, Token::Number(x))) => Literal::Number(*x),
                     Some((_, Token::Text(t))) => Literal::Text(t.clone()),
-                    _ => return Err(self.expected("a number or a double-quoted text")),
+                    _ => return Err(self.expected("a number or a quoted text")),
                 };
                 if matches!(literal, Literal::Text(_)) && !matches!(op, Op::Eq | Op::Ne) {
                     return Err(SyntaxError {
@@ -446,11 +447,20 @@ mod tests {
         assert!(eval(r#"t == "say \"hi\" \\ bye""#, &[("t", r#"say "hi" \ bye"#)]).unwrap());
     }
 
+    /// Single quotes, for rules written inside a spec's strings (which have no escapes).
+    #[test]
+    fn text_literals_take_single_quotes_too() {
+        assert!(eval("action == 'click'", &[("action", "click")]).unwrap());
+        assert!(!eval("action == 'click'", &[("action", "clicks")]).unwrap());
+        assert!(eval(r#"t == 'it\'s "x"'"#, &[("t", r#"it's "x""#)]).unwrap());
+        assert_eq!(error("a == 'x"), "at character 6 of the rule: unterminated text: a closing `'` is missing");
+    }
+
     #[test]
     fn syntax_errors_point_at_the_character() {
         assert_eq!(
             error("rating >= "),
-            "at character 11 of the rule: expected a number or a double-quoted text, found the end of the rule"
+            "at character 11 of the rule: expected a number or a quoted text, found the end of the rule"
         );
         assert_eq!(
             error("rating = 4"),
@@ -466,7 +476,7 @@ mod tests {
         assert_eq!(error("a == \"x"), "at character 6 of the rule: unterminated text: a closing `\"` is missing");
         assert_eq!(error("a == 4..2"), "at character 6 of the rule: `4..2` is not a number");
         assert_eq!(error("a"), "at character 2 of the rule: expected a comparison operator (>=, >, <=, <, ==, !=), found the end of the rule");
-        assert_eq!(error("a == b"), "at character 6 of the rule: expected a number or a double-quoted text, found `b`");
+        assert_eq!(error("a == b"), "at character 6 of the rule: expected a number or a quoted text, found `b`");
         assert_eq!(error("a == 1 & b == 2"), "at character 8 of the rule: unexpected `&`");
         assert_eq!(error(""), "at character 1 of the rule: expected a comparison (COLUMN OP VALUE), `true`, `false`, `not` or `(`, found the end of the rule");
         assert_eq!(error("ä == 1 and `` == 2"), "at character 12 of the rule: empty column name");

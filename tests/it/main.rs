@@ -5,6 +5,7 @@ mod cli;
 mod diff_git;
 mod diffs;
 mod errors;
+mod features;
 mod format;
 mod fuzz;
 mod import;

@@ -37,7 +37,7 @@ fn dfn_plan(data: &Path) -> Program {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
         [recspec::overrides::Override::int("D", 8, "test"), recspec::overrides::Override::int("heads", 2, "test")];
-    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), None, &small).unwrap();
     let graph = checked.graph.expect("dfn compiles on the simulated data");
     lower(&graph, &Bindings::of(&graph)).unwrap()
 }

@@ -214,7 +214,7 @@ fn every_spec_matches_its_generated_pytorch_module() {
     let mut failures = vec![];
     for spec in &specs {
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
-        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), &small).unwrap();
+        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), None, &small).unwrap();
         let graph = checked.graph.unwrap_or_else(|| panic!("{name} compiles on the simulated data"));
         let program = recspec::app::lower_graph(&graph).unwrap();
         let weights = Weights::init(&program, &device, 7);
@@ -634,7 +634,7 @@ fn every_spec_trains_the_same_steps_in_burn_and_pytorch() {
     let mut compared = 0;
     for spec in &specs {
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
-        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), &small).unwrap();
+        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), None, &small).unwrap();
         let graph = checked.graph.unwrap_or_else(|| panic!("{name} compiles on the simulated data"));
         let program = without_dropout(recspec::app::lower_graph(&graph).unwrap());
         if program.losses.is_empty()
@@ -779,7 +779,7 @@ fn every_spec_exports_to_onnx_and_onnxruntime_agrees_with_burn() {
     let mut compared = 0;
     for spec in &specs {
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
-        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), &small).unwrap();
+        let (_, checked) = recspec::app::compile_for_data(spec, Some(&data), None, &small).unwrap();
         let program = recspec::app::lower_graph(&checked.graph.unwrap()).unwrap();
         let weights = perturbed(&program, &device);
         let dir = temp(&format!("onnx-{name}"));
@@ -932,7 +932,7 @@ fn the_flop_count_agrees_with_pytorchs_flop_counter() {
     let mut report = vec![];
     for name in ["dfn", "din", "dumn", "dlen", "retrieval_ntr"] {
         let spec = crate::root().join(format!("specs/{name}.recspec"));
-        let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), &small).unwrap();
+        let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), None, &small).unwrap();
         let program = recspec::app::lower_graph(&checked.graph.unwrap()).unwrap();
         let dir = temp(&format!("flops-{name}"));
         std::fs::write(dir.join("model.py"), recspec::pytorch::render(&program).unwrap()).unwrap();

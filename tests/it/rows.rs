@@ -215,7 +215,7 @@ fn cpu_options() -> recspec::app::train::TrainOptions {
 fn din(data: &Path) -> Program {
     let spec = crate::root().join("specs/din.recspec");
     let small = [recspec::overrides::Override::int("D", 8, "test")];
-    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), None, &small).unwrap();
     let graph = checked.graph.expect("din compiles on the simulated data");
     lower(&graph, &Bindings::of(&graph)).unwrap()
 }

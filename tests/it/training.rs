@@ -25,7 +25,7 @@ fn dfn_plan(data: &Path) -> Program {
     let spec = crate::root().join("specs/dfn.recspec");
     let small =
         [recspec::overrides::Override::int("D", 16, "test"), recspec::overrides::Override::int("heads", 2, "test")];
-    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(data), None, &small).unwrap();
     lowered(checked.graph.expect("dfn compiles on the simulated data"))
 }
 
@@ -112,7 +112,7 @@ fn dumn_trains_and_checkpoints_its_memories() {
         .zip([16, 2, 16, 32])
         .map(|(k, v)| recspec::overrides::Override::int(k, v, "test"))
         .collect::<Vec<_>>();
-    let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), &small).unwrap();
+    let (_, checked) = recspec::app::compile_for_data(&spec, Some(&data), None, &small).unwrap();
     let plan = lowered(checked.graph.expect("dumn compiles on the simulated data"));
     let device = recspec::runtime::parse_device("cpu").unwrap();
     let initial = Weights::init(&plan, &device, 1);
