@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Imports MovieLens-100K with bench/movielens/mapping.toml and prints the import summary.
+# Imports MovieLens-100K with the feature set bench/movielens/features.recspec and prints the
+# import summary.
 #
 # The data comes from the RecBole wheel on the Python package index (`pip download --no-deps
 # recbole`, files recbole/dataset_example/ml-100k/ml-100k.{inter,user,item}) and is unpacked
@@ -37,6 +38,6 @@ PY
 fi
 
 start=$(date +%s.%N)
-"$bin" import "$work/ml-100k/ml-100k.inter" --mapping bench/movielens/mapping.toml --out "$out"
+"$bin" import --features bench/movielens/features.recspec --out "$out"
 end=$(date +%s.%N)
 python3 -c "import sys; print(f'import wall time: {float(sys.argv[2]) - float(sys.argv[1]):.2f} s', file=sys.stderr)" "$start" "$end"

@@ -118,6 +118,8 @@ type Params = &'static [(&'static str, bool)];
 const EVENTS: Params =
     &[("file", true), ("user", true), ("item", true), ("time", true), ("format", false), ("delimiter", false)];
 const TABLE: Params = &[("file", true), ("key", true), ("format", false), ("delimiter", false)];
+const ITEMS: Params =
+    &[("file", true), ("key", true), ("format", false), ("delimiter", false), ("cluster", false), ("creator", false)];
 const TIME_SPLIT: Params = &[("valid", true), ("test", true)];
 const IDS: Params = &[("buckets", false), ("min_count", false)];
 const CATEGORICAL: Params = &[("column", true), ("buckets", false), ("min_count", false)];
@@ -487,7 +489,11 @@ impl FeatureChecker<'_> {
         items: &mut Option<TableSource>,
     ) {
         let Some(call) = self.callee(e, &["events", "users", "items"], "a source") else { return };
-        let params = if call == "events" { EVENTS } else { TABLE };
+        let params = match call {
+            "events" => EVENTS,
+            "items" => ITEMS,
+            _ => TABLE,
+        };
         let Some(a) = self.args(e, params, call) else { return };
         let Some(file) = a.get("file").and_then(|f| self.string(f, "a source's file")) else { return };
         let (Some(format), Some(delimiter)) = (self.opt_string(&a, "format"), self.opt_string(&a, "delimiter")) else {
@@ -508,9 +514,13 @@ impl FeatureChecker<'_> {
             }
             table => {
                 let Some(key) = col(self, "key") else { return };
+                let (Some(cluster), Some(creator)) = (self.opt_string(&a, "cluster"), self.opt_string(&a, "creator"))
+                else {
+                    return;
+                };
                 let target = if table == "users" { users } else { items };
                 if target.is_none() {
-                    *target = Some(TableSource { file, key, format, delimiter });
+                    *target = Some(TableSource { file, key, format, delimiter, cluster, creator });
                     return;
                 }
                 table
@@ -679,6 +689,10 @@ impl FeatureChecker<'_> {
             "history" => FeatureKind::History {
                 when: self.rule_text(arg("when"), "history")?,
                 length: self.count(arg("length"), "length")?,
+                dim: match &arg("length").kind {
+                    ExprKind::Name(n) => Some(n.clone()),
+                    _ => None,
+                },
             },
             "column" | "log1p" => {
                 let column = self.string(arg("column"), "a side feature's column")?;

@@ -38,6 +38,9 @@ pub struct Checked {
     pub hover: HoverTable,
     /// Every definition and use of a name, as the resolver resolved them.
     pub names: resolve::index::Index,
+    /// The spec's feature set, checked (with the model when there is one), when there are no
+    /// errors.
+    pub features: Option<crate::features::FeatureSet>,
 }
 
 impl Checked {
@@ -54,6 +57,7 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
     let mut graph = None;
     let mut hover = HoverTable::default();
     let feature_set = features::definition(program, &mut diagnostics);
+    let mut checked_features = None;
     if let Some(model) = program.model() {
         // The feature set's dims bind the model's as a data set's do, below every other override.
         let mut all = feature_set.map(|f| features::dims(f, &mut diagnostics)).unwrap_or_default();
@@ -67,19 +71,21 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
         let mut g = checker.graph;
         if let (Some(def), true) = (feature_set, model_ok) {
             g.features = features::check(def, Some(model), &g, &mut diagnostics);
+            checked_features = g.features.clone();
         }
         graph = Some(g);
     } else if let Some(def) = feature_set {
         // A file of features alone: its statements are checked, with no model to fill.
-        features::check(def, None, &Graph::default(), &mut diagnostics);
+        checked_features = features::check(def, None, &Graph::default(), &mut diagnostics);
     }
     let mut seen = HashSet::new();
     diagnostics.retain(|d| seen.insert((d.code, d.primary.as_ref().map(|p| p.span), d.message.clone())));
     diag::sort(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         graph = None;
+        checked_features = None;
     }
-    Checked { graph, diagnostics, hover, names: resolution.names }
+    Checked { graph, diagnostics, hover, names: resolution.names, features: checked_features }
 }
 
 /// Naming context: where new nodes and weight owners go.

@@ -1,4 +1,5 @@
-//! `recspec import`: turn an event log into a data set, driven by a mapping file.
+//! `recspec import`: turn an event log into a data set, driven by a feature set or a mapping
+//! file.
 
 use super::Exit;
 use recspec::app::AppError;
@@ -6,12 +7,18 @@ use recspec::import::{ImportOptions, Progress, DEFAULT_CHUNK_EVENTS};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("definition").required(true).args(["mapping", "features"])))]
 pub struct Args {
-    /// The event log: CSV, TSV or JSON Lines (one event per row).
-    events: PathBuf,
+    /// The event log: CSV, TSV, JSON Lines or Parquet (one event per row). With `--features`,
+    /// the set's `source events(...)` file unless given here.
+    #[arg(required_unless_present = "features")]
+    events: Option<PathBuf>,
     /// The mapping file (TOML; see docs/import.md).
     #[arg(long)]
-    mapping: PathBuf,
+    mapping: Option<PathBuf>,
+    /// A spec file with a feature set (`features NAME { ... }`, docs/features.md), checked first.
+    #[arg(long, value_name = "FILE")]
+    features: Option<PathBuf>,
     /// The data set directory to write (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -41,8 +48,40 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
             Progress::Written { rows } => eprintln!("import: wrote {rows} rows"),
         }
     };
-    let summary = recspec::import::import(&args.events, &args.mapping, &args.out, &options, &mut progress)?;
+    let (mapping, events) = match (&args.features, &args.mapping, &args.events) {
+        (Some(f), _, _) => {
+            let (program, checked) = recspec::compile_file(f, &[])?;
+            if !checked.diagnostics.is_empty() {
+                eprint!("{}", recspec::diag::render(&program.sources, &checked.diagnostics));
+            }
+            let Some(set) = checked.features else {
+                if !checked.has_errors() {
+                    eprintln!("error: {} has no feature set (`features NAME {{ ... }}`)", f.display());
+                }
+                return Ok(Exit::Findings);
+            };
+            let events = args.events.clone().unwrap_or_else(|| relative_to(f, &set.events.file));
+            (recspec::import::mapping::from_features(f, &set)?, events)
+        }
+        (None, Some(m), Some(events)) => (recspec::import::mapping::load(m)?, events.clone()),
+        // clap requires `--mapping` or `--features`, and EVENTS without `--features`.
+        (None, _, _) => {
+            eprintln!("error: give `--features FILE`, or EVENTS with `--mapping MAP.toml`");
+            return Ok(Exit::Error);
+        }
+    };
+    let summary = recspec::import::import_with(&events, &mapping, &args.out, &options, &mut progress)?;
     eprintln!("{summary}");
     eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
     Ok(Exit::Ok)
+}
+
+/// `file` as the feature set at `set` names it: relative to the set's folder unless absolute.
+fn relative_to(set: &std::path::Path, file: &str) -> PathBuf {
+    let p = PathBuf::from(file);
+    if p.is_absolute() {
+        p
+    } else {
+        set.parent().unwrap_or(std::path::Path::new("")).join(p)
+    }
 }

@@ -41,13 +41,18 @@ pub struct EventSource {
     pub delimiter: Option<String>,
 }
 
-/// `source users("FILE", key: COL)` or `source items("FILE", key: COL)`.
+/// `source users("FILE", key: COL)` or `source items("FILE", key: COL, cluster: COL,
+/// creator: COL)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableSource {
     pub file: String,
     pub key: String,
     pub format: Option<String>,
     pub delimiter: Option<String>,
+    /// Items only: the columns whose first token is each item's cluster and creator in the data
+    /// set's `items.jsonl` (what `recspec responsiveness` reads).
+    pub cluster: Option<String>,
+    pub creator: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -179,7 +184,8 @@ pub enum FeatureKind {
     Cross { columns: Vec<Column>, buckets: u64 },
     /// `history(RULE, length: T)`: the items of the user's strictly earlier events that the
     /// rule admits, most recent last, at most T; a sequence input `id[B, T]`.
-    History { when: String, length: i64 },
+    /// `dim`: the set's dim that `length` names (`length: T`), which the data set writes.
+    History { when: String, length: i64, dim: Option<String> },
     /// `column(COL)`, `log1p(COL)` on a sequence: the entry's event column; a side input.
     SideColumn { column: String, log1p: bool },
     /// `flag(RULE)` on a sequence: 1.0 where the rule holds for the entry's event, else 0.0.
@@ -277,7 +283,7 @@ impl fmt::Display for FeatureKind {
                 write!(f, "{call}({}, sep: {sep:?}, max: {max}{})", quoted(column), ids.args())
             }
             FeatureKind::Cross { columns: cs, buckets } => write!(f, "{call}({}, buckets: {buckets})", columns(cs)),
-            FeatureKind::History { when, length } => write!(f, "{call}({when:?}, length: {length})"),
+            FeatureKind::History { when, length, .. } => write!(f, "{call}({when:?}, length: {length})"),
             FeatureKind::SideColumn { column, .. } => write!(f, "{call}({column:?})"),
             FeatureKind::SideFlag { when } => write!(f, "{call}({when:?})"),
         }
@@ -313,6 +319,15 @@ impl FeatureSet {
             }
             s
         };
+        let items_options = |t: &TableSource| {
+            let mut s = String::new();
+            for (k, v) in [("cluster", &t.cluster), ("creator", &t.creator)] {
+                if let Some(v) = v {
+                    s.push_str(&format!(", {k}: {v:?}"));
+                }
+            }
+            s
+        };
         let call = |key: String, value: String| Entry { line: format!("{key}{value}"), key, value };
         let bound = |key: String, value: String| Entry { line: format!("{key} = {value}"), key, value };
         let e = &self.events;
@@ -329,7 +344,8 @@ impl FeatureSet {
         )];
         for (name, t) in [("users", &self.users), ("items", &self.items)] {
             if let Some(t) = t {
-                let args = format!("({:?}, key: {:?}{})", t.file, t.key, options(&t.format, &t.delimiter));
+                let args =
+                    format!("({:?}, key: {:?}{}{})", t.file, t.key, options(&t.format, &t.delimiter), items_options(t));
                 out.push(call(format!("source {name}"), args));
             }
         }

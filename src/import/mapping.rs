@@ -4,10 +4,13 @@
 //! [`file`] is the file's shape, [`validate`] checks it. The format is documented in
 //! `docs/import.md`.
 
+mod features;
 mod file;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use features::from_features;
 
 use super::events::{Layout, Wanted};
 use super::rule::Rule;

@@ -161,7 +161,19 @@ pub fn import(
     options: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportSummary, ImportError> {
-    let m = mapping::load(mapping)?;
+    import_with(events, &mapping::load(mapping)?, out, options, progress)
+}
+
+/// [`import`] with a mapping already read: from a mapping file ([`mapping::load`]) or from a
+/// feature set ([`mapping::from_features`]).
+pub fn import_with(
+    events: &Path,
+    m: &mapping::Mapping,
+    out: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportSummary, ImportError> {
+    let mapping = m.file.as_path();
     let mut bad = BadRows { skip: options.skip_bad_rows, ..BadRows::default() };
     let mut user_table = m.users.as_ref().map(|t| read::read_table(t, &mut bad)).transpose()?.unwrap_or_default();
     let mut item_table = m.items.as_ref().map(|t| read::read_table(t, &mut bad)).transpose()?.unwrap_or_default();
@@ -171,7 +183,7 @@ pub fn import(
     let _ = std::fs::remove_dir_all(&scratch.dir);
     std::fs::create_dir_all(&scratch.dir).map_err(FileError::at("create", &scratch.dir))?;
     let mut sorter = Sorter::<Event>::new(&scratch.dir, options.chunk_events);
-    let read = read::read_events(events, &m, &mut sorter, &mut bad, progress)?;
+    let read = read::read_events(events, m, &mut sorter, &mut bad, progress)?;
     if read.events == 0 {
         return Err(ImportError::NoEvents { file: events.to_path_buf(), bad_rows: bad.count });
     }
@@ -188,7 +200,7 @@ pub fn import(
         items: read.items.keys.iter().map(|k| item_table.remove(k)).collect(),
     };
     let keys = (&read.users.keys[..], &read.items.keys[..]);
-    let vocabs = vocab::count(&sorted, &m, splitter(), &joins, keys)?;
+    let vocabs = vocab::count(&sorted, m, splitter(), &joins, keys)?;
     for (i, name) in split::SPLITS.iter().enumerate() {
         if vocabs.split_events[i] == 0 {
             return Err(ImportError::EmptySplit { split: name, reason: empty_split_reason(&m.split, cuts) });
@@ -197,14 +209,14 @@ pub fn import(
 
     let mut files =
         [scratch.create(out, "train.jsonl")?, scratch.create(out, "valid.jsonl")?, scratch.create(out, "test.jsonl")?];
-    let written = build::write_rows(&sorted, &m, splitter(), &vocabs, &joins, keys.1, &mut files, progress)?;
+    let written = build::write_rows(&sorted, m, splitter(), &vocabs, &joins, keys.1, &mut files, progress)?;
     let mut staged = vec![];
     for f in files {
         staged.push(f.finish()?);
     }
     let vocab_dir = out.join("vocab");
     std::fs::create_dir_all(&vocab_dir).map_err(FileError::at("create", &vocab_dir))?;
-    for (name, text) in vocab::files(&m, &vocabs, keys, &written.user_rows) {
+    for (name, text) in vocab::files(m, &vocabs, keys, &written.user_rows) {
         staged.push(scratch.write_file(&vocab_dir, &name, &text)?);
     }
     let mut extra_files = vec![];
@@ -226,10 +238,10 @@ pub fn import(
         },
         labels: m.labels.iter().map(|l| l.name.clone()).collect(),
         splits: summary::splits(&written.splits),
-        vocabularies: vocabularies(&m, &vocabs, read.users.keys.len(), read.items.keys.len()),
+        vocabularies: vocabularies(m, &vocabs, read.users.keys.len(), read.items.keys.len()),
         item_collisions: m.item_buckets.map(|b| vocab::bucket_collisions(&vocabs, keys.1, b)),
         sequences: m.sequences.iter().zip(&written.lengths).map(|(s, h)| SequenceSummary::new(&s.name, h)).collect(),
-        hparams: hparams(&m, &vocabs),
+        hparams: hparams(m, &vocabs),
         extra_files,
     };
     staged.push(scratch.write_file(out, "data.toml", &summary.data_toml())?);

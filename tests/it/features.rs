@@ -93,7 +93,11 @@ fn every_feature_kind_is_typed() {
     );
     assert_eq!(
         kind("clicks"),
-        FeatureKind::History { when: "action == 'click' or action == 'like'".into(), length: 20 }
+        FeatureKind::History {
+            when: "action == 'click' or action == 'like'".into(),
+            length: 20,
+            dim: Some("T".into())
+        }
     );
     assert_eq!(kind("clicks.dwell"), FeatureKind::SideColumn { column: "dwell".into(), log1p: true });
     assert_eq!(set.labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["click", "dislike"]);

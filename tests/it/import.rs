@@ -4,6 +4,7 @@
 //! Bad input is in `import/errors.rs`.
 
 mod errors;
+mod features;
 
 use crate::cli::{code, recspec, stderr};
 use crate::Scratch;

@@ -21,6 +21,12 @@ pub fn validate(path: &Path, text: &str) -> Result<Mapping, ImportError> {
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
         message: e.message().trim_end().to_string(),
     })?;
+    validate_file(path, text, file)
+}
+
+/// Validates a mapping's sections; `text` is the file they were read from, or empty when they
+/// were made from a feature set (then messages name `path` without a line).
+pub(super) fn validate_file(path: &Path, text: &str, file: MappingFile) -> Result<Mapping, ImportError> {
     let mut b = Builder {
         path,
         text,
@@ -61,12 +67,24 @@ fn is_name(s: &str) -> bool {
 }
 
 impl Builder<'_> {
+    /// The line of `span`, 0 (unknown) for sections made from a feature set.
+    fn line(&self, span: &Span) -> usize {
+        if self.text.is_empty() {
+            0
+        } else {
+            line_of(self.text, span.start)
+        }
+    }
+
     fn error<T>(&self, span: Span, message: String) -> Result<T, ImportError> {
-        Err(ImportError::Mapping { file: self.path.to_path_buf(), line: line_of(self.text, span.start), message })
+        Err(ImportError::Mapping { file: self.path.to_path_buf(), line: self.line(&span), message })
     }
 
     fn origin(&self, what: &str, span: &Span) -> String {
-        format!("{what} ({}:{})", self.path.display(), line_of(self.text, span.start))
+        match self.line(span) {
+            0 => format!("{what} ({})", self.path.display()),
+            line => format!("{what} ({}:{line})", self.path.display()),
+        }
     }
 
     /// The slot of an event column, added on first use.

@@ -1,0 +1,160 @@
+//! A checked feature set (`features NAME { ... }`, docs/features.md) as a mapping: the same
+//! sections a mapping file would hold, validated and resolved by the same builder, so the two
+//! forms import identically. Errors name the feature set's file.
+
+use super::file::*;
+use super::validate::validate_file;
+use super::{ImportError, Mapping};
+use crate::features::{FeatureKind, FeatureSet, Ids, Split};
+use std::collections::BTreeMap;
+use std::path::Path;
+use toml::Spanned;
+
+/// Spans in declaration order: the builder keeps labels, sequences and side features in the
+/// order of their spans.
+struct Order(usize);
+
+impl Order {
+    fn next<T>(&mut self, value: T) -> Spanned<T> {
+        self.0 += 1;
+        Spanned::new(self.0..self.0, value)
+    }
+}
+
+fn unsupported(input: &str, call: &str) -> ImportError {
+    ImportError::Input {
+        file: Default::default(),
+        message: format!(
+            "feature `{input}`: `recspec import` does not make `{call}` features yet (the checker accepts them; \
+             docs/features.md says what the import makes)"
+        ),
+    }
+}
+
+/// The mapping that imports what `set` declares; `path` is the set's file (table paths are
+/// relative to its folder).
+pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportError> {
+    let mut o = Order(0);
+    let e = &set.events;
+    let events = EventsSection {
+        user: o.next(e.user.clone()),
+        item: o.next(e.item.clone()),
+        time: o.next(e.time.clone()),
+        format: e.format.clone().map(|f| o.next(f)),
+        delimiter: e.delimiter.clone().map(|d| o.next(d)),
+    };
+    let mut labels = BTreeMap::new();
+    for l in &set.labels {
+        labels.insert(o.next(l.name.clone()), o.next(l.rule.clone()));
+    }
+    let mut sequences = BTreeMap::new();
+    let mut fields = None;
+    let mut profile = None;
+    let mut output = OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None };
+    let in_file = |e: ImportError| match e {
+        ImportError::Input { message, .. } => ImportError::Input { file: path.to_path_buf(), message },
+        other => other,
+    };
+    for f in &set.features {
+        let twice = |what: &str| ImportError::Input {
+            file: path.to_path_buf(),
+            message: format!("feature `{}`: a data set holds one {what} feature", f.input),
+        };
+        match &f.kind {
+            FeatureKind::Item { ids } => {
+                if output.item.is_some() {
+                    return Err(twice("`item()`"));
+                }
+                output.item = Some(o.next(f.input.clone()));
+                match ids {
+                    Ids::Hashed { buckets } => output.item_buckets = Some(o.next(*buckets as i64)),
+                    Ids::Vocabulary { min_count: 1 } => {}
+                    Ids::Vocabulary { .. } => return Err(in_file(unsupported(&f.input, "item(min_count)"))),
+                }
+            }
+            FeatureKind::Fields { columns } | FeatureKind::Profile { columns } => {
+                let names: Vec<Spanned<String>> = columns.iter().map(|c| o.next(c.to_string())).collect();
+                let section = CategoricalSection {
+                    columns: o.next(names),
+                    key: Some(o.next(f.input.clone())),
+                    size: None,
+                    vocab: None,
+                };
+                let slot = if matches!(f.kind, FeatureKind::Fields { .. }) { &mut fields } else { &mut profile };
+                if slot.is_some() {
+                    return Err(twice(&format!("`{}`", f.kind.call())));
+                }
+                *slot = Some(section);
+            }
+            FeatureKind::History { when, length, dim } => {
+                let section = SequenceSection {
+                    when: o.next(when.clone()),
+                    length: o.next(*length),
+                    dim: dim.clone().map(|d| o.next(d)),
+                    side: BTreeMap::new(),
+                };
+                sequences.insert(o.next(f.input.clone()), section);
+            }
+            FeatureKind::SideColumn { .. } | FeatureKind::SideFlag { .. } => {}
+            FeatureKind::Categorical { .. }
+            | FeatureKind::Numeric { .. }
+            | FeatureKind::Bucketize { .. }
+            | FeatureKind::Tokens { .. }
+            | FeatureKind::Cross { .. } => {
+                return Err(in_file(unsupported(&f.input, f.kind.call())));
+            }
+        }
+    }
+    // Side features after their sequences (the checker made sure each follows a `history`).
+    for f in &set.features {
+        let value = match &f.kind {
+            FeatureKind::SideColumn { column, log1p } => {
+                let mut t = toml::Table::new();
+                t.insert("column".into(), toml::Value::String(column.clone()));
+                t.insert("transform".into(), toml::Value::String(if *log1p { "log1p" } else { "none" }.into()));
+                toml::Value::Table(t)
+            }
+            FeatureKind::SideFlag { when } => {
+                let mut t = toml::Table::new();
+                t.insert("when".into(), toml::Value::String(when.clone()));
+                toml::Value::Table(t)
+            }
+            _ => continue,
+        };
+        let (seq, name) = f.input.split_once('.').unwrap_or((&f.input, ""));
+        if let Some((_, s)) = sequences.iter_mut().find(|(k, _)| k.get_ref() == seq) {
+            s.side.insert(o.next(name.to_string()), o.next(value));
+        }
+    }
+    let table = |t: &crate::features::TableSource, o: &mut Order| TableSection {
+        file: o.next(t.file.clone()),
+        key: o.next(t.key.clone()),
+        format: t.format.clone().map(|f| o.next(f)),
+        delimiter: t.delimiter.clone().map(|d| o.next(d)),
+    };
+    let users = set.users.as_ref().map(|t| table(t, &mut o));
+    let items = set.items.as_ref().map(|t| {
+        let cluster = t.cluster.clone().map(|c| o.next(c));
+        let creator = t.creator.clone().map(|c| o.next(c));
+        let t = table(t, &mut o);
+        ItemsSection { file: t.file, key: t.key, format: t.format, delimiter: t.delimiter, cluster, creator }
+    });
+    let split = match set.split {
+        Split::Time { valid, test } => {
+            SplitSection { method: o.next("time".into()), valid: Some(o.next(valid)), test: Some(o.next(test)) }
+        }
+        Split::LeaveLastOut => SplitSection { method: o.next("leave_last_out".into()), valid: None, test: None },
+    };
+    let file = MappingFile {
+        events,
+        labels: o.next(labels),
+        sequences,
+        fields,
+        profile,
+        users,
+        items,
+        split,
+        output: Some(output),
+    };
+    validate_file(path, "", file)
+}
