@@ -122,11 +122,12 @@ const ITEMS: Params =
     &[("file", true), ("key", true), ("format", false), ("delimiter", false), ("cluster", false), ("creator", false)];
 const TIME_SPLIT: Params = &[("valid", true), ("test", true)];
 const IDS: Params = &[("buckets", false), ("min_count", false)];
-const CATEGORICAL: Params = &[("column", true), ("buckets", false), ("min_count", false)];
+const CATEGORICAL: Params = &[("column", true), ("buckets", false), ("min_count", false), ("vocab", false)];
 const COLUMNS: Params = &[("columns", true)];
 const NUMERIC: Params = &[("column", true), ("missing", false)];
 const BUCKETIZE: Params = &[("column", true), ("boundaries", true), ("missing", false)];
-const TOKENS: Params = &[("column", true), ("sep", true), ("max", true), ("buckets", false), ("min_count", false)];
+const TOKENS: Params =
+    &[("column", true), ("sep", true), ("max", true), ("buckets", false), ("min_count", false), ("vocab", false)];
 const CROSS: Params = &[("columns", true), ("buckets", true)];
 const HISTORY: Params = &[("when", true), ("length", true)];
 const ONE_COLUMN: Params = &[("column", true)];
@@ -572,6 +573,44 @@ impl FeatureChecker<'_> {
         }
     }
 
+    /// `vocab: DIM`: required with a counted vocabulary (the data set sets DIM to its size),
+    /// refused with hashing (the buckets are the size).
+    fn vocab_dim(&mut self, a: &Args, ids: Ids) -> Option<Option<String>> {
+        match (a.get("vocab"), ids) {
+            (Some(ast::Expr { kind: ExprKind::Name(n), .. }), Ids::Vocabulary { .. }) => Some(Some(n.clone())),
+            (Some(v), Ids::Vocabulary { .. }) => {
+                self.error(
+                    Diagnostic::error(Code::KindMismatch, format!("`{}`'s vocab must be a dim name", a.call))
+                        .at(v.span, "not a name")
+                        .with_help("name the dim of the model input's vocabulary: `vocab: DV`"),
+                )?;
+                None
+            }
+            (None, Ids::Vocabulary { .. }) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        format!(
+                            "`{}` counts a vocabulary and needs `vocab: DIM`, the dim a data set sets to its size",
+                            a.call
+                        ),
+                    )
+                    .at(a.span, "no `vocab`")
+                    .with_help("name the dim of the model input's vocabulary, or hash with `buckets: N`"),
+                )?;
+                None
+            }
+            (Some(v), Ids::Hashed { .. }) => {
+                self.error(
+                    Diagnostic::error(Code::BadFeature, format!("`{}`: hashed ids have no fitted vocabulary", a.call))
+                        .at(v.span, "remove `vocab`"),
+                )?;
+                None
+            }
+            (None, Ids::Hashed { .. }) => Some(None),
+        }
+    }
+
     /// A feature's kind from its call, checked on its own (not yet against the model).
     fn feature(&mut self, e: &ast::Expr, calls: &[&str], joined: (bool, bool)) -> Option<FeatureKind> {
         let what = if calls == SEQ_CALLS {
@@ -602,7 +641,9 @@ impl FeatureChecker<'_> {
         Some(match call {
             "item" => FeatureKind::Item { ids: self.ids(&a)? },
             "categorical" => {
-                FeatureKind::Categorical { column: self.column(arg("column"), "column", joined)?, ids: self.ids(&a)? }
+                let column = self.column(arg("column"), "column", joined)?;
+                let ids = self.ids(&a)?;
+                FeatureKind::Categorical { column, ids, vocab: self.vocab_dim(&a, ids)? }
             }
             "fields" => FeatureKind::Fields { columns: self.columns(arg("columns"), "fields", joined)? },
             "profile" => FeatureKind::Profile { columns: self.columns(arg("columns"), "profile", joined)? },
@@ -674,7 +715,8 @@ impl FeatureChecker<'_> {
                 let column = self.column(arg("column"), "column", joined)?;
                 let sep = self.string(arg("sep"), "tokens' separator")?;
                 let max = self.count(arg("max"), "max")?;
-                FeatureKind::Tokens { column, sep, max, ids: self.ids(&a)? }
+                let ids = self.ids(&a)?;
+                FeatureKind::Tokens { column, sep, max, ids, vocab: self.vocab_dim(&a, ids)? }
             }
             "cross" => {
                 let columns = self.columns(arg("columns"), "cross", joined)?;
@@ -814,6 +856,12 @@ impl FeatureChecker<'_> {
             }
             _ => Ok(()),
         };
+        let same_vocab = |vocab: &Option<String>| match (vocab, &ty.vocab) {
+            (Some(v), Some(d)) if *d != Dim::sym(v) => {
+                Err(format!("its vocabulary is sized as dim {v}, the input's vocabulary is {d}"))
+            }
+            _ => Ok(()),
+        };
         let not_hashed = || {
             if input.hashed {
                 Err(format!("`{}` writes numbered ids; the input is declared `hashed`", kind.call()))
@@ -850,11 +898,12 @@ impl FeatureChecker<'_> {
                     Ids::Vocabulary { .. } => None,
                 })
             }
-            FeatureKind::Categorical { ids, .. } => {
+            FeatureKind::Categorical { ids, vocab, .. } => {
                 want_role(InputRole::Feature)?;
                 want_dtype(DType::Id)?;
                 scalar()?;
                 not_hashed()?;
+                same_vocab(vocab)?;
                 match ids {
                     Ids::Hashed { buckets } => vocab_at_least(*buckets, "buckets"),
                     Ids::Vocabulary { .. } => Ok(()),
@@ -895,10 +944,11 @@ impl FeatureChecker<'_> {
                 not_hashed()?;
                 vocab_at_least(*buckets, "buckets")
             }
-            FeatureKind::Tokens { max, ids, .. } => {
+            FeatureKind::Tokens { max, ids, vocab, .. } => {
                 want_role(InputRole::Sequence)?;
                 want_dtype(DType::Id)?;
                 not_hashed()?;
+                same_vocab(vocab)?;
                 width(*max, "tokens at most")?;
                 match ids {
                     Ids::Hashed { buckets } => vocab_at_least(*buckets, "buckets"),

@@ -108,8 +108,12 @@ fn truncate(buf: &mut Buf, n: usize) {
     }
 }
 
-/// Pushes exactly `n` numbers from an array value.
+/// Pushes exactly `n` numbers from an array value (for `n` = 1, a number alone is one too: a
+/// feature set writes one number per row for `float[B]` and `float[B, 1]` inputs alike).
 fn push_array(buf: &mut Buf, f: &FieldSchema, v: &Value, n: usize, key: &str) -> Result<(), String> {
+    if let (1, Value::Number(_)) = (n, v) {
+        return push(buf, f.kind, v, key);
+    }
     let Value::Array(items) = v else {
         return Err(format!("`{key}`: expected an array of {n} values ({}), found {}", what(f.kind), found(v)));
     };

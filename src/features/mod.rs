@@ -166,8 +166,9 @@ impl Ids {
 pub enum FeatureKind {
     /// `item()`: the event's item, numbered on the training split or hashed; `id[B]`.
     Item { ids: Ids },
-    /// `categorical(COL)`: one id per row; `id[B]`.
-    Categorical { column: Column, ids: Ids },
+    /// `categorical(COL, vocab: DIM)`: one id per row; `id[B]`. `vocab`: the dim a data set
+    /// sets to a counted vocabulary's size (none when hashed).
+    Categorical { column: Column, ids: Ids, vocab: Option<String> },
     /// `fields([COL...])`: one id per column in one shared id space (`docs/import.md`); `id[B, n]`.
     Fields { columns: Vec<Column> },
     /// `profile([COL...])`: the user's id, then one id per column; `id[B, n + 1]`.
@@ -179,7 +180,7 @@ pub enum FeatureKind {
     Bucketize { column: Column, boundaries: Vec<f64>, missing: Option<u64> },
     /// `tokens(COL, sep: S, max: K)`: the cell split at `sep`, empty tokens dropped, the first K
     /// in cell order kept; a sequence input `id[B, K]` with its mask.
-    Tokens { column: Column, sep: String, max: i64, ids: Ids },
+    Tokens { column: Column, sep: String, max: i64, ids: Ids, vocab: Option<String> },
     /// `cross([COL, COL...], buckets: N)`: the hash of the values together; `id[B]`, vocab N.
     Cross { columns: Vec<Column>, buckets: u64 },
     /// `history(RULE, length: T)`: the items of the user's strictly earlier events that the
@@ -249,6 +250,10 @@ fn quoted(c: &Column) -> String {
     format!("{:?}", c.to_string())
 }
 
+fn vocab_arg(vocab: &Option<String>) -> String {
+    vocab.as_ref().map(|v| format!(", vocab: {v}")).unwrap_or_default()
+}
+
 fn columns(cs: &[Column]) -> String {
     let names: Vec<String> = cs.iter().map(quoted).collect();
     format!("[{}]", names.join(", "))
@@ -260,7 +265,9 @@ impl fmt::Display for FeatureKind {
         let call = self.call();
         match self {
             FeatureKind::Item { ids } => write!(f, "{call}({})", ids.args().trim_start_matches(", ")),
-            FeatureKind::Categorical { column, ids } => write!(f, "{call}({}{})", quoted(column), ids.args()),
+            FeatureKind::Categorical { column, ids, vocab } => {
+                write!(f, "{call}({}{}{})", quoted(column), ids.args(), vocab_arg(vocab))
+            }
             FeatureKind::Fields { columns: cs } | FeatureKind::Profile { columns: cs } => {
                 write!(f, "{call}({})", columns(cs))
             }
@@ -279,8 +286,8 @@ impl fmt::Display for FeatureKind {
                 }
                 write!(f, ")")
             }
-            FeatureKind::Tokens { column, sep, max, ids } => {
-                write!(f, "{call}({}, sep: {sep:?}, max: {max}{})", quoted(column), ids.args())
+            FeatureKind::Tokens { column, sep, max, ids, vocab } => {
+                write!(f, "{call}({}, sep: {sep:?}, max: {max}{}{})", quoted(column), ids.args(), vocab_arg(vocab))
             }
             FeatureKind::Cross { columns: cs, buckets } => write!(f, "{call}({}, buckets: {buckets})", columns(cs)),
             FeatureKind::History { when, length, .. } => write!(f, "{call}({when:?}, length: {length})"),

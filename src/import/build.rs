@@ -100,6 +100,7 @@ struct Keys {
     profile: String,
     sequences: Vec<(String, Vec<String>)>,
     labels: Vec<String>,
+    extras: Vec<String>,
 }
 
 fn json_key(s: &str) -> String {
@@ -107,9 +108,11 @@ fn json_key(s: &str) -> String {
 }
 
 /// Writes every event's row to `files` (train, valid, test) in sorted order; `item_keys` are the
-/// item keys by key index (written as they are with `[output] item_buckets`).
+/// item keys by key index (written as they are with `[output] item_buckets`); `events` is the
+/// events file, for messages.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_rows(
+    events: &std::path::Path,
     sorted: &Sorted<Event>,
     m: &Mapping,
     mut splitter: Splitter,
@@ -133,6 +136,7 @@ pub(crate) fn write_rows(
             .map(|s| (json_key(&s.name), s.sides.iter().map(|d| json_key(&format!("{}.{}", s.name, d.name))).collect()))
             .collect(),
         labels: m.labels.iter().map(|l| json_key(&l.name)).collect(),
+        extras: m.extras.iter().map(|x| json_key(&x.key)).collect(),
     };
     let empty = SplitCounts { rows: 0, labels: vec![0; m.labels.len()] };
     let mut out = Written {
@@ -165,7 +169,9 @@ pub(crate) fn write_rows(
             }
             state.time = e.time;
         }
-        row(&mut line, m, &keys, &items, vocabs, joins, &e, state);
+        row(&mut line, m, &keys, &items, vocabs, joins, &e, state).map_err(|message| {
+            ImportError::Row(crate::data::DataError { file: events.to_path_buf(), row: e.row as usize, message })
+        })?;
         files[split].write(&line)?;
         let counts = &mut out.splits[split];
         counts.rows += 1;
@@ -205,7 +211,7 @@ fn row(
     joins: &Joins,
     e: &Event,
     state: &UserState,
-) {
+) -> Result<(), String> {
     s.clear();
     s.push_str("{\"user\":");
     let _ = write!(s, "{},\"time\":", state.row_id);
@@ -243,11 +249,13 @@ fn row(
             list(s, values.iter());
         }
     }
+    super::extras::write(s, m, &keys.extras, &vocabs.extras, e, joins)?;
     s.push_str(",\"labels\":{");
     for (i, (k, l)) in keys.labels.iter().zip(&m.labels).enumerate() {
         let _ = write!(s, "{}{k}:{}", if i > 0 { "," } else { "" }, u8::from(e.rules[l.rule]));
     }
     s.push_str("}}\n");
+    Ok(())
 }
 
 fn list<T: std::fmt::Display>(s: &mut String, items: impl Iterator<Item = T>) {

@@ -58,6 +58,45 @@ pub struct Mapping {
     pub item_key: String,
     pub item_dim: String,
     pub user_dim: String,
+    /// Features only a feature set declares (numeric, buckets, tokens, crosses, categorical
+    /// columns of their own), each written under its own key.
+    pub extras: Vec<Extra>,
+}
+
+/// A feature beyond the mapping file's kinds, from a feature set (`docs/features.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extra {
+    /// The row key: the model input it fills.
+    pub key: String,
+    pub kind: ExtraKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExtraKind {
+    /// One id per row: numbered on the training split (`vocab_dim` gets the size) or hashed.
+    Categorical { source: ValueSource, ids: crate::features::Ids, vocab_dim: Option<String> },
+    /// One float per row, scaled; `missing` is written where the cell is empty or the joined
+    /// row is absent.
+    Numeric { source: ValueSource, scaling: crate::features::Scaling, missing: f64 },
+    /// The number of boundaries at or below the value; `missing` where there is none.
+    Bucketize { source: ValueSource, boundaries: Vec<f64>, missing: u64 },
+    /// The cell's tokens (split at `sep`, empty ones dropped, the first `max` kept), as ids.
+    Tokens { source: ValueSource, sep: String, max: usize, ids: crate::features::Ids, vocab_dim: Option<String> },
+    /// The values joined and hashed into `buckets` ids.
+    Cross { sources: Vec<ValueSource>, buckets: u64 },
+}
+
+impl ExtraKind {
+    /// The columns it reads.
+    pub fn sources(&self) -> Vec<ValueSource> {
+        match self {
+            ExtraKind::Categorical { source, .. }
+            | ExtraKind::Numeric { source, .. }
+            | ExtraKind::Bucketize { source, .. }
+            | ExtraKind::Tokens { source, .. } => vec![*source],
+            ExtraKind::Cross { sources, .. } => sources.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

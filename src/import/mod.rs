@@ -16,6 +16,7 @@
 
 pub mod build;
 pub mod events;
+mod extras;
 pub mod mapping;
 pub mod read;
 pub mod rule;
@@ -200,6 +201,7 @@ pub fn import_with(
         items: read.items.keys.iter().map(|k| item_table.remove(k)).collect(),
     };
     let keys = (&read.users.keys[..], &read.items.keys[..]);
+    extras::check_tables(m, &joins, keys)?;
     let vocabs = vocab::count(&sorted, m, splitter(), &joins, keys)?;
     for (i, name) in split::SPLITS.iter().enumerate() {
         if vocabs.split_events[i] == 0 {
@@ -209,7 +211,7 @@ pub fn import_with(
 
     let mut files =
         [scratch.create(out, "train.jsonl")?, scratch.create(out, "valid.jsonl")?, scratch.create(out, "test.jsonl")?];
-    let written = build::write_rows(&sorted, m, splitter(), &vocabs, &joins, keys.1, &mut files, progress)?;
+    let written = build::write_rows(events, &sorted, m, splitter(), &vocabs, &joins, keys.1, &mut files, progress)?;
     let mut staged = vec![];
     for f in files {
         staged.push(f.finish()?);
@@ -224,6 +226,11 @@ pub fn import_with(
         staged.push(scratch.write_file(out, "items.jsonl", &text)?);
         extra_files.push("items.jsonl".to_string());
     }
+    if !m.extras.is_empty() {
+        staged.push(scratch.write_file(out, "features.json", &extras::artifact(m, &vocabs.extras))?);
+        extra_files.push("features.json".to_string());
+    }
+    let (fitted, fitted_dims) = extras::summary(m, &vocabs.extras);
     let summary = ImportSummary {
         out: out.to_path_buf(),
         mapping: mapping.to_path_buf(),
@@ -241,8 +248,9 @@ pub fn import_with(
         vocabularies: vocabularies(m, &vocabs, read.users.keys.len(), read.items.keys.len()),
         item_collisions: m.item_buckets.map(|b| vocab::bucket_collisions(&vocabs, keys.1, b)),
         sequences: m.sequences.iter().zip(&written.lengths).map(|(s, h)| SequenceSummary::new(&s.name, h)).collect(),
-        hparams: hparams(m, &vocabs),
+        hparams: hparams(m, &vocabs, fitted_dims)?,
         extra_files,
+        fitted,
     };
     staged.push(scratch.write_file(out, "data.toml", &summary.data_toml())?);
     for (tmp, dest) in &staged {
@@ -288,7 +296,11 @@ fn vocabularies(m: &mapping::Mapping, v: &vocab::Vocabs, users: usize, items: us
     out
 }
 
-fn hparams(m: &mapping::Mapping, v: &vocab::Vocabs) -> Vec<Hparam> {
+fn hparams(
+    m: &mapping::Mapping,
+    v: &vocab::Vocabs,
+    fitted: Vec<(String, usize, String)>,
+) -> Result<Vec<Hparam>, ImportError> {
     let h = |name: &str, value: usize, note: String| Hparam { name: name.to_string(), value, note };
     let mut out = vec![
         match m.item_buckets {
@@ -326,5 +338,14 @@ fn hparams(m: &mapping::Mapping, v: &vocab::Vocabs) -> Vec<Hparam> {
         out.push(h(&c.size_dim, c.columns.len() + 1, format!("user-profile fields: {}", names.join(", "))));
         out.push(h(&c.vocab_dim, ids.size as usize, "user-profile vocabulary size (user ids first)".into()));
     }
-    out
+    for (name, value, note) in fitted {
+        if out.iter().any(|h| h.name == name) {
+            return Err(ImportError::Input {
+                file: m.file.clone(),
+                message: format!("dim `{name}` would be written twice; size one of the vocabularies by another dim"),
+            });
+        }
+        out.push(h(&name, value, note));
+    }
+    Ok(out)
 }

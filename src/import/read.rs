@@ -228,7 +228,8 @@ fn event(m: &Mapping, values: &[String]) -> Result<Event, String> {
             }
         }
     }
-    let values = m.values.iter().map(|slot| values[*slot].clone()).collect();
+    let values: Vec<String> = m.values.iter().map(|slot| values[*slot].clone()).collect();
+    super::extras::check_event(m, &values)?;
     Ok(Event { time, row: 0, user: 0, item: 0, rules, floats, values })
 }
 

@@ -30,6 +30,8 @@ pub struct ImportSummary {
     pub hparams: Vec<Hparam>,
     /// Names of files written besides the three splits and data.toml (`items.jsonl`).
     pub extra_files: Vec<String>,
+    /// What fitting learnt for a feature set's own features, one line each.
+    pub fitted: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -182,6 +184,12 @@ impl fmt::Display for ImportSummary {
         for v in &self.vocabularies {
             let distinct = v.distinct.map(|d| format!(" / {d}")).unwrap_or_default();
             writeln!(f, "  {:<name_width$} {}{distinct}", v.name, v.size)?;
+        }
+        if !self.fitted.is_empty() {
+            writeln!(f, "fitted on the training split (features.json):")?;
+            for line in &self.fitted {
+                writeln!(f, "  {line}")?;
+            }
         }
         if let Some(c) = &self.item_collisions {
             writeln!(

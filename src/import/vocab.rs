@@ -67,7 +67,7 @@ pub struct Values {
 }
 
 impl Values {
-    fn new(counts: HashMap<String, u64>) -> Values {
+    pub(crate) fn new(counts: HashMap<String, u64>) -> Values {
         let mut entries: Vec<(String, u64)> = counts.into_iter().collect();
         entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let ids = entries.iter().enumerate().map(|(i, (v, _))| (v.clone(), i as u32 + 1)).collect();
@@ -115,6 +115,8 @@ pub struct Vocabs {
     pub creators: Option<(Vec<u32>, Values)>,
     /// Events per split (train, valid, test).
     pub split_events: [usize; 3],
+    /// What each of the mapping's extras learnt from the training split, in its order.
+    pub(crate) extras: Vec<super::extras::Fitted>,
 }
 
 /// Counts the training split's items, users and categorical values.
@@ -132,6 +134,7 @@ pub fn count(
     let mut fields: Vec<HashMap<String, u64>> = vec![HashMap::new(); columns(&m.fields)];
     let mut profile: Vec<HashMap<String, u64>> = vec![HashMap::new(); columns(&m.profile)];
     let mut split_events = [0; 3];
+    let mut fitter = super::extras::Fitter::new(m);
     for e in sorted.iter()? {
         let e = e?;
         let split = splitter.split(&e);
@@ -141,6 +144,7 @@ pub fn count(
         }
         items[e.item as usize] += 1;
         users[e.user as usize] += 1;
+        fitter.add(m, &e, joins);
         for (cat, counts) in [(&m.fields, &mut fields), (&m.profile, &mut profile)] {
             for (c, counts) in cat.iter().flat_map(|c| &c.columns).zip(counts.iter_mut()) {
                 if let Some(v) = value(c.source, &e, joins) {
@@ -173,7 +177,8 @@ pub fn count(
     let fields = m.fields.as_ref().map(|_| CategoricalIds::new(0, fields.into_iter().map(Values::new).collect()));
     let base = users.size() as u32;
     let profile = m.profile.as_ref().map(|_| CategoricalIds::new(base, profile.into_iter().map(Values::new).collect()));
-    Ok(Vocabs { items, users, fields, profile, clusters, creators, split_events })
+    let extras = fitter.finish(m);
+    Ok(Vocabs { items, users, fields, profile, clusters, creators, split_events, extras })
 }
 
 /// How the training items spread over `buckets` when their keys are hashed.

@@ -57,11 +57,19 @@ fn every_feature_kind_is_typed() {
     assert_eq!(kind("item"), FeatureKind::Item { ids: Ids::Vocabulary { min_count: 1 } });
     assert_eq!(
         kind("device"),
-        FeatureKind::Categorical { column: Column::Event("device".into()), ids: Ids::Vocabulary { min_count: 5 } }
+        FeatureKind::Categorical {
+            column: Column::Event("device".into()),
+            ids: Ids::Vocabulary { min_count: 5 },
+            vocab: Some("DV".into())
+        }
     );
     assert_eq!(
         kind("city"),
-        FeatureKind::Categorical { column: Column::User("city".into()), ids: Ids::Hashed { buckets: 1000 } }
+        FeatureKind::Categorical {
+            column: Column::User("city".into()),
+            ids: Ids::Hashed { buckets: 1000 },
+            vocab: None
+        }
     );
     assert_eq!(
         kind("price"),
@@ -81,7 +89,8 @@ fn every_feature_kind_is_typed() {
             column: Column::Item("genres".into()),
             sep: "|".into(),
             max: 4,
-            ids: Ids::Vocabulary { min_count: 1 }
+            ids: Ids::Vocabulary { min_count: 1 },
+            vocab: Some("GV".into())
         }
     );
     assert_eq!(

@@ -48,7 +48,7 @@ fn import_fixture(mapping: &str, out: &Path, extra: &[&str]) -> Output {
 
 /// One event of the fixture, read with nothing of the importer.
 #[derive(Clone, Debug)]
-struct Event {
+pub(super) struct Event {
     row: usize,
     user: String,
     item: String,
@@ -98,7 +98,7 @@ impl Event {
 }
 
 /// The fixture's events in file order (row = line number).
-fn fixture_events() -> Vec<Event> {
+pub(super) fn fixture_events() -> Vec<Event> {
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("user_id,item_id,ts,action,dwell,device"));
@@ -162,7 +162,7 @@ impl DataSet {
         DataSet { hparams, splits, item_ids, user_keys }
     }
 
-    fn rows(&self) -> impl Iterator<Item = &Value> {
+    pub fn rows(&self) -> impl Iterator<Item = &Value> {
         self.splits.iter().flatten()
     }
 
@@ -176,7 +176,7 @@ impl DataSet {
     }
 }
 
-fn ints(v: &Value) -> Vec<i64> {
+pub(super) fn ints(v: &Value) -> Vec<i64> {
     v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(|x| x.as_i64().unwrap()).collect()
 }
 

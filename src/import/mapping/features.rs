@@ -3,9 +3,10 @@
 //! forms import identically. Errors name the feature set's file.
 
 use super::file::*;
-use super::validate::validate_file;
-use super::{ImportError, Mapping};
-use crate::features::{FeatureKind, FeatureSet, Ids, Split};
+use super::validate::{table_column, validate_file};
+use super::{Extra, ExtraKind, ImportError, Mapping, ValueSource};
+use crate::features::{Column, FeatureKind, FeatureSet, Ids, Split};
+use crate::import::events::Wanted;
 use std::collections::BTreeMap;
 use std::path::Path;
 use toml::Spanned;
@@ -95,14 +96,14 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
                 };
                 sequences.insert(o.next(f.input.clone()), section);
             }
-            FeatureKind::SideColumn { .. } | FeatureKind::SideFlag { .. } => {}
-            FeatureKind::Categorical { .. }
+            // Sides follow below; the kinds beyond the mapping's are added after validation.
+            FeatureKind::SideColumn { .. }
+            | FeatureKind::SideFlag { .. }
+            | FeatureKind::Categorical { .. }
             | FeatureKind::Numeric { .. }
             | FeatureKind::Bucketize { .. }
             | FeatureKind::Tokens { .. }
-            | FeatureKind::Cross { .. } => {
-                return Err(in_file(unsupported(&f.input, f.kind.call())));
-            }
+            | FeatureKind::Cross { .. } => {}
         }
     }
     // Side features after their sequences (the checker made sure each follows a `history`).
@@ -156,5 +157,72 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
         split,
         output: Some(output),
     };
-    validate_file(path, "", file)
+    let mut m = validate_file(path, "", file)?;
+    for f in &set.features {
+        let origin = format!("feature `{}` ({})", f.input, path.display());
+        let kind = match &f.kind {
+            FeatureKind::Categorical { column, ids, vocab } => {
+                ExtraKind::Categorical { source: source(&mut m, column, &origin)?, ids: *ids, vocab_dim: vocab.clone() }
+            }
+            FeatureKind::Numeric { column, scaling, missing } => ExtraKind::Numeric {
+                source: source(&mut m, column, &origin)?,
+                scaling: *scaling,
+                missing: missing.unwrap_or(0.0),
+            },
+            FeatureKind::Bucketize { column, boundaries, missing } => ExtraKind::Bucketize {
+                source: source(&mut m, column, &origin)?,
+                boundaries: boundaries.clone(),
+                missing: missing.unwrap_or(0),
+            },
+            FeatureKind::Tokens { column, sep, max, ids, vocab } => ExtraKind::Tokens {
+                source: source(&mut m, column, &origin)?,
+                sep: sep.clone(),
+                max: *max as usize,
+                ids: *ids,
+                vocab_dim: vocab.clone(),
+            },
+            FeatureKind::Cross { columns, buckets } => ExtraKind::Cross {
+                sources: columns.iter().map(|c| source(&mut m, c, &origin)).collect::<Result<_, _>>()?,
+                buckets: *buckets,
+            },
+            FeatureKind::Item { .. }
+            | FeatureKind::Fields { .. }
+            | FeatureKind::Profile { .. }
+            | FeatureKind::History { .. }
+            | FeatureKind::SideColumn { .. }
+            | FeatureKind::SideFlag { .. } => continue,
+        };
+        m.extras.push(Extra { key: f.input.clone(), kind });
+    }
+    Ok(m)
+}
+
+/// Where a feature's column is read: an event column (its slot added to the values every event
+/// carries) or a joined table's column.
+fn source(m: &mut Mapping, c: &Column, origin: &str) -> Result<ValueSource, ImportError> {
+    let no_table = |table: &str| ImportError::Input {
+        file: m.file.clone(),
+        message: format!("{origin}: column `{c}` needs `source {table}(...)`"),
+    };
+    Ok(match c {
+        Column::Event(name) => {
+            let slot = match m.columns.iter().position(|w| w.name == *name) {
+                Some(i) => i,
+                None => {
+                    m.columns.push(Wanted { name: name.clone(), origin: origin.to_string() });
+                    m.columns.len() - 1
+                }
+            };
+            m.values.push(slot);
+            ValueSource::Event(m.values.len() - 1)
+        }
+        Column::User(name) => {
+            let err = no_table("users");
+            ValueSource::User(table_column(m.users.as_mut().ok_or(err)?, name, origin.to_string()))
+        }
+        Column::Item(name) => {
+            let err = no_table("items");
+            ValueSource::Item(table_column(m.items.as_mut().ok_or(err)?, name, origin.to_string()))
+        }
+    })
 }

@@ -329,6 +329,7 @@ impl Builder<'_> {
             item_key,
             item_dim,
             user_dim,
+            extras: vec![],
         })
     }
 
@@ -541,7 +542,7 @@ impl Builder<'_> {
 }
 
 /// The position of `name` among a table's joined columns, added on first use.
-fn table_column(t: &mut Table, name: &str, origin: String) -> usize {
+pub(super) fn table_column(t: &mut Table, name: &str, origin: String) -> usize {
     match t.columns.iter().position(|c| c.name == name) {
         Some(i) => i,
         None => {
