@@ -124,8 +124,8 @@ const TIME_SPLIT: Params = &[("valid", true), ("test", true)];
 const IDS: Params = &[("buckets", false), ("min_count", false)];
 const CATEGORICAL: Params = &[("column", true), ("buckets", false), ("min_count", false), ("vocab", false)];
 const COLUMNS: Params = &[("columns", true)];
-const NUMERIC: Params = &[("column", true), ("missing", false)];
-const BUCKETIZE: Params = &[("column", true), ("boundaries", true), ("missing", false)];
+const NUMERIC: Params = &[("column", true), ("missing", false), ("na", false)];
+const BUCKETIZE: Params = &[("column", true), ("boundaries", true), ("missing", false), ("na", false)];
 const TOKENS: Params =
     &[("column", true), ("sep", true), ("max", true), ("buckets", false), ("min_count", false), ("vocab", false)];
 const CROSS: Params = &[("columns", true), ("buckets", true)];
@@ -573,6 +573,19 @@ impl FeatureChecker<'_> {
         }
     }
 
+    /// `na: ["unknown", ...]`: texts a numeric column writes for a missing value.
+    fn na(&mut self, a: &Args) -> Option<Vec<String>> {
+        let Some(e) = a.get("na") else { return Some(vec![]) };
+        let ExprKind::List(items) = &e.kind else {
+            self.error(
+                Diagnostic::error(Code::KindMismatch, "na must be a list of texts that stand for a missing value")
+                    .at(e.span, "not a list"),
+            )?;
+            return None;
+        };
+        items.iter().map(|x| self.string(x, "a text of na")).collect()
+    }
+
     /// `vocab: DIM`: required with a counted vocabulary (the data set sets DIM to its size),
     /// refused with hashing (the buckets are the size).
     fn vocab_dim(&mut self, a: &Args, ids: Ids) -> Option<Option<String>> {
@@ -659,7 +672,7 @@ impl FeatureChecker<'_> {
                     Some(m) => Some(self.number(m, "missing")?),
                     None => None,
                 };
-                FeatureKind::Numeric { column, scaling, missing }
+                FeatureKind::Numeric { column, scaling, missing, na: self.na(&a)? }
             }
             "bucketize" => {
                 let column = self.column(arg("column"), "column", joined)?;
@@ -709,7 +722,7 @@ impl FeatureChecker<'_> {
                     }
                     None => None,
                 };
-                FeatureKind::Bucketize { column, boundaries, missing }
+                FeatureKind::Bucketize { column, boundaries, missing, na: self.na(&a)? }
             }
             "tokens" => {
                 let column = self.column(arg("column"), "column", joined)?;

@@ -174,10 +174,11 @@ pub enum FeatureKind {
     /// `profile([COL...])`: the user's id, then one id per column; `id[B, n + 1]`.
     Profile { columns: Vec<Column> },
     /// `float(COL)`, `log1p(COL)`, `zscore(COL)`, `minmax(COL)`: `float[B]` or `float[B, 1]`.
-    Numeric { column: Column, scaling: Scaling, missing: Option<f64> },
+    /// `na`: texts that stand for a missing value (`"unknown"`), besides an empty cell.
+    Numeric { column: Column, scaling: Scaling, missing: Option<f64>, na: Vec<String> },
     /// `bucketize(COL, [b1, ..., bn])`: id 0 below b1, i for bi <= x < b(i+1), n from bn; a
     /// missing value gets `missing` or id 0. `id[B]` with a vocabulary of at least n + 1.
-    Bucketize { column: Column, boundaries: Vec<f64>, missing: Option<u64> },
+    Bucketize { column: Column, boundaries: Vec<f64>, missing: Option<u64>, na: Vec<String> },
     /// `tokens(COL, sep: S, max: K)`: the cell split at `sep`, empty tokens dropped, the first K
     /// in cell order kept; a sequence input `id[B, K]` with its mask.
     Tokens { column: Column, sep: String, max: i64, ids: Ids, vocab: Option<String> },
@@ -250,6 +251,14 @@ fn quoted(c: &Column) -> String {
     format!("{:?}", c.to_string())
 }
 
+fn na_arg(na: &[String]) -> String {
+    if na.is_empty() {
+        return String::new();
+    }
+    let texts: Vec<String> = na.iter().map(|t| format!("{t:?}")).collect();
+    format!(", na: [{}]", texts.join(", "))
+}
+
 fn vocab_arg(vocab: &Option<String>) -> String {
     vocab.as_ref().map(|v| format!(", vocab: {v}")).unwrap_or_default()
 }
@@ -271,20 +280,20 @@ impl fmt::Display for FeatureKind {
             FeatureKind::Fields { columns: cs } | FeatureKind::Profile { columns: cs } => {
                 write!(f, "{call}({})", columns(cs))
             }
-            FeatureKind::Numeric { column, missing, .. } => {
+            FeatureKind::Numeric { column, missing, na, .. } => {
                 write!(f, "{call}({}", quoted(column))?;
                 if let Some(m) = missing {
                     write!(f, ", missing: {}", format_float(*m))?;
                 }
-                write!(f, ")")
+                write!(f, "{})", na_arg(na))
             }
-            FeatureKind::Bucketize { column, boundaries, missing } => {
+            FeatureKind::Bucketize { column, boundaries, missing, na } => {
                 let b: Vec<String> = boundaries.iter().map(|x| format_float(*x)).collect();
                 write!(f, "{call}({}, [{}]", quoted(column), b.join(", "))?;
                 if let Some(m) = missing {
                     write!(f, ", missing: {m}")?;
                 }
-                write!(f, ")")
+                write!(f, "{})", na_arg(na))
             }
             FeatureKind::Tokens { column, sep, max, ids, vocab } => {
                 write!(f, "{call}({}, sep: {sep:?}, max: {max}{}{})", quoted(column), ids.args(), vocab_arg(vocab))

@@ -23,8 +23,10 @@ const CROSS_SEPARATOR: char = '\u{1f}';
 
 /// A cell's number: `None` when missing, `Err` (what the value is, to follow "column `c` is")
 /// when it is not a finite number or outside what the scaling accepts.
-fn number(raw: Option<&str>, scaling: Option<Scaling>) -> Result<Option<f64>, String> {
-    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else { return Ok(None) };
+fn number(raw: Option<&str>, scaling: Option<Scaling>, na: &[String]) -> Result<Option<f64>, String> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty() && !na.iter().any(|t| t == r.trim())) else {
+        return Ok(None);
+    };
     let x = parse_number(raw).filter(|x| x.is_finite()).ok_or_else(|| format!("{}, not a number", quoted(raw)))?;
     if scaling == Some(Scaling::Log1p) && x <= -1.0 {
         return Err(format!("{x}, and log1p needs a value above -1"));
@@ -32,11 +34,12 @@ fn number(raw: Option<&str>, scaling: Option<Scaling>) -> Result<Option<f64>, St
     Ok(Some(x))
 }
 
-/// The columns an extra reads as numbers, and the scaling they are read for.
-fn numeric(kind: &ExtraKind) -> Option<(ValueSource, Option<Scaling>)> {
+/// The columns an extra reads as numbers, the scaling they are read for, and the texts that
+/// stand for a missing value.
+fn numeric(kind: &ExtraKind) -> Option<(ValueSource, Option<Scaling>, &[String])> {
     match kind {
-        ExtraKind::Numeric { source, scaling, .. } => Some((*source, Some(*scaling))),
-        ExtraKind::Bucketize { source, .. } => Some((*source, None)),
+        ExtraKind::Numeric { source, scaling, na, .. } => Some((*source, Some(*scaling), na)),
+        ExtraKind::Bucketize { source, na, .. } => Some((*source, None, na)),
         ExtraKind::Categorical { .. } | ExtraKind::Tokens { .. } | ExtraKind::Cross { .. } => None,
     }
 }
@@ -45,8 +48,8 @@ fn numeric(kind: &ExtraKind) -> Option<(ValueSource, Option<Scaling>)> {
 /// [`Event::values`]); the message names the feature and the column.
 pub(crate) fn check_event(m: &Mapping, values: &[String]) -> Result<(), String> {
     for x in &m.extras {
-        if let Some((ValueSource::Event(v), scaling)) = numeric(&x.kind) {
-            number(Some(&values[v]), scaling)
+        if let Some((ValueSource::Event(v), scaling, na)) = numeric(&x.kind) {
+            number(Some(&values[v]), scaling, na)
                 .map_err(|why| format!("feature `{}`: column `{}` is {why}", x.key, m.columns[m.values[v]].name))?;
         }
     }
@@ -57,8 +60,8 @@ pub(crate) fn check_event(m: &Mapping, values: &[String]) -> Result<(), String> 
 /// index).
 pub(crate) fn check_tables(m: &Mapping, joins: &Joins, keys: (&[String], &[String])) -> Result<(), ImportError> {
     for x in &m.extras {
-        let (source, scaling) = match numeric(&x.kind) {
-            Some((s @ (ValueSource::User(_) | ValueSource::Item(_)), scaling)) => (s, scaling),
+        let (source, scaling, na) = match numeric(&x.kind) {
+            Some((s @ (ValueSource::User(_) | ValueSource::Item(_)), scaling, na)) => (s, scaling, na),
             _ => continue,
         };
         let (rows, keys, table, c) = match source {
@@ -69,7 +72,7 @@ pub(crate) fn check_tables(m: &Mapping, joins: &Joins, keys: (&[String], &[Strin
         let Some(table) = table else { continue };
         for (row, key) in rows.iter().zip(keys) {
             if let Some(row) = row {
-                number(Some(&row[c]), scaling).map_err(|why| ImportError::Input {
+                number(Some(&row[c]), scaling, na).map_err(|why| ImportError::Input {
                     file: table.file.clone(),
                     message: format!(
                         "key {}: feature `{}`: column `{}` is {why}",
@@ -166,9 +169,9 @@ impl Fitter {
                         *self.counts[i].entry(t.to_string()).or_default() += 1;
                     }
                 }
-                ExtraKind::Numeric { source, scaling: Scaling::ZScore | Scaling::MinMax, .. } => {
+                ExtraKind::Numeric { source, scaling: Scaling::ZScore | Scaling::MinMax, na, .. } => {
                     // Checked when read: a value here is a finite number.
-                    if let Ok(Some(x)) = number(value(*source, e, joins), None) {
+                    if let Ok(Some(x)) = number(value(*source, e, joins), None, na) {
                         self.stats[i].add(x);
                     }
                 }
@@ -229,8 +232,8 @@ pub(crate) fn write(
             ExtraKind::Categorical { source, ids, .. } => {
                 let _ = write!(s, "{}", id(*ids, fit, value(*source, e, joins).filter(|v| !v.is_empty())));
             }
-            ExtraKind::Numeric { source, scaling, missing } => {
-                let y = match number(value(*source, e, joins), None).ok().flatten() {
+            ExtraKind::Numeric { source, scaling, missing, na } => {
+                let y = match number(value(*source, e, joins), None, na).ok().flatten() {
                     Some(v) => match fit {
                         Fitted::Stats(st) => st.scale(v, *scaling),
                         _ => Stats::default().scale(v, *scaling),
@@ -243,8 +246,8 @@ pub(crate) fn write(
                 }
                 let _ = write!(s, "{y32}");
             }
-            ExtraKind::Bucketize { source, boundaries, missing } => {
-                let b = match number(value(*source, e, joins), None).ok().flatten() {
+            ExtraKind::Bucketize { source, boundaries, missing, na } => {
+                let b = match number(value(*source, e, joins), None, na).ok().flatten() {
                     Some(v) => boundaries.partition_point(|b| *b <= v) as u64,
                     None => *missing,
                 };
@@ -382,15 +385,16 @@ mod tests {
 
     #[test]
     fn cells_are_numbers_missing_or_named_errors() {
-        assert_eq!(number(Some(" 2.5 "), None), Ok(Some(2.5)));
-        assert_eq!(number(Some(""), None), Ok(None));
-        assert_eq!(number(Some("  "), None), Ok(None));
-        assert_eq!(number(None, None), Ok(None));
-        assert_eq!(number(Some("n/a"), None), Err("\"n/a\", not a number".into()));
-        assert_eq!(number(Some("NaN"), None), Err("\"NaN\", not a number".into()));
-        assert_eq!(number(Some("-inf"), None), Err("\"-inf\", not a number".into()));
-        assert_eq!(number(Some("-1"), Some(Scaling::Log1p)), Err("-1, and log1p needs a value above -1".into()));
-        assert_eq!(number(Some("-1"), Some(Scaling::ZScore)), Ok(Some(-1.0)));
+        assert_eq!(number(Some(" 2.5 "), None, &[]), Ok(Some(2.5)));
+        assert_eq!(number(Some(""), None, &[]), Ok(None));
+        assert_eq!(number(Some("  "), None, &[]), Ok(None));
+        assert_eq!(number(None, None, &[]), Ok(None));
+        assert_eq!(number(Some("n/a"), None, &[]), Err("\"n/a\", not a number".into()));
+        assert_eq!(number(Some(" n/a "), None, &["n/a".into()]), Ok(None), "a text `na` names is missing");
+        assert_eq!(number(Some("NaN"), None, &[]), Err("\"NaN\", not a number".into()));
+        assert_eq!(number(Some("-inf"), None, &[]), Err("\"-inf\", not a number".into()));
+        assert_eq!(number(Some("-1"), Some(Scaling::Log1p), &[]), Err("-1, and log1p needs a value above -1".into()));
+        assert_eq!(number(Some("-1"), Some(Scaling::ZScore), &[]), Ok(Some(-1.0)));
     }
 
     #[test]

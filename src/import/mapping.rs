@@ -77,9 +77,10 @@ pub enum ExtraKind {
     Categorical { source: ValueSource, ids: crate::features::Ids, vocab_dim: Option<String> },
     /// One float per row, scaled; `missing` is written where the cell is empty or the joined
     /// row is absent.
-    Numeric { source: ValueSource, scaling: crate::features::Scaling, missing: f64 },
+    /// `na`: texts read as missing, besides an empty cell.
+    Numeric { source: ValueSource, scaling: crate::features::Scaling, missing: f64, na: Vec<String> },
     /// The number of boundaries at or below the value; `missing` where there is none.
-    Bucketize { source: ValueSource, boundaries: Vec<f64>, missing: u64 },
+    Bucketize { source: ValueSource, boundaries: Vec<f64>, missing: u64, na: Vec<String> },
     /// The cell's tokens (split at `sep`, empty ones dropped, the first `max` kept), as ids.
     Tokens { source: ValueSource, sep: String, max: usize, ids: crate::features::Ids, vocab_dim: Option<String> },
     /// The values joined and hashed into `buckets` ids.

@@ -73,14 +73,20 @@ fn every_feature_kind_is_typed() {
     );
     assert_eq!(
         kind("price"),
-        FeatureKind::Numeric { column: Column::Item("price".into()), scaling: Scaling::ZScore, missing: Some(0.0) }
+        FeatureKind::Numeric {
+            column: Column::Item("price".into()),
+            scaling: Scaling::ZScore,
+            missing: Some(0.0),
+            na: vec![]
+        }
     );
     assert_eq!(
         kind("age"),
         FeatureKind::Bucketize {
             column: Column::User("age".into()),
             boundaries: vec![18.0, 25.0, 35.0, 45.0, 50.0, 56.0],
-            missing: Some(0)
+            missing: Some(0),
+            na: vec![]
         }
     );
     assert_eq!(
@@ -172,7 +178,7 @@ fn the_model_card_has_a_features_table() {
     let g = crate::graph(&root().join("tests/data/ok/features.recspec"));
     let card = recspec::render::emit(&g, recspec::render::Emit::Summary).unwrap();
     assert!(card.contains("## Features\n"), "{card}");
-    assert!(card.contains("| `genres` | `tokens(\"item.genres\", sep: \"\\|\", max: 4)` | yes |\n"), "{card}");
+    assert!(card.contains("| `genres` | `tokens(\"item.genres\", sep: \"\\|\", max: 4, vocab: GV)` | yes |\n"), "{card}");
     assert!(
         card.contains("| `age` | `bucketize(\"user.age\", [18.0, 25.0, 35.0, 45.0, 50.0, 56.0], missing: 0)` |  |\n"),
         "{card}"

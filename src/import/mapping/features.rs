@@ -164,15 +164,17 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
             FeatureKind::Categorical { column, ids, vocab } => {
                 ExtraKind::Categorical { source: source(&mut m, column, &origin)?, ids: *ids, vocab_dim: vocab.clone() }
             }
-            FeatureKind::Numeric { column, scaling, missing } => ExtraKind::Numeric {
+            FeatureKind::Numeric { column, scaling, missing, na } => ExtraKind::Numeric {
                 source: source(&mut m, column, &origin)?,
                 scaling: *scaling,
                 missing: missing.unwrap_or(0.0),
+                na: na.clone(),
             },
-            FeatureKind::Bucketize { column, boundaries, missing } => ExtraKind::Bucketize {
+            FeatureKind::Bucketize { column, boundaries, missing, na } => ExtraKind::Bucketize {
                 source: source(&mut m, column, &origin)?,
                 boundaries: boundaries.clone(),
                 missing: missing.unwrap_or(0),
+                na: na.clone(),
             },
             FeatureKind::Tokens { column, sep, max, ids, vocab } => ExtraKind::Tokens {
                 source: source(&mut m, column, &origin)?,
