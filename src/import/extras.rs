@@ -146,6 +146,16 @@ pub(crate) struct Fitter {
     stats: Vec<Stats>,
 }
 
+/// Counts one occurrence, allocating the key only the first time it is seen.
+fn count(counts: &mut HashMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(c) => *c += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
+}
+
 fn tokens<'a>(cell: &'a str, sep: &'a str, max: usize) -> impl Iterator<Item = &'a str> {
     cell.split(sep).map(str::trim).filter(|t| !t.is_empty()).take(max)
 }
@@ -161,12 +171,12 @@ impl Fitter {
             match &x.kind {
                 ExtraKind::Categorical { source, ids: Ids::Vocabulary { .. }, .. } => {
                     if let Some(v) = value(*source, e, joins).filter(|v| !v.is_empty()) {
-                        *self.counts[i].entry(v.to_string()).or_default() += 1;
+                        count(&mut self.counts[i], v);
                     }
                 }
                 ExtraKind::Tokens { source, sep, max, ids: Ids::Vocabulary { .. }, .. } => {
                     for t in tokens(value(*source, e, joins).unwrap_or(""), sep, *max) {
-                        *self.counts[i].entry(t.to_string()).or_default() += 1;
+                        count(&mut self.counts[i], t);
                     }
                 }
                 ExtraKind::Numeric { source, scaling: Scaling::ZScore | Scaling::MinMax, na, .. } => {

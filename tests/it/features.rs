@@ -178,7 +178,10 @@ fn the_model_card_has_a_features_table() {
     let g = crate::graph(&root().join("tests/data/ok/features.recspec"));
     let card = recspec::render::emit(&g, recspec::render::Emit::Summary).unwrap();
     assert!(card.contains("## Features\n"), "{card}");
-    assert!(card.contains("| `genres` | `tokens(\"item.genres\", sep: \"\\|\", max: 4, vocab: GV)` | yes |\n"), "{card}");
+    assert!(
+        card.contains("| `genres` | `tokens(\"item.genres\", sep: \"\\|\", max: 4, vocab: GV)` | yes |\n"),
+        "{card}"
+    );
     assert!(
         card.contains("| `age` | `bucketize(\"user.age\", [18.0, 25.0, 35.0, 45.0, 50.0, 56.0], missing: 0)` |  |\n"),
         "{card}"
