@@ -1,26 +1,18 @@
 //! `recspec import --features`: a feature set drives the import through the same builder as a
 //! mapping file, so the fixture's set and its mapping write the same data set.
 
-use super::{import_fixture, scratch, FIXTURE};
+use super::{files, import_fixture, scratch, FIXTURE};
 use crate::cli::{code, recspec, stderr};
 use std::path::Path;
+use std::process::Output;
 
-/// Every file of a data set directory, by relative path.
-fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+/// `recspec import [EVENTS] --features SET --out OUT --quiet EXTRA...`.
+fn import_set(events: Option<&Path>, set: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["import"];
+    args.extend(events.map(|e| e.to_str().unwrap()));
+    args.extend(["--features", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    args.extend_from_slice(extra);
+    recspec(&args)
 }
 
 #[test]
@@ -29,14 +21,13 @@ fn a_feature_set_imports_exactly_what_its_mapping_does() {
     let (by_mapping, by_features) = (dir.join("mapping"), dir.join("features"));
     import_fixture("mapping.toml", &by_mapping, &[]);
     let set = Path::new(FIXTURE).join("features.recspec");
-    let o =
-        recspec(&["import", "--features", set.to_str().unwrap(), "--out", by_features.to_str().unwrap(), "--quiet"]);
+    let o = import_set(None, &set, &by_features, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let (a, b) = (files(&by_mapping), files(&by_features));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     assert!(a.len() >= 10, "{:?}", a.keys());
     for (name, bytes) in &a {
-        if name == "data.toml" {
+        if name == "/data.toml" {
             // Only the line naming what defined the data set differs.
             let text = |x: &[u8]| {
                 String::from_utf8(x.to_vec())
@@ -57,17 +48,9 @@ fn a_feature_set_imports_exactly_what_its_mapping_does() {
     let moved = dir.join("moved.csv");
     std::fs::copy(Path::new(FIXTURE).join("events.csv"), &moved).unwrap();
     let again = dir.join("again");
-    let o = recspec(&[
-        "import",
-        moved.to_str().unwrap(),
-        "--features",
-        set.to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = import_set(Some(&moved), &set, &again, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(files(&again)["train.jsonl"] == a["train.jsonl"]);
+    assert!(files(&again)["/train.jsonl"] == a["/train.jsonl"]);
 }
 
 #[test]
@@ -79,7 +62,7 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
     let bad = dir.join("bad.recspec");
     std::fs::write(&bad, text.replace("length: T);\n  side clicks.dwell", "length: 0);\n  side clicks.dwell")).unwrap();
     let out = dir.join("out");
-    let o = recspec(&["import", "--features", bad.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = import_set(None, &bad, &out, &[]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("error[E0029]: length must be a positive integer"), "{}", stderr(&o));
     assert!(!out.exists());
@@ -87,8 +70,7 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
     // What the checker accepts but the import does not make yet: refused by name, exit 2.
     let thresholded = dir.join("thresholded.recspec");
     std::fs::write(&thresholded, text.replace("feature item = item();", "feature item = item(min_count: 2);")).unwrap();
-    let o =
-        recspec(&["import", "--features", thresholded.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = import_set(None, &thresholded, &out, &[]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("feature `item`: `recspec import` does not make `item(min_count)` features yet"),
@@ -98,7 +80,7 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
     assert!(!out.exists());
 
     // A file without a feature set.
-    let o = recspec(&["import", "--features", "specs/dfn.recspec", "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = import_set(None, Path::new("specs/dfn.recspec"), &out, &[]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("specs/dfn.recspec has no feature set"), "{}", stderr(&o));
 }
@@ -135,7 +117,7 @@ fn every_feature_kind_imports_as_defined() {
     let dir = scratch("features-kinds");
     let out = dir.join("data");
     let spec = Path::new(FIXTURE).join("ranker.recspec");
-    let o = recspec(&["import", "--features", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = import_set(None, &spec, &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let data = super::DataSet::load(&out);
     let rows: Vec<&serde_json::Value> = data.rows().collect();
@@ -243,12 +225,7 @@ fn bad_feature_values_are_named() {
     }
     let events = std::fs::read_to_string(dir.join("events.csv")).unwrap();
     let set = dir.join("ranker.recspec");
-    let run = |extra: &[&str]| {
-        let out = dir.join("out");
-        let mut args = vec!["import", "--features", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
-        args.extend_from_slice(extra);
-        recspec(&args)
-    };
+    let run = |extra: &[&str]| import_set(None, &set, &dir.join("out"), extra);
     // Row 2 is a `none` event: no sequence reads its dwell, only the numeric features do.
     assert!(events.lines().nth(1).unwrap().starts_with("u04,i036,1000500,none,,"));
     let p = dir.join("events.csv").display().to_string();
