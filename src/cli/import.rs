@@ -22,6 +22,10 @@ pub struct Args {
     /// The data set directory to write (created if missing).
     #[arg(long)]
     out: PathBuf,
+    /// An earlier data set whose ids are kept: its items, users and feature vocabulary values keep
+    /// their ids, new ones are numbered after them (ids stable across imports).
+    #[arg(long, value_name = "DIR")]
+    keep_ids_from: Option<PathBuf>,
     /// Skip bad rows (counted, the first few listed) instead of stopping at the first.
     #[arg(long)]
     skip_bad_rows: bool,
@@ -34,7 +38,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let options = ImportOptions { skip_bad_rows: args.skip_bad_rows, chunk_events: args.chunk_events };
+    let options = ImportOptions {
+        skip_bad_rows: args.skip_bad_rows,
+        chunk_events: args.chunk_events,
+        keep_ids_from: args.keep_ids_from.clone(),
+    };
     let started = std::time::Instant::now();
     let quiet = args.quiet;
     let mut progress = |p: Progress| {

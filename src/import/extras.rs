@@ -194,13 +194,17 @@ impl Fitter {
         }
     }
 
-    pub fn finish(self, m: &Mapping) -> Vec<Fitted> {
+    /// The fitted features; `kept`: vocabularies (by input) whose values keep their ids whatever
+    /// their counts here (`--keep-ids-from`).
+    pub fn finish(self, m: &Mapping, kept: &HashMap<String, Vec<String>>) -> Vec<Fitted> {
         let mut out = vec![];
         for ((x, counts), stats) in m.extras.iter().zip(self.counts).zip(self.stats) {
             out.push(match &x.kind {
                 ExtraKind::Categorical { ids: Ids::Vocabulary { min_count }, .. }
                 | ExtraKind::Tokens { ids: Ids::Vocabulary { min_count }, .. } => {
-                    Fitted::Vocabulary(Values::new(counts.into_iter().filter(|(_, c)| c >= min_count).collect()))
+                    let old = kept.get(&x.key).map_or(&[][..], |v| &v[..]);
+                    let counts = counts.into_iter().filter(|(v, c)| c >= min_count || old.contains(v)).collect();
+                    Fitted::Vocabulary(Values::keeping(old, counts))
                 }
                 ExtraKind::Numeric { scaling: Scaling::ZScore | Scaling::MinMax, .. } => Fitted::Stats(stats),
                 ExtraKind::Categorical { .. }

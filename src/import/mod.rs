@@ -18,6 +18,7 @@ pub mod build;
 pub mod events;
 mod extras;
 pub mod mapping;
+mod prior;
 pub mod read;
 pub mod rule;
 pub mod sort;
@@ -49,11 +50,13 @@ pub struct ImportOptions {
     pub skip_bad_rows: bool,
     /// Events per sorted chunk (at least 1); lower it to exercise the merge.
     pub chunk_events: usize,
+    /// An earlier data set whose ids are kept (`--keep-ids-from`, [`prior`]).
+    pub keep_ids_from: Option<PathBuf>,
 }
 
 impl Default for ImportOptions {
     fn default() -> ImportOptions {
-        ImportOptions { skip_bad_rows: false, chunk_events: DEFAULT_CHUNK_EVENTS }
+        ImportOptions { skip_bad_rows: false, chunk_events: DEFAULT_CHUNK_EVENTS, keep_ids_from: None }
     }
 }
 
@@ -175,6 +178,11 @@ pub fn import_with(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportSummary, ImportError> {
     let mapping = m.file.as_path();
+    // An earlier data set's ids, read before anything is read or written.
+    let prior = match &options.keep_ids_from {
+        Some(dir) => prior::load(dir, m)?,
+        None => prior::Prior::default(),
+    };
     let mut bad = BadRows { skip: options.skip_bad_rows, ..BadRows::default() };
     let mut user_table = m.users.as_ref().map(|t| read::read_table(t, &mut bad)).transpose()?.unwrap_or_default();
     let mut item_table = m.items.as_ref().map(|t| read::read_table(t, &mut bad)).transpose()?.unwrap_or_default();
@@ -184,7 +192,7 @@ pub fn import_with(
     let _ = std::fs::remove_dir_all(&scratch.dir);
     std::fs::create_dir_all(&scratch.dir).map_err(FileError::at("create", &scratch.dir))?;
     let mut sorter = Sorter::<Event>::new(&scratch.dir, options.chunk_events);
-    let read = read::read_events(events, m, &mut sorter, &mut bad, progress)?;
+    let mut read = read::read_events(events, m, &mut sorter, &mut bad, progress)?;
     if read.events == 0 {
         return Err(ImportError::NoEvents { file: events.to_path_buf(), bad_rows: bad.count });
     }
@@ -195,6 +203,16 @@ pub fn import_with(
         mapping::Split::Time { valid, test } => Some(split::time_cuts(&sorted, valid, test)?),
         mapping::Split::LeaveLastOut => None,
     };
+    // Kept keys this log does not mention still own their ids: they join the key lists.
+    for (kept, interner) in [(&prior.items, &mut read.items), (&prior.users, &mut read.users)] {
+        let mut by_id: Vec<(&u32, &String)> = kept.iter().map(|(k, id)| (id, k)).collect();
+        by_id.sort();
+        for (_, key) in by_id {
+            interner.intern(key);
+        }
+    }
+    read.user_events.resize(read.users.keys.len(), 0);
+    let read = read;
     let splitter = || Splitter::new(&m.split, cuts, &read.user_events);
     let joins = vocab::Joins {
         users: read.users.keys.iter().map(|k| user_table.remove(k)).collect(),
@@ -202,7 +220,7 @@ pub fn import_with(
     };
     let keys = (&read.users.keys[..], &read.items.keys[..]);
     extras::check_tables(m, &joins, keys)?;
-    let vocabs = vocab::count(&sorted, m, splitter(), &joins, keys)?;
+    let vocabs = vocab::count(&sorted, m, splitter(), &joins, keys, &prior)?;
     for (i, name) in split::SPLITS.iter().enumerate() {
         if vocabs.split_events[i] == 0 {
             return Err(ImportError::EmptySplit { split: name, reason: empty_split_reason(&m.split, cuts) });

@@ -40,16 +40,27 @@ pub struct Numbering {
 }
 
 impl Numbering {
-    fn new(counts: &[u64], keys: &[String]) -> Numbering {
-        let mut order: Vec<u32> = (0..counts.len() as u32).filter(|i| counts[*i as usize] > 0).collect();
+    /// Keys in `kept` keep their ids (1..=kept.len(); each of them must be among `keys`); the
+    /// other keys with training events follow by descending count, ties by key text.
+    fn new(counts: &[u64], keys: &[String], kept: &HashMap<String, u32>) -> Numbering {
+        let mut ids = vec![0; counts.len()];
+        let mut entries = vec![(0, 0); kept.len()];
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(id) = kept.get(k) {
+                ids[i] = *id;
+                entries[*id as usize - 1] = (i as u32, counts[i]);
+            }
+        }
+        let mut order: Vec<u32> =
+            (0..counts.len() as u32).filter(|i| counts[*i as usize] > 0 && ids[*i as usize] == 0).collect();
         order.sort_by(|a, b| {
             counts[*b as usize].cmp(&counts[*a as usize]).then(keys[*a as usize].cmp(&keys[*b as usize]))
         });
-        let mut ids = vec![0; counts.len()];
-        for (id, i) in order.iter().enumerate() {
-            ids[*i as usize] = id as u32 + 1;
+        for i in order {
+            entries.push((i, counts[i as usize]));
+            ids[i as usize] = entries.len() as u32;
         }
-        Numbering { ids, entries: order.iter().map(|i| (*i, counts[*i as usize])).collect() }
+        Numbering { ids, entries }
     }
 
     /// The vocabulary size, the out-of-vocabulary id included.
@@ -68,8 +79,16 @@ pub struct Values {
 
 impl Values {
     pub(crate) fn new(counts: HashMap<String, u64>) -> Values {
-        let mut entries: Vec<(String, u64)> = counts.into_iter().collect();
-        entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Values::keeping(&[], counts)
+    }
+
+    /// `kept` values keep their ids (1, 2, ... in order, with their counts here, 0 if unseen);
+    /// the other counted values follow by descending count, ties by text.
+    pub(crate) fn keeping(kept: &[String], mut counts: HashMap<String, u64>) -> Values {
+        let mut entries: Vec<(String, u64)> = kept.iter().map(|v| (v.clone(), counts.remove(v).unwrap_or(0))).collect();
+        let mut new: Vec<(String, u64)> = counts.into_iter().collect();
+        new.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        entries.extend(new);
         let ids = entries.iter().enumerate().map(|(i, (v, _))| (v.clone(), i as u32 + 1)).collect();
         Values { ids, entries }
     }
@@ -119,13 +138,14 @@ pub struct Vocabs {
     pub(crate) extras: Vec<super::extras::Fitted>,
 }
 
-/// Counts the training split's items, users and categorical values.
+/// Counts the training split's items, users and categorical values; `prior`'s ids are kept.
 pub fn count(
     sorted: &Sorted<Event>,
     m: &Mapping,
     mut splitter: Splitter,
     joins: &Joins,
     keys: (&[String], &[String]),
+    prior: &super::prior::Prior,
 ) -> Result<Vocabs, ImportError> {
     let (user_keys, item_keys) = keys;
     let mut items = vec![0u64; item_keys.len()];
@@ -153,8 +173,8 @@ pub fn count(
             }
         }
     }
-    let items = Numbering::new(&items, item_keys);
-    let users = Numbering::new(&users, user_keys);
+    let items = Numbering::new(&items, item_keys, &prior.items);
+    let users = Numbering::new(&users, user_keys, &prior.users);
     let per_item = |column: Option<usize>| {
         column.map(|c| {
             let first_token = |i: u32| {
@@ -177,7 +197,7 @@ pub fn count(
     let fields = m.fields.as_ref().map(|_| CategoricalIds::new(0, fields.into_iter().map(Values::new).collect()));
     let base = users.size() as u32;
     let profile = m.profile.as_ref().map(|_| CategoricalIds::new(base, profile.into_iter().map(Values::new).collect()));
-    let extras = fitter.finish(m);
+    let extras = fitter.finish(m, &prior.extras);
     Ok(Vocabs { items, users, fields, profile, clusters, creators, split_events, extras })
 }
 

@@ -266,3 +266,102 @@ fn bad_feature_values_are_named() {
     );
     assert!(std::fs::read(dir.join("out/train.jsonl")).unwrap() == kept, "a failed import keeps the earlier data set");
 }
+
+/// `--keep-ids-from`: a second import of a longer log keeps every item, user and vocabulary id
+/// the first gave and numbers new ones after them; without it ids move. A data set that does not
+/// match is refused by file and line.
+#[test]
+fn ids_are_kept_across_imports() {
+    let dir = scratch("features-keep");
+    for f in ["users.csv", "items.tsv", "ranker.recspec"] {
+        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
+    }
+    let events = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
+    let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("day1.csv"), day1).unwrap();
+    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+    let set = dir.join("ranker.recspec");
+    let (first, kept, fresh) = (dir.join("first"), dir.join("kept"), dir.join("fresh"));
+    for (day, out, extra) in [
+        ("day1.csv", &first, vec![]),
+        ("day2.csv", &kept, vec!["--keep-ids-from", first.to_str().unwrap()]),
+        ("day2.csv", &fresh, vec![]),
+    ] {
+        let o = import_set(Some(&dir.join(day)), &set, out, &extra);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let ids = |d: &Path| -> std::collections::HashMap<String, i64> {
+        std::fs::read_to_string(d.join("vocab/item.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["key"].as_str().unwrap().to_string(), v["id"].as_i64().unwrap()))
+            .collect()
+    };
+    let (a, b, c) = (ids(&first), ids(&kept), ids(&fresh));
+    assert!(a.len() >= 40, "{}", a.len());
+    for (key, id) in &a {
+        assert_eq!(b.get(key), Some(id), "item {key} keeps its id");
+    }
+    let new: Vec<i64> = b.iter().filter(|(k, _)| !a.contains_key(*k)).map(|(_, id)| *id).collect();
+    assert!(!new.is_empty() && new.iter().all(|id| *id > a.len() as i64), "new items come after: {new:?}");
+    assert!(a.iter().any(|(k, id)| c.get(k) != Some(id)), "without --keep-ids-from the ids move (the test can fail)");
+    // Rows use the kept numbering, and the data set's sizes cover it.
+    let data = super::DataSet::load(&kept);
+    assert_eq!(data.hparams["V"], b.len() as i64 + 1);
+    let mut sorted = super::fixture_events();
+    sorted.sort_by_key(|e| (e.time, e.row));
+    for (row, e) in data.rows().zip(&sorted) {
+        assert_eq!(row["item"].as_i64(), Some(b.get(&e.item).copied().unwrap_or(0)), "row {}", e.row);
+    }
+    // A feature's vocabulary keeps its ids too: the earlier values come first, in their order.
+    let vocabulary = |d: &Path, input: &str| -> Vec<serde_json::Value> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("features.json")).unwrap()).unwrap();
+        let f = doc["features"].as_array().unwrap().iter().find(|f| f["input"] == input).unwrap().clone();
+        f["vocabulary"].as_array().unwrap().clone()
+    };
+    for input in ["device", "genres"] {
+        let (old, now) = (vocabulary(&first, input), vocabulary(&kept, input));
+        assert_eq!(now[..old.len()], old[..], "{input}");
+    }
+    // The kept data set trains.
+    let o = recspec(&[
+        "train",
+        set.to_str().unwrap(),
+        "--data",
+        kept.to_str().unwrap(),
+        "--out",
+        dir.join("run").to_str().unwrap(),
+        "--max-steps",
+        "3",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // What cannot be kept is refused by file and line, before anything is written.
+    let out = dir.join("refused");
+    let item_file = first.join("vocab/item.jsonl");
+    let text = std::fs::read_to_string(&item_file).unwrap();
+    std::fs::write(&item_file, text.replacen("\"id\":2,", "\"id\":1,", 1)).unwrap();
+    let o = import_set(Some(&dir.join("day2.csv")), &set, &out, &["--keep-ids-from", first.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}: line 2: id 1 is not one of 1..=", item_file.display())),
+        "{}",
+        stderr(&o)
+    );
+    let o = import_set(
+        Some(&dir.join("day2.csv")),
+        &set,
+        &out,
+        &["--keep-ids-from", dir.join("nothing").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing/vocab/item.jsonl: cannot read"), "{}", stderr(&o));
+    let fixture_set = Path::new(FIXTURE).join("features.recspec");
+    let o = import_set(None, &fixture_set, &out, &["--keep-ids-from", kept.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("`fields` ids are laid out as one range per column"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
