@@ -65,7 +65,13 @@ fn run(work: &Path) -> Result<ExitCode, AppError> {
     let dir = start_run(&out, false, spec, &loaded, &graph, &settings, &data)?;
     println!("3. training {} parameters with {settings}", count(&program));
     let device = recspec::runtime::parse_device("cpu")?;
-    let options = TrainOptions { device: device.clone(), skip_bad_rows: false, extra_labels: vec![], progress: false };
+    let options = TrainOptions {
+        device: device.clone(),
+        skip_bad_rows: false,
+        extra_labels: vec![],
+        progress: false,
+        init_from: None,
+    };
     let report = train(&dir, program.clone(), settings, &data, options)?;
     let losses: Vec<String> = report.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
     println!("   mean training loss per epoch: {}; {:.0} samples/s", losses.join(", "), report.samples_per_sec);

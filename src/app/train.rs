@@ -132,6 +132,24 @@ pub struct TrainOptions {
     pub extra_labels: Vec<String>,
     /// Draw a progress line.
     pub progress: bool,
+    /// An earlier run's weights to start from ([`earlier_weights`]); ignored when the run
+    /// resumes from its own checkpoint.
+    pub init_from: Option<Vec<u8>>,
+}
+
+/// The weights of the earlier run `run` (its last completed epoch) as safetensors, for a warm
+/// start (`recspec train --init-from RUN`), and how `program` would start from them.
+pub fn earlier_weights(
+    run: &Path,
+    program: &Program,
+    device: &Device,
+) -> Result<(Vec<u8>, crate::runtime::weights::WarmStart), AppError> {
+    let dir = RunDir::open(run);
+    let (earlier, _) = dir.load_program()?;
+    let bytes = dir.load_weights(&earlier, device)?.to_safetensors(&earlier)?;
+    let plan = crate::runtime::weights::WarmStart::plan(program, &bytes)
+        .map_err(|e| AppError::BadCheckpoint { path: run.to_path_buf(), message: e.to_string() })?;
+    Ok((bytes, plan))
 }
 
 /// Trains `program` on the data set's train split, validating on its valid split, and commits
@@ -162,6 +180,7 @@ pub fn train(
         skip_bad_rows: options.skip_bad_rows,
         extra_labels: options.extra_labels,
         progress: options.progress,
+        init: if start.is_some() { None } else { options.init_from },
     };
     let mut writer = EpochWriter::new(dir, state);
     crate::runtime::train::train(job, start, &mut writer)

@@ -66,6 +66,11 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Start from an earlier run's weights (a warm start): parameters of the same shape are
+    /// copied, tables that grew keep their earlier rows first (import the data with
+    /// `--keep-ids-from`), new parameters start fresh. Ignored when --resume continues a run.
+    #[arg(long, value_name = "RUN")]
+    init_from: Option<PathBuf>,
 }
 
 /// Prepares the run `run` asks for (`app::train::prepare`), printing the spec's diagnostics;
@@ -109,11 +114,30 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         run.data.display(),
         settings
     );
+    let device = args.device.device()?;
+    let init_from = match &args.init_from {
+        Some(earlier) => {
+            let (bytes, plan) = recspec::app::train::earlier_weights(earlier, &program, &device)?;
+            let grown: Vec<String> = plan.grown.iter().map(|(k, a, b)| format!("{k} {a} -> {b} rows")).collect();
+            eprintln!(
+                "warm start from {}: {} parameters copied, {} tables grown{}, {} fresh{}",
+                earlier.display(),
+                plan.copied.len(),
+                plan.grown.len(),
+                if grown.is_empty() { String::new() } else { format!(" ({})", grown.join(", ")) },
+                plan.fresh.len(),
+                if plan.fresh.is_empty() { String::new() } else { format!(" ({})", plan.fresh.join(", ")) },
+            );
+            Some(bytes)
+        }
+        None => None,
+    };
     let options = TrainOptions {
-        device: args.device.device()?,
+        device,
         skip_bad_rows: args.skip_bad_rows,
         extra_labels: args.labels,
         progress: !args.quiet,
+        init_from,
     };
     let report = train(&dir, program, settings, &run.data, options)?;
     eprintln!(

@@ -36,6 +36,9 @@ pub struct TrainJob {
     /// Extra label streams to report in validation (scored as 1 - the primary output).
     pub extra_labels: Vec<String>,
     pub progress: bool,
+    /// An earlier run's weights (safetensors) to start from instead of fresh ones
+    /// ([`Weights::warm_start`]); a resumed run starts from its own checkpoint instead.
+    pub init: Option<Vec<u8>>,
 }
 
 /// What a finished run reports.
@@ -243,7 +246,10 @@ fn train_here<S: EpochSink>(job: TrainJob, start: Option<Checkpoint>, sink: &mut
                 .map_err(|e| RuntimeError::Checkpoint(format!("epoch {epoch}: {e}")))?;
             w
         }
-        None => Weights::init(&job.program, &ad, job.settings.seed),
+        None => match &job.init {
+            Some(earlier) => Weights::warm_start(&job.program, &ad, job.settings.seed, earlier)?,
+            None => Weights::init(&job.program, &ad, job.settings.seed),
+        },
     };
     // the progress bar's total; an unreadable split fails in the loader below, with its message
     let rows_hint = crate::data::count_rows(train_file).unwrap_or(0);

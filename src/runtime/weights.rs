@@ -15,9 +15,7 @@ pub struct Weights {
 impl Weights {
     /// Fresh weights for `program`, deterministic for a seed on every backend.
     pub fn init(program: &Program, device: &Device, seed: u64) -> Weights {
-        Weights::build(program, device, |i, p| {
-            initial_values(p.init, p.numel(), seed ^ crate::rng::GOLDEN_GAMMA.wrapping_mul(i as u64 + 1))
-        })
+        Weights::build(program, device, |i, p| fresh(i, p, seed))
     }
 
     /// Zero weights shaped for `program`: what a checkpoint or weight file is loaded into
@@ -76,6 +74,11 @@ pub fn initial_values(rule: InitRule, n: usize, state: u64) -> Vec<f32> {
         }
     });
     values
+}
+
+/// Slot `i`'s initial values for `seed`: each slot draws from its own stream.
+fn fresh(i: usize, p: &ParamSlot, seed: u64) -> Vec<f32> {
+    initial_values(p.init, p.numel(), seed ^ crate::rng::GOLDEN_GAMMA.wrapping_mul(i as u64 + 1))
 }
 
 /// Weight files in the safetensors format, keyed by recspec parameter keys
@@ -141,5 +144,83 @@ impl Weights {
             };
         }
         Ok(weights)
+    }
+}
+
+/// What a warm start takes from an earlier run's weights ([`Weights::warm_start`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WarmStart {
+    /// Parameters copied whole (same key, same shape).
+    pub copied: Vec<String>,
+    /// Tables that grew: (key, the earlier rows, the rows now); the earlier rows are copied into
+    /// the first rows, the rest keep their fresh initial values.
+    pub grown: Vec<(String, usize, usize)>,
+    /// Parameters the earlier run did not have: freshly initialised.
+    pub fresh: Vec<String>,
+}
+
+impl WarmStart {
+    /// How each parameter of `program` is started from the earlier weights `earlier`
+    /// (safetensors, keyed by parameter keys), or why it cannot be: a parameter of another shape
+    /// (other than more rows) or a table with fewer rows than the earlier one had.
+    pub fn plan(program: &Program, earlier: &[u8]) -> Result<WarmStart, RuntimeError> {
+        let file = safetensors::SafeTensors::deserialize(earlier)
+            .map_err(|e| RuntimeError::Checkpoint(format!("the earlier weights are not a safetensors file: {e}")))?;
+        let list = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+        let mut plan = WarmStart::default();
+        for slot in &program.params {
+            let key = slot.key();
+            let Ok(view) = file.tensor(&key) else {
+                plan.fresh.push(key);
+                continue;
+            };
+            let (old, new) = (view.shape(), slot.shape.as_slice());
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "`{key}` is {} in the earlier run, not F32",
+                    view.dtype()
+                )));
+            }
+            if old == new {
+                plan.copied.push(key);
+            } else if old.len() == new.len() && !old.is_empty() && old[1..] == new[1..] && old[0] < new[0] {
+                plan.grown.push((key, old[0], new[0]));
+            } else if old.len() == new.len() && !old.is_empty() && old[1..] == new[1..] {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "`{key}` has {} rows in the earlier run but {} now: ids the earlier run trained would fall outside \
+                     the table; size its vocabulary to at least {} (a data set imported with --keep-ids-from does)",
+                    old[0], new[0], old[0]
+                )));
+            } else {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "`{key}` is [{}] in the earlier run but [{}] now: the model changed",
+                    list(old),
+                    list(new)
+                )));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+impl Weights {
+    /// Weights for `program` that start from an earlier run's (`earlier`, safetensors): what
+    /// [`WarmStart::plan`] copies, fresh initial values ([`Weights::init`]'s, for `seed`) for the
+    /// rest and for the new rows of grown tables.
+    pub fn warm_start(program: &Program, device: &Device, seed: u64, earlier: &[u8]) -> Result<Weights, RuntimeError> {
+        WarmStart::plan(program, earlier)?;
+        let file = safetensors::SafeTensors::deserialize(earlier)
+            .map_err(|e| RuntimeError::Checkpoint(format!("the earlier weights are not a safetensors file: {e}")))?;
+        let mut values: Vec<Vec<f32>> = vec![];
+        for (i, p) in program.params.iter().enumerate() {
+            let mut v = fresh(i, p, seed);
+            if let Ok(view) = file.tensor(&p.key()) {
+                for (x, c) in v.iter_mut().zip(view.data().chunks_exact(4)) {
+                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            values.push(v);
+        }
+        Ok(Weights::build(program, device, |i, _| values[i].clone()))
     }
 }

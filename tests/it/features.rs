@@ -192,3 +192,53 @@ fn the_model_card_has_a_features_table() {
         .unwrap();
     assert!(!plain.contains("## Features"));
 }
+
+/// A warm start (`recspec train --init-from`): parameters of the same shape are copied, a table
+/// that grew keeps the earlier rows first and fresh rows after them, a parameter the earlier
+/// model lacked starts fresh; a table that shrank or a changed shape is refused by name.
+#[test]
+fn a_warm_start_copies_what_fits_and_grows_tables() {
+    use recspec::runtime::weights::{WarmStart, Weights};
+    let spec = root().join("tests/data/import/ranker.recspec");
+    let program = |v: i64, d: i64| {
+        let set = |k: &str, x: i64| Override::new(k, OverrideValue::Int(x), "test");
+        let (_, checked) = recspec::compile_file(&spec, &[set("V", v), set("D", d)]).unwrap();
+        let g = checked.graph.expect("the ranker compiles");
+        recspec::lower::lower(&g, &recspec::lower::Bindings::of(&g)).unwrap()
+    };
+    let device = burn::prelude::Device::flex();
+    let values = |p: &recspec::lower::Program, w: &Weights, key: &str| -> Vec<f32> {
+        let i = p.params.iter().position(|s| s.key() == key).unwrap();
+        w.tensors[i].val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    };
+    let (small, big) = (program(48, 8), program(50, 8));
+    let earlier = Weights::init(&small, &device, 7);
+    let bytes = earlier.to_safetensors(&small).unwrap();
+    let plan = WarmStart::plan(&big, &bytes).unwrap();
+    assert_eq!(plan.grown, [("items/table".to_string(), 48, 50)]);
+    assert!(plan.fresh.is_empty() && plan.copied.len() + 1 == big.params.len(), "{plan:?}");
+
+    let started = Weights::warm_start(&big, &device, 1, &bytes).unwrap();
+    let fresh = Weights::init(&big, &device, 1);
+    let (old, new, init) = (
+        values(&small, &earlier, "items/table"),
+        values(&big, &started, "items/table"),
+        values(&big, &fresh, "items/table"),
+    );
+    assert_eq!(new[..48 * 8], old[..], "the earlier rows first");
+    assert_eq!(new[48 * 8..], init[48 * 8..], "fresh rows after them");
+    assert!(old[..8] != init[..8], "the two initialisations differ (else the test proves nothing)");
+    for slot in big.params.iter().filter(|s| s.key() != "items/table") {
+        assert_eq!(values(&big, &started, &slot.key()), values(&small, &earlier, &slot.key()), "{}", slot.key());
+    }
+
+    // Smaller or reshaped: refused, naming the parameter.
+    let back = WarmStart::plan(&small, &big_bytes(&big, &device)).unwrap_err().to_string();
+    assert!(back.contains("`items/table` has 50 rows in the earlier run but 48 now"), "{back}");
+    let reshaped = WarmStart::plan(&program(50, 4), &bytes).unwrap_err().to_string();
+    assert!(reshaped.contains("is [48, 8] in the earlier run but [50, 4] now"), "{reshaped}");
+}
+
+fn big_bytes(p: &recspec::lower::Program, device: &burn::prelude::Device) -> Vec<u8> {
+    recspec::runtime::weights::Weights::init(p, device, 3).to_safetensors(p).unwrap()
+}

@@ -105,6 +105,7 @@ fn train_dfn(data: &Path, out: &Path, settings: TrainSettings) -> recspec::runti
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
+        init_from: None,
     };
     std::fs::create_dir_all(out).unwrap();
     train(&RunDir::open(out), dfn_plan(data), settings, data, options).unwrap()

@@ -190,6 +190,7 @@ fn compile_and_train(spec: &Path, data: &Path, out: &Path) -> Result<bool, recsp
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
+        init_from: None,
     };
     train(&dir, program, settings, data, options)?;
     Ok(true)

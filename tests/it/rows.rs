@@ -209,6 +209,7 @@ fn cpu_options() -> recspec::app::train::TrainOptions {
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
+        init_from: None,
     }
 }
 

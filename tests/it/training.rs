@@ -42,6 +42,7 @@ fn train_run(plan: Program, data: &Path, out: &Path, epochs: usize) -> Result<Tr
         skip_bad_rows: false,
         extra_labels: vec![],
         progress: false,
+        init_from: None,
     };
     train(&RunDir::open(out), plan, settings, data, options)
 }

@@ -325,19 +325,22 @@ fn ids_are_kept_across_imports() {
         let (old, now) = (vocabulary(&first, input), vocabulary(&kept, input));
         assert_eq!(now[..old.len()], old[..], "{input}");
     }
-    // The kept data set trains.
-    let o = recspec(&[
-        "train",
-        set.to_str().unwrap(),
-        "--data",
-        kept.to_str().unwrap(),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--max-steps",
-        "3",
-        "--quiet",
-    ]);
+    // A run on the first data set warm-starts a run on the kept one: the item table grows.
+    let train = |data: &Path, run: &str, extra: &[&str]| {
+        let run = dir.join(run);
+        let mut args = vec!["train", set.to_str().unwrap(), "--data", data.to_str().unwrap()];
+        args.extend(["--out", run.to_str().unwrap(), "--max-steps", "3", "--epochs", "1", "--quiet"]);
+        args.extend_from_slice(extra);
+        recspec(&args)
+    };
+    let o = train(&first, "run1", &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let earlier = dir.join("run1");
+    let o = train(&kept, "run2", &["--init-from", earlier.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let grown = format!("(items/table {} -> {} rows)", a.len() + 1, b.len() + 1);
+    assert!(stderr(&o).contains(&format!("warm start from {}: ", earlier.display())), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&grown), "{}", stderr(&o));
 
     // What cannot be kept is refused by file and line, before anything is written.
     let out = dir.join("refused");
