@@ -419,7 +419,11 @@ def _push_values(out, f, items, key_of):
 
 
 def _push_array(out, f, v, n, key):
-    """Pushes exactly `n` numbers from an array value."""
+    """Pushes exactly `n` numbers from an array value (for `n` = 1, a number alone is one too: a
+    feature set writes one number per row for `float[B]` and `float[B, 1]` inputs alike)."""
+    if n == 1 and isinstance(v, (int, float)) and not isinstance(v, bool):
+        _push_one(out, f, v, key)
+        return
     if not isinstance(v, list):
         raise RowError(f"`{key}`: expected an array of {n} values ({_what(f)}), found {found(v)}")
     if len(v) != n:

@@ -319,3 +319,21 @@ class NumberFormatTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OneNumberTest(TmpFiles):
+    """A `[B, 1]` input reads a number alone as an array of one, as the Rust loader does
+    (src/data/row.rs, push_array): what `recspec import` writes for a numeric feature."""
+
+    def test_a_number_fills_an_array_of_one(self):
+        inputs = {"price": ("float", "feature", (None, 1), None), "n": ("id", "feature", (None, 1), 5)}
+        s = Schema.from_inputs(inputs, ["click"])
+        rows = ['{"user":1,"price":2.5,"n":4,"labels":{"click":1}}', '{"user":2,"price":[0.5],"n":[3],"labels":{"click":0}}']
+        (b,) = list(iterate(self.write("\n".join(rows) + "\n"), s, 8))
+        x = b.inputs
+        self.assertEqual(x["price"].tolist(), [[2.5], [0.5]])
+        self.assertEqual(x["n"].tolist(), [[4], [3]])
+        path = self.write('{"user":1,"price":true,"n":1,"labels":{"click":1}}\n')
+        with self.assertRaises(DataError) as cm:
+            list(iterate(path, s, 8))
+        self.assertIn("`price`", str(cm.exception))
