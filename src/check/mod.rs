@@ -76,6 +76,7 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
         graph = Some(g);
     } else if let Some(def) = feature_set {
         // A file of features alone: its statements are checked, with no model to fill.
+        features::dims(def, &mut diagnostics);
         checked_features = features::check(def, None, &Graph::default(), &mut diagnostics);
     }
     let mut seen = HashSet::new();
