@@ -68,7 +68,8 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
                 }
                 return Ok(Exit::Findings);
             };
-            let events = args.events.clone().unwrap_or_else(|| relative_to(f, &set.events.file));
+            let events =
+                args.events.clone().unwrap_or_else(|| recspec::import::mapping::relative_to(f, &set.events.file));
             (recspec::import::mapping::from_features(f, &set)?, events)
         }
         (None, Some(m), Some(events)) => (recspec::import::mapping::load(m)?, events.clone()),
@@ -82,14 +83,4 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     eprintln!("{summary}");
     eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
     Ok(Exit::Ok)
-}
-
-/// `file` as the feature set at `set` names it: relative to the set's folder unless absolute.
-fn relative_to(set: &std::path::Path, file: &str) -> PathBuf {
-    let p = PathBuf::from(file);
-    if p.is_absolute() {
-        p
-    } else {
-        set.parent().unwrap_or(std::path::Path::new("")).join(p)
-    }
 }

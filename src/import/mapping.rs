@@ -192,6 +192,17 @@ pub enum Split {
     LeaveLastOut,
 }
 
+/// `file` as the mapping (or feature set) at `definition` names it: relative to its folder
+/// unless absolute.
+pub fn relative_to(definition: &Path, file: &str) -> PathBuf {
+    let p = PathBuf::from(file);
+    if p.is_absolute() {
+        p
+    } else {
+        definition.parent().unwrap_or(Path::new("")).join(p)
+    }
+}
+
 /// Reads and validates a mapping file.
 pub fn load(path: &Path) -> Result<Mapping, ImportError> {
     let text = std::fs::read_to_string(path).map_err(crate::files::FileError::at("read", path))?;

@@ -13,7 +13,7 @@ use super::mapping::{ExtraKind, Mapping};
 use super::ImportError;
 use crate::features::Ids;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Kept ids: key (or value) -> id, by vocabulary.
 #[derive(Debug, Default)]
@@ -72,6 +72,25 @@ fn field<'a>(
     o.get(key).ok_or_else(|| bad(file, format!("line {line}: no `{key}`")))
 }
 
+/// A `vocab/*.jsonl` file's ids by key: each line's `key` and its id in the field `id`; with
+/// `trained_only`, only lines whose `train_events` is positive (the others were not numbered).
+fn kept_ids(file: &Path, id: &str, trained_only: bool) -> Result<HashMap<String, u32>, ImportError> {
+    let mut pairs = vec![];
+    for (line, o) in objects(file)? {
+        if trained_only && field(file, line, &o, "train_events")?.as_u64().unwrap_or(0) == 0 {
+            continue;
+        }
+        let n = field(file, line, &o, id)?
+            .as_u64()
+            .ok_or_else(|| bad(file, format!("line {line}: `{id}` is not an id")))?;
+        let key = field(file, line, &o, "key")?
+            .as_str()
+            .ok_or_else(|| bad(file, format!("line {line}: `key` is not text")))?;
+        pairs.push((line, key.to_string(), n));
+    }
+    numbered(file, pairs)
+}
+
 /// Reads the ids of the earlier data set `dir` that `m` can keep.
 pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
     if let Some(section) = [("fields", m.fields.is_some()), ("profile", m.profile.is_some())].iter().find(|(_, on)| *on)
@@ -86,37 +105,10 @@ pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
         ));
     }
     let mut prior = Prior::default();
-    let vocab = |name: &str| -> PathBuf { dir.join("vocab").join(name) };
     if m.item_buckets.is_none() {
-        let file = vocab("item.jsonl");
-        let mut pairs = vec![];
-        for (line, o) in objects(&file)? {
-            let id = field(&file, line, &o, "id")?
-                .as_u64()
-                .ok_or_else(|| bad(&file, format!("line {line}: `id` is not an id")))?;
-            let key = field(&file, line, &o, "key")?
-                .as_str()
-                .ok_or_else(|| bad(&file, format!("line {line}: `key` is not text")))?;
-            pairs.push((line, key.to_string(), id));
-        }
-        prior.items = numbered(&file, pairs)?;
+        prior.items = kept_ids(&dir.join("vocab/item.jsonl"), "id", false)?;
     }
-    let file = vocab("user.jsonl");
-    let mut pairs = vec![];
-    for (line, o) in objects(&file)? {
-        let trained = field(&file, line, &o, "train_events")?.as_u64().unwrap_or(0) > 0;
-        if !trained {
-            continue;
-        }
-        let id = field(&file, line, &o, "user")?
-            .as_u64()
-            .ok_or_else(|| bad(&file, format!("line {line}: `user` is not an id")))?;
-        let key = field(&file, line, &o, "key")?
-            .as_str()
-            .ok_or_else(|| bad(&file, format!("line {line}: `key` is not text")))?;
-        pairs.push((line, key.to_string(), id));
-    }
-    prior.users = numbered(&file, pairs)?;
+    prior.users = kept_ids(&dir.join("vocab/user.jsonl"), "user", true)?;
     let counted: Vec<&str> = m
         .extras
         .iter()

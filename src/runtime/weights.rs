@@ -126,16 +126,14 @@ impl Weights {
             let key = slot.key();
             let view = file.tensor(&key).map_err(|_| RuntimeError::Checkpoint(format!("`{key}` is missing")))?;
             if view.dtype() != safetensors::Dtype::F32 || view.shape() != slot.shape.as_slice() {
-                let list = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
                 return Err(RuntimeError::Checkpoint(format!(
                     "`{key}` is {} [{}]; the model needs F32 [{}]",
                     view.dtype(),
-                    list(view.shape()),
-                    list(&slot.shape)
+                    shape_list(view.shape()),
+                    shape_list(&slot.shape)
                 )));
             }
-            let values: Vec<f32> =
-                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let values: Vec<f32> = f32s(view.data()).collect();
             let tensor = Tensor::<1>::from_data(TensorData::new(values, [slot.numel()]), device);
             let param = Param::initialized(weights.tensors[i].id, tensor);
             weights.tensors[i] = match slot.role {
@@ -145,6 +143,22 @@ impl Weights {
         }
         Ok(weights)
     }
+}
+
+/// `2, 3` for the shape [2, 3], in messages.
+fn shape_list(s: &[usize]) -> String {
+    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Little-endian float32 bytes as values.
+fn f32s(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// An earlier run's weights (safetensors bytes), read for a warm start.
+fn earlier_file(earlier: &[u8]) -> Result<safetensors::SafeTensors<'_>, RuntimeError> {
+    safetensors::SafeTensors::deserialize(earlier)
+        .map_err(|e| RuntimeError::Checkpoint(format!("the earlier weights are not a safetensors file: {e}")))
 }
 
 /// What a warm start takes from an earlier run's weights ([`Weights::warm_start`]).
@@ -164,9 +178,10 @@ impl WarmStart {
     /// (safetensors, keyed by parameter keys), or why it cannot be: a parameter of another shape
     /// (other than more rows) or a table with fewer rows than the earlier one had.
     pub fn plan(program: &Program, earlier: &[u8]) -> Result<WarmStart, RuntimeError> {
-        let file = safetensors::SafeTensors::deserialize(earlier)
-            .map_err(|e| RuntimeError::Checkpoint(format!("the earlier weights are not a safetensors file: {e}")))?;
-        let list = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+        WarmStart::of(program, &earlier_file(earlier)?)
+    }
+
+    fn of(program: &Program, file: &safetensors::SafeTensors<'_>) -> Result<WarmStart, RuntimeError> {
         let mut plan = WarmStart::default();
         for slot in &program.params {
             let key = slot.key();
@@ -194,8 +209,8 @@ impl WarmStart {
             } else {
                 return Err(RuntimeError::Checkpoint(format!(
                     "`{key}` is [{}] in the earlier run but [{}] now: the model changed",
-                    list(old),
-                    list(new)
+                    shape_list(old),
+                    shape_list(new)
                 )));
             }
         }
@@ -208,19 +223,15 @@ impl Weights {
     /// [`WarmStart::plan`] copies, fresh initial values ([`Weights::init`]'s, for `seed`) for the
     /// rest and for the new rows of grown tables.
     pub fn warm_start(program: &Program, device: &Device, seed: u64, earlier: &[u8]) -> Result<Weights, RuntimeError> {
-        WarmStart::plan(program, earlier)?;
-        let file = safetensors::SafeTensors::deserialize(earlier)
-            .map_err(|e| RuntimeError::Checkpoint(format!("the earlier weights are not a safetensors file: {e}")))?;
-        let mut values: Vec<Vec<f32>> = vec![];
-        for (i, p) in program.params.iter().enumerate() {
+        let file = earlier_file(earlier)?;
+        WarmStart::of(program, &file)?;
+        // Each slot's fresh values, the earlier ones (a grown table's first rows) written over.
+        Ok(Weights::build(program, device, |i, p| {
             let mut v = fresh(i, p, seed);
             if let Ok(view) = file.tensor(&p.key()) {
-                for (x, c) in v.iter_mut().zip(view.data().chunks_exact(4)) {
-                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
+                v.iter_mut().zip(f32s(view.data())).for_each(|(x, y)| *x = y);
             }
-            values.push(v);
-        }
-        Ok(Weights::build(program, device, |i, _| values[i].clone()))
+            v
+        }))
     }
 }

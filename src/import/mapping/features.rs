@@ -3,10 +3,9 @@
 //! forms import identically. Errors name the feature set's file.
 
 use super::file::*;
-use super::validate::{table_column, validate_file};
+use super::validate::{table_column, validate_file, wanted_slot};
 use super::{Extra, ExtraKind, ImportError, Mapping, ValueSource};
 use crate::features::{Column, FeatureKind, FeatureSet, Ids, Split};
-use crate::import::events::Wanted;
 use std::collections::BTreeMap;
 use std::path::Path;
 use toml::Spanned;
@@ -22,9 +21,9 @@ impl Order {
     }
 }
 
-fn unsupported(input: &str, call: &str) -> ImportError {
+fn unsupported(path: &Path, input: &str, call: &str) -> ImportError {
     ImportError::Input {
-        file: Default::default(),
+        file: path.to_path_buf(),
         message: format!(
             "feature `{input}`: `recspec import` does not make `{call}` features yet (the checker accepts them; \
              docs/features.md says what the import makes)"
@@ -52,10 +51,6 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
     let mut fields = None;
     let mut profile = None;
     let mut output = OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None };
-    let in_file = |e: ImportError| match e {
-        ImportError::Input { message, .. } => ImportError::Input { file: path.to_path_buf(), message },
-        other => other,
-    };
     for f in &set.features {
         let twice = |what: &str| ImportError::Input {
             file: path.to_path_buf(),
@@ -70,7 +65,7 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
                 match ids {
                     Ids::Hashed { buckets } => output.item_buckets = Some(o.next(*buckets as i64)),
                     Ids::Vocabulary { min_count: 1 } => {}
-                    Ids::Vocabulary { .. } => return Err(in_file(unsupported(&f.input, "item(min_count)"))),
+                    Ids::Vocabulary { .. } => return Err(unsupported(path, &f.input, "item(min_count)")),
                 }
             }
             FeatureKind::Fields { columns } | FeatureKind::Profile { columns } => {
@@ -208,13 +203,7 @@ fn source(m: &mut Mapping, c: &Column, origin: &str) -> Result<ValueSource, Impo
     };
     Ok(match c {
         Column::Event(name) => {
-            let slot = match m.columns.iter().position(|w| w.name == *name) {
-                Some(i) => i,
-                None => {
-                    m.columns.push(Wanted { name: name.clone(), origin: origin.to_string() });
-                    m.columns.len() - 1
-                }
-            };
+            let slot = wanted_slot(&mut m.columns, name, origin.to_string());
             m.values.push(slot);
             ValueSource::Event(m.values.len() - 1)
         }

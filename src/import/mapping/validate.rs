@@ -89,13 +89,7 @@ impl Builder<'_> {
 
     /// The slot of an event column, added on first use.
     fn column(&mut self, name: &str, origin: String) -> usize {
-        match self.columns.iter().position(|c| c.name == name) {
-            Some(i) => i,
-            None => {
-                self.columns.push(Wanted { name: name.to_string(), origin });
-                self.columns.len() - 1
-            }
-        }
+        wanted_slot(&mut self.columns, name, origin)
     }
 
     fn nonempty(&self, s: &Spanned<String>, what: &str) -> Result<String, ImportError> {
@@ -108,13 +102,7 @@ impl Builder<'_> {
     fn rule(&mut self, what: String, text: &Spanned<String>, gate: Option<usize>) -> Result<usize, ImportError> {
         let origin = self.origin(&what, &text.span());
         let mut columns = std::mem::take(&mut self.columns);
-        let parsed = Rule::parse(text.get_ref(), &mut |name| match columns.iter().position(|c| c.name == name) {
-            Some(i) => i,
-            None => {
-                columns.push(Wanted { name: name.to_string(), origin: origin.clone() });
-                columns.len() - 1
-            }
-        });
+        let parsed = Rule::parse(text.get_ref(), &mut |name| wanted_slot(&mut columns, name, origin.clone()));
         self.columns = columns;
         let rule = parsed.or_else(|e| self.error(text.span(), format!("{what}: {e}")))?;
         self.rules.push(NamedRule { origin, rule, gate });
@@ -157,8 +145,7 @@ impl Builder<'_> {
 
     fn table_file(&self, file: &Spanned<String>) -> Result<PathBuf, ImportError> {
         let name = self.nonempty(file, "file")?;
-        let p = PathBuf::from(name);
-        Ok(if p.is_absolute() { p } else { self.path.parent().unwrap_or(Path::new("")).join(p) })
+        Ok(relative_to(self.path, &name))
     }
 
     /// `[labels]`: at least one, each a name and its rule.
@@ -543,11 +530,16 @@ impl Builder<'_> {
 
 /// The position of `name` among a table's joined columns, added on first use.
 pub(super) fn table_column(t: &mut Table, name: &str, origin: String) -> usize {
-    match t.columns.iter().position(|c| c.name == name) {
+    wanted_slot(&mut t.columns, name, origin)
+}
+
+/// The position of column `name` among `columns`, added (with `origin`) on first use.
+pub(super) fn wanted_slot(columns: &mut Vec<Wanted>, name: &str, origin: String) -> usize {
+    match columns.iter().position(|c| c.name == name) {
         Some(i) => i,
         None => {
-            t.columns.push(Wanted { name: name.to_string(), origin });
-            t.columns.len() - 1
+            columns.push(Wanted { name: name.to_string(), origin });
+            columns.len() - 1
         }
     }
 }
