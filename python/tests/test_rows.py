@@ -579,7 +579,7 @@ class SettingsTest(unittest.TestCase):
 
 
 DDP_SCRIPT = '''
-import os, sys
+import gc, os, sys
 sys.path.insert(0, %(python)r)
 import torch
 from safetensors.torch import load_file, save_file
@@ -588,29 +588,43 @@ from recspec_torch.check import load_module, split_batches
 from recspec_torch.rows import Optimizers
 
 model_path, weights, batches, out_dir, steps, optimizer, embedding = sys.argv[1:]
+
+
+def run(ctx):
+    # Inside a function so that the DistributedDataParallel wrapper, which holds the process
+    # group, is freed before ctx.close() destroys it, as recspec_torch.train frees its own. A
+    # module-level wrapper lived until the interpreter's teardown, where gloo's destructor can
+    # abort the process (SIGABRT, "terminate called without an active exception"; seen once
+    # in CI).
+    module, cls = load_module(model_path)
+    model = cls()
+    model.load_recspec_state_dict(load_file(weights))
+    objective = train.Objective(model, {})
+    step_fn = train.data_parallel(ctx, objective, train.placeholder_batch(module, ctx.device))
+    opt = Optimizers(model, module, optimizer, %(lr)r, embedding, eps=train.OPTIMIZER_EPS)
+    data = split_batches(load_file(batches))
+    model.train()
+    with ops.no_dropout():
+        for k in range(int(steps)):
+            inputs, labels = data[2 * k + ctx.rank + 1]
+            total, _ = step_fn(inputs, labels, k)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+    out = {f"w/{k}": v.contiguous() for k, v in model.recspec_state_dict().items() if k != "mem/slots"}
+    for key in opt.tables:
+        n, state = opt.row_state(key)
+        out.update({f"{name}/{key}": t.contiguous() for name, t in state.items()})
+        out[f"steps/{key}"] = torch.tensor([n])
+    save_file(out, os.path.join(out_dir, f"rank{ctx.rank}.safetensors"))
+
+
 ctx = train.Context("cpu")
-module, cls = load_module(model_path)
-model = cls()
-model.load_recspec_state_dict(load_file(weights))
-objective = train.Objective(model, {})
-step_fn = train.data_parallel(ctx, objective, train.placeholder_batch(module, ctx.device))
-opt = Optimizers(model, module, optimizer, %(lr)r, embedding, eps=train.OPTIMIZER_EPS)
-data = split_batches(load_file(batches))
-model.train()
-with ops.no_dropout():
-    for k in range(int(steps)):
-        inputs, labels = data[2 * k + ctx.rank + 1]
-        total, _ = step_fn(inputs, labels, k)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-out = {f"w/{k}": v.contiguous() for k, v in model.recspec_state_dict().items() if k != "mem/slots"}
-for key in opt.tables:
-    n, state = opt.row_state(key)
-    out.update({f"{name}/{key}": t.contiguous() for name, t in state.items()})
-    out[f"steps/{key}"] = torch.tensor([n])
-save_file(out, os.path.join(out_dir, f"rank{ctx.rank}.safetensors"))
-ctx.close()
+try:
+    run(ctx)
+finally:
+    gc.collect()  # the wrapper's reference cycles too
+    ctx.close()
 '''
 
 
