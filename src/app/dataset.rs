@@ -55,3 +55,48 @@ pub(crate) fn split_file(data: &Path, split: &str) -> Result<PathBuf, AppError> 
         _ => Err(AppError::AmbiguousSplit { files: found, split: split.to_string() }),
     }
 }
+
+/// The features data set `data` was imported with, fitted, ready to build rows from raw events
+/// (`recspec serve --data`): the mapping or feature set `definition` names, or else the one its
+/// `data.toml` records (a path as given to `recspec import`, tried as it is and then beside
+/// the data set).
+pub fn featurizer(data: &Path, definition: Option<&Path>) -> Result<crate::import::online::Featurizer, AppError> {
+    let file = match definition {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let toml_path = data.join("data.toml");
+            let text = std::fs::read_to_string(&toml_path).map_err(|e| {
+                AppError::Serve(format!(
+                    "{}: cannot read ({e}); --data needs a data set made by recspec import",
+                    toml_path.display()
+                ))
+            })?;
+            let doc: toml::Table = toml::from_str(&text)
+                .map_err(|e| AppError::Serve(format!("{}: not TOML: {}", toml_path.display(), e.message())))?;
+            let Some(recorded) = doc.get("import").and_then(|i| i.get("mapping")).and_then(|m| m.as_str()) else {
+                return Err(AppError::Serve(format!(
+                    "{}: no [import] mapping; this data set was not made by recspec import (give --features)",
+                    toml_path.display()
+                )));
+            };
+            let recorded = PathBuf::from(recorded);
+            match recorded.exists() {
+                true => recorded,
+                false => data.join(recorded.file_name().unwrap_or_default()),
+            }
+        }
+    };
+    let mapping = if file.extension().is_some_and(|e| e == "toml") {
+        crate::import::mapping::load(&file)?
+    } else {
+        let (program, checked) = crate::compile_file(&file, &[])?;
+        if checked.has_errors() {
+            return Err(AppError::Serve(crate::diag::render(&program.sources, &checked.diagnostics)));
+        }
+        let Some(set) = checked.features else {
+            return Err(AppError::Serve(format!("{}: has no feature set (`features NAME {{ ... }}`)", file.display())));
+        };
+        crate::import::mapping::from_features(&file, &set)?
+    };
+    Ok(crate::import::online::Featurizer::load(data, mapping)?)
+}

@@ -6,11 +6,12 @@
 //! enters `history` only when a later time of its user is reached, so an event never appears in
 //! the sequences of a row with the same timestamp, whatever the order of ties.
 
+use super::extras::Fitted;
 use super::mapping::{Mapping, SideKind};
 use super::read::Event;
 use super::sort::Sorted;
 use super::split::Splitter;
-use super::vocab::{value, Joins, Vocabs};
+use super::vocab::{value, CategoricalIds, Joins, Vocabs};
 use super::{ImportError, Progress, PROGRESS_EVERY};
 use crate::files::Staged;
 use std::collections::VecDeque;
@@ -36,17 +37,17 @@ pub struct Written {
 /// The last entries of one sequence: items (their key index, written by [`ItemIds`]) and side
 /// values, oldest first.
 #[derive(Clone, Default)]
-struct Steps {
+pub(crate) struct Steps {
     items: VecDeque<u32>,
     sides: Vec<VecDeque<f32>>,
 }
 
 impl Steps {
-    fn new(sides: usize) -> Steps {
+    pub(crate) fn new(sides: usize) -> Steps {
         Steps { items: VecDeque::new(), sides: vec![VecDeque::new(); sides] }
     }
 
-    fn push(&mut self, cap: usize, item: u32, sides: impl Iterator<Item = f32>) {
+    pub(crate) fn push(&mut self, cap: usize, item: u32, sides: impl Iterator<Item = f32>) {
         if self.items.len() == cap {
             self.items.pop_front();
             for s in &mut self.sides {
@@ -68,18 +69,58 @@ impl Steps {
 }
 
 /// A user's sequences: `history` before `time`, `pending` at `time`.
-struct UserState {
-    time: f64,
-    row_id: u64,
-    history: Vec<Steps>,
-    pending: Vec<Steps>,
+pub(crate) struct UserState {
+    pub time: f64,
+    pub row_id: u64,
+    pub history: Vec<Steps>,
+    pub pending: Vec<Steps>,
+}
+
+impl UserState {
+    pub(crate) fn new(m: &Mapping, row_id: u64) -> UserState {
+        let steps: Vec<Steps> = m.sequences.iter().map(|s| Steps::new(s.sides.len())).collect();
+        UserState { time: f64::NEG_INFINITY, row_id, history: steps.clone(), pending: steps }
+    }
+
+    /// Moves to `time`: when it is later than the user's current time, the events pending at
+    /// the current time join the history (an event never enters a row of its own time).
+    pub(crate) fn advance(&mut self, m: &Mapping, time: f64) {
+        if time > self.time {
+            for ((h, p), s) in self.history.iter_mut().zip(self.pending.iter_mut()).zip(&m.sequences) {
+                h.append(s.length, p);
+            }
+            self.time = time;
+        }
+    }
+
+    /// Adds the user's event `e` (at the current time) to every sequence whose rule admits it.
+    pub(crate) fn admit(&mut self, m: &Mapping, e: &Event) {
+        for (p, s) in self.pending.iter_mut().zip(&m.sequences) {
+            if e.rules[s.when] {
+                p.push(s.length, e.item, s.sides.iter().map(|d| side_value(d.kind, e)));
+            }
+        }
+    }
 }
 
 /// How an item (by key index) is written: its vocabulary id, or with `[output] item_buckets` its
 /// key as a JSON string, which the loader hashes (`vocab V hashed`).
-enum ItemIds<'a> {
+pub(crate) enum ItemIds<'a> {
     Vocabulary(&'a [u32]),
+    /// Owned: the ids of the keys one request names ([`super::online`]).
+    Owned(Vec<u32>),
     Hashed(Vec<String>),
+}
+
+/// Everything a row's ids come from: the items' ids (by key index), the users' vocabulary ids
+/// (by user index), and the fitted vocabularies. The import passes its whole [`Vocabs`]; a
+/// server ([`super::online`]) the keys of one request over the data set's fitted artifact.
+pub(crate) struct RowIds<'a> {
+    pub items: ItemIds<'a>,
+    pub users: &'a [u32],
+    pub fields: Option<&'a CategoricalIds>,
+    pub profile: Option<&'a CategoricalIds>,
+    pub extras: &'a [Fitted],
 }
 
 impl ItemIds<'_> {
@@ -88,13 +129,16 @@ impl ItemIds<'_> {
             ItemIds::Vocabulary(ids) => {
                 let _ = write!(s, "{}", ids[item as usize]);
             }
+            ItemIds::Owned(ids) => {
+                let _ = write!(s, "{}", ids[item as usize]);
+            }
             ItemIds::Hashed(keys) => s.push_str(&keys[item as usize]),
         }
     }
 }
 
 /// The row keys, JSON-quoted once.
-struct Keys {
+pub(crate) struct Keys {
     item: String,
     fields: String,
     profile: String,
@@ -103,8 +147,27 @@ struct Keys {
     extras: Vec<String>,
 }
 
-fn json_key(s: &str) -> String {
+pub(crate) fn json_key(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
+}
+
+impl Keys {
+    pub(crate) fn new(m: &Mapping) -> Keys {
+        Keys {
+            item: json_key(&m.item_key),
+            fields: m.fields.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
+            profile: m.profile.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
+            sequences: m
+                .sequences
+                .iter()
+                .map(|s| {
+                    (json_key(&s.name), s.sides.iter().map(|d| json_key(&format!("{}.{}", s.name, d.name))).collect())
+                })
+                .collect(),
+            labels: m.labels.iter().map(|l| json_key(&l.name)).collect(),
+            extras: m.extras.iter().map(|x| json_key(&x.key)).collect(),
+        }
+    }
 }
 
 /// Writes every event's row to `files` (train, valid, test) in sorted order; `item_keys` are the
@@ -126,17 +189,13 @@ pub(crate) fn write_rows(
         Some(_) => ItemIds::Hashed(item_keys.iter().map(|k| json_key(k)).collect()),
         None => ItemIds::Vocabulary(&vocabs.items.ids),
     };
-    let keys = Keys {
-        item: json_key(&m.item_key),
-        fields: m.fields.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
-        profile: m.profile.as_ref().map(|c| json_key(&c.key)).unwrap_or_default(),
-        sequences: m
-            .sequences
-            .iter()
-            .map(|s| (json_key(&s.name), s.sides.iter().map(|d| json_key(&format!("{}.{}", s.name, d.name))).collect()))
-            .collect(),
-        labels: m.labels.iter().map(|l| json_key(&l.name)).collect(),
-        extras: m.extras.iter().map(|x| json_key(&x.key)).collect(),
+    let keys = Keys::new(m);
+    let ids = RowIds {
+        items,
+        users: &vocabs.users.ids,
+        fields: vocabs.fields.as_ref(),
+        profile: vocabs.profile.as_ref(),
+        extras: &vocabs.extras,
     };
     let empty = SplitCounts { rows: 0, labels: vec![0; m.labels.len()] };
     let mut out = Written {
@@ -160,16 +219,10 @@ pub(crate) fn write_rows(
                 next_outside - 1
             };
             out.user_rows[u] = row_id;
-            let steps: Vec<Steps> = m.sequences.iter().map(|s| Steps::new(s.sides.len())).collect();
-            UserState { time: f64::NEG_INFINITY, row_id, history: steps.clone(), pending: steps }
+            UserState::new(m, row_id)
         });
-        if e.time > state.time {
-            for ((h, p), s) in state.history.iter_mut().zip(state.pending.iter_mut()).zip(&m.sequences) {
-                h.append(s.length, p);
-            }
-            state.time = e.time;
-        }
-        row(&mut line, m, &keys, &items, vocabs, joins, &e, state).map_err(|message| {
+        state.advance(m, e.time);
+        row(&mut line, m, &keys, &ids, joins, &e, state).map_err(|message| {
             ImportError::Row(crate::data::DataError { file: events.to_path_buf(), row: e.row as usize, message })
         })?;
         files[split].write(&line)?;
@@ -181,11 +234,7 @@ pub(crate) fn write_rows(
         for (hist, h) in out.lengths.iter_mut().zip(&state.history) {
             hist[h.items.len()] += 1;
         }
-        for (p, s) in state.pending.iter_mut().zip(&m.sequences) {
-            if e.rules[s.when] {
-                p.push(s.length, e.item, s.sides.iter().map(|d| side_value(d.kind, &e)));
-            }
-        }
+        state.admit(m, &e);
         if (n + 1) % PROGRESS_EVERY == 0 {
             progress(Progress::Written { rows: n + 1 });
         }
@@ -193,7 +242,7 @@ pub(crate) fn write_rows(
     Ok(out)
 }
 
-fn side_value(kind: SideKind, e: &Event) -> f32 {
+pub(crate) fn side_value(kind: SideKind, e: &Event) -> f32 {
     match kind {
         SideKind::Column { float, .. } => e.floats[float],
         SideKind::Flag { rule } => f32::from(u8::from(e.rules[rule])),
@@ -201,13 +250,11 @@ fn side_value(kind: SideKind, e: &Event) -> f32 {
 }
 
 /// The JSON line of one event (newline included).
-#[allow(clippy::too_many_arguments)]
-fn row(
+pub(crate) fn row(
     s: &mut String,
     m: &Mapping,
     keys: &Keys,
-    items: &ItemIds,
-    vocabs: &Vocabs,
+    ids: &RowIds,
     joins: &Joins,
     e: &Event,
     state: &UserState,
@@ -221,14 +268,17 @@ fn row(
         let _ = write!(s, "{}", e.time);
     }
     let _ = write!(s, ",{}:", keys.item);
+    let items = &ids.items;
     items.write(s, e.item);
-    if let (Some(c), Some(ids)) = (&m.fields, &vocabs.fields) {
+    if let (Some(c), Some(fields)) = (&m.fields, ids.fields) {
+        let ids = fields;
         let _ = write!(s, ",{}:", keys.fields);
         list(s, c.columns.iter().enumerate().map(|(i, col)| ids.id(i, value(col.source, e, joins))));
     }
-    if let (Some(c), Some(ids)) = (&m.profile, &vocabs.profile) {
+    if let (Some(c), Some(profile)) = (&m.profile, ids.profile) {
         let _ = write!(s, ",{}:", keys.profile);
-        let user = vocabs.users.ids[e.user as usize];
+        let user = ids.users[e.user as usize];
+        let ids = profile;
         list(
             s,
             std::iter::once(user)
@@ -249,7 +299,7 @@ fn row(
             list(s, values.iter());
         }
     }
-    super::extras::write(s, m, &keys.extras, &vocabs.extras, e, joins)?;
+    super::extras::write(s, m, &keys.extras, ids.extras, e, joins)?;
     s.push_str(",\"labels\":{");
     for (i, (k, l)) in keys.labels.iter().zip(&m.labels).enumerate() {
         let _ = write!(s, "{}{k}:{}", if i > 0 { "," } else { "" }, u8::from(e.rules[l.rule]));

@@ -216,7 +216,7 @@ struct JsonLines {
 
 /// A JSON value as column text: strings as they are, numbers and booleans as written, `null`
 /// as empty text, an array of those as its elements joined by spaces (a token sequence).
-fn json_text(v: &serde_json::Value) -> Option<String> {
+pub(crate) fn json_text(v: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
     match v {
         Value::Null => Some(String::new()),

@@ -95,6 +95,9 @@ pub(crate) struct Stats {
     m2: f64,
     pub min: f64,
     pub max: f64,
+    /// The standard deviation as a data set's `features.json` stored it (read back by
+    /// [`Stats::stored`]), used as it is rather than recomputed from a sum of squares.
+    stored_std: Option<f64>,
 }
 
 impl Stats {
@@ -110,9 +113,16 @@ impl Stats {
         self.max = self.max.max(x);
     }
 
+    /// Statistics read back from `features.json`.
+    pub(crate) fn stored(count: u64, mean: f64, std: f64, min: f64, max: f64) -> Stats {
+        Stats { count, mean, m2: 0.0, min, max, stored_std: Some(std) }
+    }
+
     /// The population standard deviation (0 without values).
     pub fn std(&self) -> f64 {
-        if self.count == 0 {
+        if let Some(std) = self.stored_std {
+            std
+        } else if self.count == 0 {
             0.0
         } else {
             (self.m2 / self.count as f64).sqrt()

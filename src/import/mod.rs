@@ -18,6 +18,7 @@ pub mod build;
 pub mod events;
 mod extras;
 pub mod mapping;
+pub mod online;
 mod prior;
 pub mod read;
 pub mod rule;

@@ -9,9 +9,11 @@
 //! in id order). A file that is missing, malformed, or whose ids are not 1, 2, ... once each is an
 //! error naming the file and line: an artifact that does not match is never half used.
 
+use super::extras::{Fitted, Stats};
 use super::mapping::{ExtraKind, Mapping};
+use super::vocab::{CategoricalIds, Values};
 use super::ImportError;
-use crate::features::Ids;
+use crate::features::{Ids, Scaling};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -123,27 +125,205 @@ pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
         .collect();
     if !counted.is_empty() {
         let file = dir.join("features.json");
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| bad(&file, format!("cannot read the earlier data set's fitted features: {e}")))?;
-        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&file, format!("not JSON: {e}")))?;
-        if doc["version"] != 1 {
-            return Err(bad(&file, format!("version {} is not one this recspec reads (1)", doc["version"])));
-        }
+        let stored = read_artifact(&file)?;
         for input in counted {
-            let entry = doc["features"].as_array().and_then(|fs| fs.iter().find(|f| f["input"] == input));
-            let Some(values) = entry.and_then(|e| e["vocabulary"].as_array()) else {
-                return Err(bad(
-                    &file,
-                    format!(
-                        "no vocabulary for feature `{input}`: the earlier data set was made by another feature set"
-                    ),
-                ));
-            };
-            let values: Option<Vec<String>> = values.iter().map(|v| v.as_str().map(str::to_string)).collect();
-            let values =
-                values.ok_or_else(|| bad(&file, format!("feature `{input}`: a vocabulary value is not text")))?;
-            prior.extras.insert(input.to_string(), values);
+            prior.extras.insert(input.to_string(), stored.vocabulary(&file, input)?);
         }
     }
     Ok(prior)
+}
+
+/// A data set's `features.json` (written by `extras::artifact`), numbers kept as their text
+/// so that they are read back exactly (`str::parse` rounds correctly).
+#[derive(serde::Deserialize)]
+struct Artifact {
+    version: u64,
+    features: Vec<StoredFeature>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredFeature {
+    input: String,
+    kind: String,
+    #[serde(default)]
+    vocabulary: Option<Vec<String>>,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    mean: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    std: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    min: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    max: Option<Box<serde_json::value::RawValue>>,
+}
+
+fn read_artifact(file: &Path) -> Result<Artifact, ImportError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| bad(file, format!("cannot read the data set's fitted features: {e}")))?;
+    let doc: Artifact =
+        serde_json::from_str(&text).map_err(|e| bad(file, format!("not a fitted-features file: {e}")))?;
+    if doc.version != 1 {
+        return Err(bad(file, format!("version {} is not one this recspec reads (1)", doc.version)));
+    }
+    Ok(doc)
+}
+
+impl Artifact {
+    fn entry(&self, file: &Path, input: &str) -> Result<&StoredFeature, ImportError> {
+        self.features.iter().find(|f| f.input == input).ok_or_else(|| {
+            bad(file, format!("nothing fitted for feature `{input}`: the data set was made by another feature set"))
+        })
+    }
+
+    fn vocabulary(&self, file: &Path, input: &str) -> Result<Vec<String>, ImportError> {
+        self.entry(file, input)?.vocabulary.clone().ok_or_else(|| {
+            bad(file, format!("no vocabulary for feature `{input}`: the data set was made by another feature set"))
+        })
+    }
+
+    fn stats(&self, file: &Path, input: &str, kind: &str) -> Result<Stats, ImportError> {
+        let f = self.entry(file, input)?;
+        if f.kind != kind {
+            return Err(bad(file, format!("feature `{input}` was fitted as {}, not {kind}", f.kind)));
+        }
+        let number = |name: &str, raw: &Option<Box<serde_json::value::RawValue>>| {
+            raw.as_ref()
+                .and_then(|r| r.get().parse::<f64>().ok())
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| bad(file, format!("feature `{input}`: `{name}` is missing or not a finite number")))
+        };
+        let count = f.count.ok_or_else(|| bad(file, format!("feature `{input}`: no `count`")))?;
+        if count == 0 {
+            return Ok(Stats::default());
+        }
+        Ok(Stats::stored(
+            count,
+            number("mean", &f.mean)?,
+            number("std", &f.std)?,
+            number("min", &f.min)?,
+            number("max", &f.max)?,
+        ))
+    }
+}
+
+/// Everything a data set's import fitted, read back: what [`super::online`] builds rows with.
+pub(crate) struct Fit {
+    /// Item key -> vocabulary id (empty with hashed items, whose keys are written as they are).
+    pub items: HashMap<String, u32>,
+    /// The item keys the data set knows, in vocabulary order (hashed: in `item.jsonl` order).
+    pub item_keys: Vec<String>,
+    /// User key -> vocabulary id (users with training events).
+    pub users: HashMap<String, u32>,
+    /// User key -> the `user` its rows were written with (every user of the log).
+    pub user_rows: HashMap<String, u64>,
+    pub fields: Option<CategoricalIds>,
+    pub profile: Option<CategoricalIds>,
+    /// One per extra of the mapping, in its order.
+    pub extras: Vec<Fitted>,
+}
+
+/// A `fields` or `profile` vocabulary file (`vocab/KEY.jsonl`: per column its out-of-vocabulary
+/// line, `value` null, then its values in id order), checked against the ids
+/// [`CategoricalIds::new`] gives them from `base`.
+fn categorical(file: &Path, columns: &[String], base: u32) -> Result<CategoricalIds, ImportError> {
+    let mut per_column: Vec<Vec<String>> = vec![vec![]; columns.len()];
+    let mut ids: Vec<(usize, u64)> = vec![];
+    let mut column = None;
+    for (line, o) in objects(file)? {
+        let name = field(file, line, &o, "column")?.as_str().unwrap_or("");
+        let c = columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| bad(file, format!("line {line}: column `{name}` is not one the mapping reads")))?;
+        let id = field(file, line, &o, "id")?
+            .as_u64()
+            .ok_or_else(|| bad(file, format!("line {line}: `id` is not an id")))?;
+        ids.push((line, id));
+        match field(file, line, &o, "value")? {
+            serde_json::Value::Null => column = Some(c),
+            serde_json::Value::String(v) if column == Some(c) => per_column[c].push(v.clone()),
+            _ => return Err(bad(file, format!("line {line}: expected column `{name}`'s null line before its values"))),
+        }
+    }
+    let ids_of =
+        CategoricalIds::new(base, per_column.into_iter().map(|v| Values::keeping(&v, HashMap::new())).collect());
+    let expected =
+        ids_of.offsets.iter().zip(&ids_of.columns).flat_map(|(o, c)| *o as u64..=(*o as u64 + c.entries.len() as u64));
+    if let Some(((line, id), want)) = ids.iter().zip(expected).find(|((_, id), want)| id != want) {
+        return Err(bad(
+            file,
+            format!("line {line}: id {id} where {want} was expected; this is not a vocabulary recspec import wrote"),
+        ));
+    }
+    Ok(ids_of)
+}
+
+/// Reads what the import of the data set `dir` with mapping `m` fitted.
+pub(crate) fn fitted(dir: &Path, m: &Mapping) -> Result<Fit, ImportError> {
+    let item_file = dir.join("vocab/item.jsonl");
+    let (items, item_keys) = match m.item_buckets {
+        None => {
+            let items = kept_ids(&item_file, "id", false)?;
+            let mut keys: Vec<(&u32, &String)> = items.iter().map(|(k, id)| (id, k)).collect();
+            keys.sort();
+            let keys = keys.into_iter().map(|(_, k)| k.clone()).collect();
+            (items, keys)
+        }
+        Some(_) => {
+            let mut keys = vec![];
+            for (line, o) in objects(&item_file)? {
+                let key = field(&item_file, line, &o, "key")?;
+                keys.push(
+                    key.as_str().ok_or_else(|| bad(&item_file, format!("line {line}: `key` is not text")))?.to_string(),
+                );
+            }
+            (HashMap::new(), keys)
+        }
+    };
+    let user_file = dir.join("vocab/user.jsonl");
+    let users = kept_ids(&user_file, "user", true)?;
+    let mut user_rows = HashMap::new();
+    for (line, o) in objects(&user_file)? {
+        let row = field(&user_file, line, &o, "user")?.as_u64();
+        let key = field(&user_file, line, &o, "key")?.as_str();
+        let (Some(row), Some(key)) = (row, key) else {
+            return Err(bad(&user_file, format!("line {line}: expected a numeric `user` and a text `key`")));
+        };
+        user_rows.insert(key.to_string(), row);
+    }
+    let names = |c: &super::mapping::Categorical| c.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let fields = m
+        .fields
+        .as_ref()
+        .map(|c| categorical(&dir.join(format!("vocab/{}.jsonl", c.key)), &names(c), 0))
+        .transpose()?;
+    let base = users.len() as u32 + 1;
+    let profile = m
+        .profile
+        .as_ref()
+        .map(|c| categorical(&dir.join(format!("vocab/{}.jsonl", c.key)), &names(c), base))
+        .transpose()?;
+    let file = dir.join("features.json");
+    let stored = if file.exists() { Some(read_artifact(&file)?) } else { None };
+    let mut extras = vec![];
+    for x in &m.extras {
+        let needed = || stored.as_ref().ok_or_else(|| bad(&file, format!("missing; feature `{}` was fitted", x.key)));
+        extras.push(match &x.kind {
+            ExtraKind::Categorical { ids: Ids::Vocabulary { .. }, .. }
+            | ExtraKind::Tokens { ids: Ids::Vocabulary { .. }, .. } => {
+                Fitted::Vocabulary(Values::keeping(&needed()?.vocabulary(&file, &x.key)?, HashMap::new()))
+            }
+            ExtraKind::Numeric { scaling: scaling @ (Scaling::ZScore | Scaling::MinMax), .. } => {
+                Fitted::Stats(needed()?.stats(&file, &x.key, scaling.name())?)
+            }
+            ExtraKind::Categorical { .. }
+            | ExtraKind::Tokens { .. }
+            | ExtraKind::Numeric { .. }
+            | ExtraKind::Bucketize { .. }
+            | ExtraKind::Cross { .. } => Fitted::Nothing,
+        });
+    }
+    Ok(Fit { items, item_keys, users, user_rows, fields, profile, extras })
 }

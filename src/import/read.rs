@@ -186,7 +186,7 @@ pub(crate) fn read_events(
 }
 
 /// One record's event (its row, user and item left for the caller), or why it is bad.
-fn event(m: &Mapping, values: &[String]) -> Result<Event, String> {
+pub(crate) fn event(m: &Mapping, values: &[String]) -> Result<Event, String> {
     for (slot, what) in [(m.user, "user"), (m.item, "item")] {
         if values[slot].is_empty() {
             return Err(format!("the {what} column `{}` is empty", m.columns[slot].name));

@@ -108,7 +108,7 @@ pub struct CategoricalIds {
 }
 
 impl CategoricalIds {
-    fn new(base: u32, columns: Vec<Values>) -> CategoricalIds {
+    pub(crate) fn new(base: u32, columns: Vec<Values>) -> CategoricalIds {
         let mut offsets = vec![];
         let mut next = base;
         for c in &columns {

@@ -5,6 +5,7 @@
 
 mod errors;
 mod features;
+mod online;
 
 use crate::cli::{code, recspec, stderr};
 use crate::Scratch;
