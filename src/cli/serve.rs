@@ -3,9 +3,11 @@
 use super::Exit;
 use recspec::app::AppError;
 use recspec::runtime::DeviceChoice;
-use recspec::server::{serve, ServeOptions};
+use recspec::server::state::{Embedded, Store};
+use recspec::server::{serve, Raw, ServeOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -33,6 +35,21 @@ pub struct Args {
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// Take raw requests (`POST /events`, `/score` with a user and item keys): rows are built
+    /// with this data set's fitted features (the one the run was trained on).
+    #[arg(long, requires = "state")]
+    data: Option<PathBuf>,
+    /// The feature set or mapping the data set was imported with (default: the one its
+    /// data.toml records).
+    #[arg(long, requires = "data")]
+    features: Option<PathBuf>,
+    /// The file that keeps each user's raw events (created if missing; an embedded database).
+    #[arg(long, requires = "data")]
+    state: Option<PathBuf>,
+    /// Events to store before serving (an event log in any format recspec import reads), e.g.
+    /// the data set's own, to serve its users at once.
+    #[arg(long, requires = "data")]
+    load_events: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
@@ -49,11 +66,40 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let device = args.device.device()?;
     let run = args.run.clone();
-    serve(args.run, device, options, |addr| {
+    let raw = match (&args.data, &args.state) {
+        (Some(data), Some(state)) => {
+            let features = Arc::new(recspec::app::dataset::featurizer(data, args.features.as_deref())?);
+            let store: Arc<dyn Store> =
+                Arc::new(Embedded::open(state).map_err(|e| AppError::Serve(format!("cannot open the state: {e}")))?);
+            if let Some(file) = &args.load_events {
+                let n = load_events(&features, store.as_ref(), file)?;
+                eprintln!("stored {n} events of {}", file.display());
+            }
+            Some(Raw { features, store, data: data.clone() })
+        }
+        _ => None,
+    };
+    serve(args.run, device, options, raw, |addr| {
         eprintln!(
             "serving {} on http://{addr} (POST /score, /recommend, /admin/reload; GET /health, /metrics)",
             run.display()
         );
     })?;
     Ok(Exit::Ok)
+}
+
+/// Stores every event of `file`, read as `recspec import` reads an event log (a bad row stops
+/// it, naming the file and row).
+fn load_events(
+    features: &Arc<recspec::import::online::Featurizer>,
+    store: &dyn Store,
+    file: &std::path::Path,
+) -> Result<usize, AppError> {
+    let events = features.read_events(file)?;
+    let n = events.len();
+    let f = features.clone();
+    store
+        .append(events, &|es, e| f.insert(es, e))
+        .map_err(|e| AppError::Serve(format!("cannot store the events of {}: {e}", file.display())))?;
+    Ok(n)
 }

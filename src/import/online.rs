@@ -101,9 +101,30 @@ impl Featurizer {
                 return Err(format!("no `{}`", self.m.columns[slot].name));
             }
         }
+        self.raw_event(values)
+    }
+
+    /// An event from its values by slot, checked.
+    fn raw_event(&self, values: Vec<String>) -> Result<(String, RawEvent), String> {
         let e = event(&self.m, &values)?;
+        let user = values[self.m.user].clone();
         let columns = self.m.columns.iter().zip(values).map(|(c, v)| (c.name.clone(), v)).collect();
-        Ok((object_text(object, &self.m.columns[self.m.user].name), RawEvent { time: e.time, columns }))
+        Ok((user, RawEvent { time: e.time, columns }))
+    }
+
+    /// Every event of an event log (any format the import reads), checked as the import checks
+    /// them; the first bad row is an error naming the file and row.
+    pub fn read_events(&self, path: &Path) -> Result<Vec<(String, RawEvent)>, ImportError> {
+        let mut reader = super::events::open(path, &self.m.events, &self.m.columns)?;
+        let mut values = vec![];
+        let mut out = vec![];
+        while let Some(row) = reader.next_record(&mut values)? {
+            let e = self.raw_event(std::mem::take(&mut values)).map_err(|message| {
+                ImportError::Row(crate::data::DataError { file: path.to_path_buf(), row, message })
+            })?;
+            out.push(e);
+        }
+        Ok(out)
     }
 
     /// The values of `raw` by slot (a column it lacks is empty).
@@ -214,9 +235,4 @@ impl Featurizer {
         }
         Ok(out)
     }
-}
-
-/// The text of `object[name]` (present: [`Featurizer::parse_event`] checked it).
-fn object_text(object: &Map<String, Value>, name: &str) -> String {
-    object.get(name).and_then(json_text).unwrap_or_default()
 }

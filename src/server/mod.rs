@@ -6,6 +6,11 @@
 //! - `POST /recommend` `{"rows": [HISTORY, ...], "k": 10, "exclude_consumed": false}` →
 //!   `{"model", "output", "items": [[{"item", "score"}, ...], ...]}` for runs with an
 //!   item-scoring output.
+//! - With `--data` (raw requests, [`Raw`]): `POST /events` `{"events": [EVENT, ...]}` stores raw
+//!   events (the event log's columns, as the data set's features read them) in each user's
+//!   state ([`state`]); `POST /score` `{"user": KEY, "items": [KEY, ...], "context": {...}}`
+//!   builds each candidate's row from the user's stored events with the import's own code
+//!   ([`crate::import::online`]) and answers `{"model", "streams", "scores", "items"}`.
 //! - `GET /health`: the model served; `GET /metrics`: Prometheus text (requests and errors by
 //!   endpoint and status, latency and batch-size histograms).
 //! - `POST /admin/reload` `{"run": PATH}` (optional): loads a run (the same one when no path is
@@ -17,8 +22,10 @@
 //! and the field; the server keeps serving.
 
 pub mod model;
+pub mod state;
 
 use crate::app::AppError;
+use crate::import::online::{Featurizer, RawEvent, Request};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -122,7 +129,16 @@ impl Metrics {
     }
 }
 
+/// Raw requests: the data set's fitted features that build rows, and the users' events.
+pub struct Raw {
+    pub features: Arc<Featurizer>,
+    pub store: Arc<dyn state::Store>,
+    /// The data set, for `/health`.
+    pub data: PathBuf,
+}
+
 struct Shared {
+    raw: Option<Raw>,
     worker: Mutex<Sender<Message>>,
     options: ServeOptions,
     metrics: Metrics,
@@ -154,6 +170,7 @@ pub fn serve(
     run: PathBuf,
     device: Device,
     options: ServeOptions,
+    raw: Option<Raw>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
     let model = Model::load(&run, &device)?;
@@ -177,6 +194,7 @@ pub fn serve(
             .spawn(move || model::work(model, rx, batching, |n| batch_rows.observe(n as f64)))
             .map_err(|e| AppError::Serve(format!("cannot start the model thread: {e}")))?;
         let shared = Arc::new(Shared {
+            raw,
             worker: Mutex::new(tx),
             options: options.clone(),
             metrics,
@@ -197,6 +215,7 @@ pub fn serve(
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/score", post(score))
+        .route("/events", post(events))
         .route("/recommend", post(recommend))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -302,7 +321,13 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     let started = Instant::now();
     let response = async {
         let mut body = read_json(body, shared.options.max_body_bytes).await?;
-        let rows = rows_of(&mut body, shared.options.max_request_rows)?;
+        let (rows, items) = match body.get("user") {
+            Some(_) => {
+                let (rows, items) = raw_rows(&shared, &body).await?;
+                (rows, Some(items))
+            }
+            None => (rows_of(&mut body, shared.options.max_request_rows)?, None),
+        };
         let (streams, scores) = if rows.is_empty() {
             (Value::Null, vec![])
         } else {
@@ -311,13 +336,133 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
                 Answer::Lists { .. } => unreachable!("a score job is answered with scores"),
             }
         };
-        Ok::<Response, ApiError>(
-            Json(json!({ "model": model_name(&shared), "streams": streams, "scores": scores })).into_response(),
-        )
+        let mut answer = json!({ "model": model_name(&shared), "streams": streams, "scores": scores });
+        if let Some(items) = items {
+            answer["items"] = json!(items);
+        }
+        Ok::<Response, ApiError>(Json(answer).into_response())
     }
     .await
     .unwrap_or_else(IntoResponse::into_response);
     shared.metrics.record("/score", response.status(), started);
+    response
+}
+
+/// The raw-request part of a server, or a 404 saying how to get one.
+fn raw_of(shared: &Shared) -> Result<&Raw, ApiError> {
+    shared.raw.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "this server takes numbered rows only; raw requests need the data set's features (recspec serve --data DATA --state FILE)",
+        )
+    })
+}
+
+/// A key given as text or a number, as text.
+fn key_text(v: &Value, what: &str) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("`{what}` must be a non-empty key (text or a number), found {v}"),
+        )),
+    }
+}
+
+/// Reads a store on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, state::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("the store task stopped: {e}")))?
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("the user state store failed: {e}")))
+}
+
+/// A raw `/score` body's rows: one per candidate item, built from the user's stored events;
+/// and the candidates' keys.
+async fn raw_rows(shared: &Shared, body: &Value) -> Result<(Vec<Value>, Vec<String>), ApiError> {
+    let raw = raw_of(shared)?;
+    let user = key_text(&body["user"], "user")?;
+    let Some(items) = body.get("items").and_then(Value::as_array) else {
+        return Err(error(StatusCode::BAD_REQUEST, "a raw request needs `items`: an array of item keys"));
+    };
+    if items.len() > shared.options.max_request_rows {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request has {} items; at most {} per request (--max-request-rows)",
+                items.len(),
+                shared.options.max_request_rows
+            ),
+        ));
+    }
+    let items: Vec<String> =
+        items.iter().enumerate().map(|(i, v)| key_text(v, &format!("items[{i}]"))).collect::<Result<_, _>>()?;
+    let empty = serde_json::Map::new();
+    let context = match body.get("context") {
+        None => &empty,
+        Some(Value::Object(c)) => c,
+        Some(v) => return Err(error(StatusCode::BAD_REQUEST, format!("`context` must be an object, found {v}"))),
+    };
+    let store = raw.store.clone();
+    let who = user.clone();
+    let history = blocking(move || store.events(&who)).await?;
+    let rows = raw
+        .features
+        .rows(&Request { user: &user, items: &items, context }, &history)
+        .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
+    let rows = rows
+        .iter()
+        .map(|r| serde_json::from_str(r))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("a built row is not JSON: {e}")))?;
+    Ok((rows, items))
+}
+
+/// `POST /events`: stores raw events, all of a request or none; each is checked as the import
+/// checks a row of the event log, and a bad one is named by its position and field.
+async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let started = Instant::now();
+    let response = async {
+        let raw = raw_of(&shared)?;
+        let body = read_json(body, shared.options.max_body_bytes).await?;
+        let Some(list) = body.get("events").and_then(Value::as_array) else {
+            return Err(error(StatusCode::BAD_REQUEST, "the body must be a JSON object with an `events` array"));
+        };
+        if list.len() > shared.options.max_request_rows {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request has {} events; at most {} per request (--max-request-rows)",
+                    list.len(),
+                    shared.options.max_request_rows
+                ),
+            ));
+        }
+        let mut parsed: Vec<(String, RawEvent)> = Vec::with_capacity(list.len());
+        for (i, v) in list.iter().enumerate() {
+            let Some(object) = v.as_object() else {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("event {i}: expected an object of the event's columns"),
+                ));
+            };
+            parsed.push(
+                raw.features
+                    .parse_event(object)
+                    .map_err(|why| error(StatusCode::BAD_REQUEST, format!("event {i}: {why}")))?,
+            );
+        }
+        let n = parsed.len();
+        let (store, features) = (raw.store.clone(), raw.features.clone());
+        blocking(move || store.append(parsed, &|es, e| features.insert(es, e))).await?;
+        Ok(Json(json!({ "stored": n })).into_response())
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    shared.metrics.record("/events", response.status(), started);
     response
 }
 
@@ -368,11 +513,20 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let started = Instant::now();
     let (run, description) = shared.current.lock().map(|c| c.clone()).unwrap_or_default();
     let generation = shared.generation.load(std::sync::atomic::Ordering::Relaxed);
+    let raw = match &shared.raw {
+        None => Value::Null,
+        Some(r) => {
+            let store = r.store.clone();
+            let users = blocking(move || store.users()).await.ok();
+            json!({ "data": r.data.display().to_string(), "users": users })
+        }
+    };
     let response = Json(json!({
         "status": "ok",
         "run": run.display().to_string(),
         "generation": generation,
         "served": description,
+        "raw": raw,
     }))
     .into_response();
     shared.metrics.record("/health", response.status(), started);

@@ -3,6 +3,8 @@
 //! --predictions` and `recspec recommend` on the same rows; bad requests get 4xx answers naming
 //! the row and field while the server keeps serving; a reload under load drops nothing.
 
+mod raw;
+
 use crate::cli::{code, recspec, stderr};
 use crate::Scratch;
 use serde_json::{json, Value};
@@ -34,8 +36,12 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("recspec serve starts");
+        // The address is on the line that says it serves (earlier lines report loading).
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+        while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("http://") {
+            line.clear();
+        }
         let Some(addr) = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()) else {
             let _ = child.kill();
             panic!("recspec serve did not start: {line}");
