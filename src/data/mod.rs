@@ -47,6 +47,7 @@
 mod loader;
 mod parquet;
 mod row;
+pub(crate) use row::hashed_value;
 #[cfg(test)]
 mod tests;
 

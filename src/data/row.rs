@@ -63,7 +63,7 @@ fn id_value(v: &Value, vocab: i64, key: &str) -> Result<i64, String> {
 }
 
 /// A hashed input's raw id (an integer or a string) as its bucket.
-fn hashed_value(v: &Value, buckets: i64, key: &str) -> Result<i64, String> {
+pub(crate) fn hashed_value(v: &Value, buckets: i64, key: &str) -> Result<i64, String> {
     let raw = match v {
         Value::String(s) => RawId::Str(s),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {

@@ -166,6 +166,47 @@ impl Featurizer {
         });
     }
 
+    /// The catalogue's keys best first by `scores` (every item id's score, or every bucket's
+    /// with hashed items), at most `k`, ties towards the earlier catalogue key. With
+    /// `exclude_consumed`, the items of `row`'s sequences named in `consumed` are left out: by
+    /// key, so a hashed history bans the keys it holds, not whole buckets.
+    pub fn rank(
+        &self,
+        scores: &[f32],
+        row: &Value,
+        consumed: &[String],
+        k: usize,
+        exclude_consumed: bool,
+    ) -> Vec<(String, f32)> {
+        let keys = &self.fit.item_keys;
+        let mut banned: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        if exclude_consumed {
+            for name in consumed {
+                for v in row.get(name).and_then(Value::as_array).into_iter().flatten() {
+                    let key = match v {
+                        Value::String(key) => Some(key.as_str()),
+                        Value::Number(id) => {
+                            id.as_u64().and_then(|id| keys.get((id as usize).wrapping_sub(1))).map(String::as_str)
+                        }
+                        _ => None,
+                    };
+                    banned.extend(key);
+                }
+            }
+        }
+        let slot = |i: usize| match self.m.item_buckets {
+            None => i + 1,
+            Some(b) => crate::data::hash_bucket(crate::data::RawId::Str(&keys[i]), b as i64) as usize,
+        };
+        let mut picks: Vec<(usize, f32)> = (0..keys.len())
+            .filter(|i| !banned.contains(keys[*i].as_str()))
+            .filter_map(|i| scores.get(slot(i)).map(|s| (i, *s)))
+            .collect();
+        picks.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        picks.truncate(k);
+        picks.into_iter().map(|(i, s)| (keys[i].clone(), s)).collect()
+    }
+
     /// One JSON row (no newline) per candidate of `request`, whose user's earlier events are
     /// `history` (time-ordered). The request's time is its time column, when given: only
     /// events before it enter the sequences, as in the import; without it, every event does.

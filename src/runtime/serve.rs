@@ -88,8 +88,9 @@ pub struct Recommender {
     pub output: String,
     /// The inputs the scores depend on.
     schema: Schema,
-    /// Sequence inputs over the scored corpus: their items count as consumed.
-    consumed: Vec<String>,
+    /// Sequence inputs over the scored corpus: their items count as consumed. With the
+    /// number of buckets when the input is hashed (its raw ids are hashed before banning).
+    consumed: Vec<(String, Option<i64>)>,
 }
 
 /// One recommended item.
@@ -148,7 +149,7 @@ impl Recommender {
                 f.role == InputRole::Sequence
                     && matches!(f.kind, FieldKind::Ids { vocab: v } | FieldKind::HashedIds { buckets: v } if Some(v) == vocab)
             })
-            .map(|f| f.name.clone())
+            .map(|f| (f.name.clone(), if let FieldKind::HashedIds { buckets } = f.kind { Some(buckets) } else { None }))
             .collect();
         Ok(Recommender { program, weights, device, scores, output, schema, consumed })
     }
@@ -190,6 +191,11 @@ impl Recommender {
         Ok(self.pick(rows, &per_row, k, exclude_consumed))
     }
 
+    /// The sequence inputs over the scored items, whose items count as consumed.
+    pub fn consumed(&self) -> Vec<String> {
+        self.consumed.iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// [`Recommender::top_k`] from the rows' scores (`scores[r]`: every item's score for row r).
     pub fn pick(&self, rows: &[Value], scores: &[&[f32]], k: usize, exclude_consumed: bool) -> Vec<Vec<Pick>> {
         let mut out = Vec::with_capacity(rows.len());
@@ -197,9 +203,14 @@ impl Recommender {
             let vocab = row_scores.len();
             let mut banned = vec![false; vocab];
             if exclude_consumed {
-                for name in &self.consumed {
-                    for id in row.get(name).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_u64) {
-                        if let Some(b) = banned.get_mut(id as usize) {
+                for (name, hashed) in &self.consumed {
+                    for v in row.get(name).and_then(Value::as_array).into_iter().flatten() {
+                        // A hashed sequence holds raw keys: ban their buckets, as the loader reads them.
+                        let id = match hashed {
+                            Some(buckets) => crate::data::hashed_value(v, *buckets, name).ok().map(|b| b as u64),
+                            None => v.as_u64(),
+                        };
+                        if let Some(b) = id.and_then(|id| banned.get_mut(id as usize)) {
                             *b = true;
                         }
                     }

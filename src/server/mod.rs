@@ -333,7 +333,9 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         } else {
             match ask(&shared, Ask::Score, rows).await? {
                 Answer::Scores { streams, rows } => (json!(streams), rows),
-                Answer::Lists { .. } => unreachable!("a score job is answered with scores"),
+                Answer::Lists { .. } | Answer::ItemScores { .. } => {
+                    unreachable!("a score job is answered with scores")
+                }
             }
         };
         let mut answer = json!({ "model": model_name(&shared), "streams": streams, "scores": scores });
@@ -421,6 +423,30 @@ async fn raw_rows(shared: &Shared, body: &Value) -> Result<(Vec<Value>, Vec<Stri
     Ok((rows, items))
 }
 
+/// A raw `/recommend` (`{"user", "k", "exclude_consumed", "context"}`): the user's row from
+/// their stored events, every item's score, and the catalogue's keys ranked by them
+/// ([`Featurizer::rank`]); answers `{"model", "output", "items": [{"item": KEY, "score"}]}`.
+async fn raw_recommend(shared: &Shared, body: &Value, k: usize, exclude_consumed: bool) -> Result<Response, ApiError> {
+    let raw = raw_of(shared)?;
+    let Some(placeholder) = raw.features.item_keys().first().cloned() else {
+        return Err(error(StatusCode::NOT_FOUND, "the data set numbered no item; there is nothing to recommend"));
+    };
+    // The row's candidate item is not what a retrieval output reads; any known key fills it.
+    let mut request = body.clone();
+    request["items"] = json!([placeholder]);
+    let (rows, _) = raw_rows(shared, &request).await?;
+    let row = rows[0].clone();
+    match ask(shared, Ask::ItemScores, rows).await? {
+        Answer::ItemScores { output, rows, consumed } => {
+            let picks = raw.features.rank(&rows[0], &row, &consumed, k, exclude_consumed);
+            let items: Vec<Value> =
+                picks.into_iter().map(|(item, score)| json!({ "item": item, "score": score })).collect();
+            Ok(Json(json!({ "model": model_name(shared), "output": output, "items": items })).into_response())
+        }
+        Answer::Scores { .. } | Answer::Lists { .. } => unreachable!("an item-scores job is answered with scores"),
+    }
+}
+
 /// `POST /events`: stores raw events, all of a request or none; each is checked as the import
 /// checks a row of the event log, and a bad one is named by its position and field.
 async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
@@ -470,7 +496,8 @@ async fn recommend(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     let started = Instant::now();
     let response = async {
         let mut body = read_json(body, shared.options.max_body_bytes).await?;
-        let rows = rows_of(&mut body, shared.options.max_request_rows)?;
+        let raw = body.get("user").is_some();
+        let rows = if raw { vec![] } else { rows_of(&mut body, shared.options.max_request_rows)? };
         let k = match body.get("k") {
             None => 10,
             Some(v) => match v.as_u64() {
@@ -493,12 +520,17 @@ async fn recommend(State(shared): State<Arc<Shared>>, body: Body) -> Response {
                 ))
             }
         };
+        if raw {
+            return raw_recommend(&shared, &body, k, exclude_consumed).await;
+        }
         let (output, items) = if rows.is_empty() {
             (Value::Null, vec![])
         } else {
             match ask(&shared, Ask::Recommend { k, exclude_consumed }, rows).await? {
                 Answer::Lists { output, rows } => (json!(output), rows),
-                Answer::Scores { .. } => unreachable!("a recommend job is answered with lists"),
+                Answer::Scores { .. } | Answer::ItemScores { .. } => {
+                    unreachable!("a recommend job is answered with lists")
+                }
             }
         };
         Ok(Json(json!({ "model": model_name(&shared), "output": output, "items": items })).into_response())

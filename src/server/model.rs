@@ -63,13 +63,31 @@ impl Model {
 /// What a request asks the model.
 pub enum Ask {
     Score,
-    Recommend { k: usize, exclude_consumed: bool },
+    Recommend {
+        k: usize,
+        exclude_consumed: bool,
+    },
+    /// Every item's score (a raw `/recommend` ranks the catalogue's keys by them).
+    ItemScores,
 }
 
 /// A request's answer: per row, the stream scores or the top-K list.
 pub enum Answer {
-    Scores { streams: Vec<String>, rows: Vec<Vec<f32>> },
-    Lists { output: String, rows: Vec<Vec<Pick>> },
+    Scores {
+        streams: Vec<String>,
+        rows: Vec<Vec<f32>>,
+    },
+    Lists {
+        output: String,
+        rows: Vec<Vec<Pick>>,
+    },
+    /// Per row, the score of every item id (or bucket); `consumed`: the row's sequence inputs
+    /// over the scored items.
+    ItemScores {
+        output: String,
+        rows: Vec<Vec<f32>>,
+        consumed: Vec<String>,
+    },
 }
 
 /// Why a request failed: a client's mistake (a row that cannot be read, an endpoint the run
@@ -144,13 +162,13 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
                 ))));
             }
             Ask::Score => score.push(job),
-            Ask::Recommend { .. } if model.recommender.is_none() => {
+            Ask::Recommend { .. } | Ask::ItemScores if model.recommender.is_none() => {
                 let _ = job.reply.send(Err(Refusal::Unsupported(format!(
                     "model `{}` has no output scoring the item corpus (an `item_logits` output); /recommend needs one",
                     model.name
                 ))));
             }
-            Ask::Recommend { .. } => recommend.push(job),
+            Ask::Recommend { .. } | Ask::ItemScores => recommend.push(job),
         }
     }
     if let Some(scorer) = &model.scorer {
@@ -166,10 +184,15 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
     })
     .into_iter()
     .for_each(|(job, result)| {
-        let Ask::Recommend { k, exclude_consumed } = job.ask else { return };
-        let answer = result.map(|(scores, n)| {
-            let per_row: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
-            (Answer::Lists { output: rec.output.clone(), rows: rec.pick(&job.rows, &per_row, k, exclude_consumed) }, n)
+        let answer = result.map(|(scores, n)| match job.ask {
+            Ask::Recommend { k, exclude_consumed } => {
+                let per_row: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
+                let rows = rec.pick(&job.rows, &per_row, k, exclude_consumed);
+                (Answer::Lists { output: rec.output.clone(), rows }, n)
+            }
+            Ask::ItemScores | Ask::Score => {
+                (Answer::ItemScores { output: rec.output.clone(), rows: scores, consumed: rec.consumed() }, n)
+            }
         });
         let _ = job.reply.send(answer);
     });

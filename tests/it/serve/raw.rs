@@ -196,3 +196,211 @@ fn bad_events_are_refused_and_acknowledged_events_survive_a_kill() {
     let health: Value = serde_json::from_str(&server.get(&agent, "/health")).unwrap();
     assert_eq!(health["raw"]["users"], json!(1), "{health}");
 }
+
+/// A retrieval run: raw `/recommend` for each test event (scored, then posted) answers the
+/// item keys and scores `recspec recommend` gives that event's test row, with and without
+/// `exclude_consumed` (the out-of-vocabulary id 0, which is no catalogue key, left out).
+#[test]
+fn raw_recommend_ranks_keys_as_recspec_recommend_ranks_ids() {
+    let dir = Scratch::new("serve-raw-ntr");
+    let set = crate::root().join(FIXTURE).join("features.recspec");
+    let data = dir.join("data");
+    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        "specs/retrieval_ntr.recspec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "32",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let keys: Vec<String> =
+        lines(&data.join("vocab/item.jsonl")).iter().map(|l| l["key"].as_str().unwrap().to_string()).collect();
+    let k = 5;
+    let expected = |exclude: bool| -> Vec<Vec<(String, f64)>> {
+        let mut args = vec!["recommend", run.to_str().unwrap(), "--user-history"];
+        let test = data.join("test.jsonl");
+        args.push(test.to_str().unwrap());
+        args.extend(["--k", "6"]);
+        if exclude {
+            args.push("--exclude-consumed");
+        }
+        let o = recspec(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        crate::cli::stdout(&o)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let ids = v["items"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize);
+                let scores = v["scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap());
+                ids.zip(scores).filter(|(id, _)| *id > 0).map(|(id, s)| (keys[id - 1].clone(), s)).take(k).collect()
+            })
+            .collect()
+    };
+    let (plain, excluding) = (expected(false), expected(true));
+    let (headers, events) = events_in_time_order();
+    let earlier = lines(&data.join("train.jsonl")).len() + lines(&data.join("valid.jsonl")).len();
+    assert_eq!(events.len() - earlier, plain.len());
+    let before = dir.join("before.csv");
+    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
+    let state = dir.join("state.redb");
+    let server = Server::start(
+        &run,
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--load-events",
+            before.to_str().unwrap(),
+        ],
+    );
+    let agent = agent();
+    let mut differed = 0;
+    for (n, event) in events[earlier..].iter().enumerate() {
+        let mut context = event.clone();
+        let user = context.remove("user_id").unwrap();
+        context.remove("item_id");
+        for (exclude, want) in [(false, &plain[n]), (true, &excluding[n])] {
+            let body = json!({ "user": user, "k": k, "exclude_consumed": exclude, "context": context }).to_string();
+            let (status, answer) = server.post(&agent, "/recommend", &body);
+            assert_eq!(status, 200, "test event {n}: {answer}");
+            let got: Vec<(String, f64)> = answer["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["item"].as_str().unwrap().to_string(), p["score"].as_f64().unwrap()))
+                .collect();
+            assert_eq!(got.len(), want.len(), "test event {n}: {answer}");
+            for ((gk, gs), (wk, ws)) in got.iter().zip(want) {
+                assert_eq!(gk, wk, "test event {n}, exclude_consumed {exclude}: {got:?} vs {want:?}");
+                let d = crate::max_difference(&[*gs as f32], &[*ws as f32]);
+                assert!(d <= 1e-6, "test event {n}: {gk} scored {gs}, recspec recommend {ws}");
+            }
+        }
+        differed += usize::from(plain[n] != excluding[n]);
+        let (status, answer) = server.post(&agent, "/events", &json!({ "events": [event] }).to_string());
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert!(differed > 0, "excluding consumed items changed some lists");
+}
+
+/// Hashed items (`item(buckets: N)`, `vocab V hashed`): raw `/recommend` ranks the catalogue's
+/// keys by their buckets' scores, and `exclude_consumed` leaves out the keys of the history,
+/// not ids (the stored history holds keys). The expectation is built apart from the server's
+/// ranking: every bucket's score from a numbered `/recommend` of the same user's test row (all
+/// buckets, nothing excluded), the keys sorted by it, the history's keys dropped.
+#[test]
+fn raw_recommend_with_hashed_items_ranks_and_excludes_keys() {
+    let dir = Scratch::new("serve-raw-hashed");
+    let fixture = crate::root().join(FIXTURE);
+    let mut set = std::fs::read_to_string(fixture.join("features.recspec"))
+        .unwrap()
+        .replace("feature item = item();", "feature item = item(buckets: 64);")
+        .replace("  source items(\"items.tsv\", key: \"item_id\", cluster: \"genres\", creator: \"creator\");\n", "")
+        .replace(", \"item.genres\", \"item.creator\"", "");
+    for f in ["events.csv", "users.csv"] {
+        set = set.replace(&format!("\"{f}\""), &format!("{:?}", fixture.join(f).display().to_string()));
+    }
+    let set_path = dir.join("hashed.recspec");
+    std::fs::write(&set_path, set).unwrap();
+    let spec = dir.join("ntr_hashed.recspec");
+    let text = std::fs::read_to_string("specs/retrieval_ntr.recspec").unwrap().replace("vocab V;", "vocab V hashed;");
+    std::fs::write(&spec, text).unwrap();
+    let data = dir.join("data");
+    let o = recspec(&["import", "--features", set_path.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        spec.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "4",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let catalogue: Vec<(String, usize)> = lines(&data.join("vocab/item.jsonl"))
+        .iter()
+        .map(|l| (l["key"].as_str().unwrap().to_string(), l["bucket"].as_u64().unwrap() as usize))
+        .collect();
+    let (headers, events) = events_in_time_order();
+    let test_rows = lines(&data.join("test.jsonl"));
+    let earlier = events.len() - test_rows.len();
+    let before = dir.join("before.csv");
+    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
+    let state = dir.join("state.redb");
+    let server = Server::start(
+        &run,
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--load-events",
+            before.to_str().unwrap(),
+        ],
+    );
+    let agent = agent();
+    // The first test event: its row's history is the user's stored events before it.
+    let event = &events[earlier];
+    let row = &test_rows[0];
+    let history: Vec<&str> = row["history"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert!(!history.is_empty(), "the first test user has a history: {row}");
+    let (status, all) = server.post(&agent, "/recommend", &json!({ "rows": [row], "k": 64 }).to_string());
+    assert_eq!(status, 200, "{all}");
+    let mut bucket_score = vec![f64::NAN; 64];
+    for p in all["items"][0].as_array().unwrap() {
+        bucket_score[p["item"].as_u64().unwrap() as usize] = p["score"].as_f64().unwrap();
+    }
+    // The numbered form with exclude_consumed bans the buckets of the row's history keys.
+    let consumed: std::collections::BTreeSet<usize> =
+        history.iter().map(|k| recspec::data::hash_bucket(recspec::data::RawId::Str(k), 64) as usize).collect();
+    let body = json!({ "rows": [row], "k": 64, "exclude_consumed": true }).to_string();
+    let (status, numbered) = server.post(&agent, "/recommend", &body);
+    assert_eq!(status, 200, "{numbered}");
+    let buckets: Vec<usize> =
+        numbered["items"][0].as_array().unwrap().iter().map(|p| p["item"].as_u64().unwrap() as usize).collect();
+    assert!(consumed.iter().all(|b| !buckets.contains(b)), "consumed buckets {consumed:?} in {buckets:?}");
+    assert_eq!(buckets.len(), 64 - consumed.len(), "every other bucket is ranked");
+    let mut context = event.clone();
+    let user = context.remove("user_id").unwrap();
+    context.remove("item_id");
+    for exclude in [false, true] {
+        let mut want: Vec<(usize, &str, f64)> = catalogue
+            .iter()
+            .enumerate()
+            .filter(|(_, (key, _))| !(exclude && history.contains(&key.as_str())))
+            .map(|(i, (key, b))| (i, key.as_str(), bucket_score[*b]))
+            .collect();
+        want.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        // Every key: the consumed ones are present without the exclusion and absent with it.
+        let k = catalogue.len();
+        let body = json!({ "user": user, "k": k, "exclude_consumed": exclude, "context": context }).to_string();
+        let (status, answer) = server.post(&agent, "/recommend", &body);
+        assert_eq!(status, 200, "{answer}");
+        let got: Vec<&str> = answer["items"].as_array().unwrap().iter().map(|p| p["item"].as_str().unwrap()).collect();
+        let want: Vec<&str> = want.iter().map(|w| w.1).collect();
+        assert_eq!(got, want, "exclude_consumed {exclude}");
+        if exclude {
+            assert!(got.iter().all(|k| !history.contains(k)), "{got:?} holds a consumed key");
+        } else {
+            assert!(got.iter().any(|k| history.contains(k)), "consumed keys are ranked without the exclusion: {got:?}");
+        }
+    }
+}
