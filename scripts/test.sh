@@ -49,6 +49,20 @@ fi
 if command -v chromium >/dev/null 2>&1; then
   export RECSPEC_REQUIRE_BROWSER=1
 fi
+# Two servers sharing users' state through Redis (`recspec serve --redis`) are tested against a
+# redis-server the test starts on the loopback address (Debian's package). Without it those tests
+# fail, unless it could not be installed here: then they are skipped with a loud message.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's redis-server (the shared-state serving tests)" >&2
+    (apt-get install -y -qq redis-server >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }) \
+      || true
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "!!! no redis-server and no way to install it: the Redis serving tests will be SKIPPED" >&2
+    export RECSPEC_SKIP_REDIS=1
+  fi
+fi
 # Rust first: it builds target/release/recspec, which the Python fixture test runs (it fails,
 # rather than skips, without it).
 RECSPEC_PYTHON="$PWD/.venv/bin/python" cargo test --release --locked

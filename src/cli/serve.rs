@@ -3,7 +3,7 @@
 use super::Exit;
 use recspec::app::AppError;
 use recspec::runtime::DeviceChoice;
-use recspec::server::state::{Embedded, Store};
+use recspec::server::state::{Embedded, Redis, Store};
 use recspec::server::{serve, Raw, ServeOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -35,17 +35,24 @@ pub struct Args {
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-    /// Take raw requests (`POST /events`, `/score` with a user and item keys): rows are built
-    /// with this data set's fitted features (the one the run was trained on).
-    #[arg(long, requires = "state")]
+    /// Take raw requests (`POST /events`, `/score` and `/recommend` with a user's key): rows
+    /// are built with this data set's fitted features (the one the run was trained on).
+    #[arg(long, requires = "store")]
     data: Option<PathBuf>,
     /// The feature set or mapping the data set was imported with (default: the one its
     /// data.toml records).
     #[arg(long, requires = "data")]
     features: Option<PathBuf>,
     /// The file that keeps each user's raw events (created if missing; an embedded database).
-    #[arg(long, requires = "data")]
+    #[arg(long, requires = "data", group = "store")]
     state: Option<PathBuf>,
+    /// Keep users' raw events in Redis instead (`redis://HOST:PORT/DB`), shared by every
+    /// server given the same URL and --redis-prefix.
+    #[arg(long, requires = "data", group = "store")]
+    redis: Option<String>,
+    /// The prefix of this deployment's Redis keys.
+    #[arg(long, default_value = "recspec", requires = "redis")]
+    redis_prefix: String,
     /// Events to store before serving (an event log in any format recspec import reads), e.g.
     /// the data set's own, to serve its users at once.
     #[arg(long, requires = "data")]
@@ -66,18 +73,23 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let device = args.device.device()?;
     let run = args.run.clone();
-    let raw = match (&args.data, &args.state) {
-        (Some(data), Some(state)) => {
+    let raw = match &args.data {
+        Some(data) => {
             let features = Arc::new(recspec::app::dataset::featurizer(data, args.features.as_deref())?);
-            let store: Arc<dyn Store> =
-                Arc::new(Embedded::open(state).map_err(|e| AppError::Serve(format!("cannot open the state: {e}")))?);
+            let cannot = |e: recspec::server::state::StoreError| AppError::Serve(format!("cannot open the state: {e}"));
+            let store: Arc<dyn Store> = match (&args.state, &args.redis) {
+                (Some(path), _) => Arc::new(Embedded::open(path).map_err(cannot)?),
+                (None, Some(url)) => Arc::new(Redis::open(url, &args.redis_prefix).map_err(cannot)?),
+                // clap requires one of them with --data.
+                (None, None) => return Err(AppError::Serve("--data needs --state FILE or --redis URL".into())),
+            };
             if let Some(file) = &args.load_events {
                 let n = load_events(&features, store.as_ref(), file)?;
                 eprintln!("stored {n} events of {}", file.display());
             }
             Some(Raw { features, store, data: data.clone() })
         }
-        _ => None,
+        None => None,
     };
     serve(args.run, device, options, raw, |addr| {
         eprintln!(

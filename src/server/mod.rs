@@ -10,7 +10,9 @@
 //!   events (the event log's columns, as the data set's features read them) in each user's
 //!   state ([`state`]); `POST /score` `{"user": KEY, "items": [KEY, ...], "context": {...}}`
 //!   builds each candidate's row from the user's stored events with the import's own code
-//!   ([`crate::import::online`]) and answers `{"model", "streams", "scores", "items"}`.
+//!   ([`crate::import::online`]) and answers `{"model", "streams", "scores", "items"}`;
+//!   `POST /recommend` `{"user": KEY, "k", "exclude_consumed", "context"}` answers item keys;
+//!   `GET /state?user=KEY` shows the user's stored events.
 //! - `GET /health`: the model served; `GET /metrics`: Prometheus text (requests and errors by
 //!   endpoint and status, latency and batch-size histograms).
 //! - `POST /admin/reload` `{"run": PATH}` (optional): loads a run (the same one when no path is
@@ -216,6 +218,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/score", post(score))
         .route("/events", post(events))
+        .route("/state", get(user_state))
         .route("/recommend", post(recommend))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -445,6 +448,29 @@ async fn raw_recommend(shared: &Shared, body: &Value, k: usize, exclude_consumed
         }
         Answer::Scores { .. } | Answer::Lists { .. } => unreachable!("an item-scores job is answered with scores"),
     }
+}
+
+/// `GET /state?user=KEY`: the user's stored raw events, oldest first (what their rows are built
+/// from), as `{"user", "events": [{"time", "columns"}]}`.
+async fn user_state(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let started = Instant::now();
+    let response = async {
+        let raw = raw_of(&shared)?;
+        let Some(user) = query.get("user").filter(|u| !u.is_empty()).cloned() else {
+            return Err(error(StatusCode::BAD_REQUEST, "give the user's key: /state?user=KEY"));
+        };
+        let store = raw.store.clone();
+        let who = user.clone();
+        let events = blocking(move || store.events(&who)).await?;
+        Ok(Json(json!({ "user": user, "events": events })).into_response())
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    shared.metrics.record("/state", response.status(), started);
+    response
 }
 
 /// `POST /events`: stores raw events, all of a request or none; each is checked as the import

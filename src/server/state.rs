@@ -8,6 +8,12 @@
 //! writer suits the server: one write transaction per `/events` request, so a request's events
 //! are stored all together or not at all, and an acknowledged one survives a crash. A user's
 //! events are one value (CBOR: times and text exact), read whole by `/score`.
+//!
+//! [`Redis`] keeps the same values in a Redis server, so that replicas behind a load balancer
+//! share them: one optimistic transaction (`WATCH` the request's users, read, merge, `MULTI`
+//! ... `EXEC`, retried when another replica wrote one of them meanwhile) per request. Its
+//! durability is the Redis server's (`appendonly yes` with `appendfsync always` loses nothing
+//! acknowledged).
 
 use crate::import::online::RawEvent;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -128,6 +134,102 @@ impl Store for Embedded {
         let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(USERS).map_err(|e| self.fail(e))?;
         table.len().map_err(|e| self.fail(e))
+    }
+}
+
+/// The Redis store: each user's events under `PREFIX:user:KEY`, the set of users under
+/// `PREFIX:users`.
+pub struct Redis {
+    client: redis::Client,
+    prefix: String,
+    /// Idle connections, reused (a connection serves one call at a time).
+    idle: std::sync::Mutex<Vec<redis::Connection>>,
+}
+
+impl Redis {
+    /// Connects to `url` (`redis://HOST:PORT/DB`); `prefix` namespaces the keys.
+    pub fn open(url: &str, prefix: &str) -> Result<Redis, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError(format!("{url}: {e}")))?;
+        let store = Redis { client, prefix: prefix.to_string(), idle: std::sync::Mutex::new(vec![]) };
+        // Fails now, naming the address, rather than at the first request.
+        store.with(|con| redis::cmd("PING").query::<String>(con).map(|_| ()))?;
+        Ok(store)
+    }
+
+    fn key(&self, user: &str) -> String {
+        format!("{}:user:{user}", self.prefix)
+    }
+
+    /// Runs `work` on an idle connection (or a new one), and keeps it for reuse if it worked.
+    fn with<T>(&self, work: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
+        let fail = |e: redis::RedisError| StoreError(format!("redis: {e}"));
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut con = match idle {
+            Some(c) => c,
+            None => self.client.get_connection().map_err(fail)?,
+        };
+        let out = work(&mut con).map_err(fail)?;
+        if let Ok(mut v) = self.idle.lock() {
+            v.push(con);
+        }
+        Ok(out)
+    }
+}
+
+impl Store for Redis {
+    fn append(
+        &self,
+        events: Vec<(String, RawEvent)>,
+        merge: &(dyn Fn(&mut Vec<RawEvent>, RawEvent) + Sync),
+    ) -> Result<(), StoreError> {
+        let mut users: Vec<&str> = events.iter().map(|(u, _)| u.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let keys: Vec<String> = users.iter().map(|u| self.key(u)).collect();
+        let users_key = format!("{}:users", self.prefix);
+        let mut bad = None;
+        self.with(|con| {
+            redis::transaction(con, &keys, |con, pipe| {
+                let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(con)?;
+                let mut lists: Vec<Vec<RawEvent>> = vec![];
+                for (user, bytes) in users.iter().zip(&stored) {
+                    match bytes.as_deref().map(ciborium::from_reader::<Vec<RawEvent>, _>) {
+                        None => lists.push(vec![]),
+                        Some(Ok(list)) => lists.push(list),
+                        Some(Err(e)) => {
+                            bad = Some(StoreError(format!("redis: user {user:?}'s events cannot be read: {e}")));
+                            return Ok(Some(()));
+                        }
+                    }
+                }
+                for (user, e) in &events {
+                    let i = users.binary_search(&user.as_str()).unwrap_or_default();
+                    merge(&mut lists[i], e.clone());
+                }
+                pipe.clear();
+                for ((key, user), list) in keys.iter().zip(&users).zip(&lists) {
+                    let mut bytes = vec![];
+                    ciborium::into_writer(list, &mut bytes)
+                        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "encoding", e.to_string())))?;
+                    pipe.set(key, bytes).ignore().sadd(&users_key, *user).ignore();
+                }
+                pipe.query(con)
+            })
+        })?;
+        bad.map_or(Ok(()), Err)
+    }
+
+    fn events(&self, user: &str) -> Result<Vec<RawEvent>, StoreError> {
+        let bytes: Option<Vec<u8>> = self.with(|con| redis::cmd("GET").arg(self.key(user)).query(con))?;
+        match bytes {
+            None => Ok(vec![]),
+            Some(b) => ciborium::from_reader(b.as_slice())
+                .map_err(|e| StoreError(format!("redis: user {user:?}'s events cannot be read: {e}"))),
+        }
+    }
+
+    fn users(&self) -> Result<u64, StoreError> {
+        self.with(|con| redis::cmd("SCARD").arg(format!("{}:users", self.prefix)).query(con))
     }
 }
 

@@ -404,3 +404,143 @@ fn raw_recommend_with_hashed_items_ranks_and_excludes_keys() {
         }
     }
 }
+
+/// A `redis-server` on a free loopback port, with no persistence, stopped on drop. A machine
+/// without it fails the test (the README's test command installs it) unless
+/// `RECSPEC_SKIP_REDIS=1` says to skip, loudly.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start(dir: &Path) -> Option<RedisServer> {
+        let found = std::process::Command::new("redis-server").arg("--version").output().is_ok();
+        if !found {
+            assert!(
+                std::env::var("RECSPEC_SKIP_REDIS").as_deref() == Ok("1"),
+                "redis-server is not installed (apt-get install redis-server, as scripts/test.sh does); \
+                 RECSPEC_SKIP_REDIS=1 skips the Redis tests"
+            );
+            eprintln!("!!! SKIPPED: no redis-server (RECSPEC_SKIP_REDIS=1)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(RedisServer { child, url: format!("redis://127.0.0.1:{port}/") })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two servers on one Redis see one state: events posted to either, sequentially and
+/// concurrently, give both servers the scores a server with an embedded store gets from the
+/// same events.
+#[test]
+fn two_servers_on_one_redis_score_a_user_identically() {
+    let dir = Scratch::new("serve-raw-redis");
+    let Some(redis) = RedisServer::start(&dir) else { return };
+    let set = crate::root().join(FIXTURE).join("ranker.recspec");
+    let data = dir.join("data");
+    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        set.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "4",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d = data.to_str().unwrap();
+    let a = Server::start(&run, &["--data", d, "--redis", &redis.url, "--redis-prefix", "t"]);
+    let b = Server::start(&run, &["--data", d, "--redis", &redis.url, "--redis-prefix", "t"]);
+    let state = dir.join("state.redb");
+    let reference = Server::start(&run, &["--data", d, "--state", state.to_str().unwrap()]);
+    let agent = agent();
+    let (_, events) = events_in_time_order();
+    let post = |server: &Server, e: &Map<String, Value>| {
+        let (status, answer) = server.post(&agent, "/events", &json!({ "events": [e] }).to_string());
+        assert_eq!(status, 200, "{answer}");
+    };
+    // The first 120 events, alternately to either replica.
+    for (i, e) in events.iter().take(120).enumerate() {
+        post(if i % 2 == 0 { &a } else { &b }, e);
+        post(&reference, e);
+    }
+    // Then 100 clicks of one user at one time (a sequence keeps every event of the latest time),
+    // posted at once by four clients, two to each replica: none may be lost.
+    let burst = 2_000_000;
+    let click = |k: usize| -> Map<String, Value> {
+        let e = json!({"user_id": "u04", "item_id": format!("i{:03}", 1 + k % 50), "ts": burst,
+                       "action": "click", "dwell": "9", "device": "phone"});
+        e.as_object().unwrap().clone()
+    };
+    std::thread::scope(|s| {
+        for client in 0..4 {
+            let (post, server) = (&post, if client % 2 == 0 { &a } else { &b });
+            s.spawn(move || (0..100).filter(|k| k % 4 == client).for_each(|k| post(server, &click(k))));
+        }
+    });
+    (0..100).for_each(|k| post(&reference, &click(k)));
+    let at_burst = |server: &Server| -> Vec<String> {
+        let state: Value = serde_json::from_str(&server.get(&agent, "/state?user=u04")).unwrap();
+        let mut items: Vec<String> = state["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["time"].as_f64() == Some(burst as f64))
+            .map(|e| e["columns"]["item_id"].as_str().unwrap().to_string())
+            .collect();
+        items.sort();
+        items
+    };
+    let (in_a, in_b, in_reference) = (at_burst(&a), at_burst(&b), at_burst(&reference));
+    assert_eq!(in_reference.len(), 100);
+    assert_eq!(in_a, in_reference, "an event posted to a replica was lost");
+    assert_eq!(in_b, in_a);
+    let users: std::collections::BTreeSet<&str> =
+        events.iter().take(120).map(|e| e["user_id"].as_str().unwrap()).chain(["u04"]).collect();
+    for user in users {
+        // Before the burst: the burst's order of arrival differs between the stores.
+        let body =
+            json!({"user": user, "items": ["i001", "i017", "i042"], "context": {"device": "phone", "ts": burst}})
+                .to_string();
+        let answers: Vec<Value> = [&a, &b, &reference].iter().map(|s| s.post(&agent, "/score", &body).1).collect();
+        assert_eq!(answers[0]["scores"], answers[1]["scores"], "user {user}: the replicas differ");
+        assert_eq!(answers[0]["scores"], answers[2]["scores"], "user {user}: Redis and the embedded store differ");
+    }
+    let health: Value = serde_json::from_str(&a.get(&agent, "/health")).unwrap();
+    let reference_health: Value = serde_json::from_str(&reference.get(&agent, "/health")).unwrap();
+    assert_eq!(health["raw"]["users"], reference_health["raw"]["users"]);
+}
