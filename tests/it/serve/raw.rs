@@ -544,3 +544,109 @@ fn two_servers_on_one_redis_score_a_user_identically() {
     let reference_health: Value = serde_json::from_str(&reference.get(&agent, "/health")).unwrap();
     assert_eq!(health["raw"]["users"], reference_health["raw"]["users"]);
 }
+
+/// Concurrent clients mix `/events` and raw `/score` for about two seconds; then the server is
+/// killed (`kill -9`) while they still send. Every request answered before the kill is a 200,
+/// and after a restart on the same state file every acknowledged event is there. Each event is
+/// a new user's, so that none is trimmed away.
+#[test]
+fn a_kill_under_mixed_load_loses_no_acknowledged_event() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let dir = Scratch::new("serve-raw-load");
+    let set = crate::root().join(FIXTURE).join("ranker.recspec");
+    let data = dir.join("data");
+    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = dir.join("run");
+    let o = recspec(&[
+        "train",
+        set.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--quiet",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let state = dir.join("state.redb");
+    let args = ["--data", data.to_str().unwrap(), "--state", state.to_str().unwrap()];
+    let mut server = Server::start(&run, &args);
+    let killed = AtomicBool::new(false);
+    let clients = 4;
+    let started = Instant::now();
+    // Per client: acknowledged users, latencies, and failures before the kill.
+    type Outcome = (Vec<String>, Vec<f64>, Vec<String>);
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (base, killed) = (server.base.clone(), &killed);
+                s.spawn(move || {
+                    let agent = agent();
+                    let (mut acked, mut latencies, mut failures) = (vec![], vec![], vec![]);
+                    for k in 0..5000 {
+                        if killed.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(30) {
+                            break;
+                        }
+                        let user = format!("load-{c}-{k}");
+                        let (path, body) = if k % 2 == 0 {
+                            let e = json!({"user_id": user, "item_id": format!("i{:03}", 1 + k % 50), "ts": 5_000_000 + k,
+                                           "action": "click", "dwell": "3", "device": "phone"});
+                            ("/events", json!({ "events": [e] }))
+                        } else {
+                            ("/score", json!({"user": "u04", "items": ["i001", "i002", "i003"], "context": {"device": "phone"}}))
+                        };
+                        let t = Instant::now();
+                        let sent = agent
+                            .post(&format!("{base}{path}"))
+                            .header("content-type", "application/json")
+                            .send(body.to_string());
+                        let was_killed = killed.load(Ordering::SeqCst);
+                        match sent {
+                            Ok(r) if r.status().as_u16() == 200 => {
+                                latencies.push(t.elapsed().as_secs_f64());
+                                if path == "/events" {
+                                    acked.push(user);
+                                }
+                            }
+                            Ok(r) => failures.push(format!("{path}: {}", r.status())),
+                            Err(e) if !was_killed => failures.push(format!("{path}: {e}")),
+                            Err(_) => break,
+                        }
+                    }
+                    (acked, latencies, failures)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        killed.store(true, Ordering::SeqCst);
+        let _ = server.child.kill(); // SIGKILL, mid-load
+        let _ = server.child.wait();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let window = started.elapsed().as_secs_f64();
+    let failures: Vec<&String> = outcomes.iter().flat_map(|o| &o.2).collect();
+    assert!(failures.is_empty(), "requests failed before the kill: {failures:?}");
+    let acked: Vec<&String> = outcomes.iter().flat_map(|o| &o.0).collect();
+    let mut latencies: Vec<f64> = outcomes.iter().flat_map(|o| o.1.iter().copied()).collect();
+    latencies.sort_by(f64::total_cmp);
+    assert!(acked.len() > 20, "the load ran: {} events acknowledged", acked.len());
+    eprintln!(
+        "mixed load: {} answered requests from {clients} clients in {window:.1} s ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms; {} events acknowledged before kill -9",
+        latencies.len(),
+        latencies.len() as f64 / window,
+        1e3 * super::quantile(&latencies, 0.5),
+        1e3 * super::quantile(&latencies, 0.99),
+        acked.len()
+    );
+    server = Server::start(&run, &args);
+    let agent = agent();
+    for user in acked {
+        let state: Value = serde_json::from_str(&server.get(&agent, &format!("/state?user={user}"))).unwrap();
+        assert_eq!(state["events"].as_array().map(Vec::len), Some(1), "{user}'s acknowledged event was lost");
+    }
+}
