@@ -576,7 +576,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         Some(r) => {
             let store = r.store.clone();
             let users = blocking(move || store.users()).await.ok();
-            json!({ "data": r.data.display().to_string(), "users": users })
+            json!({ "data": r.data.display().to_string(), "users": users, "columns": r.features.columns() })
         }
     };
     let response = Json(json!({
