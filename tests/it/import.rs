@@ -5,7 +5,7 @@
 
 mod errors;
 mod features;
-mod online;
+pub(crate) mod online;
 
 use crate::cli::{code, recspec, stderr};
 use crate::Scratch;

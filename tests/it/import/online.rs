@@ -10,19 +10,20 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The fixture's events in the import's order (time, then file row), as JSON objects of text.
-fn events_in_time_order() -> Vec<Map<String, Value>> {
+/// The fixture's events in the import's order (time, then file row), as JSON objects of text;
+/// and the file's header.
+pub(crate) fn events_in_time_order() -> (Vec<String>, Vec<Map<String, Value>>) {
     let mut reader = csv::Reader::from_path(Path::new(FIXTURE).join("events.csv")).unwrap();
-    let headers = reader.headers().unwrap().clone();
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
     let mut events: Vec<(f64, usize, Map<String, Value>)> = vec![];
     for (row, record) in reader.records().enumerate() {
         let record = record.unwrap();
         let object: Map<String, Value> =
-            headers.iter().zip(record.iter()).map(|(h, v)| (h.to_string(), Value::String(v.to_string()))).collect();
+            headers.iter().zip(record.iter()).map(|(h, v)| (h.clone(), Value::String(v.to_string()))).collect();
         events.push((record[2].parse().unwrap(), row, object));
     }
     events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    events.into_iter().map(|(_, _, o)| o).collect()
+    (headers, events.into_iter().map(|(_, _, o)| o).collect())
 }
 
 /// Imports the fixture with the feature set `set` and replays its events through a featurizer
@@ -44,7 +45,7 @@ fn replay_gives_the_import_rows(name: &str, set_path: &Path) {
         })
         .collect();
     let f = recspec::app::dataset::featurizer(&out, Some(set_path)).unwrap();
-    let events = events_in_time_order();
+    let (_, events) = events_in_time_order();
     assert_eq!(events.len(), imported.len());
     let mut state: HashMap<String, Vec<RawEvent>> = HashMap::new();
     let mut longest = 0;

@@ -7,26 +7,12 @@
 
 use super::{agent, Server};
 use crate::cli::{code, recspec, stderr};
+use crate::import::online::events_in_time_order;
 use crate::Scratch;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
 const FIXTURE: &str = "tests/data/import";
-
-/// The fixture's events in the import's order (time, then file row), as objects of text.
-fn events_in_time_order() -> (Vec<String>, Vec<Map<String, Value>>) {
-    let mut reader = csv::Reader::from_path(Path::new(FIXTURE).join("events.csv")).unwrap();
-    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
-    let mut events: Vec<(f64, usize, Map<String, Value>)> = vec![];
-    for (row, record) in reader.records().enumerate() {
-        let record = record.unwrap();
-        let object: Map<String, Value> =
-            headers.iter().zip(record.iter()).map(|(h, v)| (h.clone(), Value::String(v.to_string()))).collect();
-        events.push((record[2].parse().unwrap(), row, object));
-    }
-    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    (headers, events.into_iter().map(|(_, _, o)| o).collect())
-}
 
 fn csv_of(headers: &[String], events: &[Map<String, Value>]) -> String {
     let mut w = csv::Writer::from_writer(vec![]);
@@ -41,9 +27,9 @@ fn lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// Imports the fixture with `set`, trains `spec` a few steps, and checks raw serving against
-/// `recspec eval --predictions` on every test event; returns the largest difference.
-fn raw_scores_equal_eval(dir: &Path, set: &Path, spec: &str) -> f32 {
+/// `recspec import --features SET --out DIR/data`, then `recspec train SPEC` on it for `steps`
+/// steps into DIR/run: the data set and the run.
+fn imported_and_trained(dir: &Path, set: &Path, spec: &str, steps: &str) -> (PathBuf, PathBuf) {
     let data = dir.join("data");
     let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -58,12 +44,19 @@ fn raw_scores_equal_eval(dir: &Path, set: &Path, spec: &str) -> f32 {
         "--epochs",
         "1",
         "--max-steps",
-        "6",
+        steps,
         "--batch-size",
         "32",
         "--quiet",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    (data, run)
+}
+
+/// Imports the fixture with `set`, trains `spec` a few steps, and checks raw serving against
+/// `recspec eval --predictions` on every test event; returns the largest difference.
+fn raw_scores_equal_eval(dir: &Path, set: &Path, spec: &str) -> f32 {
+    let (data, run) = imported_and_trained(dir, set, spec, "6");
     let predictions = dir.join("predictions.jsonl");
     let o = recspec(&[
         "eval",
@@ -140,24 +133,7 @@ fn bad_events_are_refused_and_acknowledged_events_survive_a_kill() {
     let dir = Scratch::new("serve-raw-kill");
     let fixture = crate::root().join(FIXTURE);
     let set = fixture.join("ranker.recspec");
-    let data = dir.join("data");
-    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        set.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--quiet",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (data, run) = imported_and_trained(&dir, &set, set.to_str().unwrap(), "2");
     let state = dir.join("state.redb");
     let args = ["--data", data.to_str().unwrap(), "--state", state.to_str().unwrap()];
     let server = Server::start(&run, &args);
@@ -204,26 +180,7 @@ fn bad_events_are_refused_and_acknowledged_events_survive_a_kill() {
 fn raw_recommend_ranks_keys_as_recspec_recommend_ranks_ids() {
     let dir = Scratch::new("serve-raw-ntr");
     let set = crate::root().join(FIXTURE).join("features.recspec");
-    let data = dir.join("data");
-    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        "specs/retrieval_ntr.recspec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--quiet",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (data, run) = imported_and_trained(&dir, &set, "specs/retrieval_ntr.recspec", "6");
     let keys: Vec<String> =
         lines(&data.join("vocab/item.jsonl")).iter().map(|l| l["key"].as_str().unwrap().to_string()).collect();
     let k = 5;
@@ -317,24 +274,7 @@ fn raw_recommend_with_hashed_items_ranks_and_excludes_keys() {
     let spec = dir.join("ntr_hashed.recspec");
     let text = std::fs::read_to_string("specs/retrieval_ntr.recspec").unwrap().replace("vocab V;", "vocab V hashed;");
     std::fs::write(&spec, text).unwrap();
-    let data = dir.join("data");
-    let o = recspec(&["import", "--features", set_path.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        spec.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "4",
-        "--quiet",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (data, run) = imported_and_trained(&dir, &set_path, spec.to_str().unwrap(), "4");
     let catalogue: Vec<(String, usize)> = lines(&data.join("vocab/item.jsonl"))
         .iter()
         .map(|l| (l["key"].as_str().unwrap().to_string(), l["bucket"].as_u64().unwrap() as usize))
@@ -464,24 +404,7 @@ fn two_servers_on_one_redis_score_a_user_identically() {
     let dir = Scratch::new("serve-raw-redis");
     let Some(redis) = RedisServer::start(&dir) else { return };
     let set = crate::root().join(FIXTURE).join("ranker.recspec");
-    let data = dir.join("data");
-    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        set.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "4",
-        "--quiet",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (data, run) = imported_and_trained(&dir, &set, set.to_str().unwrap(), "4");
     let d = data.to_str().unwrap();
     let a = Server::start(&run, &["--data", d, "--redis", &redis.url, "--redis-prefix", "t"]);
     let b = Server::start(&run, &["--data", d, "--redis", &redis.url, "--redis-prefix", "t"]);
@@ -555,24 +478,7 @@ fn a_kill_under_mixed_load_loses_no_acknowledged_event() {
     use std::time::{Duration, Instant};
     let dir = Scratch::new("serve-raw-load");
     let set = crate::root().join(FIXTURE).join("ranker.recspec");
-    let data = dir.join("data");
-    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        set.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--quiet",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (data, run) = imported_and_trained(&dir, &set, set.to_str().unwrap(), "2");
     let state = dir.join("state.redb");
     let args = ["--data", data.to_str().unwrap(), "--state", state.to_str().unwrap()];
     let mut server = Server::start(&run, &args);
