@@ -5,8 +5,12 @@
 //! with a bug, or a fuzzer, would kill the server. This one answers such a frame with a JSON-RPC
 //! error (`id` null: -32700 for text that is not JSON, -32600 for JSON that is not a message,
 //! as the JSON-RPC 2.0 specification says) and reads on; a body larger than
-//! [`MAX_MESSAGE_BYTES`] is skipped unread. The server itself runs on `lsp-server`'s in-memory
-//! [`Connection`], as before.
+//! [`MAX_MESSAGE_BYTES`] is skipped unread. A frame that cannot be skipped to its end within
+//! [`MAX_SKIP_BYTES`] (a header line without an end, a Content-Length of 10^15) leaves no way to
+//! find the next frame: it is answered with an error, reported on stderr, and the connection
+//! ends, so that the editor sees the server stop rather than a server that silently reads
+//! everything that follows as one body. Nothing it skips is held in memory. The server itself
+//! runs on `lsp-server`'s in-memory [`Connection`], as before.
 
 use lsp_server::{Connection, Message};
 use std::io::{self, BufRead, Read, Write};
@@ -19,6 +23,10 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// The longest header line read whole.
 const MAX_HEADER_BYTES: u64 = 8 << 10;
 
+/// The most bytes skipped to reach the next frame (an over-long header line's rest, a body over
+/// [`MAX_MESSAGE_BYTES`]); past it, the stream is given up.
+pub(crate) const MAX_SKIP_BYTES: u64 = 1 << 30;
+
 /// One frame of input.
 #[derive(Debug, PartialEq)]
 enum Frame {
@@ -27,6 +35,8 @@ enum Frame {
     Body(Vec<u8>),
     /// A frame that cannot be read, and why.
     Bad(String),
+    /// A frame whose end cannot be found: nothing after it can be read.
+    Lost(String),
 }
 
 /// The writer thread, joined once the server has dropped its end of the connection.
@@ -65,9 +75,13 @@ pub fn stdio() -> (Connection, Transport) {
             let stdin = io::stdin();
             let mut input = stdin.lock();
             loop {
-                let reply = match read_frame(&mut input) {
+                let (reply, last) = match read_frame(&mut input) {
                     Ok(Frame::End) | Err(_) => return,
-                    Ok(Frame::Bad(message)) => error_response(-32700, &message),
+                    Ok(Frame::Bad(message)) => (error_response(-32700, &message), false),
+                    Ok(Frame::Lost(message)) => {
+                        eprintln!("recspec lsp: {message}; the input cannot be read on, stopping");
+                        (error_response(-32700, &message), true)
+                    }
                     Ok(Frame::Body(body)) => match parse(&body) {
                         Ok(message) => {
                             let exit = matches!(&message, Message::Notification(n) if n.method == "exit");
@@ -76,11 +90,13 @@ pub fn stdio() -> (Connection, Transport) {
                             }
                             continue;
                         }
-                        Err((code, message)) => error_response(code, &message),
+                        Err((code, message)) => (error_response(code, &message), false),
                     },
                 };
                 let Ok(mut out) = out.lock() else { return };
-                if write!(out, "Content-Length: {}\r\n\r\n{reply}", reply.len()).and_then(|_| out.flush()).is_err() {
+                if write!(out, "Content-Length: {}\r\n\r\n{reply}", reply.len()).and_then(|_| out.flush()).is_err()
+                    || last
+                {
                     return;
                 }
             }
@@ -114,9 +130,10 @@ fn read_frame(input: &mut impl BufRead) -> io::Result<Frame> {
             return Ok(if headers { Frame::Bad("the input ended inside a header".into()) } else { Frame::End });
         }
         if !line.ends_with(b"\n") && n as u64 == MAX_HEADER_BYTES {
-            // An over-long header line: skip to its end.
-            let mut rest = Vec::new();
-            input.read_until(b'\n', &mut rest)?;
+            // An over-long header line: skip to its end, holding none of it.
+            if !skip_line(input)? {
+                return Ok(Frame::Lost(format!("a header line without an end within {MAX_SKIP_BYTES} bytes")));
+            }
             headers = true;
             length = Some(Err(format!("a header line longer than {MAX_HEADER_BYTES} bytes")));
             continue;
@@ -144,6 +161,9 @@ fn read_frame(input: &mut impl BufRead) -> io::Result<Frame> {
     match length {
         None => Ok(Frame::Bad("a message without a Content-Length header".into())),
         Some(Err(message)) => Ok(Frame::Bad(message)),
+        Some(Ok(n)) if n as u64 > MAX_SKIP_BYTES => Ok(Frame::Lost(format!(
+            "a message of {n} bytes; at most {MAX_MESSAGE_BYTES} are read and {MAX_SKIP_BYTES} skipped"
+        ))),
         Some(Ok(n)) if n > MAX_MESSAGE_BYTES => {
             io::copy(&mut input.by_ref().take(n as u64), &mut io::sink())?;
             Ok(Frame::Bad(format!("a message of {n} bytes; at most {MAX_MESSAGE_BYTES} are read")))
@@ -155,6 +175,30 @@ fn read_frame(input: &mut impl BufRead) -> io::Result<Frame> {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Frame::End),
                 Err(e) => Err(e),
             }
+        }
+    }
+}
+
+/// Consumes input up to and including the next newline, at most [`MAX_SKIP_BYTES`] bytes,
+/// without holding it; `false` when no newline came within them (or the input ended).
+fn skip_line(input: &mut impl BufRead) -> io::Result<bool> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let (used, found) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        input.consume(used);
+        skipped += used as u64;
+        if found {
+            return Ok(true);
+        }
+        if skipped > MAX_SKIP_BYTES {
+            return Ok(false);
         }
     }
 }
@@ -201,5 +245,24 @@ mod tests {
         let got = frames(&input);
         assert!(matches!(&got[0], Frame::Bad(m) if m.contains("at most")), "{:?}", got.first().map(|_| ()));
         assert_eq!(got[1], Frame::Body(b"{}".to_vec()));
+    }
+
+    /// A Content-Length past what can be skipped ends the stream at once instead of swallowing
+    /// every later message; an over-long header line is skipped without being held.
+    #[test]
+    fn a_frame_that_cannot_be_skipped_ends_the_stream() {
+        let got = frames("Content-Length: 1000000000000000\r\n\r\nContent-Length: 2\r\n\r\n{}");
+        assert!(matches!(&got[0], Frame::Lost(m) if m.contains("1000000000000000 bytes")), "{got:?}");
+        let long = "X-Long: ".to_string() + &"y".repeat(3 * MAX_HEADER_BYTES as usize);
+        let got = frames(&format!("{long}\r\n\r\nContent-Length: 2\r\n\r\n{{}}"));
+        assert_eq!(
+            got,
+            vec![
+                Frame::Bad(format!("a header line longer than {MAX_HEADER_BYTES} bytes")),
+                Frame::Body(b"{}".to_vec())
+            ]
+        );
+        let mut unended = io::Cursor::new(vec![b'z'; 1000]);
+        assert!(!skip_line(&mut unended).unwrap(), "no newline: nothing to resume at");
     }
 }

@@ -312,6 +312,26 @@ fn lsp_exit_without_shutdown_is_code_1() {
     assert_eq!(client.exit_code(), 1);
 }
 
+/// A Content-Length of 10^15 cannot be skipped: the server answers an error and stops while the
+/// client still holds its input open, instead of reading every later message as that body.
+#[test]
+fn lsp_stops_at_a_frame_it_cannot_skip() {
+    let mut client = Client::start();
+    initialize(&mut client);
+    client.send_raw(b"Content-Length: 1000000000000000\r\n\r\n");
+    let error = client.wait(|m| m["error"]["code"] == json!(-32700));
+    assert!(error["error"]["message"].as_str().unwrap().contains("1000000000000000 bytes"), "{error}");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = client.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the server went on reading a body it cannot skip");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "stopped without shutdown");
+}
+
 fn canonical(p: &Path) -> std::path::PathBuf {
     p.canonicalize().unwrap()
 }
