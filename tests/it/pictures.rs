@@ -305,8 +305,9 @@ fn the_pages_load_nothing_from_anywhere() {
 
 // ---- headless Chromium ----
 
-/// Chromium, or `None` with a loud message; `RECSPEC_REQUIRE_BROWSER=1` (set by the test
-/// command after installing it) turns a missing browser into a failure.
+/// Chromium. Without one the test fails (the README's test command installs Debian's), unless
+/// `RECSPEC_SKIP_BROWSER=1` says to skip, loudly: the test command sets it only where chromium
+/// cannot be installed, so that a `cargo test` run that finds no browser does not pass quietly.
 fn chromium() -> Option<PathBuf> {
     let found = std::env::var_os("RECSPEC_CHROMIUM").map(PathBuf::from).or_else(|| {
         ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
@@ -316,12 +317,13 @@ fn chromium() -> Option<PathBuf> {
     });
     if found.is_none() {
         assert!(
-            std::env::var_os("RECSPEC_REQUIRE_BROWSER").is_none(),
-            "RECSPEC_REQUIRE_BROWSER is set but no chromium was found"
+            std::env::var("RECSPEC_SKIP_BROWSER").as_deref() == Ok("1"),
+            "no chromium found (apt-get install chromium, as scripts/test.sh does); \
+             RECSPEC_SKIP_BROWSER=1 skips the headless-browser checks of the pictures"
         );
         eprintln!(
             "\n!!!!!!!!\n!!! SKIPPED: the headless-browser checks of the pictures: no chromium here \
-             (scripts/test.sh installs Debian's chromium)\n!!!!!!!!\n"
+             (RECSPEC_SKIP_BROWSER=1)\n!!!!!!!!\n"
         );
     }
     found
