@@ -15,22 +15,22 @@ pub struct Args {
     /// The trained run directory to serve.
     run: PathBuf,
     /// The address to listen on (the loopback address unless you mean to expose the model).
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value_t = ServeOptions::default().addr.ip())]
     host: IpAddr,
     /// The port to listen on; 0 picks a free one (printed on stderr).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = ServeOptions::default().addr.port())]
     port: u16,
     /// Rows per forward pass at most: concurrent requests are batched together up to it.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = ServeOptions::default().max_batch_rows)]
     max_batch_rows: usize,
     /// Milliseconds the first request of a batch waits for others to join it.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = ServeOptions::default().max_wait.as_millis() as u64)]
     max_wait_ms: u64,
     /// Rows one request may hold (more is refused with 413).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = ServeOptions::default().max_request_rows)]
     max_request_rows: usize,
     /// Bytes one request body may hold (more is refused with 413).
-    #[arg(long, default_value_t = 16 << 20)]
+    #[arg(long, default_value_t = ServeOptions::default().max_body_bytes)]
     max_body_bytes: usize,
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
