@@ -300,14 +300,14 @@ fn rows_of(body: &mut Value, max: usize) -> Result<Vec<Value>, ApiError> {
 }
 
 /// Sends a job to the worker and waits for its answer.
-async fn ask(shared: &Shared, ask: Ask, rows: Vec<Value>) -> Result<Answer, ApiError> {
+async fn ask(shared: &Shared, ask: Ask, rows: Vec<Value>) -> Result<(Answer, u64), ApiError> {
     let (reply, answer) = oneshot::channel();
     let sent = shared.worker.lock().map(|w| w.send(Message::Job(Job { ask, rows, reply })).is_ok()).unwrap_or(false);
     if !sent {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"));
     }
     match answer.await {
-        Ok(Ok((answer, _batch))) => Ok(answer),
+        Ok(Ok((answer, _batch, generation))) => Ok((answer, generation)),
         Ok(Err(Refusal::BadRow { row, message })) => {
             Err(error(StatusCode::BAD_REQUEST, format!("row {row}: {message}")))
         }
@@ -331,17 +331,19 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
             }
             None => (rows_of(&mut body, shared.options.max_request_rows)?, None),
         };
-        let (streams, scores) = if rows.is_empty() {
-            (Value::Null, vec![])
+        let (streams, scores, generation) = if rows.is_empty() {
+            (Value::Null, vec![], Value::Null)
         } else {
             match ask(&shared, Ask::Score, rows).await? {
-                Answer::Scores { streams, rows } => (json!(streams), rows),
-                Answer::Lists { .. } | Answer::ItemScores { .. } => {
+                (Answer::Scores { streams, rows }, generation) => (json!(streams), rows, json!(generation)),
+                (Answer::Lists { .. } | Answer::ItemScores { .. }, _) => {
                     unreachable!("a score job is answered with scores")
                 }
             }
         };
-        let mut answer = json!({ "model": model_name(&shared), "streams": streams, "scores": scores });
+        let mut answer = json!({
+            "model": model_name(&shared), "generation": generation, "streams": streams, "scores": scores,
+        });
         if let Some(items) = items {
             answer["items"] = json!(items);
         }
@@ -440,13 +442,17 @@ async fn raw_recommend(shared: &Shared, body: &Value, k: usize, exclude_consumed
     let (rows, _) = raw_rows(shared, &request).await?;
     let row = rows[0].clone();
     match ask(shared, Ask::ItemScores, rows).await? {
-        Answer::ItemScores { output, rows, consumed } => {
+        (Answer::ItemScores { output, rows, consumed }, generation) => {
             let picks = raw.features.rank(&rows[0], &row, &consumed, k, exclude_consumed);
             let items: Vec<Value> =
                 picks.into_iter().map(|(item, score)| json!({ "item": item, "score": score })).collect();
-            Ok(Json(json!({ "model": model_name(shared), "output": output, "items": items })).into_response())
+            let answer =
+                json!({ "model": model_name(shared), "generation": generation, "output": output, "items": items });
+            Ok(Json(answer).into_response())
         }
-        Answer::Scores { .. } | Answer::Lists { .. } => unreachable!("an item-scores job is answered with scores"),
+        (Answer::Scores { .. } | Answer::Lists { .. }, _) => {
+            unreachable!("an item-scores job is answered with scores")
+        }
     }
 }
 
@@ -549,17 +555,19 @@ async fn recommend(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         if raw {
             return raw_recommend(&shared, &body, k, exclude_consumed).await;
         }
-        let (output, items) = if rows.is_empty() {
-            (Value::Null, vec![])
+        let (output, items, generation) = if rows.is_empty() {
+            (Value::Null, vec![], Value::Null)
         } else {
             match ask(&shared, Ask::Recommend { k, exclude_consumed }, rows).await? {
-                Answer::Lists { output, rows } => (json!(output), rows),
-                Answer::Scores { .. } | Answer::ItemScores { .. } => {
+                (Answer::Lists { output, rows }, generation) => (json!(output), rows, json!(generation)),
+                (Answer::Scores { .. } | Answer::ItemScores { .. }, _) => {
                     unreachable!("a recommend job is answered with lists")
                 }
             }
         };
-        Ok(Json(json!({ "model": model_name(&shared), "output": output, "items": items })).into_response())
+        let answer =
+            json!({ "model": model_name(&shared), "generation": generation, "output": output, "items": items });
+        Ok(Json(answer).into_response())
     }
     .await
     .unwrap_or_else(IntoResponse::into_response);
@@ -627,6 +635,10 @@ async fn reload(State(shared): State<Arc<Shared>>, body: Body) -> Response {
             .await
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("loading stopped: {e}")))?
             .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot load {}: {e}", run.display())))?;
+        let mut loaded = loaded;
+        // Numbered before the swap, so that the new model's answers carry it.
+        let generation = shared.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        loaded.generation = generation;
         let description = loaded.describe();
         let (done, swapped) = oneshot::channel();
         let sent = shared.worker.lock().map(|w| w.send(Message::Swap(Box::new(loaded), done)).is_ok()).unwrap_or(false);
@@ -636,7 +648,6 @@ async fn reload(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         if let Ok(mut c) = shared.current.lock() {
             *c = (run.clone(), description.clone());
         }
-        let generation = shared.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         shared.metrics.reloads.inc();
         Ok(Json(json!({ "run": run.display().to_string(), "generation": generation, "served": description }))
             .into_response())

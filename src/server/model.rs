@@ -20,6 +20,9 @@ use tokio::sync::oneshot;
 pub struct Model {
     pub run: PathBuf,
     pub name: String,
+    /// Which load this is: 1 for the run the server started with, then one more per reload. Every
+    /// answer carries it, so a client (and a test) sees which model answered.
+    pub generation: u64,
     /// For runs whose model scores label streams.
     scorer: Option<RowScorer>,
     /// For runs with an output scoring the item corpus.
@@ -37,9 +40,13 @@ impl Model {
         let scorer = RowScorer::new(program, weights, device.clone());
         match (scorer, recommender) {
             (Err(e), Err(_)) => Err(e.into()),
-            (scorer, recommender) => {
-                Ok(Model { run: run.to_path_buf(), name, scorer: scorer.ok(), recommender: recommender.ok() })
-            }
+            (scorer, recommender) => Ok(Model {
+                run: run.to_path_buf(),
+                name,
+                generation: 1,
+                scorer: scorer.ok(),
+                recommender: recommender.ok(),
+            }),
         }
     }
 
@@ -101,7 +108,8 @@ pub enum Refusal {
 pub struct Job {
     pub ask: Ask,
     pub rows: Vec<Value>,
-    pub reply: oneshot::Sender<Result<(Answer, usize), Refusal>>,
+    /// The answer, the rows of the pass that answered it, and the model's generation.
+    pub reply: oneshot::Sender<Result<(Answer, usize, u64), Refusal>>,
 }
 
 /// Messages to the worker thread.
@@ -174,7 +182,7 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
     if let Some(scorer) = &model.scorer {
         for (job, result) in run_jobs(score, observe, |rows| scorer.score(rows)) {
             let streams = scorer.streams();
-            let _ = job.reply.send(result.map(|(rows, n)| (Answer::Scores { streams, rows }, n)));
+            let _ = job.reply.send(result.map(|(rows, n)| (Answer::Scores { streams, rows }, n, model.generation)));
         }
     }
     let Some(rec) = &model.recommender else { return };
@@ -188,10 +196,11 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
             Ask::Recommend { k, exclude_consumed } => {
                 let per_row: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
                 let rows = rec.pick(&job.rows, &per_row, k, exclude_consumed);
-                (Answer::Lists { output: rec.output.clone(), rows }, n)
+                (Answer::Lists { output: rec.output.clone(), rows }, n, model.generation)
             }
             Ask::ItemScores | Ask::Score => {
-                (Answer::ItemScores { output: rec.output.clone(), rows: scores, consumed: rec.consumed() }, n)
+                let answer = Answer::ItemScores { output: rec.output.clone(), rows: scores, consumed: rec.consumed() };
+                (answer, n, model.generation)
             }
         });
         let _ = job.reply.send(answer);

@@ -332,22 +332,23 @@ fn a_reload_under_load_drops_no_request() {
     let (_, after) = test_rows_and_predictions(&dir, &second);
     let server = Server::start(&first, &[]);
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (answered, reload) = std::thread::scope(|s| {
+    // Per client, the generation of the model that answered each request, in order.
+    let (timelines, reload): (Vec<Vec<u64>>, _) = std::thread::scope(|s| {
         let clients: Vec<_> = (0..4)
             .map(|c| {
                 let (server, rows, stop) = (&server, &rows, &stop);
                 s.spawn(move || {
                     let agent = agent();
-                    let mut n = 0;
+                    let mut timeline = vec![];
                     let until = Instant::now() + Duration::from_secs(60);
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
-                        let start = (c * 31 + n * 7) % (rows.len() - 3);
+                        let start = (c * 31 + timeline.len() * 7) % (rows.len() - 3);
                         let (status, answer) =
                             server.post(&agent, "/score", &json!({ "rows": &rows[start..start + 3] }).to_string());
                         assert_eq!(status, 200, "during the reload: {answer}");
-                        n += 1;
+                        timeline.push(answer["generation"].as_u64().unwrap());
                     }
-                    n
+                    timeline
                 })
             })
             .collect();
@@ -356,11 +357,21 @@ fn a_reload_under_load_drops_no_request() {
             server.post(&agent(), "/admin/reload", &json!({ "run": second.display().to_string() }).to_string());
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        (clients.into_iter().map(|h| h.join().unwrap()).sum::<usize>(), reload)
+        (clients.into_iter().map(|h| h.join().unwrap()).collect(), reload)
     });
     assert_eq!(reload.0, 200, "{}", reload.1);
     assert_eq!(reload.1["generation"], 2);
+    let answered: usize = timelines.iter().map(Vec::len).sum();
     assert!(answered >= 8, "clients kept being answered: {answered}");
+    // Each answer names the model that gave it: every client saw the old one, then the new one,
+    // never the old one again. (Whether a request was queued at the very instant of the swap is
+    // not observable from outside: loading a small run takes milliseconds.)
+    let all: Vec<u64> = timelines.iter().flatten().copied().collect();
+    assert!(all.contains(&1) && all.contains(&2), "both models answered");
+    for timeline in &timelines {
+        let first_new = timeline.iter().position(|g| *g == 2).unwrap_or(timeline.len());
+        assert!(timeline[first_new..].iter().all(|g| *g == 2), "a client saw the old model after the new one");
+    }
     let (status, answer) = server.post(&agent(), "/score", &json!({ "rows": &rows[..5] }).to_string());
     assert_eq!(status, 200);
     for i in 0..5 {
