@@ -156,6 +156,34 @@ struct Tally {
     refused_later: usize,
     trained: usize,
     panics: Vec<String>,
+    /// Errors after the checker accepted the spec that are not expected refusals: what users
+    /// would call a bug (an internal error, a checker that let through what cannot run).
+    internal: Vec<String>,
+}
+
+/// Whether an error after the checker accepted a mutant is one a correct program can give: the
+/// memory check, the data not fitting the mutated model (its inputs, its dims, a label stream
+/// without positives), a loss that diverged. Anything else (`AppError::Lower`, which users see
+/// as an internal error, a checkpoint or options failure...) is a bug the probe reports.
+fn expected_refusal(e: &recspec::app::AppError) -> bool {
+    use recspec::app::AppError;
+    use recspec::runtime::RuntimeError;
+    match e {
+        AppError::TooLarge(_)
+        | AppError::Data(_)
+        | AppError::Schema(_)
+        | AppError::NoPositives { .. }
+        | AppError::NoLoss(_)
+        | AppError::EmptySplit(_) => true,
+        AppError::Backend(b) => match b {
+            RuntimeError::Data(_)
+            | RuntimeError::Schema(_)
+            | RuntimeError::Model(_)
+            | RuntimeError::Diverged { .. } => true,
+            RuntimeError::Options(_) | RuntimeError::Checkpoint(_) => false,
+        },
+        _ => false,
+    }
 }
 
 fn temp(name: &str) -> Scratch {
@@ -228,7 +256,13 @@ fn probe(mutants: usize, seed: u64) -> Tally {
         match catch_unwind(AssertUnwindSafe(|| compile_and_train(&spec, &data, &out))) {
             Ok(Ok(true)) => tally.trained += 1,
             Ok(Ok(false)) => tally.refused_by_check += 1,
-            Ok(Err(_)) => tally.refused_later += 1,
+            Ok(Err(e)) if expected_refusal(&e) => tally.refused_later += 1,
+            Ok(Err(e)) => tally.internal.push(format!(
+                "{}: {e}\n--- mutant of {} ---\n{}",
+                spec.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy(),
+                changed_lines(&original, &mutant)
+            )),
             Err(payload) => {
                 let message = payload
                     .downcast_ref::<String>()
@@ -260,14 +294,15 @@ fn changed_lines(original: &str, mutant: &str) -> String {
 
 fn report(t: &Tally) {
     eprintln!(
-        "{} mutants: {} refused by the checker, {} refused later with an error, {} trained two steps, {} panicked",
+        "{} mutants: {} refused by the checker, {} refused later with an expected error, {} trained two steps, {} panicked, {} internal errors",
         t.mutants,
         t.refused_by_check,
         t.refused_later,
         t.trained,
-        t.panics.len()
+        t.panics.len(),
+        t.internal.len()
     );
-    for p in t.panics.iter().take(10) {
+    for p in t.panics.iter().chain(&t.internal).take(10) {
         eprintln!("{p}");
     }
 }
@@ -281,5 +316,11 @@ fn mutants_train_or_are_refused() {
     let t = probe(mutants, var("RECSPEC_PROBE_SEED").unwrap_or(0x0bad_5eed_0000_0027));
     report(&t);
     assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
+    assert!(
+        t.internal.is_empty(),
+        "{} of {} mutants failed after the checker accepted them",
+        t.internal.len(),
+        t.mutants
+    );
     assert!(t.trained >= mutants / 10, "the probe trains a fair share of its mutants: {}", t.trained);
 }
