@@ -1,7 +1,10 @@
 //! The mutation probe: small edits of every shipped spec, each compiled, lowered, checked
 //! against a memory budget and, when accepted, trained for two steps on a tiny simulated data
-//! set through the same calls `recspec train` makes. A mutant may be refused at any stage with
-//! an error; none may panic. (An abort would end the test binary, which fails the run too.)
+//! set through the same calls `recspec train` makes. A mutant may be refused by the checker, or
+//! after it with an expected error (the memory check, data that does not fit); none may panic,
+//! fail with another error, abort its process or hang. Mutants run in child processes of the
+//! test binary, 500 at a time, so that an abort or a hang names its mutant and the panic hook is
+//! silenced only there.
 //!
 //! `.ci/run` runs 5,000 mutants; another size or seed is
 //! `RECSPEC_PROBE_MUTANTS=20000 RECSPEC_PROBE_SEED=5 cargo test --release probe -- --nocapture`.
@@ -159,6 +162,8 @@ struct Tally {
     /// Errors after the checker accepted the spec that are not expected refusals: what users
     /// would call a bug (an internal error, a checker that let through what cannot run).
     internal: Vec<String>,
+    /// Mutants whose process ended (an abort, a stack overflow) or that did not finish in time.
+    aborts: Vec<String>,
 }
 
 /// Whether an error after the checker accepted a mutant is one a correct program can give: the
@@ -224,66 +229,191 @@ fn compile_and_train(spec: &Path, data: &Path, out: &Path) -> Result<bool, recsp
     Ok(true)
 }
 
-fn probe(mutants: usize, seed: u64) -> Tally {
-    let data = temp(&format!("data-{seed:x}"));
-    let cfg = SimConfig { users: 12, items: 40, impressions_per_user: 6, seq_len: 4, seed: 5, ..SimConfig::default() };
-    simulate(&cfg, &data).unwrap();
-    let specs = temp(&format!("specs-{seed:x}"));
-    crate::copy_tree(&crate::root().join("specs"), &specs);
-    // Every shipped spec, and each library file with a spec that imports it.
-    let mut targets: Vec<(PathBuf, PathBuf)> = vec![];
-    for e in std::fs::read_dir(&specs).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "recspec") {
-            targets.push((p.clone(), p));
+/// The probe's scratch copies: the simulated data, the specs, and where runs go; with every
+/// spec (and each library file with a spec that imports it) a mutant may edit.
+struct Setup {
+    data: Scratch,
+    /// Kept so that the copies live (and are removed) with the setup.
+    _specs: Scratch,
+    out: Scratch,
+    targets: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let data = temp(&format!("data-{tag}"));
+        let cfg =
+            SimConfig { users: 12, items: 40, impressions_per_user: 6, seq_len: 4, seed: 5, ..SimConfig::default() };
+        simulate(&cfg, &data).unwrap();
+        let specs = temp(&format!("specs-{tag}"));
+        crate::copy_tree(&crate::root().join("specs"), &specs);
+        let mut targets: Vec<(PathBuf, PathBuf)> = vec![];
+        for e in std::fs::read_dir(&specs).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "recspec") {
+                targets.push((p.clone(), p));
+            }
         }
+        targets.sort();
+        targets.push((specs.join("dumn.recspec"), specs.join("lib/dumn.recspec")));
+        targets.push((specs.join("mmoe.recspec"), specs.join("lib/mtl.recspec")));
+        let out = temp(&format!("run-{tag}"));
+        Setup { data, _specs: specs, out, targets }
     }
-    targets.sort();
-    targets.push((specs.join("dumn.recspec"), specs.join("lib/dumn.recspec")));
-    targets.push((specs.join("mmoe.recspec"), specs.join("lib/mtl.recspec")));
-    let out = temp(&format!("run-{seed:x}"));
+}
+
+/// The mutants of a probe, in order: (spec compiled, file edited, its text, the mutant's text).
+/// Each process makes the same list from the seed.
+fn mutants_of(setup: &Setup, count: usize, seed: u64) -> Vec<(PathBuf, PathBuf, String, String)> {
     let mut rng = Rng(seed);
-    let mut tally = Tally::default();
-    // The previous panic hook prints each panic; the tally lists them at the end instead.
-    let hook = std::panic::take_hook();
+    (0..count)
+        .map(|_| {
+            let (spec, file) = rng.pick(&setup.targets).clone();
+            let original = std::fs::read_to_string(&file).unwrap();
+            let mutant = mutate(&original, &mut rng);
+            (spec, file, original, mutant)
+        })
+        .collect()
+}
+
+/// How one mutant ended, as a child reports it on one line.
+const REPORT: &str = "PROBE-MUTANT";
+
+/// The child's side: runs mutants `from..to` of the probe of `count` mutants from `seed`, writing
+/// `PROBE-MUTANT k start` before each and `PROBE-MUTANT k OUTCOME [message]` after it on stdout
+/// (flushed), so that the parent can name the mutant an abort or a hang stopped at. Panics are
+/// caught here; the panic hook is silenced only in this process.
+fn run_child(count: usize, seed: u64, from: usize, to: usize) {
+    use std::io::Write;
+    let setup = Setup::new(&format!("{seed:x}-{from}"));
+    let mutants = mutants_of(&setup, count, seed);
     std::panic::set_hook(Box::new(|_| {}));
-    for _ in 0..mutants {
-        let (spec, file) = rng.pick(&targets).clone();
-        let original = std::fs::read_to_string(&file).unwrap();
-        let mutant = mutate(&original, &mut rng);
-        std::fs::write(&file, &mutant).unwrap();
-        tally.mutants += 1;
-        match catch_unwind(AssertUnwindSafe(|| compile_and_train(&spec, &data, &out))) {
-            Ok(Ok(true)) => tally.trained += 1,
-            Ok(Ok(false)) => tally.refused_by_check += 1,
-            Ok(Err(e)) if expected_refusal(&e) => tally.refused_later += 1,
-            Ok(Err(e)) => tally.internal.push(format!(
-                "{}: {e}\n--- mutant of {} ---\n{}",
-                spec.file_name().unwrap().to_string_lossy(),
-                file.file_name().unwrap().to_string_lossy(),
-                changed_lines(&original, &mutant)
-            )),
+    let mut out = std::io::stdout();
+    for (k, (spec, file, original, mutant)) in mutants.iter().enumerate().take(to).skip(from) {
+        let _ = writeln!(out, "{REPORT} {k} start");
+        let _ = out.flush();
+        std::fs::write(file, mutant).unwrap();
+        let outcome = match catch_unwind(AssertUnwindSafe(|| compile_and_train(spec, &setup.data, &setup.out))) {
+            Ok(Ok(true)) => "trained".to_string(),
+            Ok(Ok(false)) => "checker".to_string(),
+            Ok(Err(e)) if expected_refusal(&e) => "later".to_string(),
+            Ok(Err(e)) => format!("internal {}", serde_json::to_string(&e.to_string()).unwrap()),
             Err(payload) => {
                 let message = payload
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                tally.panics.push(format!(
-                    "{} panicked: {message}\n--- mutant of {} ---\n{}",
-                    spec.file_name().unwrap().to_string_lossy(),
-                    file.file_name().unwrap().to_string_lossy(),
-                    changed_lines(&original, &mutant)
-                ));
+                format!("panic {}", serde_json::to_string(&message).unwrap())
+            }
+        };
+        std::fs::write(file, original).unwrap();
+        let _ = writeln!(out, "{REPORT} {k} {outcome}");
+        let _ = out.flush();
+    }
+}
+
+/// Mutants per child process.
+const BATCH: usize = 500;
+
+/// The longest one mutant may take (compile, lower, two training steps of a tiny model).
+const MUTANT_SECONDS: u64 = 60;
+
+/// The parent's side: runs the probe's mutants in child processes of this test binary, `BATCH`
+/// at a time. A child that dies (an abort, a stack overflow, an out-of-memory kill) or stops
+/// answering for `MUTANT_SECONDS` is charged to the mutant it had started, which is listed with
+/// its lines, and the next child goes on after it.
+fn probe(mutants: usize, seed: u64) -> Tally {
+    use std::io::BufRead;
+    use std::sync::mpsc::RecvTimeoutError;
+    let setup = Setup::new(&format!("{seed:x}-parent"));
+    let list = mutants_of(&setup, mutants, seed);
+    let describe = |k: usize, what: &str| {
+        let (spec, file, original, mutant) = &list[k];
+        format!(
+            "{} {what}\n--- mutant {k} of {} ---\n{}",
+            spec.file_name().unwrap().to_string_lossy(),
+            file.file_name().unwrap().to_string_lossy(),
+            changed_lines(original, mutant)
+        )
+    };
+    let mut tally = Tally { mutants, ..Tally::default() };
+    let mut next = 0;
+    while next < mutants {
+        let to = (next + BATCH).min(mutants);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "probe::probe_child", "--nocapture", "--test-threads", "1"])
+            .env("RECSPEC_PROBE_CHILD", format!("{mutants}:{seed}:{next}:{to}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut started: Option<usize> = None;
+        let mut done = next;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(MUTANT_SECONDS)) {
+                Ok(line) => {
+                    let Some(rest) = line.strip_prefix(REPORT) else { continue };
+                    let (k, outcome) = rest.trim().split_once(' ').unwrap();
+                    let k: usize = k.parse().unwrap();
+                    let (kind, message) = outcome.split_once(' ').unwrap_or((outcome, ""));
+                    let message: String =
+                        if message.is_empty() { String::new() } else { serde_json::from_str(message).unwrap() };
+                    match kind {
+                        "start" => {
+                            started = Some(k);
+                            continue;
+                        }
+                        "trained" => tally.trained += 1,
+                        "checker" => tally.refused_by_check += 1,
+                        "later" => tally.refused_later += 1,
+                        "internal" => tally.internal.push(describe(k, &format!("failed after the checker: {message}"))),
+                        _ => tally.panics.push(describe(k, &format!("panicked: {message}"))),
+                    }
+                    started = None;
+                    done = k + 1;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let k = started.unwrap_or(done);
+                    tally.aborts.push(describe(k, &format!("took longer than {MUTANT_SECONDS} s")));
+                    done = k + 1;
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some(k) = started {
+                        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                        tally.aborts.push(describe(k, &format!("ended the process ({status})")));
+                        done = k + 1;
+                    }
+                    break;
+                }
             }
         }
-        std::fs::write(&file, &original).unwrap();
+        let _ = child.wait();
+        assert!(done > next, "a child process ran no mutant of {next}..{to}");
+        next = done;
     }
-    std::panic::set_hook(hook);
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_dir_all(&specs);
-    let _ = std::fs::remove_dir_all(&out);
     tally
+}
+
+/// Runs a batch of the probe's mutants for [`probe`] (in a child process; it does nothing
+/// without `RECSPEC_PROBE_CHILD`).
+#[test]
+#[ignore = "run by mutants_train_or_are_refused in child processes"]
+fn probe_child() {
+    let Ok(spec) = std::env::var("RECSPEC_PROBE_CHILD") else { return };
+    let n: Vec<u64> = spec.split(':').map(|x| x.parse().unwrap()).collect();
+    run_child(n[0] as usize, n[1], n[2] as usize, n[3] as usize);
 }
 
 /// The lines of `mutant` that are not in `original`, for a readable report.
@@ -294,15 +424,16 @@ fn changed_lines(original: &str, mutant: &str) -> String {
 
 fn report(t: &Tally) {
     eprintln!(
-        "{} mutants: {} refused by the checker, {} refused later with an expected error, {} trained two steps, {} panicked, {} internal errors",
+        "{} mutants: {} refused by the checker, {} refused later with an expected error, {} trained two steps, {} panicked, {} internal errors, {} aborted or hung",
         t.mutants,
         t.refused_by_check,
         t.refused_later,
         t.trained,
         t.panics.len(),
-        t.internal.len()
+        t.internal.len(),
+        t.aborts.len()
     );
-    for p in t.panics.iter().chain(&t.internal).take(10) {
+    for p in t.panics.iter().chain(&t.internal).chain(&t.aborts).take(10) {
         eprintln!("{p}");
     }
 }
@@ -316,6 +447,8 @@ fn mutants_train_or_are_refused() {
     let t = probe(mutants, var("RECSPEC_PROBE_SEED").unwrap_or(0x0bad_5eed_0000_0027));
     report(&t);
     assert!(t.panics.is_empty(), "{} of {} mutants panicked", t.panics.len(), t.mutants);
+    assert!(t.aborts.is_empty(), "{} of {} mutants aborted or hung", t.aborts.len(), t.mutants);
+    assert_eq!(t.trained + t.refused_by_check + t.refused_later + t.panics.len() + t.internal.len(), t.mutants);
     assert!(
         t.internal.is_empty(),
         "{} of {} mutants failed after the checker accepted them",
