@@ -694,6 +694,31 @@ fn a_disk_full_during_a_checkpoint_keeps_the_last_committed_epoch() {
     assert_eq!(state["epochs_done"], 2, "{state}");
     let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "the committed epoch loads: {}", stderr(&o));
+
+    // A failure at the commit point itself: every checkpoint file of epoch 3 is written, and
+    // `state.json` cannot be (its temporary name is taken by a directory). The run stops naming
+    // it, epoch 2 stays the committed one with its files, and once the cause is gone a resume
+    // trains epoch 3 again and commits it.
+    let blocker = run.join("state.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let resume = ":;"; // no file-size limit, and a non-empty prefix: --resume --epochs 3
+    let o = train(resume);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("state.json.tmp") && !err.contains("panicked"), "{err}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 2, "{state}");
+    let o = recspec(&["eval", run.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "epoch 2 still loads after a failed commit: {}", stderr(&o));
+    std::fs::remove_dir(&blocker).unwrap();
+    let o = train(resume);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 3, "{state}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "one metrics line per committed epoch: {metrics}");
 }
 
 #[test]
