@@ -414,3 +414,42 @@ fn recommend_answers_as_recspec_recommend_ranks() {
     }
     drop(server);
 }
+
+/// Batch invariance, bounded: the same row scored alone and inside batches of other rows (sizes
+/// 2 to 200, the row at different positions) gets scores within 1e-6 of each other. Batched
+/// matrix products may sum in another order for another batch size, so equality to the last bit
+/// is not promised; the bound is.
+#[test]
+fn a_rows_score_does_not_depend_on_its_batch_beyond_1e_6() {
+    for spec in ["din", "dfn", "dlen"] {
+        let dir = scratch(&format!("invariance-{spec}"));
+        let run = trained_run(&dir, spec, &format!("specs/{spec}.recspec"), "3");
+        let worst = worst_batch_difference(&dir, &run);
+        eprintln!("batch invariance, {spec}: largest difference {worst:e}");
+    }
+}
+
+/// The largest difference between a row's score alone and in other batches (asserting 1e-6).
+fn worst_batch_difference(dir: &Path, run: &Path) -> f32 {
+    let (rows, _) = test_rows_and_predictions(dir, run);
+    let server = Server::start(run, &["--max-wait-ms", "0"]);
+    let agent = agent();
+    let score = |batch: &[Value]| -> Vec<f64> {
+        let (status, answer) = server.post(&agent, "/score", &json!({ "rows": batch }).to_string());
+        assert_eq!(status, 200, "{answer}");
+        answer["scores"].as_array().unwrap().iter().map(|s| s[0].as_f64().unwrap()).collect()
+    };
+    let mut worst = 0f32;
+    for target in [0, 7, 31] {
+        let alone = score(&rows[target..target + 1])[0] as f32;
+        for (size, at) in [(2, 1), (8, 0), (33, 17), (64, 63), (200, 100)] {
+            let mut batch: Vec<Value> = (0..size).map(|i| rows[(target + 1 + i * 13) % rows.len()].clone()).collect();
+            batch[at] = rows[target].clone();
+            let got = score(&batch)[at] as f32;
+            let d = crate::max_difference(&[got], &[alone]);
+            assert!(d <= 1e-6, "row {target} alone {alone}, in a batch of {size} at {at}: {got}");
+            worst = worst.max(d);
+        }
+    }
+    worst
+}
