@@ -277,6 +277,17 @@ async fn read_json(body: Body, limit: usize) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
 }
 
+/// A 413 when a request holds more than `max` rows, items or events (`--max-request-rows`).
+fn at_most(n: usize, max: usize, what: &str) -> Result<(), ApiError> {
+    if n > max {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request has {n} {what}; at most {max} per request (--max-request-rows)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The `rows` array of a request body.
 fn rows_of(body: &mut Value, max: usize) -> Result<Vec<Value>, ApiError> {
     let Some(object) = body.as_object_mut() else {
@@ -287,12 +298,7 @@ fn rows_of(body: &mut Value, max: usize) -> Result<Vec<Value>, ApiError> {
         Some(_) => return Err(error(StatusCode::BAD_REQUEST, "`rows` must be an array of row objects")),
         None => return Err(error(StatusCode::BAD_REQUEST, "the body has no `rows` array")),
     };
-    if rows.len() > max {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request has {} rows; at most {max} per request (--max-request-rows)", rows.len()),
-        ));
-    }
+    at_most(rows.len(), max, "rows")?;
     if let Some(i) = rows.iter().position(|r| !r.is_object()) {
         return Err(error(StatusCode::BAD_REQUEST, format!("row {i}: expected an object of the row's inputs")));
     }
@@ -395,16 +401,7 @@ async fn raw_rows(shared: &Shared, body: &Value) -> Result<(Vec<Value>, Vec<Stri
     let Some(items) = body.get("items").and_then(Value::as_array) else {
         return Err(error(StatusCode::BAD_REQUEST, "a raw request needs `items`: an array of item keys"));
     };
-    if items.len() > shared.options.max_request_rows {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request has {} items; at most {} per request (--max-request-rows)",
-                items.len(),
-                shared.options.max_request_rows
-            ),
-        ));
-    }
+    at_most(items.len(), shared.options.max_request_rows, "items")?;
     let items: Vec<String> =
         items.iter().enumerate().map(|(i, v)| key_text(v, &format!("items[{i}]"))).collect::<Result<_, _>>()?;
     let empty = serde_json::Map::new();
@@ -489,16 +486,7 @@ async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         let Some(list) = body.get("events").and_then(Value::as_array) else {
             return Err(error(StatusCode::BAD_REQUEST, "the body must be a JSON object with an `events` array"));
         };
-        if list.len() > shared.options.max_request_rows {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request has {} events; at most {} per request (--max-request-rows)",
-                    list.len(),
-                    shared.options.max_request_rows
-                ),
-            ));
-        }
+        at_most(list.len(), shared.options.max_request_rows, "events")?;
         let mut parsed: Vec<(String, RawEvent)> = Vec::with_capacity(list.len());
         for (i, v) in list.iter().enumerate() {
             let Some(object) = v.as_object() else {
