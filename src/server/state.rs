@@ -61,9 +61,26 @@ fn encode(events: &[RawEvent]) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-fn decode(bytes: &[u8], user: &str, path: &Path) -> Result<Vec<RawEvent>, StoreError> {
-    ciborium::from_reader(bytes)
-        .map_err(|e| StoreError(format!("{}: user {user:?}'s events cannot be read: {e}", path.display())))
+/// A user's events from their stored bytes; `place` (the file, or `redis`) begins the message.
+fn decode(bytes: &[u8], user: &str, place: &dyn std::fmt::Display) -> Result<Vec<RawEvent>, StoreError> {
+    ciborium::from_reader(bytes).map_err(|e| StoreError(format!("{place}: user {user:?}'s events cannot be read: {e}")))
+}
+
+/// A request's events grouped by user, users in order of first appearance and each user's
+/// events in the order given: each store reads and writes a user once per request.
+fn by_user(events: Vec<(String, RawEvent)>) -> Vec<(String, Vec<RawEvent>)> {
+    let mut groups: Vec<(String, Vec<RawEvent>)> = vec![];
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (user, e) in events {
+        match index.get(&user) {
+            Some(i) => groups[*i].1.push(e),
+            None => {
+                index.insert(user.clone(), groups.len());
+                groups.push((user, vec![e]));
+            }
+        }
+    }
+    groups
 }
 
 impl Embedded {
@@ -93,20 +110,9 @@ impl Store for Embedded {
         {
             let mut table = tx.open_table(USERS).map_err(|e| self.fail(e))?;
             // Each user once: read, merge every event of theirs, write back.
-            let mut by_user: Vec<(String, Vec<RawEvent>)> = vec![];
-            let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-            for (user, e) in events {
-                match index.get(&user) {
-                    Some(i) => by_user[*i].1.push(e),
-                    None => {
-                        index.insert(user.clone(), by_user.len());
-                        by_user.push((user, vec![e]));
-                    }
-                }
-            }
-            for (user, new) in by_user {
+            for (user, new) in by_user(events) {
                 let mut stored = match table.get(user.as_str()).map_err(|e| self.fail(e))? {
-                    Some(v) => decode(v.value(), &user, &self.path)?,
+                    Some(v) => decode(v.value(), &user, &self.path.display())?,
                     None => vec![],
                 };
                 for e in new {
@@ -123,7 +129,7 @@ impl Store for Embedded {
         let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(USERS).map_err(|e| self.fail(e))?;
         let events = match table.get(user).map_err(|e| self.fail(e))? {
-            Some(v) => decode(v.value(), user, &self.path)?,
+            Some(v) => decode(v.value(), user, &self.path.display())?,
             None => vec![],
         };
         Ok(events)
@@ -182,36 +188,29 @@ impl Store for Redis {
         events: Vec<(String, RawEvent)>,
         merge: &(dyn Fn(&mut Vec<RawEvent>, RawEvent) + Sync),
     ) -> Result<(), StoreError> {
-        let mut users: Vec<&str> = events.iter().map(|(u, _)| u.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
-        let keys: Vec<String> = users.iter().map(|u| self.key(u)).collect();
+        let groups = by_user(events);
+        let keys: Vec<String> = groups.iter().map(|(u, _)| self.key(u)).collect();
         let users_key = format!("{}:users", self.prefix);
+        // A user's events that cannot be read or written: nothing of the request is stored.
         let mut bad = None;
         self.with(|con| {
             redis::transaction(con, &keys, |con, pipe| {
                 let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(con)?;
-                let mut lists: Vec<Vec<RawEvent>> = vec![];
-                for (user, bytes) in users.iter().zip(&stored) {
-                    match bytes.as_deref().map(ciborium::from_reader::<Vec<RawEvent>, _>) {
-                        None => lists.push(vec![]),
-                        Some(Ok(list)) => lists.push(list),
-                        Some(Err(e)) => {
-                            bad = Some(StoreError(format!("redis: user {user:?}'s events cannot be read: {e}")));
+                pipe.clear();
+                for (((user, new), key), bytes) in groups.iter().zip(&keys).zip(&stored) {
+                    let merged =
+                        bytes.as_deref().map_or(Ok(vec![]), |b| decode(b, user, &"redis")).and_then(|mut list| {
+                            // Cloned: a transaction that lost a race merges them again.
+                            new.iter().for_each(|e| merge(&mut list, e.clone()));
+                            encode(&list)
+                        });
+                    match merged {
+                        Ok(bytes) => pipe.set(key, bytes).ignore().sadd(&users_key, user).ignore(),
+                        Err(e) => {
+                            bad = Some(e);
                             return Ok(Some(()));
                         }
-                    }
-                }
-                for (user, e) in &events {
-                    let i = users.binary_search(&user.as_str()).unwrap_or_default();
-                    merge(&mut lists[i], e.clone());
-                }
-                pipe.clear();
-                for ((key, user), list) in keys.iter().zip(&users).zip(&lists) {
-                    let mut bytes = vec![];
-                    ciborium::into_writer(list, &mut bytes)
-                        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "encoding", e.to_string())))?;
-                    pipe.set(key, bytes).ignore().sadd(&users_key, *user).ignore();
+                    };
                 }
                 pipe.query(con)
             })
@@ -221,11 +220,7 @@ impl Store for Redis {
 
     fn events(&self, user: &str) -> Result<Vec<RawEvent>, StoreError> {
         let bytes: Option<Vec<u8>> = self.with(|con| redis::cmd("GET").arg(self.key(user)).query(con))?;
-        match bytes {
-            None => Ok(vec![]),
-            Some(b) => ciborium::from_reader(b.as_slice())
-                .map_err(|e| StoreError(format!("redis: user {user:?}'s events cannot be read: {e}"))),
-        }
+        bytes.map_or(Ok(vec![]), |b| decode(&b, user, &"redis"))
     }
 
     fn users(&self) -> Result<u64, StoreError> {
