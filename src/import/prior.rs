@@ -77,15 +77,20 @@ fn field<'a>(
 /// A `vocab/*.jsonl` file's ids by key: each line's `key` and its id in the field `id`; with
 /// `trained_only`, only lines whose `train_events` is positive (the others were not numbered).
 fn kept_ids(file: &Path, id: &str, trained_only: bool) -> Result<HashMap<String, u32>, ImportError> {
+    kept_ids_of(file, &objects(file)?, id, trained_only)
+}
+
+/// [`kept_ids`] of a file's lines already read.
+fn kept_ids_of(file: &Path, lines: &[Line], id: &str, trained_only: bool) -> Result<HashMap<String, u32>, ImportError> {
     let mut pairs = vec![];
-    for (line, o) in objects(file)? {
-        if trained_only && field(file, line, &o, "train_events")?.as_u64().unwrap_or(0) == 0 {
+    for (line, o) in lines {
+        let line = *line;
+        if trained_only && field(file, line, o, "train_events")?.as_u64().unwrap_or(0) == 0 {
             continue;
         }
-        let n = field(file, line, &o, id)?
-            .as_u64()
-            .ok_or_else(|| bad(file, format!("line {line}: `{id}` is not an id")))?;
-        let key = field(file, line, &o, "key")?
+        let n =
+            field(file, line, o, id)?.as_u64().ok_or_else(|| bad(file, format!("line {line}: `{id}` is not an id")))?;
+        let key = field(file, line, o, "key")?
             .as_str()
             .ok_or_else(|| bad(file, format!("line {line}: `key` is not text")))?;
         pairs.push((line, key.to_string(), n));
@@ -283,11 +288,13 @@ pub(crate) fn fitted(dir: &Path, m: &Mapping) -> Result<Fit, ImportError> {
         }
     };
     let user_file = dir.join("vocab/user.jsonl");
-    let users = kept_ids(&user_file, "user", true)?;
+    let user_lines = objects(&user_file)?;
+    let users = kept_ids_of(&user_file, &user_lines, "user", true)?;
     let mut user_rows = HashMap::new();
-    for (line, o) in objects(&user_file)? {
-        let row = field(&user_file, line, &o, "user")?.as_u64();
-        let key = field(&user_file, line, &o, "key")?.as_str();
+    for (line, o) in &user_lines {
+        let line = *line;
+        let row = field(&user_file, line, o, "user")?.as_u64();
+        let key = field(&user_file, line, o, "key")?.as_str();
         let (Some(row), Some(key)) = (row, key) else {
             return Err(bad(&user_file, format!("line {line}: expected a numeric `user` and a text `key`")));
         };
