@@ -332,8 +332,9 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         let mut body = read_json(body, shared.options.max_body_bytes).await?;
         let (rows, items) = match body.get("user") {
             Some(_) => {
-                let (rows, items) = raw_rows(&shared, &body).await?;
-                (rows, Some(items))
+                raw_of(&shared)?; // a 404 before the body is read further, as for /events
+                let items = item_keys(&body, shared.options.max_request_rows)?;
+                (raw_rows(&shared, &body, &items).await?, Some(items))
             }
             None => (rows_of(&mut body, shared.options.max_request_rows)?, None),
         };
@@ -393,17 +394,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("the user state store failed: {e}")))
 }
 
-/// A raw `/score` body's rows: one per candidate item, built from the user's stored events;
-/// and the candidates' keys.
-async fn raw_rows(shared: &Shared, body: &Value) -> Result<(Vec<Value>, Vec<String>), ApiError> {
+/// A raw request's rows: one per candidate item (`items`), built from the user's stored events
+/// and the body's `context`.
+async fn raw_rows(shared: &Shared, body: &Value, items: &[String]) -> Result<Vec<Value>, ApiError> {
     let raw = raw_of(shared)?;
     let user = key_text(&body["user"], "user")?;
-    let Some(items) = body.get("items").and_then(Value::as_array) else {
-        return Err(error(StatusCode::BAD_REQUEST, "a raw request needs `items`: an array of item keys"));
-    };
-    at_most(items.len(), shared.options.max_request_rows, "items")?;
-    let items: Vec<String> =
-        items.iter().enumerate().map(|(i, v)| key_text(v, &format!("items[{i}]"))).collect::<Result<_, _>>()?;
     let empty = serde_json::Map::new();
     let context = match body.get("context") {
         None => &empty,
@@ -415,14 +410,21 @@ async fn raw_rows(shared: &Shared, body: &Value) -> Result<(Vec<Value>, Vec<Stri
     let history = blocking(move || store.events(&who)).await?;
     let rows = raw
         .features
-        .rows(&Request { user: &user, items: &items, context }, &history)
+        .rows(&Request { user: &user, items, context }, &history)
         .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
-    let rows = rows
-        .iter()
+    rows.iter()
         .map(|r| serde_json::from_str(r))
         .collect::<Result<Vec<Value>, _>>()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("a built row is not JSON: {e}")))?;
-    Ok((rows, items))
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("a built row is not JSON: {e}")))
+}
+
+/// A raw `/score` body's candidates: the `items` array's keys.
+fn item_keys(body: &Value, max: usize) -> Result<Vec<String>, ApiError> {
+    let Some(items) = body.get("items").and_then(Value::as_array) else {
+        return Err(error(StatusCode::BAD_REQUEST, "a raw request needs `items`: an array of item keys"));
+    };
+    at_most(items.len(), max, "items")?;
+    items.iter().enumerate().map(|(i, v)| key_text(v, &format!("items[{i}]"))).collect()
 }
 
 /// A raw `/recommend` (`{"user", "k", "exclude_consumed", "context"}`): the user's row from
@@ -434,9 +436,7 @@ async fn raw_recommend(shared: &Shared, body: &Value, k: usize, exclude_consumed
         return Err(error(StatusCode::NOT_FOUND, "the data set numbered no item; there is nothing to recommend"));
     };
     // The row's candidate item is not what a retrieval output reads; any known key fills it.
-    let mut request = body.clone();
-    request["items"] = json!([placeholder]);
-    let (rows, _) = raw_rows(shared, &request).await?;
+    let rows = raw_rows(shared, body, &[placeholder]).await?;
     let row = rows[0].clone();
     match ask(shared, Ask::ItemScores, rows).await? {
         (Answer::ItemScores { output, rows, consumed }, generation) => {
