@@ -53,6 +53,28 @@ fn imported_and_trained(dir: &Path, set: &Path, spec: &str, steps: &str) -> (Pat
     (data, run)
 }
 
+/// A server for the run `run` of data set `data` (imported with `features`, when given as a
+/// flag), its state in DIR/state.redb filled with the fixture's training and validation events
+/// (`--load-events`); the fixture's events in time order and how many of them it was given.
+fn serving_earlier_events(
+    dir: &Path,
+    run: &Path,
+    data: &Path,
+    features: Option<&Path>,
+) -> (Server, Vec<Map<String, Value>>, usize) {
+    let (headers, events) = events_in_time_order();
+    let earlier = lines(&data.join("train.jsonl")).len() + lines(&data.join("valid.jsonl")).len();
+    let before = dir.join("before.csv");
+    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
+    let state = dir.join("state.redb");
+    let mut args = vec!["--data", data.to_str().unwrap()];
+    if let Some(f) = features {
+        args.extend(["--features", f.to_str().unwrap()]);
+    }
+    args.extend(["--state", state.to_str().unwrap(), "--load-events", before.to_str().unwrap()]);
+    (Server::start(run, &args), events, earlier)
+}
+
 /// Imports the fixture with `set`, trains `spec` a few steps, and checks raw serving against
 /// `recspec eval --predictions` on every test event; returns the largest difference.
 fn raw_scores_equal_eval(dir: &Path, set: &Path, spec: &str) -> f32 {
@@ -69,25 +91,8 @@ fn raw_scores_equal_eval(dir: &Path, set: &Path, spec: &str) -> f32 {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let predictions = lines(&predictions);
 
-    let (headers, events) = events_in_time_order();
-    let earlier = lines(&data.join("train.jsonl")).len() + lines(&data.join("valid.jsonl")).len();
+    let (server, events, earlier) = serving_earlier_events(dir, &run, &data, Some(set));
     assert_eq!(events.len() - earlier, predictions.len(), "one test row per remaining event");
-    let before: PathBuf = dir.join("before.csv");
-    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
-    let state = dir.join("state.redb");
-    let server = Server::start(
-        &run,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--features",
-            set.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--load-events",
-            before.to_str().unwrap(),
-        ],
-    );
     let agent = agent();
     let mut worst = 0f32;
     let mut streams_seen = 0;
@@ -205,23 +210,8 @@ fn raw_recommend_ranks_keys_as_recspec_recommend_ranks_ids() {
             .collect()
     };
     let (plain, excluding) = (expected(false), expected(true));
-    let (headers, events) = events_in_time_order();
-    let earlier = lines(&data.join("train.jsonl")).len() + lines(&data.join("valid.jsonl")).len();
+    let (server, events, earlier) = serving_earlier_events(&dir, &run, &data, None);
     assert_eq!(events.len() - earlier, plain.len());
-    let before = dir.join("before.csv");
-    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
-    let state = dir.join("state.redb");
-    let server = Server::start(
-        &run,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--load-events",
-            before.to_str().unwrap(),
-        ],
-    );
     let agent = agent();
     let mut differed = 0;
     for (n, event) in events[earlier..].iter().enumerate() {
@@ -279,23 +269,9 @@ fn raw_recommend_with_hashed_items_ranks_and_excludes_keys() {
         .iter()
         .map(|l| (l["key"].as_str().unwrap().to_string(), l["bucket"].as_u64().unwrap() as usize))
         .collect();
-    let (headers, events) = events_in_time_order();
     let test_rows = lines(&data.join("test.jsonl"));
-    let earlier = events.len() - test_rows.len();
-    let before = dir.join("before.csv");
-    std::fs::write(&before, csv_of(&headers, &events[..earlier])).unwrap();
-    let state = dir.join("state.redb");
-    let server = Server::start(
-        &run,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--load-events",
-            before.to_str().unwrap(),
-        ],
-    );
+    let (server, events, earlier) = serving_earlier_events(&dir, &run, &data, None);
+    assert_eq!(events.len() - earlier, test_rows.len());
     let agent = agent();
     // The first test event: its row's history is the user's stored events before it.
     let event = &events[earlier];
