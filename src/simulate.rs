@@ -344,35 +344,63 @@ fn data_toml(cfg: &SimConfig, summary: &SimSummary) -> String {
     s
 }
 
+/// Creates `names` in `out` as temporaries, lets `fill` write them, then renames them all into
+/// place; on any error no temporary is left and no final file is replaced.
+fn write_files<T>(
+    out: &Path,
+    names: &[&str],
+    fill: impl FnOnce(&mut [Staged]) -> Result<T, SimulateError>,
+) -> Result<T, SimulateError> {
+    std::fs::create_dir_all(out).map_err(FileError::at("create", out))?;
+    let result = (|| {
+        let mut files = names.iter().map(|n| Staged::create(out, n)).collect::<Result<Vec<_>, _>>()?;
+        let t = fill(&mut files)?;
+        let staged = files.into_iter().map(Staged::finish).collect::<Result<Vec<_>, _>>()?;
+        for (tmp, dest) in &staged {
+            std::fs::rename(tmp, dest).map_err(FileError::renaming(tmp, dest))?;
+        }
+        Ok(t)
+    })();
+    if result.is_err() {
+        for name in names {
+            let _ = std::fs::remove_file(out.join(format!("{name}.tmp")));
+        }
+    }
+    result
+}
+
+/// The time cuts of the simulated log: the first 80% of events are train, the next 10% valid,
+/// the rest test, events sharing a cut's time going to the later split (as `recspec import`'s
+/// `split time(valid: 0.1, test: 0.1)` cuts).
+fn split_of(events: &[Event]) -> impl Fn(&Event) -> usize {
+    let n = events.len();
+    let q80 = events[n * 8 / 10].time;
+    let q90 = events[(n * 9 / 10).min(n - 1)].time;
+    move |e: &Event| {
+        if e.time < q80 {
+            0
+        } else if e.time < q90 {
+            1
+        } else {
+            2
+        }
+    }
+}
+
 /// Simulates the world of `cfg` and writes `train/valid/test/items.jsonl` and `data.toml` to
 /// `out` (created if missing). Same config, same bytes.
 pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, SimulateError> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(FileError::at("create", out))?;
     let world = World::new(cfg);
     let events = world.events();
-    let n = events.len();
-    let q80 = events[n * 8 / 10].time;
-    let q90 = events[(n * 9 / 10).min(n - 1)].time;
-
-    let result = (|| {
-        let mut staged = vec![];
-        let mut files = [
-            Staged::create(out, "train.jsonl")?,
-            Staged::create(out, "valid.jsonl")?,
-            Staged::create(out, "test.jsonl")?,
-        ];
+    let split = split_of(&events);
+    let names = ["train.jsonl", "valid.jsonl", "test.jsonl", "items.jsonl", "data.toml"];
+    write_files(out, &names, |files| {
         let mut splits = ["train", "valid", "test"].map(|name| SplitSummary { name, ..SplitSummary::default() });
         let mut histories: Vec<History> = (0..cfg.users).map(|_| History::default()).collect();
         let mut line = String::with_capacity(4096);
         for e in &events {
-            let k = if e.time < q80 {
-                0
-            } else if e.time < q90 {
-                1
-            } else {
-                2
-            };
+            let k = split(e);
             let h = &mut histories[e.user as usize];
             write_row(&mut line, &world, e, h);
             files[k].write(&line)?;
@@ -386,25 +414,145 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary, SimulateError
         for sp in &mut splits {
             sp.rates = sp.counts.map(|c| if sp.rows == 0 { 0.0 } else { c as f64 / sp.rows as f64 });
         }
-        for f in files {
-            staged.push(f.finish()?);
-        }
-        let mut items = Staged::create(out, "items.jsonl")?;
-        items.write(&world.items_jsonl())?;
-        staged.push(items.finish()?);
+        files[3].write(&world.items_jsonl())?;
         let summary = SimSummary { out: out.to_path_buf(), splits, hparams: world.hparams() };
-        let mut toml = Staged::create(out, "data.toml")?;
-        toml.write(&data_toml(cfg, &summary))?;
-        staged.push(toml.finish()?);
-        for (tmp, dest) in &staged {
-            std::fs::rename(tmp, dest).map_err(FileError::renaming(tmp, dest))?;
-        }
+        files[4].write(&data_toml(cfg, &summary))?;
         Ok(summary)
-    })();
-    if result.is_err() {
-        for name in ["train.jsonl", "valid.jsonl", "test.jsonl", "items.jsonl", "data.toml"] {
-            let _ = std::fs::remove_file(out.join(format!("{name}.tmp")));
-        }
+    })
+}
+
+/// What [`simulate_raw`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawSummary {
+    pub out: PathBuf,
+    pub events: usize,
+    pub users: usize,
+    pub items: usize,
+}
+
+impl fmt::Display for RawSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let out = self.out.display();
+        writeln!(
+            f,
+            "wrote {out}/{{events,users,items}}.csv ({} events, {} users, {} items) and {out}/features.recspec",
+            self.events, self.users, self.items
+        )?;
+        write!(f, "import it with: recspec import --features {out}/features.recspec --out DATA")
     }
-    result
+}
+
+/// The raw log's event columns before the crosses, in order.
+const EVENT_COLUMNS: [&str; 13] = [
+    "user_id", "item_id", "ts", "hour", "device", "click", "like", "dislike", "skip", "follow", "push", "comment",
+    "dwell",
+];
+
+/// The column each of the F fields is read from: the user and item tables' columns, the event's
+/// hour and device, then `cross_F` event columns holding the simulator's hashed crosses.
+fn field_columns(fields: usize) -> Vec<String> {
+    let base =
+        ["user.bucket", "user.age", "user.gender", "item.cluster", "item.creator", "item.popularity", "hour", "device"];
+    (0..fields).map(|f| base.get(f).map_or_else(|| format!("cross_{f}"), |c| c.to_string())).collect()
+}
+
+/// Simulates the world of `cfg` as a raw log, the form a product's event log has: every
+/// impression with its feedback as one line of `events.csv`, and the user and item tables
+/// beside it, with `features.recspec`, the feature set that turns them into the rows
+/// [`simulate`] writes (ids numbered by the import instead of by the simulator). Same config,
+/// same bytes.
+pub fn simulate_raw(cfg: &SimConfig, out: &Path) -> Result<RawSummary, SimulateError> {
+    use fmt::Write as _;
+    cfg.validate()?;
+    let world = World::new(cfg);
+    let events = world.events();
+    let names = ["events.csv", "users.csv", "items.csv", "features.recspec"];
+    write_files(out, &names, |files| {
+        let mut line = EVENT_COLUMNS.join(",");
+        for f in 8..cfg.fields {
+            let _ = write!(line, ",cross_{f}");
+        }
+        line.push('\n');
+        files[0].write(&line)?;
+        for e in &events {
+            line.clear();
+            let _ = write!(line, "{},{},{},{},{}", e.user, e.item, e.time, e.time / 3600 % 24, e.device);
+            for v in [e.click, e.like, e.dislike, e.skip, e.follow, e.push, e.comment] {
+                line.push_str(if v { ",1" } else { ",0" });
+            }
+            line.push(',');
+            push_float(&mut line, e.dwell as f64);
+            for v in world.field_values(e).iter().skip(8) {
+                let _ = write!(line, ",{v}");
+            }
+            line.push('\n');
+            files[0].write(&line)?;
+        }
+        files[1].write(&world.users_csv())?;
+        files[2].write(&world.items_csv())?;
+        files[3].write(&features_recspec(cfg))?;
+        Ok(RawSummary { out: out.to_path_buf(), events: events.len(), users: cfg.users, items: cfg.items })
+    })
+}
+
+/// The feature set of the raw log: the rows of [`simulate`], one statement per row value.
+fn features_recspec(cfg: &SimConfig) -> String {
+    let fields: Vec<String> = field_columns(cfg.fields).iter().map(|c| format!("      \"{c}\",")).collect();
+    format!(
+        r#"// Written by `recspec simulate --raw`: the simulated raw log as the multi-feedback data set
+// `recspec simulate` writes directly, with ids numbered by the import (by training count)
+// instead of by the simulator. Every seed spec reads it unchanged (the tests check each one).
+//
+//   recspec import --features features.recspec --out DATA
+features simulated {{
+  source events("events.csv", user: "user_id", item: "item_id", time: "ts");
+  source users("users.csv", key: "user_id");
+  source items("items.csv", key: "item_id", cluster: "cluster", creator: "creator");
+  // The last 10% of impressions are test, the 10% before them valid.
+  split time(valid: 0.1, test: 0.1);
+
+  // Every feedback sequence keeps the last T entries; F fields below; the profile is the
+  // user's id, then age, gender and region.
+  dim T = {t};
+  dim F = {f};
+  dim P = 4;
+
+  label click = "click == 1";
+  label unclick = "click == 0";
+  label like = "like == 1";
+  label dislike = "dislike == 1";
+  label skip = "skip == 1";
+  label follow = "follow == 1";
+  label push = "push == 1";
+  label comment = "comment == 1";
+  // Any positive interaction: DLEN's check for its latent "user prefers" target.
+  label positive = "click == 1 or like == 1 or follow == 1 or push == 1 or comment == 1";
+  // A click that was not skipped (a long view): the retrieval positive.
+  label engaged = "click == 1 and skip == 0";
+
+  feature item = item();
+  feature fields = fields(
+    [
+{fields}
+    ],
+  );
+  feature profile = profile(["user.age", "user.gender", "user.region"]);
+
+  seq clicks = history("click == 1", length: T);
+  side clicks.dwell = log1p("dwell");
+  side clicks.skipped = flag("skip == 1");
+  seq unclicks = history("click == 0", length: T);
+  seq dislikes = history("dislike == 1", length: T);
+  seq likes = history("like == 1", length: T);
+  seq skips = history("skip == 1", length: T);
+  // Clicked or disliked items, oldest first.
+  seq history = history("click == 1 or dislike == 1", length: T);
+  side history.dwell = log1p("dwell");
+  side history.disliked = flag("dislike == 1");
+}}
+"#,
+        t = cfg.seq_len,
+        f = cfg.fields,
+        fields = fields.join("\n"),
+    )
 }

@@ -7,9 +7,13 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The data set directory to write.
+    /// The directory to write: a data set, or with `--raw` a raw log.
     #[arg(long)]
     out: PathBuf,
+    /// Write the raw event log (events.csv, users.csv, items.csv) and the feature set that
+    /// imports it (features.recspec) instead of a data set.
+    #[arg(long)]
+    raw: bool,
     /// Simulated users [default: 2000].
     #[arg(long)]
     users: Option<usize>,
@@ -50,7 +54,10 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     cfg.accidental_click_rate = args.accidental_click_rate.unwrap_or(cfg.accidental_click_rate);
     cfg.liked_unclick_rate = args.liked_unclick_rate.unwrap_or(cfg.liked_unclick_rate);
     cfg.dislike_rate_scale = args.dislike_rate_scale.unwrap_or(cfg.dislike_rate_scale);
-    let summary = recspec::simulate::simulate(&cfg, &args.out)?;
-    eprintln!("{summary}");
+    if args.raw {
+        eprintln!("{}", recspec::simulate::simulate_raw(&cfg, &args.out)?);
+    } else {
+        eprintln!("{}", recspec::simulate::simulate(&cfg, &args.out)?);
+    }
     Ok(Exit::Ok)
 }

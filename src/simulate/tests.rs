@@ -303,3 +303,27 @@ fn default_config_speed() {
     eprintln!("{s}\ndefault config: {rows} rows in {secs:.2} s ({:.0} rows/s), {bytes} bytes", rows as f64 / secs);
     assert_eq!(rows, 2000 * 60);
 }
+
+#[test]
+fn the_raw_log_is_deterministic_and_complete() {
+    let (a, b) = (TmpDir::new("raw-a"), TmpDir::new("raw-b"));
+    let cfg = SimConfig { fields: 10, ..small() };
+    let sa = simulate_raw(&cfg, &a.0).unwrap();
+    simulate_raw(&cfg, &b.0).unwrap();
+    assert_eq!(sa.events, 50 * 20);
+    for f in ["events.csv", "users.csv", "items.csv", "features.recspec"] {
+        let (x, y) = (std::fs::read(a.0.join(f)).unwrap(), std::fs::read(b.0.join(f)).unwrap());
+        assert!(x == y, "{f} differs between two runs with one seed");
+        assert!(!a.0.join(format!("{f}.tmp")).exists());
+    }
+    let events = std::fs::read_to_string(a.0.join("events.csv")).unwrap();
+    let header: Vec<&str> = events.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), EVENT_COLUMNS.len() + 2, "{header:?}");
+    assert_eq!(header[13..], ["cross_8", "cross_9"]);
+    assert_eq!(events.lines().count(), 1 + 50 * 20);
+    assert!(events.lines().skip(1).all(|l| l.split(',').count() == header.len()));
+    assert_eq!(std::fs::read_to_string(a.0.join("users.csv")).unwrap().lines().count(), 1 + 50);
+    assert_eq!(std::fs::read_to_string(a.0.join("items.csv")).unwrap().lines().count(), 1 + 200);
+    let set = std::fs::read_to_string(a.0.join("features.recspec")).unwrap();
+    assert!(set.contains("dim T = 5;") && set.contains("dim F = 10;") && set.contains("\"cross_9\","), "{set}");
+}

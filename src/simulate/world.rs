@@ -211,32 +211,59 @@ impl World {
 
     /// The F categorical ids of an impression, offset into the shared vocabulary.
     pub fn fields(&self, e: &Event) -> Vec<usize> {
+        self.field_values(e).into_iter().zip(&self.offsets).map(|(v, o)| o + v).collect()
+    }
+
+    /// The F categorical values of an impression, each in its own range `0..field_sizes[f]`:
+    /// the user's bucket, age and gender, the item's cluster, creator and popularity bucket, the
+    /// hour, the device, then hashed crosses of two of those.
+    pub(crate) fn field_values(&self, e: &Event) -> Vec<usize> {
         let it = &self.items[e.item as usize];
         let u = &self.users[e.user as usize];
-        let hour = (e.time / 3600 % 24) as usize;
         let base = [
-            e.user as usize % self.field_sizes[0].max(1),
+            self.user_bucket(e.user),
             u.age,
             u.gender,
             it.cluster,
             it.creator,
             it.pop_bucket,
-            hour,
+            (e.time / 3600 % 24) as usize,
             e.device as usize,
         ];
         (0..self.cfg.fields)
-            .map(|f| {
-                let v = match base.get(f) {
-                    Some(v) => *v,
-                    None => {
-                        let (a, b) = CROSSES[(f - 8) % CROSSES.len()];
-                        let h = mix64(mix64(f as u64 ^ mix64(base[a] as u64)) ^ base[b] as u64);
-                        (h % CROSS_VOCAB as u64) as usize
-                    }
-                };
-                self.offsets[f] + v
+            .map(|f| match base.get(f) {
+                Some(v) => *v,
+                None => {
+                    let (a, b) = CROSSES[(f - 8) % CROSSES.len()];
+                    let h = mix64(mix64(f as u64 ^ mix64(base[a] as u64)) ^ base[b] as u64);
+                    (h % CROSS_VOCAB as u64) as usize
+                }
             })
             .collect()
+    }
+
+    /// The user's bucket: the first field, shared by every `field_sizes[0]`-th user.
+    fn user_bucket(&self, user: u32) -> usize {
+        user as usize % self.field_sizes[0].max(1)
+    }
+
+    /// The user table of the raw log: `user_id,bucket,age,gender,region` with a header.
+    pub(crate) fn users_csv(&self) -> String {
+        let mut s = String::from("user_id,bucket,age,gender,region\n");
+        for (i, u) in self.users.iter().enumerate() {
+            s.push_str(&format!("{i},{},{},{},{}\n", self.user_bucket(i as u32), u.age, u.gender, u.region));
+        }
+        s
+    }
+
+    /// The item table of the raw log: `item_id,cluster,creator,popularity,quality` with a header.
+    pub(crate) fn items_csv(&self) -> String {
+        let mut s = String::from("item_id,cluster,creator,popularity,quality\n");
+        for (i, it) in self.items.iter().enumerate() {
+            let quality = (it.quality * 1000.0).round() / 1000.0;
+            s.push_str(&format!("{i},{},{},{},{quality}\n", it.cluster, it.creator, it.pop_bucket));
+        }
+        s
     }
 
     fn pick_in(&self, rng: &mut Rng, clusters: &[usize]) -> usize {

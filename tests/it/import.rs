@@ -6,6 +6,7 @@
 mod errors;
 mod features;
 pub(crate) mod online;
+mod simulated;
 
 use crate::cli::{code, recspec, stderr};
 use crate::Scratch;
