@@ -107,6 +107,13 @@ pub enum AppError {
         path: PathBuf,
         message: String,
     },
+    /// A warm start's data set numbers an item, user or value otherwise than the earlier run's
+    /// did: the copied table rows would belong to other keys.
+    IdsNotKept {
+        run: PathBuf,
+        data: PathBuf,
+        message: String,
+    },
     /// A run's saved spec no longer compiles; `diagnostics` are rendered.
     SpecNoLongerCompiles {
         spec: PathBuf,
@@ -207,6 +214,13 @@ impl fmt::Display for AppError {
             }
             AppError::CorruptState { path, message } => write!(f, "{}: corrupt run state: {message}", path.display()),
             AppError::BadCheckpoint { path, message } => write!(f, "{}: {message}", path.display()),
+            AppError::IdsNotKept { run, data, message } => write!(
+                f,
+                "cannot start from {}: {} does not keep the ids its weights were trained with: {message} (import the data set with --keep-ids-from the one {} was trained on)",
+                run.display(),
+                data.display(),
+                run.display()
+            ),
             AppError::SpecNoLongerCompiles { spec, diagnostics } => {
                 write!(f, "{} no longer compiles:\n{diagnostics}", spec.display())
             }

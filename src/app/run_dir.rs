@@ -4,7 +4,8 @@
 //! hyperparameters, training settings, loss weights), `graph.txt` (the compiled graph),
 //! `model.epochN.bpk` and `optimizer.epochN.bpk` (burnpack checkpoints of the last completed
 //! epoch N), `state.json` (completed epochs and history), `metrics.jsonl` (one line per
-//! epoch) and `steps.jsonl` (one line per step: its losses, for `recspec report`). Every file is written to a temporary name and renamed, and `state.json` is written
+//! epoch), `steps.jsonl` (one line per step: its losses, for `recspec report`) and `data/`
+//! (what the data set's import fitted: `data.toml`, `features.json`, `vocab/`). Every file is written to a temporary name and renamed, and `state.json` is written
 //! last: a run killed at any point resumes from its last completed epoch.
 //!
 //! A run prepared by `recspec pytorch` has the spec, `run.toml`, `graph.txt` and `model.py`;
@@ -24,6 +25,9 @@ use crate::runtime::weights::Weights;
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The run's copy of its data set's fitted features: `RUN/data/`.
+pub const FITTED_DIR: &str = "data";
 
 /// Writes `bytes` to `path` atomically: a temporary file, flushed to the disk, then renamed over
 /// `path`. A failed write (a full disk) leaves `path` as it was and removes the temporary file.
@@ -129,6 +133,55 @@ impl RunDir {
             write_atomic(&target, f.text.as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Where the run keeps its data set's fitted features ([`RunDir::save_fitted`]), when it
+    /// has them.
+    pub fn fitted(&self) -> Option<PathBuf> {
+        let dir = self.path.join(FITTED_DIR);
+        dir.join("data.toml").is_file().then_some(dir)
+    }
+
+    /// Keeps what the data set's import fitted with the run, in `RUN/data/`: `data.toml` (sizes,
+    /// and the feature set or mapping that made it), `features.json` and `vocab/`. A server
+    /// builds rows for this run from them, and a warm start from it checks that a newer data set
+    /// kept its ids. Files are hard-linked where the file system allows (an import replaces its
+    /// files by renaming, so a later import into the same directory leaves the run's copy as it
+    /// was) and copied otherwise. A data set without `data.toml` keeps nothing.
+    pub(crate) fn save_fitted(&self, data: &Path) -> Result<(), AppError> {
+        if !data.join("data.toml").is_file() {
+            return Ok(());
+        }
+        let dest = self.path.join(FITTED_DIR);
+        let tmp = self.path.join(format!("{FITTED_DIR}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let kept = (|| {
+            create_dir(&tmp.join("vocab"))?;
+            let mut files = vec![PathBuf::from("data.toml"), PathBuf::from("features.json")];
+            if let Ok(entries) = std::fs::read_dir(data.join("vocab")) {
+                for e in entries {
+                    let e = e.map_err(FileError::at("read", &data.join("vocab")))?;
+                    files.push(Path::new("vocab").join(e.file_name()));
+                }
+            }
+            for f in files {
+                let (from, to) = (data.join(&f), tmp.join(&f));
+                if !from.is_file() {
+                    continue;
+                }
+                if std::fs::hard_link(&from, &to).is_err() {
+                    std::fs::copy(&from, &to).map_err(FileError::at("copy", &from))?;
+                }
+            }
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest).map_err(FileError::at("replace", &dest))?;
+            }
+            Ok(std::fs::rename(&tmp, &dest).map_err(FileError::renaming(&tmp, &dest))?)
+        })();
+        if kept.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        kept
     }
 
     /// Writes `run.toml` (the resolved settings) and `graph.txt` (the compiled graph).

@@ -90,6 +90,7 @@ pub fn start_run(
     let dir = RunDir::prepare(out, resume, graph)?;
     dir.save_spec(spec, loaded)?;
     dir.save_settings(graph, settings, data)?;
+    dir.save_fitted(data)?;
     Ok(dir)
 }
 
@@ -150,6 +151,81 @@ pub fn earlier_weights(
     let plan = crate::runtime::weights::WarmStart::plan(program, &bytes)
         .map_err(|e| AppError::BadCheckpoint { path: run.to_path_buf(), message: e.to_string() })?;
     Ok((bytes, plan))
+}
+
+/// What a warm start found of the ids: how many items, users and feature values of the earlier
+/// run's data set the new one numbers alike, or `None` when the earlier run kept no copy of its
+/// data set's ids (a run trained before runs kept one, or on a data set without vocabularies).
+pub type KeptIds = Option<[usize; 3]>;
+
+/// Refuses a warm start from `run` on `data` unless `data` gives every item, user and feature
+/// vocabulary value the same id as the data set `run` was trained on (`RUN/data/`, kept by
+/// [`RunDir::save_fitted`]): otherwise the rows copied from the earlier tables would belong to
+/// other keys. Names the first key that moved or is missing.
+pub fn check_kept_ids(run: &Path, data: &Path) -> Result<KeptIds, AppError> {
+    let Some(earlier) = RunDir::open(run).fitted() else { return Ok(None) };
+    let refuse = |message: String| AppError::IdsNotKept { run: run.to_path_buf(), data: data.to_path_buf(), message };
+    let mut kept = [0; 3];
+    for (k, (file, id, what)) in [("item.jsonl", "id", "item"), ("user.jsonl", "user", "user")].into_iter().enumerate()
+    {
+        let before = vocabulary_ids(&earlier.join("vocab").join(file), id)?;
+        if before.is_empty() {
+            continue;
+        }
+        let now = vocabulary_ids(&data.join("vocab").join(file), id)?;
+        for (key, was) in &before {
+            match now.get(key) {
+                Some(is) if is == was => {}
+                Some(is) => return Err(refuse(format!("{what} \"{key}\" has id {is}, not {was}"))),
+                None => return Err(refuse(format!("{what} \"{key}\" (id {was}) has no id"))),
+            }
+        }
+        kept[k] = before.len();
+    }
+    let (before, now) = (vocabularies(&earlier)?, vocabularies(data)?);
+    for (input, values) in &before {
+        let is = now.get(input).map(Vec::as_slice).unwrap_or_default();
+        if let Some(i) = (0..values.len()).find(|i| is.get(*i) != Some(&values[*i])) {
+            return Err(refuse(format!(
+                "feature `{input}`: id {} is {}, not \"{}\"",
+                i + 1,
+                is.get(i).map_or("unused".to_string(), |v| format!("\"{v}\"")),
+                values[i]
+            )));
+        }
+        kept[2] += values.len();
+    }
+    Ok(Some(kept))
+}
+
+/// A data set's `vocab/FILE` as key -> id (the id under `id_field`); empty when there is no file.
+fn vocabulary_ids(file: &Path, id_field: &str) -> Result<std::collections::HashMap<String, u64>, AppError> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Ok(Default::default()) };
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            crate::files::FileError::at("read", file)(std::io::Error::other(format!("line {}: {e}", n + 1)))
+        })?;
+        if let (Some(key), Some(id)) = (v["key"].as_str(), v[id_field].as_u64()) {
+            out.insert(key.to_string(), id);
+        }
+    }
+    Ok(out)
+}
+
+/// The counted vocabularies of a data set's `features.json`, by input, values in id order.
+fn vocabularies(data: &Path) -> Result<std::collections::HashMap<String, Vec<String>>, AppError> {
+    let file = data.join("features.json");
+    let Ok(text) = std::fs::read_to_string(&file) else { return Ok(Default::default()) };
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| crate::files::FileError::at("read", &file)(std::io::Error::other(e.to_string())))?;
+    let mut out = std::collections::HashMap::new();
+    for f in doc["features"].as_array().into_iter().flatten() {
+        if let (Some(input), Some(values)) = (f["input"].as_str(), f["vocabulary"].as_array()) {
+            out.insert(input.to_string(), values.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect());
+        }
+    }
+    Ok(out)
 }
 
 /// Trains `program` on the data set's train split, validating on its valid split, and commits

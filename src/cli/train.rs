@@ -103,6 +103,11 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Opti
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
     let available = memory::available_for(args.device);
+    // Before the run directory is made: a data set that moved the earlier run's ids is refused.
+    let kept = match &args.init_from {
+        Some(earlier) => recspec::app::train::check_kept_ids(earlier, &args.run.data)?,
+        None => None,
+    };
     let Some(Started { dir, program, settings }) = start(&args.run, args.resume, available)? else {
         return Ok(Exit::Findings);
     };
@@ -128,6 +133,16 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
                 plan.fresh.len(),
                 if plan.fresh.is_empty() { String::new() } else { format!(" ({})", plan.fresh.join(", ")) },
             );
+            match kept {
+                Some([items, users, values]) => eprintln!(
+                    "ids kept: {items} items, {users} users and {values} feature values have the ids {} trained with",
+                    earlier.display()
+                ),
+                None => eprintln!(
+                    "warning: {} keeps no copy of its data set's ids (trained before runs kept one, or on data without vocabularies): the data set's ids are not checked",
+                    earlier.display()
+                ),
+            }
             Some(bytes)
         }
         None => None,

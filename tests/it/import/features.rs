@@ -341,6 +341,15 @@ fn ids_are_kept_across_imports() {
     let grown = format!("(items/table {} -> {} rows)", a.len() + 1, b.len() + 1);
     assert!(stderr(&o).contains(&format!("warm start from {}: ", earlier.display())), "{}", stderr(&o));
     assert!(stderr(&o).contains(&grown), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("ids kept: {} items, ", a.len())), "{}", stderr(&o));
+    // The earlier run kept its data set's ids, and a warm start on a data set that moved them
+    // is refused, naming a key, before a run directory is made.
+    let copied = std::fs::read(earlier.join("data/vocab/item.jsonl")).unwrap();
+    assert!(copied == std::fs::read(first.join("vocab/item.jsonl")).unwrap());
+    let o = train(&fresh, "run3", &["--init-from", earlier.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not keep the ids its weights were trained with: item \""), "{}", stderr(&o));
+    assert!(!dir.join("run3").exists());
 
     // What cannot be kept is refused by file and line, before anything is written.
     let out = dir.join("refused");
