@@ -35,27 +35,29 @@ pub struct Args {
     /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-    /// Take raw requests (`POST /events`, `/score` and `/recommend` with a user's key): rows
-    /// are built with this data set's fitted features (the one the run was trained on).
+    /// Take raw requests (`POST /events`, `/score` and `/recommend` with a user's key), keeping
+    /// each user's raw events in this file (created if missing; an embedded database). Rows are
+    /// built with the fitted features the run keeps of its data set (`RUN/data`).
+    #[arg(long, group = "store")]
+    state: Option<PathBuf>,
+    /// Keep users' raw events in Redis instead (`redis://HOST:PORT/DB`), shared by every
+    /// server given the same URL and --redis-prefix.
+    #[arg(long, group = "store")]
+    redis: Option<String>,
+    /// Build rows with this data set's fitted features instead of the run's copy (for a run
+    /// trained before runs kept one).
     #[arg(long, requires = "store")]
     data: Option<PathBuf>,
     /// The feature set or mapping the data set was imported with (default: the one its
     /// data.toml records).
-    #[arg(long, requires = "data")]
+    #[arg(long, requires = "store")]
     features: Option<PathBuf>,
-    /// The file that keeps each user's raw events (created if missing; an embedded database).
-    #[arg(long, requires = "data", group = "store")]
-    state: Option<PathBuf>,
-    /// Keep users' raw events in Redis instead (`redis://HOST:PORT/DB`), shared by every
-    /// server given the same URL and --redis-prefix.
-    #[arg(long, requires = "data", group = "store")]
-    redis: Option<String>,
     /// The prefix of this deployment's Redis keys.
     #[arg(long, default_value = "recspec", requires = "redis")]
     redis_prefix: String,
     /// Events to store before serving (an event log in any format recspec import reads), e.g.
     /// the data set's own, to serve its users at once.
-    #[arg(long, requires = "data")]
+    #[arg(long, requires = "store")]
     load_events: Option<PathBuf>,
 }
 
@@ -73,21 +75,29 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let device = args.device.device()?;
     let run = args.run.clone();
-    let raw = match &args.data {
-        Some(data) => {
-            let features = Arc::new(recspec::app::dataset::featurizer(data, args.features.as_deref())?);
-            let cannot = |e: recspec::server::state::StoreError| AppError::Serve(format!("cannot open the state: {e}"));
-            let store: Arc<dyn Store> = match (&args.state, &args.redis) {
-                (Some(path), _) => Arc::new(Embedded::open(path).map_err(cannot)?),
-                (None, Some(url)) => Arc::new(Redis::open(url, &args.redis_prefix).map_err(cannot)?),
-                // clap requires one of them with --data.
-                (None, None) => return Err(AppError::Serve("--data needs --state FILE or --redis URL".into())),
+    let cannot = |e: recspec::server::state::StoreError| AppError::Serve(format!("cannot open the state: {e}"));
+    let store: Option<Arc<dyn Store>> = match (&args.state, &args.redis) {
+        (Some(path), _) => Some(Arc::new(Embedded::open(path).map_err(cannot)?)),
+        (None, Some(url)) => Some(Arc::new(Redis::open(url, &args.redis_prefix).map_err(cannot)?)),
+        (None, None) => None,
+    };
+    let raw = match store {
+        Some(store) => {
+            let data = match &args.data {
+                Some(data) => data.clone(),
+                None => recspec::app::RunDir::open(&args.run).fitted().ok_or_else(|| {
+                    AppError::Serve(format!(
+                        "{} keeps no copy of its data set's fitted features (runs trained before 2026-12-07 do not); give the data set it was trained on with --data DATA",
+                        args.run.display()
+                    ))
+                })?,
             };
+            let features = Arc::new(recspec::app::dataset::featurizer(&data, args.features.as_deref())?);
             if let Some(file) = &args.load_events {
                 let n = load_events(&features, store.as_ref(), file)?;
                 eprintln!("stored {n} events of {}", file.display());
             }
-            Some(Raw { features, store, data: data.clone() })
+            Some(Raw { features, store, data, definition: args.features.clone() })
         }
         None => None,
     };

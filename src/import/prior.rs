@@ -4,8 +4,8 @@
 //! set imported tomorrow numbers yesterday's items as yesterday's did, and a model trained on
 //! either reads the same row of its tables for the same item.
 //!
-//! What is read: `vocab/item.jsonl` (`id`, `key`), `vocab/user.jsonl` (`user`, `key`,
-//! `train_events`: users with training events were numbered), and `features.json` (vocabularies
+//! What is read: `vocab/item.jsonl` (`id`, `key`), `vocab/user.jsonl` (`user`, `key`: the users
+//! whose `user` is below data.toml's `U` were numbered), and `features.json` (vocabularies
 //! in id order). A file that is missing, malformed, or whose ids are not 1, 2, ... once each is an
 //! error naming the file and line: an artifact that does not match is never half used.
 
@@ -74,22 +74,50 @@ fn field<'a>(
     o.get(key).ok_or_else(|| bad(file, format!("line {line}: no `{key}`")))
 }
 
-/// A `vocab/*.jsonl` file's ids by key: each line's `key` and its id in the field `id`; with
-/// `trained_only`, only lines whose `train_events` is positive (the others were not numbered).
-fn kept_ids(file: &Path, id: &str, trained_only: bool) -> Result<HashMap<String, u32>, ImportError> {
-    kept_ids_of(file, &objects(file)?, id, trained_only)
+/// Which lines of a `vocab/*.jsonl` file hold numbered keys.
+#[derive(Clone, Copy)]
+enum Numbered {
+    /// Every line (items).
+    All,
+    /// Lines whose id is below the vocabulary size (users: the others are row keys of users
+    /// without an id).
+    Below(u64),
+}
+
+/// The lines of `vocab/user.jsonl` that hold user ids: those whose `user` is below the data
+/// set's user vocabulary size `U` (its data.toml). That holds users with training events and
+/// users who kept an earlier data set's id without training events in this one; the others'
+/// `user` is a row key from `U` up.
+fn numbered_users(dir: &Path) -> Result<Numbered, ImportError> {
+    let file = dir.join("data.toml");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| bad(&file, format!("cannot read the earlier data set's sizes: {e}")))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| bad(&file, format!("not TOML: {}", e.message())))?;
+    match doc.get("hparams").and_then(|h| h.get("U")).and_then(toml::Value::as_integer) {
+        Some(u) if u >= 1 => Ok(Numbered::Below(u as u64)),
+        _ => Err(bad(
+            &file,
+            "no user vocabulary size `U` under [hparams]; this is not a data set recspec import wrote".into(),
+        )),
+    }
+}
+
+/// A `vocab/*.jsonl` file's ids by key: each line's `key` and its id in the field `id`, of the
+/// lines `which` selects.
+fn kept_ids(file: &Path, id: &str, which: Numbered) -> Result<HashMap<String, u32>, ImportError> {
+    kept_ids_of(file, &objects(file)?, id, which)
 }
 
 /// [`kept_ids`] of a file's lines already read.
-fn kept_ids_of(file: &Path, lines: &[Line], id: &str, trained_only: bool) -> Result<HashMap<String, u32>, ImportError> {
+fn kept_ids_of(file: &Path, lines: &[Line], id: &str, which: Numbered) -> Result<HashMap<String, u32>, ImportError> {
     let mut pairs = vec![];
     for (line, o) in lines {
         let line = *line;
-        if trained_only && field(file, line, o, "train_events")?.as_u64().unwrap_or(0) == 0 {
-            continue;
-        }
         let n =
             field(file, line, o, id)?.as_u64().ok_or_else(|| bad(file, format!("line {line}: `{id}` is not an id")))?;
+        if matches!(which, Numbered::Below(size) if n >= size) {
+            continue;
+        }
         let key = field(file, line, o, "key")?
             .as_str()
             .ok_or_else(|| bad(file, format!("line {line}: `key` is not text")))?;
@@ -113,9 +141,9 @@ pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
     }
     let mut prior = Prior::default();
     if m.item_buckets.is_none() {
-        prior.items = kept_ids(&dir.join("vocab/item.jsonl"), "id", false)?;
+        prior.items = kept_ids(&dir.join("vocab/item.jsonl"), "id", Numbered::All)?;
     }
-    prior.users = kept_ids(&dir.join("vocab/user.jsonl"), "user", true)?;
+    prior.users = kept_ids(&dir.join("vocab/user.jsonl"), "user", numbered_users(dir)?)?;
     let counted: Vec<&str> = m
         .extras
         .iter()
@@ -270,7 +298,7 @@ pub(crate) fn fitted(dir: &Path, m: &Mapping) -> Result<Fit, ImportError> {
     let item_file = dir.join("vocab/item.jsonl");
     let (items, item_keys) = match m.item_buckets {
         None => {
-            let items = kept_ids(&item_file, "id", false)?;
+            let items = kept_ids(&item_file, "id", Numbered::All)?;
             let mut keys: Vec<(&u32, &String)> = items.iter().map(|(k, id)| (id, k)).collect();
             keys.sort();
             let keys = keys.into_iter().map(|(_, k)| k.clone()).collect();
@@ -289,7 +317,7 @@ pub(crate) fn fitted(dir: &Path, m: &Mapping) -> Result<Fit, ImportError> {
     };
     let user_file = dir.join("vocab/user.jsonl");
     let user_lines = objects(&user_file)?;
-    let users = kept_ids_of(&user_file, &user_lines, "user", true)?;
+    let users = kept_ids_of(&user_file, &user_lines, "user", numbered_users(dir)?)?;
     let mut user_rows = HashMap::new();
     for (line, o) in &user_lines {
         let line = *line;

@@ -15,9 +15,11 @@
 //!   `GET /state?user=KEY` shows the user's stored events.
 //! - `GET /health`: the model served; `GET /metrics`: Prometheus text (requests and errors by
 //!   endpoint and status, latency and batch-size histograms).
-//! - `POST /admin/reload` `{"run": PATH}` (optional): loads a run (the same one when no path is
-//!   given) and swaps it in; requests queued before the swap are answered by the old model, none
-//!   is dropped.
+//! - `POST /admin/reload` `{"run": PATH, "data": DATA}` (both optional): loads a run (the same
+//!   one when no path is given) and swaps it in; requests queued before the swap are answered by
+//!   the old model, none is dropped. A raw server swaps the fitted features with it: the new
+//!   run's copy of its data set's (`RUN/data`), or DATA's; the users' events are raw keys and
+//!   stay as they are.
 //!
 //! Concurrent requests are batched by one worker thread that owns the model ([`model::work`]).
 //! Bad requests get a 4xx JSON `{"error": message}` naming the row (0-based, in the request)
@@ -135,12 +137,43 @@ impl Metrics {
 pub struct Raw {
     pub features: Arc<Featurizer>,
     pub store: Arc<dyn state::Store>,
-    /// The data set, for `/health`.
+    /// The data set the features were fitted on (the run's copy, `RUN/data`, or `--data`).
     pub data: PathBuf,
+    /// The feature set or mapping given with `--features`, kept for reloads (default: the one
+    /// each data set's data.toml records).
+    pub definition: Option<PathBuf>,
 }
 
+/// A raw server's state: the users' events, and the fitted features of the model served now.
+struct RawState {
+    store: Arc<dyn state::Store>,
+    definition: Option<PathBuf>,
+    fitted: Mutex<Fitted>,
+}
+
+/// The fitted features that number the rows of the model of `generation`. A reload replaces
+/// both together: a row is only ever read by the model whose data set numbered it.
+#[derive(Clone)]
+struct Fitted {
+    features: Arc<Featurizer>,
+    data: PathBuf,
+    generation: u64,
+}
+
+impl RawState {
+    fn fitted(&self) -> Fitted {
+        match self.fitted.lock() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// How often a raw request is built again because a reload swapped the model in between.
+const RAW_TRIES: usize = 8;
+
 struct Shared {
-    raw: Option<Raw>,
+    raw: Option<RawState>,
     worker: Mutex<Sender<Message>>,
     options: ServeOptions,
     metrics: Metrics,
@@ -148,6 +181,8 @@ struct Shared {
     /// The run served and its description, for `/health` and reloads.
     current: Mutex<(PathBuf, Value)>,
     generation: std::sync::atomic::AtomicU64,
+    /// Held through a reload.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// A refused request: its status and message, answered as JSON `{"error": message}`.
@@ -195,6 +230,11 @@ pub fn serve(
             .name("recspec-model".into())
             .spawn(move || model::work(model, rx, batching, |n| batch_rows.observe(n as f64)))
             .map_err(|e| AppError::Serve(format!("cannot start the model thread: {e}")))?;
+        let raw = raw.map(|r| RawState {
+            store: r.store,
+            definition: r.definition,
+            fitted: Mutex::new(Fitted { features: r.features, data: r.data, generation: 1 }),
+        });
         let shared = Arc::new(Shared {
             raw,
             worker: Mutex::new(tx),
@@ -203,6 +243,7 @@ pub fn serve(
             device,
             current: Mutex::new((run, description)),
             generation: std::sync::atomic::AtomicU64::new(1),
+            reloading: tokio::sync::Mutex::new(()),
         });
         let app = router(shared.clone());
         ready(addr);
@@ -211,6 +252,42 @@ pub fn serve(
         let _ = worker.join();
         served.map_err(|e| AppError::Serve(format!("the server stopped: {e}")))
     })
+}
+
+/// The fitted features a reload to `run` serves with: those of the data set `data` when the
+/// request names one, else the run's own copy (`RUN/data`); a run without one keeps the current
+/// features only when it is the run served now.
+async fn reload_features(
+    raw: &RawState,
+    run: &std::path::Path,
+    current: &std::path::Path,
+    data: Option<PathBuf>,
+) -> Result<(Arc<Featurizer>, PathBuf), ApiError> {
+    let Some(data) = data.or_else(|| crate::app::RunDir::open(run).fitted()) else {
+        if run == current {
+            let now = raw.fitted();
+            return Ok((now.features, now.data));
+        }
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "{} keeps no copy of its data set's fitted features (runs trained before 2026-12-07 do not); name the data set it was trained on: {{\"run\": ..., \"data\": DATA}}",
+                run.display()
+            ),
+        ));
+    };
+    let definition = raw.definition.clone();
+    let dir = data.clone();
+    let features = tokio::task::spawn_blocking(move || crate::app::dataset::featurizer(&dir, definition.as_deref()))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("loading stopped: {e}")))?
+        .map_err(|e| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot load the fitted features of {}: {e}", data.display()),
+            )
+        })?;
+    Ok((Arc::new(features), data))
 }
 
 /// The routes, with the body limit applied.
@@ -305,21 +382,57 @@ fn rows_of(body: &mut Value, max: usize) -> Result<Vec<Value>, ApiError> {
     Ok(rows)
 }
 
-/// Sends a job to the worker and waits for its answer.
-async fn ask(shared: &Shared, ask: Ask, rows: Vec<Value>) -> Result<(Answer, u64), ApiError> {
+/// Sends a job to the worker and waits for its answer: `None` when the job's rows were built
+/// for the model of generation `expect` and another one is served now.
+async fn ask_job(
+    shared: &Shared,
+    ask: Ask,
+    rows: Vec<Value>,
+    expect: Option<u64>,
+) -> Result<Option<(Answer, u64)>, ApiError> {
     let (reply, answer) = oneshot::channel();
-    let sent = shared.worker.lock().map(|w| w.send(Message::Job(Job { ask, rows, reply })).is_ok()).unwrap_or(false);
+    let job = Job { ask, rows, expect, reply };
+    let sent = shared.worker.lock().map(|w| w.send(Message::Job(job)).is_ok()).unwrap_or(false);
     if !sent {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the model thread has stopped"));
     }
     match answer.await {
-        Ok(Ok((answer, _batch, generation))) => Ok((answer, generation)),
+        Ok(Ok((answer, _batch, generation))) => Ok(Some((answer, generation))),
         Ok(Err(Refusal::BadRow { row, message })) => {
             Err(error(StatusCode::BAD_REQUEST, format!("row {row}: {message}")))
         }
         Ok(Err(Refusal::Unsupported(message))) => Err(error(StatusCode::NOT_FOUND, message)),
+        Ok(Err(Refusal::Stale)) => Ok(None),
         Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "the model thread dropped the request")),
     }
+}
+
+/// Sends a job of numbered rows (read by whichever model is served) and waits for its answer.
+async fn ask(shared: &Shared, ask: Ask, rows: Vec<Value>) -> Result<(Answer, u64), ApiError> {
+    ask_job(shared, ask, rows, None)
+        .await?
+        .ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "a numbered request was refused as stale"))
+}
+
+/// A raw request answered: rows built with the fitted features of the model that answered
+/// them. When a reload swaps the model between building and answering, the rows are built
+/// again with the new model's features (at most [`RAW_TRIES`] times).
+async fn ask_raw(
+    shared: &Shared,
+    ask: impl Fn() -> Ask,
+    body: &Value,
+    items: &[String],
+) -> Result<(Answer, u64, Value, Fitted), ApiError> {
+    let raw = raw_of(shared)?;
+    for _ in 0..RAW_TRIES {
+        let fitted = raw.fitted();
+        let rows = raw_rows(raw, &fitted, body, items).await?;
+        let first = rows.first().cloned().unwrap_or(Value::Null);
+        if let Some((answer, generation)) = ask_job(shared, ask(), rows, Some(fitted.generation)).await? {
+            return Ok((answer, generation, first, fitted));
+        }
+    }
+    Err(error(StatusCode::SERVICE_UNAVAILABLE, "the model was reloaded while this request was being answered; retry"))
 }
 
 fn model_name(shared: &Shared) -> Value {
@@ -330,22 +443,33 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     let started = Instant::now();
     let response = async {
         let mut body = read_json(body, shared.options.max_body_bytes).await?;
-        let (rows, items) = match body.get("user") {
+        let (answered, items) = match body.get("user") {
             Some(_) => {
                 raw_of(&shared)?; // a 404 before the body is read further, as for /events
                 let items = item_keys(&body, shared.options.max_request_rows)?;
-                (raw_rows(&shared, &body, &items).await?, Some(items))
+                let answered = match items.is_empty() {
+                    true => None,
+                    false => {
+                        let (answer, generation, _, _) = ask_raw(&shared, || Ask::Score, &body, &items).await?;
+                        Some((answer, generation))
+                    }
+                };
+                (answered, Some(items))
             }
-            None => (rows_of(&mut body, shared.options.max_request_rows)?, None),
+            None => {
+                let rows = rows_of(&mut body, shared.options.max_request_rows)?;
+                let answered = match rows.is_empty() {
+                    true => None,
+                    false => Some(ask(&shared, Ask::Score, rows).await?),
+                };
+                (answered, None)
+            }
         };
-        let (streams, scores, generation) = if rows.is_empty() {
-            (Value::Null, vec![], Value::Null)
-        } else {
-            match ask(&shared, Ask::Score, rows).await? {
-                (Answer::Scores { streams, rows }, generation) => (json!(streams), rows, json!(generation)),
-                (Answer::Lists { .. } | Answer::ItemScores { .. }, _) => {
-                    unreachable!("a score job is answered with scores")
-                }
+        let (streams, scores, generation) = match answered {
+            None => (Value::Null, vec![], Value::Null),
+            Some((Answer::Scores { streams, rows }, generation)) => (json!(streams), rows, json!(generation)),
+            Some((Answer::Lists { .. } | Answer::ItemScores { .. }, _)) => {
+                unreachable!("a score job is answered with scores")
             }
         };
         let mut answer = json!({
@@ -363,11 +487,11 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
 }
 
 /// The raw-request part of a server, or a 404 saying how to get one.
-fn raw_of(shared: &Shared) -> Result<&Raw, ApiError> {
+fn raw_of(shared: &Shared) -> Result<&RawState, ApiError> {
     shared.raw.as_ref().ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
-            "this server takes numbered rows only; raw requests need the data set's features (recspec serve --data DATA --state FILE)",
+            "this server takes numbered rows only; raw requests need a store for the users' events (recspec serve RUN --state FILE)",
         )
     })
 }
@@ -394,10 +518,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("the user state store failed: {e}")))
 }
 
-/// A raw request's rows: one per candidate item (`items`), built from the user's stored events
-/// and the body's `context`.
-async fn raw_rows(shared: &Shared, body: &Value, items: &[String]) -> Result<Vec<Value>, ApiError> {
-    let raw = raw_of(shared)?;
+/// A raw request's rows: one per candidate item (`items`), built with `fitted` from the user's
+/// stored events and the body's `context`.
+async fn raw_rows(raw: &RawState, fitted: &Fitted, body: &Value, items: &[String]) -> Result<Vec<Value>, ApiError> {
     let user = key_text(&body["user"], "user")?;
     let empty = serde_json::Map::new();
     let context = match body.get("context") {
@@ -408,7 +531,7 @@ async fn raw_rows(shared: &Shared, body: &Value, items: &[String]) -> Result<Vec
     let store = raw.store.clone();
     let who = user.clone();
     let history = blocking(move || store.events(&who)).await?;
-    let rows = raw
+    let rows = fitted
         .features
         .rows(&Request { user: &user, items, context }, &history)
         .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
@@ -431,23 +554,21 @@ fn item_keys(body: &Value, max: usize) -> Result<Vec<String>, ApiError> {
 /// their stored events, every item's score, and the catalogue's keys ranked by them
 /// ([`Featurizer::rank`]); answers `{"model", "output", "items": [{"item": KEY, "score"}]}`.
 async fn raw_recommend(shared: &Shared, body: &Value, k: usize, exclude_consumed: bool) -> Result<Response, ApiError> {
-    let raw = raw_of(shared)?;
-    let Some(placeholder) = raw.features.item_keys().first().cloned() else {
+    let Some(placeholder) = raw_of(shared)?.fitted().features.item_keys().first().cloned() else {
         return Err(error(StatusCode::NOT_FOUND, "the data set numbered no item; there is nothing to recommend"));
     };
-    // The row's candidate item is not what a retrieval output reads; any known key fills it.
-    let rows = raw_rows(shared, body, &[placeholder]).await?;
-    let row = rows[0].clone();
-    match ask(shared, Ask::ItemScores, rows).await? {
-        (Answer::ItemScores { output, rows, consumed }, generation) => {
-            let picks = raw.features.rank(&rows[0], &row, &consumed, k, exclude_consumed);
+    // The row's candidate item is not what a retrieval output reads; any known key fills it
+    // (a key of every later data set too, since they keep their earlier ids).
+    match ask_raw(shared, || Ask::ItemScores, body, &[placeholder]).await? {
+        (Answer::ItemScores { output, rows, consumed }, generation, row, fitted) => {
+            let picks = fitted.features.rank(&rows[0], &row, &consumed, k, exclude_consumed);
             let items: Vec<Value> =
                 picks.into_iter().map(|(item, score)| json!({ "item": item, "score": score })).collect();
             let answer =
                 json!({ "model": model_name(shared), "generation": generation, "output": output, "items": items });
             Ok(Json(answer).into_response())
         }
-        (Answer::Scores { .. } | Answer::Lists { .. }, _) => {
+        (Answer::Scores { .. } | Answer::Lists { .. }, ..) => {
             unreachable!("an item-scores job is answered with scores")
         }
     }
@@ -482,6 +603,7 @@ async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     let started = Instant::now();
     let response = async {
         let raw = raw_of(&shared)?;
+        let features = raw.fitted().features;
         let body = read_json(body, shared.options.max_body_bytes).await?;
         let Some(list) = body.get("events").and_then(Value::as_array) else {
             return Err(error(StatusCode::BAD_REQUEST, "the body must be a JSON object with an `events` array"));
@@ -496,13 +618,13 @@ async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
                 ));
             };
             parsed.push(
-                raw.features
+                features
                     .parse_event(object)
                     .map_err(|why| error(StatusCode::BAD_REQUEST, format!("event {i}: {why}")))?,
             );
         }
         let n = parsed.len();
-        let (store, features) = (raw.store.clone(), raw.features.clone());
+        let store = raw.store.clone();
         blocking(move || store.append(parsed, &|es, e| features.insert(es, e))).await?;
         Ok(Json(json!({ "stored": n })).into_response())
     }
@@ -572,7 +694,8 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         Some(r) => {
             let store = r.store.clone();
             let users = blocking(move || store.users()).await.ok();
-            json!({ "data": r.data.display().to_string(), "users": users, "columns": r.features.columns() })
+            let fitted = r.fitted();
+            json!({ "data": fitted.data.display().to_string(), "users": users, "columns": fitted.features.columns() })
         }
     };
     let response = Json(json!({
@@ -602,31 +725,50 @@ async fn reload(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         let bytes = axum::body::to_bytes(body, 1 << 16)
             .await
             .map_err(|e| error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))?;
-        let run = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
+        let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            json!({})
         } else {
-            let body: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-            match body.get("run") {
-                None => None,
-                Some(Value::String(p)) => Some(PathBuf::from(p)),
-                Some(v) => return Err(error(StatusCode::BAD_REQUEST, format!("`run` must be a path, found {v}"))),
-            }
+            serde_json::from_slice(&bytes)
+                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?
         };
-        let run = match run {
-            Some(r) => r,
-            None => shared.current.lock().map(|c| c.0.clone()).unwrap_or_default(),
+        let path_of = |field: &str| match body.get(field) {
+            None => Ok(None),
+            Some(Value::String(p)) => Ok(Some(PathBuf::from(p))),
+            Some(v) => Err(error(StatusCode::BAD_REQUEST, format!("`{field}` must be a path, found {v}"))),
         };
+        let (run, data) = (path_of("run")?, path_of("data")?);
+        if data.is_some() && shared.raw.is_none() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "`data` is for a server of raw requests (started with --state or --redis)",
+            ));
+        }
+        // One reload at a time: generations, fitted features and models are swapped in order.
+        let _reloading = shared.reloading.lock().await;
+        let current = shared.current.lock().map(|c| c.0.clone()).unwrap_or_default();
+        let run = run.unwrap_or_else(|| current.clone());
         let device = shared.device.clone();
         let path = run.clone();
         let loaded = tokio::task::spawn_blocking(move || Model::load(&path, &device))
             .await
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("loading stopped: {e}")))?
             .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("cannot load {}: {e}", run.display())))?;
+        let features = match &shared.raw {
+            Some(raw) => Some(reload_features(raw, &run, &current, data).await?),
+            None => None,
+        };
         let mut loaded = loaded;
         // Numbered before the swap, so that the new model's answers carry it.
         let generation = shared.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         loaded.generation = generation;
+        // The new model's features first: rows built with them wait for the swap (their job
+        // is refused as stale by the old model and built again), and rows built with the old
+        // ones are refused by the new model.
+        if let (Some(raw), Some((features, data))) = (&shared.raw, features) {
+            if let Ok(mut f) = raw.fitted.lock() {
+                *f = Fitted { features, data, generation };
+            }
+        }
         let description = loaded.describe();
         let (done, swapped) = oneshot::channel();
         let sent = shared.worker.lock().map(|w| w.send(Message::Swap(Box::new(loaded), done)).is_ok()).unwrap_or(false);
@@ -637,8 +779,11 @@ async fn reload(State(shared): State<Arc<Shared>>, body: Body) -> Response {
             *c = (run.clone(), description.clone());
         }
         shared.metrics.reloads.inc();
-        Ok(Json(json!({ "run": run.display().to_string(), "generation": generation, "served": description }))
-            .into_response())
+        let data = shared.raw.as_ref().map(|r| r.fitted().data.display().to_string());
+        Ok(Json(
+            json!({ "run": run.display().to_string(), "generation": generation, "served": description, "data": data }),
+        )
+        .into_response())
     }
     .await
     .unwrap_or_else(IntoResponse::into_response);

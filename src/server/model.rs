@@ -100,14 +100,22 @@ pub enum Answer {
 /// Why a request failed: a client's mistake (a row that cannot be read, an endpoint the run
 /// does not have) or the server's.
 pub enum Refusal {
-    BadRow { row: usize, message: String },
+    BadRow {
+        row: usize,
+        message: String,
+    },
     Unsupported(String),
+    /// The rows were built for another model than the one served now (a reload came between).
+    Stale,
 }
 
 /// One request for the worker.
 pub struct Job {
     pub ask: Ask,
     pub rows: Vec<Value>,
+    /// The generation of the model the rows were built for (a raw request's rows are numbered
+    /// by that model's data set); `None`: any model reads them.
+    pub expect: Option<u64>,
     /// The answer, the rows of the pass that answered it, and the model's generation.
     pub reply: oneshot::Sender<Result<(Answer, usize, u64), Refusal>>,
 }
@@ -163,6 +171,9 @@ fn run_batch(model: &Model, jobs: Vec<Job>, observe: &impl Fn(usize)) {
     let (mut score, mut recommend) = (vec![], vec![]);
     for job in jobs {
         match job.ask {
+            _ if job.expect.is_some_and(|g| g != model.generation) => {
+                let _ = job.reply.send(Err(Refusal::Stale));
+            }
             Ask::Score if model.scorer.is_none() => {
                 let _ = job.reply.send(Err(Refusal::Unsupported(format!(
                     "model `{}` scores no label stream (no loss gives a probability, and no output is per example); /score needs one",

@@ -282,14 +282,22 @@ fn ids_are_kept_across_imports() {
     std::fs::write(dir.join("day2.csv"), &events).unwrap();
     let set = dir.join("ranker.recspec");
     let (first, kept, fresh) = (dir.join("first"), dir.join("kept"), dir.join("fresh"));
+    let again = dir.join("again");
     for (day, out, extra) in [
         ("day1.csv", &first, vec![]),
         ("day2.csv", &kept, vec!["--keep-ids-from", first.to_str().unwrap()]),
         ("day2.csv", &fresh, vec![]),
+        // A kept data set is itself an earlier one: ids are kept day after day.
+        ("day2.csv", &again, vec!["--keep-ids-from", kept.to_str().unwrap()]),
     ] {
         let o = import_set(Some(&dir.join(day)), &set, out, &extra);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
+    // day1 is the file's first lines, not its earliest events: some users' training events of
+    // day 1 are validation or test events of day 2, yet they keep their ids.
+    let users = |d: &Path| std::fs::read_to_string(d.join("vocab/user.jsonl")).unwrap();
+    assert!(users(&kept).contains("\"train_events\":0"), "a user without training events on day 2");
+    assert_eq!(users(&again), users(&kept));
     let ids = |d: &Path| -> std::collections::HashMap<String, i64> {
         std::fs::read_to_string(d.join("vocab/item.jsonl"))
             .unwrap()

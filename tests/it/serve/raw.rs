@@ -532,3 +532,93 @@ fn a_kill_under_mixed_load_loses_no_acknowledged_event() {
         assert_eq!(state["events"].as_array().map(Vec::len), Some(1), "{user}'s acknowledged event was lost");
     }
 }
+
+/// `/admin/reload` to a run trained on a newer data set (imported with `--keep-ids-from`, so
+/// it numbers items the first did not know) swaps the fitted features with the model: the
+/// stored raw events are built into rows with the new run's ids, and every score equals a fresh
+/// server's on the new run and the same state. A server given the older data set's features
+/// for the new run scores differently, so the comparison can fail.
+#[test]
+fn a_reload_swaps_the_fitted_features_and_keeps_the_users_events() {
+    let dir = Scratch::new("serve-raw-reload");
+    let fixture = crate::root().join(FIXTURE);
+    for f in ["users.csv", "items.tsv", "ranker.recspec"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    let events = std::fs::read_to_string(fixture.join("events.csv")).unwrap();
+    let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("day1.csv"), day1).unwrap();
+    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+    let set = dir.join("ranker.recspec");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data1, data2, run1, run2) = (dir.join("data1"), dir.join("data2"), dir.join("run1"), dir.join("run2"));
+    for (day, out, extra) in
+        [("day1.csv", &data1, vec![]), ("day2.csv", &data2, vec!["--keep-ids-from".into(), s(&data1)])]
+    {
+        let mut args =
+            vec!["import".to_string(), s(&dir.join(day)), "--features".into(), s(&set), "--out".into(), s(out)];
+        args.push("--quiet".into());
+        args.extend(extra);
+        let o = recspec(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    for (data, run, seed) in [(&data1, &run1, "1"), (&data2, &run2, "2")] {
+        let mut args = vec!["train", set.to_str().unwrap(), "--data", data.to_str().unwrap()];
+        args.extend(["--out", run.to_str().unwrap(), "--max-steps", "4", "--epochs", "1", "--batch-size", "32"]);
+        args.extend(["--seed", seed, "--quiet"]);
+        let o = recspec(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    // Items the second data set numbered and the first did not.
+    let keys = |d: &Path| -> Vec<String> {
+        lines(&d.join("vocab/item.jsonl")).iter().map(|v| v["key"].as_str().unwrap().to_string()).collect()
+    };
+    let (known, now) = (keys(&data1), keys(&data2));
+    let new: Vec<&String> = now.iter().filter(|k| !known.contains(k)).collect();
+    assert!(!new.is_empty(), "day 2 brings new items");
+    let (headers, all) = events_in_time_order();
+    let last = all.last().unwrap();
+    let user = last["user_id"].as_str().unwrap();
+    let mut context = last.clone();
+    for k in ["user_id", "item_id", "ts"] {
+        context.remove(k);
+    }
+    let items: Vec<&String> = new.iter().copied().chain(known.iter().take(3)).collect();
+    let body = json!({ "user": user, "items": items, "context": context }).to_string();
+
+    // Server A: run 1 with its own features (no --data), then reloaded to run 2.
+    let every = dir.join("every.csv");
+    std::fs::write(&every, csv_of(&headers, &all)).unwrap();
+    let state = dir.join("state.redb");
+    let agent = agent();
+    let server = Server::start(&run1, &["--state", &s(&state), "--load-events", &s(&every)]);
+    let (status, first) = server.post(&agent, "/score", &body);
+    assert_eq!((status, &first["generation"]), (200, &json!(1)), "{first}");
+    let (status, reloaded) = server.post(&agent, "/admin/reload", &json!({ "run": s(&run2) }).to_string());
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded["data"], json!(s(&run2.join("data"))), "{reloaded}");
+    let (status, swapped) = server.post(&agent, "/score", &body);
+    assert_eq!((status, &swapped["generation"]), (200, &json!(2)), "{swapped}");
+    drop(server);
+
+    // Server B: run 2 from the start, on the same stored events.
+    let server = Server::start(&run2, &["--state", &s(&state)]);
+    let (status, fresh) = server.post(&agent, "/score", &body);
+    assert_eq!(status, 200, "{fresh}");
+    drop(server);
+    // Server C: run 2 with run 1's features, which number the new items 0.
+    let server = Server::start(&run2, &["--state", &s(&state), "--data", &s(&run1.join("data"))]);
+    let (_, stale) = server.post(&agent, "/score", &body);
+    drop(server);
+
+    let scores = |a: &Value| -> Vec<f32> {
+        a["scores"].as_array().unwrap().iter().map(|r| r[0].as_f64().unwrap() as f32).collect()
+    };
+    let (swapped, fresh, stale) = (scores(&swapped), scores(&fresh), scores(&stale));
+    assert_eq!(swapped.len(), items.len());
+    assert!(crate::max_difference(&swapped, &fresh) <= 1e-6, "reloaded {swapped:?}, fresh {fresh:?}");
+    assert!(
+        crate::max_difference(&stale, &fresh) > 1e-4,
+        "the older features score the new items otherwise: {stale:?}"
+    );
+}
