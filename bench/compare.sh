@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the seed CTR specs on the same simulated data with the same budget and prints test
-# click and dislike AUC (dislike scored as 1 - p for every model). Used for the README table.
+# click and dislike AUC (dislike scored as 1 - p for every model). Used for the table in docs/results.md.
 # Usage: bash bench/compare.sh [DATA_DIR] [RUNS_DIR] [SEED]
 set -euo pipefail
 cd "$(dirname "$0")/.."

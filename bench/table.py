@@ -1,4 +1,4 @@
-"""Prints the README result tables from the eval JSONs that bench/tables.sh writes.
+"""Prints the result tables of docs/results.md from the eval JSONs that bench/tables.sh writes.
 
 Each cell is mean +- sample standard deviation over seeds, with the number of seeds; a model
 missing some seeds is reported with the seeds it has.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates README's pictures in docs/images/ with the release binary and headless Chromium:
+# Regenerates the pictures of docs/commands.md in docs/images/ with the release binary and headless Chromium:
 #   dfn.svg     `recspec compile specs/dfn.recspec --emit svg`
 #   diff.png    `recspec diff OLD NEW --format html` (tests/data/diff/added_feedback), screenshot
 #   report.png  `recspec report RUN` of DFN trained 3 short epochs on simulated data, screenshot

@@ -119,7 +119,7 @@ impl DeviceChoice {
             DeviceChoice::Cuda => Ok(Device::libtorch_cuda(0)),
             #[cfg(not(feature = "tch"))]
             DeviceChoice::TchCpu | DeviceChoice::Cuda => Err(RuntimeError::Options(format!(
-                "--device {self} needs libtorch: rebuild with `cargo build --release --features tch` (see README)"
+                "--device {self} needs libtorch: rebuild with `cargo build --release --features tch` (see docs/training.md, \"Backends\")"
             ))),
         }
     }

@@ -533,14 +533,19 @@ fn a_kill_under_mixed_load_loses_no_acknowledged_event() {
     }
 }
 
-/// `/admin/reload` to a run trained on a newer data set (imported with `--keep-ids-from`, so
-/// it numbers items the first did not know) swaps the fitted features with the model: the
-/// stored raw events are built into rows with the new run's ids, and every score equals a fresh
-/// server's on the new run and the same state. A server given the older data set's features
-/// for the new run scores differently, so the comparison can fail.
-#[test]
-fn a_reload_swaps_the_fitted_features_and_keeps_the_users_events() {
-    let dir = Scratch::new("serve-raw-reload");
+/// Two days of the fixture's log: day 1 is its first 200 lines, day 2 all of it, imported with
+/// `--keep-ids-from` day 1 (so day 2 numbers items day 1 did not know), each with a ranker run.
+struct TwoDays {
+    run1: PathBuf,
+    run2: PathBuf,
+    /// Every event of the log, as CSV, to load into a server's state.
+    every: PathBuf,
+    /// A raw `/score` body for the log's last user, with day 2's new items and three old ones.
+    body: String,
+    items: usize,
+}
+
+fn two_days(dir: &Path) -> TwoDays {
     let fixture = crate::root().join(FIXTURE);
     for f in ["users.csv", "items.tsv", "ranker.recspec"] {
         std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
@@ -585,10 +590,27 @@ fn a_reload_swaps_the_fitted_features_and_keeps_the_users_events() {
     }
     let items: Vec<&String> = new.iter().copied().chain(known.iter().take(3)).collect();
     let body = json!({ "user": user, "items": items, "context": context }).to_string();
-
-    // Server A: run 1 with its own features (no --data), then reloaded to run 2.
     let every = dir.join("every.csv");
     std::fs::write(&every, csv_of(&headers, &all)).unwrap();
+    TwoDays { run1, run2, every, body, items: items.len() }
+}
+
+fn first_scores(answer: &Value) -> Vec<f32> {
+    answer["scores"].as_array().unwrap().iter().map(|r| r[0].as_f64().unwrap() as f32).collect()
+}
+
+/// `/admin/reload` to a run trained on a newer data set (imported with `--keep-ids-from`, so
+/// it numbers items the first did not know) swaps the fitted features with the model: the
+/// stored raw events are built into rows with the new run's ids, and every score equals a fresh
+/// server's on the new run and the same state. A server given the older data set's features
+/// for the new run scores differently, so the comparison can fail.
+#[test]
+fn a_reload_swaps_the_fitted_features_and_keeps_the_users_events() {
+    let dir = Scratch::new("serve-raw-reload");
+    let TwoDays { run1, run2, every, body, items } = two_days(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // Server A: run 1 with its own features (no --data), then reloaded to run 2.
     let state = dir.join("state.redb");
     let agent = agent();
     let server = Server::start(&run1, &["--state", &s(&state), "--load-events", &s(&every)]);
@@ -611,14 +633,113 @@ fn a_reload_swaps_the_fitted_features_and_keeps_the_users_events() {
     let (_, stale) = server.post(&agent, "/score", &body);
     drop(server);
 
-    let scores = |a: &Value| -> Vec<f32> {
-        a["scores"].as_array().unwrap().iter().map(|r| r[0].as_f64().unwrap() as f32).collect()
-    };
-    let (swapped, fresh, stale) = (scores(&swapped), scores(&fresh), scores(&stale));
-    assert_eq!(swapped.len(), items.len());
+    let (swapped, fresh, stale) = (first_scores(&swapped), first_scores(&fresh), first_scores(&stale));
+    assert_eq!(swapped.len(), items);
     assert!(crate::max_difference(&swapped, &fresh) <= 1e-6, "reloaded {swapped:?}, fresh {fresh:?}");
     assert!(
         crate::max_difference(&stale, &fresh) > 1e-4,
         "the older features score the new items otherwise: {stale:?}"
     );
+}
+
+/// A raw request in flight when a reload swaps model and features is answered whole by one of
+/// them. The model thread holds each batch open for 2 s (`--max-wait-ms`): a request sent
+/// first waits there while the reload, sent 100 ms later, loads the day-2 run and installs its
+/// features; the swap closes the batch, which the day-1 model answers (generation 1, day 1's
+/// scores) with the rows day 1's features built. The request is answered after the reload was
+/// sent and well before the batch's wait was over: it was in flight at the swap, which closed
+/// its batch. A request sent after the reload gets generation 2 and day 2's scores.
+#[test]
+fn a_request_in_flight_at_a_reload_is_answered_by_one_model_with_its_own_features() {
+    let dir = Scratch::new("serve-raw-inflight");
+    let TwoDays { run1, run2, every, body, .. } = two_days(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let args = ["--state", &s(&dir.join("state.redb")), "--load-events", &s(&every), "--max-wait-ms", "2000"];
+    let server = Server::start(&run1, &args);
+    let agent = agent();
+    let (_, day1) = server.post(&agent, "/score", &body);
+    let started = std::time::Instant::now();
+    let (answered, reloaded) = std::thread::scope(|scope| {
+        let request = scope.spawn(|| {
+            let (status, answer) = server.post(&agent, "/score", &body);
+            (status, answer, started.elapsed())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sent = started.elapsed();
+        let (status, answer) = server.post(&agent, "/admin/reload", &json!({ "run": s(&run2) }).to_string());
+        (request.join().unwrap(), (status, answer, sent))
+    });
+    let (status, answer, answered_at) = answered;
+    let (reload_status, reload_answer, reload_sent) = reloaded;
+    assert_eq!((status, reload_status), (200, 200), "{answer} {reload_answer}");
+    assert!(
+        reload_sent < answered_at && answered_at < std::time::Duration::from_millis(1900),
+        "in flight at the swap: reload sent at {reload_sent:?}, request answered at {answered_at:?} (its batch would close at 2 s)"
+    );
+    assert_eq!(answer["generation"], json!(1), "{answer}");
+    assert_eq!(first_scores(&answer), first_scores(&day1), "the day-1 model with day 1's features");
+    let (_, after) = server.post(&agent, "/score", &body);
+    assert_eq!(after["generation"], json!(2), "{after}");
+    drop(server);
+    let server = Server::start(&run2, &["--state", &s(&dir.join("state.redb"))]);
+    let (_, day2) = server.post(&agent, "/score", &body);
+    assert!(crate::max_difference(&first_scores(&after), &first_scores(&day2)) <= 1e-6, "{after} {day2}");
+}
+
+/// Raw requests under reloads that alternate between the day-1 and the day-2 run: every answer
+/// carries the scores of the run of its generation (odd: day 1, even: day 2), so no row built
+/// with one day's features was read by the other day's model (the model thread refuses such a
+/// job and the server builds its rows again).
+#[test]
+fn raw_requests_during_alternating_reloads_are_scored_by_the_model_of_their_features() {
+    let dir = Scratch::new("serve-raw-alternating");
+    let TwoDays { run1, run2, every, body, .. } = two_days(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let agent = agent();
+    let mut expected = vec![];
+    for (run, state) in [(&run1, "one.redb"), (&run2, "two.redb")] {
+        let server = Server::start(run, &["--state", &s(&dir.join(state)), "--load-events", &s(&every)]);
+        expected.push(first_scores(&server.post(&agent, "/score", &body).1));
+    }
+    assert!(crate::max_difference(&expected[0], &expected[1]) > 1e-4, "the two days score differently");
+    let state = dir.join("state.redb");
+    let server = Server::start(&run1, &["--state", &s(&state), "--load-events", &s(&every)]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answers = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent = super::agent();
+                    let mut seen = vec![];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        seen.push(server.post(&agent, "/score", &body));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for k in 0..20 {
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            let run = if k % 2 == 0 { &run2 } else { &run1 };
+            let (status, answer) = server.post(&agent, "/admin/reload", &json!({ "run": s(run) }).to_string());
+            assert_eq!(status, 200, "{answer}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect::<Vec<_>>()
+    });
+    let mut generations = std::collections::BTreeSet::new();
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        let generation = answer["generation"].as_u64().unwrap();
+        let want = &expected[usize::from(generation % 2 == 0)];
+        let got = first_scores(answer);
+        assert!(
+            crate::max_difference(&got, want) <= 1e-6,
+            "generation {generation}: {got:?}, but its run scores {want:?}"
+        );
+        generations.insert(generation);
+    }
+    assert!(generations.len() >= 10, "answers came from {} generations: {generations:?}", generations.len());
+    eprintln!("{} raw answers over {} generations", answers.len(), generations.len());
 }
