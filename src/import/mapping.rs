@@ -54,6 +54,10 @@ pub struct Mapping {
     /// `[output] item_buckets`: item keys are written raw and hashed into this many buckets by
     /// the loader (`vocab V hashed`), instead of numbered by their training counts.
     pub item_buckets: Option<u64>,
+    /// `[output] item_min_count`: items with fewer training events share the out-of-vocabulary
+    /// id 0 (unless an earlier data set numbered them, `--keep-ids-from`); 1 numbers every
+    /// training item.
+    pub item_min_count: u64,
     /// Output key of the impressed item, and the dim names of the item and user vocabularies.
     pub item_key: String,
     pub item_dim: String,

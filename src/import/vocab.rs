@@ -41,8 +41,9 @@ pub struct Numbering {
 
 impl Numbering {
     /// Keys in `kept` keep their ids (1..=kept.len(); each of them must be among `keys`); the
-    /// other keys with training events follow by descending count, ties by key text.
-    fn new(counts: &[u64], keys: &[String], kept: &HashMap<String, u32>) -> Numbering {
+    /// other keys with at least `min_count` training events follow by descending count, ties by
+    /// key text.
+    fn new(counts: &[u64], keys: &[String], kept: &HashMap<String, u32>, min_count: u64) -> Numbering {
         let mut ids = vec![0; counts.len()];
         let mut entries = vec![(0, 0); kept.len()];
         for (i, k) in keys.iter().enumerate() {
@@ -51,8 +52,9 @@ impl Numbering {
                 entries[*id as usize - 1] = (i as u32, counts[i]);
             }
         }
-        let mut order: Vec<u32> =
-            (0..counts.len() as u32).filter(|i| counts[*i as usize] > 0 && ids[*i as usize] == 0).collect();
+        let mut order: Vec<u32> = (0..counts.len() as u32)
+            .filter(|i| counts[*i as usize] >= min_count.max(1) && ids[*i as usize] == 0)
+            .collect();
         order.sort_by(|a, b| {
             counts[*b as usize].cmp(&counts[*a as usize]).then(keys[*a as usize].cmp(&keys[*b as usize]))
         });
@@ -173,8 +175,8 @@ pub fn count(
             }
         }
     }
-    let items = Numbering::new(&items, item_keys, &prior.items);
-    let users = Numbering::new(&users, user_keys, &prior.users);
+    let items = Numbering::new(&items, item_keys, &prior.items, m.item_min_count);
+    let users = Numbering::new(&users, user_keys, &prior.users, 1);
     let per_item = |column: Option<usize>| {
         column.map(|c| {
             let first_token = |i: u32| {

@@ -21,16 +21,6 @@ impl Order {
     }
 }
 
-fn unsupported(path: &Path, input: &str, call: &str) -> ImportError {
-    ImportError::Input {
-        file: path.to_path_buf(),
-        message: format!(
-            "feature `{input}`: `recspec import` does not make `{call}` features yet (the checker accepts them; \
-             docs/features.md says what the import makes)"
-        ),
-    }
-}
-
 /// The mapping that imports what `set` declares; `path` is the set's file (table paths are
 /// relative to its folder).
 pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportError> {
@@ -50,7 +40,8 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
     let mut sequences = BTreeMap::new();
     let mut fields = None;
     let mut profile = None;
-    let mut output = OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None };
+    let mut output =
+        OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None, item_min_count: None };
     for f in &set.features {
         let twice = |what: &str| ImportError::Input {
             file: path.to_path_buf(),
@@ -65,7 +56,7 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
                 match ids {
                     Ids::Hashed { buckets } => output.item_buckets = Some(o.next(*buckets as i64)),
                     Ids::Vocabulary { min_count: 1 } => {}
-                    Ids::Vocabulary { .. } => return Err(unsupported(path, &f.input, "item(min_count)")),
+                    Ids::Vocabulary { min_count } => output.item_min_count = Some(o.next(*min_count as i64)),
                 }
             }
             FeatureKind::Fields { columns } | FeatureKind::Profile { columns } => {

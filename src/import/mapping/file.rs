@@ -84,4 +84,5 @@ pub(crate) struct OutputSection {
     pub item_vocab: Option<Spanned<String>>,
     pub user_vocab: Option<Spanned<String>>,
     pub item_buckets: Option<Spanned<i64>>,
+    pub item_min_count: Option<Spanned<i64>>,
 }

@@ -72,6 +72,8 @@ fn mistakes_name_their_line() {
         ("[split]", "[output]\nitem_buckets = 0\n\n[split]", "map.toml:71: [output] item_buckets must be in 1..=1099511627776, found 0"),
         ("[split]", "[output]\nitem_buckets = 1099511627777\n\n[split]", "map.toml:71: [output] item_buckets must be in 1..=1099511627776"),
         ("[split]", "[output]\nitem_buckets = 1000\n\n[split]", "map.toml:71: [output] item_buckets hashes item keys, so items have no vocabulary ids for items.jsonl's `cluster` and `creator`"),
+        ("[split]", "[output]\nitem_min_count = 0\n\n[split]", "map.toml:71: [output] item_min_count must be in 1..=4294967295, found 0"),
+        ("cluster = \"genres\"\ncreator = \"creator\"\n\n[split]", "\n[output]\nitem_buckets = 9\nitem_min_count = 2\n\n[split]", "map.toml:70: [output] item_min_count counts items for their vocabulary ids, which item_buckets replaces"),
         ("cluster = \"genres\"\ncreator = \"creator\"\n\n[split]", "\n[output]\nitem_buckets = 1000\n\n[split]", ""),
     ] {
         let result = parse_edit(from, to);

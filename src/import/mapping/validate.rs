@@ -238,8 +238,13 @@ impl Builder<'_> {
         let item = slot(self, &ev.item, "item")?;
         let time = slot(self, &ev.time, "time")?;
 
-        let output =
-            file.output.unwrap_or(OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None });
+        let output = file.output.unwrap_or(OutputSection {
+            item: None,
+            item_vocab: None,
+            user_vocab: None,
+            item_buckets: None,
+            item_min_count: None,
+        });
         let item_key = self.key_name(&output.item, "item", 0..0)?;
         let item_dim = self.dim_name(&output.item_vocab, "V", 0..0)?;
         let user_dim = self.dim_name(&output.user_vocab, "U", 0..0)?;
@@ -252,6 +257,22 @@ impl Builder<'_> {
                 )
             }
             Some(b) => Some((*b.get_ref() as u64, b.span())),
+        };
+        let item_min_count = match &output.item_min_count {
+            None => 1,
+            Some(n) if !(1..=i64::from(u32::MAX)).contains(n.get_ref()) => {
+                return self.error(
+                    n.span(),
+                    format!("[output] item_min_count must be in 1..={}, found {}", u32::MAX, n.get_ref()),
+                )
+            }
+            Some(n) if item_buckets.is_some() => {
+                return self.error(
+                    n.span(),
+                    "[output] item_min_count counts items for their vocabulary ids, which item_buckets replaces; drop one or the other".into(),
+                )
+            }
+            Some(n) => *n.get_ref() as u64,
         };
 
         let labels = self.labels(file.labels)?;
@@ -313,6 +334,7 @@ impl Builder<'_> {
             creator,
             split,
             item_buckets: item_buckets.map(|(n, _)| n),
+            item_min_count,
             item_key,
             item_dim,
             user_dim,

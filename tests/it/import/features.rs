@@ -67,22 +67,57 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
     assert!(stderr(&o).contains("error[E0029]: length must be a positive integer"), "{}", stderr(&o));
     assert!(!out.exists());
 
-    // What the checker accepts but the import does not make yet: refused by name, exit 2.
-    let thresholded = dir.join("thresholded.recspec");
-    std::fs::write(&thresholded, text.replace("feature item = item();", "feature item = item(min_count: 2);")).unwrap();
-    let o = import_set(None, &thresholded, &out, &[]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("feature `item`: `recspec import` does not make `item(min_count)` features yet"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!out.exists());
-
     // A file without a feature set.
     let o = import_set(None, Path::new("specs/dfn.recspec"), &out, &[]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("specs/dfn.recspec has no feature set"), "{}", stderr(&o));
+}
+
+/// `item(min_count: 3)`: items with fewer than 3 training events share id 0, in the impressed
+/// item and in every sequence; the others are numbered by count as without it.
+#[test]
+fn item_min_count_leaves_rare_items_out_of_vocabulary() {
+    let dir = scratch("features-item-min-count");
+    let text = std::fs::read_to_string(Path::new(FIXTURE).join("features.recspec")).unwrap();
+    for f in ["events.csv", "users.csv", "items.tsv"] {
+        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
+    }
+    let set = dir.join("thresholded.recspec");
+    std::fs::write(&set, text.replace("feature item = item();", "feature item = item(min_count: 3);")).unwrap();
+    let (plain, thresholded) = (dir.join("plain"), dir.join("thresholded"));
+    for (set, out) in [(&Path::new(FIXTURE).join("features.recspec"), &plain), (&set, &thresholded)] {
+        let o = import_set(None, set, out, &[]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let vocab = |d: &Path| -> Vec<(String, u64)> {
+        std::fs::read_to_string(d.join("vocab/item.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["key"].as_str().unwrap().to_string(), v["train_events"].as_u64().unwrap()))
+            .collect()
+    };
+    let (all, kept) = (vocab(&plain), vocab(&thresholded));
+    let frequent: Vec<(String, u64)> = all.iter().filter(|(_, n)| *n >= 3).cloned().collect();
+    assert_eq!(kept, frequent, "the items with 3 or more training events, in the same order");
+    assert!(frequent.len() < all.len() && !frequent.is_empty(), "{} of {}", frequent.len(), all.len());
+    let (a, b) = (super::DataSet::load(&plain), super::DataSet::load(&thresholded));
+    assert_eq!(b.hparams["V"], kept.len() as i64 + 1);
+    // Ids of the plain import (1-based positions in `all`) as ids of the thresholded one.
+    let id = |plain_id: i64| -> i64 {
+        let Some((key, _)) = usize::try_from(plain_id - 1).ok().and_then(|i| all.get(i)) else { return 0 };
+        kept.iter().position(|(k, _)| k == key).map_or(0, |i| i as i64 + 1)
+    };
+    let mut zeroed = 0;
+    for (x, y) in a.rows().zip(b.rows()) {
+        assert_eq!(y["item"].as_i64().unwrap(), id(x["item"].as_i64().unwrap()), "{x} / {y}");
+        zeroed += usize::from(y["item"] == 0 && x["item"] != 0);
+        let ids = |r: &serde_json::Value| {
+            r["clicks"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(y), ids(x).into_iter().map(id).collect::<Vec<_>>(), "{x} / {y}");
+    }
+    assert!(zeroed > 0, "some rows' items fell below the count");
 }
 
 /// A table file of the fixture (CSV or TSV) as key -> column -> value.
