@@ -111,11 +111,18 @@ impl Scene {
                 InputRole::Feature | InputRole::Side | InputRole::Weight => ItemKind::Input,
             };
             let vocab = i.ty.vocab.as_ref().map_or(String::new(), |v| format!(" vocab {v}"));
+            // The feature that fills the input is part of what a reviewer compares: a changed
+            // feature marks its input changed in a diff's overlay.
+            let made = g
+                .features
+                .as_ref()
+                .and_then(|set| set.feature(&i.name))
+                .map_or(String::new(), |f| format!("\n{} {} = {}", f.kind.statement(), f.input, f.kind));
             items.push(Item {
                 key: i.name.clone(),
                 kind,
                 label: format!("{}\n{}", i.name, i.role.name()),
-                title: format!("input {}: {}{vocab} ({})", i.name, i.ty, i.role.name()),
+                title: format!("input {}: {}{vocab} ({}){made}", i.name, i.ty, i.role.name()),
                 mark: None,
             });
             types.insert(&i.name, &i.ty);

@@ -106,6 +106,7 @@ fn the_overlay_marks_what_the_diff_reports() {
         .collect();
     cases.sort();
     let mut marked_somewhere = 0;
+    let mut features_marked = 0;
     for case in cases {
         let (old, new) = (graph(&case.join("old.recspec")), graph(&case.join("new.recspec")));
         let report = recspec::diff::diff(&old, &new);
@@ -143,11 +144,32 @@ fn the_overlay_marks_what_the_diff_reports() {
                 case.display()
             );
         }
+        // A changed feature marks the input it fills.
+        let changed_features: Vec<String> = report
+            .sections
+            .iter()
+            .filter(|s| s.title == "features")
+            .flat_map(|s| s.changes.iter().filter(|c| c.kind == ChangeKind::Changed).map(|c| c.name.clone()))
+            .filter_map(|key| {
+                let (statement, input) = key.split_once(' ')?;
+                ["feature", "seq", "side"].contains(&statement).then(|| input.to_string())
+            })
+            .collect();
+        for input in &changed_features {
+            let prefix = format!("changed: input {input}: ");
+            assert!(
+                parts.iter().any(|d| d.class.contains("changed") && d.title.starts_with(&prefix)),
+                "the input of the changed feature `{input}` is not marked changed in {}",
+                case.display()
+            );
+        }
+        features_marked += changed_features.len();
         if report.same {
             assert!(!parts.iter().any(|d| d.class.contains("added") || d.class.contains("removed")));
         }
     }
     assert!(marked_somewhere > 0, "no case added or removed a node");
+    assert!(features_marked >= 3, "the feature_change case changes device, price and clicks: {features_marked}");
 }
 
 /// `recspec train` of a small DFN, 6 steps an epoch up to epoch `epochs`.
