@@ -64,6 +64,12 @@ impl SourceMap {
         &self.files
     }
 
+    /// The file (its path, or its name when it has none) and 1-based line of a span's start.
+    pub fn place(&self, span: Span) -> (PathBuf, usize) {
+        let f = self.get(span.file);
+        (f.path.clone().unwrap_or_else(|| PathBuf::from(&f.name)), self.line_col(span.file, span.start).0)
+    }
+
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, id: FileId, offset: u32) -> (usize, usize) {
         let text = &self.get(id).text;

@@ -96,7 +96,7 @@ pub fn featurizer(data: &Path, definition: Option<&Path>) -> Result<crate::impor
         let Some(set) = checked.features else {
             return Err(AppError::Serve(format!("{}: has no feature set (`features NAME {{ ... }}`)", file.display())));
         };
-        crate::import::mapping::from_features(&file, &set)?
+        crate::import::mapping::from_features(&file, &set, &|s| program.sources.place(s))?
     };
     Ok(crate::import::online::Featurizer::load(data, mapping)?)
 }

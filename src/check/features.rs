@@ -11,7 +11,7 @@ use crate::ast::{self, ExprKind, FeatureStmtKind};
 use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::dim::{Dim, BATCH};
 use crate::features::{
-    Column, EventSource, Feature, FeatureKind, FeatureSet, Ids, LabelRule, Scaling, Split, TableSource,
+    Column, EventSource, Feature, FeatureKind, FeatureSet, Ids, LabelRule, Located, Scaling, Split, TableSource,
 };
 use crate::ir::{Graph, InputRole};
 use crate::load::LoadedSpec;
@@ -147,6 +147,7 @@ impl FeatureChecker<'_> {
 
     fn set(&mut self, def: &ast::FeaturesDef, model: Option<&ast::ModelDef>) -> Option<FeatureSet> {
         let mut events = None;
+        let mut events_at = None;
         let mut users = None;
         let mut items = None;
         let mut split = None;
@@ -160,7 +161,13 @@ impl FeatureChecker<'_> {
         // Sources first: a column of a joined table needs its `source`, wherever it is written.
         for s in &def.body {
             match &s.kind {
-                FeatureStmtKind::Source { value } => self.source(value, &mut events, &mut users, &mut items),
+                FeatureStmtKind::Source { value } => {
+                    let had = events.is_some();
+                    self.source(value, &mut events, &mut users, &mut items);
+                    if !had && events.is_some() {
+                        events_at = Some(s.span);
+                    }
+                }
                 FeatureStmtKind::Split { value } => {
                     if split.is_some() {
                         self.error(Diagnostic::error(Code::Duplicate, "the split is given twice").at(s.span, "again"));
@@ -226,6 +233,11 @@ impl FeatureChecker<'_> {
         if let Some(model) = model {
             self.agree(model, &features, &labels);
         }
+        let at = Located {
+            events: events_at,
+            labels: labels.iter().map(|(_, s)| *s).collect(),
+            features: features.iter().map(|(_, s)| *s).collect(),
+        };
         Some(FeatureSet {
             name: def.name.name.clone(),
             events,
@@ -235,6 +247,7 @@ impl FeatureChecker<'_> {
             dims: self.dims_in_order(def),
             labels: labels.into_iter().map(|(l, _)| l).collect(),
             features: features.into_iter().map(|(f, _)| f).collect(),
+            at,
         })
     }
 

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
             };
             let events =
                 args.events.clone().unwrap_or_else(|| recspec::import::mapping::relative_to(f, &set.events.file));
-            (recspec::import::mapping::from_features(f, &set)?, events)
+            (recspec::import::mapping::from_features(f, &set, &|s| program.sources.place(s))?, events)
         }
         (None, Some(m), Some(events)) => (recspec::import::mapping::load(m)?, events.clone()),
         // clap requires `--mapping` or `--features`, and EVENTS without `--features`.

@@ -28,6 +28,25 @@ pub struct FeatureSet {
     pub labels: Vec<LabelRule>,
     /// Features in declaration order; each fills the model input named like it.
     pub features: Vec<Feature>,
+    /// Where the statements are, for errors found when the set is used (the import names the
+    /// set's line). Not part of what the set says.
+    pub at: Located,
+}
+
+/// Where a feature set's statements are: the event source's, each label's (as `labels`) and each
+/// feature's (as `features`). Any two are equal: moving a statement changes no set, no graph and
+/// no diff.
+#[derive(Clone, Debug, Default)]
+pub struct Located {
+    pub events: Option<crate::source::Span>,
+    pub labels: Vec<crate::source::Span>,
+    pub features: Vec<crate::source::Span>,
+}
+
+impl PartialEq for Located {
+    fn eq(&self, _: &Located) -> bool {
+        true
+    }
 }
 
 /// `source events("FILE", user: COL, item: COL, time: COL, format: F, delimiter: D)`.

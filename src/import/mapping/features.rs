@@ -6,25 +6,41 @@ use super::file::*;
 use super::validate::{table_column, validate_file, wanted_slot};
 use super::{Extra, ExtraKind, ImportError, Mapping, ValueSource};
 use crate::features::{Column, FeatureKind, FeatureSet, Ids, Split};
+use crate::source::Span;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// Spans in declaration order: the builder keeps labels, sequences and side features in the
-/// order of their spans.
-struct Order(usize);
+/// order of their spans. Each value also records the statement it came from (`at`), for the
+/// builder's errors.
+#[derive(Default)]
+struct Order {
+    here: Option<Span>,
+    at: Vec<Option<Span>>,
+}
 
 impl Order {
     fn next<T>(&mut self, value: T) -> Spanned<T> {
-        self.0 += 1;
-        Spanned::new(self.0..self.0, value)
+        self.at.push(self.here);
+        Spanned::new(self.at.len()..self.at.len(), value)
+    }
+
+    /// The statement the next values come from.
+    fn at(&mut self, statement: Option<&Span>) {
+        self.here = statement.copied();
     }
 }
 
+/// Where a statement of the set is written: its file and line.
+pub type Locate<'a> = &'a dyn Fn(Span) -> (PathBuf, usize);
+
 /// The mapping that imports what `set` declares; `path` is the set's file (table paths are
-/// relative to its folder).
-pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportError> {
-    let mut o = Order(0);
+/// relative to its folder), `locate` says where a statement's span is (its errors name it).
+pub fn from_features(path: &Path, set: &FeatureSet, locate: Locate) -> Result<Mapping, ImportError> {
+    let mut o = Order::default();
+    let feature_at = |i: usize| set.at.features.get(i).map(|s| locate(*s)).unwrap_or_else(|| (path.to_path_buf(), 0));
+    o.at(set.at.events.as_ref());
     let e = &set.events;
     let events = EventsSection {
         user: o.next(e.user.clone()),
@@ -34,7 +50,8 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
         delimiter: e.delimiter.clone().map(|d| o.next(d)),
     };
     let mut labels = BTreeMap::new();
-    for l in &set.labels {
+    for (i, l) in set.labels.iter().enumerate() {
+        o.at(set.at.labels.get(i));
         labels.insert(o.next(l.name.clone()), o.next(l.rule.clone()));
     }
     let mut sequences = BTreeMap::new();
@@ -42,10 +59,15 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
     let mut profile = None;
     let mut output =
         OutputSection { item: None, item_vocab: None, user_vocab: None, item_buckets: None, item_min_count: None };
-    for f in &set.features {
-        let twice = |what: &str| ImportError::Input {
-            file: path.to_path_buf(),
-            message: format!("feature `{}`: a data set holds one {what} feature", f.input),
+    for (i, f) in set.features.iter().enumerate() {
+        o.at(set.at.features.get(i));
+        let twice = |what: &str| {
+            let (file, line) = feature_at(i);
+            ImportError::Mapping {
+                file,
+                line,
+                message: format!("feature `{}`: a data set holds one {what} feature", f.input),
+            }
         };
         match &f.kind {
             FeatureKind::Item { ids } => {
@@ -93,7 +115,8 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
         }
     }
     // Side features after their sequences (the checker made sure each follows a `history`).
-    for f in &set.features {
+    for (i, f) in set.features.iter().enumerate() {
+        o.at(set.at.features.get(i));
         let value = match &f.kind {
             FeatureKind::SideColumn { column, log1p } => {
                 let mut t = toml::Table::new();
@@ -113,6 +136,7 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
             s.side.insert(o.next(name.to_string()), o.next(value));
         }
     }
+    o.at(None);
     let table = |t: &crate::features::TableSource, o: &mut Order| TableSection {
         file: o.next(t.file.clone()),
         key: o.next(t.key.clone()),
@@ -143,9 +167,13 @@ pub fn from_features(path: &Path, set: &FeatureSet) -> Result<Mapping, ImportErr
         split,
         output: Some(output),
     };
-    let mut m = validate_file(path, "", file)?;
-    for f in &set.features {
-        let origin = format!("feature `{}` ({})", f.input, path.display());
+    let statements: Vec<Option<(PathBuf, usize)>> = o.at.iter().map(|s| s.map(locate)).collect();
+    let mut m = validate_file(path, "", &statements, file)?;
+    for (i, f) in set.features.iter().enumerate() {
+        let origin = match feature_at(i) {
+            (file, 0) => format!("feature `{}` ({})", f.input, file.display()),
+            (file, line) => format!("feature `{}` ({}:{line})", f.input, file.display()),
+        };
         let kind = match &f.kind {
             FeatureKind::Categorical { column, ids, vocab } => {
                 ExtraKind::Categorical { source: source(&mut m, column, &origin)?, ids: *ids, vocab_dim: vocab.clone() }

@@ -21,15 +21,26 @@ pub fn validate(path: &Path, text: &str) -> Result<Mapping, ImportError> {
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
         message: e.message().trim_end().to_string(),
     })?;
-    validate_file(path, text, file)
+    validate_file(path, text, &[], file)
 }
 
+/// Where each value of sections made from a feature set was written: the file and line of the
+/// statement, by the value's span start (1, 2, ...); `None` where no statement is known.
+pub(super) type Statements = [Option<(PathBuf, usize)>];
+
 /// Validates a mapping's sections; `text` is the file they were read from, or empty when they
-/// were made from a feature set (then messages name `path` without a line).
-pub(super) fn validate_file(path: &Path, text: &str, file: MappingFile) -> Result<Mapping, ImportError> {
+/// were made from a feature set (then messages name the statement each value came from,
+/// `statements`, or `path` without a line).
+pub(super) fn validate_file(
+    path: &Path,
+    text: &str,
+    statements: &Statements,
+    file: MappingFile,
+) -> Result<Mapping, ImportError> {
     let mut b = Builder {
         path,
         text,
+        statements,
         columns: vec![],
         rules: vec![],
         values: vec![],
@@ -45,6 +56,7 @@ pub(super) fn validate_file(path: &Path, text: &str, file: MappingFile) -> Resul
 struct Builder<'a> {
     path: &'a Path,
     text: &'a str,
+    statements: &'a Statements,
     columns: Vec<Wanted>,
     rules: Vec<NamedRule>,
     values: Vec<usize>,
@@ -67,23 +79,25 @@ fn is_name(s: &str) -> bool {
 }
 
 impl Builder<'_> {
-    /// The line of `span`, 0 (unknown) for sections made from a feature set.
-    fn line(&self, span: &Span) -> usize {
-        if self.text.is_empty() {
-            0
-        } else {
-            line_of(self.text, span.start)
+    /// The file and line of `span`: in the mapping file, or the feature set's statement the
+    /// value came from (line 0: unknown).
+    fn place(&self, span: &Span) -> (PathBuf, usize) {
+        if !self.text.is_empty() {
+            return (self.path.to_path_buf(), line_of(self.text, span.start));
         }
+        let statement = span.start.checked_sub(1).and_then(|i| self.statements.get(i)).cloned().flatten();
+        statement.unwrap_or_else(|| (self.path.to_path_buf(), 0))
     }
 
     fn error<T>(&self, span: Span, message: String) -> Result<T, ImportError> {
-        Err(ImportError::Mapping { file: self.path.to_path_buf(), line: self.line(&span), message })
+        let (file, line) = self.place(&span);
+        Err(ImportError::Mapping { file, line, message })
     }
 
     fn origin(&self, what: &str, span: &Span) -> String {
-        match self.line(span) {
-            0 => format!("{what} ({})", self.path.display()),
-            line => format!("{what} ({}:{line})", self.path.display()),
+        match self.place(span) {
+            (file, 0) => format!("{what} ({})", file.display()),
+            (file, line) => format!("{what} ({}:{line})", file.display()),
         }
     }
 

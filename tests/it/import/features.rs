@@ -73,6 +73,38 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
     assert!(stderr(&o).contains("specs/dfn.recspec has no feature set"), "{}", stderr(&o));
 }
 
+/// An error found when the set is turned into an import names the set's file and the line of
+/// the statement it comes from: a rule's column missing from the event log, a joined table's
+/// column missing from its table.
+#[test]
+fn import_errors_name_the_statement_of_the_set() {
+    let dir = scratch("features-lines");
+    for f in ["events.csv", "users.csv", "items.tsv"] {
+        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(Path::new(FIXTURE).join("features.recspec")).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (from, to, says) in [
+        (
+            "label click = \"action == 'click' or",
+            "label click = \"colour == 'red' or",
+            "no column `colour` in the header (named by [labels] click",
+        ),
+        (
+            "feature fields = fields([\"device\", \"user.age\"",
+            "feature fields = fields([\"device\", \"user.agee\"",
+            "no column `agee` in the header (named by [fields] columns",
+        ),
+    ] {
+        let set = dir.join("set.recspec");
+        std::fs::write(&set, text.replace(from, to)).unwrap();
+        let o = import_set(None, &set, &dir.join("out"), &[]);
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        let at = format!("set.recspec:{})", line_of(from));
+        assert!(stderr(&o).contains(says) && stderr(&o).contains(&at), "{at}: {}", stderr(&o));
+    }
+}
+
 /// `item(min_count: 3)`: items with fewer than 3 training events share id 0, in the impressed
 /// item and in every sequence; the others are numbered by count as without it.
 #[test]
