@@ -1004,3 +1004,17 @@ impl FeatureChecker<'_> {
         }
     }
 }
+
+/// Records a hover fact at each feature's name: the statement, and the model input it fills.
+pub(super) fn record_hover(set: &FeatureSet, model: Option<&Graph>, hover: &mut super::hover::HoverTable) {
+    for (f, span) in set.features.iter().zip(&set.at.features) {
+        let fills = model.and_then(|g| g.inputs.iter().find(|i| i.name == f.input)).map(|i| i.ty.clone());
+        let info = super::hover::HoverInfo::Feature {
+            statement: f.kind.statement().to_string(),
+            input: f.input.clone(),
+            call: f.kind.to_string(),
+            fills,
+        };
+        hover.push(*span, info, "");
+    }
+}

@@ -30,6 +30,14 @@ pub enum HoverInfo {
     Loss {
         weight: Option<f64>,
     },
+    /// A feature set's statement, at its name: what it makes and the model input it fills
+    /// (`None` in a file of features alone).
+    Feature {
+        statement: String,
+        input: String,
+        call: String,
+        fills: Option<TensorType>,
+    },
 }
 
 impl HoverInfo {

@@ -72,12 +72,18 @@ pub fn check(program: &LoadedSpec, load_diags: Vec<Diagnostic>, overrides: &[Ove
         if let (Some(def), true) = (feature_set, model_ok) {
             g.features = features::check(def, Some(model), &g, &mut diagnostics);
             checked_features = g.features.clone();
+            if let Some(set) = &g.features {
+                features::record_hover(set, Some(&g), &mut hover);
+            }
         }
         graph = Some(g);
     } else if let Some(def) = feature_set {
         // A file of features alone: its statements are checked, with no model to fill.
         features::dims(def, &mut diagnostics);
         checked_features = features::check(def, None, &Graph::default(), &mut diagnostics);
+        if let Some(set) = &checked_features {
+            features::record_hover(set, None, &mut hover);
+        }
     }
     let mut seen = HashSet::new();
     diagnostics.retain(|d| seen.insert((d.code, d.primary.as_ref().map(|p| p.span), d.message.clone())));

@@ -135,6 +135,12 @@ pub(crate) fn info_text(table: &HoverTable, info: &HoverInfo) -> String {
         HoverInfo::Instance { callee, owner: None } => format!("a configured `{callee}`"),
         HoverInfo::Loss { weight: Some(w) } => format!("loss term, weight {}", format_float(*w)),
         HoverInfo::Loss { weight: None } => "loss term".to_string(),
+        HoverInfo::Feature { statement, input, call, fills: Some(t) } => {
+            format!("`{statement} {input} = {call}` fills the model's `{input}`: `{}`", type_text(table, t))
+        }
+        HoverInfo::Feature { statement, input, call, fills: None } => {
+            format!("`{statement} {input} = {call}`: no model in this file to fill")
+        }
     }
 }
 

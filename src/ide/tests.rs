@@ -280,3 +280,41 @@ fn the_table_is_the_resolvers_and_the_checker_keeps_it() {
     let def = checked.names.def(&occ.symbol).expect("resolved to the binding");
     assert_eq!(def.span.start as usize, text.find("h = Linear").unwrap());
 }
+
+#[test]
+fn hover_on_a_feature_shows_what_it_makes_and_the_input_it_fills() {
+    let spec = r#"model m {
+  dim T = 30;
+  dim V = 1000;
+  input item: id[B] vocab V;
+  seq clicks: id[B, T] vocab V;
+  input price: float[B, 1];
+  label click;
+  let e = Embedding(vocab: V, dim: 8);
+  output p = sigmoid(Linear(out: 1)(concat(e(item), pool(e(clicks), mask: clicks.mask, mode: mean), price, axis: -1)));
+  loss click = bce(p, label: click);
+}
+
+features shop {
+  source events("events.csv", user: "user_id", item: "item_id", time: "ts");
+  dim T = 30;
+  label click = "action == 'click'";
+  feature item = item();
+  feature price = zscore("price", missing: 0.0);
+  seq clicks = history("action == 'click'", length: T);
+}
+"#;
+    let a = Analysis::of_str("test.recspec", spec);
+    assert!(!a.checked.has_errors(), "{:?}", a.checked.diagnostics);
+    let at = |marker: &str| {
+        let offset = spec.find(&marker.replace("$0", "")).unwrap() + marker.find("$0").unwrap();
+        a.hover(FileId(0), offset as u32).map(|h| h.markdown).unwrap_or_default()
+    };
+    let h = at("feature pr$0ice = zscore");
+    assert!(
+        h.contains("`feature price = zscore(\"price\", missing: 0.0)` fills the model's `price`: `float[B, 1]`"),
+        "{h}"
+    );
+    let h = at("seq cl$0icks = history");
+    assert!(h.contains("fills the model's `clicks`: `id[B, T=30] vocab V=1000`"), "{h}");
+}
