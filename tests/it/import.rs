@@ -26,6 +26,13 @@ pub fn scratch(name: &str) -> Scratch {
     Scratch::new(&format!("import-{name}"))
 }
 
+/// Copies the fixture's `files` into `dir` (a feature set's sources are relative to it).
+pub fn copy_fixture_files(dir: &Path, files: &[&str]) {
+    for f in files {
+        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
+    }
+}
+
 /// `recspec import EVENTS --mapping MAPPING --out OUT --quiet EXTRA...`.
 pub fn import(events: &Path, mapping: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -9,9 +9,7 @@ use std::path::Path;
 /// A scratch copy of the fixture directory, for editing.
 fn copy_fixture(name: &str) -> Scratch {
     let dir = scratch(name);
-    for f in ["events.csv", "users.csv", "items.tsv", "mapping.toml", "mapping_llo.toml"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
+    super::copy_fixture_files(&dir, &["events.csv", "users.csv", "items.tsv", "mapping.toml", "mapping_llo.toml"]);
     dir
 }
 

@@ -79,9 +79,7 @@ fn a_feature_set_is_checked_before_any_data_is_read() {
 #[test]
 fn import_errors_name_the_statement_of_the_set() {
     let dir = scratch("features-lines");
-    for f in ["events.csv", "users.csv", "items.tsv"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
+    super::copy_fixture_files(&dir, &["events.csv", "users.csv", "items.tsv"]);
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("features.recspec")).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     for (from, to, says) in [
@@ -111,9 +109,7 @@ fn import_errors_name_the_statement_of_the_set() {
 fn item_min_count_leaves_rare_items_out_of_vocabulary() {
     let dir = scratch("features-item-min-count");
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("features.recspec")).unwrap();
-    for f in ["events.csv", "users.csv", "items.tsv"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
+    super::copy_fixture_files(&dir, &["events.csv", "users.csv", "items.tsv"]);
     let set = dir.join("thresholded.recspec");
     std::fs::write(&set, text.replace("feature item = item();", "feature item = item(min_count: 3);")).unwrap();
     let (plain, thresholded) = (dir.join("plain"), dir.join("thresholded"));
@@ -287,9 +283,7 @@ fn every_feature_kind_imports_as_defined() {
 #[test]
 fn bad_feature_values_are_named() {
     let dir = scratch("features-bad");
-    for f in ["events.csv", "users.csv", "items.tsv", "ranker.recspec"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
+    super::copy_fixture_files(&dir, &["events.csv", "users.csv", "items.tsv", "ranker.recspec"]);
     let events = std::fs::read_to_string(dir.join("events.csv")).unwrap();
     let set = dir.join("ranker.recspec");
     let run = |extra: &[&str]| import_set(None, &set, &dir.join("out"), extra);
@@ -340,9 +334,7 @@ fn bad_feature_values_are_named() {
 #[test]
 fn ids_are_kept_across_imports() {
     let dir = scratch("features-keep");
-    for f in ["users.csv", "items.tsv", "ranker.recspec"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
+    super::copy_fixture_files(&dir, &["users.csv", "items.tsv", "ranker.recspec"]);
     let events = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
     let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
     std::fs::write(dir.join("day1.csv"), day1).unwrap();

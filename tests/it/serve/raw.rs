@@ -546,11 +546,8 @@ struct TwoDays {
 }
 
 fn two_days(dir: &Path) -> TwoDays {
-    let fixture = crate::root().join(FIXTURE);
-    for f in ["users.csv", "items.tsv", "ranker.recspec"] {
-        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
-    }
-    let events = std::fs::read_to_string(fixture.join("events.csv")).unwrap();
+    crate::import::copy_fixture_files(dir, &["users.csv", "items.tsv", "ranker.recspec"]);
+    let events = std::fs::read_to_string(crate::root().join(FIXTURE).join("events.csv")).unwrap();
     let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
     std::fs::write(dir.join("day1.csv"), day1).unwrap();
     std::fs::write(dir.join("day2.csv"), &events).unwrap();
