@@ -4,7 +4,6 @@ use super::{compile, Exit, Hparams};
 use recspec::app::bench::{bench, BenchSettings};
 use recspec::app::{memory, AppError};
 use recspec::config::EmbeddingOptimizer;
-use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -28,9 +27,8 @@ pub struct Args {
     /// Time more steps and inference batches until they add up to at least this many seconds.
     #[arg(long, default_value_t = 0.0)]
     min_seconds: f64,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    device: super::DeviceArg,
     /// How embedding tables are updated: lazy (the default), rowwise_adagrad or dense.
     #[arg(long, default_value = "lazy", value_parser = super::parse_embedding_optimizer)]
     embedding_optimizer: EmbeddingOptimizer,
@@ -50,13 +48,13 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     let Some(graph) = checked.graph else { return Ok(Exit::Findings) };
     let program = recspec::app::lower_graph(&graph)?;
     let train = recspec::config::TrainSettings { embedding_optimizer: args.embedding_optimizer, ..Default::default() };
-    memory::check_fits(&program, args.batch_size, &train, memory::available_for(args.device))?;
+    memory::check_fits(&program, args.batch_size, &train, memory::available_for(args.device.choice))?;
     let settings = BenchSettings {
         batch_size: args.batch_size,
         steps: args.steps,
         warmup: args.warmup,
         min_seconds: args.min_seconds,
-        device: args.device,
+        device: args.device.choice,
         embedding_optimizer: args.embedding_optimizer,
     };
     let name = args.file.file_stem().map_or("spec".into(), |s| s.to_string_lossy().to_string());

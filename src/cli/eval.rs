@@ -3,7 +3,6 @@
 use super::{print_json, Exit};
 use recspec::app::eval::{eval, EvalRequest};
 use recspec::app::AppError;
-use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -26,12 +25,10 @@ pub struct Args {
     /// The cut-offs of recall@K and NDCG@K for retrieval heads, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,50")]
     k: Vec<usize>,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
-    /// Skip (and count) malformed rows instead of stopping at the first.
-    #[arg(long)]
-    skip_bad_rows: bool,
+    #[command(flatten)]
+    device: super::DeviceArg,
+    #[command(flatten)]
+    skip_bad_rows: super::SkipBadRows,
     /// Also write every row's scores to this JSON Lines file: `{"file", "row", "scores": {stream: p}}`.
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
@@ -45,8 +42,8 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         baseline: args.baseline.as_deref(),
         labels: &args.labels,
         ks: args.k,
-        skip_bad_rows: args.skip_bad_rows,
-        device: args.device.device()?,
+        skip_bad_rows: args.skip_bad_rows.on,
+        device: args.device.choice.device()?,
         predictions: args.predictions.as_deref(),
     };
     print_json(&eval(&request)?)?;

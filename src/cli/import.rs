@@ -26,9 +26,8 @@ pub struct Args {
     /// their ids, new ones are numbered after them (ids stable across imports).
     #[arg(long, value_name = "DIR")]
     keep_ids_from: Option<PathBuf>,
-    /// Skip bad rows (counted, the first few listed) instead of stopping at the first.
-    #[arg(long)]
-    skip_bad_rows: bool,
+    #[command(flatten)]
+    skip_bad_rows: super::SkipBadRows,
     /// No progress lines on stderr (the summary is still printed).
     #[arg(long)]
     quiet: bool,
@@ -39,7 +38,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
     let options = ImportOptions {
-        skip_bad_rows: args.skip_bad_rows,
+        skip_bad_rows: args.skip_bad_rows.on,
         chunk_events: args.chunk_events,
         keep_ids_from: args.keep_ids_from.clone(),
     };

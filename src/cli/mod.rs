@@ -30,6 +30,22 @@ use recspec::load::LoadedSpec;
 use recspec::overrides::Override;
 use std::path::{Path, PathBuf};
 
+/// `--device`: where a command runs its model (every command that runs one flattens this).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct DeviceArg {
+    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
+    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
+    pub choice: recspec::runtime::DeviceChoice,
+}
+
+/// `--skip-bad-rows` of the commands that read rows (import, train, eval).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct SkipBadRows {
+    /// Skip bad rows (and count them) instead of stopping at the first.
+    #[arg(long = "skip-bad-rows")]
+    pub on: bool,
+}
+
 /// How a command ended: the process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {

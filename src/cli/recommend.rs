@@ -3,7 +3,6 @@
 use super::Exit;
 use recspec::app::recommend::{recommend, recommender};
 use recspec::app::AppError;
-use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -22,13 +21,12 @@ pub struct Args {
     /// The output that scores every item, when the model has several.
     #[arg(long)]
     output: Option<String>,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    device: super::DeviceArg,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let device = args.device.device()?;
+    let device = args.device.choice.device()?;
     let rec = recommender(&args.run, args.output.as_deref(), device)?;
     let mut out = String::new();
     for (line, list) in recommend(&rec, &args.user_history, args.k, args.exclude_consumed)? {

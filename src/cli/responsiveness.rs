@@ -5,7 +5,6 @@ use super::{print_json, Exit};
 use recspec::app::recommend::recommender;
 use recspec::app::responsiveness::{choose_dwell, history_len, measure, Settings};
 use recspec::app::AppError;
-use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -49,13 +48,12 @@ pub struct Args {
     /// The output that scores every item, when the model has several.
     #[arg(long)]
     output: Option<String>,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    device: super::DeviceArg,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let device = args.device.device()?;
+    let device = args.device.choice.device()?;
     let rec = recommender(&args.run, args.output.as_deref(), device)?;
     let settings = Settings {
         users: args.users,

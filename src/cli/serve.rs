@@ -2,7 +2,6 @@
 
 use super::Exit;
 use recspec::app::AppError;
-use recspec::runtime::DeviceChoice;
 use recspec::server::state::{Embedded, Redis, Store};
 use recspec::server::{serve, Raw, ServeOptions};
 use std::net::{IpAddr, SocketAddr};
@@ -32,9 +31,8 @@ pub struct Args {
     /// Bytes one request body may hold (more is refused with 413).
     #[arg(long, default_value_t = ServeOptions::default().max_body_bytes)]
     max_body_bytes: usize,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    device: super::DeviceArg,
     /// Take raw requests (`POST /events`, `/score` and `/recommend` with a user's key), keeping
     /// each user's raw events in this file (created if missing; an embedded database). Rows are
     /// built with the fitted features the run keeps of its data set (`RUN/data`).
@@ -73,7 +71,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         max_body_bytes: args.max_body_bytes,
         ..ServeOptions::default()
     };
-    let device = args.device.device()?;
+    let device = args.device.choice.device()?;
     let run = args.run.clone();
     let cannot = |e: recspec::server::state::StoreError| AppError::Serve(format!("cannot open the state: {e}"));
     let store: Option<Arc<dyn Store>> = match (&args.state, &args.redis) {

@@ -5,7 +5,6 @@ use recspec::app::settings::TrainFlags;
 use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
 use recspec::app::{memory, AppError};
 use recspec::config::EmbeddingOptimizer;
-use recspec::runtime::DeviceChoice;
 use std::path::PathBuf;
 
 /// What a run is made of: the spec, the data set, the run directory and the settings.
@@ -53,12 +52,10 @@ pub struct Args {
     /// Continue a run that was interrupted, after its last completed epoch.
     #[arg(long)]
     resume: bool,
-    /// Skip (and count) malformed rows instead of stopping at the first.
-    #[arg(long)]
-    skip_bad_rows: bool,
-    /// cpu (burn-flex), ndarray, or with the `tch` feature tch-cpu and cuda.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    skip_bad_rows: super::SkipBadRows,
+    #[command(flatten)]
+    device: super::DeviceArg,
     /// Extra label streams to report in validation, comma-separated: `name` (scored as 1 - p)
     /// or `name=output`.
     #[arg(long, value_delimiter = ',')]
@@ -102,7 +99,7 @@ pub fn start(run: &RunArgs, resume: bool, available: Option<u64>) -> Result<Opti
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let available = memory::available_for(args.device);
+    let available = memory::available_for(args.device.choice);
     // Before the run directory is made: a data set that moved the earlier run's ids is refused.
     let kept = match &args.init_from {
         Some(earlier) => recspec::app::train::check_kept_ids(earlier, &args.run.data)?,
@@ -119,7 +116,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
         run.data.display(),
         settings
     );
-    let device = args.device.device()?;
+    let device = args.device.choice.device()?;
     let init_from = match &args.init_from {
         Some(earlier) => {
             let (bytes, plan) = recspec::app::train::earlier_weights(earlier, &program, &device)?;
@@ -149,7 +146,7 @@ pub fn run(args: Args) -> Result<Exit, AppError> {
     };
     let options = TrainOptions {
         device,
-        skip_bad_rows: args.skip_bad_rows,
+        skip_bad_rows: args.skip_bad_rows.on,
         extra_labels: args.labels,
         progress: !args.quiet,
         init_from,
