@@ -14,46 +14,48 @@ pub struct Args {
     /// imports it (features.recspec) instead of a data set.
     #[arg(long)]
     raw: bool,
-    /// Simulated users [default: 2000].
-    #[arg(long)]
-    users: Option<usize>,
-    /// Items in the catalogue [default: 1000].
-    #[arg(long)]
-    items: Option<usize>,
-    /// Impressions (rows) per user [default: 60].
-    #[arg(long)]
-    impressions: Option<usize>,
-    /// Seed of the simulated world [default: 7].
-    #[arg(long)]
-    seed: Option<u64>,
+    /// Simulated users.
+    #[arg(long, default_value_t = SimConfig::default().users)]
+    users: usize,
+    /// Items in the catalogue.
+    #[arg(long, default_value_t = SimConfig::default().items)]
+    items: usize,
+    /// Impressions (rows) per user.
+    #[arg(long, default_value_t = SimConfig::default().impressions_per_user)]
+    impressions: usize,
+    /// Seed of the simulated world.
+    #[arg(long, default_value_t = SimConfig::default().seed)]
+    seed: u64,
     /// Max length T of each feedback sequence.
-    #[arg(long)]
-    seq_len: Option<usize>,
-    /// Categorical fields per row.
-    #[arg(long)]
-    fields: Option<usize>,
+    #[arg(long, default_value_t = SimConfig::default().seq_len)]
+    seq_len: usize,
+    /// Categorical fields per row (8 base fields, then hashed crosses).
+    #[arg(long, default_value_t = SimConfig::default().fields)]
+    fields: usize,
     /// Probability that an impression the user would not click is clicked by accident.
-    #[arg(long)]
-    accidental_click_rate: Option<f64>,
+    #[arg(long, default_value_t = SimConfig::default().accidental_click_rate)]
+    accidental_click_rate: f64,
     /// Probability that a liked impression is not clicked.
-    #[arg(long)]
-    liked_unclick_rate: Option<f64>,
+    #[arg(long, default_value_t = SimConfig::default().liked_unclick_rate)]
+    liked_unclick_rate: f64,
     /// Multiplies every user's dislike propensity.
-    #[arg(long)]
-    dislike_rate_scale: Option<f64>,
+    #[arg(long, default_value_t = SimConfig::default().dislike_rate_scale)]
+    dislike_rate_scale: f64,
 }
 
 pub fn run(args: Args) -> Result<Exit, AppError> {
-    let mut cfg = SimConfig::default();
-    cfg.users = args.users.unwrap_or(cfg.users);
-    cfg.items = args.items.unwrap_or(cfg.items);
-    cfg.impressions_per_user = args.impressions.unwrap_or(cfg.impressions_per_user);
-    cfg.seed = args.seed.unwrap_or(cfg.seed);
-    cfg.seq_len = args.seq_len.unwrap_or(cfg.seq_len);
-    cfg.fields = args.fields.unwrap_or(cfg.fields);
-    cfg.accidental_click_rate = args.accidental_click_rate.unwrap_or(cfg.accidental_click_rate);
-    cfg.liked_unclick_rate = args.liked_unclick_rate.unwrap_or(cfg.liked_unclick_rate);
-    cfg.dislike_rate_scale = args.dislike_rate_scale.unwrap_or(cfg.dislike_rate_scale);
+    let cfg = SimConfig {
+        users: args.users,
+        items: args.items,
+        impressions_per_user: args.impressions,
+        seed: args.seed,
+        seq_len: args.seq_len,
+        fields: args.fields,
+        accidental_click_rate: args.accidental_click_rate,
+        liked_unclick_rate: args.liked_unclick_rate,
+        dislike_rate_scale: args.dislike_rate_scale,
+        ..SimConfig::default()
+    };
     if args.raw {
         eprintln!("{}", recspec::simulate::simulate_raw(&cfg, &args.out)?);
     } else {
