@@ -16,7 +16,7 @@ pub struct Args {
     #[command(flatten)]
     hparams: Hparams,
     /// Rows per batch.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = recspec::config::TrainSettings::default().batch_size)]
     batch_size: usize,
     /// Timed training steps and inference batches.
     #[arg(long, default_value_t = 20)]
@@ -29,8 +29,8 @@ pub struct Args {
     min_seconds: f64,
     #[command(flatten)]
     device: super::DeviceArg,
-    /// How embedding tables are updated: lazy (the default), rowwise_adagrad or dense.
-    #[arg(long, default_value = "lazy", value_parser = super::parse_embedding_optimizer)]
+    /// How embedding tables are updated: lazy, rowwise_adagrad or dense.
+    #[arg(long, default_value = recspec::config::TrainSettings::default().embedding_optimizer.name(), value_parser = super::parse_embedding_optimizer)]
     embedding_optimizer: EmbeddingOptimizer,
 }
 
