@@ -24,6 +24,8 @@ pub struct Prior {
     pub users: HashMap<String, u32>,
     /// A feature set's vocabularies by input name, values in id order (id 1 first).
     pub extras: HashMap<String, Vec<String>>,
+    /// The `fields` ids, by column and value.
+    pub fields: Option<CategoricalIds>,
 }
 
 fn bad(file: &Path, message: String) -> ImportError {
@@ -128,18 +130,18 @@ fn kept_ids_of(file: &Path, lines: &[Line], id: &str, which: Numbered) -> Result
 
 /// Reads the ids of the earlier data set `dir` that `m` can keep.
 pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
-    if let Some(section) = [("fields", m.fields.is_some()), ("profile", m.profile.is_some())].iter().find(|(_, on)| *on)
-    {
+    if m.profile.is_some() {
         return Err(bad(
             &m.file,
-            format!(
-                "--keep-ids-from: `{}` ids are laid out as one range per column, which cannot grow in place; \
-                 keeping them is not supported yet",
-                section.0
-            ),
+            "--keep-ids-from: `profile` ids come after the user ids, which grow; keeping them is not supported yet"
+                .into(),
         ));
     }
     let mut prior = Prior::default();
+    if let Some(c) = &m.fields {
+        let names: Vec<String> = c.columns.iter().map(|c| c.name.clone()).collect();
+        prior.fields = Some(categorical(&dir.join(format!("vocab/{}.jsonl", c.key)), &names, 0)?);
+    }
     if m.item_buckets.is_none() {
         prior.items = kept_ids(&dir.join("vocab/item.jsonl"), "id", Numbered::All)?;
     }
@@ -260,9 +262,18 @@ pub(crate) struct Fit {
 /// A `fields` or `profile` vocabulary file (`vocab/KEY.jsonl`: per column its out-of-vocabulary
 /// line, `value` null, then its values in id order), checked against the ids
 /// [`CategoricalIds::new`] gives them from `base`.
+/// What a line of a `fields` or `profile` vocabulary file holds.
+enum VocabLine {
+    /// A column's out-of-vocabulary id (`"value": null`), which its values follow.
+    Unknown(usize),
+    Value,
+}
+
 fn categorical(file: &Path, columns: &[String], base: u32) -> Result<CategoricalIds, ImportError> {
     let mut per_column: Vec<Vec<String>> = vec![vec![]; columns.len()];
     let mut ids: Vec<(usize, u64)> = vec![];
+    let mut kinds: Vec<VocabLine> = vec![];
+    let mut nulls = vec![false; columns.len()];
     let mut column = None;
     for (line, o) in objects(file)? {
         let name = field(file, line, &o, "column")?.as_str().unwrap_or("");
@@ -275,22 +286,53 @@ fn categorical(file: &Path, columns: &[String], base: u32) -> Result<Categorical
             .ok_or_else(|| bad(file, format!("line {line}: `id` is not an id")))?;
         ids.push((line, id));
         match field(file, line, &o, "value")? {
-            serde_json::Value::Null => column = Some(c),
-            serde_json::Value::String(v) if column == Some(c) => per_column[c].push(v.clone()),
+            serde_json::Value::Null if !nulls[c] => {
+                column = Some(c);
+                nulls[c] = true;
+                kinds.push(VocabLine::Unknown(c));
+            }
+            serde_json::Value::String(v) if column == Some(c) => {
+                per_column[c].push(v.clone());
+                kinds.push(VocabLine::Value);
+            }
             _ => return Err(bad(file, format!("line {line}: expected column `{name}`'s null line before its values"))),
         }
     }
-    let ids_of =
-        CategoricalIds::new(base, per_column.into_iter().map(|v| Values::keeping(&v, HashMap::new())).collect());
-    let expected =
-        ids_of.offsets.iter().zip(&ids_of.columns).flat_map(|(o, c)| *o as u64..=(*o as u64 + c.entries.len() as u64));
-    if let Some(((line, id), want)) = ids.iter().zip(expected).find(|((_, id), want)| id != want) {
-        return Err(bad(
-            file,
-            format!("line {line}: id {id} where {want} was expected; this is not a vocabulary recspec import wrote"),
-        ));
+    // Every id from `base` up once: one range per column in a fresh import, the earlier ranges
+    // then the new values' ids after `--keep-ids-from`.
+    let n = ids.len() as u64;
+    let mut seen = vec![false; ids.len()];
+    for (line, id) in &ids {
+        match id.checked_sub(base as u64).filter(|i| *i < n).map(|i| &mut seen[i as usize]) {
+            Some(s @ false) => *s = true,
+            _ => {
+                return Err(bad(
+                    file,
+                    format!(
+                        "line {line}: id {id} is not one of {base}..{} once each; this is not a vocabulary recspec import wrote",
+                        base as u64 + n
+                    ),
+                ))
+            }
+        }
     }
-    Ok(ids_of)
+    let mut offsets = vec![0; columns.len()];
+    let mut absolute = vec![vec![]; columns.len()];
+    let mut c = 0;
+    for ((_, id), o) in ids.iter().zip(&kinds) {
+        match o {
+            VocabLine::Unknown(column) => {
+                c = *column;
+                offsets[c] = *id as u32;
+            }
+            VocabLine::Value => absolute[c].push(*id as u32),
+        }
+    }
+    if let Some(c) = (0..columns.len()).find(|c| !nulls[*c]) {
+        return Err(bad(file, format!("column `{}` has no out-of-vocabulary line (`\"value\": null`)", columns[c])));
+    }
+    let columns = per_column.into_iter().map(|v| Values::keeping(&v, HashMap::new())).collect();
+    Ok(CategoricalIds { offsets, columns, absolute, size: base + n as u32 })
 }
 
 /// Reads what the import of the data set `dir` with mapping `m` fitted.

@@ -72,7 +72,7 @@ impl Numbering {
 }
 
 /// Ids of the values of one column: 1, 2, ... (0 for the rest).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Values {
     pub ids: HashMap<String, u32>,
     /// Value and training count of ids 1, 2, ...
@@ -101,27 +101,60 @@ impl Values {
 }
 
 /// The shared id space of a `fields` or `profile` array.
+#[derive(Debug)]
 pub struct CategoricalIds {
-    /// Each column's first id (its out-of-vocabulary id).
+    /// Each column's out-of-vocabulary id (its first id, in a fresh import).
     pub offsets: Vec<u32>,
     pub columns: Vec<Values>,
+    /// The id of each column's values, indexed like `columns[c].entries`: one range per column
+    /// after its out-of-vocabulary id in a fresh import; with kept ids, the earlier data set's
+    /// ids and then new ones after its largest.
+    pub absolute: Vec<Vec<u32>>,
     /// The vocabulary size: the largest id plus one.
     pub size: u32,
 }
 
 impl CategoricalIds {
+    /// Ids from `base`: each column's out-of-vocabulary id, then its values, column after
+    /// column.
     pub(crate) fn new(base: u32, columns: Vec<Values>) -> CategoricalIds {
         let mut offsets = vec![];
+        let mut absolute = vec![];
         let mut next = base;
         for c in &columns {
             offsets.push(next);
+            absolute.push((1..=c.entries.len() as u32).map(|j| next + j).collect());
             next += 1 + c.entries.len() as u32;
         }
-        CategoricalIds { offsets, columns, size: next }
+        CategoricalIds { offsets, columns, absolute, size: next }
+    }
+
+    /// Ids keeping `earlier`'s (an earlier data set's, same columns): its values keep their ids
+    /// whether or not they occur again, and values first counted here (`counts`, by column)
+    /// are numbered after its largest id, by count (ties by text), column after column.
+    pub(crate) fn keeping(earlier: &CategoricalIds, counts: Vec<HashMap<String, u64>>) -> CategoricalIds {
+        let mut next = earlier.size;
+        let mut columns = vec![];
+        let mut absolute = vec![];
+        for (c, counts) in counts.into_iter().enumerate() {
+            let kept: Vec<String> = earlier.columns[c].entries.iter().map(|(v, _)| v.clone()).collect();
+            let values = Values::keeping(&kept, counts);
+            let mut ids = earlier.absolute[c].clone();
+            for _ in kept.len()..values.entries.len() {
+                ids.push(next);
+                next += 1;
+            }
+            columns.push(values);
+            absolute.push(ids);
+        }
+        CategoricalIds { offsets: earlier.offsets.clone(), columns, absolute, size: next }
     }
 
     pub fn id(&self, column: usize, value: Option<&str>) -> u32 {
-        self.offsets[column] + self.columns[column].id(value)
+        match self.columns[column].id(value) {
+            0 => self.offsets[column],
+            j => self.absolute[column][j as usize - 1],
+        }
     }
 }
 
@@ -196,7 +229,10 @@ pub fn count(
     };
     let clusters = per_item(m.cluster);
     let creators = per_item(m.creator);
-    let fields = m.fields.as_ref().map(|_| CategoricalIds::new(0, fields.into_iter().map(Values::new).collect()));
+    let fields = m.fields.as_ref().map(|_| match &prior.fields {
+        Some(earlier) => CategoricalIds::keeping(earlier, fields),
+        None => CategoricalIds::new(0, fields.into_iter().map(Values::new).collect()),
+    });
     let base = users.size() as u32;
     let profile = m.profile.as_ref().map(|_| CategoricalIds::new(base, profile.into_iter().map(Values::new).collect()));
     let extras = fitter.finish(m, &prior.extras);
@@ -258,7 +294,7 @@ pub fn files(m: &Mapping, v: &Vocabs, keys: (&[String], &[String]), user_rows: &
             let all = values.entries.iter().enumerate();
             text.push_str(&lines(std::iter::once(json!({"id": ids.offsets[k], "column": col.name, "value": null})).chain(
                 all.map(|(j, (value, n))| {
-                    json!({"id": ids.offsets[k] + j as u32 + 1, "column": col.name, "value": value, "train_events": n})
+                    json!({"id": ids.absolute[k][j], "column": col.name, "value": value, "train_events": n})
                 }),
             )));
         }
