@@ -4,7 +4,7 @@ use super::{Exit, Hparams};
 use recspec::app::settings::TrainFlags;
 use recspec::app::train::{prepare, train, RunRequest, Started, TrainOptions};
 use recspec::app::{memory, AppError};
-use recspec::config::EmbeddingOptimizer;
+use recspec::config::{EmbeddingOptimizer, TrainSettings};
 use std::path::PathBuf;
 
 /// What a run is made of: the spec, the data set, the run directory and the settings.
@@ -20,29 +20,33 @@ pub struct RunArgs {
     out: PathBuf,
     #[command(flatten)]
     hparams: Hparams,
-    /// Epochs to train [default: the run config's, else 2].
-    #[arg(long)]
+    #[arg(long, help = overlaid("Epochs to train", TrainSettings::default().epochs))]
     epochs: Option<usize>,
     /// Stop each epoch after this many steps.
     #[arg(long)]
     max_steps: Option<usize>,
-    /// Learning rate [default: the run config's, else 0.001].
-    #[arg(long)]
+    #[arg(long, help = overlaid("Learning rate", TrainSettings::default().lr))]
     lr: Option<f64>,
-    /// Rows per batch [default: the run config's, else 256].
-    #[arg(long)]
+    #[arg(long, help = overlaid("Rows per batch", TrainSettings::default().batch_size))]
     batch_size: Option<usize>,
-    /// Seed of initialisation, dropout and sampling.
-    #[arg(long)]
+    #[arg(long, help = overlaid("Seed of initialisation, dropout and sampling", TrainSettings::default().seed))]
     seed: Option<u64>,
-    /// How embedding tables are updated: lazy (only the rows a step looked up, the default),
-    /// rowwise_adagrad (TorchRec's row-wise Adagrad) or dense (every row, every step).
-    #[arg(long, value_parser = super::parse_embedding_optimizer)]
+    #[arg(long, value_parser = super::parse_embedding_optimizer, help = overlaid(
+        "How embedding tables are updated: lazy (only the rows a step looked up), rowwise_adagrad (TorchRec's row-wise Adagrad) or dense (every row, every step)",
+        TrainSettings::default().embedding_optimizer.name(),
+    ))]
     embedding_optimizer: Option<EmbeddingOptimizer>,
-    /// Rows in the shuffle buffer of the training order (seeded by --seed and the epoch; the
-    /// default 10000); 0 reads the training file in order.
-    #[arg(long)]
+    #[arg(long, help = overlaid(
+        "Rows in the shuffle buffer of the training order (seeded by --seed and the epoch); 0 reads the training file in order",
+        TrainSettings::default().shuffle_buffer,
+    ))]
     shuffle_buffer: Option<usize>,
+}
+
+/// The help of a flag that overlays the run config: `WHAT [default: the run config's, else X]`,
+/// X read from [`TrainSettings::default`], so the help cannot drift from the default.
+fn overlaid(what: &str, default: impl std::fmt::Display) -> String {
+    format!("{what} [default: the run config's, else {default}]")
 }
 
 #[derive(clap::Args)]
