@@ -165,15 +165,10 @@ pub type KeptIds = Option<[usize; 3]>;
 pub fn check_kept_ids(run: &Path, data: &Path) -> Result<KeptIds, AppError> {
     let Some(earlier) = RunDir::open(run).fitted() else { return Ok(None) };
     let refuse = |message: String| AppError::IdsNotKept { run: run.to_path_buf(), data: data.to_path_buf(), message };
+    let (before, now) = (crate::import::given_ids(&earlier)?, crate::import::given_ids(data)?);
     let mut kept = [0; 3];
-    for (k, (file, id, what)) in [("item.jsonl", "id", "item"), ("user.jsonl", "user", "user")].into_iter().enumerate()
-    {
-        let before = vocabulary_ids(&earlier, file, id)?;
-        if before.is_empty() {
-            continue;
-        }
-        let now = vocabulary_ids(data, file, id)?;
-        for (key, was) in &before {
+    for (k, what, before, now) in [(0, "item", &before.items, &now.items), (1, "user", &before.users, &now.users)] {
+        for (key, was) in before {
             match now.get(key) {
                 Some(is) if is == was => {}
                 Some(is) => return Err(refuse(format!("{what} \"{key}\" has id {is}, not {was}"))),
@@ -183,10 +178,8 @@ pub fn check_kept_ids(run: &Path, data: &Path) -> Result<KeptIds, AppError> {
         kept[k] = before.len();
     }
     // `fields` and `profile` values, by (column, value); a column's out-of-vocabulary id too.
-    for file in ["fields.jsonl", "profile.jsonl"] {
-        let before = column_ids(&earlier.join("vocab").join(file))?;
-        let now = column_ids(&data.join("vocab").join(file))?;
-        for ((column, value), was) in &before {
+    for (before, now) in before.columns.iter().zip(&now.columns) {
+        for ((column, value), was) in before {
             let what = match value {
                 Some(v) => format!("`{column}` value \"{v}\""),
                 None => format!("`{column}`'s out-of-vocabulary id"),
@@ -199,9 +192,8 @@ pub fn check_kept_ids(run: &Path, data: &Path) -> Result<KeptIds, AppError> {
         }
         kept[2] += before.len();
     }
-    let (before, now) = (vocabularies(&earlier)?, vocabularies(data)?);
-    for (input, values) in &before {
-        let is = now.get(input).map(Vec::as_slice).unwrap_or_default();
+    for (input, values) in &before.vocabularies {
+        let is = now.vocabularies.iter().find(|(i, _)| i == input).map(|(_, v)| v.as_slice()).unwrap_or_default();
         if let Some(i) = (0..values.len()).find(|i| is.get(*i) != Some(&values[*i])) {
             return Err(refuse(format!(
                 "feature `{input}`: id {} is {}, not \"{}\"",
@@ -213,66 +205,6 @@ pub fn check_kept_ids(run: &Path, data: &Path) -> Result<KeptIds, AppError> {
         kept[2] += values.len();
     }
     Ok(Some(kept))
-}
-
-/// A data set's `vocab/FILE` as key -> id (the id under `id_field`); empty when there is no file.
-/// Users are those below `U` (data.toml's): the others' `user` is a row key, not an id.
-fn vocabulary_ids(data: &Path, file: &str, id_field: &str) -> Result<std::collections::HashMap<String, u64>, AppError> {
-    let path = data.join("vocab").join(file);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Default::default()) };
-    let below = if id_field == "user" { user_vocabulary(data) } else { None };
-    let mut out = std::collections::HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            crate::files::FileError::at("read", &path)(std::io::Error::other(format!("line {}: {e}", n + 1)))
-        })?;
-        if let (Some(key), Some(id)) = (v["key"].as_str(), v[id_field].as_u64()) {
-            if below.is_none_or(|u| id < u) {
-                out.insert(key.to_string(), id);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The user vocabulary size `U` of a data set's data.toml, when it records one.
-fn user_vocabulary(data: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(data.join("data.toml")).ok()?;
-    let doc: toml::Table = toml::from_str(&text).ok()?;
-    doc.get("hparams")?.get("U")?.as_integer().and_then(|u| u64::try_from(u).ok())
-}
-
-/// A `fields` or `profile` vocabulary file as (column, value) -> id, `None` for a column's
-/// out-of-vocabulary id; empty when there is no file.
-type ColumnIds = std::collections::HashMap<(String, Option<String>), u64>;
-
-fn column_ids(file: &Path) -> Result<ColumnIds, AppError> {
-    let Ok(text) = std::fs::read_to_string(file) else { return Ok(Default::default()) };
-    let mut out = ColumnIds::new();
-    for (n, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            crate::files::FileError::at("read", file)(std::io::Error::other(format!("line {}: {e}", n + 1)))
-        })?;
-        if let (Some(column), Some(id)) = (v["column"].as_str(), v["id"].as_u64()) {
-            out.insert((column.to_string(), v["value"].as_str().map(str::to_string)), id);
-        }
-    }
-    Ok(out)
-}
-
-/// The counted vocabularies of a data set's `features.json`, by input, values in id order.
-fn vocabularies(data: &Path) -> Result<std::collections::HashMap<String, Vec<String>>, AppError> {
-    let file = data.join("features.json");
-    let Ok(text) = std::fs::read_to_string(&file) else { return Ok(Default::default()) };
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| crate::files::FileError::at("read", &file)(std::io::Error::other(e.to_string())))?;
-    let mut out = std::collections::HashMap::new();
-    for f in doc["features"].as_array().into_iter().flatten() {
-        if let (Some(input), Some(values)) = (f["input"].as_str(), f["vocabulary"].as_array()) {
-            out.insert(input.to_string(), values.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect());
-        }
-    }
-    Ok(out)
 }
 
 /// Trains `program` on the data set's train split, validating on its valid split, and commits

@@ -20,6 +20,7 @@ mod extras;
 pub mod mapping;
 pub mod online;
 mod prior;
+pub use prior::{given_ids, GivenIds};
 pub mod read;
 pub mod rule;
 pub mod sort;

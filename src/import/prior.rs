@@ -128,6 +128,64 @@ fn kept_ids_of(file: &Path, lines: &[Line], id: &str, which: Numbered) -> Result
     numbered(file, pairs)
 }
 
+/// Every id an import gave, read without its definition: what a warm start compares between the
+/// data set a run was trained on and the one it continues on. A file the data set lacks gives
+/// nothing (a simulated data set has no vocabularies; hashed items have no ids).
+#[derive(Debug, Default)]
+pub struct GivenIds {
+    pub items: HashMap<String, u32>,
+    pub users: HashMap<String, u32>,
+    /// `fields` and `profile` ids, by (column, value); `None`: a column's out-of-vocabulary id.
+    pub columns: [HashMap<(String, Option<String>), u32>; 2],
+    /// The counted vocabularies of `features.json`, by input, values in id order (id 1 first).
+    pub vocabularies: Vec<(String, Vec<String>)>,
+}
+
+/// Reads [`GivenIds`] from the data set `dir`, with the readers `--keep-ids-from` uses.
+pub fn given_ids(dir: &Path) -> Result<GivenIds, ImportError> {
+    let mut ids = GivenIds::default();
+    let item_file = dir.join("vocab/item.jsonl");
+    if item_file.exists() {
+        let lines = objects(&item_file)?;
+        // Hashed items are written with their bucket, not an id.
+        if lines.first().is_some_and(|(_, o)| o.contains_key("id")) {
+            ids.items = kept_ids_of(&item_file, &lines, "id", Numbered::All)?;
+        }
+    }
+    let user_file = dir.join("vocab/user.jsonl");
+    if user_file.exists() {
+        ids.users = kept_ids(&user_file, "user", numbered_users(dir)?)?;
+    }
+    for (name, by_value) in ["fields", "profile"].into_iter().zip(&mut ids.columns) {
+        let file = dir.join(format!("vocab/{name}.jsonl"));
+        if !file.exists() {
+            continue;
+        }
+        let lines = objects(&file)?;
+        let mut columns: Vec<String> = vec![];
+        for (line, o) in &lines {
+            let column = field(&file, *line, o, "column")?.as_str().unwrap_or_default().to_string();
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        let base = lines.iter().filter_map(|(_, o)| o.get("id").and_then(serde_json::Value::as_u64)).min();
+        let read = categorical(&file, &columns, base.unwrap_or(0) as u32)?;
+        for (c, column) in columns.iter().enumerate() {
+            by_value.insert((column.clone(), None), read.offsets[c]);
+            for ((value, _), id) in read.columns[c].entries.iter().zip(&read.absolute[c]) {
+                by_value.insert((column.clone(), Some(value.clone())), *id);
+            }
+        }
+    }
+    let artifact = dir.join("features.json");
+    if artifact.exists() {
+        let stored = read_artifact(&artifact)?;
+        ids.vocabularies = stored.features.into_iter().filter_map(|f| Some((f.input, f.vocabulary?))).collect();
+    }
+    Ok(ids)
+}
+
 /// Reads the ids of the earlier data set `dir` that `m` can keep.
 pub fn load(dir: &Path, m: &Mapping) -> Result<Prior, ImportError> {
     if m.profile.is_some() {
@@ -262,18 +320,12 @@ pub(crate) struct Fit {
 /// A `fields` or `profile` vocabulary file (`vocab/KEY.jsonl`: per column its out-of-vocabulary
 /// line, `value` null, then its values in id order), checked against the ids
 /// [`CategoricalIds::new`] gives them from `base`.
-/// What a line of a `fields` or `profile` vocabulary file holds.
-enum VocabLine {
-    /// A column's out-of-vocabulary id (`"value": null`), which its values follow.
-    Unknown(usize),
-    Value,
-}
-
 fn categorical(file: &Path, columns: &[String], base: u32) -> Result<CategoricalIds, ImportError> {
     let mut per_column: Vec<Vec<String>> = vec![vec![]; columns.len()];
+    // Each column's out-of-vocabulary id, and its values' ids in file order.
+    let mut offsets: Vec<Option<u32>> = vec![None; columns.len()];
+    let mut absolute: Vec<Vec<u32>> = vec![vec![]; columns.len()];
     let mut ids: Vec<(usize, u64)> = vec![];
-    let mut kinds: Vec<VocabLine> = vec![];
-    let mut nulls = vec![false; columns.len()];
     let mut column = None;
     for (line, o) in objects(file)? {
         let name = field(file, line, &o, "column")?.as_str().unwrap_or("");
@@ -286,14 +338,13 @@ fn categorical(file: &Path, columns: &[String], base: u32) -> Result<Categorical
             .ok_or_else(|| bad(file, format!("line {line}: `id` is not an id")))?;
         ids.push((line, id));
         match field(file, line, &o, "value")? {
-            serde_json::Value::Null if !nulls[c] => {
+            serde_json::Value::Null if offsets[c].is_none() => {
                 column = Some(c);
-                nulls[c] = true;
-                kinds.push(VocabLine::Unknown(c));
+                offsets[c] = Some(id as u32);
             }
             serde_json::Value::String(v) if column == Some(c) => {
                 per_column[c].push(v.clone());
-                kinds.push(VocabLine::Value);
+                absolute[c].push(id as u32);
             }
             _ => return Err(bad(file, format!("line {line}: expected column `{name}`'s null line before its values"))),
         }
@@ -316,21 +367,11 @@ fn categorical(file: &Path, columns: &[String], base: u32) -> Result<Categorical
             }
         }
     }
-    let mut offsets = vec![0; columns.len()];
-    let mut absolute = vec![vec![]; columns.len()];
-    let mut c = 0;
-    for ((_, id), o) in ids.iter().zip(&kinds) {
-        match o {
-            VocabLine::Unknown(column) => {
-                c = *column;
-                offsets[c] = *id as u32;
-            }
-            VocabLine::Value => absolute[c].push(*id as u32),
-        }
-    }
-    if let Some(c) = (0..columns.len()).find(|c| !nulls[*c]) {
+    // (The ids were cast to u32 as read; the check above holds every one below base + n.)
+    if let Some(c) = offsets.iter().position(Option::is_none) {
         return Err(bad(file, format!("column `{}` has no out-of-vocabulary line (`\"value\": null`)", columns[c])));
     }
+    let offsets = offsets.into_iter().flatten().collect();
     let columns = per_column.into_iter().map(|v| Values::keeping(&v, HashMap::new())).collect();
     Ok(CategoricalIds { offsets, columns, absolute, size: base + n as u32 })
 }
