@@ -26,6 +26,32 @@ pub fn scratch(name: &str) -> Scratch {
     Scratch::new(&format!("import-{name}"))
 }
 
+/// `recspec import [EVENTS] --features SET --out OUT --quiet EXTRA...`.
+pub fn import_set(events: Option<&Path>, set: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["import"];
+    args.extend(events.map(|e| e.to_str().unwrap()));
+    args.extend(["--features", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    args.extend_from_slice(extra);
+    recspec(&args)
+}
+
+/// `recspec train SPEC --data DATA --out RUN`, one epoch of at most `steps` steps, quietly.
+pub fn train_briefly(spec: &Path, data: &Path, run: &Path, steps: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", spec.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    args.extend(["--out", run.to_str().unwrap(), "--max-steps", steps, "--epochs", "1", "--quiet"]);
+    args.extend_from_slice(extra);
+    recspec(&args)
+}
+
+/// The fixture's event log as two days in `dir`: `day1.csv` its first `lines` lines (header
+/// included; the file's order, not time order), `day2.csv` all of it.
+pub fn write_two_days(dir: &Path, lines: usize) {
+    let events = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
+    let day1: String = events.lines().take(lines).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("day1.csv"), day1).unwrap();
+    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+}
+
 /// Copies the fixture's `files` into `dir` (a feature set's sources are relative to it).
 pub fn copy_fixture_files(dir: &Path, files: &[&str]) {
     for f in files {

@@ -1,19 +1,9 @@
 //! `recspec import --features`: a feature set drives the import through the same builder as a
 //! mapping file, so the fixture's set and its mapping write the same data set.
 
-use super::{files, import_fixture, scratch, FIXTURE};
+use super::{files, import_fixture, import_set, scratch, train_briefly, write_two_days, FIXTURE};
 use crate::cli::{code, recspec, stderr};
 use std::path::Path;
-use std::process::Output;
-
-/// `recspec import [EVENTS] --features SET --out OUT --quiet EXTRA...`.
-fn import_set(events: Option<&Path>, set: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["import"];
-    args.extend(events.map(|e| e.to_str().unwrap()));
-    args.extend(["--features", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
-    args.extend_from_slice(extra);
-    recspec(&args)
-}
 
 #[test]
 fn a_feature_set_imports_exactly_what_its_mapping_does() {
@@ -113,10 +103,7 @@ fn field_ids_are_kept_across_imports() {
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("features.recspec")).unwrap();
     let set = dir.join("fields.recspec");
     std::fs::write(&set, text.replace("  feature profile = profile([\"user.age\", \"user.gender\"]);\n", "")).unwrap();
-    let events = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
-    let day1: String = events.lines().take(120).map(|l| format!("{l}\n")).collect();
-    std::fs::write(dir.join("day1.csv"), day1).unwrap();
-    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+    write_two_days(&dir, 120);
     let (first, kept, again) = (dir.join("first"), dir.join("kept"), dir.join("again"));
     for (day, out, extra) in [
         ("day1.csv", &first, vec![]),
@@ -161,11 +148,7 @@ fn field_ids_are_kept_across_imports() {
     // A warm start checks the field ids too: on the kept data set it starts, on one whose
     // field ids moved (two device values swapped) it is refused, naming a value.
     let train = |data: &Path, run: &str, extra: &[&str]| {
-        let mut args = vec!["train", "specs/fm.recspec", "--data", data.to_str().unwrap()];
-        let run = dir.join(run);
-        args.extend(["--out", run.to_str().unwrap(), "--max-steps", "2", "--epochs", "1", "--quiet"]);
-        args.extend_from_slice(extra);
-        recspec(&args)
+        train_briefly(Path::new("specs/fm.recspec"), data, &dir.join(run), "2", extra)
     };
     let o = train(&first, "run1", &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -425,10 +408,7 @@ fn bad_feature_values_are_named() {
 fn ids_are_kept_across_imports() {
     let dir = scratch("features-keep");
     super::copy_fixture_files(&dir, &["users.csv", "items.tsv", "ranker.recspec"]);
-    let events = std::fs::read_to_string(Path::new(FIXTURE).join("events.csv")).unwrap();
-    let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
-    std::fs::write(dir.join("day1.csv"), day1).unwrap();
-    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+    write_two_days(&dir, 200);
     let set = dir.join("ranker.recspec");
     let (first, kept, fresh) = (dir.join("first"), dir.join("kept"), dir.join("fresh"));
     let again = dir.join("again");
@@ -483,13 +463,7 @@ fn ids_are_kept_across_imports() {
         assert_eq!(now[..old.len()], old[..], "{input}");
     }
     // A run on the first data set warm-starts a run on the kept one: the item table grows.
-    let train = |data: &Path, run: &str, extra: &[&str]| {
-        let run = dir.join(run);
-        let mut args = vec!["train", set.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend(["--out", run.to_str().unwrap(), "--max-steps", "3", "--epochs", "1", "--quiet"]);
-        args.extend_from_slice(extra);
-        recspec(&args)
-    };
+    let train = |data: &Path, run: &str, extra: &[&str]| train_briefly(&set, data, &dir.join(run), "3", extra);
     let o = train(&first, "run1", &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let earlier = dir.join("run1");

@@ -31,24 +31,10 @@ fn lines(p: &Path) -> Vec<Value> {
 /// steps into DIR/run: the data set and the run.
 fn imported_and_trained(dir: &Path, set: &Path, spec: &str, steps: &str) -> (PathBuf, PathBuf) {
     let data = dir.join("data");
-    let o = recspec(&["import", "--features", set.to_str().unwrap(), "--out", data.to_str().unwrap(), "--quiet"]);
+    let o = crate::import::import_set(None, set, &data, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let run = dir.join("run");
-    let o = recspec(&[
-        "train",
-        spec,
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-steps",
-        steps,
-        "--batch-size",
-        "32",
-        "--quiet",
-    ]);
+    let o = crate::import::train_briefly(Path::new(spec), &data, &run, steps, &["--batch-size", "32"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     (data, run)
 }
@@ -547,28 +533,17 @@ struct TwoDays {
 
 fn two_days(dir: &Path) -> TwoDays {
     crate::import::copy_fixture_files(dir, &["users.csv", "items.tsv", "ranker.recspec"]);
-    let events = std::fs::read_to_string(crate::root().join(FIXTURE).join("events.csv")).unwrap();
-    let day1: String = events.lines().take(200).map(|l| format!("{l}\n")).collect();
-    std::fs::write(dir.join("day1.csv"), day1).unwrap();
-    std::fs::write(dir.join("day2.csv"), &events).unwrap();
+    crate::import::write_two_days(dir, 200);
     let set = dir.join("ranker.recspec");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let (data1, data2, run1, run2) = (dir.join("data1"), dir.join("data2"), dir.join("run1"), dir.join("run2"));
     for (day, out, extra) in
-        [("day1.csv", &data1, vec![]), ("day2.csv", &data2, vec!["--keep-ids-from".into(), s(&data1)])]
+        [("day1.csv", &data1, vec![]), ("day2.csv", &data2, vec!["--keep-ids-from", data1.to_str().unwrap()])]
     {
-        let mut args =
-            vec!["import".to_string(), s(&dir.join(day)), "--features".into(), s(&set), "--out".into(), s(out)];
-        args.push("--quiet".into());
-        args.extend(extra);
-        let o = recspec(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = crate::import::import_set(Some(&dir.join(day)), &set, out, &extra);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     for (data, run, seed) in [(&data1, &run1, "1"), (&data2, &run2, "2")] {
-        let mut args = vec!["train", set.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend(["--out", run.to_str().unwrap(), "--max-steps", "4", "--epochs", "1", "--batch-size", "32"]);
-        args.extend(["--seed", seed, "--quiet"]);
-        let o = recspec(&args);
+        let o = crate::import::train_briefly(&set, data, run, "4", &["--batch-size", "32", "--seed", seed]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     // Items the second data set numbered and the first did not.
