@@ -90,6 +90,13 @@ struct Item {
     pop_bucket: usize,
 }
 
+impl Item {
+    /// The quality as the item tables write it: rounded to 1e-3.
+    fn written_quality(&self) -> f64 {
+        (self.quality * 1000.0).round() / 1000.0
+    }
+}
+
 struct User {
     age: usize,
     gender: usize,
@@ -202,7 +209,7 @@ impl World {
                 "{{\"item\":{i},\"cluster\":{},\"creator\":{},\"quality\":{},\"popularity\":{}}}\n",
                 it.cluster,
                 it.creator,
-                (it.quality * 1000.0).round() / 1000.0,
+                it.written_quality(),
                 it.pop_bucket
             ));
         }
@@ -260,7 +267,7 @@ impl World {
     pub(crate) fn items_csv(&self) -> String {
         let mut s = String::from("item_id,cluster,creator,popularity,quality\n");
         for (i, it) in self.items.iter().enumerate() {
-            let quality = (it.quality * 1000.0).round() / 1000.0;
+            let quality = it.written_quality();
             s.push_str(&format!("{i},{},{},{},{quality}\n", it.cluster, it.creator, it.pop_bucket));
         }
         s
